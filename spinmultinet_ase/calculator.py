@@ -1,0 +1,112 @@
+"""``SpinMultiNetCalculator``: an ASE calculator around an exported SpinMultiNet model.
+
+It reads the structure and ``atoms.get_initial_magnetic_moments()`` (so ASE's ``check_state``
+recomputes when the moments change), builds the neighbour graph, calls the model once and
+stores the results in ASE units:
+
+* ``energy``/``free_energy`` (eV), ``energies`` (eV per atom), ``forces`` = -∂E/∂R (eV/Å);
+* ``stress`` (eV/Å³, Voigt order xx, yy, zz, yz, xz, xy) = (1/V) ∂E/∂ε, ASE's sign: negative
+  when the cell wants to expand; only for cells periodic in all three directions;
+* ``magmoms`` (μB, predicted, time-odd) and their sum ``magmom``;
+* extra results ``spin_latents`` (time-odd per-atom features) and ``magnetic_forces`` = -∂E/∂m.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from spinmultinet_ase import keys
+from spinmultinet_ase.data.graph import atoms_to_graph
+from spinmultinet_ase.export import LoadedModel, load_model
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class SpinMultiNetCalculator(Calculator):
+    """ASE calculator for SpinMultiNet models.
+
+    Args:
+        model: path of an exported model (``.pt``) or a :class:`LoadedModel`.
+        device: torch device, e.g. ``'cpu'``.
+        dtype: ``'float32'`` or ``'float64'``; default: the dtype the model was saved in.
+        **kwargs: passed on to :class:`ase.calculators.calculator.Calculator`.
+    """
+
+    implemented_properties = [
+        "energy",
+        "free_energy",
+        "energies",
+        "forces",
+        "stress",
+        "magmoms",
+        "magmom",
+    ]
+
+    def __init__(
+        self,
+        model: str | Path | LoadedModel,
+        device: str = "cpu",
+        dtype: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if dtype is not None and dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        if not isinstance(model, LoadedModel):
+            model = load_model(model, device=device, dtype=DTYPES[dtype] if dtype else None)
+        elif dtype is not None:
+            model = LoadedModel(model.module.to(DTYPES[dtype]), {**model.metadata, "dtype": dtype})
+        self.model = model
+        self.device = device
+        self.dtype = DTYPES[model.metadata["dtype"]]
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: list[str] | None = None,
+        system_changes: list[str] = all_changes,
+    ) -> None:
+        properties = self.implemented_properties if properties is None else properties
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        wants_stress = "stress" in properties
+        if wants_stress and not atoms.pbc.all():
+            raise PropertyNotImplementedError(
+                "stress needs a cell periodic in all three directions (atoms.pbc is "
+                f"{atoms.pbc.tolist()}); ask for energy and forces only"
+            )
+        graph = atoms_to_graph(
+            atoms,
+            self.model.species,
+            self.model.cutoff,
+            noncollinear=self.model.noncollinear,
+            dtype=self.dtype,
+            device=self.device,
+        )
+        out = self.model.module(graph)
+        result = {key: value.detach().cpu().numpy() for key, value in out.items()}
+        energy = float(result[keys.ENERGY][0])
+        magmoms = result[keys.MAGMOMS]
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": result[keys.ENERGIES],
+            "forces": result[keys.FORCES],
+            "magmoms": magmoms,
+            "magmom": magmoms.sum(axis=0),
+            keys.SPIN_LATENTS: result[keys.SPIN_LATENTS],
+            keys.MAGNETIC_FORCES: result[keys.MAGNETIC_FORCES],
+        }
+        if atoms.pbc.all():
+            self.results["stress"] = full_3x3_to_voigt_6_stress(result[keys.STRESS][0])
+
+    @property
+    def metadata(self) -> dict:
+        """What the model file says about the model (cutoff, species, units, versions...)."""
+        return self.model.metadata
+

@@ -1,0 +1,78 @@
+"""The ``spinmultinet`` command: one entry point, one subcommand per task."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _structures(args: argparse.Namespace) -> None:
+    from ase.io import write
+
+    from spinmultinet_ase.dft.structures import reference_structures
+
+    frames = reference_structures(tuple(args.materials), seed=args.seed)
+    write(args.output, frames, format="extxyz")
+    print(f"wrote {len(frames)} structures to {args.output}")
+
+
+def _label(args: argparse.Namespace) -> None:
+    if "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ:
+        # Started by mpiexec: GPAW must use its own MPI backend (GPAW >= 25 asks for this).
+        os.environ.setdefault("GPAW_MPI_BACKEND", "cgpaw")
+    from spinmultinet_ase.dft.label import label_file
+
+    label_file(args.input, args.output, log_dir=args.log_dir, limit=args.limit)
+
+
+def _add_structures(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("structures", help="generate the rocksalt reference structures to label")
+    p.add_argument("output", help="extxyz file to write")
+    p.add_argument("--materials", nargs="+", default=["MnO", "NiO"], help="rocksalt oxides")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the distortions")
+    p.set_defaults(run=_structures)
+
+
+def _add_label(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "label",
+        help="label structures with GPAW PBE+U (resumable; run under mpiexec -n 2)",
+    )
+    p.add_argument("input", help="extxyz of structures with initial_magmoms and structure_id")
+    p.add_argument("output", help="extxyz the labelled frames are appended to")
+    p.add_argument("--log-dir", default=None, help="folder of GPAW logs (default OUTPUT_logs/)")
+    p.add_argument("--limit", type=int, default=None, help="label at most this many frames")
+    p.set_defaults(run=_label)
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_structures,
+    _add_label,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from spinmultinet_ase import __version__
+
+    parser = argparse.ArgumentParser(prog="spinmultinet", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        print(f"spinmultinet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""From ASE ``Atoms`` to the tensor dictionaries the model reads."""

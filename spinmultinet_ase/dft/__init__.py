@@ -1,0 +1,1 @@
+"""Reference data: rocksalt oxide structures and their GPAW PBE+U labels."""

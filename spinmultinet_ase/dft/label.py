@@ -1,0 +1,178 @@
+"""Label structures with GPAW (spin-polarised PBE+U plane waves), resumably, under MPI.
+
+Run on both cores with ``mpiexec -n 2 spinmultinet label IN.extxyz OUT.extxyz``. Frames that
+did not converge, or whose converged moments left the magnetic state that was asked for, go to
+``OUT.rejected.extxyz`` with the reason, never into ``OUT``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+
+from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
+from spinmultinet_ase.magnetism.rocksalt import DEFAULT_MOMENT_MAGNITUDES
+
+STRUCTURE_ID = "structure_id"
+STATUS = "dft_status"
+STATUS_OK = "ok"
+
+# A converged moment below this fraction of the element's nominal magnitude has collapsed.
+COLLAPSE_FRACTION = 0.4
+
+
+def rejected_path(out_path: Path) -> Path:
+    """Where frames kept out of the training set go, beside ``out_path``."""
+    return out_path.with_name(out_path.stem + ".rejected" + out_path.suffix)
+
+
+def magnetic_state_problem(symbols: list[str], initial: np.ndarray, final: np.ndarray) -> str:
+    """Why the converged moments ``final`` are not the state asked for by ``initial`` ('' if ok).
+
+    Only magnetic elements with a nonzero initial moment are judged: a sign different from the
+    initial one means the ordering flipped; a magnitude below :data:`COLLAPSE_FRACTION` of the
+    element's nominal moment means the moment collapsed.
+    """
+    problems = []
+    for index, (symbol, m0, m) in enumerate(zip(symbols, initial, final, strict=True)):
+        if symbol not in DEFAULT_MOMENT_MAGNITUDES or abs(m0) < 1e-6:
+            continue
+        if abs(m) < COLLAPSE_FRACTION * DEFAULT_MOMENT_MAGNITUDES[symbol]:
+            problems.append(f"moment of atom {index} ({symbol}) collapsed to {m:.2f}")
+        elif np.sign(m) != np.sign(m0):
+            problems.append(f"moment of atom {index} ({symbol}) flipped sign to {m:.2f}")
+    return "; ".join(problems)
+
+
+def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
+    """A GPAW plane-wave calculator following ``protocol``."""
+    from gpaw import GPAW, PW, FermiDirac
+
+    return GPAW(
+        mode=PW(protocol.ecut_ev),
+        xc=protocol.xc,
+        setups=protocol.setups(set(atoms.get_chemical_symbols())),
+        kpts={"density": protocol.kpoint_density, "gamma": True, "even": True},
+        occupations=FermiDirac(protocol.smearing_ev),
+        spinpol=True,
+        convergence={
+            "energy": protocol.energy_convergence_ev,
+            "density": protocol.density_convergence,
+        },
+        maxiter=protocol.max_scf_iterations,
+        txt=str(txt),
+    )
+
+
+def _protocol_info(protocol: DFTProtocol) -> dict:
+    import gpaw
+
+    return {
+        "dft_code": f"gpaw-{gpaw.__version__}",
+        "dft_xc": protocol.xc,
+        "dft_ecut_ev": protocol.ecut_ev,
+        "dft_kpoint_density": protocol.kpoint_density,
+        "dft_smearing_ev": protocol.smearing_ev,
+        "dft_hubbard_u": ",".join(f"{k}:{v}" for k, v in sorted(protocol.hubbard_u_ev.items())),
+    }
+
+
+def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Atoms:
+    """One GPAW single point of ``atoms``; returns a labelled copy with ``info[dft_status]``.
+
+    The copy keeps ``initial_magmoms`` (the input guess) and carries energy, free_energy,
+    forces, stress and the converged ``magmoms`` as its calculator results.
+    """
+    from gpaw import KohnShamConvergenceError
+
+    labelled = atoms.copy()
+    labelled.info.update(_protocol_info(protocol))
+    start = time.perf_counter()
+    calc = gpaw_calculator(atoms, protocol, txt)
+    work = atoms.copy()
+    work.calc = calc
+    try:
+        energy = work.get_potential_energy()
+        results = {
+            "energy": energy,
+            "free_energy": work.get_potential_energy(force_consistent=True),
+            "forces": work.get_forces(),
+            "stress": work.get_stress(),
+            "magmoms": work.get_magnetic_moments(),
+            "magmom": work.get_magnetic_moment(),
+        }
+    except KohnShamConvergenceError as error:
+        labelled.info[STATUS] = f"not converged: {error}"
+        labelled.info["dft_wall_s"] = time.perf_counter() - start
+        return labelled
+    labelled.info["dft_wall_s"] = time.perf_counter() - start
+    problem = magnetic_state_problem(
+        atoms.get_chemical_symbols(), atoms.get_initial_magnetic_moments(), results["magmoms"]
+    )
+    labelled.info[STATUS] = f"wrong magnetic state: {problem}" if problem else STATUS_OK
+    labelled.calc = SinglePointCalculator(labelled, **results)
+    return labelled
+
+
+def labelled_ids(out_path: Path) -> set[str]:
+    """Structure ids already in ``out_path`` or its rejected file."""
+    done = set()
+    for path in (out_path, rejected_path(out_path)):
+        if path.exists() and path.stat().st_size > 0:
+            done.update(a.info[STRUCTURE_ID] for a in read(path, index=":"))
+    return done
+
+
+def label_file(
+    in_path: str | Path,
+    out_path: str | Path,
+    log_dir: str | Path | None = None,
+    protocol: DFTProtocol = DEFAULT_PROTOCOL,
+    limit: int | None = None,
+) -> None:
+    """Label every frame of ``in_path`` not yet in ``out_path``, appending as each finishes.
+
+    Args:
+        in_path: extxyz of structures with ``initial_magmoms`` and a unique ``structure_id``.
+        out_path: extxyz the accepted frames are appended to.
+        log_dir: folder for one GPAW text log per structure (default: ``OUT_logs/``).
+        protocol: the DFT settings.
+        limit: stop after this many new frames.
+    """
+    from gpaw.mpi import world
+
+    in_path, out_path = Path(in_path), Path(out_path)
+    log_dir = Path(log_dir) if log_dir else out_path.with_name(out_path.stem + "_logs")
+    frames = read(in_path, index=":")
+    missing = [a for a in frames if STRUCTURE_ID not in a.info]
+    if missing:
+        raise ValueError(f"{in_path}: every frame needs info['{STRUCTURE_ID}'] to resume by")
+    done = labelled_ids(out_path)
+    todo = [a for a in frames if a.info[STRUCTURE_ID] not in done][:limit]
+    if world.rank == 0:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        print(f"{len(done)} of {len(frames)} already labelled; {len(todo)} to do", flush=True)
+    spent = 0.0
+    for count, atoms in enumerate(todo, start=1):
+        sid = atoms.info[STRUCTURE_ID]
+        labelled = label_structure(atoms, protocol, log_dir / f"{sid}.txt")
+        spent += labelled.info["dft_wall_s"]
+        status = labelled.info[STATUS]
+        if world.rank == 0:
+            target = out_path if status == STATUS_OK else rejected_path(out_path)
+            write(target, labelled, format="extxyz", append=True, parallel=False)
+            eta = spent / count * (len(todo) - count) / 3600
+            print(
+                f"[{count}/{len(todo)}] {sid} ({len(atoms)} atoms) "
+                f"{labelled.info['dft_wall_s']:.0f} s: {status} (ETA {eta:.1f} h)",
+                flush=True,
+            )
+        world.barrier()
+    if world.rank == 0:
+        print(f"done: {len(todo)} frames in {spent / 3600:.2f} h", file=sys.stderr, flush=True)

@@ -1,0 +1,48 @@
+"""The one DFT protocol used for all reference data (GPAW, spin-polarised PBE+U).
+
+Every value lives here and is recorded in the ``info`` of each labelled frame. Change a
+value only together with a measured convergence table (see ``data/README.md``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+# Dudarev U (eV) on the metal d shell: the Materials Project values for oxides.
+HUBBARD_U_EV: dict[str, float] = {"Mn": 3.9, "Fe": 5.3, "Co": 3.32, "Ni": 6.2}
+
+
+@dataclass(frozen=True)
+class DFTProtocol:
+    """Settings of a GPAW plane-wave PBE+U run.
+
+    Attributes:
+        xc: exchange-correlation functional.
+        ecut_ev: plane-wave cutoff (eV); stress needs a high one (900 eV, PHYSICS.md).
+        kpoint_density: k-points per Å⁻¹ (ASE ``kpts={'density': ...}``), Γ-centred, even.
+        smearing_ev: Fermi-Dirac width (eV).
+        hubbard_u_ev: Dudarev U (eV) per element on its d shell.
+        energy_convergence_ev: SCF energy criterion (eV per valence electron).
+        density_convergence: SCF density criterion.
+        max_scf_iterations: SCF iteration limit; more is a failed run.
+    """
+
+    xc: str = "PBE"
+    ecut_ev: float = 900.0
+    kpoint_density: float = 2.0
+    smearing_ev: float = 0.05
+    hubbard_u_ev: dict[str, float] = field(default_factory=lambda: dict(HUBBARD_U_EV))
+    energy_convergence_ev: float = 1e-5
+    density_convergence: float = 1e-4
+    max_scf_iterations: int = 300
+
+    def setups(self, symbols: set[str]) -> dict[str, str]:
+        """GPAW ``setups`` giving U on the d shell of each element present."""
+        return {s: f":d,{self.hubbard_u_ev[s]}" for s in sorted(symbols) if s in self.hubbard_u_ev}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+DEFAULT_PROTOCOL = DFTProtocol()

@@ -1,0 +1,178 @@
+"""Save and load deployable models: TorchScript with metadata in ``_extra_files``.
+
+Only this module touches the file format, so another backend (torch.export, AOTInductor) can
+be added here without changing callers. TorchScript is deprecated in torch >= 2.10 and warns
+about it; those warnings are ours to handle, not our users', so they are silenced here.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spinmultinet_ase import __version__, keys
+from spinmultinet_ase.model import ModelConfig, SpinMultiNet
+
+FORMAT_VERSION = 1
+METADATA_FILE = "spinmultinet_metadata.json"
+OUTPUTS = (
+    keys.ENERGY,
+    keys.ENERGIES,
+    keys.FORCES,
+    keys.STRESS,
+    keys.MAGMOMS,
+    keys.MAGNETIC_FORCES,
+    keys.SPIN_LATENTS,
+)
+UNITS = {
+    "length": "Å",
+    "energy": "eV",
+    "forces": "eV/Å",
+    "stress": "eV/Å³",
+    "magnetic_moment": "μB",
+    "magnetic_forces": "eV/μB",
+}
+REQUIRED_METADATA = (
+    "format_version",
+    "cutoff",
+    "species",
+    "dtype",
+    "spin_mode",
+    "outputs",
+    "units",
+    "model_config",
+    "package_version",
+    "torch_version",
+    "e3nn_version",
+)
+
+
+class ModelFileError(ValueError):
+    """The file is not a SpinMultiNet model this version can load."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A deployable model and what its file says about it."""
+
+    module: torch.nn.Module
+    metadata: dict[str, Any]
+
+    @property
+    def cutoff(self) -> float:
+        return float(self.metadata["cutoff"])
+
+    @property
+    def species(self) -> tuple[str, ...]:
+        return tuple(self.metadata["species"])
+
+    @property
+    def noncollinear(self) -> bool:
+        return self.metadata["spin_mode"] == "noncollinear"
+
+
+@contextmanager
+def _quiet_torchscript():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+        warnings.filterwarnings("ignore", message=r".*TorchScript.*")
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.*")
+        yield
+
+
+def model_metadata(model: SpinMultiNet, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The metadata written next to ``model``: config, units, versions, plus ``extra``."""
+    import e3nn
+
+    config: ModelConfig = model.config
+    dtype = next(model.parameters()).dtype
+    return {
+        "format_version": FORMAT_VERSION,
+        "cutoff": config.cutoff,
+        "species": list(config.species),
+        "dtype": str(dtype).removeprefix("torch."),
+        "spin_mode": config.spin_mode,
+        "outputs": list(OUTPUTS),
+        "units": UNITS,
+        "model_config": config.to_dict(),
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "e3nn_version": e3nn.__version__,
+        **(extra or {}),
+    }
+
+
+def export_model(model: SpinMultiNet, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Compile ``model`` to TorchScript and save it with its metadata.
+
+    Args:
+        model: an eager :class:`SpinMultiNet` (its current dtype is the file's dtype).
+        path: output file, conventionally ``*.pt``.
+        extra: more JSON-serialisable metadata (training summary, data hash, ...).
+    """
+    from e3nn.util.jit import compile as e3nn_compile
+
+    metadata = model_metadata(model, extra)
+    was_training = model.training
+    model.eval()
+    try:
+        with _quiet_torchscript():
+            scripted = e3nn_compile(model)
+            torch.jit.save(scripted, str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
+    finally:
+        model.train(was_training)
+
+
+def _check_metadata(metadata: dict[str, Any], path: Path) -> None:
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise ModelFileError(f"{path}: model metadata lacks {missing}; re-export the model")
+    version = metadata["format_version"]
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {version} is not supported by spinmultinet-ase "
+            f"{__version__} (reads version {FORMAT_VERSION}); re-export the model with this "
+            "version or install the version that wrote it"
+        )
+
+
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> LoadedModel:
+    """Load a model file written by :func:`export_model`, checking its metadata.
+
+    Args:
+        path: the ``.pt`` file.
+        device: where to put the model.
+        dtype: cast the model to this floating dtype (default: the dtype it was saved in).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: not a TorchScript file, not a SpinMultiNet model, or a format version
+            this package cannot read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    extra_files = {METADATA_FILE: ""}
+    try:
+        with _quiet_torchscript():
+            module = torch.jit.load(str(path), map_location=device, _extra_files=extra_files)
+    except RuntimeError as error:
+        raise ModelFileError(f"{path} is not a TorchScript model file ({error})") from None
+    if not extra_files[METADATA_FILE]:
+        raise ModelFileError(f"{path} is a TorchScript file but not a SpinMultiNet model")
+    metadata = json.loads(extra_files[METADATA_FILE])
+    _check_metadata(metadata, path)
+    if dtype is not None:
+        module = module.to(dtype)
+        metadata = {**metadata, "dtype": str(dtype).removeprefix("torch.")}
+    module.eval()
+    return LoadedModel(module=module, metadata=metadata)

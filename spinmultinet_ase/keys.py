@@ -1,0 +1,29 @@
+"""Every field name the package passes around, with its shape and unit.
+
+The model takes and returns plain ``Dict[str, Tensor]`` keyed by these names (N atoms, E edges,
+B structures in a batch).
+"""
+
+from typing import Final
+
+# ---- inputs -------------------------------------------------------------------------------
+POSITIONS: Final[str] = "positions"  # (N, 3) Å, Cartesian
+SPECIES: Final[str] = "species"  # (N,) int64, index into the model's species list
+CELL: Final[str] = "cell"  # (B, 3, 3) Å, lattice vectors as rows (zeros if not periodic)
+PBC: Final[str] = "pbc"  # (B, 3) bool
+BATCH: Final[str] = "batch"  # (N,) int64, structure index of each atom
+EDGE_INDEX: Final[str] = "edge_index"  # (2, E) int64, [centre i, neighbour j]
+EDGE_CELL_SHIFT: Final[str] = "edge_cell_shift"  # (E, 3) integer lattice shifts, as float
+INITIAL_MAGMOMS: Final[str] = "initial_magmoms"  # (N,) collinear or (N, 3) non-collinear, μB
+
+# ---- outputs ------------------------------------------------------------------------------
+ENERGY: Final[str] = "energy"  # (B,) eV
+ENERGIES: Final[str] = "energies"  # (N,) eV, per-atom energies
+FORCES: Final[str] = "forces"  # (N, 3) eV/Å, -dE/dR
+STRESS: Final[str] = "stress"  # (B, 3, 3) eV/Å³, (1/V) dE/dε, ASE sign (zero if V = 0)
+MAGMOMS: Final[str] = "magmoms"  # (N,) or (N, 3) μB, predicted moments, time-odd
+MAGNETIC_FORCES: Final[str] = "magnetic_forces"  # like INITIAL_MAGMOMS, eV/μB, -dE/dm
+SPIN_LATENTS: Final[str] = "spin_latents"  # (N, C) or (N, C, 3), time-odd latent features
+
+# ---- training targets (read from extxyz) --------------------------------------------------
+TARGET_MAGMOMS: Final[str] = "dft_magmoms"  # (N,) μB, converged DFT moments (targets only)

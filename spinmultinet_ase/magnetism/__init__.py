@@ -1,0 +1,1 @@
+"""Spin orderings, ordering scans and exchange-constant fits."""

@@ -1,0 +1,206 @@
+"""SpinMultiNet: the full potential, built from one :class:`ModelConfig`.
+
+Energy ``E = Σ_i [s · ε_i(h_e(i)) + e0(Z_i)]`` from the time-even scalars after the last layer;
+predicted moments ``M_i`` are a linear, bias-free readout of the time-odd features, so they
+flip with the input moments. Forces ``F = -∂E/∂R``, stress ``σ = (1/V) ∂E/∂ε`` (ASE's sign:
+negative under compression) and magnetic forces ``-∂E/∂m`` come from one backward pass, with
+the strain ``ε`` applied symmetrically to positions and cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Dict
+
+import torch
+from e3nn import o3
+from e3nn.util.jit import compile_mode
+
+from spinmultinet_ase import keys
+from spinmultinet_ase.nn.embedding import SpinEmbedding
+from spinmultinet_ase.nn.interaction import SpinInteraction
+from spinmultinet_ase.nn.radial import MLP, RadialEmbedding
+
+SPIN_MODES = ("collinear", "noncollinear")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that sets the size and kind of a SpinMultiNet model.
+
+    Attributes:
+        species: chemical symbols the model knows, in the order of its species index.
+        cutoff: neighbour cutoff radius (Å).
+        num_radial_basis: number of Bessel functions of the edge length.
+        cutoff_polynomial_p: order of the smooth cutoff envelope.
+        channels: multiplicity of each time-even irrep.
+        spin_channels: multiplicity of each time-odd irrep.
+        lmax: largest angular momentum of edge harmonics and features.
+        num_layers: number of interaction blocks.
+        radial_hidden: width of the radial MLPs.
+        spin_mode: ``'collinear'`` (moments (N,) scalars) or ``'noncollinear'`` ((N, 3) axial).
+        avg_num_neighbors: typical neighbour count; normalises message sums.
+        moment_max: moment magnitude (μB) that the spin embedding treats as its scale.
+    """
+
+    species: tuple[str, ...] = ("O", "Mn", "Fe", "Co", "Ni")
+    cutoff: float = 5.0
+    num_radial_basis: int = 8
+    cutoff_polynomial_p: int = 6
+    channels: int = 32
+    spin_channels: int = 16
+    lmax: int = 2
+    num_layers: int = 3
+    radial_hidden: int = 64
+    spin_mode: str = "collinear"
+    avg_num_neighbors: float = 40.0
+    moment_max: float = 6.0
+
+    def __post_init__(self) -> None:
+        if self.spin_mode not in SPIN_MODES:
+            raise ValueError(f"spin_mode must be one of {SPIN_MODES}, got {self.spin_mode!r}")
+        if len(set(self.species)) != len(self.species) or not self.species:
+            raise ValueError(f"species must be distinct chemical symbols, got {self.species}")
+        if self.cutoff <= 0 or self.num_layers < 1 or self.lmax < 0:
+            raise ValueError("cutoff must be > 0, num_layers >= 1 and lmax >= 0")
+        object.__setattr__(self, "species", tuple(self.species))
+
+    @property
+    def noncollinear(self) -> bool:
+        return self.spin_mode == "noncollinear"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["species"] = list(self.species)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def hidden_irreps(multiplicity: int, lmax: int, both_parities: bool) -> o3.Irreps:
+    """``multiplicity`` copies of each ``l <= lmax``: natural parity only, or both parities."""
+    irreps = []
+    for l in range(lmax + 1):
+        parities = (1, -1) if both_parities else ((-1) ** l,)
+        irreps += [(multiplicity, (l, p)) for p in parities]
+    return o3.Irreps(irreps)
+
+
+@compile_mode("script")
+class SpinMultiNet(torch.nn.Module):
+    """E(3)- and time-reversal-equivariant message-passing potential with spin input."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.noncollinear = config.noncollinear
+        num_species = len(config.species)
+        self.irreps_sh = o3.Irreps.spherical_harmonics(config.lmax)
+        self.spherical_harmonics = o3.SphericalHarmonics(
+            self.irreps_sh, normalize=True, normalization="component"
+        )
+        self.radial = RadialEmbedding(config.cutoff, config.num_radial_basis, config.cutoff_polynomial_p)
+        self.embedding = SpinEmbedding(
+            num_species, config.channels, config.spin_channels, config.noncollinear, config.moment_max
+        )
+        irreps_even_hidden = hidden_irreps(config.channels, config.lmax, config.noncollinear)
+        irreps_odd_hidden = hidden_irreps(config.spin_channels, config.lmax, config.noncollinear)
+        irreps_even, irreps_odd = self.embedding.irreps_even, self.embedding.irreps_odd
+        layers = []
+        for _ in range(config.num_layers):
+            layer = SpinInteraction(
+                irreps_even,
+                irreps_odd,
+                irreps_even_hidden,
+                irreps_odd_hidden,
+                self.irreps_sh,
+                config.num_radial_basis,
+                config.radial_hidden,
+                config.avg_num_neighbors,
+            )
+            layers.append(layer)
+            irreps_even, irreps_odd = layer.irreps_even_out, layer.irreps_odd_out
+        self.layers = torch.nn.ModuleList(layers)
+        self.num_even_scalars = irreps_even.count("0e")
+        self.energy_readout = MLP([self.num_even_scalars, config.channels, 1])
+        spin_irrep = o3.Irrep("1e") if config.noncollinear else o3.Irrep("0e")
+        self.moment_readout = o3.Linear(irreps_odd, o3.Irreps([(1, spin_irrep)]))
+        latent_slices = [s for (_, ir), s in zip(irreps_odd, irreps_odd.slices()) if ir == spin_irrep]
+        self.latent_start = latent_slices[0].start
+        self.latent_stop = latent_slices[0].stop
+        self.register_buffer("energy_shift", torch.zeros(num_species))
+        self.register_buffer("energy_scale", torch.ones(()))
+        self.register_buffer("moment_scale", torch.ones(()))
+
+    def forward(self, data: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        positions = data[keys.POSITIONS]
+        cell = data[keys.CELL]
+        batch = data[keys.BATCH]
+        species = data[keys.SPECIES]
+        edge_index = data[keys.EDGE_INDEX]
+        moments = data[keys.INITIAL_MAGMOMS]
+        num_graphs = cell.shape[0]
+
+        positions.requires_grad_(True)
+        moments.requires_grad_(True)
+        strain = torch.zeros(num_graphs, 3, 3, dtype=positions.dtype, device=positions.device)
+        strain.requires_grad_(True)
+        symmetric = 0.5 * (strain + strain.transpose(1, 2))
+        strained_positions = positions + torch.bmm(positions.unsqueeze(1), symmetric[batch]).squeeze(1)
+        strained_cell = cell + torch.bmm(cell, symmetric)
+
+        centre, neighbour = edge_index[0], edge_index[1]
+        shifts = data[keys.EDGE_CELL_SHIFT]
+        vectors = strained_positions[neighbour] - strained_positions[centre]
+        vectors = vectors + torch.bmm(shifts.unsqueeze(1), strained_cell[batch[centre]]).squeeze(1)
+        lengths = torch.linalg.norm(vectors, dim=-1)
+        edge_sh = self.spherical_harmonics(vectors)
+        edge_radial = self.radial(lengths)
+
+        even, odd = self.embedding(species, moments)
+        for layer in self.layers:
+            even, odd = layer(even, odd, edge_sh, edge_radial, edge_index)
+
+        energies = self.energy_readout(even[:, : self.num_even_scalars]).squeeze(-1)
+        energies = energies * self.energy_scale + self.energy_shift[species]
+        energy = torch.zeros(num_graphs, dtype=energies.dtype, device=energies.device)
+        energy = energy.index_add(0, batch, energies)
+        predicted = self.moment_readout(odd) * self.moment_scale
+        latents = odd[:, self.latent_start : self.latent_stop]
+        if self.noncollinear:
+            latents = latents.reshape(latents.shape[0], -1, 3)
+        else:
+            predicted = predicted.squeeze(-1)
+
+        grads = torch.autograd.grad(
+            [energy.sum()],
+            [positions, strain, moments],
+            create_graph=self.training,
+            allow_unused=True,
+        )
+        forces = grads[0]
+        virial = grads[1]
+        magnetic = grads[2]
+        forces = -forces if forces is not None else torch.zeros_like(positions)
+        virial = virial if virial is not None else torch.zeros_like(strain)
+        magnetic = -magnetic if magnetic is not None else torch.zeros_like(moments)
+        volume = torch.abs(torch.linalg.det(cell))
+        periodic = volume > 0
+        safe_volume = torch.where(periodic, volume, torch.ones_like(volume))
+        stress = virial / safe_volume.view(-1, 1, 1) * periodic.view(-1, 1, 1).to(virial.dtype)
+        return {
+            keys.ENERGY: energy,
+            keys.ENERGIES: energies,
+            keys.FORCES: forces,
+            keys.STRESS: stress,
+            keys.MAGMOMS: predicted,
+            keys.MAGNETIC_FORCES: magnetic,
+            keys.SPIN_LATENTS: latents,
+        }

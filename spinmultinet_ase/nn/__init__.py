@@ -1,0 +1,1 @@
+"""Equivariant building blocks that track time-reversal parity."""

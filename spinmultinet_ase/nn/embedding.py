@@ -1,0 +1,78 @@
+"""Atom embedding: species and initial moments -> time-even and time-odd node features.
+
+Time reversal maps ``m -> -m``. Time-even features depend on the moment only through ``|m|²``
+(expanded in Gaussians); time-odd features are the moment itself times a learned, time-even
+amplitude per channel, so they flip exactly with ``m``:
+
+* collinear (``m`` a scalar per atom, invariant under rotations and inversion): odd ``0e``;
+* non-collinear (``m`` an axial vector): odd ``1e`` (a pseudovector: unchanged by inversion).
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+
+from spinmultinet_ase.nn.radial import MLP
+
+
+class GaussianBasis(torch.nn.Module):
+    """Gaussians ``exp(-(x - μ_k)² / 2w²)`` on ``[0, x_max]``."""
+
+    def __init__(self, x_max: float, num_basis: int) -> None:
+        super().__init__()
+        self.register_buffer("centers", torch.linspace(0.0, x_max, num_basis))
+        self.width = x_max / (num_basis - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-0.5 * ((x.unsqueeze(-1) - self.centers) / self.width) ** 2)
+
+
+class SpinEmbedding(torch.nn.Module):
+    """(species, initial moments) -> (even scalars (N, C_even), odd features (N, C_odd · d)).
+
+    Args:
+        num_species: number of species the model knows.
+        even_channels: number of time-even ``0e`` channels out.
+        odd_channels: number of time-odd channels out (``0e`` or ``1e``).
+        noncollinear: moments are (N, 3) axial vectors instead of (N,) scalars.
+        moment_max: largest moment magnitude (μB) the Gaussian basis resolves.
+        num_moment_basis: number of Gaussians on ``|m|²``.
+    """
+
+    def __init__(
+        self,
+        num_species: int,
+        even_channels: int,
+        odd_channels: int,
+        noncollinear: bool,
+        moment_max: float = 6.0,
+        num_moment_basis: int = 8,
+    ) -> None:
+        super().__init__()
+        self.noncollinear = noncollinear
+        self.num_species = num_species
+        self.moment_max = moment_max
+        self.basis = GaussianBasis(1.0, num_moment_basis)
+        n_in = num_species + num_moment_basis
+        self.even = MLP([n_in, even_channels, even_channels])
+        self.odd_amplitude = MLP([n_in, odd_channels, odd_channels])
+        self.irreps_even = o3.Irreps(f"{even_channels}x0e")
+        self.irreps_odd = o3.Irreps(f"{odd_channels}x1e" if noncollinear else f"{odd_channels}x0e")
+
+    def forward(self, species: torch.Tensor, moments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scaled = moments / self.moment_max
+        if self.noncollinear:
+            squared = (scaled * scaled).sum(dim=-1)
+        else:
+            squared = scaled * scaled
+        one_hot = torch.nn.functional.one_hot(species, self.num_species).to(moments.dtype)
+        invariants = torch.cat([one_hot, self.basis(squared)], dim=-1)
+        even = self.even(invariants)
+        amplitude = self.odd_amplitude(invariants)
+        if self.noncollinear:
+            # (N, C, 1) * (N, 1, 3) -> (N, C, 3): C copies of the axial vector, channel-major.
+            odd = (amplitude.unsqueeze(-1) * scaled.unsqueeze(-2)).reshape(moments.shape[0], -1)
+        else:
+            odd = amplitude * scaled.unsqueeze(-1)
+        return even, odd

@@ -1,0 +1,174 @@
+"""Message passing with time-reversal parity: the SpinMultiNet interaction block.
+
+Each atom carries time-even features ``h_e`` and time-odd features ``h_o`` (e3nn irreps each).
+Spherical harmonics and radial functions of edges are time-even, so convolving ``h_e`` gives
+even messages and convolving ``h_o`` gives odd ones. Node-wise products then couple the two
+streams with the only products time reversal allows:
+
+* odd ⊗ odd -> even: ``h_o(i) ⊗ Σ_j R(r_ij) Y(r̂_ij) h_o(j)`` contains the Heisenberg-like
+  ``m_i m_j J(r_ij)`` terms that make energies depend on the spin ordering;
+* odd ⊗ even -> odd: the environment modulates the atom's own spin features.
+
+Nonlinearities keep parity: time-even scalars pass through SiLU; every other feature, even
+or odd, is multiplied by a sigmoid of time-even scalars (a gate), which never flips sign.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import nn as e3nn_nn
+from e3nn import o3
+
+from spinmultinet_ase.nn.radial import MLP
+
+
+def message_tensor_product(
+    irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps
+) -> o3.TensorProduct:
+    """Channel-wise ('uvu') product of node features with edge harmonics, weights per edge.
+
+    Keeps only the output irreps present in ``irreps_target``.
+    """
+    wanted = {ir for _, ir in irreps_target}
+    irreps_mid, instructions = [], []
+    for i, (mul, ir_in) in enumerate(irreps_in):
+        for j, (_, ir_sh) in enumerate(irreps_sh):
+            for ir_out in ir_in * ir_sh:
+                if ir_out in wanted:
+                    instructions.append((i, j, len(irreps_mid), "uvu", True))
+                    irreps_mid.append((mul, ir_out))
+    return o3.TensorProduct(
+        irreps_in,
+        irreps_sh,
+        o3.Irreps(irreps_mid),
+        instructions,
+        shared_weights=False,
+        internal_weights=False,
+    )
+
+
+def scalar_part(irreps: o3.Irreps) -> o3.Irreps:
+    """The ``0e`` part of ``irreps``."""
+    return o3.Irreps([(m, ir) for m, ir in irreps if ir == o3.Irrep("0e")])
+
+
+class TimeReversalGate(torch.nn.Module):
+    """Gate nonlinearity for a pair (time-even, time-odd) of feature blocks.
+
+    The even pre-activation is laid out ``[scalars | even gates | odd gates | even gated]``
+    (all ``0e`` first, ``num_scalars_pre`` of them); the odd pre-activation is the odd block.
+    Outputs have irreps ``irreps_even`` and ``irreps_odd``.
+    """
+
+    def __init__(self, irreps_even: o3.Irreps, irreps_odd: o3.Irreps) -> None:
+        super().__init__()
+        scalars = scalar_part(irreps_even)
+        gated = o3.Irreps([(m, ir) for m, ir in irreps_even if ir != o3.Irrep("0e")])
+        even_gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps("")
+        odd_gates = o3.Irreps(f"{irreps_odd.num_irreps}x0e")
+        self.even_gate = e3nn_nn.Gate(
+            scalars, [torch.nn.functional.silu], even_gates, [torch.sigmoid], gated
+        )
+        self.odd_gate = e3nn_nn.Gate("", [], odd_gates, [torch.sigmoid], irreps_odd)
+        self.irreps_even_pre = scalars + even_gates + odd_gates + gated
+        self.num_scalars_pre = scalars.dim + even_gates.dim + odd_gates.dim
+        self.odd_gates_start = scalars.dim + even_gates.dim
+        self.irreps_even = self.even_gate.irreps_out
+        self.irreps_odd = self.odd_gate.irreps_out
+
+    def forward(self, even: torch.Tensor, odd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        even_in = torch.cat(
+            [even[:, : self.odd_gates_start], even[:, self.num_scalars_pre :]], dim=-1
+        )
+        odd_gates = even[:, self.odd_gates_start : self.num_scalars_pre]
+        return self.even_gate(even_in), self.odd_gate(torch.cat([odd_gates, odd], dim=-1))
+
+
+class SpinInteraction(torch.nn.Module):
+    """One message-passing layer on (even, odd) node features; residual where shapes allow.
+
+    Args:
+        irreps_even_in, irreps_odd_in: node feature irreps coming in.
+        irreps_even_out, irreps_odd_out: node feature irreps going out.
+        irreps_sh: spherical harmonics of the edge directions.
+        num_radial: size of the radial edge embedding.
+        radial_hidden: width of the radial MLP that makes the per-edge weights.
+        avg_num_neighbors: messages are summed and divided by its square root.
+    """
+
+    def __init__(
+        self,
+        irreps_even_in: o3.Irreps,
+        irreps_odd_in: o3.Irreps,
+        irreps_even_out: o3.Irreps,
+        irreps_odd_out: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        num_radial: int,
+        radial_hidden: int,
+        avg_num_neighbors: float,
+    ) -> None:
+        super().__init__()
+        self.gate = TimeReversalGate(irreps_even_out, irreps_odd_out)
+        self.norm = float(avg_num_neighbors) ** -0.5
+        self.linear_even_in = o3.Linear(irreps_even_in, irreps_even_in)
+        self.linear_odd_in = o3.Linear(irreps_odd_in, irreps_odd_in)
+        self.conv_even = message_tensor_product(irreps_even_in, irreps_sh, irreps_even_out)
+        self.conv_odd = message_tensor_product(irreps_odd_in, irreps_sh, irreps_odd_out)
+        self.num_weights_even = self.conv_even.weight_numel
+        self.radial = MLP(
+            [num_radial, radial_hidden, radial_hidden, self.num_weights_even + self.conv_odd.weight_numel],
+            bias=False,
+        )
+        even_pre = self.gate.irreps_even_pre
+        msg_even = o3.Irreps(self.conv_even.irreps_out)
+        msg_odd = o3.Irreps(self.conv_odd.irreps_out)
+        self.linear_even_out = o3.Linear(msg_even, even_pre)
+        self.linear_odd_out = o3.Linear(msg_odd, irreps_odd_out)
+        # odd ⊗ odd -> even scalars and gates: the exchange-like terms
+        self.num_scalars_pre = self.gate.num_scalars_pre
+        self.couple_odd_odd = o3.FullyConnectedTensorProduct(
+            irreps_odd_in, msg_odd, o3.Irreps(f"{self.num_scalars_pre}x0e")
+        )
+        # odd ⊗ (even message scalars) -> odd: the environment modulates the atom's spin
+        self.even_message_scalars = o3.Linear(msg_even, scalar_part(irreps_even_out))
+        self.couple_odd_even = o3.FullyConnectedTensorProduct(
+            irreps_odd_in, self.even_message_scalars.irreps_out, irreps_odd_out
+        )
+        self.self_even = o3.Linear(irreps_even_in, self.gate.irreps_even)
+        self.self_odd = o3.Linear(irreps_odd_in, self.gate.irreps_odd)
+        self.irreps_even_out = self.gate.irreps_even
+        self.irreps_odd_out = self.gate.irreps_odd
+
+    def forward(
+        self,
+        even: torch.Tensor,
+        odd: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        edge_index: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        centre, neighbour = edge_index[0], edge_index[1]
+        weights = self.radial(edge_radial)
+        weights_even = weights[:, : self.num_weights_even]
+        weights_odd = weights[:, self.num_weights_even :]
+        x_even = self.linear_even_in(even)
+        x_odd = self.linear_odd_in(odd)
+        msg_even = self.conv_even(x_even[neighbour], edge_sh, weights_even)
+        msg_odd = self.conv_odd(x_odd[neighbour], edge_sh, weights_odd)
+        n = even.shape[0]
+        agg_even = torch.zeros(n, msg_even.shape[1], dtype=even.dtype, device=even.device)
+        agg_odd = torch.zeros(n, msg_odd.shape[1], dtype=odd.dtype, device=odd.device)
+        agg_even = agg_even.index_add(0, centre, msg_even) * self.norm
+        agg_odd = agg_odd.index_add(0, centre, msg_odd) * self.norm
+
+        pre_even = self.linear_even_out(agg_even)
+        coupling = self.couple_odd_odd(odd, agg_odd)
+        pre_even = torch.cat(
+            [pre_even[:, : self.num_scalars_pre] + coupling, pre_even[:, self.num_scalars_pre :]],
+            dim=-1,
+        )
+        pre_odd = self.linear_odd_out(agg_odd) + self.couple_odd_even(
+            odd, self.even_message_scalars(agg_even)
+        )
+        new_even, new_odd = self.gate(pre_even, pre_odd)
+        return new_even + self.self_even(even), new_odd + self.self_odd(odd)
