@@ -10,13 +10,12 @@ streams with the only products time reversal allows:
 * odd ⊗ even -> odd: the environment modulates the atom's own spin features.
 
 Nonlinearities keep parity: time-even scalars pass through SiLU; every other feature, even
-or odd, is multiplied by a sigmoid of time-even scalars (a gate), which never flips sign.
+or odd, is multiplied by a sigmoid of a time-even scalar (a gate), which never flips sign.
 """
 
 from __future__ import annotations
 
 import torch
-from e3nn import nn as e3nn_nn
 from e3nn import o3
 
 from spinmultinet_ase.nn.radial import MLP
@@ -52,36 +51,46 @@ def scalar_part(irreps: o3.Irreps) -> o3.Irreps:
     return o3.Irreps([(m, ir) for m, ir in irreps if ir == o3.Irrep("0e")])
 
 
+def _gate_index(irreps: o3.Irreps) -> torch.Tensor:
+    """For each component of ``irreps``, the index of the irrep copy it belongs to."""
+    index, copy = [], 0
+    for mul, ir in irreps:
+        for _ in range(mul):
+            index += [copy] * ir.dim
+            copy += 1
+    return torch.tensor(index, dtype=torch.int64)
+
+
 class TimeReversalGate(torch.nn.Module):
     """Gate nonlinearity for a pair (time-even, time-odd) of feature blocks.
 
-    The even pre-activation is laid out ``[scalars | even gates | odd gates | even gated]``
-    (all ``0e`` first, ``num_scalars_pre`` of them); the odd pre-activation is the odd block.
-    Outputs have irreps ``irreps_even`` and ``irreps_odd``.
+    The even pre-activation is laid out ``[scalars | even gates | odd gates | even gated]``,
+    with all its ``0e`` channels (``num_scalars_pre``) first; the odd pre-activation is the
+    odd block. Even scalars pass through SiLU; each other irrep copy, even or odd, is scaled by
+    the sigmoid of its own time-even gate scalar, which keeps both parities exactly.
+    Outputs: ``irreps_even`` = ``[scalars | even gated]`` and ``irreps_odd``.
     """
 
     def __init__(self, irreps_even: o3.Irreps, irreps_odd: o3.Irreps) -> None:
         super().__init__()
         scalars = scalar_part(irreps_even)
         gated = o3.Irreps([(m, ir) for m, ir in irreps_even if ir != o3.Irrep("0e")])
-        even_gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps("")
-        odd_gates = o3.Irreps(f"{irreps_odd.num_irreps}x0e")
-        self.even_gate = e3nn_nn.Gate(
-            scalars, [torch.nn.functional.silu], even_gates, [torch.sigmoid], gated
-        )
-        self.odd_gate = e3nn_nn.Gate("", [], odd_gates, [torch.sigmoid], irreps_odd)
-        self.irreps_even_pre = scalars + even_gates + odd_gates + gated
-        self.num_scalars_pre = scalars.dim + even_gates.dim + odd_gates.dim
-        self.odd_gates_start = scalars.dim + even_gates.dim
-        self.irreps_even = self.even_gate.irreps_out
-        self.irreps_odd = self.odd_gate.irreps_out
+        self.num_scalars = scalars.dim
+        self.num_even_gates = gated.num_irreps
+        self.num_scalars_pre = scalars.dim + gated.num_irreps + irreps_odd.num_irreps
+        self.irreps_even_pre = o3.Irreps(f"{self.num_scalars_pre}x0e") + gated
+        self.irreps_even = scalars + gated
+        self.irreps_odd = irreps_odd
+        self.register_buffer("even_gate_index", _gate_index(gated))
+        self.register_buffer("odd_gate_index", _gate_index(irreps_odd))
 
     def forward(self, even: torch.Tensor, odd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        even_in = torch.cat(
-            [even[:, : self.odd_gates_start], even[:, self.num_scalars_pre :]], dim=-1
-        )
-        odd_gates = even[:, self.odd_gates_start : self.num_scalars_pre]
-        return self.even_gate(even_in), self.odd_gate(torch.cat([odd_gates, odd], dim=-1))
+        first_odd_gate = self.num_scalars + self.num_even_gates
+        scalars = torch.nn.functional.silu(even[:, : self.num_scalars])
+        even_gates = torch.sigmoid(even[:, self.num_scalars : first_odd_gate])
+        odd_gates = torch.sigmoid(even[:, first_odd_gate : self.num_scalars_pre])
+        gated = even[:, self.num_scalars_pre :] * even_gates[:, self.even_gate_index]
+        return torch.cat([scalars, gated], dim=-1), odd * odd_gates[:, self.odd_gate_index]
 
 
 class SpinInteraction(torch.nn.Module):

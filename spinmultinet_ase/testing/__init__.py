@@ -1,0 +1,1 @@
+"""Reusable checks for any SpinMultiNet calculator: symmetries and finite differences."""

@@ -1,0 +1,53 @@
+"""Shared fixtures: small random models, eager and exported, and rocksalt test structures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.export import export_model
+from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.testing.models import as_loaded, random_model
+
+
+@pytest.fixture(scope="session")
+def eager_model():
+    return random_model(seed=1)
+
+
+@pytest.fixture(scope="session")
+def exported_path(eager_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "random.pt"
+    export_model(eager_model, path)
+    return path
+
+
+@pytest.fixture(scope="session", params=["eager", "exported"])
+def calc(request, eager_model, exported_path):
+    """The calculator around the eager model and around its TorchScript export."""
+    if request.param == "eager":
+        return SpinMultiNetCalculator(as_loaded(eager_model))
+    return SpinMultiNetCalculator(exported_path)
+
+
+@pytest.fixture
+def nio_afm2():
+    """A rattled 4-atom AFM-II NiO cell with imperfect moment guesses."""
+    atoms = rocksalt_ordered("NiO", "AFM-II")
+    atoms.rattle(0.08, seed=3)
+    atoms.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments() * [1.1, 0, 0.8, 0])
+    return atoms
+
+
+def random_orthogonal(seed: int, proper: bool = True) -> np.ndarray:
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    if (np.linalg.det(q) > 0) != proper:
+        q[:, 0] *= -1
+    return q
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch():
+    torch.manual_seed(0)
