@@ -27,6 +27,27 @@ def _label(args: argparse.Namespace) -> None:
     label_file(args.input, args.output, log_dir=args.log_dir, limit=args.limit)
 
 
+def _export(args: argparse.Namespace) -> None:
+    import torch
+
+    from spinmultinet_ase.checkpoint import model_from_checkpoint
+    from spinmultinet_ase.export import export_model
+
+    model = model_from_checkpoint(args.checkpoint, weights=args.weights)
+    model.to({"float32": torch.float32, "float64": torch.float64}[args.dtype])
+    export_model(model, args.output)
+    print(f"exported {args.checkpoint} ({args.weights}, {args.dtype}) to {args.output}")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a training checkpoint to a TorchScript model file")
+    p.add_argument("checkpoint", help="checkpoint written by training")
+    p.add_argument("output", help="model file to write (.pt)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument("--weights", default="model_state", help="checkpoint entry with the weights")
+    p.set_defaults(run=_export)
+
+
 def _add_structures(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("structures", help="generate the rocksalt reference structures to label")
     p.add_argument("output", help="extxyz file to write")
@@ -50,6 +71,7 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_structures,
     _add_label,
+    _add_export,
 )
 
 

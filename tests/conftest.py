@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -39,13 +38,6 @@ def nio_afm2():
     atoms.rattle(0.08, seed=3)
     atoms.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments() * [1.1, 0, 0.8, 0])
     return atoms
-
-
-def random_orthogonal(seed: int, proper: bool = True) -> np.ndarray:
-    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    if (np.linalg.det(q) > 0) != proper:
-        q[:, 0] *= -1
-    return q
 
 
 @pytest.fixture(autouse=True)

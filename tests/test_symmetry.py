@@ -11,10 +11,10 @@ from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.testing.symmetry import (
     orthogonal_deviation,
     permutation_deviation,
+    random_orthogonal,
     time_reversal_deviation,
     translation_deviation,
 )
-from tests.conftest import random_orthogonal
 
 TOL = 1e-10
 

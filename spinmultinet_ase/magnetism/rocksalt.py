@@ -133,6 +133,7 @@ def rocksalt_ordered(
     Returns:
         ``Atoms`` (metal, O, metal, O, ...) with ``initial_magmoms`` (μB) set, O at zero.
     """
+    rocksalt_formula_metal(formula)
     a = ROCKSALT_LATTICE_CONSTANTS[formula] if a is None else a
     if matrix is None:
         if not isinstance(ordering, str):

@@ -16,6 +16,14 @@ from ase.stress import voigt_6_to_full_3x3_stress
 from spinmultinet_ase import keys
 
 
+def random_orthogonal(seed: int, proper: bool = True) -> np.ndarray:
+    """A random 3x3 rotation (``proper``) or rotation-inversion, seeded."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    if (np.linalg.det(q) > 0) != proper:
+        q[:, 0] *= -1
+    return q
+
+
 def evaluate(calc: Calculator, atoms: Atoms) -> dict[str, np.ndarray]:
     """All outputs of ``calc`` for a copy of ``atoms``; stress as a 3x3 matrix if periodic."""
     atoms = atoms.copy()

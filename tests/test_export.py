@@ -1,0 +1,106 @@
+"""TorchScript export: agreement with the eager model, metadata, CLI, and bad files."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from spinmultinet_ase import __version__
+from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.checkpoint import save_checkpoint
+from spinmultinet_ase.cli import main
+from spinmultinet_ase.export import METADATA_FILE, REQUIRED_METADATA, ModelFileError, load_model
+from spinmultinet_ase.testing.models import as_loaded
+from spinmultinet_ase.testing.symmetry import evaluate
+
+
+def test_exported_matches_eager(eager_model, exported_path, nio_afm2):
+    eager = evaluate(SpinMultiNetCalculator(as_loaded(eager_model)), nio_afm2)
+    exported = evaluate(SpinMultiNetCalculator(exported_path), nio_afm2)
+    for key, value in eager.items():
+        assert np.allclose(value, exported[key], rtol=0, atol=1e-12), key
+
+
+def test_metadata(exported_path, eager_model):
+    metadata = load_model(exported_path).metadata
+    assert set(REQUIRED_METADATA) <= set(metadata)
+    assert metadata["cutoff"] == eager_model.config.cutoff
+    assert metadata["species"] == list(eager_model.config.species)
+    assert metadata["spin_mode"] == "collinear"
+    assert metadata["dtype"] == "float64"
+    assert metadata["package_version"] == __version__
+    assert metadata["units"]["energy"] == "eV"
+
+
+def test_float32_close_to_float64(exported_path, nio_afm2):
+    double = evaluate(SpinMultiNetCalculator(exported_path), nio_afm2)
+    single = evaluate(SpinMultiNetCalculator(exported_path, dtype="float32"), nio_afm2)
+    assert abs(single["energy"] - double["energy"]) < 1e-4
+    assert np.allclose(single["forces"], double["forces"], atol=1e-4)
+
+
+def test_no_torchscript_warnings_reach_users(eager_model, tmp_path, nio_afm2):
+    from spinmultinet_ase.export import export_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_model(eager_model, tmp_path / "m.pt")
+        nio_afm2.calc = SpinMultiNetCalculator(tmp_path / "m.pt")
+        nio_afm2.get_potential_energy()
+
+
+def test_cli_export_from_checkpoint(eager_model, tmp_path, nio_afm2):
+    save_checkpoint(eager_model, tmp_path / "model.ckpt")
+    assert main(["export", str(tmp_path / "model.ckpt"), str(tmp_path / "out.pt")]) == 0
+    exported = evaluate(SpinMultiNetCalculator(tmp_path / "out.pt"), nio_afm2)
+    eager = evaluate(SpinMultiNetCalculator(as_loaded(eager_model)), nio_afm2)
+    assert abs(exported["energy"] - eager["energy"]) < 1e-12
+
+
+def test_cli_export_bad_checkpoint(tmp_path, capsys):
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    torch.save({"weights": 1}, tmp_path / "other.ckpt")
+    assert main(["export", str(tmp_path / "other.ckpt"), str(tmp_path / "o.pt")]) == 2
+    assert "not a SpinMultiNet checkpoint" in capsys.readouterr().err
+
+
+def _resave(path, out, metadata):
+    """Rewrite a model file with other metadata (None: none), as a foreign tool might."""
+    files = {METADATA_FILE: json.dumps(metadata)} if metadata is not None else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(path))
+        torch.jit.save(module, str(out), _extra_files=files)
+
+
+def test_rejects_unknown_format_version(exported_path, tmp_path):
+    metadata = load_model(exported_path).metadata
+    _resave(exported_path, tmp_path / "future.pt", {**metadata, "format_version": 99})
+    with pytest.raises(ModelFileError, match="format version 99 is not supported"):
+        SpinMultiNetCalculator(tmp_path / "future.pt")
+
+
+def test_rejects_missing_metadata_keys(exported_path, tmp_path):
+    metadata = load_model(exported_path).metadata
+    del metadata["cutoff"]
+    _resave(exported_path, tmp_path / "partial.pt", metadata)
+    with pytest.raises(ModelFileError, match="lacks"):
+        SpinMultiNetCalculator(tmp_path / "partial.pt")
+
+
+def test_rejects_torchscript_without_metadata(exported_path, tmp_path):
+    _resave(exported_path, tmp_path / "bare.pt", None)
+    with pytest.raises(ModelFileError, match="not a SpinMultiNet model"):
+        SpinMultiNetCalculator(tmp_path / "bare.pt")
+
+
+def test_rejects_non_model_file(tmp_path):
+    (tmp_path / "notes.pt").write_text("hello")
+    with pytest.raises(ModelFileError, match="not a TorchScript model file"):
+        SpinMultiNetCalculator(tmp_path / "notes.pt")
+    with pytest.raises(FileNotFoundError):
+        SpinMultiNetCalculator(tmp_path / "missing.pt")

@@ -1,0 +1,43 @@
+"""Spin really enters the model, and energies are extensive."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.testing.symmetry import evaluate
+
+SUPERCELL = 2 * np.eye(3, dtype=int)
+
+
+def test_fm_and_afm_differ_and_global_flip_does_not(calc):
+    """Same geometry (the 16-atom cell), three spin states, a random model."""
+    fm = rocksalt_ordered("NiO", "FM", SUPERCELL)
+    afm = rocksalt_ordered("NiO", "AFM-II", SUPERCELL)
+    assert np.allclose(fm.positions, afm.positions) and np.allclose(fm.cell, afm.cell)
+    flipped = afm.copy()
+    flipped.set_initial_magnetic_moments(-afm.get_initial_magnetic_moments())
+    e_fm, e_afm, e_flip = (evaluate(calc, a)["energy"] for a in (fm, afm, flipped))
+    assert abs(e_fm - e_afm) > 1e-7
+    assert abs(e_afm - e_flip) < 1e-10
+
+
+def test_supercell_energy_is_extensive(calc, nio_afm2):
+    """An N x N x N supercell with the tiled moments has N³ times the energy."""
+    single = evaluate(calc, nio_afm2)
+    for n in (2, 3):
+        big = evaluate(calc, nio_afm2.repeat(n))
+        assert abs(big["energy"] - n**3 * single["energy"]) < 1e-9 * n**3
+        assert np.allclose(big["forces"], np.tile(single["forces"], (n**3, 1)), atol=1e-10)
+        assert np.allclose(big["stress"], single["stress"], atol=1e-12)
+        assert np.allclose(big["magmoms"], np.tile(single["magmoms"], n**3), atol=1e-10)
+
+
+def test_cell_smaller_than_cutoff(calc, eager_model):
+    """The 2-atom cell (3 Å vectors, cutoff 4.5 Å) equals its large supercell per atom."""
+    small = rocksalt_ordered("NiO", "FM")
+    assert small.cell.lengths().max() < eager_model.config.cutoff
+    big = small.repeat(4)
+    e_small = evaluate(calc, small)["energy"] / len(small)
+    e_big = evaluate(calc, big)["energy"] / len(big)
+    assert abs(e_small - e_big) < 1e-10
