@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -48,6 +49,24 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_export)
 
 
+def _train(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.train.config import load_config
+    from spinmultinet_ase.train.trainer import Trainer
+
+    config = load_config(args.config)
+    summary = Trainer(config, resume=args.resume, progress=not args.quiet).run()
+    print(json.dumps(summary["metrics"], indent=2))
+    print(f"stopped ({summary['stopped_because']}); model: {config.output_dir}/model.pt")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model from a YAML config (see configs/)")
+    p.add_argument("config", help="training config (YAML)")
+    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.ckpt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_train)
+
+
 def _add_structures(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("structures", help="generate the rocksalt reference structures to label")
     p.add_argument("output", help="extxyz file to write")
@@ -72,6 +91,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_structures,
     _add_label,
     _add_export,
+    _add_train,
 )
 
 

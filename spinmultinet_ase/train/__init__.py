@@ -1,0 +1,1 @@
+"""Multi-task training: energy, forces, stress and magnetic moments."""

@@ -1,0 +1,140 @@
+"""Labelled frames -> graphs with targets, the train/validation/test split, and statistics."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.io import read
+from ase.stress import voigt_6_to_full_3x3_stress
+
+from spinmultinet_ase import keys
+from spinmultinet_ase.data.graph import atoms_to_graph, collate
+from spinmultinet_ase.train.config import DataConfig
+
+SPLITS = ("train", "validation", "test")
+
+
+def _label(atoms: Atoms, name: str) -> np.ndarray | None:
+    """A label by its extxyz name: from the calculator results, ``info`` or ``arrays``."""
+    if atoms.calc is not None and name in atoms.calc.results:
+        return np.asarray(atoms.calc.results[name])
+    if name in atoms.info:
+        return np.asarray(atoms.info[name])
+    if name in atoms.arrays:
+        return np.asarray(atoms.arrays[name])
+    return None
+
+
+def split_of(atoms: Atoms, config: DataConfig) -> str:
+    """The split a frame belongs to; stable as the data set grows (hash of its id)."""
+    info = atoms.info
+    if (
+        info.get("ordering") in config.test_orderings
+        or info.get("cell_name") in config.test_cells
+        or (config.test_yardsticks and info.get("yardstick", False))
+    ):
+        return "test"
+    digest = hashlib.sha256(f"{config.split_seed}:{info['structure_id']}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < config.test_fraction:
+        return "test"
+    if u < config.test_fraction + config.validation_fraction:
+        return "validation"
+    return "train"
+
+
+def read_frames(config: DataConfig) -> list[Atoms]:
+    """All frames of the data file, with the configured label names checked on each."""
+    frames = read(config.path, index=":")
+    for index, atoms in enumerate(frames):
+        if "structure_id" not in atoms.info:
+            atoms.info["structure_id"] = f"frame-{index}"
+        for target in ("energy", "forces", "magmoms", "initial_magmoms"):
+            if _label(atoms, config.keys[target]) is None:
+                raise ValueError(
+                    f"{config.path} frame {index} has no '{config.keys[target]}' ({target}); "
+                    "set data.keys in the config to the name your file uses"
+                )
+    return frames
+
+
+def frame_to_sample(
+    atoms: Atoms, config: DataConfig, species: Sequence[str], cutoff: float, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    """One labelled frame as a graph with its targets attached (stress only if 3-D periodic)."""
+    labels = {name: _label(atoms, key) for name, key in config.keys.items()}
+    work = atoms.copy()
+    work.set_initial_magnetic_moments(labels["initial_magmoms"])
+    graph = atoms_to_graph(work, species, cutoff, dtype=dtype)
+    has_stress = labels["stress"] is not None and bool(atoms.pbc.all())
+    stress = np.zeros((3, 3))
+    if has_stress:
+        stress = labels["stress"]
+        stress = voigt_6_to_full_3x3_stress(stress) if stress.shape == (6,) else stress
+    as_float = dict(dtype=dtype)
+    graph.update(
+        {
+            keys.TARGET_ENERGY: torch.tensor([float(labels["energy"])], **as_float),
+            keys.TARGET_FORCES: torch.tensor(labels["forces"], **as_float),
+            keys.TARGET_STRESS: torch.tensor(stress, **as_float).unsqueeze(0),
+            keys.HAS_STRESS: torch.tensor([has_stress]),
+            keys.TARGET_MAGMOMS: torch.tensor(labels["magmoms"], **as_float),
+            keys.NUM_ATOMS: torch.tensor([len(atoms)]),
+        }
+    )
+    return graph
+
+
+@dataclass
+class Dataset:
+    """Samples of one split, with the frames they came from."""
+
+    frames: list[Atoms]
+    samples: list[dict[str, torch.Tensor]]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[dict]:
+        """Collated batches; shuffled when a generator is given (reproducible order)."""
+        order = (
+            torch.randperm(len(self.samples), generator=generator).tolist()
+            if generator is not None
+            else list(range(len(self.samples)))
+        )
+        for start in range(0, len(order), batch_size):
+            yield collate([self.samples[i] for i in order[start : start + batch_size]])
+
+
+def build_datasets(
+    config: DataConfig, species: Sequence[str], cutoff: float, dtype: torch.dtype
+) -> dict[str, Dataset]:
+    """Read, split and convert the data; every split may be empty except train."""
+    frames = read_frames(config)
+    grouped: dict[str, list[Atoms]] = {name: [] for name in SPLITS}
+    for atoms in frames:
+        grouped[split_of(atoms, config)].append(atoms)
+    if not grouped["train"]:
+        raise ValueError(f"{config.path}: no frames left for training after the split")
+    return {
+        name: Dataset(group, [frame_to_sample(a, config, species, cutoff, dtype) for a in group])
+        for name, group in grouped.items()
+    }
+
+
+def reference_energies(dataset: Dataset, species: Sequence[str]) -> np.ndarray:
+    """Per-element energies (eV) that best explain total energies by composition (least squares)."""
+    counts = np.zeros((len(dataset), len(species)))
+    energies = np.zeros(len(dataset))
+    for row, sample in enumerate(dataset.samples):
+        counts[row] = np.bincount(sample[keys.SPECIES].numpy(), minlength=len(species))
+        energies[row] = float(sample[keys.TARGET_ENERGY])
+    present = counts.sum(axis=0) > 0
+    solution = np.zeros(len(species))
+    solution[present] = np.linalg.lstsq(counts[:, present], energies, rcond=None)[0]
+    return solution

@@ -1,0 +1,87 @@
+"""The multi-task loss and the error metrics reported for each target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from ase.units import GPa
+
+from spinmultinet_ase import keys
+from spinmultinet_ase.train.config import LossConfig
+
+TARGETS = ("energy", "forces", "stress", "magmoms")
+
+# How each target's errors are reported: unit name and the factor from model units.
+REPORT_UNITS = {
+    "energy": ("meV/atom", 1000.0),
+    "forces": ("meV/Å", 1000.0),
+    "stress": ("GPa", 1.0 / GPa),
+    "magmoms": ("μB", 1.0),
+}
+
+
+def errors(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Prediction minus target for each target, flattened (energy per atom; stress where known)."""
+    num_atoms = batch[keys.NUM_ATOMS].to(out[keys.ENERGY].dtype)
+    has_stress = batch[keys.HAS_STRESS]
+    return {
+        "energy": (out[keys.ENERGY] - batch[keys.TARGET_ENERGY]) / num_atoms,
+        "forces": (out[keys.FORCES] - batch[keys.TARGET_FORCES]).reshape(-1),
+        "stress": (out[keys.STRESS] - batch[keys.TARGET_STRESS])[has_stress].reshape(-1),
+        "magmoms": (out[keys.MAGMOMS] - batch[keys.TARGET_MAGMOMS]).reshape(-1),
+    }
+
+
+@dataclass
+class MultiTaskLoss:
+    """Σ_t w_t · mean ℓ(error_t / scale_t): each target in units of its training-set spread."""
+
+    config: LossConfig
+    scales: dict[str, float]
+
+    def __call__(
+        self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        total = torch.zeros((), dtype=out[keys.ENERGY].dtype)
+        parts = {}
+        for target, error in errors(out, batch).items():
+            weight = getattr(self.config, target)
+            if weight == 0 or error.numel() == 0:
+                continue
+            scaled = error / self.scales[target]
+            if self.config.kind == "huber":
+                term = torch.nn.functional.huber_loss(
+                    scaled, torch.zeros_like(scaled), delta=self.config.huber_delta
+                )
+            else:
+                term = scaled.pow(2).mean()
+            total = total + weight * term
+            parts[target] = float(term.detach())
+        return total, parts
+
+
+class ErrorAccumulator:
+    """Running MAE and RMSE per target, reported in :data:`REPORT_UNITS`."""
+
+    def __init__(self) -> None:
+        self.abs_sum = dict.fromkeys(TARGETS, 0.0)
+        self.sq_sum = dict.fromkeys(TARGETS, 0.0)
+        self.count = dict.fromkeys(TARGETS, 0)
+
+    def add(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> None:
+        for target, error in errors(out, batch).items():
+            error = error.detach().double()
+            self.abs_sum[target] += float(error.abs().sum())
+            self.sq_sum[target] += float(error.pow(2).sum())
+            self.count[target] += error.numel()
+
+    def summary(self) -> dict[str, float]:
+        """``{target}_mae`` and ``{target}_rmse`` in report units, for targets seen."""
+        result = {}
+        for target in TARGETS:
+            if self.count[target]:
+                factor = REPORT_UNITS[target][1]
+                result[f"{target}_mae"] = factor * self.abs_sum[target] / self.count[target]
+                result[f"{target}_rmse"] = factor * (self.sq_sum[target] / self.count[target]) ** 0.5
+        return result

@@ -1,0 +1,258 @@
+"""The training loop: AdamW, plateau schedule, EMA, clipping, early stopping, resumable.
+
+A run writes into ``output_dir``: ``last.ckpt`` after every epoch (resume from it with
+``resume=True``), ``best.ckpt`` whenever the validation loss improves (EMA weights),
+``metrics.csv`` (one row per epoch), ``summary.json`` and the exported ``model.pt``.
+Data order is drawn from a generator seeded by (seed, epoch), so a resumed run continues
+exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from spinmultinet_ase import keys
+from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
+from spinmultinet_ase.export import export_model
+from spinmultinet_ase.model import SpinMultiNet
+from spinmultinet_ase.train.config import TrainConfig
+from spinmultinet_ase.train.dataset import Dataset, build_datasets, reference_energies
+from spinmultinet_ase.train.loss import ErrorAccumulator, MultiTaskLoss
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _target_scales(train: Dataset, shifts: np.ndarray) -> dict[str, float]:
+    """Spread of each target in the training set (energy per atom after reference shifts)."""
+    per_atom, forces, stress, moments = [], [], [], []
+    for sample in train.samples:
+        baseline = float(shifts[sample[keys.SPECIES].numpy()].sum())
+        per_atom.append((float(sample[keys.TARGET_ENERGY]) - baseline) / len(sample[keys.SPECIES]))
+        forces.append(sample[keys.TARGET_FORCES].reshape(-1).double().numpy())
+        if bool(sample[keys.HAS_STRESS]):
+            stress.append(sample[keys.TARGET_STRESS].reshape(-1).double().numpy())
+        moments.append(sample[keys.TARGET_MAGMOMS].reshape(-1).double().numpy())
+
+    def spread(values: np.ndarray, floor: float) -> float:
+        return max(float(np.sqrt(np.mean(values**2))) if values.size else floor, floor)
+
+    return {
+        "energy": spread(np.array(per_atom) - np.mean(per_atom), 1e-3),
+        "forces": spread(np.concatenate(forces), 1e-2),
+        "stress": spread(np.concatenate(stress) if stress else np.zeros(0), 1e-4),
+        "magmoms": spread(np.concatenate(moments), 1e-2),
+    }
+
+
+def _mean_neighbours(train: Dataset) -> float:
+    edges = sum(s[keys.EDGE_INDEX].shape[1] for s in train.samples)
+    return edges / sum(len(s[keys.SPECIES]) for s in train.samples)
+
+
+def initial_model(config: TrainConfig, train: Dataset) -> tuple[SpinMultiNet, dict[str, float]]:
+    """A fresh model whose normalisation comes from the training data, and the target scales."""
+    model_config = dataclasses.replace(config.model, avg_num_neighbors=_mean_neighbours(train))
+    torch.manual_seed(config.seed)
+    model = SpinMultiNet(model_config).to(DTYPES[config.dtype])
+    shifts = reference_energies(train, model_config.species)
+    scales = _target_scales(train, shifts)
+    with torch.no_grad():
+        model.energy_shift.copy_(torch.as_tensor(shifts))
+        model.energy_scale.fill_(scales["forces"])
+        model.moment_scale.fill_(scales["magmoms"])
+    return model, scales
+
+
+def evaluate_dataset(
+    model: torch.nn.Module, dataset: Dataset, loss: MultiTaskLoss | None, batch_size: int
+) -> dict[str, float]:
+    """Errors (and the loss, if given) of ``model`` on ``dataset``, batch by batch."""
+    accumulator = ErrorAccumulator()
+    total, count = 0.0, 0
+    model.eval()
+    for batch in dataset.batches(batch_size):
+        out = model(batch)
+        accumulator.add(out, batch)
+        if loss is not None:
+            total += float(loss(out, batch)[0]) * len(batch[keys.NUM_ATOMS])
+            count += len(batch[keys.NUM_ATOMS])
+    result = accumulator.summary()
+    if loss is not None and count:
+        result["loss"] = total / count
+    return result
+
+
+class Trainer:
+    """One training run; ``run()`` trains until a stopping rule fires and exports the model."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True) -> None:
+        self.config = config
+        self.progress = progress
+        self.output = Path(config.output_dir)
+        self.output.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(config.num_threads)
+        dtype = DTYPES[config.dtype]
+        self.data = build_datasets(config.data, config.model.species, config.model.cutoff, dtype)
+        self.model, self.scales = initial_model(config, self.data["train"])
+        self.loss = MultiTaskLoss(config.loss, self.scales)
+        optim = config.optim
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=optim.learning_rate, weight_decay=optim.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=optim.lr_factor, patience=optim.lr_patience
+        )
+        self.ema = AveragedModel(
+            self.model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema_decay), use_buffers=True
+        )
+        self.epoch = 0
+        self.best_loss = math.inf
+        self.best_epoch = -1
+        self.elapsed = 0.0
+        if resume and (self.output / "last.ckpt").exists():
+            self._restore(load_checkpoint(self.output / "last.ckpt"))
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "train_config": self.config.to_dict(),
+            "raw_model_state": self.model.state_dict(),
+            "ema_state": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "elapsed_s": self.elapsed,
+            "scales": self.scales,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        if state["train_config"] != self.config.to_dict():
+            raise ValueError(
+                f"{self.output}/last.ckpt was written with another config; "
+                "resume with the same config or choose a new output_dir"
+            )
+        self.model.load_state_dict(state["raw_model_state"])
+        self.ema.load_state_dict(state["ema_state"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = state["epoch"]
+        self.best_loss = state["best_loss"]
+        self.best_epoch = state["best_epoch"]
+        self.elapsed = state["elapsed_s"]
+
+    def _save(self, name: str) -> None:
+        # "model_state" holds the EMA weights: the ones evaluated, exported and shipped.
+        save_checkpoint(self.ema.module, self.output / name, **self._state())
+
+    # ---- loop ----------------------------------------------------------------------------
+    def _train_epoch(self) -> float:
+        self.model.train()
+        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
+        total, count = 0.0, 0
+        for batch in self.data["train"].batches(self.config.optim.batch_size, generator):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, _ = self.loss(self.model(batch), batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip_norm)
+            self.optimizer.step()
+            self.ema.update_parameters(self.model)
+            size = len(batch[keys.NUM_ATOMS])
+            total, count = total + float(loss) * size, count + size
+        return total / count
+
+    def _stop_reason(self) -> str:
+        optim = self.config.optim
+        if self.epoch >= optim.max_epochs:
+            return "max_epochs"
+        if self.elapsed >= 60 * optim.max_minutes:
+            return "time budget"
+        if self.epoch - self.best_epoch > optim.early_stopping_patience:
+            return "early stopping"
+        if self.optimizer.param_groups[0]["lr"] < optim.min_learning_rate:
+            return "learning rate floor"
+        return ""
+
+    def run(self) -> dict[str, Any]:
+        """Train, then export the best EMA model and write ``summary.json``."""
+        validation = self.data["validation"] if len(self.data["validation"]) else self.data["train"]
+        log_path = self.output / "metrics.csv"
+        bar = tqdm(
+            total=self.config.optim.max_epochs,
+            initial=self.epoch,
+            disable=not self.progress,
+            desc="epochs",
+        )
+        reason = self._stop_reason()
+        while not reason:
+            start = time.perf_counter()
+            train_loss = self._train_epoch()
+            metrics = evaluate_dataset(self.ema.module, validation, self.loss, 32)
+            self.scheduler.step(metrics["loss"])
+            self.epoch += 1
+            self.elapsed += time.perf_counter() - start
+            if metrics["loss"] < self.best_loss:
+                self.best_loss, self.best_epoch = metrics["loss"], self.epoch
+                self._save("best.ckpt")
+            self._save("last.ckpt")
+            row = {
+                "epoch": self.epoch,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "train_loss": train_loss,
+                **{f"val_{k}": v for k, v in metrics.items()},
+                "elapsed_s": self.elapsed,
+            }
+            _append_csv(log_path, row)
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{metrics['loss']:.3g}",
+                E=f"{metrics.get('energy_mae', 0):.2f}",
+                F=f"{metrics.get('forces_mae', 0):.0f}",
+                M=f"{metrics.get('magmoms_mae', 0):.3f}",
+            )
+            reason = self._stop_reason()
+        bar.close()
+        return self._finish(reason)
+
+    def _finish(self, reason: str) -> dict[str, Any]:
+        from spinmultinet_ase.checkpoint import model_from_checkpoint
+
+        best = model_from_checkpoint(self.output / "best.ckpt")
+        results = {
+            name: evaluate_dataset(best, dataset, self.loss, 32)
+            for name, dataset in self.data.items()
+            if len(dataset)
+        }
+        summary = {
+            "stopped_because": reason,
+            "epochs": self.epoch,
+            "best_epoch": self.best_epoch,
+            "wall_time_minutes": self.elapsed / 60,
+            "num_frames": {name: len(dataset) for name, dataset in self.data.items()},
+            "target_scales": self.scales,
+            "metrics": results,
+        }
+        export_model(best, self.output / "model.pt", extra={"training": summary})
+        (self.output / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
