@@ -67,6 +67,40 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_train)
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.train.evaluate import evaluate_model, format_report
+
+    result = evaluate_model(args.model, args.data, args.output_dir)
+    print(format_report(result))
+    print(f"details and parity plots in {args.output_dir}/")
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="errors, parity plots and ordering energies of a model")
+    p.add_argument("model", help="model file (.pt)")
+    p.add_argument("data", help="labelled extxyz")
+    p.add_argument("--output-dir", default="evaluation", help="where to write JSON and PNGs")
+    p.set_defaults(run=_evaluate)
+
+
+def _yardsticks(args: argparse.Namespace) -> None:
+    from ase.io import read
+
+    from spinmultinet_ase.magnetism.yardsticks import yardstick_table
+
+    table = yardstick_table(read(args.data, index=":"))
+    with open(args.output, "w") as handle:
+        json.dump(table, handle, indent=2)
+    print(json.dumps(table, indent=2))
+
+
+def _add_yardsticks(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("yardsticks", help="DFT ordering energies, J1/J2, E(δ) from labelled data")
+    p.add_argument("data", help="labelled extxyz with the yardstick frames")
+    p.add_argument("output", help="JSON file to write")
+    p.set_defaults(run=_yardsticks)
+
+
 def _add_structures(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("structures", help="generate the rocksalt reference structures to label")
     p.add_argument("output", help="extxyz file to write")
@@ -92,6 +126,8 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_label,
     _add_export,
     _add_train,
+    _add_evaluate,
+    _add_yardsticks,
 )
 
 

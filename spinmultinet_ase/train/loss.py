@@ -33,6 +33,24 @@ def errors(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict
     }
 
 
+def _report_values(
+    out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """(target, prediction) columns per target in report units (energy: eV/atom)."""
+    num_atoms = batch[keys.NUM_ATOMS].to(out[keys.ENERGY].dtype)
+    has_stress = batch[keys.HAS_STRESS]
+    pairs = {
+        "energy": (batch[keys.TARGET_ENERGY] / num_atoms, out[keys.ENERGY] / num_atoms, 1.0),
+        "forces": (batch[keys.TARGET_FORCES], out[keys.FORCES], 1.0),
+        "stress": (batch[keys.TARGET_STRESS][has_stress], out[keys.STRESS][has_stress], 1 / GPa),
+        "magmoms": (batch[keys.TARGET_MAGMOMS], out[keys.MAGMOMS], 1.0),
+    }
+    return {
+        t: torch.stack([a.detach().reshape(-1), b.detach().reshape(-1)], dim=1).double() * f
+        for t, (a, b, f) in pairs.items()
+    }
+
+
 @dataclass
 class MultiTaskLoss:
     """Σ_t w_t · mean ℓ(error_t / scale_t): each target in units of its training-set spread."""
@@ -62,12 +80,18 @@ class MultiTaskLoss:
 
 
 class ErrorAccumulator:
-    """Running MAE and RMSE per target, reported in :data:`REPORT_UNITS`."""
+    """Running MAE and RMSE per target, reported in :data:`REPORT_UNITS`.
 
-    def __init__(self) -> None:
+    With ``keep_values`` it also keeps (target, prediction) pairs in report units, for plots.
+    """
+
+    def __init__(self, keep_values: bool = False) -> None:
         self.abs_sum = dict.fromkeys(TARGETS, 0.0)
         self.sq_sum = dict.fromkeys(TARGETS, 0.0)
         self.count = dict.fromkeys(TARGETS, 0)
+        self.values: dict[str, list[torch.Tensor]] | None = (
+            {t: [] for t in TARGETS} if keep_values else None
+        )
 
     def add(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> None:
         for target, error in errors(out, batch).items():
@@ -75,6 +99,9 @@ class ErrorAccumulator:
             self.abs_sum[target] += float(error.abs().sum())
             self.sq_sum[target] += float(error.pow(2).sum())
             self.count[target] += error.numel()
+        if self.values is not None:
+            for target, pair in _report_values(out, batch).items():
+                self.values[target].append(pair)
 
     def summary(self) -> dict[str, float]:
         """``{target}_mae`` and ``{target}_rmse`` in report units, for targets seen."""

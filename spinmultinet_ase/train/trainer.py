@@ -244,7 +244,11 @@ class Trainer:
             "target_scales": self.scales,
             "metrics": results,
         }
-        export_model(best, self.output / "model.pt", extra={"training": summary})
+        export_model(
+            best,
+            self.output / "model.pt",
+            extra={"training": summary, "train_config": self.config.to_dict()},
+        )
         (self.output / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 

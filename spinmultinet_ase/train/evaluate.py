@@ -1,0 +1,123 @@
+"""``spinmultinet evaluate``: errors per target, split and material, parity plots, yardsticks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.export import load_model
+from spinmultinet_ase.magnetism.yardsticks import yardstick_table
+from spinmultinet_ase.train.config import DataConfig
+from spinmultinet_ase.train.dataset import SPLITS, Dataset, frame_to_sample, read_frames, split_of
+from spinmultinet_ase.train.loss import REPORT_UNITS, TARGETS, ErrorAccumulator
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _data_config(metadata: dict[str, Any], data_path: str | Path) -> DataConfig:
+    """The split rules the model was trained with (defaults if it does not say), on new data."""
+    data = dict(metadata.get("train_config", {}).get("data", {}))
+    data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return DataConfig(**{**data, "path": str(data_path)})
+
+
+def errors_by_group(module: torch.nn.Module, dataset: Dataset) -> tuple[dict, ErrorAccumulator]:
+    """MAE/RMSE of ``module`` on ``dataset``, and the accumulator holding all pairs."""
+    accumulator = ErrorAccumulator(keep_values=True)
+    for batch in dataset.batches(16):
+        accumulator.add(module(batch), batch)
+    return accumulator.summary(), accumulator
+
+
+def parity_plot(accumulator: ErrorAccumulator, path: Path, title: str) -> None:
+    """Four panels, DFT against model, for energy, forces, stress and moments."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {"energy": "energy (eV/atom)", "forces": "force components (eV/Å)",
+             "stress": "stress components (GPa)", "magmoms": "moments (μB)"}
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    for ax, target in zip(axes, TARGETS, strict=True):
+        values = accumulator.values[target]
+        if values:
+            pairs = torch.cat(values).numpy()
+            ax.scatter(pairs[:, 0], pairs[:, 1], s=4, alpha=0.5)
+            low, high = pairs.min(), pairs.max()
+            ax.plot([low, high], [low, high], "k--", lw=0.8)
+        ax.set_xlabel(f"DFT {names[target]}")
+        ax.set_ylabel("SpinMultiNet")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: str | Path) -> dict:
+    """Evaluate a model file on a labelled extxyz; writes ``evaluation.json`` and PNG plots."""
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    loaded = load_model(model_path)
+    config = _data_config(loaded.metadata, data_path)
+    dtype = DTYPES[loaded.metadata["dtype"]]
+    frames = read_frames(config)
+    groups: dict[tuple[str, str], list] = {}
+    for atoms in frames:
+        key = (split_of(atoms, config), atoms.info.get("material", "all"))
+        groups.setdefault(key, []).append(atoms)
+    result: dict[str, Any] = {"units": {t: REPORT_UNITS[t][0] for t in TARGETS}, "errors": {}}
+    for split in SPLITS:
+        split_frames = [a for (s, _), group in groups.items() if s == split for a in group]
+        if not split_frames:
+            continue
+        per_split = {}
+        for material in sorted({m for (s, m) in groups if s == split}):
+            subset = groups[(split, material)]
+            samples = [frame_to_sample(a, config, loaded.species, loaded.cutoff, dtype) for a in subset]
+            per_split[material], accumulator = errors_by_group(loaded.module, Dataset(subset, samples))
+            per_split[material]["frames"] = len(subset)
+            parity_plot(accumulator, output / f"parity_{split}_{material}.png", f"{split}: {material}")
+        result["errors"][split] = per_split
+    calc = SpinMultiNetCalculator(loaded)
+
+    def model_energy(atoms) -> float:
+        copy = atoms.copy()
+        copy.calc = calc
+        return copy.get_potential_energy()
+
+    result["yardsticks"] = {
+        "dft": yardstick_table(frames),
+        "model": yardstick_table(frames, model_energy),
+    }
+    (output / "evaluation.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def format_report(result: dict) -> str:
+    """A terminal table of the errors and the ordering energies, model against DFT."""
+    lines = []
+    units = result["units"]
+    header = f"{'split':<11}{'material':<9}{'frames':>7}" + "".join(
+        f"{t + ' MAE (' + units[t] + ')':>24}" for t in TARGETS
+    )
+    lines.append(header)
+    for split, per_material in result["errors"].items():
+        for material, errs in per_material.items():
+            cells = "".join(f"{errs.get(t + '_mae', float('nan')):>24.4g}" for t in TARGETS)
+            lines.append(f"{split:<11}{material:<9}{errs['frames']:>7}{cells}")
+    dft, model = result["yardsticks"]["dft"], result["yardsticks"]["model"]
+    for material in dft:
+        lines.append(f"\n{material}: ordering energies (meV/f.u., FM = 0), DFT vs model")
+        for ordering, value in dft[material]["orderings_meV_per_fu"].items():
+            predicted = model[material]["orderings_meV_per_fu"].get(ordering, np.nan)
+            lines.append(f"  {ordering:<8}{value:>10.1f}{predicted:>10.1f}")
+        for key in ("J1S2_meV", "J2S2_meV"):
+            if key in dft[material]:
+                lines.append(f"  {key:<8}{dft[material][key]:>10.2f}{model[material][key]:>10.2f}")
+    return "\n".join(lines)
