@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from spinmultinet_ase import keys
@@ -85,7 +85,7 @@ def evaluate_dataset(
         out = model(batch)
         accumulator.add(out, batch)
         if loss is not None:
-            total += float(loss(out, batch)[0]) * len(batch[keys.NUM_ATOMS])
+            total += float(loss(out, batch)[0].detach()) * len(batch[keys.NUM_ATOMS])
             count += len(batch[keys.NUM_ATOMS])
     result = accumulator.summary()
     if loss is not None and count:
@@ -113,9 +113,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=optim.lr_factor, patience=optim.lr_patience
         )
-        self.ema = AveragedModel(
-            self.model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema_decay), use_buffers=True
-        )
+        self.ema = AveragedModel(self.model, avg_fn=_ema_with_warmup(optim.ema_decay), use_buffers=True)
         self.epoch = 0
         self.best_loss = math.inf
         self.best_epoch = -1
@@ -139,10 +137,13 @@ class Trainer:
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
-        if state["train_config"] != self.config.to_dict():
+        # The budget (optim) may change on resume; what defines the run may not.
+        saved, current = state["train_config"], self.config.to_dict()
+        changed = [k for k in ("data", "model", "loss", "seed", "dtype") if saved[k] != current[k]]
+        if changed:
             raise ValueError(
-                f"{self.output}/last.ckpt was written with another config; "
-                "resume with the same config or choose a new output_dir"
+                f"{self.output}/last.ckpt was written with another config ({', '.join(changed)} "
+                "differ); resume with the same settings or choose a new output_dir"
             )
         self.model.load_state_dict(state["raw_model_state"])
         self.ema.load_state_dict(state["ema_state"])
@@ -170,7 +171,7 @@ class Trainer:
             self.optimizer.step()
             self.ema.update_parameters(self.model)
             size = len(batch[keys.NUM_ATOMS])
-            total, count = total + float(loss) * size, count + size
+            total, count = total + float(loss.detach()) * size, count + size
         return total / count
 
     def _stop_reason(self) -> str:
@@ -251,6 +252,16 @@ class Trainer:
         )
         (self.output / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+
+def _ema_with_warmup(decay: float):
+    """EMA update whose decay grows as (1 + n)/(10 + n) up to ``decay`` (n: updates so far)."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor):
+        rate = torch.clamp((1.0 + num_averaged) / (10.0 + num_averaged), max=decay)
+        return rate * averaged + (1.0 - rate) * current
+
+    return average
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:

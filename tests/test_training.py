@@ -1,0 +1,79 @@
+"""Training on real reference data: the loss goes down, export loads, resume is exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase.io import read, write
+
+from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.checkpoint import load_checkpoint
+from spinmultinet_ase.cli import main
+from spinmultinet_ase.train.config import config_from_dict
+from spinmultinet_ase.train.trainer import Trainer
+
+REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
+SMALL_MODEL = {"channels": 8, "spin_channels": 8, "num_layers": 2, "radial_hidden": 16, "cutoff": 4.5}
+
+
+@pytest.fixture(scope="module")
+def subset(tmp_path_factory):
+    """Up to 8 labelled DFT frames from the shipped reference data."""
+    path = tmp_path_factory.mktemp("data") / "subset.extxyz"
+    write(path, read(REFERENCE, index=":8"))
+    return path
+
+
+def _config(data_path, output_dir, epochs, dtype="float64"):
+    return config_from_dict(
+        {
+            "data": {"path": str(data_path), "test_yardsticks": False,
+                     "validation_fraction": 0.0, "test_fraction": 0.0},
+            "model": SMALL_MODEL,
+            "optim": {"max_epochs": epochs, "batch_size": 4, "learning_rate": 0.01},
+            "output_dir": str(output_dir),
+            "dtype": dtype,
+            "num_threads": 1,
+        }
+    )
+
+
+def test_training_lowers_loss_and_exports(subset, tmp_path):
+    trainer = Trainer(_config(subset, tmp_path, epochs=15), progress=False)
+    summary = trainer.run()
+    losses = np.genfromtxt(tmp_path / "metrics.csv", delimiter=",", names=True)["val_loss"]
+    assert losses[-1] < 0.7 * losses[0]
+    assert summary["epochs"] == 15
+    atoms = read(subset, index="0")
+    atoms.calc = SpinMultiNetCalculator(tmp_path / "model.pt")
+    assert np.isfinite(atoms.get_potential_energy())
+    assert atoms.calc.metadata["training"]["best_epoch"] >= 1
+
+
+def test_resume_refuses_another_model(subset, tmp_path):
+    Trainer(_config(subset, tmp_path, epochs=1), progress=False).run()
+    with pytest.raises(ValueError, match="another config"):
+        Trainer(_config(subset, tmp_path, epochs=1, dtype="float32"), resume=True, progress=False)
+
+
+def test_cli_resume_after_interruption(subset, tmp_path):
+    """Interrupt-safe: a run stopped mid-way resumes from its checkpoint to the same end."""
+    import yaml
+
+    reference_dir, resumed_dir = tmp_path / "reference", tmp_path / "resumed"
+    for directory in (reference_dir, resumed_dir):
+        config = _config(subset, directory, epochs=4).to_dict()
+        (tmp_path / f"{directory.name}.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(tmp_path / "reference.yaml"), "--quiet"]) == 0
+
+    Trainer(_config(subset, resumed_dir, epochs=2), progress=False).run()  # stopped after 2
+    assert load_checkpoint(resumed_dir / "last.ckpt")["epoch"] == 2
+    assert main(["train", str(tmp_path / "resumed.yaml"), "--resume", "--quiet"]) == 0
+
+    final = [load_checkpoint(d / "last.ckpt") for d in (reference_dir, resumed_dir)]
+    assert final[0]["epoch"] == final[1]["epoch"] == 4
+    for key, value in final[0]["raw_model_state"].items():
+        assert torch.equal(value, final[1]["raw_model_state"][key]), key
