@@ -22,7 +22,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.data.graph import atoms_to_graph
-from spinmultinet_ase.export import LoadedModel, load_model
+from spinmultinet_ase.export import LoadedModel, default_model_path, load_model
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -31,7 +31,8 @@ class SpinMultiNetCalculator(Calculator):
     """ASE calculator for SpinMultiNet models.
 
     Args:
-        model: path of an exported model (``.pt``) or a :class:`LoadedModel`.
+        model: path of an exported model (``.pt``), a :class:`LoadedModel`, or None for the
+            shipped default model.
         device: torch device, e.g. ``'cpu'``.
         dtype: ``'float32'`` or ``'float64'``; default: the dtype the model was saved in.
         **kwargs: passed on to :class:`ase.calculators.calculator.Calculator`.
@@ -49,7 +50,7 @@ class SpinMultiNetCalculator(Calculator):
 
     def __init__(
         self,
-        model: str | Path | LoadedModel,
+        model: str | Path | LoadedModel | None = None,
         device: str = "cpu",
         dtype: str | None = None,
         **kwargs,
@@ -57,6 +58,8 @@ class SpinMultiNetCalculator(Calculator):
         super().__init__(**kwargs)
         if dtype is not None and dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        if model is None:
+            model = default_model_path()
         if not isinstance(model, LoadedModel):
             model = load_model(model, device=device, dtype=DTYPES[dtype] if dtype else None)
         elif dtype is not None:

@@ -101,6 +101,74 @@ def _add_yardsticks(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_yardsticks)
 
 
+def _calculator(args: argparse.Namespace):
+    from spinmultinet_ase.calculator import SpinMultiNetCalculator
+
+    return SpinMultiNetCalculator(args.model, dtype=args.dtype)
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                   help="compute precision (default: the model's)")
+
+
+def _scan(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.magnetism.scan import (
+        exchange_from_scan,
+        format_scan_table,
+        scan_orderings,
+        write_scan,
+    )
+    from spinmultinet_ase.workflows.inputs import structures_to_scan
+
+    structures, cubic = structures_to_scan(args.target, args.orderings, args.supercell, args.magnitudes)
+    calc = _calculator(args)
+    results, relaxed = scan_orderings(
+        structures, calc, fmax=args.fmax, steps=args.steps, optimizer=args.optimizer,
+        cubic_parent=cubic, progress=not args.quiet,
+    )
+    exchange = None
+    try:
+        exchange = exchange_from_scan(structures, results)
+    except ValueError as error:
+        print(f"no exchange fit: {error}")
+    print(format_scan_table(results))
+    if exchange:
+        print(
+            f"J1 S² = {exchange['J1S2_meV']:.2f} meV, J2 S² = {exchange['J2S2_meV']:.2f} meV "
+            f"(E = Σ_<ij> J S_i·S_j, J > 0 antiferromagnetic); mean-field T_N "
+            f"= {exchange['mean_field_neel_temperature_K']:.0f} K"
+        )
+    write_scan(results, relaxed, exchange, args.output_dir)
+    print(f"scan.csv, scan.json, scan.png and relaxed.extxyz in {args.output_dir}/")
+
+
+def _add_scan(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "scan",
+        help="rank collinear orderings: single points, relaxations, exchange constants",
+        description="Compare magnetic orderings of a rocksalt oxide (give its formula, e.g. "
+        "NiO) or of any structure file (all symmetry-distinct collinear orderings in a "
+        "supercell). Each ordering is evaluated at its ideal geometry and relaxed (positions "
+        "and cell).",
+    )
+    p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
+    p.add_argument("--orderings", nargs="+", default=None,
+                   help="named rocksalt orderings (default: FM AFM-I AFM-II AFM-III)")
+    p.add_argument("--supercell", nargs="+", type=int, default=None,
+                   help="supercell of a structure file: 3 or 9 integers")
+    p.add_argument("--magnitudes", nargs="+", default=None, metavar="EL=MU",
+                   help="initial moment magnitudes (μB), e.g. Ni=2 Mn=5")
+    p.add_argument("--fmax", type=float, default=0.01, help="force threshold (eV/Å)")
+    p.add_argument("--steps", type=int, default=500, help="maximum optimiser steps")
+    p.add_argument("--optimizer", choices=["BFGS", "FIRE"], default="BFGS")
+    p.add_argument("--output-dir", default="scan", help="where to write CSV/JSON/PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_model_options(p)
+    p.set_defaults(run=_scan)
+
+
 def _add_structures(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("structures", help="generate the rocksalt reference structures to label")
     p.add_argument("output", help="extxyz file to write")
@@ -128,6 +196,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_train,
     _add_evaluate,
     _add_yardsticks,
+    _add_scan,
 )
 
 

@@ -77,6 +77,21 @@ class LoadedModel:
         return self.metadata["spin_mode"] == "noncollinear"
 
 
+def default_model_path() -> Path:
+    """The shipped default model file (``spinmultinet_ase.models``, from ``models/``)."""
+    from importlib.resources import files
+
+    from spinmultinet_ase.models import DEFAULT_MODEL
+
+    path = Path(str(files("spinmultinet_ase.models") / DEFAULT_MODEL / "model.pt"))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the default model {DEFAULT_MODEL} is not installed (no {path}); "
+            "pass the path of a model file instead"
+        )
+    return path
+
+
 @contextmanager
 def _quiet_torchscript():
     with warnings.catch_warnings():

@@ -15,12 +15,13 @@ from typing import Any, Dict
 
 import torch
 from e3nn import o3
+from e3nn.nn import FullyConnectedNet
 from e3nn.util.jit import compile_mode
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.nn.embedding import SpinEmbedding
 from spinmultinet_ase.nn.interaction import SpinInteraction
-from spinmultinet_ase.nn.radial import MLP, RadialEmbedding
+from spinmultinet_ase.nn.radial import RadialEmbedding
 
 SPIN_MODES = ("collinear", "noncollinear")
 
@@ -129,7 +130,9 @@ class SpinMultiNet(torch.nn.Module):
             irreps_even, irreps_odd = layer.irreps_even_out, layer.irreps_odd_out
         self.layers = torch.nn.ModuleList(layers)
         self.num_even_scalars = irreps_even.count("0e")
-        self.energy_readout = MLP([self.num_even_scalars, config.channels, 1])
+        self.energy_readout = FullyConnectedNet(
+            [self.num_even_scalars, config.channels, 1], torch.nn.functional.silu
+        )
         spin_irrep = o3.Irrep("1e") if config.noncollinear else o3.Irrep("0e")
         self.moment_readout = o3.Linear(irreps_odd, o3.Irreps([(1, spin_irrep)]))
         latent_slices = [s for (_, ir), s in zip(irreps_odd, irreps_odd.slices()) if ir == spin_irrep]

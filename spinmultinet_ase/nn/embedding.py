@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 from e3nn import o3
+from e3nn.nn import FullyConnectedNet
 
-from spinmultinet_ase.nn.radial import MLP
 
 
 class GaussianBasis(torch.nn.Module):
@@ -37,7 +37,7 @@ class SpinEmbedding(torch.nn.Module):
         odd_channels: number of time-odd channels out (``0e`` or ``1e``).
         noncollinear: moments are (N, 3) axial vectors instead of (N,) scalars.
         moment_max: largest moment magnitude (μB) the Gaussian basis resolves.
-        num_moment_basis: number of Gaussians on ``|m|²``.
+        num_moment_basis: number of Gaussians on ``(|m| / moment_max)²``.
     """
 
     def __init__(
@@ -55,17 +55,19 @@ class SpinEmbedding(torch.nn.Module):
         self.moment_max = moment_max
         self.basis = GaussianBasis(1.0, num_moment_basis)
         n_in = num_species + num_moment_basis
-        self.even = MLP([n_in, even_channels, even_channels])
-        self.odd_amplitude = MLP([n_in, odd_channels, odd_channels])
+        silu = torch.nn.functional.silu
+        self.even = FullyConnectedNet([n_in, even_channels, even_channels], silu)
+        self.odd_amplitude = FullyConnectedNet([n_in, odd_channels, odd_channels], silu)
         self.irreps_even = o3.Irreps(f"{even_channels}x0e")
         self.irreps_odd = o3.Irreps(f"{odd_channels}x1e" if noncollinear else f"{odd_channels}x0e")
 
     def forward(self, species: torch.Tensor, moments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scaled = moments / self.moment_max
+        # moments in units of moment_max / 3 (2 μB by default): O(1) for typical moments
+        scaled = moments * (3.0 / self.moment_max)
         if self.noncollinear:
-            squared = (scaled * scaled).sum(dim=-1)
+            squared = (scaled * scaled).sum(dim=-1) / 9.0
         else:
-            squared = scaled * scaled
+            squared = scaled * scaled / 9.0
         one_hot = torch.nn.functional.one_hot(species, self.num_species).to(moments.dtype)
         invariants = torch.cat([one_hot, self.basis(squared)], dim=-1)
         even = self.even(invariants)

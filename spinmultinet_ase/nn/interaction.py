@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import torch
 from e3nn import o3
+from e3nn.math import normalize2mom
+from e3nn.nn import FullyConnectedNet
 
-from spinmultinet_ase.nn.radial import MLP
 
 
 def message_tensor_product(
@@ -83,12 +84,15 @@ class TimeReversalGate(torch.nn.Module):
         self.irreps_odd = irreps_odd
         self.register_buffer("even_gate_index", _gate_index(gated))
         self.register_buffer("odd_gate_index", _gate_index(irreps_odd))
+        # activations rescaled to unit second moment on unit Gaussian input (as e3nn does)
+        self.scalar_activation = normalize2mom(torch.nn.functional.silu)
+        self.gate_activation = normalize2mom(torch.sigmoid)
 
     def forward(self, even: torch.Tensor, odd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         first_odd_gate = self.num_scalars + self.num_even_gates
-        scalars = torch.nn.functional.silu(even[:, : self.num_scalars])
-        even_gates = torch.sigmoid(even[:, self.num_scalars : first_odd_gate])
-        odd_gates = torch.sigmoid(even[:, first_odd_gate : self.num_scalars_pre])
+        scalars = self.scalar_activation(even[:, : self.num_scalars])
+        even_gates = self.gate_activation(even[:, self.num_scalars : first_odd_gate])
+        odd_gates = self.gate_activation(even[:, first_odd_gate : self.num_scalars_pre])
         gated = even[:, self.num_scalars_pre :] * even_gates[:, self.even_gate_index]
         return torch.cat([scalars, gated], dim=-1), odd * odd_gates[:, self.odd_gate_index]
 
@@ -124,9 +128,9 @@ class SpinInteraction(torch.nn.Module):
         self.conv_even = message_tensor_product(irreps_even_in, irreps_sh, irreps_even_out)
         self.conv_odd = message_tensor_product(irreps_odd_in, irreps_sh, irreps_odd_out)
         self.num_weights_even = self.conv_even.weight_numel
-        self.radial = MLP(
+        self.radial = FullyConnectedNet(
             [num_radial, radial_hidden, radial_hidden, self.num_weights_even + self.conv_odd.weight_numel],
-            bias=False,
+            torch.nn.functional.silu,
         )
         even_pre = self.gate.irreps_even_pre
         msg_even = o3.Irreps(self.conv_even.irreps_out)

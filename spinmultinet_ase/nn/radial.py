@@ -56,19 +56,3 @@ class RadialEmbedding(torch.nn.Module):
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         return self.basis(r) * self.envelope(r).unsqueeze(-1)
-
-
-class MLP(torch.nn.Module):
-    """A plain multilayer perceptron with SiLU activations between linear layers."""
-
-    def __init__(self, sizes: list[int], bias: bool = True) -> None:
-        super().__init__()
-        layers: list[torch.nn.Module] = []
-        for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            layers.append(torch.nn.Linear(n_in, n_out, bias=bias))
-            if index < len(sizes) - 2:
-                layers.append(torch.nn.SiLU())
-        self.net = torch.nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)

@@ -1,4 +1,5 @@
-"""Symmetry checks: each returns the largest deviation from the exact transformation rule.
+"""Symmetry checks: each returns the largest deviation from the exact transformation rule,
+relative to the size of each output where that exceeds 1.
 
 Rules (PHYSICS.md): for an orthogonal Q acting as ``R -> R Qᵀ``, ``cell -> cell Qᵀ``:
 E and per-atom energies are unchanged, ``F -> F Qᵀ``, ``σ -> Q σ Qᵀ``. Collinear moments are
@@ -42,7 +43,12 @@ def evaluate(calc: Calculator, atoms: Atoms) -> dict[str, np.ndarray]:
 
 
 def _max_deviation(actual: dict, expected: dict) -> float:
-    return max(float(np.max(np.abs(actual[k] - expected[k]), initial=0.0)) for k in expected)
+    """Largest deviation over all outputs, each relative to its own scale (at least 1)."""
+    return max(
+        float(np.max(np.abs(actual[k] - expected[k]), initial=0.0))
+        / max(1.0, float(np.max(np.abs(expected[k]), initial=0.0)))
+        for k in expected
+    )
 
 
 def _is_noncollinear(atoms: Atoms) -> bool:

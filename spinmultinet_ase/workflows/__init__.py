@@ -1,0 +1,1 @@
+"""Standard ASE and phonopy workflows with spin: relaxation, MD, phonons."""
