@@ -96,10 +96,23 @@ def hidden_irreps(multiplicity: int, lmax: int, both_parities: bool) -> o3.Irrep
 
 @compile_mode("script")
 class SpinMultiNet(torch.nn.Module):
-    """E(3)- and time-reversal-equivariant message-passing potential with spin input."""
+    """E(3)- and time-reversal-equivariant message-passing potential with spin input.
+
+    Built in float64 whatever torch's default dtype: e3nn computes its Clebsch-Gordan
+    coefficients in the default dtype, and float32 coefficients would limit equivariance to
+    ~1e-8 even when the model later runs in float64. Cast with ``.to(torch.float32)`` after.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        default_dtype = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            self._build(config)
+        finally:
+            torch.set_default_dtype(default_dtype)
+
+    def _build(self, config: ModelConfig) -> None:
         self.config = config
         self.noncollinear = config.noncollinear
         num_species = len(config.species)
