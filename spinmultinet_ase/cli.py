@@ -169,6 +169,104 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_scan)
 
 
+def _md(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from spinmultinet_ase.workflows.inputs import single_structure
+    from spinmultinet_ase.workflows.md import run_md
+
+    atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
+    summary = run_md(
+        atoms, _calculator(args), ensemble=args.ensemble, temperature_K=args.temperature,
+        steps=args.steps, timestep_fs=args.timestep, pressure_GPa=args.pressure,
+        trajectory=args.trajectory, logfile=args.log, interval=args.interval,
+        seed=args.seed, progress=not args.quiet,
+    )
+    print(json.dumps(asdict(summary), indent=2))
+    print(
+        f"{summary.ensemble.upper()}: {summary.time_ps:.3f} ps, <T> = "
+        f"{summary.mean_temperature_K:.0f} K, total-energy drift "
+        f"{summary.energy_drift_meV_per_atom_per_ps:.3g} meV/atom/ps"
+    )
+
+
+def _add_structure_options(p: argparse.ArgumentParser, default_ordering: str) -> None:
+    p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
+    p.add_argument("--ordering", default=default_ordering,
+                   help="named rocksalt ordering (ignored for a structure file, whose "
+                   "initial_magmoms are used)")
+    p.add_argument("--supercell", nargs="+", type=int, default=None,
+                   help="repeat the cell: 3 or 9 integers")
+    p.add_argument("--magnitudes", nargs="+", default=None, metavar="EL=MU",
+                   help="initial moment magnitudes (μB) for a rocksalt formula, e.g. Ni=2")
+
+
+def _add_md(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("md", help="molecular dynamics: NVE, NVT (Langevin) or NPT (MTK)")
+    _add_structure_options(p, "AFM-II")
+    p.add_argument("--ensemble", choices=["nve", "nvt", "npt"], default="nve")
+    p.add_argument("--temperature", type=float, default=300.0, help="K")
+    p.add_argument("--pressure", type=float, default=0.0, help="GPa (NPT)")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--timestep", type=float, default=1.0, help="fs")
+    p.add_argument("--interval", type=int, default=10, help="steps between log/trajectory frames")
+    p.add_argument("--trajectory", default="md.traj", help="ASE trajectory to write")
+    p.add_argument("--log", default="md.log", help="ASE MD log file")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial velocities")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_model_options(p)
+    p.set_defaults(run=_md)
+
+
+def _phonons(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
+    from spinmultinet_ase.workflows.inputs import parse_supercell, single_structure
+    from spinmultinet_ase.workflows.phonons import compute_phonons, plot_phonons
+    from spinmultinet_ase.workflows.relax import relax
+
+    calc = _calculator(args)
+    supercell = parse_supercell(args.supercell)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    rocksalt = args.target in ROCKSALT_LATTICE_CONSTANTS
+    results = []
+    for ordering in args.orderings if rocksalt else [Path(args.target).stem]:
+        atoms = single_structure(args.target, ordering, None, args.magnitudes)
+        if not args.no_relax:
+            atoms, converged = relax(atoms, calc, fmax=args.fmax, relax_cell=True)
+            if not converged:
+                print(f"warning: {ordering} relaxation did not reach fmax={args.fmax}")
+        result = compute_phonons(atoms, calc, ordering, supercell, args.displacement,
+                                 progress=not args.quiet)
+        results.append(result)
+        optical = ", ".join(f"{f:.3f}" for f in result.parent_gamma_optical)
+        print(f"{ordering}: optical modes of the parent Γ point (THz): {optical}; "
+              f"splitting {result.parent_gamma_splitting:.3f} THz")
+    plot_phonons(results, output / "phonons.png")
+    (output / "phonons.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+    print(f"phonons.png and phonons.json in {output}/")
+
+
+def _add_phonons(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("phonons", help="phonon bands, DOS and Γ modes per spin ordering (phonopy)")
+    p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
+    p.add_argument("--orderings", nargs="+", default=["AFM-II", "FM"],
+                   help="named rocksalt orderings (a structure file uses its own moments)")
+    p.add_argument("--supercell", nargs="+", type=int, default=[2, 2, 2],
+                   help="phonopy supercell: 3 or 9 integers")
+    p.add_argument("--displacement", type=float, default=0.01, help="Å")
+    p.add_argument("--fmax", type=float, default=1e-3, help="relaxation threshold (eV/Å)")
+    p.add_argument("--no-relax", action="store_true", help="use the structure as given")
+    p.add_argument("--magnitudes", nargs="+", default=None, metavar="EL=MU")
+    p.add_argument("--output-dir", default="phonons")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_model_options(p)
+    p.set_defaults(run=_phonons)
+
+
 def _add_structures(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("structures", help="generate the rocksalt reference structures to label")
     p.add_argument("output", help="extxyz file to write")
@@ -197,6 +295,8 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_evaluate,
     _add_yardsticks,
     _add_scan,
+    _add_md,
+    _add_phonons,
 )
 
 

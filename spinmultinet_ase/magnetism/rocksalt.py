@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 from ase import Atoms
-from ase.build import make_supercell
+from ase.build import make_supercell, niggli_reduce
 
 # Cubic lattice constants (Å) about which structures are built and strained. MnO and NiO are
 # the zero-pressure points of our GPAW PBE+U protocol in the AFM-II state (data/README.md);
@@ -131,7 +131,8 @@ def rocksalt_ordered(
         magnitudes: moment magnitude (μB) per element; default :data:`DEFAULT_MOMENT_MAGNITUDES`.
 
     Returns:
-        ``Atoms`` (metal, O, metal, O, ...) with ``initial_magmoms`` (μB) set, O at zero.
+        ``Atoms`` (metal, O, metal, O, ...) with ``initial_magmoms`` (μB) set, O at zero, in
+        the Niggli-reduced cell of the supercell (Cartesian frame unchanged).
     """
     rocksalt_formula_metal(formula)
     a = ROCKSALT_LATTICE_CONSTANTS[formula] if a is None else a
@@ -157,4 +158,5 @@ def rocksalt_ordered(
         [magnitudes[s] for s in np.array(atoms.get_chemical_symbols())[metal_mask]]
     )
     atoms.set_initial_magnetic_moments(moments)
+    niggli_reduce(atoms)  # same lattice and frame, compact cell (spglib needs it)
     return atoms

@@ -71,3 +71,17 @@ def structures_to_scan(
     atoms = read_structure(target)
     found = enumerate_collinear_orderings(atoms, parse_supercell(supercell), moment_magnitudes)
     return {a.info["ordering"]: a for a in found}, False
+
+
+def single_structure(
+    target: str, ordering: str, supercell: list[int] | None, magnitudes: list[str] | None
+) -> Atoms:
+    """A rocksalt formula in a named ordering, or a structure file as it is; then repeated."""
+    from ase.build import make_supercell
+
+    if target in ROCKSALT_LATTICE_CONSTANTS:
+        atoms = named_rocksalt_orderings(target, (ordering,), magnitudes=parse_magnitudes(magnitudes))[ordering]
+    else:
+        atoms = read_structure(target)
+    matrix = parse_supercell(supercell)
+    return make_supercell(atoms, matrix) if matrix is not None else atoms

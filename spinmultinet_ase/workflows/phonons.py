@@ -1,0 +1,175 @@
+"""Phonons with phonopy for a given spin ordering.
+
+The initial moments go into phonopy's cell as ``magnetic_moments``, so the symmetry phonopy
+uses to reduce displacements is that of the magnetic structure (AFM-II rocksalt is
+rhombohedral, not cubic). Forces come from the calculator with the moments carried over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import spglib
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from tqdm import tqdm
+
+
+@dataclass
+class PhononResult:
+    """Band structure, DOS and Γ-point analysis of one ordering (frequencies in THz)."""
+
+    ordering: str
+    path_distances: list[float]
+    path_frequencies: list[list[float]]
+    path_labels: list[str]
+    path_label_positions: list[float]
+    dos_frequencies: list[float]
+    dos: list[float]
+    gamma_frequencies: list[float]
+    parent_gamma_optical: list[float] = field(default_factory=list)
+
+    @property
+    def parent_gamma_splitting(self) -> float:
+        """Spread (THz) of the optical modes of the non-magnetic parent's Γ point."""
+        return max(self.parent_gamma_optical) - min(self.parent_gamma_optical)
+
+
+def _to_phonopy(atoms: Atoms):
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    return PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(),
+        cell=atoms.cell.array,
+        scaled_positions=atoms.get_scaled_positions(),
+        magnetic_moments=atoms.get_initial_magnetic_moments(),
+    )
+
+
+def _to_ase(cell) -> Atoms:
+    return Atoms(
+        cell.symbols,
+        cell=cell.cell,
+        scaled_positions=cell.scaled_positions,
+        magmoms=cell.magnetic_moments,
+        pbc=True,
+    )
+
+
+def parent_translations(atoms: Atoms, symprec: float = 1e-4) -> np.ndarray:
+    """Atom permutations by the pure translations of the structure without its spins."""
+    cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    symmetry = spglib.get_symmetry(cell, symprec=symprec)
+    identity = np.all(symmetry["rotations"] == np.eye(3, dtype=int), axis=(1, 2))
+    frac = atoms.get_scaled_positions()
+    permutations = []
+    for translation in symmetry["translations"][identity]:
+        delta = (frac + translation)[:, None, :] - frac[None, :, :]
+        delta -= np.rint(delta)
+        permutations.append(np.argmax(np.all(np.abs(delta) < 10 * symprec, axis=-1), axis=1))
+    return np.unique(np.array(permutations), axis=0)
+
+
+def parent_gamma_character(eigenvectors: np.ndarray, permutations: np.ndarray) -> np.ndarray:
+    """For each mode (column), the weight of its in-phase part under the parent translations:
+    1 for modes at the parent's Γ point, 0 for modes folded in from its zone boundary."""
+    n_atoms = permutations.shape[1]
+    modes = eigenvectors.T.reshape(-1, n_atoms, 3)
+    averaged = np.mean([modes[:, perm, :] for perm in permutations], axis=0)
+    return np.sum(np.abs(averaged) ** 2, axis=(1, 2)).real
+
+
+def compute_phonons(
+    atoms: Atoms,
+    calc: Calculator,
+    ordering: str = "",
+    supercell: np.ndarray | None = None,
+    displacement: float = 0.01,
+    mesh: tuple[int, int, int] = (16, 16, 16),
+    npoints: int = 200,
+    progress: bool = True,
+) -> PhononResult:
+    """Finite-displacement phonons of ``atoms`` (with its initial moments) at fixed geometry.
+
+    Args:
+        atoms: the structure, ideally relaxed with the same calculator.
+        calc: the calculator.
+        ordering: a name for the result.
+        supercell: phonopy supercell matrix (default 2x2x2).
+        displacement: atomic displacement (Å).
+        mesh: q-point mesh of the DOS.
+        npoints: q-points along the band path (ASE's path for the cell's lattice).
+    """
+    from phonopy import Phonopy
+
+    supercell = 2 * np.eye(3, dtype=int) if supercell is None else np.asarray(supercell)
+    # the given cell is the magnetic cell: no primitive-cell search (it would ignore or trip
+    # over the moments)
+    phonon = Phonopy(_to_phonopy(atoms), supercell_matrix=supercell, primitive_matrix=np.eye(3))
+    phonon.generate_displacements(distance=displacement)
+    forces = []
+    for displaced in tqdm(phonon.supercells_with_displacements, desc=f"phonons {ordering}",
+                          disable=not progress):
+        structure = _to_ase(displaced)
+        structure.calc = calc
+        forces.append(structure.get_forces())
+    phonon.forces = np.array(forces)
+    phonon.produce_force_constants()
+    phonon.symmetrize_force_constants()
+
+    path = atoms.cell.bandpath(npoints=npoints)
+    frequencies = phonon.run_qpoints(path.kpts).frequencies
+    distances, label_positions, labels = path.get_linear_kpoint_axis()
+    phonon.run_mesh(list(mesh), is_gamma_center=True)
+    phonon.run_total_dos()
+    dos = phonon.total_dos
+
+    gamma = phonon.run_qpoints([[0.0, 0.0, 0.0]], with_eigenvectors=True)
+    gamma_frequencies = gamma.frequencies[0]
+    character = parent_gamma_character(gamma.eigenvectors[0], parent_translations(atoms))
+    order = np.argsort(gamma_frequencies)
+    acoustic = set(order[:3].tolist())
+    parent_optical = sorted(
+        float(gamma_frequencies[i]) for i in range(len(gamma_frequencies))
+        if character[i] > 0.5 and i not in acoustic
+    )
+    return PhononResult(
+        ordering=ordering,
+        path_distances=distances.tolist(),
+        path_frequencies=frequencies.tolist(),
+        path_labels=[label.replace("G", "Γ") for label in labels],
+        path_label_positions=label_positions.tolist(),
+        dos_frequencies=dos.frequency_points.tolist(),
+        dos=dos.dos.tolist(),
+        gamma_frequencies=sorted(gamma_frequencies.tolist()),
+        parent_gamma_optical=parent_optical,
+    )
+
+
+def plot_phonons(results: list[PhononResult], path: str | Path) -> None:
+    """Band structure and DOS of each ordering side by side, one row per ordering."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(results), 2, figsize=(10, 3.5 * len(results)), squeeze=False,
+        gridspec_kw={"width_ratios": [3, 1]},
+    )
+    for (band_ax, dos_ax), result in zip(axes, results, strict=True):
+        band_ax.plot(result.path_distances, result.path_frequencies, "k-", lw=0.8)
+        band_ax.set_xticks(result.path_label_positions, result.path_labels)
+        for x in result.path_label_positions:
+            band_ax.axvline(x, color="0.7", lw=0.5)
+        band_ax.set_xlim(result.path_distances[0], result.path_distances[-1])
+        band_ax.set_ylabel("frequency (THz)")
+        band_ax.set_title(f"{result.ordering}")
+        dos_ax.plot(result.dos, result.dos_frequencies, "k-", lw=0.8)
+        dos_ax.set_xlabel("DOS")
+        dos_ax.set_ylim(band_ax.get_ylim())
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,79 @@
+"""MD and phonon workflows: energy conservation, acoustic sum rule, magnetic Γ splitting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from spinmultinet_ase.cli import main
+from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.workflows.md import run_md
+from spinmultinet_ase.workflows.phonons import compute_phonons
+from spinmultinet_ase.workflows.relax import relax
+
+
+def test_nve_drift_is_small(calc):
+    atoms = rocksalt_ordered("NiO", "AFM-II").repeat(2)
+    summary = run_md(atoms, calc, "nve", temperature_K=300, steps=60, timestep_fs=1.0,
+                     interval=5, progress=False)
+    assert 100 < summary.mean_temperature_K < 500
+    assert abs(summary.energy_drift_meV_per_atom_per_ps) < 5.0
+    assert abs(summary.total_energy_end - summary.total_energy_start) < 1e-3 * len(atoms)
+
+
+@pytest.mark.parametrize("ensemble", ["nvt", "npt"])
+def test_thermostatted_runs(calc, ensemble):
+    atoms = rocksalt_ordered("NiO", "AFM-II").repeat(2)
+    summary = run_md(atoms, calc, ensemble, temperature_K=200, steps=20, interval=5, progress=False)
+    assert np.isfinite(summary.total_energy_end) and summary.final_volume > 0
+
+
+def test_md_cli(exported_path, tmp_path, capsys):
+    args = ["md", "NiO", "--supercell", "2", "2", "2", "--steps", "20", "--interval", "5",
+            "--trajectory", str(tmp_path / "md.traj"), "--log", str(tmp_path / "md.log"),
+            "--model", str(exported_path), "--quiet"]
+    assert main(args) == 0
+    assert "total-energy drift" in capsys.readouterr().out
+    frames = read(tmp_path / "md.traj", index=":")
+    assert len(frames) == 5 and frames[-1].get_magnetic_moments().shape == (32,)
+
+
+def test_md_cli_unknown_ordering(exported_path, capsys):
+    assert main(["md", "NiO", "--ordering", "AFM-V", "--model", str(exported_path)]) == 2
+    assert "unknown ordering" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def phonon_results(eager_model):
+    from spinmultinet_ase.calculator import SpinMultiNetCalculator
+    from spinmultinet_ase.testing.models import as_loaded
+
+    calc = SpinMultiNetCalculator(as_loaded(eager_model))
+    results = {}
+    for ordering in ("FM", "AFM-II"):
+        relaxed, converged = relax(rocksalt_ordered("NiO", ordering), calc, fmax=1e-5, steps=400)
+        assert converged
+        results[ordering] = compute_phonons(relaxed, calc, ordering, mesh=(4, 4, 4),
+                                            npoints=30, progress=False)
+    return results
+
+
+def test_acoustic_modes_vanish_at_gamma(phonon_results):
+    for result in phonon_results.values():
+        assert np.abs(result.gamma_frequencies[:3]).max() < 1e-3  # THz
+
+
+def test_magnetic_order_splits_the_gamma_optical_triplet(phonon_results):
+    fm, afm = phonon_results["FM"], phonon_results["AFM-II"]
+    assert len(fm.parent_gamma_optical) == len(afm.parent_gamma_optical) == 3
+    assert fm.parent_gamma_splitting < 1e-6
+    assert afm.parent_gamma_splitting > 1e-5
+    assert len(afm.gamma_frequencies) == 12  # the 4-atom magnetic cell
+
+
+def test_phonons_cli(exported_path, tmp_path, capsys):
+    assert main(["phonons", "NiO", "--orderings", "AFM-II", "--supercell", "1", "1", "1",
+                 "--model", str(exported_path), "--output-dir", str(tmp_path), "--quiet"]) == 0
+    assert "splitting" in capsys.readouterr().out
+    assert (tmp_path / "phonons.png").exists() and (tmp_path / "phonons.json").exists()
