@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 from ase import Atoms
-from ase.build import make_supercell, niggli_reduce
+from ase.build import make_supercell
+from ase.geometry import minkowski_reduce
 
 # Cubic lattice constants (Å) about which structures are built and strained. MnO and NiO are
 # the zero-pressure points of our GPAW PBE+U protocol in the AFM-II state (data/README.md);
@@ -132,7 +133,7 @@ def rocksalt_ordered(
 
     Returns:
         ``Atoms`` (metal, O, metal, O, ...) with ``initial_magmoms`` (μB) set, O at zero, in
-        the Niggli-reduced cell of the supercell (Cartesian frame unchanged).
+        a Minkowski-reduced cell of the supercell, in the cubic Cartesian frame.
     """
     rocksalt_formula_metal(formula)
     a = ROCKSALT_LATTICE_CONSTANTS[formula] if a is None else a
@@ -158,5 +159,9 @@ def rocksalt_ordered(
         [magnitudes[s] for s in np.array(atoms.get_chemical_symbols())[metal_mask]]
     )
     atoms.set_initial_magnetic_moments(moments)
-    niggli_reduce(atoms)  # same lattice and frame, compact cell (spglib needs it)
+    # A compact cell of the same lattice in the same Cartesian (cubic) frame: strains given
+    # in the cubic frame stay meaningful, and spglib handles it (it fails on skewed cells).
+    reduced, _ = minkowski_reduce(atoms.cell.array)
+    atoms.set_cell(reduced, scale_atoms=False)
+    atoms.wrap()
     return atoms
