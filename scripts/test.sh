@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+python -m ruff check spinmultinet_ase tests scripts models
 python -m pytest "$@"

@@ -112,4 +112,3 @@ class SpinMultiNetCalculator(Calculator):
     def metadata(self) -> dict:
         """What the model file says about the model (cutoff, species, units, versions...)."""
         return self.model.metadata
-

@@ -14,7 +14,10 @@ def save_checkpoint(model: SpinMultiNet, path: str | Path, **extra: Any) -> None
     """Write ``model``'s config and weights, plus ``extra`` entries, atomically."""
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
-    torch.save({"model_config": model.config.to_dict(), "model_state": model.state_dict(), **extra}, temporary)
+    torch.save(
+        {"model_config": model.config.to_dict(), "model_state": model.state_dict(), **extra},
+        temporary,
+    )
     temporary.replace(path)
 
 

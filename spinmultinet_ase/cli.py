@@ -109,8 +109,12 @@ def _calculator(args: argparse.Namespace):
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default=None,
-                   help="compute precision (default: the model's)")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default=None,
+        help="compute precision (default: the model's)",
+    )
 
 
 def _scan(args: argparse.Namespace) -> None:
@@ -122,11 +126,18 @@ def _scan(args: argparse.Namespace) -> None:
     )
     from spinmultinet_ase.workflows.inputs import structures_to_scan
 
-    structures, cubic = structures_to_scan(args.target, args.orderings, args.supercell, args.magnitudes)
+    structures, cubic = structures_to_scan(
+        args.target, args.orderings, args.supercell, args.magnitudes
+    )
     calc = _calculator(args)
     results, relaxed = scan_orderings(
-        structures, calc, fmax=args.fmax, steps=args.steps, optimizer=args.optimizer,
-        cubic_parent=cubic, progress=not args.quiet,
+        structures,
+        calc,
+        fmax=args.fmax,
+        steps=args.steps,
+        optimizer=args.optimizer,
+        cubic_parent=cubic,
+        progress=not args.quiet,
     )
     exchange = None
     try:
@@ -154,12 +165,26 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         "and cell).",
     )
     p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
-    p.add_argument("--orderings", nargs="+", default=None,
-                   help="named rocksalt orderings (default: FM AFM-I AFM-II AFM-III)")
-    p.add_argument("--supercell", nargs="+", type=int, default=None,
-                   help="supercell of a structure file: 3 or 9 integers")
-    p.add_argument("--magnitudes", nargs="+", default=None, metavar="EL=MU",
-                   help="initial moment magnitudes (μB), e.g. Ni=2 Mn=5")
+    p.add_argument(
+        "--orderings",
+        nargs="+",
+        default=None,
+        help="named rocksalt orderings (default: FM AFM-I AFM-II AFM-III)",
+    )
+    p.add_argument(
+        "--supercell",
+        nargs="+",
+        type=int,
+        default=None,
+        help="supercell of a structure file: 3 or 9 integers",
+    )
+    p.add_argument(
+        "--magnitudes",
+        nargs="+",
+        default=None,
+        metavar="EL=MU",
+        help="initial moment magnitudes (μB), e.g. Ni=2 Mn=5",
+    )
     p.add_argument("--fmax", type=float, default=0.01, help="force threshold (eV/Å)")
     p.add_argument("--steps", type=int, default=500, help="maximum optimiser steps")
     p.add_argument("--optimizer", choices=["BFGS", "FIRE"], default="BFGS")
@@ -177,10 +202,18 @@ def _md(args: argparse.Namespace) -> None:
 
     atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
     summary = run_md(
-        atoms, _calculator(args), ensemble=args.ensemble, temperature_K=args.temperature,
-        steps=args.steps, timestep_fs=args.timestep, pressure_GPa=args.pressure,
-        trajectory=args.trajectory, logfile=args.log, interval=args.interval,
-        seed=args.seed, progress=not args.quiet,
+        atoms,
+        _calculator(args),
+        ensemble=args.ensemble,
+        temperature_K=args.temperature,
+        steps=args.steps,
+        timestep_fs=args.timestep,
+        pressure_GPa=args.pressure,
+        trajectory=args.trajectory,
+        logfile=args.log,
+        interval=args.interval,
+        seed=args.seed,
+        progress=not args.quiet,
     )
     print(json.dumps(asdict(summary), indent=2))
     print(
@@ -192,13 +225,22 @@ def _md(args: argparse.Namespace) -> None:
 
 def _add_structure_options(p: argparse.ArgumentParser, default_ordering: str) -> None:
     p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
-    p.add_argument("--ordering", default=default_ordering,
-                   help="named rocksalt ordering (ignored for a structure file, whose "
-                   "initial_magmoms are used)")
-    p.add_argument("--supercell", nargs="+", type=int, default=None,
-                   help="repeat the cell: 3 or 9 integers")
-    p.add_argument("--magnitudes", nargs="+", default=None, metavar="EL=MU",
-                   help="initial moment magnitudes (μB) for a rocksalt formula, e.g. Ni=2")
+    p.add_argument(
+        "--ordering",
+        default=default_ordering,
+        help="named rocksalt ordering (ignored for a structure file, whose "
+        "initial_magmoms are used)",
+    )
+    p.add_argument(
+        "--supercell", nargs="+", type=int, default=None, help="repeat the cell: 3 or 9 integers"
+    )
+    p.add_argument(
+        "--magnitudes",
+        nargs="+",
+        default=None,
+        metavar="EL=MU",
+        help="initial moment magnitudes (μB) for a rocksalt formula, e.g. Ni=2",
+    )
 
 
 def _add_md(sub: argparse._SubParsersAction) -> None:
@@ -239,12 +281,15 @@ def _phonons(args: argparse.Namespace) -> None:
             atoms, converged = relax(atoms, calc, fmax=args.fmax, relax_cell=True)
             if not converged:
                 print(f"warning: {ordering} relaxation did not reach fmax={args.fmax}")
-        result = compute_phonons(atoms, calc, ordering, supercell, args.displacement,
-                                 progress=not args.quiet)
+        result = compute_phonons(
+            atoms, calc, ordering, supercell, args.displacement, progress=not args.quiet
+        )
         results.append(result)
         optical = ", ".join(f"{f:.3f}" for f in result.parent_gamma_optical)
-        print(f"{ordering}: optical modes of the parent Γ point (THz): {optical}; "
-              f"splitting {result.parent_gamma_splitting:.3f} THz")
+        print(
+            f"{ordering}: optical modes of the parent Γ point (THz): {optical}; "
+            f"splitting {result.parent_gamma_splitting:.3f} THz"
+        )
     plot_phonons(results, output / "phonons.png")
     (output / "phonons.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     print(f"phonons.png and phonons.json in {output}/")
@@ -253,10 +298,19 @@ def _phonons(args: argparse.Namespace) -> None:
 def _add_phonons(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("phonons", help="phonon bands, DOS and Γ modes per spin ordering (phonopy)")
     p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
-    p.add_argument("--orderings", nargs="+", default=["AFM-II", "FM"],
-                   help="named rocksalt orderings (a structure file uses its own moments)")
-    p.add_argument("--supercell", nargs="+", type=int, default=[2, 2, 2],
-                   help="phonopy supercell: 3 or 9 integers")
+    p.add_argument(
+        "--orderings",
+        nargs="+",
+        default=["AFM-II", "FM"],
+        help="named rocksalt orderings (a structure file uses its own moments)",
+    )
+    p.add_argument(
+        "--supercell",
+        nargs="+",
+        type=int,
+        default=[2, 2, 2],
+        help="phonopy supercell: 3 or 9 integers",
+    )
     p.add_argument("--displacement", type=float, default=0.01, help="Å")
     p.add_argument("--fmax", type=float, default=1e-3, help="relaxation threshold (eV/Å)")
     p.add_argument("--no-relax", action="store_true", help="use the structure as given")
@@ -265,6 +319,19 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_options(p)
     p.set_defaults(run=_phonons)
+
+
+def _data_card(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.dft.card import write_card
+
+    write_card(args.data_dir)
+    print(f"wrote {args.data_dir}/README.md")
+
+
+def _add_data_card(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data-card", help="write the dataset card (README.md) of a data folder")
+    p.add_argument("data_dir", help="folder with structures.extxyz and reference.extxyz")
+    p.set_defaults(run=_data_card)
 
 
 def _add_structures(sub: argparse._SubParsersAction) -> None:
@@ -297,6 +364,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_scan,
     _add_md,
     _add_phonons,
+    _add_data_card,
 )
 
 

@@ -124,7 +124,9 @@ def model_metadata(model: SpinMultiNet, extra: dict[str, Any] | None = None) -> 
     }
 
 
-def export_model(model: SpinMultiNet, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+def export_model(
+    model: SpinMultiNet, path: str | Path, extra: dict[str, Any] | None = None
+) -> None:
     """Compile ``model`` to TorchScript and save it with its metadata.
 
     Args:

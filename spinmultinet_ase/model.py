@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any
 
 import torch
 from e3nn import o3
@@ -88,9 +88,9 @@ class ModelConfig:
 def hidden_irreps(multiplicity: int, lmax: int, both_parities: bool) -> o3.Irreps:
     """``multiplicity`` copies of each ``l <= lmax``: natural parity only, or both parities."""
     irreps = []
-    for l in range(lmax + 1):
-        parities = (1, -1) if both_parities else ((-1) ** l,)
-        irreps += [(multiplicity, (l, p)) for p in parities]
+    for degree in range(lmax + 1):
+        parities = (1, -1) if both_parities else ((-1) ** degree,)
+        irreps += [(multiplicity, (degree, p)) for p in parities]
     return o3.Irreps(irreps)
 
 
@@ -120,9 +120,15 @@ class SpinMultiNet(torch.nn.Module):
         self.spherical_harmonics = o3.SphericalHarmonics(
             self.irreps_sh, normalize=True, normalization="component"
         )
-        self.radial = RadialEmbedding(config.cutoff, config.num_radial_basis, config.cutoff_polynomial_p)
+        self.radial = RadialEmbedding(
+            config.cutoff, config.num_radial_basis, config.cutoff_polynomial_p
+        )
         self.embedding = SpinEmbedding(
-            num_species, config.channels, config.spin_channels, config.noncollinear, config.moment_max
+            num_species,
+            config.channels,
+            config.spin_channels,
+            config.noncollinear,
+            config.moment_max,
         )
         irreps_even_hidden = hidden_irreps(config.channels, config.lmax, config.noncollinear)
         irreps_odd_hidden = hidden_irreps(config.spin_channels, config.lmax, config.noncollinear)
@@ -148,14 +154,18 @@ class SpinMultiNet(torch.nn.Module):
         )
         spin_irrep = o3.Irrep("1e") if config.noncollinear else o3.Irrep("0e")
         self.moment_readout = o3.Linear(irreps_odd, o3.Irreps([(1, spin_irrep)]))
-        latent_slices = [s for (_, ir), s in zip(irreps_odd, irreps_odd.slices()) if ir == spin_irrep]
+        latent_slices = [
+            s
+            for (_, ir), s in zip(irreps_odd, irreps_odd.slices(), strict=True)
+            if ir == spin_irrep
+        ]
         self.latent_start = latent_slices[0].start
         self.latent_stop = latent_slices[0].stop
         self.register_buffer("energy_shift", torch.zeros(num_species))
         self.register_buffer("energy_scale", torch.ones(()))
         self.register_buffer("moment_scale", torch.ones(()))
 
-    def forward(self, data: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def forward(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         positions = data[keys.POSITIONS]
         cell = data[keys.CELL]
         batch = data[keys.BATCH]
@@ -169,7 +179,9 @@ class SpinMultiNet(torch.nn.Module):
         strain = torch.zeros(num_graphs, 3, 3, dtype=positions.dtype, device=positions.device)
         strain.requires_grad_(True)
         symmetric = 0.5 * (strain + strain.transpose(1, 2))
-        strained_positions = positions + torch.bmm(positions.unsqueeze(1), symmetric[batch]).squeeze(1)
+        strained_positions = positions + torch.bmm(
+            positions.unsqueeze(1), symmetric[batch]
+        ).squeeze(1)
         strained_cell = cell + torch.bmm(cell, symmetric)
 
         centre, neighbour = edge_index[0], edge_index[1]

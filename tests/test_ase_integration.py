@@ -39,8 +39,15 @@ def test_nve_conserves_energy(calc, nio_afm2):
 
 def test_langevin_runs(calc, nio_afm2):
     nio_afm2.calc = calc
-    dynamics = Langevin(nio_afm2, 1.0 * units.fs, temperature_K=300, friction=0.02,
-                        fixcm=False, logfile=None, rng=np.random.default_rng(1))
+    dynamics = Langevin(
+        nio_afm2,
+        1.0 * units.fs,
+        temperature_K=300,
+        friction=0.02,
+        fixcm=False,
+        logfile=None,
+        rng=np.random.default_rng(1),
+    )
     dynamics.run(10)
     assert np.all(np.isfinite(nio_afm2.get_positions()))
 

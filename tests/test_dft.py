@@ -17,8 +17,9 @@ from spinmultinet_ase.dft.protocol import DFTProtocol
 from spinmultinet_ase.dft.structures import reference_structures
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 
-CHEAP = DFTProtocol(ecut_ev=300.0, kpoint_density=1.0, energy_convergence_ev=1e-4,
-                    density_convergence=1e-3)
+CHEAP = DFTProtocol(
+    ecut_ev=300.0, kpoint_density=1.0, energy_convergence_ev=1e-4, density_convergence=1e-3
+)
 
 
 def test_magnetic_state_problems():

@@ -13,7 +13,11 @@ from spinmultinet_ase.magnetism.orderings import (
     magnetic_sites,
     site_permutations,
 )
-from spinmultinet_ase.magnetism.rocksalt import DEFAULT_MOMENT_MAGNITUDES, rocksalt_ordered, rocksalt_primitive
+from spinmultinet_ase.magnetism.rocksalt import (
+    DEFAULT_MOMENT_MAGNITUDES,
+    rocksalt_ordered,
+    rocksalt_primitive,
+)
 from spinmultinet_ase.magnetism.scan import scan_orderings
 from spinmultinet_ase.testing.symmetry import evaluate
 
@@ -86,12 +90,18 @@ def test_exchange_fit_needs_enough_orderings():
 
 def test_scan_energies_equal_single_points(calc):
     structures = {o: rocksalt_ordered("NiO", o) for o in ("FM", "AFM-II")}
-    results, relaxed = scan_orderings(structures, calc, fmax=1e-3, cubic_parent=True, progress=False)
+    results, relaxed = scan_orderings(
+        structures, calc, fmax=1e-3, cubic_parent=True, progress=False
+    )
     for result in results:
         single = evaluate(calc, relaxed[result.ordering])
-        assert result.relaxed_energy * result.formula_units == pytest.approx(float(single["energy"]), abs=1e-10)
+        assert result.relaxed_energy * result.formula_units == pytest.approx(
+            float(single["energy"]), abs=1e-10
+        )
         ideal = evaluate(calc, structures[result.ordering])
-        assert result.ideal_energy * result.formula_units == pytest.approx(float(ideal["energy"]), abs=1e-10)
+        assert result.ideal_energy * result.formula_units == pytest.approx(
+            float(ideal["energy"]), abs=1e-10
+        )
     assert min(r.relaxed_relative_meV for r in results) == 0.0
 
 
@@ -102,15 +112,33 @@ def test_afm2_relaxation_distorts_and_fm_stays_cubic(calc):
 
     structures = {o: rocksalt_ordered("NiO", o, CELLS["afm2-4"]) for o in ("FM", "AFM-II")}
     assert np.allclose(structures["FM"].cell.array, cell)
-    results, _ = scan_orderings(structures, calc, fmax=1e-4, steps=300, cubic_parent=True, progress=False)
+    results, _ = scan_orderings(
+        structures, calc, fmax=1e-4, steps=300, cubic_parent=True, progress=False
+    )
     angle = {r.ordering: r.pseudo_cubic_angle for r in results}
     assert abs(angle["FM"] - 90.0) < 1e-3
     assert abs(angle["AFM-II"] - 90.0) > 1e-3
 
 
 def test_scan_cli(exported_path, tmp_path, capsys):
-    assert main(["scan", "NiO", "--orderings", "FM", "AFM-I", "AFM-II", "--model",
-                 str(exported_path), "--output-dir", str(tmp_path), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "scan",
+                "NiO",
+                "--orderings",
+                "FM",
+                "AFM-I",
+                "AFM-II",
+                "--model",
+                str(exported_path),
+                "--output-dir",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "AFM-II" in out and "J1 S²" in out
     for name in ("scan.csv", "scan.json", "scan.png", "relaxed.extxyz"):

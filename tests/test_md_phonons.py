@@ -15,8 +15,9 @@ from spinmultinet_ase.workflows.relax import relax
 
 def test_nve_drift_is_small(calc):
     atoms = rocksalt_ordered("NiO", "AFM-II").repeat(2)
-    summary = run_md(atoms, calc, "nve", temperature_K=300, steps=60, timestep_fs=1.0,
-                     interval=5, progress=False)
+    summary = run_md(
+        atoms, calc, "nve", temperature_K=300, steps=60, timestep_fs=1.0, interval=5, progress=False
+    )
     assert 100 < summary.mean_temperature_K < 500
     assert abs(summary.energy_drift_meV_per_atom_per_ps) < 5.0
     assert abs(summary.total_energy_end - summary.total_energy_start) < 1e-3 * len(atoms)
@@ -30,9 +31,25 @@ def test_thermostatted_runs(calc, ensemble):
 
 
 def test_md_cli(exported_path, tmp_path, capsys):
-    args = ["md", "NiO", "--supercell", "2", "2", "2", "--steps", "20", "--interval", "5",
-            "--trajectory", str(tmp_path / "md.traj"), "--log", str(tmp_path / "md.log"),
-            "--model", str(exported_path), "--quiet"]
+    args = [
+        "md",
+        "NiO",
+        "--supercell",
+        "2",
+        "2",
+        "2",
+        "--steps",
+        "20",
+        "--interval",
+        "5",
+        "--trajectory",
+        str(tmp_path / "md.traj"),
+        "--log",
+        str(tmp_path / "md.log"),
+        "--model",
+        str(exported_path),
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "total-energy drift" in capsys.readouterr().out
     frames = read(tmp_path / "md.traj", index=":")
@@ -54,8 +71,9 @@ def phonon_results(eager_model):
     for ordering in ("FM", "AFM-II"):
         relaxed, converged = relax(rocksalt_ordered("NiO", ordering), calc, fmax=1e-5, steps=400)
         assert converged
-        results[ordering] = compute_phonons(relaxed, calc, ordering, mesh=(4, 4, 4),
-                                            npoints=30, progress=False)
+        results[ordering] = compute_phonons(
+            relaxed, calc, ordering, mesh=(4, 4, 4), npoints=30, progress=False
+        )
     return results
 
 
@@ -73,7 +91,25 @@ def test_magnetic_order_splits_the_gamma_optical_triplet(phonon_results):
 
 
 def test_phonons_cli(exported_path, tmp_path, capsys):
-    assert main(["phonons", "NiO", "--orderings", "AFM-II", "--supercell", "1", "1", "1",
-                 "--model", str(exported_path), "--output-dir", str(tmp_path), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "phonons",
+                "NiO",
+                "--orderings",
+                "AFM-II",
+                "--supercell",
+                "1",
+                "1",
+                "1",
+                "--model",
+                str(exported_path),
+                "--output-dir",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "splitting" in capsys.readouterr().out
     assert (tmp_path / "phonons.png").exists() and (tmp_path / "phonons.json").exists()

@@ -39,5 +39,7 @@ def test_same_pairs_as_ase(atoms):
     i, j, s = ase_neighbor_list("ijS", atoms, cutoff)
     assert len(i) > 0
     assert _pairs(edge_index[0], edge_index[1], shifts) == _pairs(i, j, s)
-    vectors = atoms.positions[edge_index[1]] - atoms.positions[edge_index[0]] + shifts @ atoms.cell.array
+    vectors = (
+        atoms.positions[edge_index[1]] - atoms.positions[edge_index[0]] + shifts @ atoms.cell.array
+    )
     assert np.linalg.norm(vectors, axis=1).max() < cutoff

@@ -16,7 +16,13 @@ from spinmultinet_ase.train.config import config_from_dict
 from spinmultinet_ase.train.trainer import Trainer
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
-SMALL_MODEL = {"channels": 8, "spin_channels": 8, "num_layers": 2, "radial_hidden": 16, "cutoff": 4.5}
+SMALL_MODEL = {
+    "channels": 8,
+    "spin_channels": 8,
+    "num_layers": 2,
+    "radial_hidden": 16,
+    "cutoff": 4.5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +36,12 @@ def subset(tmp_path_factory):
 def _config(data_path, output_dir, epochs, dtype="float64"):
     return config_from_dict(
         {
-            "data": {"path": str(data_path), "test_yardsticks": False,
-                     "validation_fraction": 0.0, "test_fraction": 0.0},
+            "data": {
+                "path": str(data_path),
+                "test_yardsticks": False,
+                "validation_fraction": 0.0,
+                "test_fraction": 0.0,
+            },
             "model": SMALL_MODEL,
             "optim": {"max_epochs": epochs, "batch_size": 4, "learning_rate": 0.01},
             "output_dir": str(output_dir),

@@ -101,9 +101,7 @@ def collate(graphs: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor
     out[keys.EDGE_INDEX] = torch.cat(
         [g[keys.EDGE_INDEX] + int(o) for g, o in zip(graphs, offsets, strict=True)], dim=1
     )
-    out[keys.BATCH] = torch.cat(
-        [torch.full_like(g[keys.BATCH], b) for b, g in enumerate(graphs)]
-    )
+    out[keys.BATCH] = torch.cat([torch.full_like(g[keys.BATCH], b) for b, g in enumerate(graphs)])
     for key in graphs[0]:
         if key not in out:
             out[key] = torch.cat([g[key] for g in graphs], dim=0)

@@ -90,8 +90,9 @@ def imperfect_guess(atoms: Atoms, rng: np.random.Generator, spread: float = 0.4)
     atoms.set_initial_magnetic_moments(moments * rng.uniform(1 - spread, 1 + spread, len(atoms)))
 
 
-def _tag(atoms: Atoms, structure_id: str, material: str, cell: str, ordering: str,
-         distortion: Distortion) -> Atoms:
+def _tag(
+    atoms: Atoms, structure_id: str, material: str, cell: str, ordering: str, distortion: Distortion
+) -> Atoms:
     niggli_reduce(atoms)
     atoms.info.update(
         structure_id=structure_id,

@@ -63,7 +63,10 @@ def fit_exchange(
             "constants; add orderings that differ in their neighbour counts"
         )
     solution, *_ = np.linalg.lstsq(design, np.asarray(energies_per_ion), rcond=None)
-    return {"E0": float(solution[0]), **{f"J{k + 1}S2": float(v) for k, v in enumerate(solution[1:])}}
+    return {
+        "E0": float(solution[0]),
+        **{f"J{k + 1}S2": float(v) for k, v in enumerate(solution[1:])},
+    }
 
 
 def mean_field_neel_temperature(j2s2: float) -> float:

@@ -22,9 +22,12 @@ from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm import tqdm
 
-from spinmultinet_ase.magnetism.exchange import fit_exchange, magnetic_mask, mean_field_neel_temperature
+from spinmultinet_ase.magnetism.exchange import (
+    fit_exchange,
+    magnetic_mask,
+    mean_field_neel_temperature,
+)
 from spinmultinet_ase.workflows.relax import relax
-
 
 STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
 
@@ -141,7 +144,9 @@ def format_scan_table(results: list[OrderingResult]) -> str:
     lines = [header, " " * 12 + f"{'meV/f.u.':>10}{'meV/f.u.':>10}"]
     for r in results:
         moment = np.mean(np.abs(r.magnetic_moments)) if r.magnetic_moments else float("nan")
-        angle = f"{r.pseudo_cubic_angle:11.3f}" if r.pseudo_cubic_angle is not None else f"{'-':>11}"
+        angle = (
+            f"{r.pseudo_cubic_angle:11.3f}" if r.pseudo_cubic_angle is not None else f"{'-':>11}"
+        )
         lines.append(
             f"{r.ordering:<12}{r.ideal_relative_meV:10.1f}{r.relaxed_relative_meV:10.1f}"
             f"{moment:10.2f}{r.volume_per_formula_unit:13.3f}{angle}  {r.converged}"
@@ -156,8 +161,8 @@ def write_scan(
     output_dir: str | Path,
 ) -> None:
     """``scan.csv``, ``scan.json``, ``relaxed.extxyz`` and ``scan.png`` (relative energies)."""
-    from ase.io import write
     import matplotlib
+    from ase.io import write
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -169,7 +174,9 @@ def write_scan(
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (output / "scan.json").write_text(json.dumps({"orderings": rows, "exchange": exchange}, indent=2))
+    (output / "scan.json").write_text(
+        json.dumps({"orderings": rows, "exchange": exchange}, indent=2)
+    )
     for name, atoms in relaxed.items():
         atoms.info["ordering"] = name
     write(output / "relaxed.extxyz", list(relaxed.values()))

@@ -56,7 +56,12 @@ def yardstick_table(frames: Sequence[Atoms], energy: EnergyFunction = dft_energy
     for atoms in frames:
         info = atoms.info
         if info.get("yardstick"):
-            key = (info["material"], info["cell_name"], info["ordering"], round(info["rhombohedral_strain"], 6))
+            key = (
+                info["material"],
+                info["cell_name"],
+                info["ordering"],
+                round(info["rhombohedral_strain"], 6),
+            )
             by_key[key] = atoms
     for material in sorted({k[0] for k in by_key}):
         entry: dict = {}
@@ -87,8 +92,7 @@ def yardstick_table(frames: Sequence[Atoms], energy: EnergyFunction = dft_energy
         entry["rhombohedral"] = {}
         for ordering in ("FM", "AFM-II"):
             points = sorted(
-                (k[3], a) for k, a in by_key.items()
-                if k[:3] == (material, "afm2-4", ordering)
+                (k[3], a) for k, a in by_key.items() if k[:3] == (material, "afm2-4", ordering)
             )
             if len(points) >= 4:
                 strains = np.array([p[0] for p in points])

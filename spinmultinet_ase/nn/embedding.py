@@ -15,7 +15,6 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 
 
-
 class GaussianBasis(torch.nn.Module):
     """Gaussians ``exp(-(x - μ_k)² / 2w²)`` on ``[0, x_max]``."""
 
@@ -61,7 +60,9 @@ class SpinEmbedding(torch.nn.Module):
         self.irreps_even = o3.Irreps(f"{even_channels}x0e")
         self.irreps_odd = o3.Irreps(f"{odd_channels}x1e" if noncollinear else f"{odd_channels}x0e")
 
-    def forward(self, species: torch.Tensor, moments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, species: torch.Tensor, moments: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # moments in units of moment_max / 3 (2 μB by default): O(1) for typical moments
         scaled = moments * (3.0 / self.moment_max)
         if self.noncollinear:

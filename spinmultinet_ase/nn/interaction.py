@@ -21,7 +21,6 @@ from e3nn.math import normalize2mom
 from e3nn.nn import FullyConnectedNet
 
 
-
 def message_tensor_product(
     irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps
 ) -> o3.TensorProduct:
@@ -129,7 +128,12 @@ class SpinInteraction(torch.nn.Module):
         self.conv_odd = message_tensor_product(irreps_odd_in, irreps_sh, irreps_odd_out)
         self.num_weights_even = self.conv_even.weight_numel
         self.radial = FullyConnectedNet(
-            [num_radial, radial_hidden, radial_hidden, self.num_weights_even + self.conv_odd.weight_numel],
+            [
+                num_radial,
+                radial_hidden,
+                radial_hidden,
+                self.num_weights_even + self.conv_odd.weight_numel,
+            ],
             torch.nn.functional.silu,
         )
         even_pre = self.gate.irreps_even_pre

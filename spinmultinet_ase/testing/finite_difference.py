@@ -10,7 +10,6 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 
-
 def _energy(calc: Calculator, atoms: Atoms) -> float:
     atoms = atoms.copy()
     atoms.calc = calc
@@ -46,5 +45,3 @@ def numerical_hessian(calc: Calculator, atoms: Atoms, delta: float = 1e-4) -> np
             forces.append(moved.get_forces().ravel())
         hessian[:, column] = -(forces[0] - forces[1]) / (2 * delta)
     return hessian
-
-

@@ -90,9 +90,7 @@ def permutation_deviation(calc: Calculator, atoms: Atoms, order: np.ndarray) -> 
     """Deviation when atoms (with their moments) are reordered: per-atom outputs follow."""
     reference = evaluate(calc, atoms)
     permuted = atoms[order]
-    expected = {
-        k: v[order] if k not in ("energy", "stress") else v for k, v in reference.items()
-    }
+    expected = {k: v[order] if k not in ("energy", "stress") else v for k, v in reference.items()}
     return _max_deviation(evaluate(calc, permuted), expected)
 
 

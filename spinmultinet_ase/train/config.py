@@ -11,7 +11,6 @@ import yaml
 
 from spinmultinet_ase.model import ModelConfig
 
-
 # What each target is called in the extxyz files, unless the config says otherwise.
 DEFAULT_KEYS = {
     "energy": "energy",

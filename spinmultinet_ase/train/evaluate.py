@@ -41,8 +41,12 @@ def parity_plot(accumulator: ErrorAccumulator, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = {"energy": "energy (eV/atom)", "forces": "force components (eV/Å)",
-             "stress": "stress components (GPa)", "magmoms": "moments (μB)"}
+    names = {
+        "energy": "energy (eV/atom)",
+        "forces": "force components (eV/Å)",
+        "stress": "stress components (GPa)",
+        "magmoms": "moments (μB)",
+    }
     fig, axes = plt.subplots(1, 4, figsize=(16, 4))
     for ax, target in zip(axes, TARGETS, strict=True):
         values = accumulator.values[target]
@@ -79,10 +83,16 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: st
         per_split = {}
         for material in sorted({m for (s, m) in groups if s == split}):
             subset = groups[(split, material)]
-            samples = [frame_to_sample(a, config, loaded.species, loaded.cutoff, dtype) for a in subset]
-            per_split[material], accumulator = errors_by_group(loaded.module, Dataset(subset, samples))
+            samples = [
+                frame_to_sample(a, config, loaded.species, loaded.cutoff, dtype) for a in subset
+            ]
+            per_split[material], accumulator = errors_by_group(
+                loaded.module, Dataset(subset, samples)
+            )
             per_split[material]["frames"] = len(subset)
-            parity_plot(accumulator, output / f"parity_{split}_{material}.png", f"{split}: {material}")
+            parity_plot(
+                accumulator, output / f"parity_{split}_{material}.png", f"{split}: {material}"
+            )
         result["errors"][split] = per_split
     calc = SpinMultiNetCalculator(loaded)
 

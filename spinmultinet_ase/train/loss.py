@@ -110,5 +110,7 @@ class ErrorAccumulator:
             if self.count[target]:
                 factor = REPORT_UNITS[target][1]
                 result[f"{target}_mae"] = factor * self.abs_sum[target] / self.count[target]
-                result[f"{target}_rmse"] = factor * (self.sq_sum[target] / self.count[target]) ** 0.5
+                result[f"{target}_rmse"] = (
+                    factor * (self.sq_sum[target] / self.count[target]) ** 0.5
+                )
         return result

@@ -113,7 +113,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=optim.lr_factor, patience=optim.lr_patience
         )
-        self.ema = AveragedModel(self.model, avg_fn=_ema_with_warmup(optim.ema_decay), use_buffers=True)
+        self.ema = AveragedModel(
+            self.model, avg_fn=_ema_with_warmup(optim.ema_decay), use_buffers=True
+        )
         self.epoch = 0
         self.best_loss = math.inf
         self.best_epoch = -1
@@ -167,7 +169,9 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss, _ = self.loss(self.model(batch), batch)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip_norm)
+            torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), self.config.optim.grad_clip_norm
+            )
             self.optimizer.step()
             self.ema.update_parameters(self.model)
             size = len(batch[keys.NUM_ATOMS])

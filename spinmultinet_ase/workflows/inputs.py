@@ -44,9 +44,7 @@ def read_structure(path: str) -> Atoms:
     """One structure from a file ASE can read, with a clear error otherwise."""
     if not Path(path).is_file():
         known = ", ".join(sorted(ROCKSALT_LATTICE_CONSTANTS))
-        raise ValueError(
-            f"{path!r} is neither a rocksalt formula ({known}) nor a structure file"
-        )
+        raise ValueError(f"{path!r} is neither a rocksalt formula ({known}) nor a structure file")
     try:
         return read(path)
     except Exception as error:  # ASE raises many types for unreadable files
@@ -80,7 +78,9 @@ def single_structure(
     from ase.build import make_supercell
 
     if target in ROCKSALT_LATTICE_CONSTANTS:
-        atoms = named_rocksalt_orderings(target, (ordering,), magnitudes=parse_magnitudes(magnitudes))[ordering]
+        atoms = named_rocksalt_orderings(
+            target, (ordering,), magnitudes=parse_magnitudes(magnitudes)
+        )[ordering]
     else:
         atoms = read_structure(target)
     matrix = parse_supercell(supercell)

@@ -68,13 +68,25 @@ def run_md(
         dynamics = VelocityVerlet(atoms, timestep, logfile=logfile, loginterval=interval)
     elif ensemble == "nvt":
         dynamics = Langevin(
-            atoms, timestep, temperature_K=temperature_K, friction=friction_per_fs / units.fs,
-            fixcm=False, rng=rng, logfile=logfile, loginterval=interval,
+            atoms,
+            timestep,
+            temperature_K=temperature_K,
+            friction=friction_per_fs / units.fs,
+            fixcm=False,
+            rng=rng,
+            logfile=logfile,
+            loginterval=interval,
         )
     else:
         dynamics = IsotropicMTKNPT(
-            atoms, timestep, temperature_K=temperature_K, pressure_au=pressure_GPa * units.GPa,
-            tdamp=100 * timestep, pdamp=1000 * timestep, logfile=logfile, loginterval=interval,
+            atoms,
+            timestep,
+            temperature_K=temperature_K,
+            pressure_au=pressure_GPa * units.GPa,
+            tdamp=100 * timestep,
+            pdamp=1000 * timestep,
+            logfile=logfile,
+            loginterval=interval,
         )
     if trajectory:
         writer = Trajectory(trajectory, "w", atoms, properties=["energy", "forces", "magmoms"])

@@ -110,8 +110,9 @@ def compute_phonons(
     phonon = Phonopy(_to_phonopy(atoms), supercell_matrix=supercell, primitive_matrix=np.eye(3))
     phonon.generate_displacements(distance=displacement)
     forces = []
-    for displaced in tqdm(phonon.supercells_with_displacements, desc=f"phonons {ordering}",
-                          disable=not progress):
+    for displaced in tqdm(
+        phonon.supercells_with_displacements, desc=f"phonons {ordering}", disable=not progress
+    ):
         structure = _to_ase(displaced)
         structure.calc = calc
         forces.append(structure.get_forces())
@@ -132,7 +133,8 @@ def compute_phonons(
     order = np.argsort(gamma_frequencies)
     acoustic = set(order[:3].tolist())
     parent_optical = sorted(
-        float(gamma_frequencies[i]) for i in range(len(gamma_frequencies))
+        float(gamma_frequencies[i])
+        for i in range(len(gamma_frequencies))
         if character[i] > 0.5 and i not in acoustic
     )
     return PhononResult(
@@ -156,7 +158,10 @@ def plot_phonons(results: list[PhononResult], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
-        len(results), 2, figsize=(10, 3.5 * len(results)), squeeze=False,
+        len(results),
+        2,
+        figsize=(10, 3.5 * len(results)),
+        squeeze=False,
         gridspec_kw={"width_ratios": [3, 1]},
     )
     for (band_ax, dos_ax), result in zip(axes, results, strict=True):

@@ -1,0 +1,161 @@
+"""The dataset card (``data/README.md``), written from the data files themselves."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+from ase.units import GPa
+
+from spinmultinet_ase.dft.convergence import summarise
+from spinmultinet_ase.dft.label import STATUS, rejected_path
+from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
+from spinmultinet_ase.train.config import DataConfig
+from spinmultinet_ase.train.dataset import split_of
+
+INTRO = """# Reference data: rocksalt MnO and NiO, GPAW spin-polarised PBE+U
+
+Written by `spinmultinet data-card data/` from the files in this folder; rerun it after
+labelling more. Everything here was computed on this project's 2-core machine.
+
+* `structures.extxyz`: every structure to label ({total}), with `initial_magmoms` set as a
+  user would guess them (nominal ±5 μB on Mn, ±2 μB on Ni, each off by up to ±40 %; 0 on O)
+  and `info` saying how it was made (material, cell, ordering, strains, rattle).
+* `reference.extxyz`: the labelled frames that passed the checks: `energy`, `free_energy`
+  (eV), `forces` (eV/Å), `stress` (eV/Å³, ASE sign), `initial_magmoms` (the guess, the
+  model's input) and `magmoms` (converged DFT moments, training targets only), plus the
+  protocol and GPAW version in each frame's `info`.
+* `reference.rejected.extxyz`: runs kept out of training (not converged, or converged to
+  another magnetic state than the one asked for: a flipped sign or a collapsed moment).
+* `gpaw_logs/`: one GPAW text log per structure. `labelling.log`: the labelling progress.
+* `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
+  energies, J1/J2 and E(δ) under [111] strain.
+
+## Regenerate
+
+```bash
+spinmultinet structures data/structures.extxyz            # deterministic (seed 0)
+nohup bash scripts/dft_queue.sh > /dev/null 2>&1 &         # convergence study, then labelling
+spinmultinet yardsticks data/reference.extxyz data/yardsticks.json
+spinmultinet data-card data/
+```
+The labelling resumes where it stopped (frames are matched by `structure_id`) and runs under
+`mpiexec -n 2`. GPAW needs the Debian packages `libxc-dev libopenblas-dev libfftw3-dev
+libopenmpi-dev openmpi-bin` (installed by `scripts/install.sh`; GPAW builds from PyPI in
+about a minute, linked to FFTW through `scripts/gpaw_siteconfig.py`).
+"""
+
+
+def _protocol_table() -> str:
+    rows = ["| setting | value |", "|---|---|"]
+    for key, value in asdict(DEFAULT_PROTOCOL).items():
+        rows.append(f"| {key} | {value} |")
+    rows.append("| mode | plane waves, spin-polarised, Γ-centred even k-mesh |")
+    rows.append("| cells | Niggli-reduced before the run |")
+    return "\n".join(rows)
+
+
+def _convergence_table(path: Path) -> str:
+    if not path.exists():
+        return "The convergence study has not run yet (`scripts/convergence_study.py`)."
+    results = json.loads(path.read_text())
+    rows = [
+        "One rattled, strained 4-atom NiO cell in FM and AFM-II; each setting against the "
+        "tighter one along its axis (`spinmultinet_ase/dft/convergence.py`).\n",
+        "| settings | ΔE(FM−AFM-II) error (meV/atom) | max force error (meV/Å) | "
+        "max stress error (GPa) | wall time, both orderings (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for key, row in summarise(results).items():
+        rows.append(
+            f"| {key} | {row['ordering_energy_meV_per_atom']:.3f} | {row['forces_meV_per_A']:.1f} "
+            f"| {row['stress_GPa']:.3f} | {row['wall_s']:.0f} |"
+        )
+    done = ", ".join(results)
+    rows.append(f"\nSettings computed so far: {done}.")
+    return "\n".join(rows)
+
+
+def _statistics(frames: list) -> str:
+    def row(name: str, values: np.ndarray, digits: int) -> str:
+        low, mean, high = (f"{v:.{digits}f}" for v in (values.min(), values.mean(), values.max()))
+        return f"| {name} | {low} | {mean} | {high} |"
+
+    energies = np.array([a.get_potential_energy() / len(a) for a in frames])
+    forces = np.concatenate([np.linalg.norm(a.get_forces(), axis=1) for a in frames])
+    stresses = np.concatenate([a.get_stress()[:3] / GPa for a in frames])
+    rows = [
+        "| quantity | min | mean | max |",
+        "|---|---|---|---|",
+        row("energy per atom (eV)", energies, 3),
+        row("force magnitude (eV/Å)", forces, 3),
+        row("normal stress (GPa)", stresses, 2),
+    ]
+    by_element: dict[str, list[float]] = {}
+    for atoms in frames:
+        moments = atoms.get_magnetic_moments()
+        for symbol, moment in zip(atoms.get_chemical_symbols(), moments, strict=True):
+            by_element.setdefault(symbol, []).append(abs(moment))
+    for symbol, values in sorted(by_element.items()):
+        rows.append(row(f"converged moment magnitude, {symbol} (μB)", np.array(values), 2))
+    return "\n".join(rows)
+
+
+def _counts(frames: list, key) -> str:
+    counter = Counter(key(a) for a in frames)
+    rows = ["| | frames |", "|---|---|"]
+    rows += [f"| {name} | {count} |" for name, count in sorted(counter.items())]
+    return "\n".join(rows)
+
+
+def write_card(data_dir: str | Path) -> str:
+    """Build the card from ``data_dir`` and write it to ``data_dir/README.md``."""
+    data_dir = Path(data_dir)
+    structures = read(data_dir / "structures.extxyz", index=":")
+    labelled_path = data_dir / "reference.extxyz"
+    frames = read(labelled_path, index=":") if labelled_path.exists() else []
+    rejected_file = rejected_path(labelled_path)
+    rejected = read(rejected_file, index=":") if rejected_file.exists() else []
+    wall = sum(a.info.get("dft_wall_s", 0.0) for a in frames + rejected)
+    parts = [INTRO.format(total=len(structures)), "## Protocol\n", _protocol_table()]
+    parts += [
+        "\n## Convergence of the protocol\n",
+        _convergence_table(data_dir / "convergence.json"),
+    ]
+    parts += [
+        "\n## Progress\n",
+        f"{len(frames)} of {len(structures)} structures labelled and accepted, "
+        f"{len(rejected)} rejected; {wall / 3600:.1f} h wall time on 2 MPI ranks "
+        f"({2 * wall / 3600:.1f} CPU-hours).",
+    ]
+    for atoms in rejected:
+        parts.append(f"* rejected {atoms.info['structure_id']}: {atoms.info[STATUS]}")
+    if frames:
+        config = DataConfig(path=str(labelled_path))
+        parts += [
+            "\n## Counts\n",
+            "By material:\n",
+            _counts(frames, lambda a: a.info["material"]),
+            "\nBy ordering:\n",
+            _counts(frames, lambda a: f"{a.info['material']} {a.info['ordering']}"),
+            "\nBy cell (name: atoms):\n",
+            _counts(frames, lambda a: a.info["cell_name"]),
+            "\n## Statistics\n",
+            _statistics(frames),
+            "\n## Split\n",
+            "Deterministic, by a hash of `structure_id` (stable as data is added): every "
+            "AFM-III frame, every 16-atom `prim222-16` cell and every undistorted yardstick "
+            "cell is test data (orderings and cells unseen in training); of the rest, 10 % is "
+            "test and 10 % validation (`spinmultinet_ase/train/dataset.py`).\n",
+            _counts(frames, lambda a: split_of(a, config)),
+        ]
+    yardsticks = data_dir / "yardsticks.json"
+    if yardsticks.exists():
+        parts += ["\n## Yardsticks\n", "```json", yardsticks.read_text().strip(), "```"]
+    text = "\n".join(parts) + "\n"
+    (data_dir / "README.md").write_text(text)
+    return text
