@@ -11,6 +11,7 @@ from gpaw.mpi import world
 
 from spinmultinet_ase.dft.convergence import run_convergence_study, summarise
 
-results = run_convergence_study(Path(__file__).parents[1] / "data" / "convergence.json")
+data = Path(__file__).parents[1] / "data"
+results = run_convergence_study(data / "convergence.json", data / "gpaw_logs")
 if world.rank == 0:
     print(json.dumps(summarise(results), indent=1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.io import read, write
+from ase.units import GPa
 
 from spinmultinet_ase.dft.label import (
     STATUS,
@@ -18,8 +19,20 @@ from spinmultinet_ase.dft.structures import reference_structures
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 
 CHEAP = DFTProtocol(
-    ecut_ev=300.0, kpoint_density=1.0, energy_convergence_ev=1e-4, density_convergence=1e-3
+    ecut_ev=300.0,
+    kpoint_density=1.0,
+    energy_convergence_ev=1e-4,
+    density_convergence=1e-3,
+    pulay_stress={"NiO": -1.0},
 )
+
+
+def test_pulay_stress_correction():
+    protocol = DFTProtocol(pulay_stress={"NiO": 2.0})
+    assert protocol.pulay_stress_correction("NiO", 4, 80.0) == pytest.approx(0.1)
+    assert DFTProtocol(pulay_stress=None).pulay_stress_correction("CoO", 4, 80.0) == 0.0
+    with pytest.raises(ValueError, match="no Pulay-stress calibration for CoO"):
+        protocol.pulay_stress_correction("CoO", 4, 80.0)
 
 
 def test_magnetic_state_problems():
@@ -57,6 +70,8 @@ def test_gpaw_labelling_end_to_end(tmp_path):
     assert np.allclose(labelled.get_initial_magnetic_moments(), [2.0, 0.0])
     assert labelled.get_forces().shape == (2, 3)
     assert labelled.get_stress().shape == (6,)
+    correction = -1.0 / atoms.get_volume()  # p · n_fu / V with p = -1 eV, one formula unit
+    assert labelled.info["dft_pulay_stress_gpa"] * GPa == pytest.approx(correction)
     assert np.isfinite(labelled.get_potential_energy())
     assert 1.0 < labelled.get_magnetic_moments()[0] < 2.0  # a converged Ni moment
     assert (tmp_path / "out_logs" / "tiny-NiO-FM.txt").exists()

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.formula import Formula
 from ase.io import read, write
+from ase.units import GPa
 
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.magnetism.rocksalt import DEFAULT_MOMENT_MAGNITUDES
@@ -93,6 +95,8 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
 
     labelled = atoms.copy()
     labelled.info.update(_protocol_info(protocol))
+    formula, formula_units = Formula(atoms.get_chemical_formula()).reduce()
+    pulay = protocol.pulay_stress_correction(str(formula), formula_units, atoms.get_volume())
     start = time.perf_counter()
     calc = gpaw_calculator(atoms, protocol, txt)
     work = atoms.copy()
@@ -103,7 +107,7 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
             "energy": energy,
             "free_energy": work.get_potential_energy(force_consistent=True),
             "forces": work.get_forces(),
-            "stress": work.get_stress(),
+            "stress": work.get_stress() + pulay * np.array([1, 1, 1, 0, 0, 0]),
             "magmoms": work.get_magnetic_moments(),
             "magmom": work.get_magnetic_moment(),
         }
@@ -112,6 +116,7 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         labelled.info["dft_wall_s"] = time.perf_counter() - start
         return labelled
     labelled.info["dft_wall_s"] = time.perf_counter() - start
+    labelled.info["dft_pulay_stress_gpa"] = pulay / GPa
     problem = magnetic_state_problem(
         atoms.get_chemical_symbols(), atoms.get_initial_magnetic_moments(), results["magmoms"]
     )

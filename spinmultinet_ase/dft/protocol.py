@@ -19,23 +19,28 @@ class DFTProtocol:
 
     Attributes:
         xc: exchange-correlation functional.
-        ecut_ev: plane-wave cutoff (eV); stress needs a high one (900 eV, PHYSICS.md).
+        ecut_ev: plane-wave cutoff (eV).
         kpoint_density: k-points per Å⁻¹ (ASE ``kpts={'density': ...}``), Γ-centred, even.
         smearing_ev: Fermi-Dirac width (eV).
         hubbard_u_ev: Dudarev U (eV) per element on its d shell.
         energy_convergence_ev: SCF energy criterion (eV per valence electron).
         density_convergence: SCF density criterion.
         max_scf_iterations: SCF iteration limit; more is a failed run.
+        pulay_stress: Pulay-stress calibration ``p`` (eV per formula unit) per reduced
+            formula at ``ecut_ev``: ``p · n_fu / V`` is added to each normal stress component
+            (``spinmultinet_ase/dft/convergence.py`` measures it). None: raw analytic stress
+            (for calibration runs only).
     """
 
     xc: str = "PBE"
-    ecut_ev: float = 900.0
+    ecut_ev: float = 700.0
     kpoint_density: float = 2.0
     smearing_ev: float = 0.05
     hubbard_u_ev: dict[str, float] = field(default_factory=lambda: dict(HUBBARD_U_EV))
     energy_convergence_ev: float = 1e-5
     density_convergence: float = 1e-4
     max_scf_iterations: int = 300
+    pulay_stress: dict[str, float] | None = field(default_factory=dict)
 
     def setups(self, symbols: set[str]) -> dict[str, str]:
         """GPAW ``setups`` giving U on the d shell of each element present."""
@@ -43,6 +48,21 @@ class DFTProtocol:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+    def pulay_stress_correction(self, formula: str, formula_units: int, volume: float) -> float:
+        """The isotropic stress (eV/Å³) to add to the analytic stress of a structure.
+
+        Raises:
+            ValueError: the protocol corrects stresses but has no calibration for ``formula``.
+        """
+        if self.pulay_stress is None:
+            return 0.0
+        if formula not in self.pulay_stress:
+            raise ValueError(
+                f"no Pulay-stress calibration for {formula} at {self.ecut_ev:.0f} eV; measure "
+                "it with spinmultinet_ase.dft.convergence and add it to the protocol"
+            )
+        return self.pulay_stress[formula] * formula_units / volume
 
 
 DEFAULT_PROTOCOL = DFTProtocol()

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from dataclasses import asdict, dataclass
-from functools import reduce
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.formula import Formula
 from tqdm import tqdm
 
 from spinmultinet_ase.magnetism.exchange import (
@@ -33,9 +32,8 @@ STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
 
 
 def formula_units(atoms: Atoms) -> int:
-    """Number of formula units: the greatest common divisor of the element counts."""
-    counts = np.unique(atoms.numbers, return_counts=True)[1]
-    return int(reduce(math.gcd, counts.tolist()))
+    """Number of formula units of the reduced formula (4 for Ni4O4)."""
+    return Formula(atoms.get_chemical_formula()).reduce()[1]
 
 
 def pseudo_cubic_angles(ideal_cell: np.ndarray, relaxed_cell: np.ndarray) -> list[float]:
