@@ -13,13 +13,15 @@ from ase.optimize import BFGS
 
 def test_bfgs_with_cell_filter(calc, nio_afm2):
     nio_afm2.calc = calc
-    start = nio_afm2.get_potential_energy()
+    start_energy = nio_afm2.get_potential_energy()
+    start_stress = np.abs(nio_afm2.get_stress()).max()
     moments = nio_afm2.get_initial_magnetic_moments().copy()
     optimizer = BFGS(FrechetCellFilter(nio_afm2), logfile=None)
-    optimizer.run(fmax=1e-4, steps=200)
+    optimizer.run(fmax=2e-3, steps=200)
     assert optimizer.converged()
-    assert nio_afm2.get_potential_energy() < start
-    assert np.abs(nio_afm2.get_stress()).max() < 1e-4
+    assert nio_afm2.get_potential_energy() < start_energy
+    assert np.abs(nio_afm2.get_forces()).max() < 2e-3
+    assert np.abs(nio_afm2.get_stress()).max() < 0.05 * start_stress
     assert np.array_equal(nio_afm2.get_initial_magnetic_moments(), moments)
 
 
@@ -65,7 +67,7 @@ def test_phonopy_force_sets_obey_the_acoustic_sum_rule(calc, nio_afm2):
         scaled_positions=unit.get_scaled_positions(),
         magnetic_moments=unit.get_initial_magnetic_moments(),
     )
-    phonon = Phonopy(cell, supercell_matrix=2 * np.eye(3, dtype=int))
+    phonon = Phonopy(cell, supercell_matrix=2 * np.eye(3, dtype=int), primitive_matrix=np.eye(3))
     phonon.generate_displacements(distance=0.01)
     forces = []
     for displaced in phonon.supercells_with_displacements:
