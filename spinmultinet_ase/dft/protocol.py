@@ -13,6 +13,13 @@ from dataclasses import asdict, dataclass, field
 HUBBARD_U_EV: dict[str, float] = {"Mn": 3.9, "Fe": 5.3, "Co": 3.32, "Ni": 6.2}
 
 
+# Pulay-stress calibration at 700 eV (eV per formula unit), measured by
+# spinmultinet_ase/dft/convergence.py (data/convergence.json): the mean over FM and AFM-II of
+# (σ(1100 eV) − σ(700 eV)) · V / n_fu on a strained, rattled 4-atom cell. Calibrated on FM
+# alone, it leaves 0.001 (NiO) and 0.002 GPa (MnO) error on AFM-II against 1100 eV.
+PULAY_STRESS_700EV: dict[str, float] = {"MnO": -0.12081, "NiO": -0.12133}
+
+
 @dataclass(frozen=True)
 class DFTProtocol:
     """Settings of a GPAW plane-wave PBE+U run.
@@ -40,7 +47,7 @@ class DFTProtocol:
     energy_convergence_ev: float = 1e-5
     density_convergence: float = 1e-4
     max_scf_iterations: int = 300
-    pulay_stress: dict[str, float] | None = field(default_factory=dict)
+    pulay_stress: dict[str, float] | None = field(default_factory=lambda: dict(PULAY_STRESS_700EV))
 
     def setups(self, symbols: set[str]) -> dict[str, str]:
         """GPAW ``setups`` giving U on the d shell of each element present."""
