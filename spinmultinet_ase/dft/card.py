@@ -32,6 +32,8 @@ labelling more. Everything here was computed on this project's 2-core machine.
 * `reference.rejected.extxyz`: runs kept out of training (not converged, or converged to
   another magnetic state than the one asked for: a flipped sign or a collapsed moment).
 * `gpaw_logs/`: one GPAW text log per structure. `labelling.log`: the labelling progress.
+* `protocol_check_900eV.extxyz`: the first frames, labelled at 900 eV before the protocol
+  moved to 700 eV + Pulay correction; kept to cross-check the two (below).
 * `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
   energies, J1/J2 and E(δ) under [111] strain.
 
@@ -78,6 +80,32 @@ def _convergence_table(path: Path) -> str:
     done = ", ".join(results)
     rows.append(f"\nSettings computed so far: {done}.")
     return "\n".join(rows)
+
+
+def _protocol_check(frames: list, check_path: Path) -> str:
+    """The same structures at 700 eV (+ Pulay correction) and at 900 eV, compared."""
+    if not check_path.exists():
+        return ""
+    by_id = {a.info["structure_id"]: a for a in frames}
+    pairs = [
+        (by_id[a.info["structure_id"]], a)
+        for a in read(check_path, index=":")
+        if a.info["structure_id"] in by_id
+    ]
+    if not pairs:
+        return ""
+    offsets = np.array(
+        [(a.get_potential_energy() - b.get_potential_energy()) / len(a) for a, b in pairs]
+    )
+    stress = max(np.abs(a.get_stress() - b.get_stress()).max() for a, b in pairs) / GPa
+    forces = max(np.abs(a.get_forces() - b.get_forces()).max() for a, b in pairs)
+    return (
+        f"\n## Protocol cross-check\n\n{len(pairs)} structures labelled with both the protocol "
+        "(700 eV + Pulay correction) and 900 eV (`protocol_check_900eV.extxyz`): the energy "
+        f"per atom differs by a constant {1000 * offsets.mean():.2f} meV/atom (spread "
+        f"{1000 * np.ptp(offsets):.3f} meV/atom, which is what energy differences see); "
+        f"stress differs by at most {stress:.3f} GPa, forces by at most {1000 * forces:.1f} meV/Å."
+    )
 
 
 def _statistics(frames: list) -> str:
@@ -153,6 +181,7 @@ def write_card(data_dir: str | Path) -> str:
             "test and 10 % validation (`spinmultinet_ase/train/dataset.py`).\n",
             _counts(frames, lambda a: split_of(a, config)),
         ]
+    parts.append(_protocol_check(frames, data_dir / "protocol_check_900eV.extxyz"))
     yardsticks = data_dir / "yardsticks.json"
     if yardsticks.exists():
         parts += ["\n## Yardsticks\n", "```json", yardsticks.read_text().strip(), "```"]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from ase.build import niggli_reduce
+from ase.stress import voigt_6_to_full_3x3_stress
 from ase.units import GPa
 
 from spinmultinet_ase.dft.label import STATUS, STATUS_OK, label_structure
@@ -100,22 +101,38 @@ def pulay_calibration(
     return float(np.mean(values))
 
 
+def _common_frame(entry: dict, reference: dict) -> np.ndarray:
+    """Orthogonal Q taking ``entry``'s Cartesian frame to ``reference``'s.
+
+    Runs made by different versions of the structure code may hold the same crystal in frames
+    related by a rotation or inversion (Niggli reduction picks the orientation). Q is the
+    orthogonal Procrustes fit of all force vectors (atom order is preserved). For runs in the
+    same frame it is the identity up to ~1e-3, the part of the force error a rotation absorbs.
+    """
+    mine = np.concatenate([np.array(entry[o]["forces"]) for o in entry])
+    theirs = np.concatenate([np.array(reference[o]["forces"]) for o in entry])
+    u, _, vt = np.linalg.svd(theirs.T @ mine)
+    return u @ vt
+
+
 def _difference(
     entry: dict, reference: dict, pulay: float | None = None, stress_of: tuple[str, ...] = ()
 ) -> dict:
+    q = _common_frame(entry, reference)
     n = len(entry["FM"]["forces"])
     d_order = (entry["FM"]["energy"] - entry["AFM-II"]["energy"]) - (
         reference["FM"]["energy"] - reference["AFM-II"]["energy"]
     )
     d_forces = max(
-        np.abs(np.array(entry[o]["forces"]) - reference[o]["forces"]).max() for o in entry
+        np.abs(np.array(entry[o]["forces"]) @ q.T - reference[o]["forces"]).max() for o in entry
     )
     d_stress = 0.0
     for o in stress_of or tuple(entry):
-        stress = np.array(entry[o]["stress"])
+        stress = voigt_6_to_full_3x3_stress(np.array(entry[o]["stress"]))
         if pulay is not None:
-            stress[:3] += pulay * entry[o]["formula_units"] / entry[o]["volume"]
-        d_stress = max(d_stress, np.abs(stress - reference[o]["stress"]).max())
+            stress += np.eye(3) * pulay * entry[o]["formula_units"] / entry[o]["volume"]
+        expected = voigt_6_to_full_3x3_stress(np.array(reference[o]["stress"]))
+        d_stress = max(d_stress, np.abs(q @ stress @ q.T - expected).max())
     return {
         "ordering_energy_meV_per_atom": 1000 * abs(d_order) / n,
         "forces_meV_per_A": 1000 * d_forces,
