@@ -43,6 +43,8 @@ class ModelConfig:
         spin_mode: ``'collinear'`` (moments (N,) scalars) or ``'noncollinear'`` ((N, 3) axial).
         avg_num_neighbors: typical neighbour count; normalises message sums.
         moment_max: moment magnitude (μB) that the spin embedding treats as its scale.
+        spin_input: read the initial moments; False gives a spin-blind model (an ablation:
+            it predicts zero moments and the same energy for every ordering).
     """
 
     species: tuple[str, ...] = ("O", "Mn", "Fe", "Co", "Ni")
@@ -57,6 +59,7 @@ class ModelConfig:
     spin_mode: str = "collinear"
     avg_num_neighbors: float = 40.0
     moment_max: float = 6.0
+    spin_input: bool = True
 
     def __post_init__(self) -> None:
         if self.spin_mode not in SPIN_MODES:
@@ -115,6 +118,7 @@ class SpinMultiNet(torch.nn.Module):
     def _build(self, config: ModelConfig) -> None:
         self.config = config
         self.noncollinear = config.noncollinear
+        self.spin_input = config.spin_input
         num_species = len(config.species)
         self.irreps_sh = o3.Irreps.spherical_harmonics(config.lmax)
         self.spherical_harmonics = o3.SphericalHarmonics(
@@ -192,7 +196,7 @@ class SpinMultiNet(torch.nn.Module):
         edge_sh = self.spherical_harmonics(vectors)
         edge_radial = self.radial(lengths)
 
-        even, odd = self.embedding(species, moments)
+        even, odd = self.embedding(species, moments if self.spin_input else moments * 0.0)
         for layer in self.layers:
             even, odd = layer(even, odd, edge_sh, edge_radial, edge_index)
 

@@ -41,3 +41,15 @@ def test_cell_smaller_than_cutoff(calc, eager_model):
     e_small = evaluate(calc, small)["energy"] / len(small)
     e_big = evaluate(calc, big)["energy"] / len(big)
     assert abs(e_small - e_big) < 1e-10
+
+
+def test_spin_blind_ablation_ignores_moments(nio_afm2):
+    from spinmultinet_ase.calculator import SpinMultiNetCalculator
+    from spinmultinet_ase.testing.models import as_loaded, random_model
+
+    calc = SpinMultiNetCalculator(as_loaded(random_model(seed=4, spin_input=False)))
+    afm = evaluate(calc, nio_afm2)
+    nio_afm2.set_initial_magnetic_moments(np.abs(nio_afm2.get_initial_magnetic_moments()))
+    fm = evaluate(calc, nio_afm2)
+    assert fm["energy"] == afm["energy"]
+    assert np.all(fm["magmoms"] == 0) and np.all(fm["magnetic_forces"] == 0)
