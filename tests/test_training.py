@@ -87,3 +87,16 @@ def test_cli_resume_after_interruption(subset, tmp_path):
     assert final[0]["epoch"] == final[1]["epoch"] == 4
     for key, value in final[0]["raw_model_state"].items():
         assert torch.equal(value, final[1]["raw_model_state"][key]), key
+
+
+@pytest.mark.parametrize("path", sorted((REFERENCE.parents[1] / "configs").glob("*.yaml")))
+def test_shipped_configs_are_valid(path):
+    from spinmultinet_ase.train.config import load_config
+
+    config = load_config(path)
+    assert config.model.species and config.optim.max_minutes <= 120
+
+
+def test_unknown_config_key_is_rejected():
+    with pytest.raises(ValueError, match="unknown keys in optim"):
+        config_from_dict({"optim": {"learning_rat": 0.01}})
