@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,19 @@ def test_shipped_configs_are_valid(path):
 def test_unknown_config_key_is_rejected():
     with pytest.raises(ValueError, match="unknown keys in optim"):
         config_from_dict({"optim": {"learning_rat": 0.01}})
+
+
+def test_evaluate_cli(subset, tmp_path, capsys):
+    Trainer(_config(subset, tmp_path / "run", epochs=2), progress=False).run()
+    out = tmp_path / "evaluation"
+    assert (
+        main(
+            ["evaluate", str(tmp_path / "run" / "model.pt"), str(subset), "--output-dir", str(out)]
+        )
+        == 0
+    )
+    report = capsys.readouterr().out
+    assert "energy MAE (meV/atom)" in report
+    result = json.loads((out / "evaluation.json").read_text())
+    assert set(result["yardsticks"]) == {"dft", "model"}
+    assert any(path.suffix == ".png" for path in out.iterdir())
