@@ -97,7 +97,7 @@ class TimeReversalGate(torch.nn.Module):
 
 
 class SpinInteraction(torch.nn.Module):
-    """One message-passing layer on (even, odd) node features; residual where shapes allow.
+    """One message-passing layer on (even, odd) node features, plus a linear self-connection.
 
     Args:
         irreps_even_in, irreps_odd_in: node feature irreps coming in.
