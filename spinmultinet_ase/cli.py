@@ -121,6 +121,7 @@ def _scan(args: argparse.Namespace) -> None:
     from spinmultinet_ase.magnetism.scan import (
         exchange_from_scan,
         format_scan_table,
+        monte_carlo_neel_temperature,
         scan_orderings,
         write_scan,
     )
@@ -129,6 +130,8 @@ def _scan(args: argparse.Namespace) -> None:
     structures, cubic = structures_to_scan(
         args.target, args.orderings, args.supercell, args.magnitudes
     )
+    if args.monte_carlo and not cubic:
+        raise ValueError("--monte-carlo models the fcc spins of rocksalt oxides; give a formula")
     calc = _calculator(args)
     results, relaxed = scan_orderings(
         structures,
@@ -151,6 +154,9 @@ def _scan(args: argparse.Namespace) -> None:
             f"(E = Σ_<ij> J S_i·S_j, J > 0 antiferromagnetic); mean-field T_N "
             f"= {exchange['mean_field_neel_temperature_K']:.0f} K"
         )
+        if args.monte_carlo:
+            exchange["monte_carlo_neel_temperature_K"] = monte_carlo_neel_temperature(exchange)
+            print(f"classical Monte Carlo T_N = {exchange['monte_carlo_neel_temperature_K']:.0f} K")
     write_scan(results, relaxed, exchange, args.output_dir)
     print(f"scan.csv, scan.json, scan.png and relaxed.extxyz in {args.output_dir}/")
 
@@ -189,6 +195,11 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=500, help="maximum optimiser steps")
     p.add_argument("--optimizer", choices=["BFGS", "FIRE"], default="BFGS")
     p.add_argument("--output-dir", default="scan", help="where to write CSV/JSON/PNG")
+    p.add_argument(
+        "--monte-carlo",
+        action="store_true",
+        help="also estimate T_N by classical Monte Carlo of the fitted J1-J2 model",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_options(p)
     p.set_defaults(run=_scan)

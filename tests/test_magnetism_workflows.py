@@ -148,3 +148,17 @@ def test_scan_cli(exported_path, tmp_path, capsys):
 def test_scan_cli_bad_target(exported_path, capsys):
     assert main(["scan", "CuO2", "--model", str(exported_path), "--quiet"]) == 2
     assert "neither a rocksalt formula" in capsys.readouterr().err
+
+
+def test_monte_carlo_neel_temperature_matches_simple_cubic_heisenberg():
+    """J1 = 0: AFM-II is four independent simple-cubic antiferromagnets, T_N = 1.443 J2 S²/k_B
+    for classical Heisenberg spins (the literature value this checks against)."""
+    from ase.units import kB
+
+    from spinmultinet_ase.magnetism.montecarlo import heisenberg_monte_carlo
+
+    j2s2 = 0.004
+    temperatures = np.array([0.9, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 2.2]) * j2s2 / kB
+    result = heisenberg_monte_carlo(0.0, j2s2, temperatures, cells=6, sweeps=500, equilibration=500)
+    assert 1.3 <= result.neel_temperature * kB / j2s2 <= 1.7
+    assert result.order_parameter[0] > 0.6 and result.order_parameter[-1] < 0.25

@@ -117,6 +117,19 @@ def scan_orderings(
     return sorted(results, key=lambda r: r.relaxed_energy), relaxed_structures
 
 
+def monte_carlo_neel_temperature(exchange: dict, cells: int = 6, sweeps: int = 500) -> float:
+    """Classical Monte Carlo T_N (K) from the fitted J1 S², J2 S², scanning around mean field."""
+    from spinmultinet_ase.magnetism.montecarlo import heisenberg_monte_carlo
+
+    mean_field = exchange["mean_field_neel_temperature_K"]
+    if mean_field <= 0:
+        raise ValueError("J2 S² <= 0: no AFM-II order to find a Néel temperature for")
+    temperatures = np.linspace(0.45, 1.05, 13) * mean_field
+    j1s2, j2s2 = exchange["J1S2_meV"] / 1000, exchange["J2S2_meV"] / 1000
+    result = heisenberg_monte_carlo(j1s2, j2s2, temperatures, cells, sweeps, sweeps)
+    return result.neel_temperature
+
+
 def exchange_from_scan(structures: dict[str, Atoms], results: list[OrderingResult]) -> dict:
     """J1 S², J2 S² (meV) fitted to the ideal-geometry energies, and the mean-field T_N (K).
 
