@@ -78,3 +78,20 @@ def test_gpaw_labelling_end_to_end(tmp_path):
 
     label_file(tmp_path / "in.extxyz", out, protocol=CHEAP)  # resumes: nothing left to do
     assert len(read(out, index=":")) == 1
+
+
+def test_data_card_from_the_shipped_data(tmp_path):
+    """The card is written from the data files: counts and sections follow what is there."""
+    import shutil
+    from pathlib import Path
+
+    from spinmultinet_ase.dft.card import write_card
+
+    data = Path(__file__).parents[1] / "data"
+    for name in ("structures.extxyz", "reference.extxyz", "convergence.json"):
+        shutil.copy(data / name, tmp_path / name)
+    text = write_card(tmp_path)
+    labelled = len(read(tmp_path / "reference.extxyz", index=":"))
+    assert f"{labelled} of {len(read(tmp_path / 'structures.extxyz', index=':'))}" in text
+    assert "## Convergence of the protocol" in text and "Pulay correction" in text
+    assert (tmp_path / "README.md").read_text() == text
