@@ -63,7 +63,11 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
             if key in results:
                 continue
             raw = dataclasses.replace(
-                DEFAULT_PROTOCOL, ecut_ev=ecut, kpoint_density=density, pulay_stress=None
+                DEFAULT_PROTOCOL,
+                ecut_ev=ecut,
+                kpoint_density=density,
+                kpoint_density_by_formula={},
+                pulay_stress=None,
             )
             entry = {}
             for name, atoms in convergence_structures(material).items():

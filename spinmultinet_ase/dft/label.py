@@ -60,7 +60,11 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
         mode=PW(protocol.ecut_ev),
         xc=protocol.xc,
         setups=protocol.setups(set(atoms.get_chemical_symbols())),
-        kpts={"density": protocol.kpoint_density, "gamma": True, "even": True},
+        kpts={
+            "density": protocol.kpoint_density_for(reduced_formula(atoms)),
+            "gamma": True,
+            "even": True,
+        },
         occupations=FermiDirac(protocol.smearing_ev),
         spinpol=True,
         convergence={
@@ -72,14 +76,19 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
     )
 
 
-def _protocol_info(protocol: DFTProtocol) -> dict:
+def reduced_formula(atoms: Atoms) -> str:
+    """``'NiO'`` for Ni4O4."""
+    return str(Formula(atoms.get_chemical_formula()).reduce()[0])
+
+
+def _protocol_info(protocol: DFTProtocol, atoms: Atoms) -> dict:
     import gpaw
 
     return {
         "dft_code": f"gpaw-{gpaw.__version__}",
         "dft_xc": protocol.xc,
         "dft_ecut_ev": protocol.ecut_ev,
-        "dft_kpoint_density": protocol.kpoint_density,
+        "dft_kpoint_density": protocol.kpoint_density_for(reduced_formula(atoms)),
         "dft_smearing_ev": protocol.smearing_ev,
         "dft_hubbard_u": ",".join(f"{k}:{v}" for k, v in sorted(protocol.hubbard_u_ev.items())),
     }
@@ -94,7 +103,7 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     from gpaw import KohnShamConvergenceError
 
     labelled = atoms.copy()
-    labelled.info.update(_protocol_info(protocol))
+    labelled.info.update(_protocol_info(protocol, atoms))
     formula, formula_units = Formula(atoms.get_chemical_formula()).reduce()
     pulay = protocol.pulay_stress_correction(str(formula), formula_units, atoms.get_volume())
     start = time.perf_counter()
