@@ -34,6 +34,8 @@ labelling more. Everything here was computed on this project's 2-core machine.
 * `gpaw_logs/`: one GPAW text log per structure. `labelling.log`: the labelling progress.
 * `protocol_check_900eV.extxyz`: the first frames, labelled at 900 eV before the protocol
   moved to 700 eV + Pulay correction; kept to cross-check the two (below).
+* `protocol_check_mno_k2.extxyz`: the MnO yardsticks at k-point density 2.0, before MnO moved
+  to 3.0 (half-metallic FM MnO needs it: `scripts/kpoint_cross_cell_check.py`).
 * `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
   energies, J1/J2 and E(δ) under [111] strain.
 
@@ -82,8 +84,8 @@ def _convergence_table(path: Path) -> str:
     return "\n".join(rows)
 
 
-def _protocol_check(frames: list, check_path: Path) -> str:
-    """The same structures at 700 eV (+ Pulay correction) and at 900 eV, compared."""
+def _protocol_check(frames: list, check_path: Path, other: str) -> str:
+    """The same structures labelled with the protocol and with ``other`` settings, compared."""
     if not check_path.exists():
         return ""
     by_id = {a.info["structure_id"]: a for a in frames}
@@ -100,8 +102,8 @@ def _protocol_check(frames: list, check_path: Path) -> str:
     stress = max(np.abs(a.get_stress() - b.get_stress()).max() for a, b in pairs) / GPa
     forces = max(np.abs(a.get_forces() - b.get_forces()).max() for a, b in pairs)
     return (
-        f"\n## Protocol cross-check\n\n{len(pairs)} structures labelled with both the protocol "
-        "(700 eV + Pulay correction) and 900 eV (`protocol_check_900eV.extxyz`): the energy "
+        f"\n## Protocol cross-check: {other}\n\n{len(pairs)} structures labelled with both the "
+        f"protocol and {other} (`{check_path.name}`): the energy "
         f"per atom differs by a constant {1000 * offsets.mean():.2f} meV/atom (spread "
         f"{1000 * np.ptp(offsets):.3f} meV/atom, which is what energy differences see); "
         f"stress differs by at most {stress:.3f} GPa, forces by at most {1000 * forces:.1f} meV/Å."
@@ -181,7 +183,10 @@ def write_card(data_dir: str | Path) -> str:
             "test and 10 % validation (`spinmultinet_ase/train/dataset.py`).\n",
             _counts(frames, lambda a: split_of(a, config)),
         ]
-    parts.append(_protocol_check(frames, data_dir / "protocol_check_900eV.extxyz"))
+    parts.append(_protocol_check(frames, data_dir / "protocol_check_900eV.extxyz", "900 eV"))
+    parts.append(
+        _protocol_check(frames, data_dir / "protocol_check_mno_k2.extxyz", "k-point density 2.0")
+    )
     yardsticks = data_dir / "yardsticks.json"
     if yardsticks.exists():
         parts += ["\n## Yardsticks\n", "```json", yardsticks.read_text().strip(), "```"]
