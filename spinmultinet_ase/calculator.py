@@ -15,16 +15,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.data.graph import atoms_to_graph
-from spinmultinet_ase.export import LoadedModel, default_model_path, load_model
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+from spinmultinet_ase.export import DTYPES, LoadedModel, default_model_path, load_model
 
 
 class SpinMultiNetCalculator(Calculator):

@@ -29,13 +29,11 @@ def _label(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    import torch
-
     from spinmultinet_ase.checkpoint import model_from_checkpoint
-    from spinmultinet_ase.export import export_model
+    from spinmultinet_ase.export import DTYPES, export_model
 
     model = model_from_checkpoint(args.checkpoint, weights=args.weights)
-    model.to({"float32": torch.float32, "float64": torch.float64}[args.dtype])
+    model.to(DTYPES[args.dtype])
     export_model(model, args.output)
     print(f"exported {args.checkpoint} ({args.weights}, {args.dtype}) to {args.output}")
 

@@ -20,6 +20,8 @@ from spinmultinet_ase import __version__, keys
 from spinmultinet_ase.model import ModelConfig, SpinMultiNet
 
 FORMAT_VERSION = 1
+# The floating dtypes a model may run in, by the name written into its metadata.
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 METADATA_FILE = "spinmultinet_metadata.json"
 OUTPUTS = (
     keys.ENERGY,

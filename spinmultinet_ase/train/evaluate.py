@@ -10,13 +10,11 @@ import numpy as np
 import torch
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
-from spinmultinet_ase.export import load_model
+from spinmultinet_ase.export import DTYPES, load_model
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import SPLITS, Dataset, frame_to_sample, read_frames, split_of
 from spinmultinet_ase.train.loss import REPORT_UNITS, TARGETS, ErrorAccumulator
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _data_config(metadata: dict[str, Any], data_path: str | Path) -> DataConfig:

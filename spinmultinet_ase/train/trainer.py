@@ -24,13 +24,11 @@ from tqdm import tqdm
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
-from spinmultinet_ase.export import export_model
+from spinmultinet_ase.export import DTYPES, export_model
 from spinmultinet_ase.model import SpinMultiNet
 from spinmultinet_ase.train.config import TrainConfig
 from spinmultinet_ase.train.dataset import Dataset, build_datasets, reference_energies
 from spinmultinet_ase.train.loss import ErrorAccumulator, MultiTaskLoss
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _target_scales(train: Dataset, shifts: np.ndarray) -> dict[str, float]:
