@@ -1,4 +1,5 @@
-"""Run the protocol convergence study (resumable); writes data/convergence.json.
+"""Run the protocol convergence study and the FM MnO cross-cell k-point check (resumable);
+writes data/convergence.json.
 
 Run: OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 GPAW_MPI_BACKEND=cgpaw \
      nice mpiexec -n 2 python scripts/convergence_study.py
@@ -9,9 +10,9 @@ from pathlib import Path
 
 from gpaw.mpi import world
 
-from spinmultinet_ase.dft.convergence import run_convergence_study, summarise
+from spinmultinet_ase.dft.convergence import run_convergence_study, summarise, summarise_cross_cell
 
 data = Path(__file__).parents[1] / "data"
 results = run_convergence_study(data / "convergence.json", data / "gpaw_logs")
 if world.rank == 0:
-    print(json.dumps(summarise(results), indent=1))
+    print(json.dumps({**summarise(results), **summarise_cross_cell(results)}, indent=1))

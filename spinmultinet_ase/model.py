@@ -40,6 +40,9 @@ class ModelConfig:
         lmax: largest angular momentum of edge harmonics and features.
         num_layers: number of interaction blocks.
         radial_hidden: width of the radial MLPs.
+        radial_group_size: channels sharing one set of learned radial weights per message
+            path (divides ``channels`` and ``spin_channels``); smaller is more expressive and
+            slower (``spinmultinet_ase/nn/convolution.py``).
         spin_mode: ``'collinear'`` (moments (N,) scalars) or ``'noncollinear'`` ((N, 3) axial).
         avg_num_neighbors: typical neighbour count; normalises message sums.
         moment_max: moment magnitude (μB) that the spin embedding treats as its scale.
@@ -56,6 +59,7 @@ class ModelConfig:
     lmax: int = 2
     num_layers: int = 3
     radial_hidden: int = 64
+    radial_group_size: int = 8
     spin_mode: str = "collinear"
     avg_num_neighbors: float = 40.0
     moment_max: float = 6.0
@@ -68,6 +72,15 @@ class ModelConfig:
             raise ValueError(f"species must be distinct chemical symbols, got {self.species}")
         if self.cutoff <= 0 or self.num_layers < 1 or self.lmax < 0:
             raise ValueError("cutoff must be > 0, num_layers >= 1 and lmax >= 0")
+        if (
+            self.radial_group_size < 1
+            or (self.channels % self.radial_group_size)
+            or (self.spin_channels % self.radial_group_size)
+        ):
+            raise ValueError(
+                f"radial_group_size {self.radial_group_size} must divide channels "
+                f"({self.channels}) and spin_channels ({self.spin_channels})"
+            )
         object.__setattr__(self, "species", tuple(self.species))
 
     @property
@@ -148,6 +161,7 @@ class SpinMultiNet(torch.nn.Module):
                 config.num_radial_basis,
                 config.radial_hidden,
                 config.avg_num_neighbors,
+                config.radial_group_size,
             )
             layers.append(layer)
             irreps_even, irreps_odd = layer.irreps_even_out, layer.irreps_odd_out

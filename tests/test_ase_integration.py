@@ -14,14 +14,15 @@ from ase.optimize import BFGS
 def test_bfgs_with_cell_filter(calc, nio_afm2):
     nio_afm2.calc = calc
     start_energy = nio_afm2.get_potential_energy()
-    start_stress = np.abs(nio_afm2.get_stress()).max()
     moments = nio_afm2.get_initial_magnetic_moments().copy()
     optimizer = BFGS(FrechetCellFilter(nio_afm2), logfile=None)
     optimizer.run(fmax=2e-3, steps=200)
     assert optimizer.converged()
     assert nio_afm2.get_potential_energy() < start_energy
     assert np.abs(nio_afm2.get_forces()).max() < 2e-3
-    assert np.abs(nio_afm2.get_stress()).max() < 0.05 * start_stress
+    # FrechetCellFilter's cell "forces" are the virial per atom: |σ| V / N < fmax
+    stress_limit = 2e-3 * len(nio_afm2) / nio_afm2.get_volume()
+    assert np.abs(nio_afm2.get_stress()).max() < stress_limit
     assert np.array_equal(nio_afm2.get_initial_magnetic_moments(), moments)
 
 

@@ -30,15 +30,62 @@ from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 
 REFERENCE_CUTOFF = 1100.0
 CUTOFF = DEFAULT_PROTOCOL.ecut_ev
-# (cutoff eV, k-point density Å) per material; the k-point axis is taken at the protocol cutoff
-SETTINGS: dict[str, list[tuple[float, float]]] = {
-    "MnO": [(CUTOFF, 2.0), (REFERENCE_CUTOFF, 2.0)],
-    "NiO": [(900.0, 2.0), (CUTOFF, 2.0), (REFERENCE_CUTOFF, 2.0), (CUTOFF, 1.5), (CUTOFF, 2.5)],
+FERMI_DIRAC = ("fermi-dirac", 0.05)
+COLD = ("marzari-vanderbilt", 0.2)
+Smearing = tuple[str, float]
+# (material, cutoff eV, k-point density Å, smearing), computed in this order; the k-point and
+# smearing axes are taken at the protocol cutoff
+SETTINGS: list[tuple[str, float, float, Smearing]] = [
+    ("NiO", 900.0, 2.0, FERMI_DIRAC),
+    ("NiO", CUTOFF, 2.0, FERMI_DIRAC),
+    ("NiO", REFERENCE_CUTOFF, 2.0, FERMI_DIRAC),
+    ("MnO", CUTOFF, 2.0, FERMI_DIRAC),
+    ("MnO", REFERENCE_CUTOFF, 2.0, FERMI_DIRAC),
+    ("NiO", CUTOFF, 1.5, FERMI_DIRAC),
+    ("NiO", CUTOFF, 2.5, FERMI_DIRAC),
+    ("NiO", CUTOFF, 1.5, COLD),
+    ("MnO", CUTOFF, 1.5, COLD),
+    ("MnO", CUTOFF, 1.5, FERMI_DIRAC),
+    ("MnO", CUTOFF, 3.0, FERMI_DIRAC),
+    ("MnO", CUTOFF, 2.0, COLD),
+]
+# the converged k-point/smearing setting each material's other settings are compared with
+KPOINT_REFERENCE: dict[str, tuple[float, Smearing]] = {
+    "NiO": (2.5, FERMI_DIRAC),
+    "MnO": (3.0, FERMI_DIRAC),
 }
+# FM MnO (half-metallic) per formula unit in two 4-atom cells of the same crystal: a k-point
+# mesh is converged when both give the same energy, and the same as the densest mesh
+CROSS_CELLS = ("afm1-4", "afm2-4")
+CROSS_CELL_SETTINGS: list[tuple[float, Smearing]] = [
+    (1.5, COLD),
+    (4.0, FERMI_DIRAC),
+    (2.0, COLD),
+    (2.0, FERMI_DIRAC),
+    (3.0, FERMI_DIRAC),
+]
 
 
-def setting_key(material: str, ecut: float, density: float) -> str:
-    return f"{material} ecut={ecut:.0f} kdensity={density}"
+def setting_key(
+    material: str, ecut: float, density: float, smearing: Smearing = FERMI_DIRAC
+) -> str:
+    key = f"{material} ecut={ecut:.0f} kdensity={density}"
+    return key if smearing == FERMI_DIRAC else f"{key} smearing={smearing[0]}:{smearing[1]}"
+
+
+def parse_setting_key(key: str) -> tuple[str, float, float, Smearing]:
+    """Inverse of :func:`setting_key`."""
+    material, *parts = key.split()
+    values = dict(part.split("=") for part in parts)
+    smearing = FERMI_DIRAC
+    if "smearing" in values:
+        name, width = values["smearing"].split(":")
+        smearing = (name, float(width))
+    return material, float(values["ecut"]), float(values["kdensity"]), smearing
+
+
+def cross_cell_key(cell: str, density: float, smearing: Smearing) -> str:
+    return f"cross-cell MnO FM {cell} kdensity={density} smearing={smearing[0]}:{smearing[1]}"
 
 
 def convergence_structures(material: str) -> dict:
@@ -52,40 +99,67 @@ def convergence_structures(material: str) -> dict:
     return {"FM": fm, "AFM-II": base}
 
 
+def _raw_protocol(ecut: float, density: float, smearing: Smearing):
+    return dataclasses.replace(
+        DEFAULT_PROTOCOL,
+        ecut_ev=ecut,
+        kpoint_density=density,
+        kpoint_density_by_formula={},
+        smearing=smearing[0],
+        smearing_ev=smearing[1],
+        pulay_stress=None,
+    )
+
+
 def run_convergence_study(out: Path, log_dir: Path) -> dict:
-    """Compute the settings not yet in ``out`` (JSON), saving after each; returns the results."""
+    """Compute the settings and cross-cell checks not yet in ``out`` (JSON), saving after
+    each; returns the results."""
     from gpaw.mpi import world
 
     results = json.loads(out.read_text()) if out.exists() else {}
-    for material, settings in SETTINGS.items():
-        for ecut, density in settings:
-            key = setting_key(material, ecut, density)
+
+    def save(key: str, entry: dict) -> None:
+        results[key] = entry
+        if world.rank == 0:
+            out.write_text(json.dumps(results, indent=1))
+            print(key, "done", flush=True)
+
+    for material, ecut, density, smearing in SETTINGS:
+        key = setting_key(material, ecut, density, smearing)
+        if key in results:
+            continue
+        entry = {}
+        for name, atoms in convergence_structures(material).items():
+            tag = key.replace(" ", "_").replace("=", "").replace(":", "")
+            labelled = label_structure(
+                atoms,
+                _raw_protocol(ecut, density, smearing),
+                log_dir / f"convergence_{tag}_{name}.txt",
+            )
+            assert labelled.info[STATUS] == STATUS_OK, labelled.info[STATUS]
+            entry[name] = {
+                "energy": labelled.get_potential_energy(),
+                "forces": labelled.get_forces().tolist(),
+                "stress": labelled.get_stress().tolist(),
+                "volume": labelled.get_volume(),
+                "formula_units": len(labelled) // 2,
+                "wall_s": labelled.info["dft_wall_s"],
+            }
+        save(key, entry)
+    for density, smearing in CROSS_CELL_SETTINGS:
+        for cell in CROSS_CELLS:
+            key = cross_cell_key(cell, density, smearing)
             if key in results:
                 continue
-            raw = dataclasses.replace(
-                DEFAULT_PROTOCOL,
-                ecut_ev=ecut,
-                kpoint_density=density,
-                kpoint_density_by_formula={},
-                pulay_stress=None,
+            atoms = rocksalt_ordered("MnO", "FM", CELLS[cell])
+            niggli_reduce(atoms)
+            tag = key.replace(" ", "_").replace("=", "").replace(":", "")
+            labelled = label_structure(
+                atoms, _raw_protocol(CUTOFF, density, smearing), log_dir / f"{tag}.txt"
             )
-            entry = {}
-            for name, atoms in convergence_structures(material).items():
-                log = log_dir / f"convergence_{material}_{name}_{ecut:.0f}_{density}.txt"
-                labelled = label_structure(atoms, raw, log)
-                assert labelled.info[STATUS] == STATUS_OK, labelled.info[STATUS]
-                entry[name] = {
-                    "energy": labelled.get_potential_energy(),
-                    "forces": labelled.get_forces().tolist(),
-                    "stress": labelled.get_stress().tolist(),
-                    "volume": labelled.get_volume(),
-                    "formula_units": len(labelled) // 2,
-                    "wall_s": labelled.info["dft_wall_s"],
-                }
-            results[key] = entry
-            if world.rank == 0:
-                out.write_text(json.dumps(results, indent=1))
-                print(key, "done", flush=True)
+            assert labelled.info[STATUS] == STATUS_OK, labelled.info[STATUS]
+            energy = labelled.get_potential_energy() / (len(atoms) // 2)
+            save(key, {"energy_per_fu": energy, "wall_s": labelled.info["dft_wall_s"]})
     return results
 
 
@@ -149,17 +223,40 @@ def summarise(results: dict) -> dict:
     """Each setting against the tighter one along its axis; with the Pulay correction too."""
     table = {}
     for key, entry in results.items():
-        material, ecut_part, density_part = key.split()
-        ecut, density = float(ecut_part.split("=")[1]), float(density_part.split("=")[1])
+        if key.startswith("cross-cell"):
+            continue
+        material, ecut, density, smearing = parse_setting_key(key)
         cutoff_reference = setting_key(material, REFERENCE_CUTOFF, 2.0)
-        kpoint_reference = setting_key(material, CUTOFF, 2.5)
-        if density == 2.0 and key != cutoff_reference and cutoff_reference in results:
-            reference = results[cutoff_reference]
-            table[f"{key} vs {cutoff_reference}"] = _difference(entry, reference)
-            # out of sample: calibrated on FM, the stress error measured on AFM-II
-            pulay = pulay_calibration(results, material, ecut, ("FM",))
-            corrected = _difference(entry, reference, pulay, stress_of=("AFM-II",))
-            table[f"{key} + Pulay correction (from FM) vs {cutoff_reference}"] = corrected
+        kpoint_reference = setting_key(material, CUTOFF, *KPOINT_REFERENCE[material])
+        if density == 2.0 and smearing == FERMI_DIRAC and key != cutoff_reference:
+            if cutoff_reference in results:
+                reference = results[cutoff_reference]
+                table[f"{key} vs {cutoff_reference}"] = _difference(entry, reference)
+                # out of sample: calibrated on FM, the stress error measured on AFM-II
+                pulay = pulay_calibration(results, material, ecut, ("FM",))
+                corrected = _difference(entry, reference, pulay, stress_of=("AFM-II",))
+                table[f"{key} + Pulay correction (from FM) vs {cutoff_reference}"] = corrected
         if ecut == CUTOFF and key != kpoint_reference and kpoint_reference in results:
             table[f"{key} vs {kpoint_reference}"] = _difference(entry, results[kpoint_reference])
+    return table
+
+
+def summarise_cross_cell(results: dict) -> dict:
+    """Per k-point/smearing setting: FM MnO energy per formula unit in each cell, their
+    difference, and each cell against the densest Fermi-Dirac mesh (meV/f.u.)."""
+    reference = {cell: results.get(cross_cell_key(cell, 4.0, FERMI_DIRAC)) for cell in CROSS_CELLS}
+    table = {}
+    for density, smearing in CROSS_CELL_SETTINGS:
+        entries = [results.get(cross_cell_key(cell, density, smearing)) for cell in CROSS_CELLS]
+        if None in entries:
+            continue
+        energies = [e["energy_per_fu"] for e in entries]
+        row = {"cell_difference_meV_per_fu": 1000 * abs(energies[0] - energies[1])}
+        for cell, energy in zip(CROSS_CELLS, energies, strict=True):
+            if reference[cell] is not None:
+                row[f"{cell}_vs_k4.0_meV_per_fu"] = 1000 * (
+                    energy - reference[cell]["energy_per_fu"]
+                )
+        row["wall_s"] = sum(e["wall_s"] for e in entries)
+        table[f"kdensity={density} smearing={smearing[0]}:{smearing[1]}"] = row
     return table

@@ -54,7 +54,7 @@ def magnetic_state_problem(symbols: list[str], initial: np.ndarray, final: np.nd
 
 def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
     """A GPAW plane-wave calculator following ``protocol``."""
-    from gpaw import GPAW, PW, FermiDirac
+    from gpaw import GPAW, PW
 
     return GPAW(
         mode=PW(protocol.ecut_ev),
@@ -65,7 +65,7 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
             "gamma": True,
             "even": True,
         },
-        occupations=FermiDirac(protocol.smearing_ev),
+        occupations={"name": protocol.smearing, "width": protocol.smearing_ev},
         spinpol=True,
         convergence={
             "energy": protocol.energy_convergence_ev,
@@ -89,6 +89,7 @@ def _protocol_info(protocol: DFTProtocol, atoms: Atoms) -> dict:
         "dft_xc": protocol.xc,
         "dft_ecut_ev": protocol.ecut_ev,
         "dft_kpoint_density": protocol.kpoint_density_for(reduced_formula(atoms)),
+        "dft_smearing": protocol.smearing,
         "dft_smearing_ev": protocol.smearing_ev,
         "dft_hubbard_u": ",".join(f"{k}:{v}" for k, v in sorted(protocol.hubbard_u_ev.items())),
     }

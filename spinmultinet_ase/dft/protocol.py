@@ -31,7 +31,9 @@ class DFTProtocol:
         kpoint_density_by_formula: denser meshes where a material needs them (FM MnO is
             half-metallic: at 2.0 its energy differs by 5.3 meV/f.u. between two 4-atom cells,
             at 3.0 by 0.2 meV/f.u.).
-        smearing_ev: Fermi-Dirac width (eV).
+        smearing: occupation smearing, a GPAW occupations name ("fermi-dirac",
+            "marzari-vanderbilt").
+        smearing_ev: smearing width (eV).
         hubbard_u_ev: Dudarev U (eV) per element on its d shell.
         energy_convergence_ev: SCF energy criterion (eV per valence electron).
         density_convergence: SCF density criterion.
@@ -46,6 +48,7 @@ class DFTProtocol:
     ecut_ev: float = 700.0
     kpoint_density: float = 2.0
     kpoint_density_by_formula: dict[str, float] = field(default_factory=lambda: {"MnO": 3.0})
+    smearing: str = "fermi-dirac"
     smearing_ev: float = 0.05
     hubbard_u_ev: dict[str, float] = field(default_factory=lambda: dict(HUBBARD_U_EV))
     energy_convergence_ev: float = 1e-5

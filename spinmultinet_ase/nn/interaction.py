@@ -20,30 +20,12 @@ from e3nn import o3
 from e3nn.math import normalize2mom
 from e3nn.nn import FullyConnectedNet
 
-
-def message_tensor_product(
-    irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps
-) -> o3.TensorProduct:
-    """Channel-wise ('uvu') product of node features with edge harmonics, weights per edge.
-
-    Keeps only the output irreps present in ``irreps_target``.
-    """
-    wanted = {ir for _, ir in irreps_target}
-    irreps_mid, instructions = [], []
-    for i, (mul, ir_in) in enumerate(irreps_in):
-        for j, (_, ir_sh) in enumerate(irreps_sh):
-            for ir_out in ir_in * ir_sh:
-                if ir_out in wanted:
-                    instructions.append((i, j, len(irreps_mid), "uvu", True))
-                    irreps_mid.append((mul, ir_out))
-    return o3.TensorProduct(
-        irreps_in,
-        irreps_sh,
-        o3.Irreps(irreps_mid),
-        instructions,
-        shared_weights=False,
-        internal_weights=False,
-    )
+from spinmultinet_ase.nn.convolution import (
+    EdgeConvolution,
+    per_channel_irreps,
+    to_channel_major,
+    to_irreps_layout,
+)
 
 
 def scalar_part(irreps: o3.Irreps) -> o3.Irreps:
@@ -106,6 +88,7 @@ class SpinInteraction(torch.nn.Module):
         num_radial: size of the radial edge embedding.
         radial_hidden: width of the radial MLP that makes the per-edge weights.
         avg_num_neighbors: messages are summed and divided by its square root.
+        radial_group_size: channels that share one set of radial weights.
     """
 
     def __init__(
@@ -118,14 +101,21 @@ class SpinInteraction(torch.nn.Module):
         num_radial: int,
         radial_hidden: int,
         avg_num_neighbors: float,
+        radial_group_size: int,
     ) -> None:
         super().__init__()
         self.gate = TimeReversalGate(irreps_even_out, irreps_odd_out)
         self.norm = float(avg_num_neighbors) ** -0.5
         self.linear_even_in = o3.Linear(irreps_even_in, irreps_even_in)
         self.linear_odd_in = o3.Linear(irreps_odd_in, irreps_odd_in)
-        self.conv_even = message_tensor_product(irreps_even_in, irreps_sh, irreps_even_out)
-        self.conv_odd = message_tensor_product(irreps_odd_in, irreps_sh, irreps_odd_out)
+        self.conv_even, self.dims_even_in = self._convolution(
+            irreps_even_in, irreps_sh, irreps_even_out, radial_group_size
+        )
+        self.conv_odd, self.dims_odd_in = self._convolution(
+            irreps_odd_in, irreps_sh, irreps_odd_out, radial_group_size
+        )
+        self.dims_even_msg = [ir.dim for _, ir in self.conv_even.irreps_out]
+        self.dims_odd_msg = [ir.dim for _, ir in self.conv_odd.irreps_out]
         self.num_weights_even = self.conv_even.weight_numel
         self.radial = FullyConnectedNet(
             [
@@ -137,8 +127,8 @@ class SpinInteraction(torch.nn.Module):
             torch.nn.functional.silu,
         )
         even_pre = self.gate.irreps_even_pre
-        msg_even = o3.Irreps(self.conv_even.irreps_out)
-        msg_odd = o3.Irreps(self.conv_odd.irreps_out)
+        msg_even = o3.Irreps([(self.conv_even.channels, ir) for _, ir in self.conv_even.irreps_out])
+        msg_odd = o3.Irreps([(self.conv_odd.channels, ir) for _, ir in self.conv_odd.irreps_out])
         self.linear_even_out = o3.Linear(msg_even, even_pre)
         self.linear_odd_out = o3.Linear(msg_odd, irreps_odd_out)
         # odd ⊗ odd -> even scalars and gates: the exchange-like terms
@@ -156,6 +146,15 @@ class SpinInteraction(torch.nn.Module):
         self.irreps_even_out = self.gate.irreps_even
         self.irreps_odd_out = self.gate.irreps_odd
 
+    @staticmethod
+    def _convolution(
+        irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps, group_size: int
+    ) -> tuple[EdgeConvolution, list[int]]:
+        channels, per_channel_in = per_channel_irreps(irreps_in)
+        _, per_channel_target = per_channel_irreps(irreps_target)
+        conv = EdgeConvolution(per_channel_in, irreps_sh, per_channel_target, channels, group_size)
+        return conv, [ir.dim for _, ir in per_channel_in]
+
     def forward(
         self,
         even: torch.Tensor,
@@ -168,15 +167,14 @@ class SpinInteraction(torch.nn.Module):
         weights = self.radial(edge_radial)
         weights_even = weights[:, : self.num_weights_even]
         weights_odd = weights[:, self.num_weights_even :]
-        x_even = self.linear_even_in(even)
-        x_odd = self.linear_odd_in(odd)
-        msg_even = self.conv_even(x_even[neighbour], edge_sh, weights_even)
-        msg_odd = self.conv_odd(x_odd[neighbour], edge_sh, weights_odd)
-        n = even.shape[0]
-        agg_even = torch.zeros(n, msg_even.shape[1], dtype=even.dtype, device=even.device)
-        agg_odd = torch.zeros(n, msg_odd.shape[1], dtype=odd.dtype, device=odd.device)
-        agg_even = agg_even.index_add(0, centre, msg_even) * self.norm
-        agg_odd = agg_odd.index_add(0, centre, msg_odd) * self.norm
+        x_even = to_channel_major(
+            self.linear_even_in(even), self.conv_even.channels, self.dims_even_in
+        )
+        x_odd = to_channel_major(self.linear_odd_in(odd), self.conv_odd.channels, self.dims_odd_in)
+        msg_even = self.conv_even(x_even, edge_sh, weights_even, centre, neighbour)
+        msg_odd = self.conv_odd(x_odd, edge_sh, weights_odd, centre, neighbour)
+        agg_even = to_irreps_layout(msg_even, self.dims_even_msg) * self.norm
+        agg_odd = to_irreps_layout(msg_odd, self.dims_odd_msg) * self.norm
 
         pre_even = self.linear_even_out(agg_even)
         coupling = self.couple_odd_odd(odd, agg_odd)

@@ -7,7 +7,15 @@ import torch
 from spinmultinet_ase.export import LoadedModel, model_metadata
 from spinmultinet_ase.model import ModelConfig, SpinMultiNet
 
-SMALL_CONFIG = dict(channels=8, spin_channels=8, lmax=2, num_layers=2, radial_hidden=16, cutoff=4.5)
+SMALL_CONFIG = dict(
+    channels=8,
+    spin_channels=8,
+    lmax=2,
+    num_layers=2,
+    radial_hidden=16,
+    cutoff=4.5,
+    radial_group_size=4,
+)
 
 
 def random_model(seed: int = 0, dtype: torch.dtype = torch.float64, **overrides) -> SpinMultiNet:
