@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).parent
+TRAINABLE = ("spinmultinet", "mace")  # peers whose training step the worker implements
+OVERHEAD_CELLS = 5  # 1000 atoms
 PEERS = {
     "spinmultinet": ("float32", "float64"),
     "mace": ("float32", "float64"),
@@ -129,6 +131,29 @@ def report(results: list[dict], info: dict) -> str:
         for r in md:
             ratio = ours.get(r["dtype"], float("nan")) / r["value"]
             lines.append(f"| {r['peer']} {r['dtype']} | {r['value']:.4g} | {ratio:.2f}× |")
+    train = [r for r in results if r["mode"] == "train"]
+    if train:
+        ours = {r["dtype"]: r["value"] for r in train if r["peer"] == "spinmultinet"}
+        lines += [
+            "",
+            "## Training throughput (8-atom NiO cells, batches of 8, energy + force loss)",
+            "",
+            "| potential | structures/s | SpinMultiNet speed-up (same precision) |",
+            "|---|---|---|",
+        ]
+        for r in train:
+            ratio = ours.get(r["dtype"], float("nan")) / r["value"]
+            lines.append(f"| {r['peer']} {r['dtype']} | {r['value']:.4g} | {ratio:.2f}× |")
+    overhead = [r for r in results if r["mode"] == "overhead"]
+    if overhead:
+        lines += ["", f"## SpinMultiNet calculator overhead ({overhead[0]['atoms']} atoms)", ""]
+        lines += [
+            f"* {r['dtype']}: {100 * r['value']:.1f} % of a call outside the network "
+            "(neighbour list, conversions, Python)"
+            for r in overhead
+        ]
+    if info.get("skipped"):
+        lines += ["", "Skipped for memory: " + ", ".join(info["skipped"]) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -176,23 +201,41 @@ def main() -> None:
     parser.add_argument("--md-cells", type=int, default=4)
     parser.add_argument("--md-steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--peers", nargs="+", default=list(PEERS))
+    parser.add_argument(
+        "--max-memory-gb",
+        type=float,
+        default=18.0,
+        help="skip sizes whose peak memory, extrapolated from the size below, exceeds this",
+    )
     args = parser.parse_args()
-    results = []
+    results, skipped = [], []
     for peer in args.peers:
         for dtype in PEERS[peer]:
+            previous = None
             for cells in args.cells:
+                atoms = 8 * cells**3
+                if previous and previous["peak_rss_mb"] * atoms / previous["atoms"] > (
+                    1024 * args.max_memory_gb
+                ):
+                    skipped.append(f"{peer} {dtype} {atoms} atoms")
+                    print(f"  {peer} {dtype} {atoms} atoms: skipped (memory)")
+                    continue
                 repeats = 5 if cells <= 4 else 3
-                result = measure(peer, dtype, cells, "calls", repeats, args.threads, args.envs)
+                previous = measure(peer, dtype, cells, "calls", repeats, args.threads, args.envs)
+                if previous:
+                    results.append(previous)
+            modes = [("md", args.md_cells, args.md_steps)]
+            modes += [("train", 1, args.train_steps)] if peer in TRAINABLE else []
+            modes += [("overhead", OVERHEAD_CELLS, 5)] if peer == "spinmultinet" else []
+            for mode, cells, repeats in modes:
+                result = measure(peer, dtype, cells, mode, repeats, args.threads, args.envs)
                 if result:
                     results.append(result)
-            result = measure(
-                peer, dtype, args.md_cells, "md", args.md_steps, args.threads, args.envs
-            )
-            if result:
-                results.append(result)
     info = {
         "name": args.name,
+        "skipped": skipped,
         "machine": machine(),
         "threads": args.threads,
         "command": "python " + " ".join(sys.argv),

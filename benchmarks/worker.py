@@ -37,21 +37,27 @@ def nio_afm2(cells: int) -> Atoms:
     return atoms
 
 
-def spinmultinet(dtype: str):
-    from spinmultinet_ase.calculator import SpinMultiNetCalculator
-    from spinmultinet_ase.export import export_model
+def spinmultinet_model():
     from spinmultinet_ase.model import ModelConfig, SpinMultiNet
 
     torch.manual_seed(0)
     config = ModelConfig(
+        species=("O", "Ni"),
         channels=SIZE["channels"],
         spin_channels=SIZE["channels"] // 2,
         lmax=SIZE["lmax"],
         num_layers=SIZE["layers"],
         cutoff=SIZE["cutoff"],
     )
+    return SpinMultiNet(config)
+
+
+def spinmultinet(dtype: str):
+    from spinmultinet_ase.calculator import SpinMultiNetCalculator
+    from spinmultinet_ase.export import export_model
+
     path = Path(tempfile.mkdtemp()) / "model.pt"
-    export_model(SpinMultiNet(config), path)
+    export_model(spinmultinet_model(), path)
     return SpinMultiNetCalculator(path, dtype=dtype)
 
 
@@ -123,6 +129,109 @@ def chgnet(dtype: str):
 
 BUILDERS = {"spinmultinet": spinmultinet, "mace": mace, "nequip": nequip, "chgnet": chgnet}
 
+TRAIN_BATCH = 8
+
+
+def training_structures(count: int) -> list[Atoms]:
+    """Rattled 8-atom NiO cells (the size of the reference data), labelled with noise."""
+    rng = np.random.default_rng(2)
+    frames = []
+    for index in range(count):
+        atoms = nio_afm2(1)
+        atoms.rattle(0.05, seed=index)
+        atoms.info["energy"] = float(rng.normal())
+        atoms.arrays["forces"] = rng.normal(size=(len(atoms), 3))
+        frames.append(atoms)
+    return frames
+
+
+def spinmultinet_train_step(dtype: str):
+    """One optimiser step on a batch: energy + force loss, forces by double backward."""
+    from spinmultinet_ase import keys
+    from spinmultinet_ase.data.graph import atoms_to_graph, collate
+
+    model = spinmultinet_model().to(getattr(torch, dtype)).train()
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
+    frames = training_structures(TRAIN_BATCH)
+    graphs = [
+        atoms_to_graph(a, model.config.species, model.config.cutoff, dtype=getattr(torch, dtype))
+        for a in frames
+    ]
+    energies = torch.tensor([a.info["energy"] for a in frames], dtype=getattr(torch, dtype))
+    forces = torch.tensor(np.concatenate([a.arrays["forces"] for a in frames]))
+
+    def step() -> None:
+        batch = collate(graphs)
+        out = model(batch)
+        loss = ((out[keys.ENERGY] - energies) ** 2).mean() + (
+            (out[keys.FORCES] - forces.to(out[keys.FORCES].dtype)) ** 2
+        ).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step
+
+
+def mace_train_step(dtype: str):
+    """The same step for MACE (its own data pipeline and model in training mode)."""
+    from mace.data import AtomicData, config_from_atoms
+    from mace.tools import AtomicNumberTable, torch_geometric
+
+    calc = mace(dtype)
+    model = calc.models[0].train()
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
+    frames = training_structures(TRAIN_BATCH)
+    table = AtomicNumberTable([8, 28])
+    data = [
+        AtomicData.from_config(config_from_atoms(a), z_table=table, cutoff=SIZE["cutoff"])
+        for a in frames
+    ]
+    energies = torch.tensor([a.info["energy"] for a in frames], dtype=getattr(torch, dtype))
+    forces = torch.tensor(np.concatenate([a.arrays["forces"] for a in frames]))
+
+    def step() -> None:
+        batch = torch_geometric.Batch.from_data_list(data)
+        out = model(batch.to_dict(), training=True)
+        loss = ((out["energy"] - energies) ** 2).mean() + (
+            (out["forces"] - forces.to(out["forces"].dtype)) ** 2
+        ).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step
+
+
+TRAIN_STEPS = {"spinmultinet": spinmultinet_train_step, "mace": mace_train_step}
+
+
+def training_rate(step, steps: int) -> float:
+    """Structures per second of training steps (batch of :data:`TRAIN_BATCH`)."""
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return TRAIN_BATCH * steps / (time.perf_counter() - start)
+
+
+def overhead_fraction(calc, atoms: Atoms, repeats: int) -> float:
+    """Share of a calculator call spent outside the network (neighbour list, conversions)."""
+    from spinmultinet_ase.export import LoadedModel
+
+    network_seconds = []
+    module = calc.model.module
+
+    def timed(graph):
+        start = time.perf_counter()
+        out = module(graph)
+        network_seconds.append(time.perf_counter() - start)
+        return out
+
+    calc.model = LoadedModel(module=timed, metadata=calc.model.metadata)
+    total = time_calls(calc, atoms, repeats)
+    return 1.0 - float(np.median(network_seconds[1:])) / total
+
 
 def time_calls(calc, atoms: Atoms, repeats: int) -> float:
     """Median seconds of one energy + forces + stress evaluation at new positions."""
@@ -154,19 +263,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--peer", choices=sorted(BUILDERS), required=True)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--cells", type=int, required=True, help="conventional cells per side")
-    parser.add_argument("--mode", choices=["calls", "md"], default="calls")
+    parser.add_argument("--cells", type=int, default=4, help="conventional cells per side")
+    parser.add_argument(
+        "--mode",
+        choices=["calls", "md", "train", "overhead"],
+        default="calls",
+        help="s per call; MD atom-steps/s; training structures/s; calculator overhead share",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    calc = BUILDERS[args.peer](args.dtype)
     atoms = nio_afm2(args.cells)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if args.mode == "calls":
-        value = time_calls(calc, atoms, args.repeats)
+    if args.mode == "train":
+        value = training_rate(TRAIN_STEPS[args.peer](args.dtype), args.repeats)
+        atoms = training_structures(1)[0]
+    elif args.mode == "overhead":
+        value = overhead_fraction(BUILDERS[args.peer](args.dtype), atoms, args.repeats)
+    elif args.mode == "calls":
+        value = time_calls(BUILDERS[args.peer](args.dtype), atoms, args.repeats)
     else:
-        value = md_rate(calc, atoms, args.repeats)
+        value = md_rate(BUILDERS[args.peer](args.dtype), atoms, args.repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(

@@ -105,13 +105,13 @@ def _calculator(args: argparse.Namespace):
     return SpinMultiNetCalculator(args.model, dtype=args.dtype)
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _add_model_options(p: argparse.ArgumentParser, dtype: str) -> None:
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument(
         "--dtype",
         choices=["float32", "float64"],
-        default=None,
-        help="compute precision (default: the model's)",
+        default=dtype,
+        help=f"compute precision (default: {dtype})",
     )
 
 
@@ -199,7 +199,7 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         help="also estimate T_N by classical Monte Carlo of the fitted J1-J2 model",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_model_options(p)
+    _add_model_options(p, "float64")
     p.set_defaults(run=_scan)
 
 
@@ -265,7 +265,7 @@ def _add_md(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log", default="md.log", help="ASE MD log file")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial velocities")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_model_options(p)
+    _add_model_options(p, "float32")
     p.set_defaults(run=_md)
 
 
@@ -326,7 +326,7 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--magnitudes", nargs="+", default=None, metavar="EL=MU")
     p.add_argument("--output-dir", default="phonons")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_model_options(p)
+    _add_model_options(p, "float64")
     p.set_defaults(run=_phonons)
 
 

@@ -48,6 +48,7 @@ SETTINGS: list[tuple[str, float, float, Smearing]] = [
     ("MnO", CUTOFF, 1.5, FERMI_DIRAC),
     ("MnO", CUTOFF, 3.0, FERMI_DIRAC),
     ("MnO", CUTOFF, 2.0, COLD),
+    ("MnO", CUTOFF, 2.5, FERMI_DIRAC),
 ]
 # the converged k-point/smearing setting each material's other settings are compared with
 KPOINT_REFERENCE: dict[str, tuple[float, Smearing]] = {
@@ -59,10 +60,9 @@ KPOINT_REFERENCE: dict[str, tuple[float, Smearing]] = {
 CROSS_CELLS = ("afm1-4", "afm2-4")
 CROSS_CELL_SETTINGS: list[tuple[float, Smearing]] = [
     (1.5, COLD),
+    (2.5, FERMI_DIRAC),
     (4.0, FERMI_DIRAC),
-    (2.0, COLD),
     (2.0, FERMI_DIRAC),
-    (3.0, FERMI_DIRAC),
 ]
 
 
@@ -104,7 +104,6 @@ def _raw_protocol(ecut: float, density: float, smearing: Smearing):
         DEFAULT_PROTOCOL,
         ecut_ev=ecut,
         kpoint_density=density,
-        kpoint_density_by_formula={},
         smearing=smearing[0],
         smearing_ev=smearing[1],
         pulay_stress=None,

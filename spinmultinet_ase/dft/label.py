@@ -61,7 +61,7 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
         xc=protocol.xc,
         setups=protocol.setups(set(atoms.get_chemical_symbols())),
         kpts={
-            "density": protocol.kpoint_density_for(reduced_formula(atoms)),
+            "density": protocol.kpoint_density,
             "gamma": True,
             "even": True,
         },
@@ -88,7 +88,7 @@ def _protocol_info(protocol: DFTProtocol, atoms: Atoms) -> dict:
         "dft_code": f"gpaw-{gpaw.__version__}",
         "dft_xc": protocol.xc,
         "dft_ecut_ev": protocol.ecut_ev,
-        "dft_kpoint_density": protocol.kpoint_density_for(reduced_formula(atoms)),
+        "dft_kpoint_density": protocol.kpoint_density,
         "dft_smearing": protocol.smearing,
         "dft_smearing_ev": protocol.smearing_ev,
         "dft_hubbard_u": ",".join(f"{k}:{v}" for k, v in sorted(protocol.hubbard_u_ev.items())),

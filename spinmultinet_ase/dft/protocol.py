@@ -28,9 +28,9 @@ class DFTProtocol:
         xc: exchange-correlation functional.
         ecut_ev: plane-wave cutoff (eV).
         kpoint_density: k-points per Å⁻¹ (ASE ``kpts={'density': ...}``), Γ-centred, even.
-        kpoint_density_by_formula: denser meshes where a material needs them (FM MnO is
-            half-metallic: at 2.0 its energy differs by 5.3 meV/f.u. between two 4-atom cells,
-            at 3.0 by 0.2 meV/f.u.).
+            2.5 because FM MnO is half-metallic: at 2.0 its energy per formula unit differs by
+            5.3 meV between two 4-atom cells of the same crystal (one of them 5.8 meV from the
+            4.0 mesh); at 2.5 by 0.13 meV (0.44 meV from 4.0). See ``data/convergence.json``.
         smearing: occupation smearing, a GPAW occupations name ("fermi-dirac",
             "marzari-vanderbilt").
         smearing_ev: smearing width (eV).
@@ -46,8 +46,7 @@ class DFTProtocol:
 
     xc: str = "PBE"
     ecut_ev: float = 700.0
-    kpoint_density: float = 2.0
-    kpoint_density_by_formula: dict[str, float] = field(default_factory=lambda: {"MnO": 3.0})
+    kpoint_density: float = 2.5
     smearing: str = "fermi-dirac"
     smearing_ev: float = 0.05
     hubbard_u_ev: dict[str, float] = field(default_factory=lambda: dict(HUBBARD_U_EV))
@@ -62,10 +61,6 @@ class DFTProtocol:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
-
-    def kpoint_density_for(self, formula: str) -> float:
-        """The k-point density used for a structure of reduced formula ``formula``."""
-        return self.kpoint_density_by_formula.get(formula, self.kpoint_density)
 
     def pulay_stress_correction(self, formula: str, formula_units: int, volume: float) -> float:
         """The isotropic stress (eV/Å³) to add to the analytic stress of a structure.
