@@ -64,6 +64,12 @@ def measure(
     return result
 
 
+def predicted_peak_mb(result: dict, atoms: int) -> float:
+    """Peak memory at ``atoms`` atoms: the measured growth above the built model, scaled."""
+    base = result["rss_after_build_mb"]
+    return base + (result["peak_rss_mb"] - base) * atoms / result["atoms"]
+
+
 def machine() -> dict:
     cpu = "unknown"
     if Path("/proc/cpuinfo").exists():
@@ -211,28 +217,30 @@ def main() -> None:
     )
     args = parser.parse_args()
     results, skipped = [], []
-    for peer in args.peers:
-        for dtype in PEERS[peer]:
-            previous = None
-            for cells in args.cells:
-                atoms = 8 * cells**3
-                if previous and previous["peak_rss_mb"] * atoms / previous["atoms"] > (
-                    1024 * args.max_memory_gb
-                ):
-                    skipped.append(f"{peer} {dtype} {atoms} atoms")
-                    print(f"  {peer} {dtype} {atoms} atoms: skipped (memory)")
-                    continue
-                repeats = 5 if cells <= 4 else 3
-                previous = measure(peer, dtype, cells, "calls", repeats, args.threads, args.envs)
-                if previous:
-                    results.append(previous)
-            modes = [("md", args.md_cells, args.md_steps)]
-            modes += [("train", 1, args.train_steps)] if peer in TRAINABLE else []
-            modes += [("overhead", OVERHEAD_CELLS, 5)] if peer == "spinmultinet" else []
-            for mode, cells, repeats in modes:
-                result = measure(peer, dtype, cells, mode, repeats, args.threads, args.envs)
-                if result:
-                    results.append(result)
+    runs = [(peer, dtype) for peer in args.peers for dtype in PEERS[peer]]
+    # size-major, so that slow drifts of the machine's speed hit every potential alike
+    previous: dict[tuple[str, str], dict] = {}
+    for cells in args.cells:
+        atoms = 8 * cells**3
+        for peer, dtype in runs:
+            last = previous.get((peer, dtype))
+            if last and predicted_peak_mb(last, atoms) > 1024 * args.max_memory_gb:
+                skipped.append(f"{peer} {dtype} {atoms} atoms")
+                print(f"  {peer} {dtype} {atoms} atoms: skipped (memory)")
+                continue
+            repeats = 5 if cells <= 4 else 3
+            result = measure(peer, dtype, cells, "calls", repeats, args.threads, args.envs)
+            if result:
+                previous[(peer, dtype)] = result
+                results.append(result)
+    for peer, dtype in runs:
+        modes = [("md", args.md_cells, args.md_steps)]
+        modes += [("train", 1, args.train_steps)] if peer in TRAINABLE else []
+        modes += [("overhead", OVERHEAD_CELLS, 5)] if peer == "spinmultinet" else []
+        for mode, cells, repeats in modes:
+            result = measure(peer, dtype, cells, mode, repeats, args.threads, args.envs)
+            if result:
+                results.append(result)
     info = {
         "name": args.name,
         "skipped": skipped,

@@ -275,16 +275,20 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     atoms = nio_afm2(args.cells)
+    if args.mode == "train":
+        step = TRAIN_STEPS[args.peer](args.dtype)
+    else:
+        calc = BUILDERS[args.peer](args.dtype)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.mode == "train":
-        value = training_rate(TRAIN_STEPS[args.peer](args.dtype), args.repeats)
+        value = training_rate(step, args.repeats)
         atoms = training_structures(1)[0]
     elif args.mode == "overhead":
-        value = overhead_fraction(BUILDERS[args.peer](args.dtype), atoms, args.repeats)
+        value = overhead_fraction(calc, atoms, args.repeats)
     elif args.mode == "calls":
-        value = time_calls(BUILDERS[args.peer](args.dtype), atoms, args.repeats)
+        value = time_calls(calc, atoms, args.repeats)
     else:
-        value = md_rate(BUILDERS[args.peer](args.dtype), atoms, args.repeats)
+        value = md_rate(calc, atoms, args.repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(

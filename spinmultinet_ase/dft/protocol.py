@@ -30,7 +30,9 @@ class DFTProtocol:
         kpoint_density: k-points per Å⁻¹ (ASE ``kpts={'density': ...}``), Γ-centred, even.
             2.5 because FM MnO is half-metallic: at 2.0 its energy per formula unit differs by
             5.3 meV between two 4-atom cells of the same crystal (one of them 5.8 meV from the
-            4.0 mesh); at 2.5 by 0.13 meV (0.44 meV from 4.0). See ``data/convergence.json``.
+            4.0 mesh); at 2.5 by 0.14 meV (0.44 and 0.59 meV from 4.0). Insulating NiO and
+            MnO change by ≤ 0.02 meV/atom in ordering energies from 2.0 to 2.5 or 3.0. See
+            ``data/convergence.json``.
         smearing: occupation smearing, a GPAW occupations name ("fermi-dirac",
             "marzari-vanderbilt").
         smearing_ev: smearing width (eV).
