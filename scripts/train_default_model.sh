@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Train the default model and its two ablations on the reference data (resumable: rerun to
-# continue), evaluate them, and copy the default into models/spinmultinet-mno-nio/.
+# continue), evaluate them, and ship the default in models/spinmultinet-mno-nio/ with its
+# config and a card written from the evaluation.
 # Usage: nohup bash scripts/train_default_model.sh > runs/train_default.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +13,7 @@ target=models/spinmultinet-mno-nio
 mkdir -p "$target"
 cp runs/default_mno_nio/model.pt "$target/model.pt"
 cp configs/default_mno_nio.yaml "$target/config.yaml"
-cp runs/default_mno_nio/evaluation/evaluation.json "$target/metrics.json"
-echo "default model copied to $target; write its card.md from the evaluation"
+cp runs/default_mno_nio/summary.json "$target/training_summary.json"
+spinmultinet model-card runs/default_mno_nio "$target" \
+    --ablation "no spin input, no moment loss=runs/ablation_no_spin" \
+    --ablation "spin input, no moment loss=runs/ablation_no_moment_loss"

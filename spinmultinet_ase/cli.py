@@ -81,6 +81,32 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_evaluate)
 
 
+def _model_card(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.train.card import write_model_card
+
+    ablations = {}
+    for item in args.ablation:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise ValueError(f"--ablation takes NAME=RUN_DIR, got {item!r}")
+        ablations[name] = path
+    print(write_model_card(args.run_dir, args.output_dir, ablations))
+
+
+def _add_model_card(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("model-card", help="write a trained model's card from its evaluation")
+    p.add_argument("run_dir", help="training output folder (summary.json, evaluation/, model.pt)")
+    p.add_argument("output_dir", help="where card.md and metrics.json go (e.g. models/NAME)")
+    p.add_argument(
+        "--ablation",
+        action="append",
+        default=[],
+        metavar="NAME=RUN_DIR",
+        help="an ablation run to report next to the model (repeatable)",
+    )
+    p.set_defaults(run=_model_card)
+
+
 def _yardsticks(args: argparse.Namespace) -> None:
     from ase.io import read
 
@@ -369,6 +395,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_export,
     _add_train,
     _add_evaluate,
+    _add_model_card,
     _add_yardsticks,
     _add_scan,
     _add_md,

@@ -13,6 +13,7 @@ from ase.io import read, write
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.checkpoint import load_checkpoint
 from spinmultinet_ase.cli import main
+from spinmultinet_ase.train.card import yardstick_checks
 from spinmultinet_ase.train.config import config_from_dict
 from spinmultinet_ase.train.trainer import Trainer
 
@@ -105,7 +106,7 @@ def test_unknown_config_key_is_rejected():
 
 def test_evaluate_cli(subset, tmp_path, capsys):
     Trainer(_config(subset, tmp_path / "run", epochs=2), progress=False).run()
-    out = tmp_path / "evaluation"
+    out = tmp_path / "run" / "evaluation"
     assert (
         main(
             ["evaluate", str(tmp_path / "run" / "model.pt"), str(subset), "--output-dir", str(out)]
@@ -117,3 +118,30 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     result = json.loads((out / "evaluation.json").read_text())
     assert set(result["yardsticks"]) == {"dft", "model"}
     assert any(path.suffix == ".png" for path in out.iterdir())
+
+    card_dir = tmp_path / "models" / "tiny"
+    assert main(["model-card", str(tmp_path / "run"), str(card_dir)]) == 0
+    card = (card_dir / "card.md").read_text()
+    assert "Magnetic yardsticks" in card and "Intended use" in card
+    metrics = json.loads((card_dir / "metrics.json").read_text())
+    assert metrics["yardsticks"] == result["yardsticks"]
+
+
+def test_yardstick_checks_apply_the_targets():
+    def material(afm1, afm2, lowest, j1, j2, strain):
+        return {
+            "orderings_meV_per_fu": {"FM": 0.0, "AFM-I": afm1, "AFM-II": afm2},
+            "lowest": lowest,
+            "J1S2_meV": j1,
+            "J2S2_meV": j2,
+            "rhombohedral": {"AFM-II": {"minimum": {"strain": strain}}},
+        }
+
+    dft = material(-50.0, -100.0, "AFM-II", 5.0, 20.0, -0.02)
+    model = material(-52.0, -90.0, "AFM-II", 5.4, 17.0, 0.01)
+    checks = yardstick_checks({"dft": {"NiO": dft}, "model": {"NiO": model}})["NiO"]
+    assert checks["E(AFM-I)-E(FM)"][2]  # 4 % off: within 5 %
+    assert not checks["E(AFM-II)-E(FM)"][2]  # 10 % off
+    assert checks["lowest ordering"][2]
+    assert checks["J1S2_meV"][2] and not checks["J2S2_meV"][2]  # 8 % and 15 % off
+    assert not checks["AFM-II E(δ) minimum strain"][2]  # wrong side
