@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
+import pytest
 from setuptools import find_packages
 
 import spinmultinet_ase
@@ -29,8 +33,6 @@ def test_version_is_single_sourced():
 
 
 def test_cli_help_for_every_subcommand(capsys):
-    import pytest
-
     from spinmultinet_ase.cli import build_parser
 
     parser = build_parser()
@@ -43,3 +45,61 @@ def test_cli_help_for_every_subcommand(capsys):
             parser.parse_args([name, "--help"])
         assert exit_info.value.code == 0
         assert "usage: spinmultinet" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def unpacked_wheel(tmp_path_factory):
+    """A real wheel of the package (not the editable install), built and unpacked."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            "-q",
+        ],
+        check=True,
+    )
+    (wheel,) = out.glob("spinmultinet_ase-*.whl")
+    target = out / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(target)
+    return target
+
+
+def test_wheel_carries_every_shipped_model(unpacked_wheel):
+    shipped = sorted(p.relative_to(ROOT) for p in (ROOT / "models").glob("*/*") if p.is_file())
+    packaged = unpacked_wheel / "spinmultinet_ase"
+    for path in shipped:
+        assert (packaged / path).is_file(), f"{path} is missing from the wheel"
+    assert (packaged / "models" / "__init__.py").is_file()
+
+
+def test_default_model_loads_from_the_wheel_in_any_directory(unpacked_wheel, tmp_path):
+    from spinmultinet_ase.models import DEFAULT_MODEL
+
+    if not (ROOT / "models" / DEFAULT_MODEL / "model.pt").is_file():
+        pytest.skip(f"the default model {DEFAULT_MODEL} has not shipped yet")
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import spinmultinet_ase; "
+        "assert spinmultinet_ase.__file__.startswith(sys.argv[1]), spinmultinet_ase.__file__; "
+        "from spinmultinet_ase import SpinMultiNetCalculator; "
+        "from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered; "
+        "atoms = rocksalt_ordered('NiO', 'AFM-II'); atoms.calc = SpinMultiNetCalculator(); "
+        "print(atoms.get_potential_energy())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(unpacked_wheel)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) < 0
