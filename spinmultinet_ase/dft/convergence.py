@@ -210,8 +210,10 @@ def _difference(
             stress += np.eye(3) * pulay * entry[o]["formula_units"] / entry[o]["volume"]
         expected = voigt_6_to_full_3x3_stress(np.array(reference[o]["stress"]))
         d_stress = max(d_stress, np.abs(q @ stress @ q.T - expected).max())
+    d_total = max(abs(entry[o]["energy"] - reference[o]["energy"]) for o in entry)
     return {
         "ordering_energy_meV_per_atom": 1000 * abs(d_order) / n,
+        "total_energy_meV_per_atom": 1000 * d_total / n,
         "forces_meV_per_A": 1000 * d_forces,
         "stress_GPa": d_stress / GPa,
         "wall_s": sum(entry[o]["wall_s"] for o in entry),
