@@ -1,4 +1,5 @@
-"""Run the protocol convergence study and the FM MnO cross-cell k-point check (resumable);
+"""Run the protocol convergence study, the FM MnO cross-cell k-point check and the check of
+the Pulay energy correction at a second volume (resumable);
 writes data/convergence.json.
 
 Run: OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 GPAW_MPI_BACKEND=cgpaw \
@@ -10,9 +11,15 @@ from pathlib import Path
 
 from gpaw.mpi import world
 
-from spinmultinet_ase.dft.convergence import run_convergence_study, summarise, summarise_cross_cell
+from spinmultinet_ase.dft.convergence import (
+    run_convergence_study,
+    summarise,
+    summarise_cross_cell,
+    summarise_pulay_energy,
+)
 
 data = Path(__file__).parents[1] / "data"
 results = run_convergence_study(data / "convergence.json", data / "gpaw_logs")
 if world.rank == 0:
-    print(json.dumps({**summarise(results), **summarise_cross_cell(results)}, indent=1))
+    tables = {**summarise(results), **summarise_cross_cell(results)}
+    print(json.dumps({**tables, **summarise_pulay_energy(results)}, indent=1))

@@ -11,7 +11,11 @@ import numpy as np
 from ase.io import read
 from ase.units import GPa
 
-from spinmultinet_ase.dft.convergence import summarise, summarise_cross_cell
+from spinmultinet_ase.dft.convergence import (
+    summarise,
+    summarise_cross_cell,
+    summarise_pulay_energy,
+)
 from spinmultinet_ase.dft.label import STATUS, rejected_path
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
 from spinmultinet_ase.train.config import DataConfig
@@ -104,6 +108,22 @@ def _convergence_table(path: Path) -> str:
             f"| {key} | {row['cell_difference_meV_per_fu']:.2f} | {shown[0]} | {shown[1]} "
             f"| {row['wall_s']:.0f} |"
         )
+    pulay = summarise_pulay_energy(results)
+    if pulay:
+        rows += [
+            "\nEnergies need no Pulay correction: the 700-eV energy difference between two "
+            "volumes of the FM test cell against the 1100-eV one (meV/atom), as computed (what "
+            "the data uses) and with the term p n_fu ln(V_b/V_a) that would make energies "
+            "consistent with the corrected stresses if GPAW's stress were the derivative of "
+            "the fixed-cutoff energy (it is taken at a fixed number of plane waves):\n",
+            "| cells | as computed | with the ln V term |",
+            "|---|---|---|",
+        ]
+        for key, row in pulay.items():
+            rows.append(
+                f"| {key} | {row['fixed_cutoff_error_meV_per_atom']:.2f} "
+                f"| {row['with_ln_volume_term_error_meV_per_atom']:.2f} |"
+            )
     return "\n".join(rows)
 
 

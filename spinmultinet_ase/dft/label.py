@@ -106,19 +106,17 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     labelled = atoms.copy()
     labelled.info.update(_protocol_info(protocol, atoms))
     formula, formula_units = Formula(atoms.get_chemical_formula()).reduce()
-    pulay_energy, pulay_stress = protocol.pulay_correction(
-        str(formula), formula_units, atoms.get_volume()
-    )
+    pulay = protocol.pulay_stress_correction(str(formula), formula_units, atoms.get_volume())
     start = time.perf_counter()
     calc = gpaw_calculator(atoms, protocol, txt)
     work = atoms.copy()
     work.calc = calc
     try:
         results = {
-            "energy": work.get_potential_energy() + pulay_energy,
-            "free_energy": work.get_potential_energy(force_consistent=True) + pulay_energy,
+            "energy": work.get_potential_energy(),
+            "free_energy": work.get_potential_energy(force_consistent=True),
             "forces": work.get_forces(),
-            "stress": work.get_stress() + pulay_stress * np.array([1, 1, 1, 0, 0, 0]),
+            "stress": work.get_stress() + pulay * np.array([1, 1, 1, 0, 0, 0]),
             "magmoms": work.get_magnetic_moments(),
             "magmom": work.get_magnetic_moment(),
         }
@@ -127,8 +125,7 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         labelled.info["dft_wall_s"] = time.perf_counter() - start
         return labelled
     labelled.info["dft_wall_s"] = time.perf_counter() - start
-    labelled.info["dft_pulay_stress_gpa"] = pulay_stress / GPa
-    labelled.info["dft_pulay_energy_ev"] = pulay_energy
+    labelled.info["dft_pulay_stress_gpa"] = pulay / GPa
     problem = magnetic_state_problem(
         atoms.get_chemical_symbols(), atoms.get_initial_magnetic_moments(), results["magmoms"]
     )

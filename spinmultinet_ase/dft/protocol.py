@@ -7,10 +7,7 @@ value only together with a measured convergence table (see ``data/README.md``).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
-
-from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
 
 # Dudarev U (eV) on the metal d shell: the Materials Project values for oxides.
 HUBBARD_U_EV: dict[str, float] = {"Mn": 3.9, "Fe": 5.3, "Co": 3.32, "Ni": 6.2}
@@ -45,9 +42,8 @@ class DFTProtocol:
         max_scf_iterations: SCF iteration limit; more is a failed run.
         pulay_stress: Pulay-stress calibration ``p`` (eV per formula unit) per reduced
             formula at ``ecut_ev``: ``p · n_fu / V`` is added to each normal stress component
-            and the consistent term to the energy (:meth:`pulay_correction`;
-            ``spinmultinet_ase/dft/convergence.py`` measures ``p``). None: raw analytic
-            energies and stresses (for calibration runs only).
+            (``spinmultinet_ase/dft/convergence.py`` measures it). None: raw analytic stress
+            (for calibration runs only).
     """
 
     xc: str = "PBE"
@@ -68,31 +64,25 @@ class DFTProtocol:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
-    def pulay_correction(
-        self, formula: str, formula_units: int, volume: float
-    ) -> tuple[float, float]:
-        """Energy (eV) and isotropic stress (eV/Å³) to add to a run at ``ecut_ev``.
+    def pulay_stress_correction(self, formula: str, formula_units: int, volume: float) -> float:
+        """The isotropic stress (eV/Å³) to add to the analytic stress of a structure.
 
-        The stress correction is ``p n_fu / V``. The energy correction is the one consistent
-        with it (σ = (1/V) ∂E/∂ε): ``p n_fu ln(V / (n_fu v0))``, with ``v0`` the reference
-        rocksalt volume per formula unit, so energies are unchanged at the reference volume
-        and an energy-volume curve agrees with the corrected stresses. Without it a ±5 %
-        volume range would carry a ±3 meV/atom basis-set error in energy differences.
+        Only the stress needs it: GPAW's analytic stress is the derivative at a fixed number
+        of plane waves, which carries the Pulay error, while energies at a fixed cutoff vary
+        with volume like converged ones (measured: ``summarise_pulay_energy`` in
+        ``spinmultinet_ase/dft/convergence.py``).
 
         Raises:
             ValueError: the protocol corrects stresses but has no calibration for ``formula``.
         """
         if self.pulay_stress is None:
-            return 0.0, 0.0
+            return 0.0
         if formula not in self.pulay_stress:
             raise ValueError(
                 f"no Pulay-stress calibration for {formula} at {self.ecut_ev:.0f} eV; measure "
                 "it with spinmultinet_ase.dft.convergence and add it to the protocol"
             )
-        p = self.pulay_stress[formula]
-        reference_volume = ROCKSALT_LATTICE_CONSTANTS[formula] ** 3 / 4
-        energy = p * formula_units * math.log(volume / (formula_units * reference_volume))
-        return energy, p * formula_units / volume
+        return self.pulay_stress[formula] * formula_units / volume
 
 
 DEFAULT_PROTOCOL = DFTProtocol()
