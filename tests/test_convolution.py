@@ -95,3 +95,23 @@ def test_layouts_round_trip():
 def test_group_size_must_divide_channels():
     with pytest.raises(ValueError, match="must divide"):
         EdgeConvolution(o3.Irreps("0e"), SH, o3.Irreps("0e+1o"), channels=6, group_size=4)
+
+
+def test_edge_chunks_do_not_change_messages_or_gradients(float64_default):
+    torch.manual_seed(1)
+    irreps = o3.Irreps("0e+1o+2e")
+    conv = EdgeConvolution(irreps, SH, irreps, channels=4, group_size=2)
+    x = torch.randn(6, 4, irreps.dim, requires_grad=True)
+    edge_sh = torch.randn(23, SH.dim)
+    weights = torch.randn(23, conv.weight_numel, requires_grad=True)
+    centre, neighbour = torch.randint(0, 6, (23,)), torch.randint(0, 6, (23,))
+
+    def messages_and_gradients(chunk: int):
+        conv.edge_chunk = chunk
+        out = conv(x, edge_sh, weights, centre, neighbour)
+        return (out, *torch.autograd.grad(out.pow(2).sum(), [x, weights]))
+
+    whole = messages_and_gradients(1000)  # one chunk
+    for chunk in (1, 5, 22):
+        for a, b in zip(messages_and_gradients(chunk), whole, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
