@@ -19,12 +19,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 from ase.build import niggli_reduce
 from ase.stress import voigt_6_to_full_3x3_stress
 from ase.units import GPa
 
 from spinmultinet_ase.dft.label import STATUS, STATUS_OK, label_structure
-from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
+from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.dft.structures import CELLS, Distortion, distort
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 
@@ -119,6 +120,16 @@ def _raw_protocol(ecut: float, density: float, smearing: Smearing):
     )
 
 
+def _label_checked(
+    atoms: Atoms, protocol: DFTProtocol, log_dir: Path, key: str, suffix: str = ""
+) -> Atoms:
+    """One DFT run of the study, logged under a name made from its result key; must converge."""
+    name = key.replace(" ", "_").replace("=", "").replace(":", "") + suffix
+    labelled = label_structure(atoms, protocol, log_dir / f"{name}.txt")
+    assert labelled.info[STATUS] == STATUS_OK, labelled.info[STATUS]
+    return labelled
+
+
 def run_convergence_study(out: Path, log_dir: Path) -> dict:
     """Compute the settings and cross-cell checks not yet in ``out`` (JSON), saving after
     each; returns the results."""
@@ -138,13 +149,8 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
             continue
         entry = {}
         for name, atoms in convergence_structures(material).items():
-            tag = key.replace(" ", "_").replace("=", "").replace(":", "")
-            labelled = label_structure(
-                atoms,
-                _raw_protocol(ecut, density, smearing),
-                log_dir / f"convergence_{tag}_{name}.txt",
-            )
-            assert labelled.info[STATUS] == STATUS_OK, labelled.info[STATUS]
+            protocol = _raw_protocol(ecut, density, smearing)
+            labelled = _label_checked(atoms, protocol, log_dir, f"convergence {key}", f"_{name}")
             entry[name] = {
                 "energy": labelled.get_potential_energy(),
                 "forces": labelled.get_forces().tolist(),
@@ -160,11 +166,7 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
             if key in results:
                 continue
             atoms = convergence_structures(material, volume_strain)["FM"]
-            tag = key.replace(" ", "_").replace("=", "")
-            labelled = label_structure(
-                atoms, _raw_protocol(ecut, 2.0, FERMI_DIRAC), log_dir / f"{tag}.txt"
-            )
-            assert labelled.info[STATUS] == STATUS_OK, labelled.info[STATUS]
+            labelled = _label_checked(atoms, _raw_protocol(ecut, 2.0, FERMI_DIRAC), log_dir, key)
             save(key, {"energy": labelled.get_potential_energy(), "volume": atoms.get_volume()})
     for density, smearing in CROSS_CELL_SETTINGS:
         for cell in CROSS_CELLS:
@@ -173,11 +175,7 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
                 continue
             atoms = rocksalt_ordered("MnO", "FM", CELLS[cell])
             niggli_reduce(atoms)
-            tag = key.replace(" ", "_").replace("=", "").replace(":", "")
-            labelled = label_structure(
-                atoms, _raw_protocol(CUTOFF, density, smearing), log_dir / f"{tag}.txt"
-            )
-            assert labelled.info[STATUS] == STATUS_OK, labelled.info[STATUS]
+            labelled = _label_checked(atoms, _raw_protocol(CUTOFF, density, smearing), log_dir, key)
             energy = labelled.get_potential_energy() / (len(atoms) // 2)
             save(key, {"energy_per_fu": energy, "wall_s": labelled.info["dft_wall_s"]})
     return results

@@ -60,11 +60,7 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
         mode=PW(protocol.ecut_ev),
         xc=protocol.xc,
         setups=protocol.setups(set(atoms.get_chemical_symbols())),
-        kpts={
-            "density": protocol.kpoint_density,
-            "gamma": True,
-            "even": True,
-        },
+        kpts={"density": protocol.kpoint_density, "gamma": True, "even": True},
         occupations={"name": protocol.smearing, "width": protocol.smearing_ev},
         spinpol=True,
         convergence={
@@ -76,12 +72,7 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
     )
 
 
-def reduced_formula(atoms: Atoms) -> str:
-    """``'NiO'`` for Ni4O4."""
-    return str(Formula(atoms.get_chemical_formula()).reduce()[0])
-
-
-def _protocol_info(protocol: DFTProtocol, atoms: Atoms) -> dict:
+def _protocol_info(protocol: DFTProtocol) -> dict:
     import gpaw
 
     return {
@@ -104,7 +95,7 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     from gpaw import KohnShamConvergenceError
 
     labelled = atoms.copy()
-    labelled.info.update(_protocol_info(protocol, atoms))
+    labelled.info.update(_protocol_info(protocol))
     formula, formula_units = Formula(atoms.get_chemical_formula()).reduce()
     pulay = protocol.pulay_stress_correction(str(formula), formula_units, atoms.get_volume())
     start = time.perf_counter()
