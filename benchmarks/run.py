@@ -89,6 +89,22 @@ def scaling_exponent(rows: list[dict], low: int, high: int) -> float | None:
     return float(np.polyfit(atoms, times, 1)[0])
 
 
+def _speedup_table(rows: list[dict], title: str, unit: str) -> list[str]:
+    """A rate per potential with SpinMultiNet's speed-up over it at the same precision."""
+    ours = {r["dtype"]: r["value"] for r in rows if r["peer"] == "spinmultinet"}
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        f"| potential | {unit} | SpinMultiNet speed-up (same precision) |",
+        "|---|---|---|",
+    ]
+    for r in rows:
+        ratio = ours.get(r["dtype"], float("nan")) / r["value"]
+        lines.append(f"| {r['peer']} {r['dtype']} | {r['value']:.4g} | {ratio:.2f}× |")
+    return lines
+
+
 def report(results: list[dict], info: dict) -> str:
     lines = [
         f"# Benchmark: {info['name']}",
@@ -126,30 +142,12 @@ def report(results: list[dict], info: dict) -> str:
         )
     md = [r for r in results if r["mode"] == "md"]
     if md:
-        ours = {r["dtype"]: r["value"] for r in md if r["peer"] == "spinmultinet"}
-        lines += [
-            "",
-            f"## MD throughput ({md[0]['atoms']} atoms, NVE)",
-            "",
-            "| potential | atom-steps/s | SpinMultiNet speed-up (same precision) |",
-            "|---|---|---|",
-        ]
-        for r in md:
-            ratio = ours.get(r["dtype"], float("nan")) / r["value"]
-            lines.append(f"| {r['peer']} {r['dtype']} | {r['value']:.4g} | {ratio:.2f}× |")
+        title = f"MD throughput ({md[0]['atoms']} atoms, NVE)"
+        lines += _speedup_table(md, title, "atom-steps/s")
     train = [r for r in results if r["mode"] == "train"]
     if train:
-        ours = {r["dtype"]: r["value"] for r in train if r["peer"] == "spinmultinet"}
-        lines += [
-            "",
-            "## Training throughput (8-atom NiO cells, batches of 8, energy + force loss)",
-            "",
-            "| potential | structures/s | SpinMultiNet speed-up (same precision) |",
-            "|---|---|---|",
-        ]
-        for r in train:
-            ratio = ours.get(r["dtype"], float("nan")) / r["value"]
-            lines.append(f"| {r['peer']} {r['dtype']} | {r['value']:.4g} | {ratio:.2f}× |")
+        title = "Training throughput (8-atom NiO cells, batches of 8, energy + force loss)"
+        lines += _speedup_table(train, title, "structures/s")
     overhead = [r for r in results if r["mode"] == "overhead"]
     if overhead:
         lines += ["", f"## SpinMultiNet calculator overhead ({overhead[0]['atoms']} atoms)", ""]

@@ -145,32 +145,40 @@ def training_structures(count: int) -> list[Atoms]:
     return frames
 
 
-def spinmultinet_train_step(dtype: str):
-    """One optimiser step on a batch: energy + force loss, forces by double backward."""
-    from spinmultinet_ase import keys
-    from spinmultinet_ase.data.graph import atoms_to_graph, collate
-
-    model = spinmultinet_model().to(getattr(torch, dtype)).train()
+def _optimiser_step(model: torch.nn.Module, predict, frames: list[Atoms], dtype: str):
+    """A training step: ``predict()`` gives (energies, forces) of ``frames`` as one batch; the
+    energy + force MSE is minimised by Adam (forces need a double backward)."""
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
-    frames = training_structures(TRAIN_BATCH)
-    graphs = [
-        atoms_to_graph(a, model.config.species, model.config.cutoff, dtype=getattr(torch, dtype))
-        for a in frames
-    ]
     energies = torch.tensor([a.info["energy"] for a in frames], dtype=getattr(torch, dtype))
     forces = torch.tensor(np.concatenate([a.arrays["forces"] for a in frames]))
 
     def step() -> None:
-        batch = collate(graphs)
-        out = model(batch)
-        loss = ((out[keys.ENERGY] - energies) ** 2).mean() + (
-            (out[keys.FORCES] - forces.to(out[keys.FORCES].dtype)) ** 2
-        ).mean()
+        energy, force = predict()
+        loss = ((energy - energies) ** 2).mean() + ((force - forces.to(force.dtype)) ** 2).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
 
     return step
+
+
+def spinmultinet_train_step(dtype: str):
+    """SpinMultiNet's training step on a batch of :data:`TRAIN_BATCH` structures."""
+    from spinmultinet_ase import keys
+    from spinmultinet_ase.data.graph import atoms_to_graph, collate
+
+    model = spinmultinet_model().to(getattr(torch, dtype)).train()
+    frames = training_structures(TRAIN_BATCH)
+    graphs = [
+        atoms_to_graph(a, model.config.species, model.config.cutoff, dtype=getattr(torch, dtype))
+        for a in frames
+    ]
+
+    def predict():
+        out = model(collate(graphs))
+        return out[keys.ENERGY], out[keys.FORCES]
+
+    return _optimiser_step(model, predict, frames, dtype)
 
 
 def mace_train_step(dtype: str):
@@ -178,29 +186,19 @@ def mace_train_step(dtype: str):
     from mace.data import AtomicData, config_from_atoms
     from mace.tools import AtomicNumberTable, torch_geometric
 
-    calc = mace(dtype)
-    model = calc.models[0].train()
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model = mace(dtype).models[0].train()
     frames = training_structures(TRAIN_BATCH)
     table = AtomicNumberTable([8, 28])
     data = [
         AtomicData.from_config(config_from_atoms(a), z_table=table, cutoff=SIZE["cutoff"])
         for a in frames
     ]
-    energies = torch.tensor([a.info["energy"] for a in frames], dtype=getattr(torch, dtype))
-    forces = torch.tensor(np.concatenate([a.arrays["forces"] for a in frames]))
 
-    def step() -> None:
-        batch = torch_geometric.Batch.from_data_list(data)
-        out = model(batch.to_dict(), training=True)
-        loss = ((out["energy"] - energies) ** 2).mean() + (
-            (out["forces"] - forces.to(out["forces"].dtype)) ** 2
-        ).mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+    def predict():
+        out = model(torch_geometric.Batch.from_data_list(data).to_dict(), training=True)
+        return out["energy"], out["forces"]
 
-    return step
+    return _optimiser_step(model, predict, frames, dtype)
 
 
 TRAIN_STEPS = {"spinmultinet": spinmultinet_train_step, "mace": mace_train_step}
