@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -49,15 +50,27 @@ def test_cli_help_for_every_subcommand(capsys):
 
 @pytest.fixture(scope="module")
 def unpacked_wheel(tmp_path_factory):
-    """A real wheel of the package (not the editable install), built and unpacked."""
+    """A real wheel of the package (not the editable install), built and unpacked.
+
+    Built from a fresh copy of the sources: an in-tree build would reuse ``build/`` and could
+    ship files that no longer exist or are no longer packaged.
+    """
     out = tmp_path_factory.mktemp("wheel")
+    source = out / "source"
+
+    def skip(directory: str, names: list[str]) -> set[str]:
+        top_level = {"build", "dist", "data", "runs"} if Path(directory) == ROOT else set()
+        unwanted = {n for n in names if n in top_level or n.endswith(".egg-info")}
+        return unwanted | {n for n in names if n.startswith(".") or n == "__pycache__"}
+
+    shutil.copytree(ROOT, source, ignore=skip)
     subprocess.run(
         [
             sys.executable,
             "-m",
             "pip",
             "wheel",
-            str(ROOT),
+            str(source),
             "--no-deps",
             "--no-build-isolation",
             "-w",
