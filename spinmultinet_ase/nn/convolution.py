@@ -28,9 +28,6 @@ import math
 import torch
 from e3nn import o3
 
-EDGE_CHUNK = 8192  # edges per chunk of the convolution
-
-
 def per_channel_irreps(irreps: o3.Irreps) -> tuple[int, o3.Irreps]:
     """``(channels, irreps of one channel)`` of e3nn irreps whose blocks share one multiplicity.
 
@@ -111,7 +108,6 @@ class EdgeConvolution(torch.nn.Module):
         self.num_paths = len(paths)
         self.dim_in, self.dim_out, self.dim_sh = irreps_in.dim, irreps_out.dim, irreps_sh.dim
         self.weight_numel = self.num_groups * self.num_paths
-        self.edge_chunk = EDGE_CHUNK
         fan_in = [sum(1 for *_, k in paths if k == out) for out in range(len(irreps_out))]
         coupling = torch.zeros(self.num_paths, self.dim_sh, self.dim_in, self.dim_out)
         slices_in, slices_sh, slices_out = (
@@ -129,25 +125,21 @@ class EdgeConvolution(torch.nn.Module):
             coupling.reshape(self.num_paths * self.dim_sh, self.dim_in * self.dim_out),
         )
 
+    def zeros(self, x: torch.Tensor) -> torch.Tensor:
+        """An empty message sum ``(N, channels, d_out)`` for the nodes of ``x``."""
+        return torch.zeros(x.shape[0], self.channels, self.dim_out, dtype=x.dtype, device=x.device)
+
     def forward(
         self,
+        total: torch.Tensor,
         x: torch.Tensor,
         edge_sh: torch.Tensor,
         weights: torch.Tensor,
         centre: torch.Tensor,
         neighbour: torch.Tensor,
     ) -> torch.Tensor:
-        out = torch.zeros(x.shape[0], self.channels, self.dim_out, dtype=x.dtype, device=x.device)
-        num_edges = edge_sh.shape[0]
-        # edges in chunks whose per-edge tensors stay in cache (1.6-1.8x faster on CPU)
-        chunk = self.edge_chunk
-        for start in range(0, num_edges, chunk):
-            stop = min(start + chunk, num_edges)
-            messages = self._messages(
-                x, edge_sh[start:stop], weights[start:stop], neighbour[start:stop]
-            )
-            out = out.index_add(0, centre[start:stop], messages)
-        return out
+        """Adds the messages of the given edges onto their centres in ``total`` (in place)."""
+        return total.index_add_(0, centre, self._messages(x, edge_sh, weights, neighbour))
 
     def _messages(
         self, x: torch.Tensor, edge_sh: torch.Tensor, weights: torch.Tensor, neighbour: torch.Tensor

@@ -27,6 +27,10 @@ from spinmultinet_ase.nn.convolution import (
     to_irreps_layout,
 )
 
+# edges per chunk: every per-edge tensor of a chunk (radial MLP activations, edge matrices,
+# messages) stays in cache, so the time per atom does not grow with the system
+EDGE_CHUNK = 8192
+
 
 def scalar_part(irreps: o3.Irreps) -> o3.Irreps:
     """The ``0e`` part of ``irreps``."""
@@ -89,6 +93,9 @@ class SpinInteraction(torch.nn.Module):
         radial_hidden: width of the radial MLP that makes the per-edge weights.
         avg_num_neighbors: messages are summed and divided by its square root.
         radial_group_size: channels that share one set of radial weights.
+
+    Edges are processed in chunks of ``edge_chunk`` (radial MLP, edge matrices and messages
+    together), which changes no result and keeps the time per atom flat with system size.
     """
 
     def __init__(
@@ -117,6 +124,7 @@ class SpinInteraction(torch.nn.Module):
         self.dims_even_msg = [ir.dim for _, ir in self.conv_even.irreps_out]
         self.dims_odd_msg = [ir.dim for _, ir in self.conv_odd.irreps_out]
         self.num_weights_even = self.conv_even.weight_numel
+        self.edge_chunk = EDGE_CHUNK
         self.radial = FullyConnectedNet(
             [
                 num_radial,
@@ -163,16 +171,23 @@ class SpinInteraction(torch.nn.Module):
         edge_radial: torch.Tensor,
         edge_index: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        centre, neighbour = edge_index[0], edge_index[1]
-        weights = self.radial(edge_radial)
-        weights_even = weights[:, : self.num_weights_even]
-        weights_odd = weights[:, self.num_weights_even :]
         x_even = to_channel_major(
             self.linear_even_in(even), self.conv_even.channels, self.dims_even_in
         )
         x_odd = to_channel_major(self.linear_odd_in(odd), self.conv_odd.channels, self.dims_odd_in)
-        msg_even = self.conv_even(x_even, edge_sh, weights_even, centre, neighbour)
-        msg_odd = self.conv_odd(x_odd, edge_sh, weights_odd, centre, neighbour)
+        msg_even, msg_odd = self.conv_even.zeros(x_even), self.conv_odd.zeros(x_odd)
+        # split, not sliced: the backward of a slice builds a zero tensor of all edges per chunk
+        sh_chunks = edge_sh.split(self.edge_chunk)
+        radial_chunks = edge_radial.split(self.edge_chunk)
+        centre_chunks = edge_index[0].split(self.edge_chunk)
+        neighbour_chunks = edge_index[1].split(self.edge_chunk)
+        for chunk in range(len(sh_chunks)):
+            sh, centre, neighbour = sh_chunks[chunk], centre_chunks[chunk], neighbour_chunks[chunk]
+            weights = self.radial(radial_chunks[chunk])
+            weights_even = weights[:, : self.num_weights_even]
+            weights_odd = weights[:, self.num_weights_even :]
+            msg_even = self.conv_even(msg_even, x_even, sh, weights_even, centre, neighbour)
+            msg_odd = self.conv_odd(msg_odd, x_odd, sh, weights_odd, centre, neighbour)
         agg_even = to_irreps_layout(msg_even, self.dims_even_msg) * self.norm
         agg_odd = to_irreps_layout(msg_odd, self.dims_odd_msg) * self.norm
 
