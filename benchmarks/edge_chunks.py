@@ -11,11 +11,11 @@ import tempfile
 from pathlib import Path
 
 import torch
+from worker import nio_afm2, spinmultinet_model, time_calls
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import export_model
 from spinmultinet_ase.nn.interaction import EDGE_CHUNK
-from worker import nio_afm2, spinmultinet_model, time_calls
 
 ONE_PASS = 2**62
 

@@ -8,7 +8,6 @@ import torch
 from e3nn import o3
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
-
 from spinmultinet_ase.nn.convolution import (
     EdgeConvolution,
     coupling_paths,

@@ -120,11 +120,20 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     assert any(path.suffix == ".png" for path in out.iterdir())
 
     card_dir = tmp_path / "models" / "tiny"
+    pool = subset.with_name("structures.extxyz")  # the pool the data was labelled from
+    write(pool, read(REFERENCE, index=":12"))
     assert main(["model-card", str(tmp_path / "run"), str(card_dir)]) == 0
     card = (card_dir / "card.md").read_text()
     assert "Magnetic yardsticks" in card and "Intended use" in card
+    assert "Provisional model" in card and "on 8 of the 12 planned structures" in card
     metrics = json.loads((card_dir / "metrics.json").read_text())
     assert metrics["yardsticks"] == result["yardsticks"]
+
+    write(pool, read(REFERENCE, index=":8"))
+    assert main(["model-card", str(tmp_path / "run"), str(card_dir)]) == 0
+    card = (card_dir / "card.md").read_text()
+    assert "Provisional" not in card and "Frames: 8, the whole structure pool" in card
+    pool.unlink()
 
 
 def test_yardstick_checks_apply_the_targets():

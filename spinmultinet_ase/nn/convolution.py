@@ -28,6 +28,7 @@ import math
 import torch
 from e3nn import o3
 
+
 def per_channel_irreps(irreps: o3.Irreps) -> tuple[int, o3.Irreps]:
     """``(channels, irreps of one channel)`` of e3nn irreps whose blocks share one multiplicity.
 

@@ -14,6 +14,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from ase.io import read
+
 from spinmultinet_ase.export import load_model
 
 # Test-split mean absolute errors the default model must reach (report units).
@@ -75,6 +77,24 @@ def _test_errors(evaluation: dict) -> dict[str, dict[str, float]]:
     }
 
 
+def _data_status(metadata: dict, summary: dict) -> str:
+    """One line on how complete the training data was: a model trained before the structure
+    pool next to the data (``structures.extxyz``) was fully labelled is provisional."""
+    used = sum(summary["num_frames"].values())
+    data_path = Path(metadata.get("train_config", {}).get("data", {}).get("path", ""))
+    pool_path = data_path.with_name("structures.extxyz")
+    if not data_path.name or not pool_path.exists():
+        return f"* Frames: {used} (no structure pool found next to `{data_path}`)"
+    planned = len(read(pool_path, index=":"))
+    if used < planned:
+        return (
+            f"* **Provisional model**: trained while the reference data was being labelled, "
+            f"on {used} of the {planned} planned structures (`{pool_path}`); it will be "
+            "retrained on the full set, and its errors below are those of this small set."
+        )
+    return f"* Frames: {used}, the whole structure pool (`{pool_path}`)"
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -111,7 +131,8 @@ def write_model_card(
         "* Reference data: `data/reference.extxyz` (GPAW PBE+U, protocol and card in "
         "`data/README.md`), split deterministically by structure id; the test split holds "
         "every AFM-III frame, every 16-atom cell and the undistorted yardstick cells.",
-        f"* Frames: {summary['num_frames']}",
+        _data_status(metadata, summary),
+        f"* Frames per split: {summary['num_frames']}",
         f"* Training: {summary['epochs']} epochs (best {summary['best_epoch']}), "
         f"{summary['wall_time_minutes']:.0f} min wall time on {platform.machine()} with the "
         f"config's threads; stopped because: {summary['stopped_because']}.",
