@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).parent
-TRAINABLE = ("spinmultinet", "mace")  # peers whose training step the worker implements
 OVERHEAD_CELLS = 5  # 1000 atoms
+MODES = ("calls", "md", "train", "overhead")
 PEERS = {
     "spinmultinet": ("float32", "float64"),
     "mace": ("float32", "float64"),
@@ -105,19 +105,10 @@ def _speedup_table(rows: list[dict], title: str, unit: str) -> list[str]:
     return lines
 
 
-def report(results: list[dict], info: dict) -> str:
-    lines = [
-        f"# Benchmark: {info['name']}",
-        "",
-        f"Machine: {info['machine']['cpu']}, {info['threads']} threads, "
-        f"{info['machine']['platform']}, Python {info['machine']['python']}.",
-        f"Command: `{info['command']}`",
-        "",
-    ]
-    calls = [r for r in results if r["mode"] == "calls"]
+def _calls_table(calls: list[dict]) -> list[str]:
+    """Seconds per call by size, the scaling exponent and the memory per atom."""
     sizes = sorted({r["atoms"] for r in calls})
-    keys = [(p, d) for p, dtypes in PEERS.items() for d in dtypes]
-    lines += [
+    lines = [
         "## Time per energy + forces + stress call (s)",
         "",
         "| potential | "
@@ -125,7 +116,7 @@ def report(results: list[dict], info: dict) -> str:
         + " | exponent 512→4096 | peak memory per atom (kB) |",
         "|---|" + "---|" * (len(sizes) + 2),
     ]
-    for peer, dtype in keys:
+    for peer, dtype in [(p, d) for p, dtypes in PEERS.items() for d in dtypes]:
         rows = [r for r in calls if r["peer"] == peer and r["dtype"] == dtype]
         if not rows:
             continue
@@ -140,6 +131,21 @@ def report(results: list[dict], info: dict) -> str:
         lines.append(
             f"| {peer} {dtype} | " + " | ".join(cells) + f" | {exponent_text} | {per_atom:.1f} |"
         )
+    return lines
+
+
+def report(results: list[dict], info: dict) -> str:
+    lines = [
+        f"# Benchmark: {info['name']}",
+        "",
+        f"Machine: {info['machine']['cpu']}, {info['threads']} threads, "
+        f"{info['machine']['platform']}, Python {info['machine']['python']}.",
+        f"Command: `{info['command']}`",
+        "",
+    ]
+    calls = [r for r in results if r["mode"] == "calls"]
+    if calls:
+        lines += _calls_table(calls)
     md = [r for r in results if r["mode"] == "md"]
     if md:
         title = f"MD throughput ({md[0]['atoms']} atoms, NVE)"
@@ -208,6 +214,13 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=10)
     parser.add_argument("--peers", nargs="+", default=list(PEERS))
     parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=list(MODES),
+        help="what to measure (default: all)",
+    )
+    parser.add_argument(
         "--max-memory-gb",
         type=float,
         default=18.0,
@@ -218,7 +231,7 @@ def main() -> None:
     runs = [(peer, dtype) for peer in args.peers for dtype in PEERS[peer]]
     # size-major, so that slow drifts of the machine's speed hit every potential alike
     previous: dict[tuple[str, str], dict] = {}
-    for cells in args.cells:
+    for cells in args.cells if "calls" in args.modes else []:
         atoms = 8 * cells**3
         for peer, dtype in runs:
             last = previous.get((peer, dtype))
@@ -232,10 +245,9 @@ def main() -> None:
                 previous[(peer, dtype)] = result
                 results.append(result)
     for peer, dtype in runs:
-        modes = [("md", args.md_cells, args.md_steps)]
-        modes += [("train", 1, args.train_steps)] if peer in TRAINABLE else []
+        modes = [("md", args.md_cells, args.md_steps), ("train", 1, args.train_steps)]
         modes += [("overhead", OVERHEAD_CELLS, 5)] if peer == "spinmultinet" else []
-        for mode, cells, repeats in modes:
+        for mode, cells, repeats in (m for m in modes if m[0] in args.modes):
             result = measure(peer, dtype, cells, mode, repeats, args.threads, args.envs)
             if result:
                 results.append(result)
@@ -250,7 +262,8 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps({"info": info, "results": results}, indent=1))
     (out / f"{args.name}.md").write_text(report(results, info))
-    plot(results, out / f"{args.name}.png")
+    if "calls" in args.modes:
+        plot(results, out / f"{args.name}.png")
     print((out / f"{args.name}.md").read_text())
 
 

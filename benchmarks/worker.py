@@ -205,7 +205,45 @@ def mace_train_step(dtype: str):
     return _optimiser_step(model, predict, frames, dtype)
 
 
-TRAIN_STEPS = {"spinmultinet": spinmultinet_train_step, "mace": mace_train_step}
+def nequip_train_step(dtype: str):
+    """The same step for NequIP (its ASE data conversion, batched; model in training mode,
+    where its force output keeps the graph for the double backward)."""
+    from nequip.data import AtomicDataDict
+
+    calc = nequip(dtype)
+    model = calc.model.train()
+    frames = training_structures(TRAIN_BATCH)
+    data = AtomicDataDict.batched_from_list([calc.atoms_to_data(a) for a in frames])
+
+    def predict():
+        out = model(dict(data))
+        energy = out[AtomicDataDict.TOTAL_ENERGY_KEY].reshape(-1)
+        return energy, out[AtomicDataDict.FORCE_KEY]
+
+    return _optimiser_step(model, predict, frames, dtype)
+
+
+def chgnet_train_step(dtype: str):
+    """The same step for CHGNet (its pretrained model in training mode, its graphs)."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    model = chgnet(dtype).model.train()
+    frames = training_structures(TRAIN_BATCH)
+    graphs = [model.graph_converter(AseAtomsAdaptor.get_structure(a)) for a in frames]
+
+    def predict():
+        out = model(graphs, task="ef")
+        return out["e"], torch.cat(out["f"])
+
+    return _optimiser_step(model, predict, frames, dtype)
+
+
+TRAIN_STEPS = {
+    "spinmultinet": spinmultinet_train_step,
+    "mace": mace_train_step,
+    "nequip": nequip_train_step,
+    "chgnet": chgnet_train_step,
+}
 
 
 def training_rate(step, steps: int) -> float:
