@@ -177,13 +177,15 @@ class SpinInteraction(torch.nn.Module):
         x_odd = to_channel_major(self.linear_odd_in(odd), self.conv_odd.channels, self.dims_odd_in)
         msg_even, msg_odd = self.conv_even.zeros(x_even), self.conv_odd.zeros(x_odd)
         # split, not sliced: the backward of a slice builds a zero tensor of all edges per chunk
-        sh_chunks = edge_sh.split(self.edge_chunk)
-        radial_chunks = edge_radial.split(self.edge_chunk)
-        centre_chunks = edge_index[0].split(self.edge_chunk)
-        neighbour_chunks = edge_index[1].split(self.edge_chunk)
-        for chunk in range(len(sh_chunks)):
-            sh, centre, neighbour = sh_chunks[chunk], centre_chunks[chunk], neighbour_chunks[chunk]
-            weights = self.radial(radial_chunks[chunk])
+        chunk = self.edge_chunk
+        for sh, radial, centre, neighbour in zip(
+            edge_sh.split(chunk),
+            edge_radial.split(chunk),
+            edge_index[0].split(chunk),
+            edge_index[1].split(chunk),
+            strict=True,
+        ):
+            weights = self.radial(radial)
             weights_even = weights[:, : self.num_weights_even]
             weights_odd = weights[:, self.num_weights_even :]
             msg_even = self.conv_even(msg_even, x_even, sh, weights_even, centre, neighbour)
