@@ -81,9 +81,9 @@ def _data_status(metadata: dict, summary: dict) -> str:
     """One line on how complete the training data was: a model trained before the structure
     pool next to the data (``structures.extxyz``) was fully labelled is provisional."""
     used = sum(summary["num_frames"].values())
-    data_path = Path(metadata.get("train_config", {}).get("data", {}).get("path", ""))
+    data_path = Path(metadata["train_config"]["data"]["path"])
     pool_path = data_path.with_name("structures.extxyz")
-    if not data_path.name or not pool_path.exists():
+    if not pool_path.exists():
         return f"* Frames: {used} (no structure pool found next to `{data_path}`)"
     planned = len(read(pool_path, index=":"))
     if used < planned:
