@@ -109,6 +109,7 @@ def _calls_table(calls: list[dict]) -> list[str]:
     """Seconds per call by size, the scaling exponent and the memory per atom."""
     sizes = sorted({r["atoms"] for r in calls})
     lines = [
+        "",
         "## Time per energy + forces + stress call (s)",
         "",
         "| potential | "
@@ -141,7 +142,6 @@ def report(results: list[dict], info: dict) -> str:
         f"Machine: {info['machine']['cpu']}, {info['threads']} threads, "
         f"{info['machine']['platform']}, Python {info['machine']['python']}.",
         f"Command: `{info['command']}`",
-        "",
     ]
     calls = [r for r in results if r["mode"] == "calls"]
     if calls:
