@@ -231,11 +231,14 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
 
 def _md(args: argparse.Namespace) -> None:
     from dataclasses import asdict
+    from pathlib import Path
 
     from spinmultinet_ase.workflows.inputs import single_structure
-    from spinmultinet_ase.workflows.md import run_md
+    from spinmultinet_ase.workflows.md import plot_md, run_md
 
     atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
     summary = run_md(
         atoms,
         _calculator(args),
@@ -244,18 +247,20 @@ def _md(args: argparse.Namespace) -> None:
         steps=args.steps,
         timestep_fs=args.timestep,
         pressure_GPa=args.pressure,
-        trajectory=args.trajectory,
-        logfile=args.log,
+        trajectory=str(output / args.trajectory),
+        logfile=str(output / args.log),
         interval=args.interval,
         seed=args.seed,
         progress=not args.quiet,
     )
-    print(json.dumps(asdict(summary), indent=2))
+    (output / "md.json").write_text(json.dumps(asdict(summary), indent=2))
+    plot_md(summary, output / "md.png")
     print(
         f"{summary.ensemble.upper()}: {summary.time_ps:.3f} ps, <T> = "
         f"{summary.mean_temperature_K:.0f} K, total-energy drift "
         f"{summary.energy_drift_meV_per_atom_per_ps:.3g} meV/atom/ps"
     )
+    print(f"{args.trajectory}, {args.log}, md.json (summary, time series) and md.png in {output}/")
 
 
 def _add_structure_options(p: argparse.ArgumentParser, default_ordering: str) -> None:
@@ -287,8 +292,9 @@ def _add_md(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--timestep", type=float, default=1.0, help="fs")
     p.add_argument("--interval", type=int, default=10, help="steps between log/trajectory frames")
-    p.add_argument("--trajectory", default="md.traj", help="ASE trajectory to write")
-    p.add_argument("--log", default="md.log", help="ASE MD log file")
+    p.add_argument("--output-dir", default="md", help="where all output files go")
+    p.add_argument("--trajectory", default="md.traj", help="ASE trajectory, in the output dir")
+    p.add_argument("--log", default="md.log", help="ASE MD log file, in the output dir")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial velocities")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_options(p, "float32")

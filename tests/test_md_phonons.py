@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from ase.io import read
@@ -42,10 +44,8 @@ def test_md_cli(exported_path, tmp_path, capsys):
         "20",
         "--interval",
         "5",
-        "--trajectory",
-        str(tmp_path / "md.traj"),
-        "--log",
-        str(tmp_path / "md.log"),
+        "--output-dir",
+        str(tmp_path),
         "--model",
         str(exported_path),
         "--quiet",
@@ -54,6 +54,11 @@ def test_md_cli(exported_path, tmp_path, capsys):
     assert "total-energy drift" in capsys.readouterr().out
     frames = read(tmp_path / "md.traj", index=":")
     assert len(frames) == 5 and frames[-1].get_magnetic_moments().shape == (32,)
+    trace = json.loads((tmp_path / "md.json").read_text())["trace"]
+    # The trace is sampled with the trajectory: its energies are the trajectory's.
+    energies = [atoms.get_potential_energy() / len(atoms) for atoms in frames]
+    np.testing.assert_allclose(trace["potential_energy_per_atom"], energies, atol=1e-6)
+    assert (tmp_path / "md.png").stat().st_size > 0 and (tmp_path / "md.log").is_file()
 
 
 def test_md_cli_unknown_ordering(exported_path, capsys):

@@ -6,7 +6,8 @@ moments are written to the trajectory with every frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
@@ -22,6 +23,17 @@ ENSEMBLES = ("nve", "nvt", "npt")
 
 
 @dataclass
+class MDTrace:
+    """A run sampled every ``interval`` steps: time (ps), energies per atom (eV), T (K), V (Å³)."""
+
+    time_ps: list[float] = field(default_factory=list)
+    total_energy_per_atom: list[float] = field(default_factory=list)
+    potential_energy_per_atom: list[float] = field(default_factory=list)
+    temperature_K: list[float] = field(default_factory=list)
+    volume: list[float] = field(default_factory=list)
+
+
+@dataclass
 class MDSummary:
     """What a run did: energies in eV, drift in meV/atom/ps, temperature in K."""
 
@@ -33,6 +45,7 @@ class MDSummary:
     total_energy_end: float
     energy_drift_meV_per_atom_per_ps: float
     final_volume: float
+    trace: MDTrace
 
 
 def run_md(
@@ -91,12 +104,14 @@ def run_md(
     if trajectory:
         writer = Trajectory(trajectory, "w", atoms, properties=["energy", "forces", "magmoms"])
         dynamics.attach(writer.write, interval=interval)
-    times, energies, temperatures = [], [], []
+    trace = MDTrace()
 
     def record() -> None:
-        times.append(dynamics.get_time() / (1000 * units.fs))
-        energies.append(atoms.get_total_energy() / len(atoms))
-        temperatures.append(atoms.get_temperature())
+        trace.time_ps.append(dynamics.get_time() / (1000 * units.fs))
+        trace.total_energy_per_atom.append(atoms.get_total_energy() / len(atoms))
+        trace.potential_energy_per_atom.append(atoms.get_potential_energy() / len(atoms))
+        trace.temperature_K.append(atoms.get_temperature())
+        trace.volume.append(atoms.get_volume() if atoms.pbc.all() else float("nan"))
 
     dynamics.attach(record, interval=interval)
     with tqdm(total=steps, desc=f"MD {ensemble}", disable=not progress) as bar:
@@ -104,14 +119,48 @@ def run_md(
         dynamics.run(steps)
     if trajectory:
         writer.close()
-    slope = np.polyfit(times, energies, 1)[0] if len(times) > 1 else 0.0
+    energies = trace.total_energy_per_atom
+    slope = np.polyfit(trace.time_ps, energies, 1)[0] if len(energies) > 1 else 0.0
     return MDSummary(
         ensemble=ensemble,
         steps=steps,
         time_ps=steps * timestep_fs / 1000,
-        mean_temperature_K=float(np.mean(temperatures)),
+        mean_temperature_K=float(np.mean(trace.temperature_K)),
         total_energy_start=energies[0] * len(atoms),
         total_energy_end=energies[-1] * len(atoms),
         energy_drift_meV_per_atom_per_ps=1000 * float(slope),
-        final_volume=atoms.get_volume() if atoms.pbc.all() else float("nan"),
+        final_volume=trace.volume[-1],
+        trace=trace,
     )
+
+
+def plot_md(summary: MDSummary, path: str | Path) -> None:
+    """Energies per atom (relative to the first frame, meV), temperature and, for NPT, volume."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trace = summary.trace
+    panels = 3 if summary.ensemble == "npt" else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(6, 2.2 * panels), sharex=True)
+    for name, values in (
+        ("total", trace.total_energy_per_atom),
+        ("potential", trace.potential_energy_per_atom),
+    ):
+        axes[0].plot(trace.time_ps, 1000 * (np.array(values) - values[0]), label=name)
+    axes[0].set_ylabel("E − E(0) (meV/atom)")
+    axes[0].legend(frameon=False)
+    axes[0].set_title(
+        f"{summary.ensemble.upper()}: drift {summary.energy_drift_meV_per_atom_per_ps:.3g} "
+        "meV/atom/ps"
+    )
+    axes[1].plot(trace.time_ps, trace.temperature_K, "k-")
+    axes[1].set_ylabel("T (K)")
+    if panels == 3:
+        axes[2].plot(trace.time_ps, trace.volume, "k-")
+        axes[2].set_ylabel("V (Å³)")
+    axes[-1].set_xlabel("time (ps)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
