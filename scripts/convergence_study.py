@@ -1,5 +1,5 @@
-"""Run the protocol convergence study, the FM MnO cross-cell k-point check and the check of
-the Pulay energy correction at a second volume (resumable);
+"""Run the protocol convergence study, the FM MnO cross-cell k-point check, the check of
+the Pulay energy correction at a second volume and the orientation check (resumable);
 writes data/convergence.json.
 
 Run: OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 GPAW_MPI_BACKEND=cgpaw \
@@ -15,6 +15,7 @@ from spinmultinet_ase.dft.convergence import (
     run_convergence_study,
     summarise,
     summarise_cross_cell,
+    summarise_orientation,
     summarise_pulay_energy,
 )
 
@@ -22,4 +23,5 @@ data = Path(__file__).parents[1] / "data"
 results = run_convergence_study(data / "convergence.json", data / "gpaw_logs")
 if world.rank == 0:
     tables = {**summarise(results), **summarise_cross_cell(results)}
-    print(json.dumps({**tables, **summarise_pulay_energy(results)}, indent=1))
+    tables.update(summarise_pulay_energy(results))
+    print(json.dumps({**tables, **summarise_orientation(results)}, indent=1))

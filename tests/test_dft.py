@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ase.calculators.lj import LennardJones
 from ase.io import read, write
+from ase.neighborlist import neighbor_list
 from ase.units import GPa
 
 from spinmultinet_ase.dft.label import (
@@ -14,6 +16,7 @@ from spinmultinet_ase.dft.label import (
     magnetic_state_problem,
     rejected_path,
 )
+from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotate_back, rotated
 from spinmultinet_ase.dft.protocol import DFTProtocol
 from spinmultinet_ase.dft.structures import reference_structures
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
@@ -52,18 +55,65 @@ def test_reference_structures_are_tagged_and_unique():
     assert guesses.min() < 1.5 and guesses.max() > 2.5  # imperfect guesses around 2 μB
 
 
+def _random_rotation(seed: int) -> np.ndarray:
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+@pytest.mark.parametrize("cell_name", ["prim-2", "afm1-4", "afm2-4", "afm3-8", "prim222-16"])
+def test_bond_alignment_is_unique_up_to_a_cube_symmetry(cell_name):
+    atoms = next(a for a in reference_structures(("NiO",)) if a.info["cell_name"] == cell_name)
+    atoms.rattle(0.1, seed=1)
+    turn = _random_rotation(2)
+    rotation = bond_alignment_rotation(atoms)
+    rotation_of_turned = bond_alignment_rotation(rotated(atoms, turn))
+    # Both end in one orientation, up to a signed permutation of the axes.
+    between = rotation_of_turned @ turn @ rotation.T
+    assert np.allclose(np.abs(between), np.abs(between).round(), atol=1e-9)
+    assert np.allclose(np.abs(between).sum(axis=0), 1.0)
+
+
+def test_ideal_bonds_end_exactly_on_the_axes():
+    for ordering in ("FM", "AFM-I", "AFM-II"):
+        atoms = rocksalt_ordered("NiO", ordering)
+        turned = rotated(atoms, bond_alignment_rotation(atoms))
+        i, j, d = neighbor_list("ijD", turned, 2.5)
+        assert np.allclose(np.sort(np.abs(d), axis=1)[:, :2], 0.0, atol=1e-9)
+
+
+def test_results_turn_back_into_the_original_frame():
+    atoms = rocksalt_ordered("NiO", "AFM-II")
+    atoms.rattle(0.1, seed=3)
+    atoms.calc = LennardJones(sigma=2.0, rc=4.0)
+    turn = _random_rotation(4)
+    turned = rotated(atoms, turn)
+    turned.calc = LennardJones(sigma=2.0, rc=4.0)
+    back = rotate_back({"forces": turned.get_forces(), "stress": turned.get_stress()}, turn)
+    assert np.allclose(back["forces"], atoms.get_forces(), atol=1e-10)
+    assert np.allclose(back["stress"], atoms.get_stress(), atol=1e-12)
+
+
 def test_gpaw_labelling_end_to_end(tmp_path):
     pytest.importorskip("gpaw")
     atoms = rocksalt_ordered("NiO", "FM")
     atoms.rattle(0.03, seed=0)
     atoms.info["structure_id"] = "tiny-NiO-FM"
-    write(tmp_path / "in.extxyz", atoms)
+    # The same crystal turned: GPAW runs both in the bond-aligned frame, so they must agree.
+    turn = _random_rotation(5)
+    turned = rotated(atoms, turn)
+    turned.info["structure_id"] = "tiny-NiO-FM-turned"
+    write(tmp_path / "in.extxyz", [atoms, turned])
     out = tmp_path / "out.extxyz"
     label_file(tmp_path / "in.extxyz", out, protocol=CHEAP)
 
     frames = read(out, index=":")
-    assert len(frames) == 1 and not rejected_path(out).exists()
-    labelled = frames[0]
+    assert len(frames) == 2 and not rejected_path(out).exists()
+    labelled, labelled_turned = frames
+    assert labelled.info["dft_bonds_along_axes"]
+    energy = labelled.get_potential_energy()
+    assert labelled_turned.get_potential_energy() == pytest.approx(energy, abs=2e-4)
+    assert np.allclose(labelled_turned.get_forces(), labelled.get_forces() @ turn.T, atol=2e-3)
     assert labelled.info[STATUS] == STATUS_OK
     assert labelled.info["dft_ecut_ev"] == 300.0
     assert labelled.info["dft_code"].startswith("gpaw-")
@@ -77,7 +127,7 @@ def test_gpaw_labelling_end_to_end(tmp_path):
     assert (tmp_path / "out_logs" / "tiny-NiO-FM.txt").exists()
 
     label_file(tmp_path / "in.extxyz", out, protocol=CHEAP)  # resumes: nothing left to do
-    assert len(read(out, index=":")) == 1
+    assert len(read(out, index=":")) == 2
 
 
 def test_data_card_from_the_shipped_data(tmp_path):

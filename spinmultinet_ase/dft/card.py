@@ -14,6 +14,7 @@ from ase.units import GPa
 from spinmultinet_ase.dft.convergence import (
     summarise,
     summarise_cross_cell,
+    summarise_orientation,
     summarise_pulay_energy,
 )
 from spinmultinet_ase.dft.label import STATUS, rejected_path
@@ -41,6 +42,10 @@ labelling more. Everything here was computed on this project's 2-core machine.
   (below: its spread is the FM MnO k-point error of one cell at 2.0, see the cross-cell table).
 * `protocol_check_mno_k2.extxyz`: the MnO yardsticks at k-point density 2.0, before the
   protocol moved to 2.5 (half-metallic FM MnO needs it: the cross-cell check below).
+* `protocol_check_nio_unaligned.extxyz`: the NiO frames labelled before the protocol turned
+  each structure so its metal–oxygen bonds lie along the axes (the orientation check below);
+  relabelled since. MnO frames from before the change are kept: MnO's energy hardly depends
+  on orientation (same table).
 * `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
   energies, J1/J2 and E(δ) under [111] strain.
 
@@ -125,6 +130,21 @@ def _convergence_table(path: Path) -> str:
                 f"| {key} | {row['fixed_cutoff_error_meV_per_atom']:.2f} "
                 f"| {row['with_ln_volume_term_error_meV_per_atom']:.2f} |"
             )
+    orientation = summarise_orientation(results)
+    if orientation:
+        rows += [
+            "\nGPAW's energy depends on the crystal's orientation (the PAW exchange-correlation "
+            "correction is integrated on an angular grid fixed in space; an anisotropic d shell "
+            "such as Ni²⁺ feels it). The undistorted FM crystal at the protocol settings, energy "
+            "per formula unit against the unturned 2-atom cell (meV), run as given and with the "
+            "metal–oxygen bonds turned onto the axes (what the protocol does since this check, "
+            "`align_bonds`):\n",
+            "| cell | as given | bonds along the axes |",
+            "|---|---|---|",
+        ]
+        for key, row in orientation.items():
+            shown = ["–" if k not in row else f"{row[k]:.2f}" for k in ("as given", "aligned")]
+            rows.append(f"| {key} | {shown[0]} | {shown[1]} |")
     return "\n".join(rows)
 
 
@@ -234,6 +254,11 @@ def write_card(data_dir: str | Path) -> str:
     )
     parts.append(
         _protocol_check(frames, data_dir / "protocol_check_mno_k2.extxyz", "k-point density 2.0")
+    )
+    parts.append(
+        _protocol_check(
+            frames, data_dir / "protocol_check_nio_unaligned.extxyz", "NiO without bond alignment"
+        )
     )
     yardsticks = data_dir / "yardsticks.json"
     if yardsticks.exists():

@@ -68,6 +68,15 @@ CROSS_CELL_SETTINGS: list[tuple[float, Smearing]] = [
     (4.0, FERMI_DIRAC),
     (2.0, FERMI_DIRAC),
 ]
+# Does the energy depend on how the crystal is oriented? The undistorted FM crystal at the
+# protocol settings in three cells, the 2-atom cell also turned 45° about z, each run as given
+# and with its metal–oxygen bonds turned onto the axes (spinmultinet_ase/dft/orientation.py)
+ORIENTATION_CASES: list[tuple[str, float]] = [
+    ("prim-2", 0.0),
+    ("prim-2", 45.0),
+    ("afm1-4", 0.0),
+    ("afm2-4", 0.0),
+]
 
 
 def setting_key(
@@ -94,6 +103,10 @@ def pulay_volume_key(material: str, ecut: float, volume_strain: float) -> str:
 
 def cross_cell_key(cell: str, density: float, smearing: Smearing) -> str:
     return f"cross-cell MnO FM {cell} kdensity={density} smearing={smearing[0]}:{smearing[1]}"
+
+
+def orientation_key(material: str, cell: str, turn_deg: float, aligned: bool) -> str:
+    return f"orientation {material} FM {cell} turn={turn_deg:g} aligned={aligned}"
 
 
 def convergence_structures(material: str, volume_strain: float = 0.02) -> dict:
@@ -178,6 +191,18 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
             labelled = _label_checked(atoms, _raw_protocol(CUTOFF, density, smearing), log_dir, key)
             energy = labelled.get_potential_energy() / (len(atoms) // 2)
             save(key, {"energy_per_fu": energy, "wall_s": labelled.info["dft_wall_s"]})
+    for material in ("NiO", "MnO"):
+        for aligned in (False, True):
+            for cell, turn in ORIENTATION_CASES:
+                key = orientation_key(material, cell, turn, aligned)
+                if key in results:
+                    continue
+                atoms = rocksalt_ordered(material, "FM", CELLS[cell])
+                atoms.rotate(turn, "z", rotate_cell=True)
+                protocol = dataclasses.replace(DEFAULT_PROTOCOL, align_bonds=aligned)
+                labelled = _label_checked(atoms, protocol, log_dir, key)
+                energy = labelled.get_potential_energy() / (len(atoms) // 2)
+                save(key, {"energy_per_fu": energy, "wall_s": labelled.info["dft_wall_s"]})
     return results
 
 
@@ -279,6 +304,25 @@ def summarise_cross_cell(results: dict) -> dict:
                 )
         row["wall_s"] = sum(e["wall_s"] for e in entries)
         table[f"kdensity={density} smearing={smearing[0]}:{smearing[1]}"] = row
+    return table
+
+
+def summarise_orientation(results: dict) -> dict:
+    """Per material and cell: the FM energy per formula unit against the unturned 2-atom cell
+    (meV/f.u.), run as given and bond-aligned."""
+    table = {}
+    for material in ("NiO", "MnO"):
+        reference = results.get(orientation_key(material, "prim-2", 0.0, False))
+        if reference is None:
+            continue
+        for cell, turn in ORIENTATION_CASES[1:]:
+            row = {}
+            for aligned in (False, True):
+                entry = results.get(orientation_key(material, cell, turn, aligned))
+                if entry is not None:
+                    difference = entry["energy_per_fu"] - reference["energy_per_fu"]
+                    row["aligned" if aligned else "as given"] = 1000 * difference
+            table[f"{material} {cell} turned {turn:g}°"] = row
     return table
 
 

@@ -18,6 +18,7 @@ from ase.formula import Formula
 from ase.io import read, write
 from ase.units import GPa
 
+from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotate_back, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.magnetism.rocksalt import DEFAULT_MOMENT_MAGNITUDES
 
@@ -83,6 +84,7 @@ def _protocol_info(protocol: DFTProtocol) -> dict:
         "dft_smearing": protocol.smearing,
         "dft_smearing_ev": protocol.smearing_ev,
         "dft_hubbard_u": ",".join(f"{k}:{v}" for k, v in sorted(protocol.hubbard_u_ev.items())),
+        "dft_bonds_along_axes": protocol.align_bonds,
     }
 
 
@@ -90,7 +92,8 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     """One GPAW single point of ``atoms``; returns a labelled copy with ``info[dft_status]``.
 
     The copy keeps ``initial_magmoms`` (the input guess) and carries energy, free_energy,
-    forces, stress and the converged ``magmoms`` as its calculator results.
+    forces, stress and the converged ``magmoms`` as its calculator results, in the frame of
+    ``atoms`` (GPAW may run on a turned copy: ``protocol.align_bonds``).
     """
     from gpaw import KohnShamConvergenceError
 
@@ -99,9 +102,9 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     formula, formula_units = Formula(atoms.get_chemical_formula()).reduce()
     pulay = protocol.pulay_stress_correction(str(formula), formula_units, atoms.get_volume())
     start = time.perf_counter()
-    calc = gpaw_calculator(atoms, protocol, txt)
-    work = atoms.copy()
-    work.calc = calc
+    rotation = bond_alignment_rotation(atoms) if protocol.align_bonds else np.eye(3)
+    work = rotated(atoms, rotation)
+    work.calc = gpaw_calculator(work, protocol, txt)
     try:
         results = {
             "energy": work.get_potential_energy(),
@@ -111,6 +114,7 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
             "magmoms": work.get_magnetic_moments(),
             "magmom": work.get_magnetic_moment(),
         }
+        results = rotate_back(results, rotation)
     except KohnShamConvergenceError as error:
         labelled.info[STATUS] = f"not converged: {error}"
         labelled.info["dft_wall_s"] = time.perf_counter() - start

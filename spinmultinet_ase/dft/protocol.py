@@ -40,6 +40,10 @@ class DFTProtocol:
         energy_convergence_ev: SCF energy criterion (eV per valence electron).
         density_convergence: SCF density criterion.
         max_scf_iterations: SCF iteration limit; more is a failed run.
+        align_bonds: run GPAW on the structure turned so its metal–oxygen bonds lie along
+            x, y, z (forces and stress turned back), because GPAW's energy of an anisotropic
+            d shell depends on the crystal's orientation: 10 meV per NiO formula unit between
+            two orientations of one crystal (``spinmultinet_ase/dft/orientation.py``).
         pulay_stress: Pulay-stress calibration ``p`` (eV per formula unit) per reduced
             formula at ``ecut_ev``: ``p · n_fu / V`` is added to each normal stress component
             (``spinmultinet_ase/dft/convergence.py`` measures it). None: raw analytic stress
@@ -55,6 +59,7 @@ class DFTProtocol:
     energy_convergence_ev: float = 1e-5
     density_convergence: float = 1e-4
     max_scf_iterations: int = 300
+    align_bonds: bool = True
     pulay_stress: dict[str, float] | None = field(default_factory=lambda: dict(PULAY_STRESS_700EV))
 
     def setups(self, symbols: set[str]) -> dict[str, str]:

@@ -1,0 +1,84 @@
+"""Turn rocksalt-derived cells so their metal–oxygen bonds lie along x, y and z before DFT.
+
+GPAW integrates the exchange-correlation energy inside each PAW sphere on an angular grid
+fixed in the Cartesian frame, so the energy of an anisotropic d shell depends on how the
+crystal is oriented. Measured for FM NiO at the yardstick lattice (PBE+U, 700 eV, k-point
+density 2.5, `data/README.md`): turning the 2-atom cell by 45° about z raises the energy by
+10.2 meV per formula unit (5.6 meV without U), and the same crystal in the 4-atom AFM-I cell
+(octahedra turned 45° about z) is 11.8 meV/f.u. above the 2-atom cell, converged in k-points,
+grid and cutoff. MnO (d⁵, a spherical shell) changes by 0.14 meV/f.u. Labelling every structure
+with its octahedra along the axes makes the energies of all cells and strains consistent.
+The angular grid has the cube's symmetry, so which of the equivalent alignments is used does
+not matter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+from ase.neighborlist import neighbor_list
+from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
+
+from spinmultinet_ase.magnetism.rocksalt import DEFAULT_MOMENT_MAGNITUDES
+
+# Bonds up to this factor times the shortest metal–oxygen distance define the octahedra.
+BOND_TOLERANCE = 1.25
+
+
+def _metal_oxygen_bonds(atoms: Atoms) -> np.ndarray:
+    """Unit vectors from each magnetic metal to its oxygen neighbours, shape (bonds, 3)."""
+    symbols = np.array(atoms.get_chemical_symbols())
+    metal = np.isin(symbols, list(DEFAULT_MOMENT_MAGNITUDES))
+    first, second, vectors = neighbor_list("ijD", atoms, 3.5)
+    bonds = vectors[metal[first] & (symbols[second] == "O")]
+    if len(bonds) == 0:
+        raise ValueError(
+            f"{atoms.get_chemical_formula()}: no metal–oxygen bonds within 3.5 Å to align; "
+            "bond alignment is for transition-metal oxides"
+        )
+    lengths = np.linalg.norm(bonds, axis=1)
+    bonds = bonds[lengths < BOND_TOLERANCE * lengths.min()]
+    return bonds / np.linalg.norm(bonds, axis=1, keepdims=True)
+
+
+def bond_alignment_rotation(atoms: Atoms, iterations: int = 10) -> np.ndarray:
+    """The proper rotation R that brings the metal–oxygen bonds closest to ±x, ±y, ±z.
+
+    Least squares over all bonds (Kabsch), starting from the frame of the first bond and the
+    bond most nearly perpendicular to it, and reassigning each bond to its nearest axis.
+
+    Returns:
+        R (3, 3): rotated positions are ``positions @ R.T``.
+    """
+    bonds = _metal_oxygen_bonds(atoms)
+    e1 = bonds[0]
+    second = bonds[np.argmin(np.abs(bonds @ e1))]
+    e2 = second - (second @ e1) * e1
+    e2 /= np.linalg.norm(e2)
+    rotation = np.array([e1, e2, np.cross(e1, e2)])
+    for _ in range(iterations):
+        turned = bonds @ rotation.T
+        nearest = np.argmax(np.abs(turned), axis=1)
+        targets = np.zeros_like(turned)
+        targets[np.arange(len(turned)), nearest] = np.sign(turned[np.arange(len(turned)), nearest])
+        u, _, vt = np.linalg.svd(targets.T @ bonds)
+        handedness = np.sign(np.linalg.det(u @ vt))
+        rotation = u @ np.diag([1.0, 1.0, handedness]) @ vt
+    return rotation
+
+
+def rotated(atoms: Atoms, rotation: np.ndarray) -> Atoms:
+    """A copy of ``atoms`` turned rigidly by ``rotation`` (collinear moments are unchanged)."""
+    turned = atoms.copy()
+    turned.set_cell(atoms.cell[:] @ rotation.T, scale_atoms=False)
+    turned.positions = atoms.positions @ rotation.T
+    return turned
+
+
+def rotate_back(results: dict, rotation: np.ndarray) -> dict:
+    """DFT results of the turned structure in the frame of the original one."""
+    back = dict(results)
+    back["forces"] = results["forces"] @ rotation
+    stress = voigt_6_to_full_3x3_stress(results["stress"])
+    back["stress"] = full_3x3_to_voigt_6_stress(rotation.T @ stress @ rotation)
+    return back
