@@ -86,17 +86,6 @@ def setting_key(
     return key if smearing == FERMI_DIRAC else f"{key} smearing={smearing[0]}:{smearing[1]}"
 
 
-def parse_setting_key(key: str) -> tuple[str, float, float, Smearing]:
-    """Inverse of :func:`setting_key`."""
-    material, *parts = key.split()
-    values = dict(part.split("=") for part in parts)
-    smearing = FERMI_DIRAC
-    if "smearing" in values:
-        name, width = values["smearing"].split(":")
-        smearing = (name, float(width))
-    return material, float(values["ecut"]), float(values["kdensity"]), smearing
-
-
 def pulay_volume_key(material: str, ecut: float, volume_strain: float) -> str:
     return f"pulay-volume {material} ecut={ecut:.0f} volume_strain={volume_strain}"
 
@@ -267,10 +256,11 @@ def _difference(
 def summarise(results: dict) -> dict:
     """Each setting against the tighter one along its axis; with the Pulay correction too."""
     table = {}
-    for key, entry in results.items():
-        if key.startswith(("cross-cell", "pulay-volume")):
+    for material, ecut, density, smearing in SETTINGS:
+        key = setting_key(material, ecut, density, smearing)
+        if key not in results:
             continue
-        material, ecut, density, smearing = parse_setting_key(key)
+        entry = results[key]
         cutoff_reference = setting_key(material, REFERENCE_CUTOFF, 2.0)
         kpoint_reference = setting_key(material, CUTOFF, *KPOINT_REFERENCE[material])
         if density == 2.0 and smearing == FERMI_DIRAC and key != cutoff_reference:

@@ -2,14 +2,15 @@
 
 GPAW integrates the exchange-correlation energy inside each PAW sphere on an angular grid
 fixed in the Cartesian frame, so the energy of an anisotropic d shell depends on how the
-crystal is oriented. Measured for FM NiO at the yardstick lattice (PBE+U, 700 eV, k-point
-density 2.5, `data/README.md`): turning the 2-atom cell by 45° about z raises the energy by
-10.2 meV per formula unit (5.6 meV without U), and the same crystal in the 4-atom AFM-I cell
-(octahedra turned 45° about z) is 11.8 meV/f.u. above the 2-atom cell, converged in k-points,
-grid and cutoff. MnO (d⁵, a spherical shell) changes by 0.14 meV/f.u. Labelling every structure
-with its octahedra along the axes makes the energies of all cells and strains consistent.
-The angular grid has the cube's symmetry, so which of the equivalent alignments is used does
-not matter.
+crystal is oriented. Measured for the undistorted FM NiO crystal at the protocol settings
+(orientation check of the convergence study, ``data/convergence.json``): turning the 2-atom
+cell by 45° about z raises the energy by 10.2 meV per formula unit; bond-aligned, the two
+agree to 1e-9 eV. In the first labelled data the FM yardstick in the Niggli-reduced 4-atom
+AFM-I cell (octahedra turned 45° about z) lay 10.1 meV/f.u. above the same crystal in the
+AFM-II cell, which flips the sign of NiO's E(AFM-I) − E(FM). MnO (d⁵, a spherical shell)
+hardly feels it. Labelling every structure with its octahedra along the axes makes the
+energies of all cells and strains consistent. The angular grid has the cube's symmetry, so
+which of the equivalent alignments is used does not matter.
 """
 
 from __future__ import annotations
