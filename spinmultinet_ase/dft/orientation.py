@@ -7,7 +7,7 @@ crystal is oriented. Measured for the undistorted FM NiO crystal at the protocol
 cell by 45° about z raises the energy by 10.2 meV per formula unit; bond-aligned, the two
 agree to 1e-9 eV. In the first labelled data the FM yardstick in the Niggli-reduced 4-atom
 AFM-I cell (octahedra turned 45° about z) lay 10.1 meV/f.u. above the same crystal in the
-AFM-II cell, which flips the sign of NiO's E(AFM-I) − E(FM). MnO (d⁵, a spherical shell)
+AFM-II cell: an offset between all frames of the two cells. MnO (d⁵, a spherical shell)
 hardly feels it. Labelling every structure with its octahedra along the axes makes the
 energies of all cells and strains consistent. The angular grid has the cube's symmetry, so
 which of the equivalent alignments is used does not matter.
