@@ -22,6 +22,7 @@ from spinmultinet_ase.dft.convergence import (
 data = Path(__file__).parents[1] / "data"
 results = run_convergence_study(data / "convergence.json", data / "gpaw_logs")
 if world.rank == 0:
-    tables = {**summarise(results), **summarise_cross_cell(results)}
-    tables.update(summarise_pulay_energy(results))
-    print(json.dumps({**tables, **summarise_orientation(results)}, indent=1))
+    tables = {}
+    for summary in (summarise, summarise_cross_cell, summarise_pulay_energy, summarise_orientation):
+        tables.update(summary(results))
+    print(json.dumps(tables, indent=1))

@@ -20,6 +20,7 @@ from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotate_bac
 from spinmultinet_ase.dft.protocol import DFTProtocol
 from spinmultinet_ase.dft.structures import reference_structures
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.testing.symmetry import random_orthogonal
 
 CHEAP = DFTProtocol(
     ecut_ev=300.0,
@@ -55,17 +56,11 @@ def test_reference_structures_are_tagged_and_unique():
     assert guesses.min() < 1.5 and guesses.max() > 2.5  # imperfect guesses around 2 μB
 
 
-def _random_rotation(seed: int) -> np.ndarray:
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    return q if np.linalg.det(q) > 0 else -q
-
-
 @pytest.mark.parametrize("cell_name", ["prim-2", "afm1-4", "afm2-4", "afm3-8", "prim222-16"])
 def test_bond_alignment_is_unique_up_to_a_cube_symmetry(cell_name):
     atoms = next(a for a in reference_structures(("NiO",)) if a.info["cell_name"] == cell_name)
     atoms.rattle(0.1, seed=1)
-    turn = _random_rotation(2)
+    turn = random_orthogonal(2)
     rotation = bond_alignment_rotation(atoms)
     rotation_of_turned = bond_alignment_rotation(rotated(atoms, turn))
     # Both end in one orientation, up to a signed permutation of the axes.
@@ -78,15 +73,15 @@ def test_ideal_bonds_end_exactly_on_the_axes():
     for ordering in ("FM", "AFM-I", "AFM-II"):
         atoms = rocksalt_ordered("NiO", ordering)
         turned = rotated(atoms, bond_alignment_rotation(atoms))
-        i, j, d = neighbor_list("ijD", turned, 2.5)
-        assert np.allclose(np.sort(np.abs(d), axis=1)[:, :2], 0.0, atol=1e-9)
+        bonds = neighbor_list("D", turned, 2.5)
+        assert np.allclose(np.sort(np.abs(bonds), axis=1)[:, :2], 0.0, atol=1e-9)
 
 
 def test_results_turn_back_into_the_original_frame():
     atoms = rocksalt_ordered("NiO", "AFM-II")
     atoms.rattle(0.1, seed=3)
     atoms.calc = LennardJones(sigma=2.0, rc=4.0)
-    turn = _random_rotation(4)
+    turn = random_orthogonal(4)
     turned = rotated(atoms, turn)
     turned.calc = LennardJones(sigma=2.0, rc=4.0)
     back = rotate_back({"forces": turned.get_forces(), "stress": turned.get_stress()}, turn)
@@ -100,7 +95,7 @@ def test_gpaw_labelling_end_to_end(tmp_path):
     atoms.rattle(0.03, seed=0)
     atoms.info["structure_id"] = "tiny-NiO-FM"
     # The same crystal turned: GPAW runs both in the bond-aligned frame.
-    turn = _random_rotation(5)
+    turn = random_orthogonal(5)
     turned = rotated(atoms, turn)
     turned.info["structure_id"] = "tiny-NiO-FM-turned"
     write(tmp_path / "in.extxyz", [atoms, turned])

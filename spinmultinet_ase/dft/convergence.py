@@ -132,6 +132,12 @@ def _label_checked(
     return labelled
 
 
+def _energy_per_formula_unit(labelled: Atoms) -> dict:
+    """The result entry of a rocksalt (MO) run: energy per formula unit and wall time."""
+    energy = labelled.get_potential_energy() / (len(labelled) // 2)
+    return {"energy_per_fu": energy, "wall_s": labelled.info["dft_wall_s"]}
+
+
 def run_convergence_study(out: Path, log_dir: Path) -> dict:
     """Compute the settings and cross-cell checks not yet in ``out`` (JSON), saving after
     each; returns the results."""
@@ -178,8 +184,7 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
             atoms = rocksalt_ordered("MnO", "FM", CELLS[cell])
             niggli_reduce(atoms)
             labelled = _label_checked(atoms, _raw_protocol(CUTOFF, density, smearing), log_dir, key)
-            energy = labelled.get_potential_energy() / (len(atoms) // 2)
-            save(key, {"energy_per_fu": energy, "wall_s": labelled.info["dft_wall_s"]})
+            save(key, _energy_per_formula_unit(labelled))
     for material in ("NiO", "MnO"):
         for aligned in (False, True):
             for cell, turn in ORIENTATION_CASES:
@@ -189,9 +194,7 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
                 atoms = rocksalt_ordered(material, "FM", CELLS[cell])
                 atoms.rotate(turn, "z", rotate_cell=True)
                 protocol = dataclasses.replace(DEFAULT_PROTOCOL, align_bonds=aligned)
-                labelled = _label_checked(atoms, protocol, log_dir, key)
-                energy = labelled.get_potential_energy() / (len(atoms) // 2)
-                save(key, {"energy_per_fu": energy, "wall_s": labelled.info["dft_wall_s"]})
+                save(key, _energy_per_formula_unit(_label_checked(atoms, protocol, log_dir, key)))
     return results
 
 

@@ -129,7 +129,7 @@ def run_md(
         total_energy_start=energies[0] * len(atoms),
         total_energy_end=energies[-1] * len(atoms),
         energy_drift_meV_per_atom_per_ps=1000 * float(slope),
-        final_volume=trace.volume[-1],
+        final_volume=atoms.get_volume() if atoms.pbc.all() else float("nan"),
         trace=trace,
     )
 
