@@ -18,9 +18,12 @@ from spinmultinet_ase.dft.label import (
 )
 from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotate_back, rotated
 from spinmultinet_ase.dft.protocol import DFTProtocol
-from spinmultinet_ase.dft.structures import reference_structures
-from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.dft.structures import PARTNER_RECIPE, reference_structures
+from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS, rocksalt_ordered
+from spinmultinet_ase.testing.orderings import EXPECTED_PARALLEL, parallel_neighbour_counts
 from spinmultinet_ase.testing.symmetry import random_orthogonal
+from spinmultinet_ase.train.config import DataConfig
+from spinmultinet_ase.train.dataset import split_of
 
 CHEAP = DFTProtocol(
     ecut_ev=300.0,
@@ -54,6 +57,30 @@ def test_reference_structures_are_tagged_and_unique():
     assert {len(a) for a in frames} == {2, 4, 8, 16}
     guesses = np.concatenate([np.abs(a.get_initial_magnetic_moments()[::2]) for a in frames])
     assert guesses.min() < 1.5 and guesses.max() > 2.5  # imperfect guesses around 2 μB
+
+
+def test_ordering_partners_share_the_geometry_and_the_split_of_their_source():
+    frames = reference_structures(("MnO",))
+    ids = [a.info["structure_id"] for a in frames]
+    by_id = dict(zip(ids, frames, strict=True))
+    partners = [a for a in frames if "partner_of" in a.info]
+    assert len(partners) == sum(count for *_, count in PARTNER_RECIPE)
+    a = ROCKSALT_LATTICE_CONSTANTS["MnO"]
+    checked_signs = 0
+    for partner in partners:
+        source = by_id[partner.info["partner_of"]]
+        assert ids.index(partner.info["structure_id"]) == ids.index(source.info["structure_id"]) + 1
+        assert partner.info["ordering"] != source.info["ordering"]
+        np.testing.assert_array_equal(partner.positions, source.positions)
+        np.testing.assert_array_equal(partner.cell.array, source.cell.array)
+        config = DataConfig()
+        assert split_of(partner, config) == split_of(source, config)
+        if source.info["rattle_angstrom"] <= 0.1:  # neighbour shells stay apart
+            for atoms in (source, partner):
+                expected = EXPECTED_PARALLEL[atoms.info["ordering"]]
+                assert set(parallel_neighbour_counts(atoms, a).values()) == {expected}
+            checked_signs += 1
+    assert checked_signs >= 10
 
 
 @pytest.mark.parametrize("cell_name", ["prim-2", "afm1-4", "afm2-4", "afm3-8", "prim222-16"])

@@ -29,7 +29,9 @@ labelling more. Everything here was computed on this project's 2-core machine.
 
 * `structures.extxyz`: every structure to label ({total}), with `initial_magmoms` set as a
   user would guess them (nominal ±5 μB on Mn, ±2 μB on Ni, each off by up to ±40 %; 0 on O)
-  and `info` saying how it was made (material, cell, ordering, strains, rattle).
+  and `info` saying how it was made (material, cell, ordering, strains, rattle). Ordering
+  partners (`info['partner_of']`) repeat a pool frame's geometry with another ordering (FM ↔
+  AFM-II, FM ↔ AFM-I in the 4-atom cells), so each pair's energy difference is purely magnetic.
 * `reference.extxyz`: the labelled frames that passed the checks: `energy`, `free_energy`
   (eV), `forces` (eV/Å), `stress` (eV/Å³, ASE sign), `initial_magmoms` (the guess, the
   model's input) and `magmoms` (converged DFT moments, training targets only), plus the
@@ -244,7 +246,8 @@ def write_card(data_dir: str | Path) -> str:
             "Deterministic, by a hash of `structure_id` (stable as data is added): every "
             "AFM-III frame, every 16-atom `prim222-16` cell and every undistorted yardstick "
             "cell is test data (orderings and cells unseen in training); of the rest, 10 % is "
-            "test and 10 % validation (`spinmultinet_ase/train/dataset.py`).\n",
+            "test and 10 % validation, an ordering partner always in its source's split "
+            "(`spinmultinet_ase/train/dataset.py`).\n",
             _counts(frames, lambda a: split_of(a, config)),
         ]
     parts.append(

@@ -50,6 +50,17 @@ POOL_RECIPE: tuple[tuple[str, str, int], ...] = (
     ("prim222-16", RANDOM, 3),
 )
 
+# Ordering partners: (cell, ordering of the source frames, ordering of their partners, sources
+# per material). A partner is a pool frame relabelled with another ordering at the very same
+# geometry, so the pair's energy difference is purely magnetic: the quantity ordering energies
+# and exchange constants are made of, free of the elastic energy of the frame's distortion.
+PARTNER_RECIPE: tuple[tuple[str, str, str, int], ...] = (
+    ("afm2-4", "FM", "AFM-II", 12),
+    ("afm2-4", "AFM-II", "FM", 12),
+    ("afm1-4", "FM", "AFM-I", 8),
+    ("afm1-4", "AFM-I", "FM", 8),
+)
+
 RHOMBOHEDRAL_STRAINS = (-0.03, -0.02, -0.01, 0.0, 0.01, 0.02, 0.03)
 _UNIT_111 = np.ones(3) / np.sqrt(3.0)
 
@@ -167,8 +178,36 @@ def training_pool(material: str, seed: int = 0) -> list[Atoms]:
     return frames
 
 
+def ordering_partners(material: str, pool: list[Atoms], seed: int = 0) -> dict[str, Atoms]:
+    """Partners of the first frames of each :data:`PARTNER_RECIPE` group, by source id.
+
+    ``pool`` is :func:`training_pool` of ``material`` (recipe order). A partner keeps its
+    source's cell and positions, gets the ideal moments of its own ordering (in the same atom
+    order, as both come from the same supercell) with a fresh imperfect guess, and records
+    ``partner_of`` so that the split keeps the pair together.
+    """
+    rng = np.random.default_rng([seed, sum(map(ord, material)), 1])
+    partners = {}
+    for cell, source_ordering, ordering, count in PARTNER_RECIPE:
+        sources = [
+            a for a in pool if a.info["cell_name"] == cell and a.info["ordering"] == source_ordering
+        ]
+        for source in sources[:count]:
+            partner = source.copy()
+            ideal = rocksalt_ordered(material, ordering, CELLS[cell])
+            partner.set_initial_magnetic_moments(ideal.get_initial_magnetic_moments())
+            imperfect_guess(partner, rng)
+            source_id = source.info["structure_id"]
+            partner.info.update(
+                structure_id=f"{source_id}-as-{ordering}", ordering=ordering, partner_of=source_id
+            )
+            partners[source_id] = partner
+    return partners
+
+
 def reference_structures(materials: tuple[str, ...] = ("MnO", "NiO"), seed: int = 0) -> list[Atoms]:
-    """Yardsticks first, then the training pools of all materials interleaved in random order.
+    """Yardsticks first, then the training pools of all materials interleaved in random order,
+    each ordering partner (:func:`ordering_partners`) right after its source.
 
     Labelling in this order means that wherever the labelling stops, what is done is balanced
     across materials, cells and orderings.
@@ -177,6 +216,15 @@ def reference_structures(materials: tuple[str, ...] = ("MnO", "NiO"), seed: int 
         if material not in ROCKSALT_LATTICE_CONSTANTS:
             raise ValueError(f"no rocksalt reference for {material!r}")
     yardsticks = [a for m in materials for a in yardstick_structures(m)]
-    pool = [a for m in materials for a in training_pool(m, seed)]
+    pools = {m: training_pool(m, seed) for m in materials}
+    pool = [a for m in materials for a in pools[m]]
+    partners = {}
+    for material in materials:
+        partners.update(ordering_partners(material, pools[material], seed))
     order = np.random.default_rng(seed).permutation(len(pool))
-    return yardsticks + [pool[i] for i in order]
+    frames = list(yardsticks)
+    for index in order:
+        frames.append(pool[index])
+        if pool[index].info["structure_id"] in partners:
+            frames.append(partners[pool[index].info["structure_id"]])
+    return frames

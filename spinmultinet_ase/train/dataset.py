@@ -31,7 +31,11 @@ def _label(atoms: Atoms, name: str) -> np.ndarray | None:
 
 
 def split_of(atoms: Atoms, config: DataConfig) -> str:
-    """The split a frame belongs to; stable as the data set grows (hash of its id)."""
+    """The split a frame belongs to; stable as the data set grows (hash of its id).
+
+    An ordering partner (``info['partner_of']``) goes wherever its source frame goes, so no
+    geometry is in two splits.
+    """
     info = atoms.info
     if (
         info.get("ordering") in config.test_orderings
@@ -39,7 +43,8 @@ def split_of(atoms: Atoms, config: DataConfig) -> str:
         or (config.test_yardsticks and info.get("yardstick", False))
     ):
         return "test"
-    digest = hashlib.sha256(f"{config.split_seed}:{info['structure_id']}".encode()).digest()
+    group = info.get("partner_of", info["structure_id"])
+    digest = hashlib.sha256(f"{config.split_seed}:{group}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     if u < config.test_fraction:
         return "test"
