@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Train the default model and its two ablations on the reference data (resumable: rerun to
 # continue), evaluate them, and ship the default in models/spinmultinet-mno-nio/ with its
-# config and a card written from the evaluation. With --no-ablations only the default model
-# is trained (the provisional model shipped while the data set is still being labelled).
-# Usage: nohup bash scripts/train_default_model.sh [--no-ablations] > runs/train_default.log 2>&1 &
+# config and a card written from the evaluation.
+#   --no-ablations  train only the default model (the provisional model shipped while the
+#                   data set is still being labelled)
+#   --fresh         start over: delete these runs and the frozen copy of the data
+# All runs train on data/reference.training.extxyz, a copy of data/reference.extxyz made when
+# the batch starts, so they see the same frames while a DFT job keeps appending.
+# Usage: nohup bash scripts/train_default_model.sh [--no-ablations] [--fresh] > runs/train_default.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=(default_mno_nio ablation_no_spin ablation_no_moment_loss)
@@ -11,13 +15,18 @@ ablations=(
     --ablation "no spin input, no moment loss=runs/ablation_no_spin"
     --ablation "spin input, no moment loss=runs/ablation_no_moment_loss"
 )
-if [ "${1:-}" = "--no-ablations" ]; then
-    runs=(default_mno_nio)
-    ablations=()
-fi
+snapshot=data/reference.training.extxyz
+for option in "$@"; do
+    case "$option" in
+        --no-ablations) runs=(default_mno_nio); ablations=() ;;
+        --fresh) rm -rf runs/default_mno_nio runs/ablation_no_spin runs/ablation_no_moment_loss "$snapshot" ;;
+        *) echo "unknown option $option" >&2; exit 2 ;;
+    esac
+done
+[ -f "$snapshot" ] || cp data/reference.extxyz "$snapshot"
 for name in "${runs[@]}"; do
-    spinmultinet train "configs/$name.yaml" --resume --quiet
-    spinmultinet evaluate "runs/$name/model.pt" data/reference.extxyz --output-dir "runs/$name/evaluation"
+    spinmultinet train "configs/$name.yaml" --data "$snapshot" --resume --quiet
+    spinmultinet evaluate "runs/$name/model.pt" "$snapshot" --output-dir "runs/$name/evaluation"
 done
 target=models/spinmultinet-mno-nio
 mkdir -p "$target"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -52,6 +53,8 @@ def _train(args: argparse.Namespace) -> None:
     from spinmultinet_ase.train.trainer import Trainer
 
     config = load_config(args.config)
+    if args.data:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=args.data))
     summary = Trainer(config, resume=args.resume, progress=not args.quiet).run()
     print(json.dumps(summary["metrics"], indent=2))
     print(f"stopped ({summary['stopped_because']}); model: {config.output_dir}/model.pt")
@@ -62,6 +65,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="training config (YAML)")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.ckpt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--data",
+        help="labelled extxyz to train on instead of the config's data.path (e.g. a frozen "
+        "copy of a file a DFT job is still appending to)",
+    )
     p.set_defaults(run=_train)
 
 

@@ -71,6 +71,15 @@ def test_resume_refuses_another_model(subset, tmp_path):
         Trainer(_config(subset, tmp_path, epochs=1, dtype="float32"), resume=True, progress=False)
 
 
+def test_resume_refuses_changed_data(subset, tmp_path):
+    grown = tmp_path / "growing.extxyz"  # a file a DFT job appends to
+    grown.write_bytes(subset.read_bytes())
+    Trainer(_config(grown, tmp_path / "run", epochs=1), progress=False).run()
+    write(grown, read(REFERENCE, index="8"), append=True)
+    with pytest.raises(ValueError, match="other data"):
+        Trainer(_config(grown, tmp_path / "run", epochs=2), resume=True, progress=False)
+
+
 def test_cli_resume_after_interruption(subset, tmp_path):
     """Interrupt-safe: a run stopped mid-way resumes from its checkpoint to the same end."""
     import yaml
@@ -81,9 +90,12 @@ def test_cli_resume_after_interruption(subset, tmp_path):
         (tmp_path / f"{directory.name}.yaml").write_text(yaml.safe_dump(config))
     assert main(["train", str(tmp_path / "reference.yaml"), "--quiet"]) == 0
 
-    Trainer(_config(subset, resumed_dir, epochs=2), progress=False).run()  # stopped after 2
+    frozen = tmp_path / "frozen.extxyz"  # --data: the same frames under another name
+    frozen.write_bytes(subset.read_bytes())
+    Trainer(_config(frozen, resumed_dir, epochs=2), progress=False).run()  # stopped after 2
     assert load_checkpoint(resumed_dir / "last.ckpt")["epoch"] == 2
-    assert main(["train", str(tmp_path / "resumed.yaml"), "--resume", "--quiet"]) == 0
+    resume = ["train", str(tmp_path / "resumed.yaml"), "--resume", "--quiet", "--data", str(frozen)]
+    assert main(resume) == 0
 
     final = [load_checkpoint(d / "last.ckpt") for d in (reference_dir, resumed_dir)]
     assert final[0]["epoch"] == final[1]["epoch"] == 4

@@ -132,6 +132,16 @@ def build_datasets(
     }
 
 
+def data_fingerprint(datasets: dict[str, Dataset]) -> str:
+    """A hash of which frames (id, energy) each split holds: it changes when the data does."""
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        for atoms in datasets[name].frames:
+            energy = float(atoms.get_potential_energy())
+            digest.update(f"{name}:{atoms.info['structure_id']}:{energy:.8f};".encode())
+    return digest.hexdigest()
+
+
 def reference_energies(dataset: Dataset, species: Sequence[str]) -> np.ndarray:
     """Per-element energies (eV) that best explain total energies by composition (least squares)."""
     counts = np.zeros((len(dataset), len(species)))

@@ -27,7 +27,12 @@ from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
 from spinmultinet_ase.export import DTYPES, export_model
 from spinmultinet_ase.model import SpinMultiNet
 from spinmultinet_ase.train.config import TrainConfig
-from spinmultinet_ase.train.dataset import Dataset, build_datasets, reference_energies
+from spinmultinet_ase.train.dataset import (
+    Dataset,
+    build_datasets,
+    data_fingerprint,
+    reference_energies,
+)
 from spinmultinet_ase.train.loss import ErrorAccumulator, MultiTaskLoss
 
 
@@ -102,6 +107,7 @@ class Trainer:
         torch.set_num_threads(config.num_threads)
         dtype = DTYPES[config.dtype]
         self.data = build_datasets(config.data, config.model.species, config.model.cutoff, dtype)
+        self.data_fingerprint = data_fingerprint(self.data)
         self.model, self.scales = initial_model(config, self.data["train"])
         self.loss = MultiTaskLoss(config.loss, self.scales)
         optim = config.optim
@@ -134,6 +140,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "elapsed_s": self.elapsed,
             "scales": self.scales,
+            "data_fingerprint": self.data_fingerprint,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -144,6 +151,12 @@ class Trainer:
             raise ValueError(
                 f"{self.output}/last.ckpt was written with another config ({', '.join(changed)} "
                 "differ); resume with the same settings or choose a new output_dir"
+            )
+        if state.get("data_fingerprint") != self.data_fingerprint:
+            raise ValueError(
+                f"{self.output}/last.ckpt was trained on other data than {self.config.data.path} "
+                "holds now (frames were added or changed); resume on a frozen copy of the data "
+                "it started with (spinmultinet train --data COPY) or choose a new output_dir"
             )
         self.model.load_state_dict(state["raw_model_state"])
         self.ema.load_state_dict(state["ema_state"])
