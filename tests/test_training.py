@@ -10,11 +10,14 @@ import pytest
 import torch
 from ase.io import read, write
 
+from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.checkpoint import load_checkpoint
 from spinmultinet_ase.cli import main
+from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.train.card import yardstick_checks
 from spinmultinet_ase.train.config import config_from_dict
+from spinmultinet_ase.train.evaluate import guess_sensitivity
 from spinmultinet_ase.train.trainer import Trainer
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
@@ -101,6 +104,27 @@ def test_cli_resume_after_interruption(subset, tmp_path):
     assert final[0]["epoch"] == final[1]["epoch"] == 4
     for key, value in final[0]["raw_model_state"].items():
         assert torch.equal(value, final[1]["raw_model_state"][key]), key
+
+
+def test_training_rescales_the_guesses_only_in_size(subset, tmp_path):
+    trainer = Trainer(_config(subset, tmp_path, epochs=1), progress=False)
+    batch = next(trainer.data["train"].batches(4))
+    guesses = batch[keys.INITIAL_MAGMOMS].clone()
+    trainer._rescale_guesses(batch, torch.Generator().manual_seed(0))
+    nonzero = guesses != 0
+    ratio = batch[keys.INITIAL_MAGMOMS][nonzero] / guesses[nonzero]
+    assert torch.all(batch[keys.INITIAL_MAGMOMS][~nonzero] == 0)
+    assert ratio.min() >= 0.7 and ratio.max() <= 1.3 and ratio.std() > 0.05
+
+
+def test_guess_sensitivity_is_zero_without_spin_input_only():
+    frames = [a for a in read(REFERENCE, index=":") if a.info.get("yardstick")][:4]
+    spin_blind = guess_sensitivity(
+        frames, SpinMultiNetCalculator(as_loaded(random_model(spin_input=False)))
+    )
+    with_spin = guess_sensitivity(frames, SpinMultiNetCalculator(as_loaded(random_model())))
+    assert spin_blind and all(v < 1e-6 for v in spin_blind.values())
+    assert all(v > 0.1 for v in with_spin.values())
 
 
 @pytest.mark.parametrize("path", sorted((REFERENCE.parents[1] / "configs").glob("*.yaml")))

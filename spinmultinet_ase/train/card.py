@@ -17,6 +17,7 @@ from typing import Any
 from ase.io import read
 
 from spinmultinet_ase.export import load_model
+from spinmultinet_ase.train.evaluate import GUESS_SCALES
 
 # Test-split mean absolute errors the default model must reach (report units).
 ERROR_TARGETS = {"energy": 2.0, "forces": 40.0, "stress": 0.3, "magmoms": 0.03}
@@ -170,7 +171,21 @@ def write_model_card(
             lines.append(
                 f"| {material} | {name} | {_fmt(dft)} | {_fmt(model)} | {'✓' if ok else '✗'} |"
             )
-    metrics = {"test_errors": errors, "yardsticks": evaluation["yardsticks"], "ablations": {}}
+    sensitivity = evaluation["guess_sensitivity_meV_per_fu"]
+    lines += [
+        "",
+        "Sensitivity to the guess: the largest change of the energy of an undistorted yardstick "
+        f"cell when every guessed moment is scaled by {min(GUESS_SCALES)}–{max(GUESS_SCALES)} "
+        "(DFT converges these guesses to the same state, so ideally 0): "
+        + ", ".join(f"{m} {v:.1f} meV/f.u." for m, v in sensitivity.items())
+        + ".",
+    ]
+    metrics = {
+        "test_errors": errors,
+        "yardsticks": evaluation["yardsticks"],
+        "guess_sensitivity_meV_per_fu": sensitivity,
+        "ablations": {},
+    }
     if ablations:
         lines += [
             "",

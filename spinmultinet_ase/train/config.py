@@ -33,6 +33,9 @@ class DataConfig:
         validation_fraction, test_fraction: random shares of the remaining frames.
         test_orderings, test_cells: frames with these ``ordering``/``cell_name`` are all test.
         test_yardsticks: put the undistorted yardstick cells in the test split.
+        guess_rescale: in training, every guessed moment is scaled by a factor drawn from
+            U(1 − r, 1 + r) each time it is seen (0: off). The DFT labels do not depend on the
+            guess's size, only on the state it leads to, so this teaches the model the same.
     """
 
     path: str = "data/reference.extxyz"
@@ -43,8 +46,11 @@ class DataConfig:
     test_orderings: tuple[str, ...] = ("AFM-III",)
     test_cells: tuple[str, ...] = ("prim222-16",)
     test_yardsticks: bool = True
+    guess_rescale: float = 0.3
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.guess_rescale < 1.0:
+            raise ValueError(f"data.guess_rescale must be in [0, 1), got {self.guess_rescale}")
         unknown = set(self.keys) - set(DEFAULT_KEYS)
         if unknown:
             raise ValueError(f"unknown data.keys {sorted(unknown)}; known: {sorted(DEFAULT_KEYS)}")

@@ -16,6 +16,31 @@ from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import SPLITS, Dataset, frame_to_sample, read_frames, split_of
 from spinmultinet_ase.train.loss import REPORT_UNITS, TARGETS, ErrorAccumulator
 
+# Factors applied to the guessed moment sizes of the yardstick cells to measure how much the
+# model's energy depends on the guess (DFT converges all of them to the same state).
+GUESS_SCALES = (0.6, 0.8, 1.0, 1.2, 1.4)
+
+
+def guess_sensitivity(frames: list, calc: SpinMultiNetCalculator) -> dict[str, float]:
+    """Per material: the largest spread (meV per formula unit) of the model energy of an
+    undistorted yardstick cell when all its guessed moments are scaled by :data:`GUESS_SCALES`.
+    """
+    spreads: dict[str, float] = {}
+    for atoms in frames:
+        if not atoms.info.get("yardstick") or atoms.info["rhombohedral_strain"] != 0.0:
+            continue
+        copy = atoms.copy()
+        guess = atoms.get_initial_magnetic_moments()
+        energies = []
+        for scale in GUESS_SCALES:
+            copy.set_initial_magnetic_moments(scale * guess)
+            copy.calc = calc
+            energies.append(copy.get_potential_energy())
+        spread = 1000 * (max(energies) - min(energies)) / (len(atoms) // 2)
+        material = atoms.info["material"]
+        spreads[material] = max(spreads.get(material, 0.0), spread)
+    return spreads
+
 
 def _data_config(metadata: dict[str, Any], data_path: str | Path) -> DataConfig:
     """The split rules the model was trained with (defaults if it does not say), on new data."""
@@ -103,6 +128,7 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: st
         "dft": yardstick_table(frames),
         "model": yardstick_table(frames, model_energy),
     }
+    result["guess_sensitivity_meV_per_fu"] = guess_sensitivity(frames, calc)
     (output / "evaluation.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -128,4 +154,9 @@ def format_report(result: dict) -> str:
         for key in ("J1S2_meV", "J2S2_meV"):
             if key in dft[material]:
                 lines.append(f"  {key:<8}{dft[material][key]:>10.2f}{model[material][key]:>10.2f}")
+    for material, spread in result["guess_sensitivity_meV_per_fu"].items():
+        lines.append(
+            f"\n{material}: energy spread over guesses ×{min(GUESS_SCALES)}–{max(GUESS_SCALES)} "
+            f"(undistorted yardstick cells): {spread:.1f} meV/f.u. (DFT: 0)"
+        )
     return "\n".join(lines)

@@ -177,6 +177,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
         total, count = 0.0, 0
         for batch in self.data["train"].batches(self.config.optim.batch_size, generator):
+            self._rescale_guesses(batch, generator)
             self.optimizer.zero_grad(set_to_none=True)
             loss, _ = self.loss(self.model(batch), batch)
             loss.backward()
@@ -188,6 +189,16 @@ class Trainer:
             size = len(batch[keys.NUM_ATOMS])
             total, count = total + float(loss.detach()) * size, count + size
         return total / count
+
+    def _rescale_guesses(self, batch: dict, generator: torch.Generator) -> None:
+        """Scale each atom's guessed moment by a random factor (``data.guess_rescale``)."""
+        spread = self.config.data.guess_rescale
+        if spread == 0.0:
+            return
+        guesses = batch[keys.INITIAL_MAGMOMS]
+        factors = 1.0 + spread * (2.0 * torch.rand(len(guesses), generator=generator) - 1.0)
+        factors = factors.to(guesses.dtype).reshape((-1,) + (1,) * (guesses.dim() - 1))
+        batch[keys.INITIAL_MAGMOMS] = guesses * factors
 
     def _stop_reason(self) -> str:
         optim = self.config.optim
