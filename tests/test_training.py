@@ -166,9 +166,14 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     assert metrics["yardsticks"] == result["yardsticks"]
 
     write(pool, read(REFERENCE, index=":8"))
-    assert main(["model-card", str(tmp_path / "run"), str(card_dir)]) == 0
+    ablation = f"spin input, no moment loss={tmp_path / 'run'}"  # the same run stands in
+    assert main(["model-card", str(tmp_path / "run"), str(card_dir), "--ablation", ablation]) == 0
     card = (card_dir / "card.md").read_text()
     assert "Provisional" not in card and "Frames: 8, the whole structure pool" in card
+    assert "## Ablations (same data, same budget)" in card  # rows need a test split
+    assert "Sensitivity to the guess" in card
+    metrics = json.loads((card_dir / "metrics.json").read_text())
+    assert set(metrics["ablations"]) == {"spin input, no moment loss"}
     pool.unlink()
 
 
