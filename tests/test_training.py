@@ -195,3 +195,14 @@ def test_yardstick_checks_apply_the_targets():
     assert checks["lowest ordering"][2]
     assert checks["J1S2_meV"][2] and not checks["J2S2_meV"][2]  # 8 % and 15 % off
     assert not checks["AFM-II E(δ) minimum strain"][2]  # wrong side
+
+    def minimum_check(dft_strain, model_strain):
+        dft["rhombohedral"]["AFM-II"]["minimum"]["strain"] = dft_strain
+        model["rhombohedral"]["AFM-II"]["minimum"]["strain"] = model_strain
+        checks = yardstick_checks({"dft": {"NiO": dft}, "model": {"NiO": model}})["NiO"]
+        return checks["AFM-II E(δ) minimum strain"][2]
+
+    assert minimum_check(-0.020, -0.017)  # same side, 15 % off
+    assert not minimum_check(-0.020, -0.030)  # same side, 50 % off (MnO's provisional model)
+    assert minimum_check(-0.0009, 0.0005)  # both undistorted
+    assert not minimum_check(-0.0009, -0.0025)  # DFT undistorted, model not
