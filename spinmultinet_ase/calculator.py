@@ -9,12 +9,18 @@ stores the results in ASE units:
   when the cell wants to expand; only for cells periodic in all three directions;
 * ``magmoms`` (μB, predicted, time-odd) and their sum ``magmom``;
 * extra results ``spin_latents`` (time-odd per-atom features) and ``magnetic_forces`` = -∂E/∂m.
+
+A guessed moment whose size lies outside what the model saw in training (recorded in the
+model file), such as 0 on a magnetic ion because the moments were never set, gives a warning
+(once per element and calculator): the result is then an extrapolation.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
@@ -64,6 +70,7 @@ class SpinMultiNetCalculator(Calculator):
         self.model = model
         self.device = device
         self.dtype = DTYPES[model.metadata["dtype"]]
+        self._warned: set[str] = set()
 
     def calculate(
         self,
@@ -80,6 +87,7 @@ class SpinMultiNetCalculator(Calculator):
                 "stress needs a cell periodic in all three directions (atoms.pbc is "
                 f"{atoms.pbc.tolist()}); ask for energy and forces only"
             )
+        self._check_guesses(atoms)
         graph = atoms_to_graph(
             atoms,
             self.model.species,
@@ -104,6 +112,28 @@ class SpinMultiNetCalculator(Calculator):
         }
         if atoms.pbc.all():
             self.results["stress"] = full_3x3_to_voigt_6_stress(result[keys.STRESS][0])
+
+    def _check_guesses(self, atoms: Atoms) -> None:
+        """Warn about guessed moment sizes outside the training range of their element."""
+        ranges = self.model.metadata.get("training", {}).get("guess_ranges_muB", {})
+        moments = atoms.get_initial_magnetic_moments()
+        sizes = np.abs(moments) if moments.ndim == 1 else np.linalg.norm(moments, axis=1)
+        symbols = np.array(atoms.get_chemical_symbols())
+        for symbol, (low, high) in ranges.items():
+            mine = sizes[symbols == symbol]
+            slack = 0.05  # μB
+            if symbol in self._warned or not mine.size:
+                continue
+            if mine.min() < low - slack or mine.max() > high + slack:
+                self._warned.add(symbol)
+                warnings.warn(
+                    f"guessed moments on {symbol} span {mine.min():.2f}–{mine.max():.2f} μB, "
+                    f"outside the {low:.2f}–{high:.2f} μB this model was trained with, so "
+                    "the results are extrapolated; set the moments you would give a DFT run "
+                    "(atoms.set_initial_magnetic_moments)",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
     @property
     def metadata(self) -> dict:

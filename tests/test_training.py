@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,16 @@ def test_training_lowers_loss_and_exports(subset, tmp_path):
     assert summary["epochs"] == 40
     atoms = read(subset, index="0")
     atoms.calc = SpinMultiNetCalculator(tmp_path / "model.pt")
-    assert np.isfinite(atoms.get_potential_energy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the data's own guesses are in range
+        assert np.isfinite(atoms.get_potential_energy())
     assert atoms.calc.metadata["training"]["best_epoch"] >= 1
+    metal = atoms.get_chemical_symbols()[0]
+    low, high = atoms.calc.metadata["training"]["guess_ranges_muB"][metal]
+    assert 0 < low < high
+    atoms.set_initial_magnetic_moments(None)  # forgot to set them: 0 on the metal
+    with pytest.warns(UserWarning, match=f"guessed moments on {metal} span 0.00"):
+        atoms.get_potential_energy()
 
 
 def test_resume_refuses_another_model(subset, tmp_path):

@@ -58,6 +58,18 @@ def _target_scales(train: Dataset, shifts: np.ndarray) -> dict[str, float]:
     }
 
 
+def guess_ranges(train: Dataset, spread: float) -> dict[str, list[float]]:
+    """Per element of the training frames: the smallest and largest guessed moment size (μB)
+    the model saw, widened by the guess rescaling ``spread``."""
+    sizes: dict[str, list[float]] = {}
+    for atoms in train.frames:
+        for symbol, size in zip(
+            atoms.get_chemical_symbols(), np.abs(atoms.get_initial_magnetic_moments()), strict=True
+        ):
+            sizes.setdefault(symbol, []).append(float(np.linalg.norm(size)))
+    return {s: [min(v) * (1 - spread), max(v) * (1 + spread)] for s, v in sorted(sizes.items())}
+
+
 def _mean_neighbours(train: Dataset) -> float:
     edges = sum(s[keys.EDGE_INDEX].shape[1] for s in train.samples)
     return edges / sum(len(s[keys.SPECIES]) for s in train.samples)
@@ -269,6 +281,7 @@ class Trainer:
             "wall_time_minutes": self.elapsed / 60,
             "num_frames": {name: len(dataset) for name, dataset in self.data.items()},
             "target_scales": self.scales,
+            "guess_ranges_muB": guess_ranges(self.data["train"], self.config.data.guess_rescale),
             "metrics": results,
         }
         export_model(
