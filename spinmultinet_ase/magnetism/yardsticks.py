@@ -19,6 +19,9 @@ from spinmultinet_ase.magnetism.exchange import fit_exchange
 
 EnergyFunction = Callable[[Atoms], float]
 
+# Orderings closer than this (meV/f.u.) are all equal: a spin-blind model has no lowest one.
+DEGENERATE_MEV = 1e-3
+
 
 def dft_energy(atoms: Atoms) -> float:
     """The labelled DFT energy of a frame (eV)."""
@@ -88,7 +91,9 @@ def yardstick_table(frames: Sequence[Atoms], energy: EnergyFunction = dft_energy
             )
             entry["J1S2_meV"] = exchange["J1S2"]
             entry["J2S2_meV"] = exchange["J2S2"]
-            entry["lowest"] = min(orderings, key=orderings.get)
+            lowest = min(orderings, key=orderings.get)
+            degenerate = max(orderings.values()) - orderings[lowest] < DEGENERATE_MEV
+            entry["lowest"] = "none (all equal)" if degenerate else lowest
         entry["rhombohedral"] = {}
         for ordering in ("FM", "AFM-II"):
             points = sorted(

@@ -117,6 +117,48 @@ def _data_status(metadata: dict, summary: dict) -> str:
     return f"* Frames: {used}, the whole structure pool (`{pool_path}`)"
 
 
+def _ablation_tables(runs: dict[str, dict], units: dict[str, str]) -> list[str]:
+    """Test errors, and ordering energies at fixed lattice against DFT, of each run."""
+    lines = [
+        "",
+        "## Ablations (same data, same budget)",
+        "",
+        "Test errors (MAE):",
+        "",
+        "| model | rows | " + " | ".join(f"{t} ({units[t]})" for t in ERROR_TARGETS) + " |",
+        "|---|---|" + "---|" * len(ERROR_TARGETS),
+    ]
+    for name, evaluation in runs.items():
+        for group, values in _test_errors(evaluation).items():
+            cells = [f"{values[t]:.3g}" if t in values else "–" for t in ERROR_TARGETS]
+            lines.append(f"| {name} | {group} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Ordering energies of the yardstick cells (meV/f.u., fixed lattice) and the spread "
+        f"of the energy over guesses ×{min(GUESS_SCALES)}–{max(GUESS_SCALES)}:",
+        "",
+        "| model | material | E(AFM-I)−E(FM) | E(AFM-II)−E(FM) | lowest | guess spread |",
+        "|---|---|---|---|---|---|",
+    ]
+    first = next(iter(runs.values()))["yardsticks"]["dft"]
+    for material, dft in first.items():
+        energies = dft["orderings_meV_per_fu"]
+        lines.append(
+            f"| DFT | {material} | {energies.get('AFM-I', float('nan')):.1f} | "
+            f"{energies.get('AFM-II', float('nan')):.1f} | {dft.get('lowest', '–')} | 0 |"
+        )
+    for name, evaluation in runs.items():
+        spreads = evaluation["guess_sensitivity_meV_per_fu"]
+        for material, model in evaluation["yardsticks"]["model"].items():
+            energies = model["orderings_meV_per_fu"]
+            lines.append(
+                f"| {name} | {material} | {energies.get('AFM-I', float('nan')):.1f} | "
+                f"{energies.get('AFM-II', float('nan')):.1f} | {model.get('lowest', '–')} | "
+                f"{spreads.get(material, float('nan')):.1f} |"
+            )
+    return lines
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -214,32 +256,16 @@ def write_model_card(
         "ablations": {},
     }
     if ablations:
-        lines += [
-            "",
-            "## Ablations (same data, same budget)",
-            "",
-            "| model | material | "
-            + " | ".join(f"{t} MAE ({units[t]})" for t in ERROR_TARGETS)
-            + " | E(AFM-II)−E(FM) DFT / model |",
-            "|---|---|" + "---|" * (len(ERROR_TARGETS) + 1),
-        ]
-        runs = {"full model": (summary, evaluation)}
-        runs.update({name: _read_run(Path(path)) for name, path in ablations.items()})
-        for name, (_, ablation_eval) in runs.items():
-            ablation_errors = _test_errors(ablation_eval)
-            yard = ablation_eval["yardsticks"]
-            for material, values in ablation_errors.items():
-                cells = [f"{values[t]:.3g}" if t in values else "–" for t in ERROR_TARGETS]
-                dft = yard["dft"].get(material, {}).get("orderings_meV_per_fu", {})
-                model = yard["model"].get(material, {}).get("orderings_meV_per_fu", {})
-                gap = (
-                    f"{dft['AFM-II']:.1f} / {model['AFM-II']:.1f}"
-                    if "AFM-II" in dft and "AFM-II" in model
-                    else "–"
-                )
-                lines.append(f"| {name} | {material} | " + " | ".join(cells) + f" | {gap} |")
+        runs = {"full model": evaluation}
+        runs.update({name: _read_run(Path(path))[1] for name, path in ablations.items()})
+        lines += _ablation_tables(runs, units)
+        for name, ablation_eval in runs.items():
             if name != "full model":
-                metrics["ablations"][name] = {"test_errors": ablation_errors, "yardsticks": yard}
+                metrics["ablations"][name] = {
+                    "test_errors": _test_errors(ablation_eval),
+                    "yardsticks": ablation_eval["yardsticks"],
+                    "guess_sensitivity_meV_per_fu": ablation_eval["guess_sensitivity_meV_per_fu"],
+                }
     lines += [
         "",
         "## Intended use and limits",
