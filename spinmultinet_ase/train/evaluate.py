@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,9 @@ def guess_sensitivity(frames: list, calc: SpinMultiNetCalculator) -> dict[str, f
         for scale in GUESS_SCALES:
             copy.set_initial_magnetic_moments(scale * guess)
             copy.calc = calc
-            energies.append(copy.get_potential_energy())
+            with warnings.catch_warnings():  # probing guesses outside the training range is
+                warnings.simplefilter("ignore", UserWarning)  # the point here
+                energies.append(copy.get_potential_energy())
         spread = 1000 * (max(energies) - min(energies)) / (len(atoms) // 2)
         material = atoms.info["material"]
         spreads[material] = max(spreads.get(material, 0.0), spread)
