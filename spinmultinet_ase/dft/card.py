@@ -201,6 +201,12 @@ def _statistics(frames: list) -> str:
     return "\n".join(rows)
 
 
+def _pairs(frames: list) -> int:
+    """How many ordering partners are labelled together with their source frame."""
+    ids = {a.info["structure_id"] for a in frames}
+    return sum(a.info.get("partner_of") in ids for a in frames)
+
+
 def _counts(frames: list, key) -> str:
     counter = Counter(key(a) for a in frames)
     rows = ["| | frames |", "|---|---|"]
@@ -240,6 +246,7 @@ def write_card(data_dir: str | Path) -> str:
             _counts(frames, lambda a: f"{a.info['material']} {a.info['ordering']}"),
             "\nBy cell (name: atoms):\n",
             _counts(frames, lambda a: a.info["cell_name"]),
+            f"\nOrdering partners labelled together with their source: {_pairs(frames)}.",
             "\n## Statistics\n",
             _statistics(frames),
             "\n## Split\n",
