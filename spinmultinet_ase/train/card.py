@@ -197,6 +197,11 @@ def write_model_card(
         "every AFM-III frame, every 16-atom cell and the undistorted yardstick cells.",
         _data_status(metadata, summary),
         f"* Frames per split: {summary['num_frames']}",
+        f"* Trained on `{summary['data']['path']}`, data fingerprint "
+        f"`{summary['data']['fingerprint'][:16]}` (`spinmultinet_ase.train.dataset."
+        "data_fingerprint`: which frames, with their energies, are in each split)"
+        if "data" in summary
+        else "",
         f"* Training: {summary['epochs']} epochs (best {summary['best_epoch']}), "
         f"{summary['wall_time_minutes']:.0f} min wall time on {platform.machine()} with the "
         f"config's threads; stopped because: {summary['stopped_because']}.",

@@ -280,6 +280,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "wall_time_minutes": self.elapsed / 60,
             "num_frames": {name: len(dataset) for name, dataset in self.data.items()},
+            "data": {"path": self.config.data.path, "fingerprint": self.data_fingerprint},
             "target_scales": self.scales,
             "guess_ranges_muB": guess_ranges(self.data["train"], self.config.data.guess_rescale),
             "metrics": results,
