@@ -26,8 +26,10 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from spinmultinet_ase import keys
-from spinmultinet_ase.data.graph import atoms_to_graph
+from spinmultinet_ase.data.graph import atoms_to_graph, moment_sizes
 from spinmultinet_ase.export import DTYPES, LoadedModel, default_model_path, load_model
+
+GUESS_RANGE_SLACK = 0.05  # μB beyond the training range of guessed moment sizes before a warning
 
 
 class SpinMultiNetCalculator(Calculator):
@@ -87,7 +89,6 @@ class SpinMultiNetCalculator(Calculator):
                 "stress needs a cell periodic in all three directions (atoms.pbc is "
                 f"{atoms.pbc.tolist()}); ask for energy and forces only"
             )
-        self._check_guesses(atoms)
         graph = atoms_to_graph(
             atoms,
             self.model.species,
@@ -96,6 +97,7 @@ class SpinMultiNetCalculator(Calculator):
             dtype=self.dtype,
             device=self.device,
         )
+        self._check_guesses(atoms)  # after atoms_to_graph has validated the moments
         out = self.model.module(graph)
         result = {key: value.detach().cpu().numpy() for key, value in out.items()}
         energy = float(result[keys.ENERGY][0])
@@ -116,15 +118,13 @@ class SpinMultiNetCalculator(Calculator):
     def _check_guesses(self, atoms: Atoms) -> None:
         """Warn about guessed moment sizes outside the training range of their element."""
         ranges = self.model.metadata.get("training", {}).get("guess_ranges_muB", {})
-        moments = atoms.get_initial_magnetic_moments()
-        sizes = np.abs(moments) if moments.ndim == 1 else np.linalg.norm(moments, axis=1)
+        sizes = moment_sizes(atoms.get_initial_magnetic_moments())
         symbols = np.array(atoms.get_chemical_symbols())
         for symbol, (low, high) in ranges.items():
             mine = sizes[symbols == symbol]
-            slack = 0.05  # μB
             if symbol in self._warned or not mine.size:
                 continue
-            if mine.min() < low - slack or mine.max() > high + slack:
+            if mine.min() < low - GUESS_RANGE_SLACK or mine.max() > high + GUESS_RANGE_SLACK:
                 self._warned.add(symbol)
                 warnings.warn(
                     f"guessed moments on {symbol} span {mine.min():.2f}–{mine.max():.2f} μB, "

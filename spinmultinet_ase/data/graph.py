@@ -41,6 +41,12 @@ def initial_moments(atoms: Atoms, noncollinear: bool) -> np.ndarray:
     return moments
 
 
+def moment_sizes(moments: np.ndarray) -> np.ndarray:
+    """The size (μB) of each atom's moment, collinear (N,) or non-collinear (N, 3)."""
+    moments = np.asarray(moments)
+    return np.abs(moments) if moments.ndim == 1 else np.linalg.norm(moments, axis=1)
+
+
 def species_indices(symbols: Sequence[str], model_species: Sequence[str]) -> np.ndarray:
     """Index of each symbol in ``model_species``; a clear error for elements the model lacks."""
     lookup = {s: i for i, s in enumerate(model_species)}

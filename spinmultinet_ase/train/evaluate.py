@@ -32,11 +32,11 @@ def guess_sensitivity(frames: list, calc: SpinMultiNetCalculator) -> dict[str, f
         if not atoms.info.get("yardstick") or atoms.info["rhombohedral_strain"] != 0.0:
             continue
         copy = atoms.copy()
+        copy.calc = calc  # recomputes whenever the moments change (check_state)
         guess = atoms.get_initial_magnetic_moments()
         energies = []
         for scale in GUESS_SCALES:
             copy.set_initial_magnetic_moments(scale * guess)
-            copy.calc = calc
             with warnings.catch_warnings():  # probing guesses outside the training range is
                 warnings.simplefilter("ignore", UserWarning)  # the point here
                 energies.append(copy.get_potential_energy())

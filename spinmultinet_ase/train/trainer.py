@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
+from spinmultinet_ase.data.graph import moment_sizes
 from spinmultinet_ase.export import DTYPES, export_model
 from spinmultinet_ase.model import SpinMultiNet
 from spinmultinet_ase.train.config import TrainConfig
@@ -63,10 +64,9 @@ def guess_ranges(train: Dataset, spread: float) -> dict[str, list[float]]:
     the model saw, widened by the guess rescaling ``spread``."""
     sizes: dict[str, list[float]] = {}
     for atoms in train.frames:
-        for symbol, size in zip(
-            atoms.get_chemical_symbols(), np.abs(atoms.get_initial_magnetic_moments()), strict=True
-        ):
-            sizes.setdefault(symbol, []).append(float(np.linalg.norm(size)))
+        frame_sizes = moment_sizes(atoms.get_initial_magnetic_moments())
+        for symbol, size in zip(atoms.get_chemical_symbols(), frame_sizes, strict=True):
+            sizes.setdefault(symbol, []).append(float(size))
     return {s: [min(v) * (1 - spread), max(v) * (1 + spread)] for s, v in sorted(sizes.items())}
 
 
