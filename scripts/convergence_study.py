@@ -20,8 +20,10 @@ from spinmultinet_ase.dft.convergence import (
 )
 
 data = Path(__file__).parents[1] / "data"
-results = run_convergence_study(data / "convergence.json", data / "gpaw_logs")
-if world.rank == 0:
+out = data / "convergence.json"
+before = json.loads(out.read_text()) if out.exists() else {}
+results = run_convergence_study(out, data / "gpaw_logs")
+if world.rank == 0 and results != before:  # a complete study stays quiet when rerun
     tables = {}
     for summary in (summarise, summarise_cross_cell, summarise_pulay_energy, summarise_orientation):
         tables.update(summary(results))
