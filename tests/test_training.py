@@ -17,8 +17,9 @@ from spinmultinet_ase.checkpoint import load_checkpoint
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.train.card import yardstick_checks
-from spinmultinet_ase.train.config import config_from_dict
-from spinmultinet_ase.train.evaluate import guess_sensitivity
+from spinmultinet_ase.train.config import DataConfig, config_from_dict
+from spinmultinet_ase.train.dataset import Dataset, frame_to_sample
+from spinmultinet_ase.train.evaluate import frame_errors, guess_sensitivity
 from spinmultinet_ase.train.trainer import Trainer
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
@@ -134,6 +135,25 @@ def test_guess_sensitivity_is_zero_without_spin_input_only():
     with_spin = guess_sensitivity(frames, SpinMultiNetCalculator(as_loaded(random_model())))
     assert spin_blind and all(v < 1e-6 for v in spin_blind.values())
     assert all(v > 0.1 for v in with_spin.values())
+
+
+def test_frame_errors_agree_with_the_calculator():
+    frames = read(REFERENCE, index=":5")
+    loaded = as_loaded(random_model())
+    config = DataConfig(path=str(REFERENCE))
+    samples = [
+        frame_to_sample(a, config, loaded.species, loaded.cutoff, torch.float64) for a in frames
+    ]
+    rows = frame_errors(loaded.module, Dataset(frames, samples))
+    calc = SpinMultiNetCalculator(loaded)
+    for atoms, row in zip(frames, rows, strict=True):
+        copy = atoms.copy()
+        copy.calc = calc
+        energy_error = (copy.get_potential_energy() - atoms.get_potential_energy()) / len(atoms)
+        force_mae = np.abs(copy.get_forces() - atoms.get_forces()).mean()
+        assert row["structure_id"] == atoms.info["structure_id"]
+        assert row["energy_meV_per_atom"] == pytest.approx(1000 * energy_error, abs=1e-6)
+        assert row["forces_mae_meV_per_A"] == pytest.approx(1000 * force_mae, abs=1e-6)
 
 
 @pytest.mark.parametrize("path", sorted((REFERENCE.parents[1] / "configs").glob("*.yaml")))

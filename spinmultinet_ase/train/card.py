@@ -163,6 +163,27 @@ def _fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def _largest_errors_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The test frames with the largest energy errors, where the model is weakest."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Largest test energy errors (model − DFT), with each frame's rattle amplitude:",
+        "",
+        "| frame | atoms | rattle (Å) | energy (meV/atom) | force MAE (meV/Å) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        rattle = row["rattle_angstrom"]
+        lines.append(
+            f"| {row['structure_id']} | {row['atoms']} | "
+            f"{'–' if rattle is None else f'{rattle:.3f}'} | "
+            f"{row['energy_meV_per_atom']:+.1f} | {row['forces_mae_meV_per_A']:.0f} |"
+        )
+    return lines
+
+
 def write_model_card(
     run_dir: str | Path, out_dir: str | Path, ablations: dict[str, str | Path] | None = None
 ) -> str:
@@ -227,6 +248,7 @@ def write_model_card(
         lines.append(f"| {material} | {values['frames']} | " + " | ".join(cells) + " |")
     targets = " | ".join(f"≤ {v:g}" for v in ERROR_TARGETS.values())
     lines.append(f"| target | | {targets} |")
+    lines += _largest_errors_table(evaluation.get("largest_test_errors", []))
     lines += [
         "",
         "## Magnetic yardsticks: model against DFT (fixed lattice)",

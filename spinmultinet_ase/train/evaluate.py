@@ -15,12 +15,13 @@ from spinmultinet_ase.export import DTYPES, load_model
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import SPLITS, Dataset, frame_to_sample, read_frames, split_of
-from spinmultinet_ase.train.loss import REPORT_UNITS, TARGETS, ErrorAccumulator
+from spinmultinet_ase.train.loss import REPORT_UNITS, TARGETS, ErrorAccumulator, errors
 
 # Factors applied to the guessed moment sizes of the yardstick cells to measure how much the
 # model's energy depends on the guess (DFT converges all of them to the same state).
 GUESS_SCALES = (0.6, 0.8, 1.0, 1.2, 1.4)
 IDEAL_CELLS = "ideal cells"
+LARGEST_ERRORS_SHOWN = 5
 
 
 def guess_sensitivity(frames: list, calc: SpinMultiNetCalculator) -> dict[str, float]:
@@ -68,6 +69,24 @@ def errors_by_group(module: torch.nn.Module, dataset: Dataset) -> tuple[dict, Er
     return accumulator.summary(), accumulator
 
 
+def frame_errors(module: torch.nn.Module, dataset: Dataset) -> list[dict[str, Any]]:
+    """Per frame, in dataset order: its id, size, rattle, energy error (meV/atom, model − DFT)
+    and force MAE (meV/Å)."""
+    rows = []
+    for atoms, batch in zip(dataset.frames, dataset.batches(1), strict=True):
+        error = errors(module(batch), batch)
+        rows.append(
+            {
+                "structure_id": atoms.info["structure_id"],
+                "atoms": len(atoms),
+                "rattle_angstrom": atoms.info.get("rattle_angstrom"),
+                "energy_meV_per_atom": 1000 * float(error["energy"].detach()),
+                "forces_mae_meV_per_A": 1000 * float(error["forces"].detach().abs().mean()),
+            }
+        )
+    return rows
+
+
 def parity_plot(accumulator: ErrorAccumulator, path: Path, title: str) -> None:
     """Four panels, DFT against model, for energy, forces, stress and moments."""
     import matplotlib
@@ -110,6 +129,7 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: st
         key = (split_of(atoms, config), error_group(atoms))
         groups.setdefault(key, []).append(atoms)
     result: dict[str, Any] = {"units": {t: REPORT_UNITS[t][0] for t in TARGETS}, "errors": {}}
+    test_rows: list[dict[str, Any]] = []
     for split in SPLITS:
         split_frames = [a for (s, _), group in groups.items() if s == split for a in group]
         if not split_frames:
@@ -124,10 +144,14 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: st
                 loaded.module, Dataset(subset, samples)
             )
             per_split[material]["frames"] = len(subset)
+            if split == "test":
+                test_rows += frame_errors(loaded.module, Dataset(subset, samples))
             parity_plot(
                 accumulator, output / f"parity_{split}_{material}.png", f"{split}: {material}"
             )
         result["errors"][split] = per_split
+    test_rows.sort(key=lambda row: abs(row["energy_meV_per_atom"]), reverse=True)
+    result["largest_test_errors"] = test_rows[:LARGEST_ERRORS_SHOWN]
     calc = SpinMultiNetCalculator(loaded)
 
     def model_energy(atoms) -> float:
@@ -156,6 +180,13 @@ def format_report(result: dict) -> str:
         for material, errs in per_material.items():
             cells = "".join(f"{errs.get(t + '_mae', float('nan')):>24.4g}" for t in TARGETS)
             lines.append(f"{split:<11}{material:<17}{errs['frames']:>7}{cells}")
+    if result["largest_test_errors"]:
+        lines.append("\nlargest test energy errors (meV/atom, model − DFT; force MAE meV/Å)")
+        for row in result["largest_test_errors"]:
+            lines.append(
+                f"  {row['structure_id']:<36}{row['atoms']:>4} atoms"
+                f"{row['energy_meV_per_atom']:>10.2f}{row['forces_mae_meV_per_A']:>10.1f}"
+            )
     dft, model = result["yardsticks"]["dft"], result["yardsticks"]["model"]
     for material in dft:
         lines.append(f"\n{material}: ordering energies (meV/f.u., FM = 0), DFT vs model")
