@@ -57,6 +57,14 @@ def test_reference_structures_are_tagged_and_unique():
     assert {len(a) for a in frames} == {2, 4, 8, 16}
     guesses = np.concatenate([np.abs(a.get_initial_magnetic_moments()[::2]) for a in frames])
     assert guesses.min() < 1.5 and guesses.max() > 2.5  # imperfect guesses around 2 μB
+    # Frames the default split keeps out of training whole are labelled last.
+    config = DataConfig()
+    held_out = [
+        a.info["ordering"] in config.test_orderings or a.info["cell_name"] in config.test_cells
+        for a in frames
+    ]
+    first = held_out.index(True)
+    assert first > len(frames) // 2 and all(held_out[first:])
 
 
 def test_ordering_partners_share_the_geometry_and_the_split_of_their_source():

@@ -32,6 +32,9 @@ labelling more. Everything here was computed on this project's 2-core machine.
   and `info` saying how it was made (material, cell, ordering, strains, rattle). Ordering
   partners (`info['partner_of']`) repeat a pool frame's geometry with another ordering (FM ↔
   AFM-II, FM ↔ AFM-I in the 4-atom cells), so each pair's energy difference is purely magnetic.
+  In labelling order: the yardsticks, the pool interleaved at random (so what is labelled at
+  any time is balanced), and last the AFM-III and 16-atom frames the split keeps out of
+  training.
 * `reference.extxyz`: the labelled frames that passed the checks: `energy`, `free_energy`
   (eV), `forces` (eV/Å), `stress` (eV/Å³, ASE sign), `initial_magmoms` (the guess, the
   model's input) and `magmoms` (converged DFT moments, training targets only), plus the

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from spinmultinet_ase.dft.structures import HELD_OUT_CELLS, HELD_OUT_ORDERINGS
 from spinmultinet_ase.model import ModelConfig
 
 # What each target is called in the extxyz files, unless the config says otherwise.
@@ -43,8 +44,8 @@ class DataConfig:
     split_seed: int = 0
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
-    test_orderings: tuple[str, ...] = ("AFM-III",)
-    test_cells: tuple[str, ...] = ("prim222-16",)
+    test_orderings: tuple[str, ...] = HELD_OUT_ORDERINGS
+    test_cells: tuple[str, ...] = HELD_OUT_CELLS
     test_yardsticks: bool = True
     guess_rescale: float = 0.3
 
