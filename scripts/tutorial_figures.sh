@@ -20,6 +20,10 @@ for material in NiO MnO; do
         | report "$out/phonons_$material.txt"
     cp "$work/phonons_$material/phonons.png" "$out/phonons_$material.png"
 done
+for pressure in 0 10; do
+    spinmultinet relax MnO --ordering AFM-II --pressure "$pressure" "${model[@]}" \
+        --output "$work/relax_$pressure.extxyz" --quiet | report "$out/relax_MnO_${pressure}GPa.txt"
+done
 spinmultinet md NiO --supercell 3 3 3 --ensemble nve --temperature 300 --steps 2000 \
     "${model[@]}" --output-dir "$work/md_nve" --quiet | report "$out/md_NiO_nve.txt"
 cp "$work/md_nve/md.png" "$out/md_NiO_nve.png"

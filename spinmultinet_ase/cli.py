@@ -271,6 +271,52 @@ def _md(args: argparse.Namespace) -> None:
     print(f"{args.trajectory}, {args.log}, md.json (summary, time series) and md.png in {output}/")
 
 
+def _relax(args: argparse.Namespace) -> None:
+    from ase.io import write
+
+    from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
+    from spinmultinet_ase.workflows.inputs import single_structure
+    from spinmultinet_ase.workflows.relax import relax, relaxation_report
+
+    atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
+    atoms.calc = _calculator(args)
+    relaxed, converged = relax(
+        atoms,
+        atoms.calc,
+        fmax=args.fmax,
+        steps=args.steps,
+        optimizer=args.optimizer,
+        relax_cell=not args.fixed_cell,
+        pressure_GPa=args.pressure,
+        logfile=None if args.quiet else "-",
+        trajectory=args.trajectory,
+    )
+    write(args.output, relaxed, format="extxyz")
+    cubic_parent = args.target in ROCKSALT_LATTICE_CONSTANTS
+    print(relaxation_report(atoms, relaxed, converged, args.fmax, cubic_parent))
+    print(f"relaxed structure (initial_magmoms, magmoms, energy, forces, stress) in {args.output}")
+
+
+def _add_relax(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "relax",
+        help="relax positions and cell (BFGS or FIRE, ASE's FrechetCellFilter)",
+        description="Relax one structure at fixed magnetic order: a rocksalt formula in a named "
+        "ordering, or a structure file with its initial_magmoms.",
+    )
+    _add_structure_options(p, "AFM-II")
+    p.add_argument("--fmax", type=float, default=0.01, help="force threshold (eV/Å)")
+    p.add_argument("--steps", type=int, default=500, help="maximum optimiser steps")
+    p.add_argument("--optimizer", choices=["BFGS", "FIRE"], default="BFGS")
+    p.add_argument("--fixed-cell", action="store_true", help="relax the positions only")
+    p.add_argument("--pressure", type=float, default=0.0, help="hydrostatic pressure (GPa)")
+    p.add_argument("--output", default="relaxed.extxyz", help="extxyz of the relaxed structure")
+    p.add_argument("--trajectory", default=None, help="ASE trajectory of the optimisation")
+    p.add_argument("--quiet", action="store_true", help="no optimiser log")
+    _add_model_options(p, "float64")
+    p.set_defaults(run=_relax)
+
+
 def _add_structure_options(p: argparse.ArgumentParser, default_ordering: str) -> None:
     p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
     p.add_argument(
@@ -412,6 +458,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_model_card,
     _add_yardsticks,
     _add_scan,
+    _add_relax,
     _add_md,
     _add_phonons,
     _add_data_card,

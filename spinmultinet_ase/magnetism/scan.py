@@ -26,7 +26,7 @@ from spinmultinet_ase.magnetism.exchange import (
     magnetic_mask,
     mean_field_neel_temperature,
 )
-from spinmultinet_ase.workflows.relax import relax
+from spinmultinet_ase.workflows.relax import pseudo_cubic_angles, relax
 
 STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
 
@@ -34,17 +34,6 @@ STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
 def formula_units(atoms: Atoms) -> int:
     """Number of formula units of the reduced formula (4 for Ni4O4)."""
     return Formula(atoms.get_chemical_formula()).reduce()[1]
-
-
-def pseudo_cubic_angles(ideal_cell: np.ndarray, relaxed_cell: np.ndarray) -> list[float]:
-    """Angles (degrees) between the cubic axes x, y, z after the ideal -> relaxed deformation."""
-    deformation = np.linalg.solve(ideal_cell, relaxed_cell).T  # relaxed = ideal @ deformationᵀ
-    axes = deformation @ np.eye(3)  # columns: images of x, y, z
-    angles = []
-    for i, j in ((0, 1), (1, 2), (0, 2)):
-        cosine = axes[:, i] @ axes[:, j] / np.linalg.norm(axes[:, i]) / np.linalg.norm(axes[:, j])
-        angles.append(float(np.degrees(np.arccos(np.clip(cosine, -1, 1)))))
-    return angles
 
 
 @dataclass
