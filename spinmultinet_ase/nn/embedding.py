@@ -1,8 +1,14 @@
 """Atom embedding: species and initial moments -> time-even and time-odd node features.
 
-Time reversal maps ``m -> -m``. Time-even features depend on the moment only through ``|m|²``
-(expanded in Gaussians); time-odd features are the moment itself times a learned, time-even
-amplitude per channel, so they flip exactly with ``m``:
+Time reversal maps ``m -> -m``. The moment enters through two saturating functions of it,
+
+    u = |m|² / (|m|² + m_s²)  (time-even, in [0, 1)),    v = m / sqrt(|m|² + m_s²)  (time-odd),
+
+so any guess well above ``m_s`` (0.5 μB by default) means "a moment in this direction": a DFT
+run converges a guess of 3 or of 7 μB on Mn to the same state, and the model sees them nearly
+alike. Time-even features are learned functions of the species and of ``u`` (expanded in
+Gaussians); time-odd features are ``v`` times a learned, time-even amplitude per channel, so
+they flip exactly with ``m``:
 
 * collinear (``m`` a scalar per atom, invariant under rotations and inversion): odd ``0e``;
 * non-collinear (``m`` an axial vector): odd ``1e`` (a pseudovector: unchanged by inversion).
@@ -35,8 +41,8 @@ class SpinEmbedding(torch.nn.Module):
         even_channels: number of time-even ``0e`` channels out.
         odd_channels: number of time-odd channels out (``0e`` or ``1e``).
         noncollinear: moments are (N, 3) axial vectors instead of (N,) scalars.
-        moment_max: largest moment magnitude (μB) the Gaussian basis resolves.
-        num_moment_basis: number of Gaussians on ``(|m| / moment_max)²``.
+        moment_saturation: ``m_s`` (μB): guesses much larger than it are alike.
+        num_moment_basis: number of Gaussians on ``u`` in [0, 1].
     """
 
     def __init__(
@@ -45,13 +51,13 @@ class SpinEmbedding(torch.nn.Module):
         even_channels: int,
         odd_channels: int,
         noncollinear: bool,
-        moment_max: float = 6.0,
+        moment_saturation: float = 0.5,
         num_moment_basis: int = 8,
     ) -> None:
         super().__init__()
         self.noncollinear = noncollinear
         self.num_species = num_species
-        self.moment_max = moment_max
+        self.moment_saturation = moment_saturation
         self.basis = GaussianBasis(1.0, num_moment_basis)
         n_in = num_species + num_moment_basis
         silu = torch.nn.functional.silu
@@ -63,19 +69,21 @@ class SpinEmbedding(torch.nn.Module):
     def forward(
         self, species: torch.Tensor, moments: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # moments in units of moment_max / 3 (2 μB by default): O(1) for typical moments
-        scaled = moments * (3.0 / self.moment_max)
         if self.noncollinear:
-            squared = (scaled * scaled).sum(dim=-1) / 9.0
+            softened = (moments * moments).sum(dim=-1) + self.moment_saturation**2
+            direction = moments * torch.rsqrt(softened).unsqueeze(-1)  # v, (N, 3)
+            saturation = (direction * direction).sum(dim=-1)  # u = |v|²
         else:
-            squared = scaled * scaled / 9.0
+            softened = moments * moments + self.moment_saturation**2
+            direction = moments * torch.rsqrt(softened)  # v, (N,)
+            saturation = direction * direction  # u = v²
         one_hot = torch.nn.functional.one_hot(species, self.num_species).to(moments.dtype)
-        invariants = torch.cat([one_hot, self.basis(squared)], dim=-1)
+        invariants = torch.cat([one_hot, self.basis(saturation)], dim=-1)
         even = self.even(invariants)
         amplitude = self.odd_amplitude(invariants)
         if self.noncollinear:
             # (N, C, 1) * (N, 1, 3) -> (N, C, 3): C copies of the axial vector, channel-major.
-            odd = (amplitude.unsqueeze(-1) * scaled.unsqueeze(-2)).reshape(moments.shape[0], -1)
+            odd = (amplitude.unsqueeze(-1) * direction.unsqueeze(-2)).reshape(moments.shape[0], -1)
         else:
-            odd = amplitude * scaled.unsqueeze(-1)
+            odd = amplitude * direction.unsqueeze(-1)
         return even, odd
