@@ -139,6 +139,14 @@ def _calculator(args: argparse.Namespace):
     return SpinMultiNetCalculator(args.model, dtype=args.dtype)
 
 
+def _add_optimizer_options(p: argparse.ArgumentParser) -> None:
+    from spinmultinet_ase.workflows.relax import OPTIMIZERS
+
+    p.add_argument("--fmax", type=float, default=0.01, help="force threshold (eV/Å)")
+    p.add_argument("--steps", type=int, default=500, help="maximum optimiser steps")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="BFGS")
+
+
 def _add_model_options(p: argparse.ArgumentParser, dtype: str) -> None:
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
     p.add_argument(
@@ -223,9 +231,7 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         metavar="EL=MU",
         help="initial moment magnitudes (μB), e.g. Ni=2 Mn=5",
     )
-    p.add_argument("--fmax", type=float, default=0.01, help="force threshold (eV/Å)")
-    p.add_argument("--steps", type=int, default=500, help="maximum optimiser steps")
-    p.add_argument("--optimizer", choices=["BFGS", "FIRE"], default="BFGS")
+    _add_optimizer_options(p)
     p.add_argument("--output-dir", default="scan", help="where to write CSV/JSON/PNG")
     p.add_argument(
         "--monte-carlo",
@@ -305,9 +311,7 @@ def _add_relax(sub: argparse._SubParsersAction) -> None:
         "ordering, or a structure file with its initial_magmoms.",
     )
     _add_structure_options(p, "AFM-II")
-    p.add_argument("--fmax", type=float, default=0.01, help="force threshold (eV/Å)")
-    p.add_argument("--steps", type=int, default=500, help="maximum optimiser steps")
-    p.add_argument("--optimizer", choices=["BFGS", "FIRE"], default="BFGS")
+    _add_optimizer_options(p)
     p.add_argument("--fixed-cell", action="store_true", help="relax the positions only")
     p.add_argument("--pressure", type=float, default=0.0, help="hydrostatic pressure (GPa)")
     p.add_argument("--output", default="relaxed.extxyz", help="extxyz of the relaxed structure")
