@@ -300,7 +300,7 @@ def _relax(args: argparse.Namespace) -> None:
     write(args.output, relaxed, format="extxyz")
     cubic_parent = args.target in ROCKSALT_LATTICE_CONSTANTS
     print(relaxation_report(atoms, relaxed, converged, args.fmax, cubic_parent))
-    print(f"relaxed structure (initial_magmoms, magmoms, energy, forces, stress) in {args.output}")
+    print(f"relaxed structure with its initial_magmoms and predicted results in {args.output}")
 
 
 def _add_relax(sub: argparse._SubParsersAction) -> None:
@@ -363,6 +363,7 @@ def _phonons(args: argparse.Namespace) -> None:
     from dataclasses import asdict
     from pathlib import Path
 
+    from spinmultinet_ase.data.graph import require_periodic
     from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
     from spinmultinet_ase.workflows.inputs import parse_supercell, single_structure
     from spinmultinet_ase.workflows.phonons import compute_phonons, plot_phonons
@@ -376,6 +377,7 @@ def _phonons(args: argparse.Namespace) -> None:
     results = []
     for ordering in args.orderings if rocksalt else [Path(args.target).stem]:
         atoms = single_structure(args.target, ordering, None, args.magnitudes)
+        require_periodic(atoms, "computing phonons")
         if not args.no_relax:
             atoms, converged = relax(atoms, calc, fmax=args.fmax, relax_cell=True)
             if not converged:

@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from ase.io import read
+from ase import Atoms
+from ase.io import read, write
 
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
@@ -64,6 +65,15 @@ def test_md_cli(exported_path, tmp_path, capsys):
 def test_md_cli_unknown_ordering(exported_path, capsys):
     assert main(["md", "NiO", "--ordering", "AFM-V", "--model", str(exported_path)]) == 2
     assert "unknown ordering" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["md", "--ensemble", "npt"], ["phonons"]])
+def test_crystal_workflows_refuse_a_molecule(command, exported_path, tmp_path, capsys):
+    molecule = Atoms("NiO", positions=[[0, 0, 0], [1.9, 0, 0]], magmoms=[2.0, 0.0])
+    write(tmp_path / "NiO.extxyz", molecule)
+    argv = [command[0], str(tmp_path / "NiO.extxyz"), *command[1:], "--quiet"]
+    assert main([*argv, "--model", str(exported_path), "--output-dir", str(tmp_path)]) == 2
+    assert "periodic in all three directions" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

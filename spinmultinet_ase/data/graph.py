@@ -47,6 +47,22 @@ def moment_sizes(moments: np.ndarray) -> np.ndarray:
     return np.abs(moments) if moments.ndim == 1 else np.linalg.norm(moments, axis=1)
 
 
+def require_periodic(atoms: Atoms, task: str, remedy: str = "") -> None:
+    """A clear error unless ``atoms`` is periodic in all three directions with a 3D cell.
+
+    Args:
+        atoms: the structure.
+        task: what needs the periodicity, as the error's subject (e.g. ``"phonons"``).
+        remedy: what the user can do instead, appended to the message.
+    """
+    if not atoms.pbc.all() or atoms.cell.rank < 3:
+        message = (
+            f"{task} needs a crystal periodic in all three directions; "
+            f"{atoms.get_chemical_formula()} has pbc {atoms.pbc.tolist()}"
+        )
+        raise ValueError(f"{message}; {remedy}" if remedy else message)
+
+
 def species_indices(symbols: Sequence[str], model_species: Sequence[str]) -> np.ndarray:
     """Index of each symbol in ``model_species``; a clear error for elements the model lacks."""
     lookup = {s: i for i, s in enumerate(model_species)}

@@ -14,6 +14,7 @@ import spglib
 from ase import Atoms
 from ase.build import make_supercell
 
+from spinmultinet_ase.data.graph import require_periodic
 from spinmultinet_ase.magnetism.rocksalt import (
     DEFAULT_MOMENT_MAGNITUDES,
     ORDERINGS,
@@ -50,6 +51,11 @@ def site_permutations(atoms: Atoms, sites: np.ndarray, symprec: float = 1e-4) ->
     """How each space-group operation of ``atoms`` permutes ``sites``: (n_ops, n_sites)."""
     cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
     symmetry = spglib.get_symmetry(cell, symprec=symprec)
+    if symmetry is None:
+        raise ValueError(
+            f"spglib found no symmetry for {atoms.get_chemical_formula()}: check the structure "
+            "for overlapping atoms"
+        )
     frac = atoms.get_scaled_positions()[sites]
     permutations = []
     for rotation, translation in zip(symmetry["rotations"], symmetry["translations"], strict=True):
@@ -80,6 +86,7 @@ def enumerate_collinear_orderings(
         One ``Atoms`` per distinct ordering, with ``initial_magmoms`` set and
         ``info['ordering']`` the up/down string of the magnetic sites; FM first.
     """
+    require_periodic(atoms, "enumerating orderings")
     magnitudes = {**DEFAULT_MOMENT_MAGNITUDES, **(magnitudes or {})}
     cell = make_supercell(atoms, np.asarray(supercell)) if supercell is not None else atoms.copy()
     sites = magnetic_sites(cell, magnitudes)

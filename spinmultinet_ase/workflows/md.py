@@ -19,6 +19,8 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
+from spinmultinet_ase.data.graph import require_periodic
+
 ENSEMBLES = ("nve", "nvt", "npt")
 
 
@@ -70,8 +72,8 @@ def run_md(
     """
     if ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
-    if ensemble == "npt" and not atoms.pbc.all():
-        raise ValueError("NPT needs a cell periodic in all three directions")
+    if ensemble == "npt":
+        require_periodic(atoms, "NPT", "use NVE or NVT")
     atoms.calc = calc
     rng = np.random.default_rng(seed)
     thermalize_momenta(atoms, temperature_K=temperature_K, rng=rng)

@@ -16,6 +16,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
+from spinmultinet_ase.data.graph import require_periodic
+
 
 @dataclass
 class PhononResult:
@@ -104,6 +106,7 @@ def compute_phonons(
     """
     from phonopy import Phonopy
 
+    require_periodic(atoms, "computing phonons")
     supercell = 2 * np.eye(3, dtype=int) if supercell is None else np.asarray(supercell)
     # the given cell is the magnetic cell: no primitive-cell search (it would ignore or trip
     # over the moments)

@@ -9,6 +9,8 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
 from ase.units import GPa
 
+from spinmultinet_ase.data.graph import require_periodic
+
 OPTIMIZERS = {"BFGS": BFGS, "FIRE": FIRE}
 
 
@@ -43,6 +45,8 @@ def relax(
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
     if pressure_GPa and not relax_cell:
         raise ValueError("a pressure needs a relaxing cell; drop the fixed cell or the pressure")
+    if relax_cell:
+        require_periodic(atoms, "relaxing the cell", "relax the positions only (--fixed-cell)")
     relaxed = atoms.copy()
     relaxed.calc = calc
     target = (
@@ -56,7 +60,7 @@ def relax(
 def relaxation_report(
     start: Atoms, relaxed: Atoms, converged: bool, fmax: float, cubic_parent: bool = False
 ) -> str:
-    """A few lines on a relaxation: energy, cell, stress, largest force, moments.
+    """A few lines on a relaxation: energy, cell and stress (if periodic), largest force, moments.
 
     Args:
         start: the structure before the relaxation, its calculator attached.
@@ -68,8 +72,6 @@ def relaxation_report(
     """
     n = len(relaxed)
     energy = relaxed.get_potential_energy()
-    a, b, c, alpha, beta, gamma = relaxed.cell.cellpar()
-    volume_change = 100 * (relaxed.get_volume() / start.get_volume() - 1)
     moments = np.asarray(relaxed.get_magnetic_moments())
     sizes = np.abs(moments) if moments.ndim == 1 else np.linalg.norm(moments, axis=1)
     symbols = np.array(relaxed.get_chemical_symbols())
@@ -81,15 +83,20 @@ def relaxation_report(
         + f" to fmax {fmax} eV/Å",
         f"energy      {energy:.4f} eV ({energy / n:.4f} eV/atom), "
         f"{1000 * (energy - start.get_potential_energy()) / n:+.1f} meV/atom from the start",
-        f"cell        a b c = {a:.4f} {b:.4f} {c:.4f} Å, α β γ = {alpha:.3f} {beta:.3f} "
-        f"{gamma:.3f}°",
-        f"volume      {relaxed.get_volume() / n:.3f} Å³/atom, {volume_change:+.2f} % from start",
     ]
-    if cubic_parent:
-        angles = pseudo_cubic_angles(start.cell.array, relaxed.cell.array)
-        lines.append("cubic axes  " + " ".join(f"{x:.3f}" for x in angles) + "° (xy yz xz)")
     if relaxed.pbc.all():
+        a, b, c, alpha, beta, gamma = relaxed.cell.cellpar()
+        volume_per_atom = relaxed.get_volume() / n
+        volume_change = 100 * (relaxed.get_volume() / start.get_volume() - 1)
         stress = " ".join(f"{x:.3f}" for x in relaxed.get_stress() / GPa)
+        lines += [
+            f"cell        a b c = {a:.4f} {b:.4f} {c:.4f} Å, α β γ = {alpha:.3f} {beta:.3f} "
+            f"{gamma:.3f}°",
+            f"volume      {volume_per_atom:.3f} Å³/atom, {volume_change:+.2f} % from start",
+        ]
+        if cubic_parent:
+            angles = pseudo_cubic_angles(start.cell.array, relaxed.cell.array)
+            lines.append("cubic axes  " + " ".join(f"{x:.3f}" for x in angles) + "° (xy yz xz)")
         lines.append(f"stress      {stress} GPa (xx yy zz yz xz xy)")
     lines += [
         f"max force   {np.linalg.norm(relaxed.get_forces(), axis=1).max():.4f} eV/Å",
