@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ase import Atoms
+from ase.io import write
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import export_model
@@ -38,6 +40,14 @@ def nio_afm2():
     atoms.rattle(0.08, seed=3)
     atoms.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments() * [1.1, 0, 0.8, 0])
     return atoms
+
+
+@pytest.fixture
+def molecule_file(tmp_path):
+    """An extxyz file of a NiO molecule (not periodic) with moment guesses."""
+    path = tmp_path / "NiO_molecule.extxyz"
+    write(path, Atoms("NiO", positions=[[0, 0, 0], [1.9, 0, 0]], magmoms=[2.0, 0.0]))
+    return path
 
 
 @pytest.fixture(autouse=True)

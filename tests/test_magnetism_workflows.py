@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ase import Atoms
 from ase.build import bulk
-from ase.io import write
 
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.magnetism.exchange import fit_exchange, pair_counts, shell_radii
@@ -67,10 +65,8 @@ def test_no_magnetic_atoms():
         enumerate_collinear_orderings(bulk("MgO", "rocksalt", a=4.2))
 
 
-def test_orderings_of_a_molecule_are_refused(exported_path, tmp_path, capsys):
-    molecule = Atoms("NiONi", positions=[[0, 0, 0], [1.9, 0, 0], [3.8, 0, 0]])
-    write(tmp_path / "Ni2O.extxyz", molecule)
-    argv = ["scan", str(tmp_path / "Ni2O.extxyz"), "--model", str(exported_path), "--quiet"]
+def test_orderings_of_a_molecule_are_refused(exported_path, molecule_file, capsys):
+    argv = ["scan", str(molecule_file), "--model", str(exported_path), "--quiet"]
     assert main(argv) == 2
     assert "periodic in all three directions" in capsys.readouterr().err
 

@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from ase import Atoms
-from ase.io import read, write
+from ase.io import read
 
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
@@ -68,10 +67,10 @@ def test_md_cli_unknown_ordering(exported_path, capsys):
 
 
 @pytest.mark.parametrize("command", [["md", "--ensemble", "npt"], ["phonons"]])
-def test_crystal_workflows_refuse_a_molecule(command, exported_path, tmp_path, capsys):
-    molecule = Atoms("NiO", positions=[[0, 0, 0], [1.9, 0, 0]], magmoms=[2.0, 0.0])
-    write(tmp_path / "NiO.extxyz", molecule)
-    argv = [command[0], str(tmp_path / "NiO.extxyz"), *command[1:], "--quiet"]
+def test_crystal_workflows_refuse_a_molecule(
+    command, exported_path, molecule_file, tmp_path, capsys
+):
+    argv = [command[0], str(molecule_file), *command[1:], "--quiet"]
     assert main([*argv, "--model", str(exported_path), "--output-dir", str(tmp_path)]) == 2
     assert "periodic in all three directions" in capsys.readouterr().err
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ase import Atoms
 from ase.io import read, write
 from ase.units import GPa
 
@@ -61,10 +60,8 @@ def test_pressure_on_a_fixed_cell_is_refused(shipped_calc):
         relax(rocksalt_ordered("NiO", "FM"), shipped_calc, relax_cell=False, pressure_GPa=1.0)
 
 
-def test_a_molecule_relaxes_at_fixed_cell_only(shipped_calc, tmp_path, capsys):
-    molecule = Atoms("NiO", positions=[[0, 0, 0], [1.9, 0, 0]], magmoms=[2.0, 0.0])
-    write(tmp_path / "NiO.extxyz", molecule)
-    argv = ["relax", str(tmp_path / "NiO.extxyz"), "--quiet", "--output", str(tmp_path / "r.xyz")]
+def test_a_molecule_relaxes_at_fixed_cell_only(shipped_calc, molecule_file, tmp_path, capsys):
+    argv = ["relax", str(molecule_file), "--quiet", "--output", str(tmp_path / "r.xyz")]
     assert main(argv) == 2
     assert "--fixed-cell" in capsys.readouterr().err
     assert main([*argv, "--fixed-cell"]) == 0
