@@ -37,17 +37,28 @@ def test_default_model_matches_its_card(calc):
 
 
 @pytest.fixture(scope="module")
-def model_yardsticks(calc):
-    """Ordering energies and E(δ) of the yardstick cells by the shipped model, computed on the
-    structures (so they do not wait for the cells' DFT labels)."""
-    structures = read(ROOT / "data" / "structures.extxyz", index=":")
+def yardstick_cells():
+    """The yardstick cells as structures (so the checks do not wait for their DFT labels)."""
+    frames = read(ROOT / "data" / "structures.extxyz", index=":")
+    return [a for a in frames if a.info.get("yardstick")]
+
+
+def model_energy(calc, scale: float = 1.0):
+    """Energy of a copy of a structure by ``calc``, every guessed moment scaled by ``scale``."""
 
     def energy(atoms):
         copy = atoms.copy()
+        copy.set_initial_magnetic_moments(scale * atoms.get_initial_magnetic_moments())
         copy.calc = calc
         return copy.get_potential_energy()
 
-    return yardstick_table(structures, energy)
+    return energy
+
+
+@pytest.fixture(scope="module")
+def model_yardsticks(calc, yardstick_cells):
+    """Ordering energies and E(δ) of the yardstick cells by the shipped model."""
+    return yardstick_table(yardstick_cells, model_energy(calc))
 
 
 def test_default_model_reproduces_its_yardsticks(model_yardsticks):
@@ -61,26 +72,15 @@ def test_default_model_reproduces_its_yardsticks(model_yardsticks):
 
 
 @pytest.mark.parametrize("scale", GUESS_SCALES)
-def test_default_model_ranks_the_orderings_as_dft_does(calc, scale):
+def test_default_model_ranks_the_orderings_as_dft_does(calc, yardstick_cells, scale):
     """FM, AFM-I and AFM-II of MnO and NiO at the DFT lattice, in the order of the DFT energies
     of ``data/yardsticks.json``, whatever the size of the guess: every guessed moment scaled
     by ``scale`` (DFT converges all these guesses to the same states)."""
     dft = json.loads((ROOT / "data" / "yardsticks.json").read_text())
-    cells = [
-        a
-        for a in read(ROOT / "data" / "structures.extxyz", index=":")
-        if a.info.get("yardstick") and a.info["rhombohedral_strain"] == 0.0
-    ]
-
-    def energy(atoms):
-        copy = atoms.copy()
-        copy.set_initial_magnetic_moments(scale * atoms.get_initial_magnetic_moments())
-        copy.calc = calc
-        return copy.get_potential_energy()
-
+    cells = [a for a in yardstick_cells if a.info["rhombohedral_strain"] == 0.0]
     with warnings.catch_warnings():  # scaled guesses may leave the training range on purpose
         warnings.simplefilter("ignore", UserWarning)
-        model = yardstick_table(cells, energy)
+        model = yardstick_table(cells, model_energy(calc, scale))
     for material in ("MnO", "NiO"):
         dft_energies = dft[material]["orderings_meV_per_fu"]
         model_energies = model[material]["orderings_meV_per_fu"]

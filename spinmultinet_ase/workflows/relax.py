@@ -9,7 +9,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
 from ase.units import GPa
 
-from spinmultinet_ase.data.graph import require_periodic
+from spinmultinet_ase.data.graph import moment_sizes, require_periodic
 
 OPTIMIZERS = {"BFGS": BFGS, "FIRE": FIRE}
 
@@ -73,7 +73,7 @@ def relaxation_report(
     n = len(relaxed)
     energy = relaxed.get_potential_energy()
     moments = np.asarray(relaxed.get_magnetic_moments())
-    sizes = np.abs(moments) if moments.ndim == 1 else np.linalg.norm(moments, axis=1)
+    sizes = moment_sizes(moments)
     symbols = np.array(relaxed.get_chemical_symbols())
     per_element = ", ".join(f"{s} {sizes[symbols == s].mean():.2f}" for s in dict.fromkeys(symbols))
     total = " ".join(f"{x:.2f}" for x in np.round(np.atleast_1d(moments.sum(axis=0)), 2) + 0.0)
