@@ -21,9 +21,6 @@ def _structures(args: argparse.Namespace) -> None:
 
 
 def _label(args: argparse.Namespace) -> None:
-    if "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ:
-        # Started by mpiexec: GPAW must use its own MPI backend (GPAW >= 25 asks for this).
-        os.environ.setdefault("GPAW_MPI_BACKEND", "cgpaw")
     from spinmultinet_ase.dft.label import label_file
 
     label_file(args.input, args.output, log_dir=args.log_dir, limit=args.limit)
@@ -483,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ:
+        # Started by mpiexec: GPAW must use its own MPI backend (GPAW >= 25 asks for this). Set
+        # before building the parser, since ASE's io plugins import gpaw, which reads it then.
+        os.environ.setdefault("GPAW_MPI_BACKEND", "cgpaw")
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ase.build import bulk
 from ase.calculators.lj import LennardJones
 from ase.io import read, write
 from ase.neighborlist import neighbor_list
@@ -102,6 +103,14 @@ def test_bond_alignment_is_unique_up_to_a_cube_symmetry(cell_name):
     between = rotation_of_turned @ turn @ rotation.T
     assert np.allclose(np.abs(between), np.abs(between).round(), atol=1e-9)
     assert np.allclose(np.abs(between).sum(axis=0), 1.0)
+
+
+def test_an_axis_aligned_cell_is_not_turned():
+    ideal = bulk("NiO", "rocksalt", a=4.17, cubic=True)
+    assert np.allclose(bond_alignment_rotation(ideal), np.eye(3), atol=1e-9)
+    # A sheared cubic cell turns by its small shear only: no 90° or 180° turn of the axes.
+    sheared = next(a for a in reference_structures(("NiO",)) if a.info["cell_name"] == "cubic-8")
+    assert np.trace(bond_alignment_rotation(sheared)) > 2.99
 
 
 def test_ideal_bonds_end_exactly_on_the_axes():

@@ -15,6 +15,8 @@ which of the equivalent alignments is used does not matter.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from ase import Atoms
 from ase.neighborlist import neighbor_list
@@ -46,7 +48,8 @@ def bond_alignment_rotation(atoms: Atoms, iterations: int = 10) -> np.ndarray:
     """The proper rotation R that brings the metal–oxygen bonds closest to ±x, ±y, ±z.
 
     Least squares over all bonds (Kabsch), starting from the frame of the first bond and the
-    bond most nearly perpendicular to it, and reassigning each bond to its nearest axis.
+    bond most nearly perpendicular to it, and reassigning each bond to its nearest axis; of the
+    cube-equivalent results, the smallest turn.
 
     Returns:
         R (3, 3): rotated positions are ``positions @ R.T``.
@@ -65,7 +68,22 @@ def bond_alignment_rotation(atoms: Atoms, iterations: int = 10) -> np.ndarray:
         u, _, vt = np.linalg.svd(targets.T @ bonds)
         handedness = np.sign(np.linalg.det(u @ vt))
         rotation = u @ np.diag([1.0, 1.0, handedness]) @ vt
-    return rotation
+    return _closest_to_identity(rotation)
+
+
+def _closest_to_identity(rotation: np.ndarray) -> np.ndarray:
+    """Of the 24 cube-equivalent alignments ``P @ rotation``, the one turning the least.
+
+    An axis-aligned cell then stays as it is (GPAW's text log cannot draw a cubic cell whose
+    axes were turned to negative directions), and the choice never depends on bond order.
+    """
+    turns = [
+        np.diag(signs)[list(order)]
+        for order in itertools.permutations(range(3))
+        for signs in itertools.product((1.0, -1.0), repeat=3)
+    ]
+    proper = [turn for turn in turns if np.linalg.det(turn) > 0]
+    return max((turn @ rotation for turn in proper), key=np.trace)
 
 
 def rotated(atoms: Atoms, rotation: np.ndarray) -> Atoms:
