@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -171,10 +176,26 @@ def test_gpaw_labelling_end_to_end(tmp_path):
     assert len(read(out, index=":")) == 2
 
 
+def test_label_command_starts_under_mpiexec(tmp_path):
+    """Both ranks of ``mpiexec -n 2 spinmultinet label`` bring up GPAW's MPI (as the queue does)."""
+    pytest.importorskip("gpaw")
+    if shutil.which("mpiexec") is None or shutil.which("spinmultinet") is None:
+        pytest.skip("needs mpiexec and the installed spinmultinet command")
+    atoms = rocksalt_ordered("NiO", "FM")
+    atoms.info["structure_id"] = "tiny-NiO-FM"
+    write(tmp_path / "in.extxyz", atoms)
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env.pop("GPAW_MPI_BACKEND", None)
+    command = ["mpiexec", "-n", "2", "spinmultinet", "label", "in.extxyz", "out.extxyz"]
+    done = subprocess.run(
+        [*command, "--limit", "0"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "0 of 1 already labelled; 0 to do" in done.stdout
+
+
 def test_data_card_from_the_shipped_data(tmp_path):
     """The card is written from the data files: counts and sections follow what is there."""
-    import shutil
-    from pathlib import Path
 
     from spinmultinet_ase.dft.card import write_card
 
