@@ -5,9 +5,11 @@
 #   --no-ablations  train only the default model (the provisional model shipped while the
 #                   data set is still being labelled)
 #   --fresh         start over: delete these runs and the frozen copy of the data
+#   --frames N      train on the first N labelled frames only (labelling appends, so these
+#                   stay the same: how a provisional model is reproduced later)
 # All runs train on data/reference.training.extxyz, a copy of data/reference.extxyz made when
 # the batch starts, so they see the same frames while a DFT job keeps appending.
-# Usage: nohup bash scripts/train_default_model.sh [--no-ablations] [--fresh] > runs/train_default.log 2>&1 &
+# Usage: nohup bash scripts/train_default_model.sh [--no-ablations] [--fresh] [--frames N] > runs/train_default.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=(default_mno_nio ablation_no_spin ablation_no_moment_loss)
@@ -16,14 +18,18 @@ ablations=(
     --ablation "spin input, no moment loss=runs/ablation_no_moment_loss"
 )
 snapshot=data/reference.training.extxyz
-for option in "$@"; do
-    case "$option" in
+frames=""
+while [ $# -gt 0 ]; do
+    case "$1" in
         --no-ablations) runs=(default_mno_nio); ablations=() ;;
         --fresh) rm -rf runs/default_mno_nio runs/ablation_no_spin runs/ablation_no_moment_loss "$snapshot" ;;
-        *) echo "unknown option $option" >&2; exit 2 ;;
+        --frames) frames=$2; shift ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
     esac
+    shift
 done
-[ -f "$snapshot" ] || cp data/reference.extxyz "$snapshot"
+[ -f "$snapshot" ] || python -c "from ase.io import read, write
+write('$snapshot', read('data/reference.extxyz', index=':$frames'), format='extxyz')"
 for name in "${runs[@]}"; do
     spinmultinet train "configs/$name.yaml" --data "$snapshot" --resume --quiet
     spinmultinet evaluate "runs/$name/model.pt" "$snapshot" --output-dir "runs/$name/evaluation"

@@ -107,7 +107,8 @@ def test_cli_resume_after_interruption(subset, tmp_path):
     frozen.write_bytes(subset.read_bytes())
     Trainer(_config(frozen, resumed_dir, epochs=2), progress=False).run()  # stopped after 2
     assert load_checkpoint(resumed_dir / "last.ckpt")["epoch"] == 2
-    resume = ["train", str(tmp_path / "resumed.yaml"), "--resume", "--quiet", "--data", str(frozen)]
+    moved = frozen.rename(tmp_path / "moved.extxyz")  # the frozen copy may move in between
+    resume = ["train", str(tmp_path / "resumed.yaml"), "--resume", "--quiet", "--data", str(moved)]
     assert main(resume) == 0
 
     final = [load_checkpoint(d / "last.ckpt") for d in (reference_dir, resumed_dir)]
@@ -191,6 +192,8 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     card = (card_dir / "card.md").read_text()
     assert "Magnetic yardsticks" in card and "Intended use" in card
     assert "Provisional model" in card and "on 8 of the 12 planned structures" in card
+    assert "train_default_model.sh --fresh --no-ablations --frames 8`" in card
+    assert "None trained with this model" in card
     metrics = json.loads((card_dir / "metrics.json").read_text())
     assert metrics["yardsticks"] == result["yardsticks"]
 
@@ -200,6 +203,7 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     card = (card_dir / "card.md").read_text()
     assert "Provisional" not in card and "Frames: 8, the whole structure pool" in card
     assert "## Ablations (same data, same budget)" in card  # rows need a test split
+    assert "train_default_model.sh --fresh` (resumable; trains this model and the abl" in card
     assert "Sensitivity to the guess" in card
     metrics = json.loads((card_dir / "metrics.json").read_text())
     assert set(metrics["ablations"]) == {"spin input, no moment loss"}

@@ -99,22 +99,38 @@ def _test_errors(evaluation: dict) -> dict[str, dict[str, float]]:
     }
 
 
-def _data_status(metadata: dict, summary: dict) -> str:
-    """One line on how complete the training data was: a model trained before the structure
-    pool next to the data (``structures.extxyz``) was fully labelled is provisional."""
+def _data_status(metadata: dict, summary: dict) -> tuple[str, bool]:
+    """One line on how complete the training data was, and whether the model is provisional:
+    trained before the structure pool next to the data (``structures.extxyz``) was fully
+    labelled."""
     used = sum(summary["num_frames"].values())
     data_path = Path(metadata["train_config"]["data"]["path"])
     pool_path = data_path.with_name("structures.extxyz")
     if not pool_path.exists():
-        return f"* Frames: {used} (no structure pool found next to `{data_path}`)"
+        return f"* Frames: {used} (no structure pool found next to `{data_path}`)", False
     planned = len(read(pool_path, index=":"))
     if used < planned:
         return (
             f"* **Provisional model**: trained while the reference data was being labelled, "
             f"on {used} of the {planned} planned structures (`{pool_path}`); it will be "
             "retrained on the full set, and its errors below are those of this small set."
-        )
-    return f"* Frames: {used}, the whole structure pool (`{pool_path}`)"
+        ), True
+    return f"* Frames: {used}, the whole structure pool (`{pool_path}`)", False
+
+
+def _reproduce_line(frames: int, provisional: bool, with_ablations: bool) -> str:
+    """The command that retrains this model on the same frames (the first ``frames`` of the
+    growing data file for a provisional model), with or without the ablations."""
+    options = ["--fresh"]
+    if not with_ablations:
+        options.append("--no-ablations")
+    if provisional:
+        options.append(f"--frames {frames}")
+    trains = "this model and the ablations" if with_ablations else "this model"
+    return (
+        f"* Reproduce: `bash scripts/train_default_model.sh {' '.join(options)}` (resumable; "
+        f"trains {trains}, evaluates and writes this card)."
+    )
 
 
 def _ablation_tables(runs: dict[str, dict], units: dict[str, str]) -> list[str]:
@@ -195,6 +211,8 @@ def write_model_card(
     errors = _test_errors(evaluation)
     checks = yardstick_checks(evaluation["yardsticks"])
     units = evaluation["units"]
+    data_status, provisional = _data_status(metadata, summary)
+    frames_used = sum(summary["num_frames"].values())
     lines = [
         f"# Model card: {out_dir.name}",
         "",
@@ -216,7 +234,7 @@ def write_model_card(
         "* Reference data: `data/reference.extxyz` (GPAW PBE+U, protocol and card in "
         "`data/README.md`), split deterministically by structure id; the test split holds "
         "every AFM-III frame, every 16-atom cell and the undistorted yardstick cells.",
-        _data_status(metadata, summary),
+        data_status,
         f"* Frames per split: {summary['num_frames']}",
         f"* Trained on `{summary['data']['path']}`, data fingerprint "
         f"`{summary['data']['fingerprint'][:16]}` (`spinmultinet_ase.train.dataset."
@@ -226,8 +244,7 @@ def write_model_card(
         f"* Training: {summary['epochs']} epochs (best {summary['best_epoch']}), "
         f"{summary['wall_time_minutes']:.0f} min wall time on {platform.machine()} with the "
         f"config's threads; stopped because: {summary['stopped_because']}.",
-        "* Reproduce: `bash scripts/train_default_model.sh` (resumable; trains this model and "
-        "the ablations, evaluates them and writes this card).",
+        _reproduce_line(frames_used, provisional, with_ablations=bool(ablations)),
         "",
         "## Accuracy on the held-out test split (MAE)",
         "",
@@ -282,7 +299,15 @@ def write_model_card(
         "guess_sensitivity_meV_per_fu": sensitivity,
         "ablations": {},
     }
-    if ablations:
+    if not ablations:
+        lines += [
+            "",
+            "## Ablations",
+            "",
+            "None trained with this model; ablations are reported only on the same data and "
+            "budget as the model.",
+        ]
+    else:
         runs = {"full model": evaluation}
         runs.update({name: _read_run(Path(path))[1] for name, path in ablations.items()})
         lines += _ablation_tables(runs, units)
