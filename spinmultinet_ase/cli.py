@@ -137,9 +137,9 @@ def _calculator(args: argparse.Namespace):
 
 
 def _add_optimizer_options(p: argparse.ArgumentParser) -> None:
-    from spinmultinet_ase.workflows.relax import OPTIMIZERS
+    from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, OPTIMIZERS
 
-    p.add_argument("--fmax", type=float, default=0.01, help="force threshold (eV/Å)")
+    p.add_argument("--fmax", type=float, default=DEFAULT_FMAX, help="force threshold (eV/Å)")
     p.add_argument("--steps", type=int, default=500, help="maximum optimiser steps")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="BFGS")
 
@@ -394,6 +394,8 @@ def _phonons(args: argparse.Namespace) -> None:
 
 
 def _add_phonons(sub: argparse._SubParsersAction) -> None:
+    from spinmultinet_ase.workflows.relax import DEFAULT_FMAX
+
     p = sub.add_parser("phonons", help="phonon bands, DOS and Γ modes per spin ordering (phonopy)")
     p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
     p.add_argument(
@@ -410,7 +412,7 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
         help="phonopy supercell: 3 or 9 integers",
     )
     p.add_argument("--displacement", type=float, default=0.01, help="Å")
-    p.add_argument("--fmax", type=float, default=1e-3, help="relaxation threshold (eV/Å)")
+    p.add_argument("--fmax", type=float, default=DEFAULT_FMAX, help="relaxation threshold (eV/Å)")
     p.add_argument("--no-relax", action="store_true", help="use the structure as given")
     p.add_argument("--magnitudes", nargs="+", default=None, metavar="EL=MU")
     p.add_argument("--output-dir", default="phonons")

@@ -26,7 +26,7 @@ from spinmultinet_ase.magnetism.exchange import (
     magnetic_mask,
     mean_field_neel_temperature,
 )
-from spinmultinet_ase.workflows.relax import pseudo_cubic_angles, relax
+from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, pseudo_cubic_angles, relax
 
 STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
 
@@ -57,7 +57,7 @@ class OrderingResult:
 def scan_orderings(
     structures: dict[str, Atoms],
     calc: Calculator,
-    fmax: float = 0.01,
+    fmax: float = DEFAULT_FMAX,
     steps: int = 500,
     optimizer: str = "BFGS",
     cubic_parent: bool = False,
