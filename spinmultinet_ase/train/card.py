@@ -99,11 +99,10 @@ def _test_errors(evaluation: dict) -> dict[str, dict[str, float]]:
     }
 
 
-def _data_status(metadata: dict, summary: dict) -> tuple[str, bool]:
-    """One line on how complete the training data was, and whether the model is provisional:
-    trained before the structure pool next to the data (``structures.extxyz``) was fully
-    labelled."""
-    used = sum(summary["num_frames"].values())
+def _data_status(metadata: dict, used: int) -> tuple[str, bool]:
+    """One line on how complete the training data (``used`` frames) was, and whether the model
+    is provisional: trained before the structure pool next to the data (``structures.extxyz``)
+    was fully labelled."""
     data_path = Path(metadata["train_config"]["data"]["path"])
     pool_path = data_path.with_name("structures.extxyz")
     if not pool_path.exists():
@@ -211,8 +210,8 @@ def write_model_card(
     errors = _test_errors(evaluation)
     checks = yardstick_checks(evaluation["yardsticks"])
     units = evaluation["units"]
-    data_status, provisional = _data_status(metadata, summary)
     frames_used = sum(summary["num_frames"].values())
+    data_status, provisional = _data_status(metadata, frames_used)
     lines = [
         f"# Model card: {out_dir.name}",
         "",

@@ -158,9 +158,10 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         # The budget (optim) may change on resume; what defines the run may not. The data file
         # may move (the fingerprint below checks its frames), so its path is not compared.
-        saved, current = state["train_config"], self.config.to_dict()
-        for config in (saved, current):
-            config["data"] = {k: v for k, v in config["data"].items() if k != "path"}
+        saved, current = (
+            {**config, "data": {k: v for k, v in config["data"].items() if k != "path"}}
+            for config in (state["train_config"], self.config.to_dict())
+        )
         changed = [k for k in ("data", "model", "loss", "seed", "dtype") if saved[k] != current[k]]
         if changed:
             raise ValueError(
