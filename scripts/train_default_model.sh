@@ -19,15 +19,24 @@ ablations=(
 )
 snapshot=data/reference.training.extxyz
 frames=""
+fresh=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-ablations) runs=(default_mno_nio); ablations=() ;;
-        --fresh) rm -rf runs/default_mno_nio runs/ablation_no_spin runs/ablation_no_moment_loss "$snapshot" ;;
-        --frames) frames=$2; shift ;;
+        --fresh) fresh=1 ;;
+        --frames)
+            [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "--frames needs a positive whole number of frames, got '${2:-}'" >&2; exit 2; }
+            frames=$2; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
+[ "$fresh" = 0 ] || rm -rf runs/default_mno_nio runs/ablation_no_spin runs/ablation_no_moment_loss "$snapshot"
+if [ -f "$snapshot" ] && [ -n "$frames" ]; then
+    python -c "import sys; from ase.io import read
+held = len(read('$snapshot', index=':'))
+held == $frames or sys.exit(f'$snapshot holds {held} frames, not $frames: add --fresh to start over')"
+fi
 [ -f "$snapshot" ] || python -c "from ase.io import read, write
 write('$snapshot', read('data/reference.extxyz', index=':$frames'), format='extxyz')"
 for name in "${runs[@]}"; do

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -163,6 +164,14 @@ def test_shipped_configs_are_valid(path):
 
     config = load_config(path)
     assert config.model.species and config.optim.max_minutes <= 120
+
+
+@pytest.mark.parametrize("frames", ["abc", "0", ""])
+def test_training_script_rejects_a_frame_count_that_is_not_a_number(frames):
+    script = REFERENCE.parents[1] / "scripts" / "train_default_model.sh"
+    run = subprocess.run(["bash", str(script), "--frames", frames], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert f"--frames needs a positive whole number of frames, got '{frames}'" in run.stderr
 
 
 def test_unknown_config_key_is_rejected():
