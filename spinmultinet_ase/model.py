@@ -45,8 +45,8 @@ class ModelConfig:
             slower (``spinmultinet_ase/nn/convolution.py``).
         spin_mode: ``'collinear'`` (moments (N,) scalars) or ``'noncollinear'`` ((N, 3) axial).
         avg_num_neighbors: typical neighbour count; normalises message sums.
-        moment_saturation: moment (μB) above which the spin embedding sees guesses of one
-            direction nearly alike (``spinmultinet_ase/nn/embedding.py``).
+        full_moment: guessed moment size (μB) from which on the spin embedding sees every
+            guess of one direction exactly alike (``spinmultinet_ase/nn/embedding.py``).
         spin_input: read the initial moments; False gives a spin-blind model (an ablation:
             it predicts zero moments and the same energy for every ordering).
     """
@@ -63,7 +63,7 @@ class ModelConfig:
     radial_group_size: int = 8
     spin_mode: str = "collinear"
     avg_num_neighbors: float = 40.0
-    moment_saturation: float = 0.5
+    full_moment: float = 1.0
     spin_input: bool = True
 
     def __post_init__(self) -> None:
@@ -146,7 +146,7 @@ class SpinMultiNet(torch.nn.Module):
             config.channels,
             config.spin_channels,
             config.noncollinear,
-            config.moment_saturation,
+            config.full_moment,
         )
         irreps_even_hidden = hidden_irreps(config.channels, config.lmax, config.noncollinear)
         irreps_odd_hidden = hidden_irreps(config.spin_channels, config.lmax, config.noncollinear)

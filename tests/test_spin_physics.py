@@ -43,6 +43,23 @@ def test_cell_smaller_than_cutoff(calc, eager_model):
     assert abs(e_small - e_big) < 1e-10
 
 
+def test_guesses_from_the_full_moment_on_are_alike(calc, nio_afm2, eager_model):
+    """Ni guesses of m_c or more give one result, as DFT converges them to one state; a
+    smaller guess changes it."""
+    full = eager_model.config.full_moment
+    guesses = nio_afm2.get_initial_magnetic_moments()
+    assert np.abs(guesses[[0, 2]]).min() >= full
+    reference = evaluate(calc, nio_afm2)
+    assert np.abs(reference["magnetic_forces"][[0, 2]]).max() < 1e-12
+    for ni_guesses in ([full, -full], [7.0, -3.0 * full]):
+        nio_afm2.set_initial_magnetic_moments([ni_guesses[0], 0.0, ni_guesses[1], 0.0])
+        alike = evaluate(calc, nio_afm2)
+        for key in ("energy", "forces", "stress", "magmoms"):
+            assert np.allclose(alike[key], reference[key], rtol=0, atol=1e-12), key
+    nio_afm2.set_initial_magnetic_moments([0.7 * full, 0.0, -full, 0.0])
+    assert abs(evaluate(calc, nio_afm2)["energy"] - reference["energy"]) > 1e-8
+
+
 def test_spin_blind_ablation_ignores_moments(nio_afm2):
     from spinmultinet_ase.calculator import SpinMultiNetCalculator
     from spinmultinet_ase.testing.models import as_loaded, random_model

@@ -1,14 +1,16 @@
 """Atom embedding: species and initial moments -> time-even and time-odd node features.
 
-Time reversal maps ``m -> -m``. The moment enters through two saturating functions of it,
+Time reversal maps ``m -> -m``. The moment enters through its saturated direction
 
-    u = |m|² / (|m|² + m_s²)  (time-even, in [0, 1)),    v = m / sqrt(|m|² + m_s²)  (time-odd),
+    v = f(|m| / m_c) m / |m|,   f(x) = (15x - 10x³ + 3x⁵) / 8 for x < 1, f(x) = 1 for x >= 1,
 
-so any guess well above ``m_s`` (0.5 μB by default) means "a moment in this direction": a DFT
-run converges a guess of 3 or of 7 μB on Mn to the same state, and the model sees them nearly
-alike. Time-even features are learned functions of the species and of ``u`` (expanded in
-Gaussians); time-odd features are ``v`` times a learned, time-even amplitude per channel, so
-they flip exactly with ``m``:
+(time-odd) and ``u = |v|²`` (time-even, in [0, 1]). ``f`` rises from 0 to 1 with vanishing
+first and second derivatives at ``x = 1``, and ``f(x)/x`` is a polynomial in ``x²``, so ``v``
+is smooth everywhere, also at ``m = 0``. Every guess of at least ``m_c`` (1 μB by default)
+gives exactly ``v = m/|m|``: a DFT run converges a guess of 3 or of 7 μB on Mn to the same
+state, and the model's results are exactly the same for both. Time-even features are learned
+functions of the species and of ``u`` (expanded in Gaussians); time-odd features are ``v``
+times a learned, time-even amplitude per channel, so they flip exactly with ``m``:
 
 * collinear (``m`` a scalar per atom, invariant under rotations and inversion): odd ``0e``;
 * non-collinear (``m`` an axial vector): odd ``1e`` (a pseudovector: unchanged by inversion).
@@ -19,6 +21,17 @@ from __future__ import annotations
 import torch
 from e3nn import o3
 from e3nn.nn import FullyConnectedNet
+
+
+def saturated_direction(moments: torch.Tensor, full_moment: float, vector: bool) -> torch.Tensor:
+    """``v = f(|m| / m_c) m / |m|`` (module docstring) of moments (N,) or, if ``vector``, (N, 3)."""
+    size_squared = (moments * moments).sum(dim=-1) if vector else moments * moments
+    x2 = size_squared / full_moment**2
+    inside = (15.0 - 10.0 * x2 + 3.0 * x2 * x2) / (8.0 * full_moment)  # f(x) / |m|
+    # clamped, the unused branch has a finite gradient (no inf * 0 at m = 0)
+    outside = torch.rsqrt(torch.clamp(size_squared, min=full_moment**2))  # 1 / |m|
+    scale = torch.where(x2 < 1.0, inside, outside)
+    return moments * (scale.unsqueeze(-1) if vector else scale)
 
 
 class GaussianBasis(torch.nn.Module):
@@ -41,7 +54,7 @@ class SpinEmbedding(torch.nn.Module):
         even_channels: number of time-even ``0e`` channels out.
         odd_channels: number of time-odd channels out (``0e`` or ``1e``).
         noncollinear: moments are (N, 3) axial vectors instead of (N,) scalars.
-        moment_saturation: ``m_s`` (μB): guesses much larger than it are alike.
+        full_moment: ``m_c`` (μB): guesses of this size or larger are all alike.
         num_moment_basis: number of Gaussians on ``u`` in [0, 1].
     """
 
@@ -51,13 +64,13 @@ class SpinEmbedding(torch.nn.Module):
         even_channels: int,
         odd_channels: int,
         noncollinear: bool,
-        moment_saturation: float = 0.5,
+        full_moment: float = 1.0,
         num_moment_basis: int = 8,
     ) -> None:
         super().__init__()
         self.noncollinear = noncollinear
         self.num_species = num_species
-        self.moment_saturation = moment_saturation
+        self.full_moment = full_moment
         self.basis = GaussianBasis(1.0, num_moment_basis)
         n_in = num_species + num_moment_basis
         silu = torch.nn.functional.silu
@@ -69,14 +82,8 @@ class SpinEmbedding(torch.nn.Module):
     def forward(
         self, species: torch.Tensor, moments: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.noncollinear:
-            softened = (moments * moments).sum(dim=-1) + self.moment_saturation**2
-            direction = moments * torch.rsqrt(softened).unsqueeze(-1)  # v, (N, 3)
-            saturation = (direction * direction).sum(dim=-1)  # u = |v|²
-        else:
-            softened = moments * moments + self.moment_saturation**2
-            direction = moments * torch.rsqrt(softened)  # v, (N,)
-            saturation = direction * direction  # u = v²
+        direction = saturated_direction(moments, self.full_moment, self.noncollinear)  # v
+        saturation = (direction * direction).sum(dim=-1) if self.noncollinear else direction**2
         one_hot = torch.nn.functional.one_hot(species, self.num_species).to(moments.dtype)
         invariants = torch.cat([one_hot, self.basis(saturation)], dim=-1)
         even = self.even(invariants)
