@@ -12,7 +12,9 @@ stores the results in ASE units:
 
 A guessed moment whose size lies outside what the model saw in training (recorded in the
 model file), such as 0 on a magnetic ion because the moments were never set, gives a warning
-(once per element and calculator): the result is then an extrapolation.
+(once per element and calculator): the result is then an extrapolation. Sizes from the
+model's ``full_moment`` on all count as that size (the model sees them alike), so a large
+guess is never one.
 """
 
 from __future__ import annotations
@@ -118,13 +120,18 @@ class SpinMultiNetCalculator(Calculator):
     def _check_guesses(self, atoms: Atoms) -> None:
         """Warn about guessed moment sizes outside the training range of their element."""
         ranges = self.model.metadata.get("training", {}).get("guess_ranges_muB", {})
+        full = self.model.metadata["model_config"].get("full_moment", np.inf)
         sizes = moment_sizes(atoms.get_initial_magnetic_moments())
         symbols = np.array(atoms.get_chemical_symbols())
         for symbol, (low, high) in ranges.items():
             mine = sizes[symbols == symbol]
             if symbol in self._warned or not mine.size:
                 continue
-            if mine.min() < low - GUESS_RANGE_SLACK or mine.max() > high + GUESS_RANGE_SLACK:
+            seen, trained = np.minimum(mine, full), np.minimum([low, high], full)
+            if (
+                seen.min() < trained[0] - GUESS_RANGE_SLACK
+                or seen.max() > trained[1] + GUESS_RANGE_SLACK
+            ):
                 self._warned.add(symbol)
                 warnings.warn(
                     f"guessed moments on {symbol} span {mine.min():.2f}–{mine.max():.2f} μB, "

@@ -74,6 +74,10 @@ def test_training_lowers_loss_and_exports(subset, tmp_path):
     metal = atoms.get_chemical_symbols()[0]
     low, high = atoms.calc.metadata["training"]["guess_ranges_muB"][metal]
     assert 0 < low < high
+    atoms.set_initial_magnetic_moments(10 * atoms.get_initial_magnetic_moments())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # large guesses: alike from full_moment on
+        assert np.isfinite(atoms.get_potential_energy())
     atoms.set_initial_magnetic_moments(None)  # forgot to set them: 0 on the metal
     with pytest.warns(UserWarning, match=f"guessed moments on {metal} span 0.00"):
         atoms.get_potential_energy()
