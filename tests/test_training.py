@@ -133,14 +133,18 @@ def test_training_rescales_the_guesses_only_in_size(subset, tmp_path):
     assert ratio.min() >= 0.7 and ratio.max() <= 1.3 and ratio.std() > 0.05
 
 
-def test_guess_sensitivity_is_zero_without_spin_input_only():
+def test_guess_sensitivity_is_zero_only_where_guess_sizes_cannot_matter():
+    """Zero without spin input, and with it when every scaled guess stays at or above the
+    full moment (Ni 2 μB × 0.6 = 1.2); not when the guesses lie below it."""
     frames = [a for a in read(REFERENCE, index=":") if a.info.get("yardstick")][:4]
-    spin_blind = guess_sensitivity(
-        frames, SpinMultiNetCalculator(as_loaded(random_model(spin_input=False)))
-    )
-    with_spin = guess_sensitivity(frames, SpinMultiNetCalculator(as_loaded(random_model())))
-    assert spin_blind and all(v < 1e-6 for v in spin_blind.values())
-    assert all(v > 0.1 for v in with_spin.values())
+
+    def spreads(**config):
+        return guess_sensitivity(frames, SpinMultiNetCalculator(as_loaded(random_model(**config))))
+
+    assert all(v < 1e-6 for v in spreads(spin_input=False).values())
+    assert all(v < 1e-6 for v in spreads(full_moment=1.0).values())
+    below = spreads(full_moment=10.0)
+    assert below and all(v > 0.1 for v in below.values())
 
 
 def test_per_frame_errors_agree_with_the_calculator():
