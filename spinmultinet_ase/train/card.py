@@ -317,13 +317,21 @@ def write_model_card(
                     "yardsticks": ablation_eval["yardsticks"],
                     "guess_sensitivity_meV_per_fu": ablation_eval["guess_sensitivity_meV_per_fu"],
                 }
+    # models made before the embedding saturated exactly have no full_moment
+    full_moment = metadata["model_config"].get("full_moment")
+    full_moment_note = (
+        f" Guesses of {full_moment:g} μB or more count alike: only their direction matters, "
+        "as in DFT."
+        if full_moment
+        else ""
+    )
     lines += [
         "",
         "## Intended use and limits",
         "",
         "* Rocksalt MnO and NiO near their equilibrium volume (±5 %), rattles up to ~0.15 Å, "
         "[111] and shear strains of a few percent, collinear FM/AFM/random orderings, with "
-        "initial moments as a user would guess them (nominal ±40 %).",
+        "initial moments as a user would guess them (nominal ±40 %)." + full_moment_note,
         "* Not trained on: other elements or structures, surfaces, defects, non-collinear "
         "spins, high temperature melts, moments far from the nominal ones (low-spin states).",
         "* The DFT reference is PBE+U with Materials Project U values; the model inherits its "
