@@ -207,3 +207,32 @@ def test_data_card_from_the_shipped_data(tmp_path):
     assert f"{labelled} of {len(read(tmp_path / 'structures.extxyz', index=':'))}" in text
     assert "## Convergence of the protocol" in text and "Pulay correction" in text
     assert (tmp_path / "README.md").read_text() == text
+
+
+def test_ordering_kpoint_summary_recovers_heisenberg_constants_and_the_cell_offset():
+    """Yardsticks from Heisenberg energies (J from 3×3×3 clusters) with a k-mesh offset on one
+    cell: the orderings are taken within a cell, so the offset shows only as the FM cell
+    difference and J1, J2 come back exactly."""
+    from spinmultinet_ase.dft.convergence import (
+        ORDERING_CELLS,
+        cross_cell_key,
+        summarise_ordering_kpoints,
+    )
+    from spinmultinet_ase.dft.structures import CELLS
+    from spinmultinet_ase.magnetism.exchange import pair_counts, shell_radii
+    from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+
+    j1, j2, cell_offset = 0.0004, 0.0112, {"afm1-4": 0.0008, "afm2-4": 0.0}
+    results = {}
+    for cell, ordering in ORDERING_CELLS:
+        big = rocksalt_ordered("NiO", ordering, CELLS[cell]).repeat(3)
+        counts = pair_counts(big, shell_radii(big, 2))
+        energy = -12.7 + j1 * counts[0] + j2 * counts[1] + cell_offset[cell]
+        results[cross_cell_key("NiO", ordering, cell, 4.0)] = {"energy_per_fu": energy, "wall_s": 1}
+    row = summarise_ordering_kpoints(results)["NiO kdensity=4.0"]
+    assert row["J1S2_meV"] == pytest.approx(1000 * j1, abs=1e-9)
+    assert row["J2S2_meV"] == pytest.approx(1000 * j2, abs=1e-9)
+    assert row["fm_cell_difference_meV_per_fu"] == pytest.approx(0.8, abs=1e-9)
+    # per ion: FM 6 J1 + 3 J2, AFM-II −3 J2
+    assert row["AFM-II"] == pytest.approx(-6000 * (j1 + j2), abs=1e-9)
+    assert row["wall_s"] == 4

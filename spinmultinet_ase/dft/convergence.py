@@ -28,6 +28,7 @@ from spinmultinet_ase.dft.label import STATUS, STATUS_OK, label_structure
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.dft.structures import CELLS, Distortion, distort
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 
 REFERENCE_CUTOFF = 1100.0
 CUTOFF = DEFAULT_PROTOCOL.ecut_ev
@@ -59,14 +60,34 @@ KPOINT_REFERENCE: dict[str, tuple[float, Smearing]] = {
 # Do energies need a Pulay correction too? The FM test cell at another volume, at the protocol
 # and the reference cutoff (k 2.0): measured, they do not (see summarise_pulay_energy)
 PULAY_VOLUME_CHECK: list[tuple[str, float]] = [("NiO", -0.04)]
-# FM MnO (half-metallic) per formula unit in two 4-atom cells of the same crystal: a k-point
-# mesh is converged when both give the same energy, and the same as the densest mesh
+# The undistorted crystal in the two 4-atom cells at several k-point meshes, per formula unit:
+# a mesh is converged when both cells give one FM energy and the ordering energies stop
+# moving. FM MnO (half-metallic) across every setting; both materials' yardstick orderings
+# (AFM-I against FM in afm1-4, AFM-II against FM in afm2-4) at the protocol's mesh and at 4.0
 CROSS_CELLS = ("afm1-4", "afm2-4")
 CROSS_CELL_SETTINGS: list[tuple[float, Smearing]] = [
     (1.5, COLD),
     (2.5, FERMI_DIRAC),
     (4.0, FERMI_DIRAC),
     (2.0, FERMI_DIRAC),
+]
+ORDERING_CELLS: list[tuple[str, str]] = [
+    ("afm1-4", "FM"),
+    ("afm1-4", "AFM-I"),
+    ("afm2-4", "FM"),
+    ("afm2-4", "AFM-II"),
+]
+ORDERING_DENSITIES = (2.5, 4.0)
+# (material, ordering, cell, k-point density, smearing), computed in this order
+CROSS_CELL_RUNS: list[tuple[str, str, str, float, Smearing]] = [
+    ("MnO", "FM", cell, density, smearing)
+    for density, smearing in CROSS_CELL_SETTINGS
+    for cell in CROSS_CELLS
+] + [
+    (material, ordering, cell, density, FERMI_DIRAC)
+    for material in ("NiO", "MnO")
+    for density in ORDERING_DENSITIES
+    for cell, ordering in ORDERING_CELLS
 ]
 # Does the energy depend on how the crystal is oriented? The undistorted FM crystal at the
 # protocol settings in three cells, the 2-atom cell also turned 45° about z, each run as given
@@ -90,8 +111,13 @@ def pulay_volume_key(material: str, ecut: float, volume_strain: float) -> str:
     return f"pulay-volume {material} ecut={ecut:.0f} volume_strain={volume_strain}"
 
 
-def cross_cell_key(cell: str, density: float, smearing: Smearing) -> str:
-    return f"cross-cell MnO FM {cell} kdensity={density} smearing={smearing[0]}:{smearing[1]}"
+def cross_cell_key(
+    material: str, ordering: str, cell: str, density: float, smearing: Smearing = FERMI_DIRAC
+) -> str:
+    return (
+        f"cross-cell {material} {ordering} {cell} "
+        f"kdensity={density} smearing={smearing[0]}:{smearing[1]}"
+    )
 
 
 def orientation_key(material: str, cell: str, turn_deg: float, aligned: bool) -> str:
@@ -176,15 +202,14 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
             atoms = convergence_structures(material, volume_strain)["FM"]
             labelled = _label_checked(atoms, _raw_protocol(ecut, 2.0, FERMI_DIRAC), log_dir, key)
             save(key, {"energy": labelled.get_potential_energy(), "volume": atoms.get_volume()})
-    for density, smearing in CROSS_CELL_SETTINGS:
-        for cell in CROSS_CELLS:
-            key = cross_cell_key(cell, density, smearing)
-            if key in results:
-                continue
-            atoms = rocksalt_ordered("MnO", "FM", CELLS[cell])
-            niggli_reduce(atoms)
-            labelled = _label_checked(atoms, _raw_protocol(CUTOFF, density, smearing), log_dir, key)
-            save(key, _energy_per_formula_unit(labelled))
+    for material, ordering, cell, density, smearing in CROSS_CELL_RUNS:
+        key = cross_cell_key(material, ordering, cell, density, smearing)
+        if key in results:
+            continue
+        atoms = rocksalt_ordered(material, ordering, CELLS[cell])
+        niggli_reduce(atoms)
+        labelled = _label_checked(atoms, _raw_protocol(CUTOFF, density, smearing), log_dir, key)
+        save(key, _energy_per_formula_unit(labelled))
     for material in ("NiO", "MnO"):
         for aligned in (False, True):
             for cell, turn in ORIENTATION_CASES:
@@ -280,23 +305,67 @@ def summarise(results: dict) -> dict:
 
 
 def summarise_cross_cell(results: dict) -> dict:
-    """Per k-point/smearing setting: FM MnO energy per formula unit in each cell, their
-    difference, and each cell against the densest Fermi-Dirac mesh (meV/f.u.)."""
-    reference = {cell: results.get(cross_cell_key(cell, 4.0, FERMI_DIRAC)) for cell in CROSS_CELLS}
+    """Per material and k-point/smearing setting: the FM energy per formula unit in each cell,
+    their difference, and each cell against the densest Fermi-Dirac mesh (meV/f.u.)."""
     table = {}
-    for density, smearing in CROSS_CELL_SETTINGS:
-        entries = [results.get(cross_cell_key(cell, density, smearing)) for cell in CROSS_CELLS]
-        if None in entries:
-            continue
-        energies = [e["energy_per_fu"] for e in entries]
-        row = {"cell_difference_meV_per_fu": 1000 * abs(energies[0] - energies[1])}
-        for cell, energy in zip(CROSS_CELLS, energies, strict=True):
-            if reference[cell] is not None:
-                row[f"{cell}_vs_k4.0_meV_per_fu"] = 1000 * (
-                    energy - reference[cell]["energy_per_fu"]
+    for material in ("MnO", "NiO"):
+        reference = {
+            cell: results.get(cross_cell_key(material, "FM", cell, 4.0)) for cell in CROSS_CELLS
+        }
+        for density, smearing in CROSS_CELL_SETTINGS:
+            entries = [
+                results.get(cross_cell_key(material, "FM", cell, density, smearing))
+                for cell in CROSS_CELLS
+            ]
+            if None in entries:
+                continue
+            energies = [e["energy_per_fu"] for e in entries]
+            row = {"cell_difference_meV_per_fu": 1000 * abs(energies[0] - energies[1])}
+            for cell, energy in zip(CROSS_CELLS, energies, strict=True):
+                if reference[cell] is not None:
+                    row[f"{cell}_vs_k4.0_meV_per_fu"] = 1000 * (
+                        energy - reference[cell]["energy_per_fu"]
+                    )
+            row["wall_s"] = sum(e["wall_s"] for e in entries)
+            table[f"{material} FM kdensity={density} smearing={smearing[0]}:{smearing[1]}"] = row
+    return table
+
+
+def summarise_ordering_kpoints(results: dict) -> dict:
+    """Per material and k-point density: the yardsticks' ordering energies (meV/f.u.), FM cell
+    difference and J1 S², J2 S² (meV) of the undistorted crystal, computed as
+    :func:`~spinmultinet_ase.magnetism.yardsticks.yardstick_table` computes them from the
+    reference data."""
+    table = {}
+    for material in ("NiO", "MnO"):
+        for density in ORDERING_DENSITIES:
+            frames = []
+            for cell, ordering in ORDERING_CELLS:
+                entry = results.get(cross_cell_key(material, ordering, cell, density))
+                if entry is None:
+                    break
+                atoms = rocksalt_ordered(material, ordering, CELLS[cell])
+                atoms.info.update(
+                    yardstick=True,
+                    material=material,
+                    cell_name=cell,
+                    ordering=ordering,
+                    rhombohedral_strain=0.0,
+                    energy_per_fu=entry["energy_per_fu"],
+                    wall_s=entry["wall_s"],
                 )
-        row["wall_s"] = sum(e["wall_s"] for e in entries)
-        table[f"kdensity={density} smearing={smearing[0]}:{smearing[1]}"] = row
+                frames.append(atoms)
+            else:
+                yardsticks = yardstick_table(
+                    frames, energy=lambda a: a.info["energy_per_fu"] * (len(a) // 2)
+                )[material]
+                table[f"{material} kdensity={density}"] = {
+                    **yardsticks["orderings_meV_per_fu"],
+                    "fm_cell_difference_meV_per_fu": yardsticks["fm_cell_difference_meV_per_fu"],
+                    "J1S2_meV": yardsticks["J1S2_meV"],
+                    "J2S2_meV": yardsticks["J2S2_meV"],
+                    "wall_s": sum(a.info["wall_s"] for a in frames),
+                }
     return table
 
 
