@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import warnings
 from pathlib import Path
@@ -205,9 +206,11 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     card_dir = tmp_path / "models" / "tiny"
     pool = subset.with_name("structures.extxyz")  # the pool the data was labelled from
     write(pool, read(REFERENCE, index=":12"))
+    shutil.copy(REFERENCE.with_name("convergence.json"), subset.with_name("convergence.json"))
     assert main(["model-card", str(tmp_path / "run"), str(card_dir)]) == 0
     card = (card_dir / "card.md").read_text()
     assert "Magnetic yardsticks" in card and "Intended use" in card
+    assert "| NiO kdensity=4.0 | " in card  # DFT's own precision, from the convergence study
     assert "Provisional model" in card and "on 8 of the 12 planned structures" in card
     assert "train_default_model.sh --fresh --no-ablations --frames 8`" in card
     assert "None trained with this model" in card

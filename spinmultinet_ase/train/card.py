@@ -4,7 +4,8 @@
 ``RUN_DIR/summary.json``, ``RUN_DIR/evaluation/evaluation.json`` and the model's metadata,
 compares the held-out test errors and the DFT yardsticks with the accuracy targets below, and
 writes ``OUT_DIR/card.md`` plus ``metrics.json``. Every number in the card comes from those
-files, so rerunning training and evaluation regenerates it.
+files (and the DFT convergence study next to the data), so rerunning training and evaluation
+regenerates it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from ase.io import read
 
+from spinmultinet_ase.dft.convergence import summarise_ordering_kpoints
 from spinmultinet_ase.export import load_model
 from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS
 
@@ -174,6 +176,46 @@ def _ablation_tables(runs: dict[str, dict], units: dict[str, str]) -> list[str]:
     return lines
 
 
+def _dft_cell_dependence(dft: dict, data_path: Path) -> list[str]:
+    """How far DFT's own yardsticks depend on the cell and the k-point mesh: the FM energy
+    difference between the two 4-atom cells, and the convergence study's ordering energies
+    (``convergence.json`` next to the data) when it has them."""
+    differences = {
+        m: abs(v["fm_cell_difference_meV_per_fu"])
+        for m, v in dft.items()
+        if "fm_cell_difference_meV_per_fu" in v
+    }
+    lines = []
+    if differences:
+        lines += [
+            "",
+            "DFT's own precision: at the protocol's k-point mesh the same FM crystal's energy "
+            "differs between the AFM-I cell (afm1-4) and the AFM-II cell (afm2-4) by "
+            + ", ".join(f"{m} {v:.2f}" for m, v in differences.items())
+            + " meV/f.u. A model sees one crystal in both cells, so it cannot follow this, and "
+            "ordering energies taken in different cells may differ from DFT's by that much for "
+            "this reason alone.",
+        ]
+    convergence = data_path.with_name("convergence.json")
+    rows = {}
+    if convergence.exists():
+        rows = summarise_ordering_kpoints(json.loads(convergence.read_text()))
+    if rows:
+        lines += [
+            "",
+            "DFT's yardsticks of the undistorted crystal from the convergence study "
+            "(`data/README.md`), at the protocol's k-point mesh and a denser one:",
+            "",
+            "| material, k-point density | E(AFM-I)-E(FM) | E(AFM-II)-E(FM) | FM cell difference "
+            "| J1 S² | J2 S² |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, row in rows.items():
+            columns = ("AFM-I", "AFM-II", "fm_cell_difference_meV_per_fu", "J1S2_meV", "J2S2_meV")
+            lines.append(f"| {key} | " + " | ".join(_fmt(row[c]) for c in columns) + " |")
+    return lines
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -284,6 +326,9 @@ def write_model_card(
             lines.append(
                 f"| {material} | {name} | {_fmt(dft)} | {_fmt(model)} | {'✓' if ok else '✗'} |"
             )
+    lines += _dft_cell_dependence(
+        evaluation["yardsticks"]["dft"], Path(metadata["train_config"]["data"]["path"])
+    )
     sensitivity = evaluation["guess_sensitivity_meV_per_fu"]
     lines += [
         "",
