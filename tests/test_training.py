@@ -175,6 +175,28 @@ def test_shipped_configs_are_valid(path):
     assert config.model.species and config.optim.max_minutes <= 120
 
 
+@pytest.mark.parametrize(
+    ("name", "removed"),
+    [
+        ("ablation_no_spin", {("model", "spin_input"): False, ("loss", "magmoms"): 0.0}),
+        ("ablation_no_moment_loss", {("loss", "magmoms"): 0.0}),
+    ],
+)
+def test_ablations_differ_from_the_default_only_in_what_they_remove(name, removed):
+    """Same data, same budget, same seed: only the ablated settings and the run folder differ."""
+    from spinmultinet_ase.train.config import load_config
+
+    configs = REFERENCE.parents[1] / "configs"
+    default = load_config(configs / "default_mno_nio.yaml").to_dict()
+    ablation = load_config(configs / f"{name}.yaml").to_dict()
+    assert ablation.pop("output_dir") == f"runs/{name}"
+    default.pop("output_dir")
+    for (section, key), value in removed.items():
+        assert ablation[section][key] == value != default[section][key]
+        ablation[section][key] = default[section][key]
+    assert ablation == default
+
+
 @pytest.mark.parametrize("frames", ["abc", "0", ""])
 def test_training_script_rejects_a_frame_count_that_is_not_a_number(frames):
     script = REFERENCE.parents[1] / "scripts" / "train_default_model.sh"
