@@ -236,3 +236,22 @@ def test_ordering_kpoint_summary_recovers_heisenberg_constants_and_the_cell_offs
     # per ion: FM 6 J1 + 3 J2, AFM-II −3 J2
     assert row["AFM-II"] == pytest.approx(-6000 * (j1 + j2), abs=1e-9)
     assert row["wall_s"] == 4
+
+
+def test_labelling_time_estimate_uses_the_mean_of_each_material_and_size():
+    from spinmultinet_ase.dft.label import COST_EXPONENT, estimated_hours
+
+    def frame(material, repeat, wall_s=None):
+        atoms = rocksalt_ordered(material, "FM").repeat((repeat, 1, 1))
+        if wall_s is not None:
+            atoms.info["dft_wall_s"] = wall_s
+        return atoms
+
+    labelled = [frame("NiO", 1, 100.0), frame("NiO", 1, 300.0), frame("MnO", 1, 50.0)]
+    assert estimated_hours([], [frame("NiO", 1)]) is None
+    assert estimated_hours(labelled, []) == 0.0
+    # two NiO 2-atom frames at their mean (200 s); an unseen size at the mean time per atom^1.5
+    per_cost = np.mean([100.0, 300.0, 50.0]) / 2**COST_EXPONENT
+    expected = 2 * 200.0 + per_cost * 4**COST_EXPONENT
+    todo = [frame("NiO", 1), frame("NiO", 1), frame("MnO", 2)]
+    assert estimated_hours(labelled, todo) == pytest.approx(expected / 3600)

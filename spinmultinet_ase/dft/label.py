@@ -131,17 +131,44 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
 
 # Wall time of a run grows about as (number of atoms)^1.5 at a fixed k-point density (median
 # times of the labelled data, MnO and NiO: 2 -> 4 atoms ×2.0-2.2, 4 -> 8 ×2.6-3.1, 8 -> 16
-# ×3.6-10); the progress ETA weighs the frames still to do by it.
+# ×3.6-10); estimates use it where no frame of the same material and size is labelled yet.
 COST_EXPONENT = 1.5
 
 
-def labelled_ids(out_path: Path) -> set[str]:
-    """Structure ids already in ``out_path`` or its rejected file."""
-    done = set()
-    for path in (out_path, rejected_path(out_path)):
-        if path.exists() and path.stat().st_size > 0:
-            done.update(a.info[STRUCTURE_ID] for a in read(path, index=":"))
-    return done
+def _cost_group(atoms: Atoms) -> tuple[str, int]:
+    return Formula(atoms.get_chemical_formula()).reduce()[0].format("metal"), len(atoms)
+
+
+def estimated_hours(labelled: list[Atoms], todo: list[Atoms]) -> float | None:
+    """Wall time (h) to label ``todo``: each frame at the mean ``dft_wall_s`` of the labelled
+    frames of its material and size (means, not medians: the total is a sum, and slow
+    low-symmetry frames are common); otherwise at the mean time per atom^1.5. None without
+    any labelled frame to go by."""
+    times: dict[tuple[str, int], list[float]] = {}
+    for atoms in labelled:
+        if "dft_wall_s" in atoms.info:
+            times.setdefault(_cost_group(atoms), []).append(atoms.info["dft_wall_s"])
+    if not times:
+        return None
+    per_cost = np.mean([t / n**COST_EXPONENT for (_, n), ts in times.items() for t in ts])
+    seconds = 0.0
+    for atoms in todo:
+        group = _cost_group(atoms)
+        seconds += (
+            np.mean(times[group]) if group in times else per_cost * len(atoms) ** COST_EXPONENT
+        )
+    return float(seconds) / 3600
+
+
+def labelled_frames(out_path: Path) -> list[Atoms]:
+    """The frames in ``out_path`` and its rejected file."""
+    paths = (out_path, rejected_path(out_path))
+    return [
+        atoms
+        for path in paths
+        if path.exists() and path.stat().st_size > 0
+        for atoms in read(path, index=":")
+    ]
 
 
 def label_file(
@@ -168,25 +195,26 @@ def label_file(
     missing = [a for a in frames if STRUCTURE_ID not in a.info]
     if missing:
         raise ValueError(f"{in_path}: every frame needs info['{STRUCTURE_ID}'] to resume by")
-    done = labelled_ids(out_path)
+    labelled = labelled_frames(out_path)
+    done = {a.info[STRUCTURE_ID] for a in labelled}
     todo = [a for a in frames if a.info[STRUCTURE_ID] not in done][:limit]
     if world.rank == 0:
         log_dir.mkdir(parents=True, exist_ok=True)
         print(f"{len(done)} of {len(frames)} already labelled; {len(todo)} to do", flush=True)
     spent = 0.0
-    costs = [len(atoms) ** COST_EXPONENT for atoms in todo]
     for count, atoms in enumerate(todo, start=1):
         sid = atoms.info[STRUCTURE_ID]
-        labelled = label_structure(atoms, protocol, log_dir / f"{sid}.txt")
-        spent += labelled.info["dft_wall_s"]
-        status = labelled.info[STATUS]
+        result = label_structure(atoms, protocol, log_dir / f"{sid}.txt")
+        spent += result.info["dft_wall_s"]
+        labelled.append(result)
+        status = result.info[STATUS]
         if world.rank == 0:
             target = out_path if status == STATUS_OK else rejected_path(out_path)
-            write(target, labelled, format="extxyz", append=True, parallel=False)
-            eta = spent / sum(costs[:count]) * sum(costs[count:]) / 3600
+            write(target, result, format="extxyz", append=True, parallel=False)
+            eta = estimated_hours(labelled, todo[count:])
             print(
                 f"[{count}/{len(todo)}] {sid} ({len(atoms)} atoms) "
-                f"{labelled.info['dft_wall_s']:.0f} s: {status} (ETA {eta:.1f} h)",
+                f"{result.info['dft_wall_s']:.0f} s: {status} (ETA {eta:.1f} h)",
                 flush=True,
             )
         world.barrier()
