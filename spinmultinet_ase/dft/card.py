@@ -120,7 +120,7 @@ def _convergence_table(path: Path) -> str:
             f"| {key} | {row['cell_difference_meV_per_fu']:.2f} | {shown[0]} | {shown[1]} "
             f"| {row['wall_s']:.0f} |"
         )
-    orderings = summarise_ordering_kpoints(results)
+    orderings = ordering_kpoints_table(results)
     if orderings:
         rows += [
             "\nThe yardsticks of the undistorted crystal (as `yardsticks.json` takes them: "
@@ -128,16 +128,8 @@ def _convergence_table(path: Path) -> str:
             "protocol's mesh and a dense one. The FM cell difference is how far the protocol's "
             "own numbers depend on the cell; a model, which sees one crystal, cannot follow "
             "it:\n",
-            "| material, k-point density | AFM-I − FM (meV/f.u.) | AFM-II − FM (meV/f.u.) "
-            "| FM afm1-4 − afm2-4 (meV/f.u.) | J1 S² (meV) | J2 S² (meV) | wall time (s) |",
-            "|---|---|---|---|---|---|---|",
+            *orderings,
         ]
-        for key, row in orderings.items():
-            rows.append(
-                f"| {key} | {row['AFM-I']:.2f} | {row['AFM-II']:.2f} "
-                f"| {row['fm_cell_difference_meV_per_fu']:.2f} | {row['J1S2_meV']:.3f} "
-                f"| {row['J2S2_meV']:.3f} | {row['wall_s']:.0f} |"
-            )
     pulay = summarise_pulay_energy(results)
     if pulay:
         rows += [
@@ -170,6 +162,25 @@ def _convergence_table(path: Path) -> str:
             shown = ["–" if k not in row else f"{row[k]:.2f}" for k in ("as given", "aligned")]
             rows.append(f"| {key} | {shown[0]} | {shown[1]} |")
     return "\n".join(rows)
+
+
+def ordering_kpoints_table(results: dict) -> list[str]:
+    """Markdown rows of :func:`summarise_ordering_kpoints` (none without its runs)."""
+    orderings = summarise_ordering_kpoints(results)
+    if not orderings:
+        return []
+    rows = [
+        "| material, k-point density | AFM-I − FM (meV/f.u.) | AFM-II − FM (meV/f.u.) "
+        "| FM afm1-4 − afm2-4 (meV/f.u.) | J1 S² (meV) | J2 S² (meV) | wall time (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, row in orderings.items():
+        rows.append(
+            f"| {key} | {row['AFM-I']:.2f} | {row['AFM-II']:.2f} "
+            f"| {row['fm_cell_difference_meV_per_fu']:.2f} | {row['J1S2_meV']:.3f} "
+            f"| {row['J2S2_meV']:.3f} | {row['wall_s']:.0f} |"
+        )
+    return rows
 
 
 def _protocol_check(frames: list, check_path: Path, other: str) -> str:

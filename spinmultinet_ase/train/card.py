@@ -17,7 +17,7 @@ from typing import Any
 
 from ase.io import read
 
-from spinmultinet_ase.dft.convergence import summarise_ordering_kpoints
+from spinmultinet_ase.dft.card import ordering_kpoints_table
 from spinmultinet_ase.export import load_model
 from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS
 
@@ -197,22 +197,17 @@ def _dft_cell_dependence(dft: dict, data_path: Path) -> list[str]:
             "this reason alone.",
         ]
     convergence = data_path.with_name("convergence.json")
-    rows = {}
-    if convergence.exists():
-        rows = summarise_ordering_kpoints(json.loads(convergence.read_text()))
+    rows = (
+        ordering_kpoints_table(json.loads(convergence.read_text())) if convergence.exists() else []
+    )
     if rows:
         lines += [
             "",
             "DFT's yardsticks of the undistorted crystal from the convergence study "
             "(`data/README.md`), at the protocol's k-point mesh and a denser one:",
             "",
-            "| material, k-point density | E(AFM-I)-E(FM) | E(AFM-II)-E(FM) | FM cell difference "
-            "| J1 S² | J2 S² |",
-            "|---|---|---|---|---|---|",
+            *rows,
         ]
-        for key, row in rows.items():
-            columns = ("AFM-I", "AFM-II", "fm_cell_difference_meV_per_fu", "J1S2_meV", "J2S2_meV")
-            lines.append(f"| {key} | " + " | ".join(_fmt(row[c]) for c in columns) + " |")
     return lines
 
 
