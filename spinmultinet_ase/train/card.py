@@ -25,20 +25,19 @@ from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS
 ERROR_TARGETS = {"energy": 2.0, "forces": 40.0, "stress": 0.3, "magmoms": 0.03}
 ORDERING_TOLERANCE = 0.05  # relative, per ordering energy difference
 EXCHANGE_TOLERANCE = 0.10  # relative, J1 S² and J2 S²
-# The rhombohedral E(δ) minimum: |δ| below NO_DISTORTION counts as undistorted; otherwise the
-# sign must match. Either way δ must agree within 20 % of DFT's δ, at least 0.002 (≈ 0.08°).
+# The rhombohedral E(δ) minimum: the model's δ must lie within 20 % of DFT's, at least 0.002
+# (≈ 0.08°, the resolution claimed), and on DFT's side wherever DFT's |δ| reaches NO_DISTORTION;
+# below that DFT's sign is noise and only the distance counts.
 NO_DISTORTION = 1e-3
 STRAIN_TOLERANCE = (0.2, 0.002)
 
 
 def _same_minimum(dft: float, model: float) -> bool:
-    """Whether the model's E(δ) minimum has DFT's sign (or lack of distortion) and size."""
-    if abs(dft) < NO_DISTORTION:
-        side = abs(model) < NO_DISTORTION
-    else:
-        side = (dft > 0) == (model > 0)
+    """Whether the model's E(δ) minimum is DFT's within the tolerance, on a resolved side."""
     relative, floor = STRAIN_TOLERANCE
-    return side and abs(model - dft) <= max(relative * abs(dft), floor)
+    close = abs(model - dft) <= max(relative * abs(dft), floor)
+    same_side = abs(dft) < NO_DISTORTION or (dft > 0) == (model > 0)
+    return close and same_side
 
 
 def _relative_error(model: float, dft: float) -> float:
@@ -308,9 +307,9 @@ def write_model_card(
         "",
         f"Targets: ordering energies within {100 * ORDERING_TOLERANCE:.0f} %, J1 S² and J2 S² "
         f"within {100 * EXCHANGE_TOLERANCE:.0f} %, the same lowest ordering, and the "
-        "rhombohedral E(δ) minimum on the same side (δ < 0: contraction along [111]; "
-        f"|δ| < {NO_DISTORTION:g} is no distortion) and within "
-        f"{100 * STRAIN_TOLERANCE[0]:.0f} % of DFT's δ (at least {STRAIN_TOLERANCE[1]:g}). "
+        f"rhombohedral E(δ) minimum within {100 * STRAIN_TOLERANCE[0]:.0f} % of DFT's δ (at "
+        f"least {STRAIN_TOLERANCE[1]:g}) and on the same side (δ < 0: contraction along "
+        f"[111]) where DFT's |δ| ≥ {NO_DISTORTION:g}; below that DFT's sign is not resolved. "
         "Energies in meV per formula unit, J in meV.",
         "",
         "| material | quantity | DFT | model | meets target |",
