@@ -18,7 +18,7 @@ from spinmultinet_ase.dft.convergence import (
     summarise_orientation,
     summarise_pulay_energy,
 )
-from spinmultinet_ase.dft.label import STATUS, STRUCTURE_ID, estimated_hours, rejected_path
+from spinmultinet_ase.dft.label import STATUS, estimated_hours, rejected_path, unlabelled
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import split_of
@@ -267,8 +267,7 @@ def write_card(data_dir: str | Path) -> str:
         f"{len(rejected)} rejected; {wall / 3600:.1f} h wall time on 2 MPI ranks "
         f"({2 * wall / 3600:.1f} CPU-hours).",
     ]
-    done = {a.info[STRUCTURE_ID] for a in frames + rejected}
-    todo = [a for a in structures if a.info[STRUCTURE_ID] not in done]
+    todo = unlabelled(structures, frames + rejected)
     remaining = estimated_hours(frames + rejected, todo)
     if todo and remaining is not None:
         parts.append(

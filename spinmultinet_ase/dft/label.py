@@ -171,6 +171,12 @@ def labelled_frames(out_path: Path) -> list[Atoms]:
     ]
 
 
+def unlabelled(structures: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
+    """The structures, in order, whose structure id no frame of ``labelled`` carries."""
+    done = {atoms.info[STRUCTURE_ID] for atoms in labelled}
+    return [atoms for atoms in structures if atoms.info[STRUCTURE_ID] not in done]
+
+
 def label_file(
     in_path: str | Path,
     out_path: str | Path,
@@ -196,11 +202,14 @@ def label_file(
     if missing:
         raise ValueError(f"{in_path}: every frame needs info['{STRUCTURE_ID}'] to resume by")
     labelled = labelled_frames(out_path)
-    done = {a.info[STRUCTURE_ID] for a in labelled}
-    todo = [a for a in frames if a.info[STRUCTURE_ID] not in done][:limit]
+    pending = unlabelled(frames, labelled)
+    todo = pending[:limit]
     if world.rank == 0:
         log_dir.mkdir(parents=True, exist_ok=True)
-        print(f"{len(done)} of {len(frames)} already labelled; {len(todo)} to do", flush=True)
+        print(
+            f"{len(frames) - len(pending)} of {len(frames)} already labelled; {len(todo)} to do",
+            flush=True,
+        )
     spent = 0.0
     for count, atoms in enumerate(todo, start=1):
         sid = atoms.info[STRUCTURE_ID]
