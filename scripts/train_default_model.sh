@@ -8,7 +8,9 @@
 #   --frames N      train on the first N labelled frames only (labelling appends, so these
 #                   stay the same: how a provisional model is reproduced later)
 # All runs train on data/reference.training.extxyz, a copy of data/reference.extxyz made when
-# the batch starts, so they see the same frames while a DFT job keeps appending.
+# the batch starts, so they see the same frames while a DFT job keeps appending. Test-split
+# frames labelled later are added to the copy on every rerun (without --frames): rerunning
+# after the last held-out frames are labelled re-evaluates the finished models on them.
 # Usage: nohup bash scripts/train_default_model.sh [--no-ablations] [--fresh] [--frames N] > runs/train_default.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +41,11 @@ held == $frames or sys.exit(f'$snapshot holds {held} frames, not $frames: add --
 fi
 [ -f "$snapshot" ] || python -c "from ase.io import read, write
 write('$snapshot', read('data/reference.extxyz', index=':$frames'), format='extxyz')"
+# Test frames labelled since the copy was made join it: they judge the models, never train them.
+[ -n "$frames" ] || python -c "from spinmultinet_ase.train.config import load_config
+from spinmultinet_ase.train.dataset import add_test_frames
+added = add_test_frames('$snapshot', 'data/reference.extxyz', load_config('configs/default_mno_nio.yaml').data)
+print(f'$snapshot: {added} test frames labelled since it was made added')"
 for name in "${runs[@]}"; do
     spinmultinet train "configs/$name.yaml" --data "$snapshot" --resume --quiet
     spinmultinet evaluate "runs/$name/model.pt" "$snapshot" --output-dir "runs/$name/evaluation"

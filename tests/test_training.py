@@ -20,7 +20,7 @@ from spinmultinet_ase.cli import main
 from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.train.card import yardstick_checks
 from spinmultinet_ase.train.config import DataConfig, config_from_dict
-from spinmultinet_ase.train.dataset import Dataset, frame_to_sample
+from spinmultinet_ase.train.dataset import Dataset, add_test_frames, frame_to_sample
 from spinmultinet_ase.train.evaluate import errors_by_group, guess_sensitivity
 from spinmultinet_ase.train.trainer import Trainer
 
@@ -42,12 +42,12 @@ def subset(tmp_path_factory):
     return path
 
 
-def _config(data_path, output_dir, epochs, dtype="float64"):
+def _config(data_path, output_dir, epochs, dtype="float64", test_yardsticks=False):
     return config_from_dict(
         {
             "data": {
                 "path": str(data_path),
-                "test_yardsticks": False,
+                "test_yardsticks": test_yardsticks,
                 "validation_fraction": 0.0,
                 "test_fraction": 0.0,
             },
@@ -97,6 +97,28 @@ def test_resume_refuses_changed_data(subset, tmp_path):
     write(grown, read(REFERENCE, index="8"), append=True)
     with pytest.raises(ValueError, match="other data"):
         Trainer(_config(grown, tmp_path / "run", epochs=2), resume=True, progress=False)
+
+
+def test_test_frames_labelled_later_join_the_frozen_data_without_changing_the_model(tmp_path):
+    frames = read(REFERENCE, index=":")
+    pool = [atoms for atoms in frames if not atoms.info.get("yardstick")][:7]
+    yardsticks = [atoms for atoms in frames if atoms.info.get("yardstick")][:2]  # test split
+    frozen, labelled = tmp_path / "frozen.extxyz", tmp_path / "labelled.extxyz"
+    write(frozen, pool[:6])
+    write(labelled, pool + yardsticks)  # labelling went on: one more pool frame, two test ones
+    config = _config(frozen, tmp_path / "run", epochs=1, test_yardsticks=True)
+    Trainer(config, progress=False).run()
+
+    assert add_test_frames(frozen, labelled, config.data) == 2
+    assert add_test_frames(frozen, labelled, config.data) == 0
+    held = [atoms.info["structure_id"] for atoms in read(frozen, index=":")]
+    assert held == [atoms.info["structure_id"] for atoms in pool[:6] + yardsticks]
+    resumed = Trainer(
+        _config(frozen, tmp_path / "run", epochs=2, test_yardsticks=True),
+        resume=True,
+        progress=False,
+    ).run()
+    assert resumed["num_frames"] == {"train": 6, "validation": 0, "test": 2}
 
 
 def test_cli_resume_after_interruption(subset, tmp_path):
@@ -233,7 +255,8 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     card = (card_dir / "card.md").read_text()
     assert "Magnetic yardsticks" in card and "Intended use" in card
     assert "| NiO kdensity=4.0 | " in card  # DFT's own precision, from the convergence study
-    assert "Provisional model" in card and "on 8 of the 12 planned structures" in card
+    assert "Provisional model" in card
+    assert "on 8 of the 12 training and validation structures of the pool" in card
     assert "train_default_model.sh --fresh --no-ablations --frames 8`" in card
     assert "None trained with this model" in card
     metrics = json.loads((card_dir / "metrics.json").read_text())
@@ -243,7 +266,8 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     ablation = f"spin input, no moment loss={tmp_path / 'run'}"  # the same run stands in
     assert main(["model-card", str(tmp_path / "run"), str(card_dir), "--ablation", ablation]) == 0
     card = (card_dir / "card.md").read_text()
-    assert "Provisional" not in card and "Frames: 8, the whole structure pool" in card
+    assert "Provisional" not in card
+    assert "Frames: train 8, validation 0, test 0: all 8 training and validation" in card
     assert "## Ablations (same data, same budget)" in card  # rows need a test split
     assert "train_default_model.sh --fresh` (resumable; trains this model and the abl" in card
     assert "Sensitivity to the guess" in card

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from ase.io import read
 
 from spinmultinet_ase.dft.card import ordering_kpoints_table
 from spinmultinet_ase.export import load_model
-from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS
+from spinmultinet_ase.train.dataset import TRAINING_SPLITS, split_of
+from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS, data_config_of
 
 # Test-split mean absolute errors the default model must reach (report units).
 ERROR_TARGETS = {"energy": 2.0, "forces": 40.0, "stress": 0.3, "magmoms": 0.03}
@@ -100,22 +102,32 @@ def _test_errors(evaluation: dict) -> dict[str, dict[str, float]]:
     }
 
 
-def _data_status(metadata: dict, used: int) -> tuple[str, bool]:
-    """One line on how complete the training data (``used`` frames) was, and whether the model
-    is provisional: trained before the structure pool next to the data (``structures.extxyz``)
-    was fully labelled."""
+def _data_status(metadata: dict, summary: dict, tested: int) -> tuple[str, bool]:
+    """One line on how complete the data was: the training and validation frames the model
+    learned from, and the ``tested`` test frames it was evaluated on, each against the structure
+    pool next to the data (``structures.extxyz``); and whether the model is provisional,
+    trained before the pool's training and validation structures were all labelled."""
+    trained = {name: summary["num_frames"][name] for name in TRAINING_SPLITS}
+    counts = f"train {trained['train']}, validation {trained['validation']}, test {tested}"
     data_path = Path(metadata["train_config"]["data"]["path"])
     pool_path = data_path.with_name("structures.extxyz")
     if not pool_path.exists():
-        return f"* Frames: {used} (no structure pool found next to `{data_path}`)", False
-    planned = len(read(pool_path, index=":"))
-    if used < planned:
+        return f"* Frames: {counts} (no structure pool found next to `{data_path}`)", False
+    config = data_config_of(metadata, pool_path)
+    planned = Counter(split_of(atoms, config) for atoms in read(pool_path, index=":"))
+    to_learn = sum(planned[name] for name in TRAINING_SPLITS)
+    if sum(trained.values()) < to_learn:
         return (
             f"* **Provisional model**: trained while the reference data was being labelled, "
-            f"on {used} of the {planned} planned structures (`{pool_path}`); it will be "
-            "retrained on the full set, and its errors below are those of this small set."
+            f"on {sum(trained.values())} of the {to_learn} training and validation structures "
+            f"of the pool (`{pool_path}`); it will be retrained on the full set, and its errors "
+            f"below are those of this small set. Frames: {counts}."
         ), True
-    return f"* Frames: {used}, the whole structure pool (`{pool_path}`)", False
+    return (
+        f"* Frames: {counts}: all {to_learn} training and validation structures of the pool "
+        f"(`{pool_path}`), and {tested} of its {planned['test']} test structures (the test "
+        "split grows as its frames are labelled; they do not change the model)."
+    ), False
 
 
 def _reproduce_line(frames: int, provisional: bool, with_ablations: bool) -> str:
@@ -247,7 +259,8 @@ def write_model_card(
     checks = yardstick_checks(evaluation["yardsticks"])
     units = evaluation["units"]
     frames_used = sum(summary["num_frames"].values())
-    data_status, provisional = _data_status(metadata, frames_used)
+    tested = sum(values["frames"] for values in errors.values())
+    data_status, provisional = _data_status(metadata, summary, tested)
     lines = [
         f"# Model card: {out_dir.name}",
         "",
@@ -270,10 +283,9 @@ def write_model_card(
         "`data/README.md`), split deterministically by structure id; the test split holds "
         "every AFM-III frame, every 16-atom cell and the undistorted yardstick cells.",
         data_status,
-        f"* Frames per split: {summary['num_frames']}",
         f"* Trained on `{summary['data']['path']}`, data fingerprint "
         f"`{summary['data']['fingerprint'][:16]}` (`spinmultinet_ase.train.dataset."
-        "data_fingerprint`: which frames, with their energies, are in each split)"
+        "data_fingerprint`: which frames, with their energies, the model learned from)"
         if "data" in summary
         else "",
         f"* Training: {summary['epochs']} epochs (best {summary['best_epoch']}), "

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from ase import Atoms
-from ase.io import read
+from ase.io import read, write
 from ase.stress import voigt_6_to_full_3x3_stress
 
 from spinmultinet_ase import keys
@@ -17,6 +18,8 @@ from spinmultinet_ase.data.graph import atoms_to_graph, collate
 from spinmultinet_ase.train.config import DataConfig
 
 SPLITS = ("train", "validation", "test")
+# The splits a model learns from or is selected on; the test split only judges it.
+TRAINING_SPLITS = ("train", "validation")
 
 
 def _label(atoms: Atoms, name: str) -> np.ndarray | None:
@@ -133,13 +136,29 @@ def build_datasets(
 
 
 def data_fingerprint(datasets: dict[str, Dataset]) -> str:
-    """A hash of which frames (id, energy) each split holds: it changes when the data does."""
+    """A hash of which frames (id, energy) the training and validation splits hold: it changes
+    when the data the model learns from does, not when held-out test frames are added."""
     digest = hashlib.sha256()
-    for name in SPLITS:
+    for name in TRAINING_SPLITS:
         for atoms in datasets[name].frames:
             energy = float(atoms.get_potential_energy())
             digest.update(f"{name}:{atoms.info['structure_id']}:{energy:.8f};".encode())
     return digest.hexdigest()
+
+
+def add_test_frames(frozen_path: str | Path, source_path: str | Path, config: DataConfig) -> int:
+    """Append to a frozen copy of the data the test-split frames labelled in ``source_path``
+    since the copy was made; returns how many. Training and validation frames are left out,
+    so a model trained on the copy still matches it (:func:`data_fingerprint`)."""
+    held = {atoms.info["structure_id"] for atoms in read(frozen_path, index=":")}
+    new = [
+        atoms
+        for atoms in read(source_path, index=":")
+        if atoms.info["structure_id"] not in held and split_of(atoms, config) == "test"
+    ]
+    if new:
+        write(frozen_path, new, format="extxyz", append=True)
+    return len(new)
 
 
 def reference_energies(dataset: Dataset, species: Sequence[str]) -> np.ndarray:

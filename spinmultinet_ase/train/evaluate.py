@@ -55,7 +55,7 @@ def error_group(atoms) -> str:
     return f"{material} {IDEAL_CELLS}" if atoms.info.get("yardstick") else material
 
 
-def _data_config(metadata: dict[str, Any], data_path: str | Path) -> DataConfig:
+def data_config_of(metadata: dict[str, Any], data_path: str | Path) -> DataConfig:
     """The split rules the model was trained with (defaults if it does not say), on new data."""
     data = dict(metadata.get("train_config", {}).get("data", {}))
     data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
@@ -129,7 +129,7 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: st
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     loaded = load_model(model_path)
-    config = _data_config(loaded.metadata, data_path)
+    config = data_config_of(loaded.metadata, data_path)
     dtype = DTYPES[loaded.metadata["dtype"]]
     frames = read_frames(config)
     groups: dict[tuple[str, str], list] = {}
