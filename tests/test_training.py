@@ -245,6 +245,13 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     assert "energy MAE (meV/atom)" in report
     result = json.loads((out / "evaluation.json").read_text())
     assert set(result["yardsticks"]) == {"dft", "model"}
+    ideal = next(a for a in read(subset, index=":") if a.info["rhombohedral_strain"] == 0.0)
+    copy = ideal.copy()
+    copy.calc = SpinMultiNetCalculator(tmp_path / "run" / "model.pt")
+    error = (copy.get_potential_energy() - ideal.get_potential_energy()) / (len(ideal) // 2)
+    cell = f"{ideal.info['cell_name']} {ideal.info['ordering']}"
+    reported = result["ideal_cell_errors_meV_per_fu"][ideal.info["material"]][cell]
+    assert reported == pytest.approx(1000 * error, abs=1e-6)
     assert any(path.suffix == ".png" for path in out.iterdir())
 
     card_dir = tmp_path / "models" / "tiny"
@@ -255,6 +262,7 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     card = (card_dir / "card.md").read_text()
     assert "Magnetic yardsticks" in card and "Intended use" in card
     assert "| NiO kdensity=4.0 | " in card  # DFT's own precision, from the convergence study
+    assert f"| {ideal.info['material']} | " in card.split("on each undistorted yardstick cell")[1]
     assert "Provisional model" in card
     assert "on 8 of the 12 training and validation structures of the pool" in card
     assert "train_default_model.sh --fresh --no-ablations --frames 8`" in card
