@@ -25,14 +25,21 @@ IDEAL_CELLS = "ideal cells"
 LARGEST_ERRORS_SHOWN = 5
 
 
+def _undistorted_yardsticks(frames: list) -> list:
+    """The yardstick cells at zero rhombohedral strain (ideal rocksalt geometry)."""
+    return [
+        atoms
+        for atoms in frames
+        if atoms.info.get("yardstick") and atoms.info["rhombohedral_strain"] == 0.0
+    ]
+
+
 def guess_sensitivity(frames: list, calc: SpinMultiNetCalculator) -> dict[str, float]:
     """Per material: the largest spread (meV per formula unit) of the model energy of an
     undistorted yardstick cell when all its guessed moments are scaled by :data:`GUESS_SCALES`.
     """
     spreads: dict[str, float] = {}
-    for atoms in frames:
-        if not atoms.info.get("yardstick") or atoms.info["rhombohedral_strain"] != 0.0:
-            continue
+    for atoms in _undistorted_yardsticks(frames):
         copy = atoms.copy()
         copy.calc = calc  # recomputes whenever the moments change (check_state)
         guess = atoms.get_initial_magnetic_moments()
@@ -53,10 +60,8 @@ def ideal_cell_errors(frames: list, model_energy) -> dict[str, dict[str, float]]
     energy in meV per formula unit. Shows how an ordering-energy error splits between the
     two orderings, and whether the model's one FM crystal sides with one cell's DFT energy."""
     table: dict[str, dict[str, float]] = {}
-    for atoms in frames:
+    for atoms in _undistorted_yardsticks(frames):
         info = atoms.info
-        if not info.get("yardstick") or info["rhombohedral_strain"] != 0.0:
-            continue
         error = (model_energy(atoms) - atoms.get_potential_energy()) / (len(atoms) // 2)
         cell = f"{info['cell_name']} {info['ordering']}"
         table.setdefault(info["material"], {})[cell] = 1000 * error
