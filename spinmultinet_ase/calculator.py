@@ -14,7 +14,8 @@ A guessed moment whose size lies outside what the model saw in training (recorde
 model file), such as 0 on a magnetic ion because the moments were never set, gives a warning
 (once per element and calculator): the result is then an extrapolation. Sizes from the
 model's ``full_moment`` on all count as that size (the model sees them alike), so a large
-guess is never one.
+guess is never one. Two atoms closer than any pair of their elements in the training data
+(also recorded in the model file) give a warning too (once per element pair and calculator).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from spinmultinet_ase import keys
-from spinmultinet_ase.data.graph import atoms_to_graph, moment_sizes
+from spinmultinet_ase.data.graph import atoms_to_graph, closest_contacts, moment_sizes
 from spinmultinet_ase.export import DTYPES, LoadedModel, default_model_path, load_model
 
 GUESS_RANGE_SLACK = 0.05  # μB beyond the training range of guessed moment sizes before a warning
+CONTACT_SLACK = 0.05  # Å below the shortest training distance of an element pair before a warning
 
 
 class SpinMultiNetCalculator(Calculator):
@@ -100,6 +102,7 @@ class SpinMultiNetCalculator(Calculator):
             device=self.device,
         )
         self._check_guesses(atoms)  # after atoms_to_graph has validated the moments
+        self._check_contacts(graph)
         out = self.model.module(graph)
         result = {key: value.detach().cpu().numpy() for key, value in out.items()}
         energy = float(result[keys.ENERGY][0])
@@ -138,6 +141,24 @@ class SpinMultiNetCalculator(Calculator):
                     f"outside the {low:.2f}–{high:.2f} μB this model was trained with, so "
                     "the results are extrapolated; set the moments you would give a DFT run "
                     "(atoms.set_initial_magnetic_moments)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+
+    def _check_contacts(self, graph: dict) -> None:
+        """Warn about atoms closer than any pair of their elements in the training frames."""
+        trained = self.model.metadata.get("training", {}).get("closest_contacts_A", {})
+        if not trained:
+            return
+        for pair, length in closest_contacts(graph, self.model.species).items():
+            if pair in self._warned or pair not in trained:
+                continue
+            if length < trained[pair] - CONTACT_SLACK:
+                self._warned.add(pair)
+                warnings.warn(
+                    f"two {pair} atoms are {length:.2f} Å apart, closer than any {pair} pair "
+                    f"this model was trained on ({trained[pair]:.2f} Å), so the results are "
+                    "extrapolated; check the structure",
                     UserWarning,
                     stacklevel=2,
                 )

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from ase.io import read, write
+from ase.neighborlist import neighbor_list
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
@@ -82,6 +83,36 @@ def test_training_lowers_loss_and_exports(subset, tmp_path):
     atoms.set_initial_magnetic_moments(None)  # forgot to set them: 0 on the metal
     with pytest.warns(UserWarning, match=f"guessed moments on {metal} span 0.00"):
         atoms.get_potential_energy()
+
+
+def test_atoms_closer_than_in_training_warn(subset, tmp_path):
+    trainer = Trainer(_config(subset, tmp_path, epochs=1), progress=False)
+    trainer.run()
+    calc = SpinMultiNetCalculator(tmp_path / "model.pt")
+    recorded = calc.metadata["training"]["closest_contacts_A"]
+    shortest: dict[str, float] = {}  # the oracle: ASE's neighbour list over the training frames
+    for atoms in trainer.data["train"].frames:
+        first, second, distances = neighbor_list("ijd", atoms, SMALL_MODEL["cutoff"])
+        symbols = np.array(atoms.get_chemical_symbols())
+        for a, b, d in zip(symbols[first], symbols[second], distances, strict=True):
+            pair = "-".join(sorted((a, b)))
+            shortest[pair] = min(d, shortest.get(pair, np.inf))
+    assert recorded.keys() == shortest.keys()
+    for pair, distance in shortest.items():
+        assert recorded[pair] == pytest.approx(distance, abs=1e-9)
+
+    atoms = trainer.data["train"].frames[0].copy()
+    metal, oxygen = 0, atoms.get_chemical_symbols().index("O")
+    pair = "-".join(sorted((atoms.get_chemical_symbols()[metal], "O")))
+    bond = atoms.get_distance(metal, oxygen, mic=True, vector=True)
+    too_close = recorded[pair] - 0.2
+    atoms.positions[oxygen] = atoms.positions[metal] + bond * too_close / np.linalg.norm(bond)
+    atoms.calc = calc
+    with pytest.warns(UserWarning) as caught:  # moving the oxygen may bring O-O closer too
+        atoms.get_potential_energy()
+    assert f"two {pair} atoms are {too_close:.2f} Å apart" in " ".join(
+        str(w.message) for w in caught
+    )
 
 
 def test_resume_refuses_another_model(subset, tmp_path):

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
-from spinmultinet_ase.data.graph import moment_sizes
+from spinmultinet_ase.data.graph import closest_contacts, moment_sizes
 from spinmultinet_ase.export import DTYPES, export_model
 from spinmultinet_ase.model import SpinMultiNet
 from spinmultinet_ase.train.config import TrainConfig
@@ -68,6 +69,15 @@ def guess_ranges(train: Dataset, spread: float) -> dict[str, list[float]]:
         for symbol, size in zip(atoms.get_chemical_symbols(), frame_sizes, strict=True):
             sizes.setdefault(symbol, []).append(float(size))
     return {s: [min(v) * (1 - spread), max(v) * (1 + spread)] for s, v in sorted(sizes.items())}
+
+
+def training_contacts(train: Dataset, species: Sequence[str]) -> dict[str, float]:
+    """Per pair of elements: the shortest distance (Å) between them in the training frames."""
+    shortest: dict[str, float] = {}
+    for sample in train.samples:
+        for pair, length in closest_contacts(sample, species).items():
+            shortest[pair] = min(length, shortest.get(pair, np.inf))
+    return dict(sorted(shortest.items()))
 
 
 def _mean_neighbours(train: Dataset) -> float:
@@ -287,6 +297,7 @@ class Trainer:
             "data": {"path": self.config.data.path, "fingerprint": self.data_fingerprint},
             "target_scales": self.scales,
             "guess_ranges_muB": guess_ranges(self.data["train"], self.config.data.guess_rescale),
+            "closest_contacts_A": training_contacts(self.data["train"], self.config.model.species),
             "metrics": results,
         }
         export_model(
