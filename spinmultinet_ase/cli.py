@@ -394,6 +394,7 @@ def _phonons(args: argparse.Namespace) -> None:
 
 
 def _add_phonons(sub: argparse._SubParsersAction) -> None:
+    from spinmultinet_ase.workflows.phonons import DISPLACEMENT
     from spinmultinet_ase.workflows.relax import DEFAULT_FMAX
 
     p = sub.add_parser("phonons", help="phonon bands, DOS and Γ modes per spin ordering (phonopy)")
@@ -411,7 +412,9 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
         default=[2, 2, 2],
         help="phonopy supercell: 3 or 9 integers",
     )
-    p.add_argument("--displacement", type=float, default=0.01, help="Å")
+    p.add_argument(
+        "--displacement", type=float, default=DISPLACEMENT, help="Å (default: %(default)s)"
+    )
     p.add_argument("--fmax", type=float, default=DEFAULT_FMAX, help="relaxation threshold (eV/Å)")
     p.add_argument("--no-relax", action="store_true", help="use the structure as given")
     p.add_argument("--magnitudes", nargs="+", default=None, metavar="EL=MU")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
+import spglib
 from ase.io import read
 
 from spinmultinet_ase.cli import main
+from spinmultinet_ase.dft.structures import yardstick_structures
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.workflows.md import run_md
 from spinmultinet_ase.workflows.phonons import compute_phonons
@@ -102,6 +105,50 @@ def test_magnetic_order_splits_the_gamma_optical_triplet(phonon_results):
     assert fm.parent_gamma_splitting < 1e-6
     assert afm.parent_gamma_splitting > 1e-5
     assert len(afm.gamma_frequencies) == 12  # the 4-atom magnetic cell
+
+
+def _gamma_optical(atoms, calc) -> list[float]:
+    """Parent-Γ optical modes (THz) from the cell itself, with a small displacement."""
+    return compute_phonons(
+        atoms,
+        calc,
+        supercell=np.eye(3, dtype=int),
+        displacement=1e-3,
+        mesh=(2, 2, 2),
+        npoints=5,
+        progress=False,
+    ).parent_gamma_optical
+
+
+def test_fm_in_the_afm2_cell_has_the_gamma_modes_of_the_primitive_cell(calc):
+    """The same FM crystal in two cells, one where spglib's magnetic symmetry search fails
+    (FM in the yardsticks' 4-atom AFM-II cell): Γ is exact in both, so the parent-Γ optical
+    modes agree (to the O(d²) error of a small displacement)."""
+    (doubled,) = [
+        atoms
+        for atoms in yardstick_structures("NiO")
+        if atoms.info["structure_id"] == "NiO-yardstick-afm2-4-FM-rh+0.000"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # equal moments keep the crystal's symmetry
+        modes = _gamma_optical(doubled, calc)
+    assert len(modes) == 3
+    np.testing.assert_allclose(
+        modes, _gamma_optical(rocksalt_ordered("NiO", "FM"), calc), rtol=1e-4
+    )
+
+
+def test_phonons_without_symmetry_when_spglib_fails(calc, monkeypatch):
+    afm2 = rocksalt_ordered("NiO", "AFM-II")
+    with_symmetry = _gamma_optical(afm2, calc)
+
+    def failing_search(*args, **kwargs):
+        raise spglib.error.SpglibError("spacegroup search failed")
+
+    monkeypatch.setattr(spglib, "get_magnetic_symmetry_dataset", failing_search)
+    with pytest.warns(UserWarning, match="displacing every atom without symmetry"):
+        without = _gamma_optical(afm2, calc)
+    np.testing.assert_allclose(without, with_symmetry, rtol=1e-4)
 
 
 def test_phonons_cli(exported_path, tmp_path, capsys):

@@ -1,12 +1,14 @@
 """Phonons with phonopy for a given spin ordering.
 
-The initial moments go into phonopy's cell as ``magnetic_moments``, so the symmetry phonopy
-uses to reduce displacements is that of the magnetic structure (AFM-II rocksalt is
-rhombohedral, not cubic). Forces come from the calculator with the moments carried over.
+The initial moments go into phonopy's cell as ``magnetic_moments`` where they break symmetry,
+so the symmetry phonopy uses to reduce displacements is that of the magnetic structure
+(AFM-II rocksalt is rhombohedral, not cubic). Forces come from the calculator with the
+moments carried over to every displaced supercell.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,13 @@ from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
 from spinmultinet_ase.data.graph import require_periodic
+
+# Atomic displacement (Å). Force constants rebuilt by symmetry from one finite displacement per
+# atom carry an O(d²) anharmonic error that splits degenerate modes by itself: NiO's AFM-II
+# Γ splitting is 0.061, 0.058, 0.057 THz at 0.01, 0.005, 0.002 Å (provisional default model,
+# `spinmultinet phonons NiO --displacement D`). 0.005 Å keeps the error near 0.001 THz, above
+# float32's noise.
+DISPLACEMENT = 0.005
 
 
 @dataclass
@@ -39,23 +48,61 @@ class PhononResult:
         return max(self.parent_gamma_optical) - min(self.parent_gamma_optical)
 
 
-def _to_phonopy(atoms: Atoms):
+def _lowers_symmetry(atoms: Atoms) -> bool:
+    """Whether the moments can lower the symmetry: they differ between atoms of one element."""
+    moments = atoms.get_initial_magnetic_moments()
+    numbers = atoms.numbers
+    return any(np.ptp(moments[numbers == z], axis=0).max() > 1e-8 for z in set(numbers))
+
+
+def _phonopy(atoms: Atoms, supercell: np.ndarray):
+    """A Phonopy object for ``atoms`` as its own primitive cell, reduced by the symmetry of the
+    magnetic structure.
+
+    Moments alike on every atom of an element (FM, non-magnetic) are left out: they keep the
+    crystal's symmetry, and spglib's magnetic search fails on some such cells (FM in the
+    4-atom AFM-II cell). If that search fails on another cell, every atom is displaced without
+    symmetry (more force calls), with a warning.
+    """
+    from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
 
-    return PhonopyAtoms(
+    magnetic = _lowers_symmetry(atoms)
+    cell = PhonopyAtoms(
         symbols=atoms.get_chemical_symbols(),
         cell=atoms.cell.array,
         scaled_positions=atoms.get_scaled_positions(),
-        magnetic_moments=atoms.get_initial_magnetic_moments(),
+        magnetic_moments=atoms.get_initial_magnetic_moments() if magnetic else None,
     )
+    # the given cell is the magnetic cell: no primitive-cell search (it would ignore or trip
+    # over the moments)
+    try:
+        return Phonopy(cell, supercell_matrix=supercell, primitive_matrix=np.eye(3))
+    except spglib.error.SpglibError as error:
+        warnings.warn(
+            f"spglib's magnetic symmetry search failed on {atoms.get_chemical_formula()} "
+            f"({error}); displacing every atom without symmetry",
+            UserWarning,
+            stacklevel=3,
+        )
+        return Phonopy(
+            cell, supercell_matrix=supercell, primitive_matrix=np.eye(3), is_symmetry=False
+        )
 
 
-def _to_ase(cell) -> Atoms:
+def _supercell_moments(phonon, atoms: Atoms) -> np.ndarray:
+    """The initial moments of the phonopy supercell's atoms, copied from their unit-cell atoms."""
+    supercell = phonon.supercell
+    unit_atom = [supercell.u2u_map[s] for s in supercell.s2u_map]
+    return atoms.get_initial_magnetic_moments()[unit_atom]
+
+
+def _to_ase(cell, moments: np.ndarray) -> Atoms:
     return Atoms(
         cell.symbols,
         cell=cell.cell,
         scaled_positions=cell.scaled_positions,
-        magmoms=cell.magnetic_moments,
+        magmoms=moments,
         pbc=True,
     )
 
@@ -88,7 +135,7 @@ def compute_phonons(
     calc: Calculator,
     ordering: str = "",
     supercell: np.ndarray | None = None,
-    displacement: float = 0.01,
+    displacement: float = DISPLACEMENT,
     mesh: tuple[int, int, int] = (16, 16, 16),
     npoints: int = 200,
     progress: bool = True,
@@ -104,19 +151,16 @@ def compute_phonons(
         mesh: q-point mesh of the DOS.
         npoints: q-points along the band path (ASE's path for the cell's lattice).
     """
-    from phonopy import Phonopy
-
     require_periodic(atoms, "computing phonons")
     supercell = 2 * np.eye(3, dtype=int) if supercell is None else np.asarray(supercell)
-    # the given cell is the magnetic cell: no primitive-cell search (it would ignore or trip
-    # over the moments)
-    phonon = Phonopy(_to_phonopy(atoms), supercell_matrix=supercell, primitive_matrix=np.eye(3))
+    phonon = _phonopy(atoms, supercell)
     phonon.generate_displacements(distance=displacement)
+    moments = _supercell_moments(phonon, atoms)
     forces = []
     for displaced in tqdm(
         phonon.supercells_with_displacements, desc=f"phonons {ordering}", disable=not progress
     ):
-        structure = _to_ase(displaced)
+        structure = _to_ase(displaced, moments)
         structure.calc = calc
         forces.append(structure.get_forces())
     phonon.forces = np.array(forces)
