@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import spglib
@@ -19,6 +20,9 @@ from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
 from spinmultinet_ase.data.graph import require_periodic
+
+if TYPE_CHECKING:  # phonopy is imported where it is used: it is slow to import
+    from phonopy import Phonopy
 
 # Atomic displacement (Å). Force constants rebuilt by symmetry from one finite displacement per
 # atom carry an O(d²) anharmonic error that splits degenerate modes by itself: NiO's AFM-II
@@ -55,7 +59,7 @@ def _lowers_symmetry(atoms: Atoms) -> bool:
     return any(np.ptp(moments[numbers == z], axis=0).max() > 1e-8 for z in set(numbers))
 
 
-def _phonopy(atoms: Atoms, supercell: np.ndarray):
+def _phonopy(atoms: Atoms, supercell: np.ndarray) -> Phonopy:
     """A Phonopy object for ``atoms`` as its own primitive cell, reduced by the symmetry of the
     magnetic structure.
 
@@ -130,39 +134,35 @@ def parent_gamma_character(eigenvectors: np.ndarray, permutations: np.ndarray) -
     return np.sum(np.abs(averaged) ** 2, axis=(1, 2)).real
 
 
-def compute_phonons(
-    atoms: Atoms,
-    calc: Calculator,
-    ordering: str = "",
-    supercell: np.ndarray | None = None,
-    displacement: float = DISPLACEMENT,
-    mesh: tuple[int, int, int] = (16, 16, 16),
-    npoints: int = 200,
-    progress: bool = True,
-) -> PhononResult:
-    """Finite-displacement phonons of ``atoms`` (with its initial moments) at fixed geometry.
+def displaced_cells(
+    atoms: Atoms, supercell: np.ndarray | None = None, displacement: float = DISPLACEMENT
+) -> tuple[Phonopy, list[Atoms]]:
+    """The phonopy object for ``atoms`` and its displaced supercells, as ``Atoms`` carrying the
+    initial moments, whose forces :func:`phonons_from_forces` needs (from any calculator).
 
     Args:
-        atoms: the structure, ideally relaxed with the same calculator.
-        calc: the calculator.
-        ordering: a name for the result.
+        atoms: the structure with its initial moments, at the geometry to expand around.
         supercell: phonopy supercell matrix (default 2x2x2).
         displacement: atomic displacement (Å).
-        mesh: q-point mesh of the DOS.
-        npoints: q-points along the band path (ASE's path for the cell's lattice).
     """
     require_periodic(atoms, "computing phonons")
     supercell = 2 * np.eye(3, dtype=int) if supercell is None else np.asarray(supercell)
     phonon = _phonopy(atoms, supercell)
     phonon.generate_displacements(distance=displacement)
     moments = _supercell_moments(phonon, atoms)
-    forces = []
-    for displaced in tqdm(
-        phonon.supercells_with_displacements, desc=f"phonons {ordering}", disable=not progress
-    ):
-        structure = _to_ase(displaced, moments)
-        structure.calc = calc
-        forces.append(structure.get_forces())
+    return phonon, [_to_ase(cell, moments) for cell in phonon.supercells_with_displacements]
+
+
+def phonons_from_forces(
+    phonon: Phonopy,
+    atoms: Atoms,
+    forces: list[np.ndarray],
+    ordering: str = "",
+    mesh: tuple[int, int, int] = (16, 16, 16),
+    npoints: int = 200,
+) -> PhononResult:
+    """Force constants from the forces on the cells of :func:`displaced_cells`, then bands,
+    DOS and the Γ-point analysis of ``atoms`` (the structure they were made from)."""
     phonon.forces = np.array(forces)
     phonon.produce_force_constants()
     phonon.symmetrize_force_constants()
@@ -195,6 +195,27 @@ def compute_phonons(
         gamma_frequencies=sorted(gamma_frequencies.tolist()),
         parent_gamma_optical=parent_optical,
     )
+
+
+def compute_phonons(
+    atoms: Atoms,
+    calc: Calculator,
+    ordering: str = "",
+    supercell: np.ndarray | None = None,
+    displacement: float = DISPLACEMENT,
+    mesh: tuple[int, int, int] = (16, 16, 16),
+    npoints: int = 200,
+    progress: bool = True,
+) -> PhononResult:
+    """Finite-displacement phonons of ``atoms`` (with its initial moments) at fixed geometry,
+    with forces from ``calc`` (ideally the calculator ``atoms`` was relaxed with); the
+    arguments are those of :func:`displaced_cells` and :func:`phonons_from_forces`."""
+    phonon, cells = displaced_cells(atoms, supercell, displacement)
+    forces = []
+    for cell in tqdm(cells, desc=f"phonons {ordering}", disable=not progress):
+        cell.calc = calc
+        forces.append(cell.get_forces())
+    return phonons_from_forces(phonon, atoms, forces, ordering, mesh, npoints)
 
 
 def plot_phonons(results: list[PhononResult], path: str | Path) -> None:
