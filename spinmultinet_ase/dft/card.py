@@ -54,6 +54,9 @@ labelling more. Everything here was computed on this project's 2-core machine.
   on orientation (same table).
 * `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
   energies, J1/J2 and E(δ) under [111] strain.
+* `gamma_phonons/`: the undistorted 4-atom AFM-II and FM yardstick cells with one atom
+  displaced by 0.01 Å, labelled with the same protocol, and `comparison.md`: their exact
+  Γ-point phonons, DFT against the shipped model (`bash scripts/dft_gamma_phonons.sh`).
 
 ## Regenerate
 
