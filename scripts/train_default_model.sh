@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the default model and its two ablations on the reference data (resumable: rerun to
 # continue), evaluate them, and ship the default in models/spinmultinet-mno-nio/ with its
-# config and a card written from the evaluation, and compare its Γ phonons with DFT.
+# config and a card written from the evaluation, and compare it with the small DFT checks.
 #   --no-ablations  train only the default model (the provisional model shipped while the
 #                   data set is still being labelled)
 #   --fresh         start over: delete these runs and the frozen copy of the data
@@ -56,5 +56,7 @@ cp runs/default_mno_nio/model.pt "$target/model.pt"
 cp configs/default_mno_nio.yaml "$target/config.yaml"
 cp runs/default_mno_nio/summary.json "$target/training_summary.json"
 spinmultinet model-card runs/default_mno_nio "$target" "${ablations[@]}"
-# the shipped model's Γ phonons against DFT (data/gamma_phonons/comparison.md)
-python scripts/dft_gamma_phonons.py compare data/gamma_phonons --model "$target/model.pt"
+# the shipped model against the small DFT checks (data/checks/*/comparison.md)
+for check in gamma_phonons equation_of_state; do
+    python scripts/dft_checks.py compare "$check" "data/checks/$check" --model "$target/model.pt"
+done

@@ -54,9 +54,11 @@ labelling more. Everything here was computed on this project's 2-core machine.
   on orientation (same table).
 * `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
   energies, J1/J2 and E(δ) under [111] strain.
-* `gamma_phonons/`: the undistorted 4-atom AFM-II and FM yardstick cells with one atom
-  displaced by 0.01 Å, labelled with the same protocol, and `comparison.md`: their exact
-  Γ-point phonons, DFT against the shipped model (`bash scripts/dft_gamma_phonons.sh`).
+* `checks/`: small DFT checks of the workflows, labelled with the same protocol, each with
+  `comparison.md` (DFT against the shipped model; `bash scripts/dft_checks.sh CHECK`):
+  `gamma_phonons/`, the undistorted 4-atom AFM-II and FM yardstick cells with one atom
+  displaced by 0.01 Å (their exact Γ-point phonons); `equation_of_state/`, the AFM-II
+  yardstick cells from −8 % to +6 % in volume.
 
 ## Regenerate
 
