@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A small DFT check of the workflows (scripts/dft_checks.py: gamma_phonons, 8 GPAW runs of
-# 70-90 s; equation_of_state, 16 runs): make its structures, label them with the data's protocol
-# on 2 cores, and compare them with a model (default: the shipped one). Resumable.
+# 70-90 s; equation_of_state, 16 runs of 75-200 s): make its structures, label them with the
+# data's protocol on 2 cores, and compare them with a model (default: the shipped one).
+# Resumable.
 # Usage: nohup bash scripts/dft_checks.sh CHECK [--model MODEL.pt] > CHECK.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
