@@ -49,6 +49,12 @@ def _yardstick(material: str, ordering: str) -> Atoms:
     return atoms
 
 
+def _markdown(caption: str, columns: list[str], cells: list[list[str]]) -> list[str]:
+    """A caption and a markdown table, as lines."""
+    lines = [caption, "", f"| {' | '.join(columns)} |", "|" + "---|" * len(columns)]
+    return lines + [f"| {' | '.join(row)} |" for row in cells]
+
+
 def _model_forces(cells: list[Atoms], calc: SpinMultiNetCalculator) -> list[np.ndarray]:
     forces = []
     for cell in cells:
@@ -98,22 +104,30 @@ def compare_gamma_phonons(
                 "model_gamma_THz": ours.gamma_frequencies,
             }
         )
-    table = [
-        f"Displacement {PHONON_DISPLACEMENT} Å for both. THz.",
-        "",
-        "| cell | parent-Γ optical, DFT | model | splitting DFT | model "
-        "| largest model − DFT over all 12 Γ modes |",
-        "|---|---|---|---|---|---|",
-    ]
+    cells = []
     for row in rows:
         dft, ours = row["dft_parent_gamma_optical_THz"], row["model_parent_gamma_optical_THz"]
         worst = np.abs(np.subtract(row["model_gamma_THz"], row["dft_gamma_THz"])).max()
-        table.append(
-            f"| {row['cell']} | {', '.join(f'{f:.3f}' for f in dft)} "
-            f"| {', '.join(f'{f:.3f}' for f in ours)} | {max(dft) - min(dft):.3f} "
-            f"| {max(ours) - min(ours):.3f} | {worst:.3f} |"
+        cells.append(
+            [
+                row["cell"],
+                ", ".join(f"{f:.3f}" for f in dft),
+                ", ".join(f"{f:.3f}" for f in ours),
+                f"{max(dft) - min(dft):.3f}",
+                f"{max(ours) - min(ours):.3f}",
+                f"{worst:.3f}",
+            ]
         )
-    return rows, table
+    columns = [
+        "cell",
+        "parent-Γ optical, DFT",
+        "model",
+        "splitting DFT",
+        "model",
+        "largest model − DFT over all 12 Γ modes",
+    ]
+    caption = f"Displacement {PHONON_DISPLACEMENT} Å for both. THz."
+    return rows, _markdown(caption, columns, cells)
 
 
 # --- equation of state -----------------------------------------------------------------------
@@ -175,23 +189,33 @@ def compare_equation_of_state(
                 "model_fit": _fit(volumes, np.array(model_energy)),
             }
         )
-    table = [
-        "AFM-II, 4-atom cell, volumes from −8 % to +6 % of the yardstick lattice; "
-        "Birch–Murnaghan fits of E(V).",
-        "",
-        "| material | V0 DFT (Å³/f.u.) | model | B0 DFT (GPa) | model "
-        "| largest model − DFT pressure (GPa) |",
-        "|---|---|---|---|---|---|",
-    ]
+    cells = []
     for row in rows:
         dft, ours = row["dft_fit"], row["model_fit"]
         worst = np.abs(np.subtract(row["model_pressure_GPa"], row["dft_pressure_GPa"])).max()
-        table.append(
-            f"| {row['material']} | {dft['volume_A3_per_fu']:.3f} "
-            f"| {ours['volume_A3_per_fu']:.3f} | {dft['bulk_modulus_GPa']:.1f} "
-            f"| {ours['bulk_modulus_GPa']:.1f} | {worst:.2f} |"
+        cells.append(
+            [
+                row["material"],
+                f"{dft['volume_A3_per_fu']:.3f}",
+                f"{ours['volume_A3_per_fu']:.3f}",
+                f"{dft['bulk_modulus_GPa']:.1f}",
+                f"{ours['bulk_modulus_GPa']:.1f}",
+                f"{worst:.2f}",
+            ]
         )
-    return rows, table
+    columns = [
+        "material",
+        "V0 DFT (Å³/f.u.)",
+        "model",
+        "B0 DFT (GPa)",
+        "model",
+        "largest model − DFT pressure (GPa)",
+    ]
+    caption = (
+        "AFM-II, 4-atom cell, volumes from −8 % to +6 % of the yardstick lattice; "
+        "Birch–Murnaghan fits of E(V)."
+    )
+    return rows, _markdown(caption, columns, cells)
 
 
 Check = tuple[
