@@ -24,6 +24,7 @@ import platform
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
@@ -33,7 +34,14 @@ from ase.units import GPa
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.dft.structures import yardstick_structures
-from spinmultinet_ase.workflows.phonons import displaced_cells, phonons_from_forces
+from spinmultinet_ase.workflows.phonons import (
+    compute_phonons,
+    displaced_cells,
+    phonons_from_forces,
+)
+
+if TYPE_CHECKING:
+    from phonopy import Phonopy
 
 MATERIALS = ("MnO", "NiO")
 # Larger than the phonon workflow's default: DFT forces carry SCF noise that a smaller
@@ -55,45 +63,43 @@ def _markdown(caption: str, columns: list[str], cells: list[list[str]]) -> list[
     return lines + [f"| {' | '.join(row)} |" for row in cells]
 
 
-def _model_forces(cells: list[Atoms], calc: SpinMultiNetCalculator) -> list[np.ndarray]:
-    forces = []
-    for cell in cells:
-        cell.calc = calc
-        forces.append(cell.get_forces())
-    return forces
-
-
 # --- Γ phonons -------------------------------------------------------------------------------
 
 
-def _phonon_cells() -> list[tuple[Atoms, list[Atoms]]]:
-    """Each yardstick cell with its displaced copies, named ``<yardstick id>-gamma-<k>``."""
+def _phonon_cells() -> list[tuple[Atoms, Phonopy, list[Atoms]]]:
+    """Each yardstick cell with its phonopy object and displaced copies, the copies named
+    ``<yardstick id>-gamma-<k>``."""
     out = []
     for material in MATERIALS:
         for ordering in ("AFM-II", "FM"):
             atoms = _yardstick(material, ordering)
-            _, displaced = displaced_cells(atoms, np.eye(3, dtype=int), PHONON_DISPLACEMENT)
+            phonon, displaced = displaced_cells(atoms, np.eye(3, dtype=int), PHONON_DISPLACEMENT)
             for index, cell in enumerate(displaced):
                 cell.info.update(atoms.info)
                 cell.info["structure_id"] = f"{atoms.info['structure_id']}-gamma-{index}"
-            out.append((atoms, displaced))
+            out.append((atoms, phonon, displaced))
     return out
 
 
 def gamma_phonon_structures() -> list[Atoms]:
-    return [cell for _, displaced in _phonon_cells() for cell in displaced]
+    return [cell for _, _, displaced in _phonon_cells() for cell in displaced]
 
 
 def compare_gamma_phonons(
     labelled: dict[str, Atoms], calc: SpinMultiNetCalculator
 ) -> tuple[list[dict], list[str]]:
     rows = []
-    for atoms, displaced in _phonon_cells():
-        phonon, _ = displaced_cells(atoms, np.eye(3, dtype=int), PHONON_DISPLACEMENT)
+    for atoms, phonon, displaced in _phonon_cells():
         dft_forces = [labelled[cell.info["structure_id"]].get_forces() for cell in displaced]
-        dft, ours = (
-            phonons_from_forces(phonon, atoms, forces, mesh=(2, 2, 2), npoints=5)
-            for forces in (dft_forces, _model_forces(displaced, calc))
+        dft = phonons_from_forces(phonon, atoms, dft_forces, mesh=(2, 2, 2), npoints=5)
+        ours = compute_phonons(
+            atoms,
+            calc,
+            supercell=np.eye(3, dtype=int),
+            displacement=PHONON_DISPLACEMENT,
+            mesh=(2, 2, 2),
+            npoints=5,
+            progress=False,
         )
         rows.append(
             {
@@ -160,12 +166,11 @@ def _fit(volumes: np.ndarray, energies: np.ndarray) -> dict[str, float]:
 def compare_equation_of_state(
     labelled: dict[str, Atoms], calc: SpinMultiNetCalculator
 ) -> tuple[list[dict], list[str]]:
+    structures = equation_of_state_structures()
     rows = []
     for material in MATERIALS:
         frames = [
-            labelled[a.info["structure_id"]]
-            for a in equation_of_state_structures()
-            if a.info["material"] == material
+            labelled[a.info["structure_id"]] for a in structures if a.info["material"] == material
         ]
         units = len(frames[0]) / 2
         volumes = np.array([a.get_volume() / units for a in frames])
