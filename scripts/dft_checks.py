@@ -247,7 +247,10 @@ def main() -> None:
         write(args.folder / "structures.extxyz", frames, format="extxyz")
         print(f"{len(frames)} structures in {args.folder / 'structures.extxyz'}")
         return
-    labelled = read(args.folder / "reference.extxyz", index=":")
+    labelled_path = args.folder / "reference.extxyz"
+    if not labelled_path.exists():
+        raise SystemExit(f"{labelled_path} not found: label it with scripts/dft_checks.sh")
+    labelled = read(labelled_path, index=":")
     wanted = [a.info["structure_id"] for a in make_structures()]
     by_id = {a.info["structure_id"]: a for a in labelled}
     missing = [name for name in wanted if name not in by_id]
