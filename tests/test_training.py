@@ -22,7 +22,7 @@ from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.train.card import yardstick_checks
 from spinmultinet_ase.train.config import DataConfig, config_from_dict
 from spinmultinet_ase.train.dataset import Dataset, add_test_frames, frame_to_sample
-from spinmultinet_ase.train.evaluate import errors_by_group, guess_sensitivity
+from spinmultinet_ase.train.evaluate import errors_by_group, errors_by_ordering, guess_sensitivity
 from spinmultinet_ase.train.trainer import Trainer
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
@@ -201,7 +201,7 @@ def test_guess_sensitivity_is_zero_only_where_guess_sizes_cannot_matter():
     assert below and all(v > 0.1 for v in below.values())
 
 
-def test_per_frame_errors_agree_with_the_calculator():
+def test_per_frame_and_per_ordering_errors_agree_with_the_calculator():
     frames = read(REFERENCE, index=":20")  # more than one batch
     loaded = as_loaded(random_model())
     config = DataConfig(path=str(REFERENCE))
@@ -210,6 +210,7 @@ def test_per_frame_errors_agree_with_the_calculator():
     ]
     rows = errors_by_group(loaded.module, Dataset(frames, samples))[2]
     calc = SpinMultiNetCalculator(loaded)
+    by_ordering: dict[tuple[str, str], list[float]] = {}
     for atoms, row in zip(frames, rows, strict=True):
         copy = atoms.copy()
         copy.calc = calc
@@ -218,6 +219,17 @@ def test_per_frame_errors_agree_with_the_calculator():
         assert row["structure_id"] == atoms.info["structure_id"]
         assert row["energy_meV_per_atom"] == pytest.approx(1000 * energy_error, abs=1e-6)
         assert row["forces_mae_meV_per_A"] == pytest.approx(1000 * force_mae, abs=1e-6)
+        key = (atoms.info["material"], atoms.info["ordering"])
+        by_ordering.setdefault(key, []).append(1000 * energy_error)
+    table = errors_by_ordering(rows)
+    assert len(by_ordering) > 1
+    assert {(row["material"], row["ordering"]): row["frames"] for row in table} == {
+        key: len(values) for key, values in by_ordering.items()
+    }
+    for row in table:
+        expected = by_ordering[(row["material"], row["ordering"])]
+        assert row["energy_mean_meV_per_atom"] == pytest.approx(np.mean(expected), abs=1e-6)
+        assert row["energy_mae_meV_per_atom"] == pytest.approx(np.abs(expected).mean(), abs=1e-6)
 
 
 @pytest.mark.parametrize("path", sorted((REFERENCE.parents[1] / "configs").glob("*.yaml")))
