@@ -145,18 +145,29 @@ def _reproduce_line(frames: int, provisional: bool, with_ablations: bool) -> str
     )
 
 
-def _ablation_tables(runs: dict[str, dict], units: dict[str, str]) -> list[str]:
-    """Test errors, and ordering energies at fixed lattice against DFT, of each run."""
+def _ablation_tables(runs: dict[str, tuple[dict, dict]], units: dict[str, str]) -> list[str]:
+    """How each run (summary, evaluation) trained, its test errors, and its ordering energies
+    at fixed lattice against DFT."""
     lines = [
         "",
         "## Ablations (same data, same budget)",
+        "",
+        "| model | epochs (best) | wall time (min) | stopped because |",
+        "|---|---|---|---|",
+    ]
+    for name, (summary, _) in runs.items():
+        lines.append(
+            f"| {name} | {summary['epochs']} ({summary['best_epoch']}) | "
+            f"{summary['wall_time_minutes']:.0f} | {summary['stopped_because']} |"
+        )
+    lines += [
         "",
         "Test errors (MAE):",
         "",
         "| model | rows | " + " | ".join(f"{t} ({units[t]})" for t in ERROR_TARGETS) + " |",
         "|---|---|" + "---|" * len(ERROR_TARGETS),
     ]
-    for name, evaluation in runs.items():
+    for name, (_, evaluation) in runs.items():
         for group, values in _test_errors(evaluation).items():
             cells = [f"{values[t]:.3g}" if t in values else "–" for t in ERROR_TARGETS]
             lines.append(f"| {name} | {group} | " + " | ".join(cells) + " |")
@@ -168,14 +179,14 @@ def _ablation_tables(runs: dict[str, dict], units: dict[str, str]) -> list[str]:
         "| model | material | E(AFM-I)−E(FM) | E(AFM-II)−E(FM) | lowest | guess spread |",
         "|---|---|---|---|---|---|",
     ]
-    first = next(iter(runs.values()))["yardsticks"]["dft"]
+    first = next(iter(runs.values()))[1]["yardsticks"]["dft"]
     for material, dft in first.items():
         energies = dft["orderings_meV_per_fu"]
         lines.append(
             f"| DFT | {material} | {energies.get('AFM-I', float('nan')):.1f} | "
             f"{energies.get('AFM-II', float('nan')):.1f} | {dft.get('lowest', '–')} | 0 |"
         )
-    for name, evaluation in runs.items():
+    for name, (_, evaluation) in runs.items():
         spreads = evaluation["guess_sensitivity_meV_per_fu"]
         for material, model in evaluation["yardsticks"]["model"].items():
             energies = model["orderings_meV_per_fu"]
@@ -398,10 +409,10 @@ def write_model_card(
             "budget as the model.",
         ]
     else:
-        runs = {"full model": evaluation}
-        runs.update({name: _read_run(Path(path))[1] for name, path in ablations.items()})
+        runs = {"full model": (summary, evaluation)}
+        runs.update({name: _read_run(Path(path)) for name, path in ablations.items()})
         lines += _ablation_tables(runs, units)
-        for name, ablation_eval in runs.items():
+        for name, (_, ablation_eval) in runs.items():
             if name != "full model":
                 metrics["ablations"][name] = {
                     "test_errors": _test_errors(ablation_eval),
