@@ -68,10 +68,15 @@ def ideal_cell_errors(frames: list, model_energy) -> dict[str, dict[str, float]]
     return table
 
 
+def material_of(atoms) -> str:
+    """The material a frame is reported under (``'all'`` for data that does not name one)."""
+    return atoms.info.get("material", "all")
+
+
 def error_group(atoms) -> str:
     """The row a frame's errors go to: its material, with the yardstick cells apart (their
     ideal geometries have zero forces by symmetry, which would dilute force errors)."""
-    material = atoms.info.get("material", "all")
+    material = material_of(atoms)
     return f"{material} {IDEAL_CELLS}" if atoms.info.get("yardstick") else material
 
 
@@ -106,7 +111,7 @@ def errors_by_group(
             rows.append(
                 {
                     "structure_id": atoms.info["structure_id"],
-                    "material": atoms.info.get("material", "all"),
+                    "material": material_of(atoms),
                     "ordering": atoms.info.get("ordering", "unknown"),
                     "atoms": len(atoms),
                     "rattle_angstrom": atoms.info.get("rattle_angstrom"),
