@@ -2,9 +2,13 @@
 # Train the default model and its two ablations on the reference data (resumable: rerun to
 # continue), evaluate them, and ship the default in models/spinmultinet-mno-nio/ with its
 # config and a card written from the evaluation, and compare it with the small DFT checks.
+# Every trained model is committed (the ablations in models/spinmultinet-mno-nio/ablations/,
+# outside the wheel), and a rerun evaluates the committed models instead of training them
+# again: runs/ is scratch space that a fresh clone does not have.
 #   --no-ablations  train only the default model (the provisional model shipped while the
 #                   data set is still being labelled)
-#   --fresh         start over: delete these runs and the frozen copy of the data
+#   --fresh         start over: delete these runs, their committed models and the frozen
+#                   copy of the data
 #   --frames N      train on the first N labelled frames only (labelling appends, so these
 #                   stay the same: how a provisional model is reproduced later)
 # All runs train on data/reference.training.extxyz, a copy of data/reference.extxyz made when
@@ -33,7 +37,14 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ "$fresh" = 0 ] || rm -rf runs/default_mno_nio runs/ablation_no_spin runs/ablation_no_moment_loss "$snapshot"
+target=models/spinmultinet-mno-nio
+shipped_dir() {  # where the model of run $1 is committed
+    if [ "$1" = default_mno_nio ]; then echo "$target"; else echo "$target/ablations/$1"; fi
+}
+if [ "$fresh" = 1 ]; then
+    rm -rf runs/default_mno_nio runs/ablation_no_spin runs/ablation_no_moment_loss "$snapshot"
+    rm -rf "$target/ablations" "$target/model.pt" "$target/training_summary.json"
+fi
 if [ -f "$snapshot" ] && [ -n "$frames" ]; then
     python -c "import sys; from ase.io import read
 held = len(read('$snapshot', index=':'))
@@ -47,14 +58,21 @@ from spinmultinet_ase.train.dataset import add_test_frames
 added = add_test_frames('$snapshot', 'data/reference.extxyz', load_config('configs/default_mno_nio.yaml').data)
 print(f'$snapshot: {added} test frames labelled since it was made added')"
 for name in "${runs[@]}"; do
-    spinmultinet train "configs/$name.yaml" --data "$snapshot" --resume --quiet
+    shipped=$(shipped_dir "$name")
+    if [ -f "$shipped/model.pt" ] && [ ! -f "runs/$name/last.ckpt" ]; then
+        echo "$name: evaluating the committed model $shipped/model.pt (--fresh retrains it)"
+        mkdir -p "runs/$name"
+        cp "$shipped/model.pt" "runs/$name/model.pt"
+        cp "$shipped/training_summary.json" "runs/$name/summary.json"
+    else
+        spinmultinet train "configs/$name.yaml" --data "$snapshot" --resume --quiet
+        mkdir -p "$shipped"
+        cp "runs/$name/model.pt" "$shipped/model.pt"
+        cp "configs/$name.yaml" "$shipped/config.yaml"
+        cp "runs/$name/summary.json" "$shipped/training_summary.json"
+    fi
     spinmultinet evaluate "runs/$name/model.pt" "$snapshot" --output-dir "runs/$name/evaluation"
 done
-target=models/spinmultinet-mno-nio
-mkdir -p "$target"
-cp runs/default_mno_nio/model.pt "$target/model.pt"
-cp configs/default_mno_nio.yaml "$target/config.yaml"
-cp runs/default_mno_nio/summary.json "$target/training_summary.json"
 spinmultinet model-card runs/default_mno_nio "$target" "${ablations[@]}"
 # the shipped model against the small DFT checks (data/checks/*/comparison.md)
 for check in gamma_phonons equation_of_state; do

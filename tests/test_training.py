@@ -322,8 +322,14 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     assert "## Ablations (same data, same budget)" in card  # rows need a test split
     assert "train_default_model.sh --fresh` (resumable; trains this model and the abl" in card
     assert "Sensitivity to the guess" in card
+    assert "The ablation models" not in card  # none is committed next to the card yet
     metrics = json.loads((card_dir / "metrics.json").read_text())
     assert set(metrics["ablations"]) == {"spin input, no moment loss"}
+    committed = card_dir / "ablations" / "run"
+    committed.mkdir(parents=True)
+    shutil.copy(tmp_path / "run" / "model.pt", committed / "model.pt")
+    assert main(["model-card", str(tmp_path / "run"), str(card_dir), "--ablation", ablation]) == 0
+    assert "`ablations/run/` next to this card" in (card_dir / "card.md").read_text()
     pool.unlink()
 
 

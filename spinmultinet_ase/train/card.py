@@ -412,6 +412,18 @@ def write_model_card(
         runs = {"full model": (summary, evaluation)}
         runs.update({name: _read_run(Path(path)) for name, path in ablations.items()})
         lines += _ablation_tables(runs, units)
+        committed = [
+            f"`ablations/{Path(path).name}/`"
+            for path in ablations.values()
+            if (out_dir / "ablations" / Path(path).name / "model.pt").exists()
+        ]
+        if committed:
+            lines += [
+                "",
+                f"The ablation models, with their configs and training summaries: "
+                f"{', '.join(committed)} next to this card (in the repository, not installed "
+                "with the package); `spinmultinet evaluate` rechecks them.",
+            ]
         for name, (_, ablation_eval) in runs.items():
             if name != "full model":
                 metrics["ablations"][name] = {
