@@ -238,6 +238,28 @@ def test_ordering_kpoint_summary_recovers_heisenberg_constants_and_the_cell_offs
     assert row["wall_s"] == 4
 
 
+def test_yardstick_kpoint_errors_compare_each_cell_with_its_dense_mesh():
+    from spinmultinet_ase.dft.convergence import (
+        ORDERING_CELLS,
+        ORDERING_DENSITIES,
+        cross_cell_key,
+        yardstick_kpoint_errors,
+    )
+
+    coarse, dense = ORDERING_DENSITIES[0], ORDERING_DENSITIES[-1]
+    results = {}
+    for index, (cell, ordering) in enumerate(ORDERING_CELLS):
+        for density, energy in ((coarse, -12.7 + 0.0001 * index), (dense, -12.7)):
+            key = cross_cell_key("NiO", ordering, cell, density)
+            results[key] = {"energy_per_fu": energy, "wall_s": 1}
+    del results[cross_cell_key("NiO", "FM", "afm1-4", dense)]  # a run not made is left out
+    errors = yardstick_kpoint_errors(results)
+    expected = {f"{c} {o}": 0.1 * i for i, (c, o) in enumerate(ORDERING_CELLS)}
+    del expected["afm1-4 FM"]
+    assert set(errors) == {"NiO"}
+    assert errors["NiO"] == pytest.approx(expected, abs=1e-9)
+
+
 def test_labelling_time_estimate_uses_the_mean_of_each_material_and_size():
     from spinmultinet_ase.dft.label import COST_EXPONENT, estimated_hours
 

@@ -22,7 +22,12 @@ from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.train.card import yardstick_checks
 from spinmultinet_ase.train.config import DataConfig, config_from_dict
 from spinmultinet_ase.train.dataset import Dataset, add_test_frames, frame_to_sample
-from spinmultinet_ase.train.evaluate import errors_by_group, errors_by_ordering, guess_sensitivity
+from spinmultinet_ase.train.evaluate import (
+    errors_by_group,
+    errors_by_ordering,
+    guess_sensitivity,
+    ordering_partner_errors,
+)
 from spinmultinet_ase.train.trainer import Trainer
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
@@ -232,6 +237,26 @@ def test_per_frame_and_per_ordering_errors_agree_with_the_calculator():
         assert row["energy_mae_meV_per_atom"] == pytest.approx(np.abs(expected).mean(), abs=1e-6)
 
 
+def test_ordering_partner_errors_pair_each_geometry_with_its_fm_twin():
+    frames = read(REFERENCE, index=":")
+    config = DataConfig(path=str(REFERENCE))
+    offsets = {"FM": -0.001, "AFM-I": 0.003, "AFM-II": 0.002}  # eV per formula unit
+
+    def shifted(atoms):  # DFT shifted per ordering: every pair's error is known
+        return atoms.get_potential_energy() + offsets[atoms.info["ordering"]] * (len(atoms) // 2)
+
+    rows = ordering_partner_errors(frames, shifted, config)
+    partners = [a for a in frames if "partner_of" in a.info]
+    assert sum(row["pairs"] for row in rows) == len(partners) > 0
+    for row in rows:
+        expected = 1000 * (offsets[row["ordering"]] - offsets["FM"])
+        assert row["error_mean_meV_per_fu"] == pytest.approx(expected, abs=1e-6)
+        assert row["error_mae_meV_per_fu"] == pytest.approx(expected, abs=1e-6)
+        # DFT: every antiferromagnet below FM, except NiO's AFM-I (its J1 is ferromagnetic)
+        above_fm = (row["material"], row["ordering"]) == ("NiO", "AFM-I")
+        assert (row["dft_mean_meV_per_fu"] > 0) == above_fm, row
+
+
 @pytest.mark.parametrize("path", sorted((REFERENCE.parents[1] / "configs").glob("*.yaml")))
 def test_shipped_configs_are_valid(path):
     from spinmultinet_ase.train.config import load_config
@@ -305,7 +330,9 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     card = (card_dir / "card.md").read_text()
     assert "Magnetic yardsticks" in card and "Intended use" in card
     assert "| NiO kdensity=4.0 | " in card  # DFT's own precision, from the convergence study
-    assert f"| {ideal.info['material']} | " in card.split("on each undistorted yardstick cell")[1]
+    ideal_rows = card.split("on each undistorted yardstick cell")[1]
+    assert f"| {ideal.info['material']} model − DFT | " in ideal_rows
+    assert f"| {ideal.info['material']} DFT k-point error | " in ideal_rows
     assert "Provisional model" in card
     assert "on 8 of the 12 training and validation structures of the pool" in card
     assert "train_default_model.sh --fresh --no-ablations --frames 8`" in card
