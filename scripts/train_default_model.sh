@@ -65,7 +65,11 @@ for name in "${runs[@]}"; do
         cp "$shipped/model.pt" "runs/$name/model.pt"
         cp "$shipped/training_summary.json" "runs/$name/summary.json"
     else
-        spinmultinet train "configs/$name.yaml" --data "$snapshot" --resume --quiet
+        # an ablation's budget is the full model's epochs: the same on a faster or slower machine
+        budget=()
+        [ "$name" = default_mno_nio ] || budget=(--max-epochs "$(python -c "import json
+print(json.load(open('runs/default_mno_nio/summary.json'))['epochs'])")")
+        spinmultinet train "configs/$name.yaml" --data "$snapshot" --resume --quiet "${budget[@]}"
         mkdir -p "$shipped"
         cp "runs/$name/model.pt" "$shipped/model.pt"
         cp "configs/$name.yaml" "$shipped/config.yaml"

@@ -52,6 +52,9 @@ def _train(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     if args.data:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=args.data))
+    if args.max_epochs is not None:
+        optim = dataclasses.replace(config.optim, max_epochs=args.max_epochs)
+        config = dataclasses.replace(config, optim=optim)
     summary = Trainer(config, resume=args.resume, progress=not args.quiet).run()
     print(json.dumps(summary["metrics"], indent=2))
     print(f"stopped ({summary['stopped_because']}); model: {config.output_dir}/model.pt")
@@ -67,7 +70,21 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="labelled extxyz to train on instead of the config's data.path (e.g. a frozen "
         "copy of a file a DFT job is still appending to)",
     )
+    p.add_argument(
+        "--max-epochs",
+        type=_positive_int,
+        help="train at most this many epochs instead of the config's optim.max_epochs (e.g. "
+        "an ablation given the epochs of the model it is compared with, a budget that does "
+        "not depend on the machine's speed)",
+    )
     p.set_defaults(run=_train)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"needs a positive whole number, got {text!r}")
+    return int(text)
 
 
 def _evaluate(args: argparse.Namespace) -> None:

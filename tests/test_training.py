@@ -169,7 +169,8 @@ def test_cli_resume_after_interruption(subset, tmp_path):
 
     frozen = tmp_path / "frozen.extxyz"  # --data: the same frames under another name
     frozen.write_bytes(subset.read_bytes())
-    Trainer(_config(frozen, resumed_dir, epochs=2), progress=False).run()  # stopped after 2
+    stop_early = ["train", str(tmp_path / "resumed.yaml"), "--quiet", "--data", str(frozen)]
+    assert main([*stop_early, "--max-epochs", "2"]) == 0  # a budget below the config's 4
     assert load_checkpoint(resumed_dir / "last.ckpt")["epoch"] == 2
     moved = frozen.rename(tmp_path / "moved.extxyz")  # the frozen copy may move in between
     resume = ["train", str(tmp_path / "resumed.yaml"), "--resume", "--quiet", "--data", str(moved)]
