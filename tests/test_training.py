@@ -348,6 +348,7 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     assert "Provisional" not in card
     assert "Frames: train 8, validation 0, test 0: all 8 training and validation" in card
     assert "## Ablations (same data, same budget)" in card  # rows need a test split
+    assert "| spin input, no moment loss | 2, " in card  # its budget: the epochs it was given
     assert "train_default_model.sh --fresh` (resumable; trains this model and the abl" in card
     assert "Sensitivity to the guess" in card
     assert "The ablation models" not in card  # none is committed next to the card yet

@@ -146,19 +146,24 @@ def _reproduce_line(frames: int, provisional: bool, with_ablations: bool) -> str
     )
 
 
-def _ablation_tables(runs: dict[str, tuple[dict, dict]], units: dict[str, str]) -> list[str]:
-    """How each run (summary, evaluation) trained, its test errors, and its ordering energies
-    at fixed lattice against DFT."""
+def _ablation_tables(
+    runs: dict[str, tuple[dict, dict]], budgets: dict[str, dict], units: dict[str, str]
+) -> list[str]:
+    """How each run (summary, evaluation) trained within its budget (the ``optim`` section it
+    was trained with), its test errors, and its ordering energies at fixed lattice against
+    DFT."""
     lines = [
         "",
         "## Ablations (same data, same budget)",
         "",
-        "| model | epochs (best) | wall time (min) | stopped because |",
-        "|---|---|---|---|",
+        "| model | budget (epochs, min) | epochs (best) | wall time (min) | stopped because |",
+        "|---|---|---|---|---|",
     ]
     for name, (summary, _) in runs.items():
+        budget = budgets[name]
         lines.append(
-            f"| {name} | {summary['epochs']} ({summary['best_epoch']}) | "
+            f"| {name} | {budget['max_epochs']}, {budget['max_minutes']:g} | "
+            f"{summary['epochs']} ({summary['best_epoch']}) | "
             f"{summary['wall_time_minutes']:.0f} | {summary['stopped_because']} |"
         )
     lines += [
@@ -444,7 +449,10 @@ def write_model_card(
     else:
         runs = {"full model": (summary, evaluation)}
         runs.update({name: _read_run(Path(path)) for name, path in ablations.items()})
-        lines += _ablation_tables(runs, units)
+        budgets = {"full model": metadata["train_config"]["optim"]}
+        for name, path in ablations.items():
+            budgets[name] = load_model(Path(path) / "model.pt").metadata["train_config"]["optim"]
+        lines += _ablation_tables(runs, budgets, units)
         committed = [
             f"`ablations/{Path(path).name}/`"
             for path in ablations.values()
