@@ -90,8 +90,13 @@ def ordering_partner_errors(
         formula_units = len(atoms) // 2
         dft = (afm.get_potential_energy() - fm.get_potential_energy()) / formula_units
         model = (model_energy(afm) - model_energy(fm)) / formula_units
-        key = (split_of(atoms, config), material_of(atoms), atoms.info["cell_name"])
-        groups.setdefault((*key, afm.info["ordering"]), []).append((1000 * dft, 1000 * model))
+        key = (
+            split_of(atoms, config),
+            material_of(atoms),
+            atoms.info["cell_name"],
+            afm.info["ordering"],
+        )
+        groups.setdefault(key, []).append((1000 * dft, 1000 * model))
     rows = []
     for (split, material, cell, ordering), pairs in sorted(
         groups.items(), key=lambda item: (SPLITS.index(item[0][0]), item[0][1:])
