@@ -32,3 +32,5 @@ TARGET_FORCES: Final[str] = "target_forces"  # (N, 3) eV/Å
 TARGET_STRESS: Final[str] = "target_stress"  # (B, 3, 3) eV/Å³, ASE sign
 HAS_STRESS: Final[str] = "has_stress"  # (B,) bool, whether the structure has a stress label
 NUM_ATOMS: Final[str] = "num_atoms"  # (B,) int64
+# (B,) int64, shared by the frames of one geometry in different spin orderings (info partner_of)
+PARTNER_GROUP: Final[str] = "partner_group"

@@ -20,7 +20,7 @@ from spinmultinet_ase.checkpoint import load_checkpoint
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.train.card import yardstick_checks
-from spinmultinet_ase.train.config import DataConfig, config_from_dict
+from spinmultinet_ase.train.config import DataConfig, LossConfig, config_from_dict
 from spinmultinet_ase.train.dataset import Dataset, add_test_frames, frame_to_sample
 from spinmultinet_ase.train.evaluate import (
     errors_by_group,
@@ -28,6 +28,7 @@ from spinmultinet_ase.train.evaluate import (
     guess_sensitivity,
     ordering_partner_errors,
 )
+from spinmultinet_ase.train.loss import MultiTaskLoss, partner_deviations
 from spinmultinet_ase.train.trainer import Trainer
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
@@ -256,6 +257,74 @@ def test_ordering_partner_errors_pair_each_geometry_with_its_fm_twin():
         # DFT: every antiferromagnet below FM, except NiO's AFM-I (its J1 is ferromagnetic)
         above_fm = (row["material"], row["ordering"]) == ("NiO", "AFM-I")
         assert (row["dft_mean_meV_per_fu"] > 0) == above_fm, row
+
+
+def _partnered_frames(count: int) -> list:
+    """``count`` ordering pairs from the reference data, shuffled among as many single frames."""
+    frames = read(REFERENCE, index=":")
+    by_id = {a.info["structure_id"]: a for a in frames}
+    partners = [a for a in frames if a.info.get("partner_of") in by_id][:count]
+    pairs = [a for p in partners for a in (p, by_id[p.info["partner_of"]])]
+    grouped = {a.info.get("partner_of", a.info["structure_id"]) for a in frames if a in pairs}
+    singles = [a for a in frames if a.info["structure_id"] not in grouped][:count]
+    mixed = pairs + singles
+    np.random.default_rng(0).shuffle(mixed)
+    return mixed
+
+
+def test_ordering_partners_share_every_batch_and_keep_one_frame_order():
+    frames = _partnered_frames(6)
+    config = DataConfig(path=str(REFERENCE))
+    samples = [frame_to_sample(a, config, ["O", "Mn", "Ni"], 4.0, torch.float64) for a in frames]
+    dataset = Dataset(frames, samples)
+    geometry = [a.info.get("partner_of", a.info["structure_id"]) for a in dataset.frames]
+    assert sorted(map(id, dataset.frames)) == sorted(map(id, frames))
+    assert len(dataset.groups) == len(set(geometry)) == 12
+    for shuffle in (None, torch.Generator().manual_seed(3)):
+        batches = [b[keys.PARTNER_GROUP].tolist() for b in dataset.batches(3, shuffle)]
+        assert all(len(numbers) >= 3 for numbers in batches[:-1])
+        seen = []
+        for numbers in batches:
+            for number in set(numbers):  # a group is never split between batches
+                assert numbers.count(number) == len(dataset.groups[number])
+            seen += numbers
+        assert sorted(seen) == sorted(n for n, group in enumerate(dataset.groups) for _ in group)
+    unshuffled = torch.cat([b[keys.TARGET_ENERGY] for b in dataset.batches(3)])
+    expected = [a.get_potential_energy() for a in dataset.frames]
+    assert unshuffled.tolist() == pytest.approx(expected)
+    for number, group in enumerate(dataset.groups):
+        assert len({geometry[i] for i in group}) == 1
+        assert all(int(dataset.samples[i][keys.PARTNER_GROUP]) == number for i in group)
+
+
+def test_partner_loss_sees_only_energies_relative_to_the_partner():
+    frames = _partnered_frames(4)
+    config = DataConfig(path=str(REFERENCE))
+    samples = [frame_to_sample(a, config, ["O", "Mn", "Ni"], 4.0, torch.float64) for a in frames]
+    dataset = Dataset(frames, samples)
+    batch = next(dataset.batches(len(frames)))
+    num_atoms = batch[keys.NUM_ATOMS].double()
+    antiferro = torch.tensor([a.info["ordering"] != "FM" for a in dataset.frames]).double()
+    paired = 2 * sum("partner_of" in a.info for a in frames)
+    weights = {"energy": 0.0, "forces": 0.0, "stress": 0.0, "magmoms": 0.0, "partners": 1.0}
+    scales = {"energy": 1.0, "forces": 1.0, "stress": 1.0, "magmoms": 1.0, "partners": 0.01}
+    loss = MultiTaskLoss(LossConfig(kind="mse", **weights), scales)
+
+    def predicted(per_atom_shift):  # DFT's answer, energies shifted
+        out = {
+            keys.FORCES: batch[keys.TARGET_FORCES],
+            keys.STRESS: batch[keys.TARGET_STRESS],
+            keys.MAGMOMS: batch[keys.TARGET_MAGMOMS],
+        }
+        out[keys.ENERGY] = batch[keys.TARGET_ENERGY] + per_atom_shift * num_atoms
+        return out
+
+    same_shift = predicted(0.02 * torch.ones_like(num_atoms))
+    assert float(loss(same_shift, batch)[0]) == pytest.approx(0.0, abs=1e-20)
+    shifted = predicted(0.004 * antiferro)  # each AFM frame 4 meV/atom too high
+    deviations = partner_deviations(0.004 * antiferro, batch)
+    assert deviations.abs().tolist() == pytest.approx([0.002] * paired)  # ± half, pairs only
+    assert float(loss(shifted, batch)[0]) == pytest.approx((0.002 / 0.01) ** 2)
 
 
 @pytest.mark.parametrize("path", sorted((REFERENCE.parents[1] / "configs").glob("*.yaml")))

@@ -64,7 +64,8 @@ class LossConfig:
 
     Each term is the mean of ``ℓ(prediction - target)`` over its components, divided by the
     target's variance in the training set, so the weights compare like with like. Energy is
-    per atom.
+    per atom. ``partners`` weighs the per-atom energy of ordering partners (one geometry in
+    several spin orderings) relative to each other: the magnetic energy, fitted on its own.
     """
 
     kind: str = "mse"  # "mse" or "huber"
@@ -73,6 +74,7 @@ class LossConfig:
     forces: float = 1.0
     stress: float = 1.0
     magmoms: float = 1.0
+    partners: float = 0.0
 
 
 @dataclass(frozen=True)

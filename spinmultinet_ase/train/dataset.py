@@ -33,6 +33,11 @@ def _label(atoms: Atoms, name: str) -> np.ndarray | None:
     return None
 
 
+def geometry_of(atoms: Atoms) -> str:
+    """The id of a frame's geometry: its ordering partners (``info['partner_of']``) share it."""
+    return atoms.info.get("partner_of", atoms.info["structure_id"])
+
+
 def split_of(atoms: Atoms, config: DataConfig) -> str:
     """The split a frame belongs to; stable as the data set grows (hash of its id).
 
@@ -46,8 +51,7 @@ def split_of(atoms: Atoms, config: DataConfig) -> str:
         or (config.test_yardsticks and info.get("yardstick", False))
     ):
         return "test"
-    group = info.get("partner_of", info["structure_id"])
-    digest = hashlib.sha256(f"{config.split_seed}:{group}".encode()).digest()
+    digest = hashlib.sha256(f"{config.split_seed}:{geometry_of(atoms)}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     if u < config.test_fraction:
         return "test"
@@ -100,23 +104,50 @@ def frame_to_sample(
 
 @dataclass
 class Dataset:
-    """Samples of one split, with the frames they came from."""
+    """Samples of one split, with the frames they came from.
+
+    Frames of one geometry (ordering partners) form one group, numbered in
+    ``keys.PARTNER_GROUP``, stored next to each other (in order of first appearance) and
+    always in one batch, so the loss can compare their energies.
+    """
 
     frames: list[Atoms]
     samples: list[dict[str, torch.Tensor]]
+
+    def __post_init__(self) -> None:
+        members: dict[str, list[int]] = {}
+        for index, atoms in enumerate(self.frames):
+            members.setdefault(geometry_of(atoms), []).append(index)
+        order = [index for group in members.values() for index in group]
+        self.frames = [self.frames[i] for i in order]
+        self.samples = [self.samples[i] for i in order]
+        self.groups: list[range] = []
+        start = 0
+        for number, group in enumerate(members.values()):
+            self.groups.append(range(start, start + len(group)))
+            start += len(group)
+            for index in self.groups[-1]:
+                self.samples[index][keys.PARTNER_GROUP] = torch.tensor([number])
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[dict]:
-        """Collated batches; shuffled when a generator is given (reproducible order)."""
+        """Collated batches of at least ``batch_size`` frames (the last may hold fewer), filled
+        group by group; groups shuffled when a generator is given (reproducible order)."""
         order = (
-            torch.randperm(len(self.samples), generator=generator).tolist()
+            torch.randperm(len(self.groups), generator=generator).tolist()
             if generator is not None
-            else list(range(len(self.samples)))
+            else list(range(len(self.groups)))
         )
-        for start in range(0, len(order), batch_size):
-            yield collate([self.samples[i] for i in order[start : start + batch_size]])
+        batch: list[int] = []
+        for number in order:
+            batch.extend(self.groups[number])
+            if len(batch) >= batch_size:
+                yield collate([self.samples[i] for i in batch])
+                batch = []
+        if batch:
+            yield collate([self.samples[i] for i in batch])
 
 
 def build_datasets(

@@ -33,6 +33,20 @@ def errors(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict
     }
 
 
+def partner_deviations(energy_errors: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """For each frame with an ordering partner in the batch: its per-atom energy error minus
+    the mean over its group (``keys.PARTNER_GROUP``), i.e. the error of its energy relative to
+    the same geometry in the other orderings."""
+    if keys.PARTNER_GROUP not in batch:
+        return energy_errors[:0]
+    _, group, size = torch.unique(
+        batch[keys.PARTNER_GROUP], return_inverse=True, return_counts=True
+    )
+    total = torch.zeros(len(size), dtype=energy_errors.dtype).index_add(0, group, energy_errors)
+    deviation = energy_errors - (total / size.to(energy_errors.dtype))[group]
+    return deviation[size[group] > 1]
+
+
 def _report_values(
     out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
@@ -53,7 +67,12 @@ def _report_values(
 
 @dataclass
 class MultiTaskLoss:
-    """Σ_t w_t · mean ℓ(error_t / scale_t): each target in units of its training-set spread."""
+    """Σ_t w_t · mean ℓ(error_t / scale_t): each target in units of its training-set spread.
+
+    Besides the four targets, the term ``partners`` takes the energy of ordering partners
+    relative to each other (:func:`partner_deviations`): the magnetic energy of one geometry,
+    where DFT's k-point error largely cancels, unlike in the total energies of different cells.
+    """
 
     config: LossConfig
     scales: dict[str, float]
@@ -63,7 +82,9 @@ class MultiTaskLoss:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         total = torch.zeros((), dtype=out[keys.ENERGY].dtype)
         parts = {}
-        for target, error in errors(out, batch).items():
+        terms = errors(out, batch)
+        terms["partners"] = partner_deviations(terms["energy"], batch)
+        for target, error in terms.items():
             weight = getattr(self.config, target)
             if weight == 0 or error.numel() == 0:
                 continue

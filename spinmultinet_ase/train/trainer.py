@@ -35,7 +35,7 @@ from spinmultinet_ase.train.dataset import (
     data_fingerprint,
     reference_energies,
 )
-from spinmultinet_ase.train.loss import ErrorAccumulator, MultiTaskLoss
+from spinmultinet_ase.train.loss import ErrorAccumulator, MultiTaskLoss, partner_deviations
 
 
 def _target_scales(train: Dataset, shifts: np.ndarray) -> dict[str, float]:
@@ -49,6 +49,10 @@ def _target_scales(train: Dataset, shifts: np.ndarray) -> dict[str, float]:
             stress.append(sample[keys.TARGET_STRESS].reshape(-1).double().numpy())
         moments.append(sample[keys.TARGET_MAGMOMS].reshape(-1).double().numpy())
 
+    # per-atom energies relative to their ordering partners (the partner loss's target)
+    groups = {keys.PARTNER_GROUP: torch.cat([s[keys.PARTNER_GROUP] for s in train.samples])}
+    relative = partner_deviations(torch.tensor(per_atom, dtype=torch.float64), groups).numpy()
+
     def spread(values: np.ndarray, floor: float) -> float:
         return max(float(np.sqrt(np.mean(values**2))) if values.size else floor, floor)
 
@@ -57,6 +61,7 @@ def _target_scales(train: Dataset, shifts: np.ndarray) -> dict[str, float]:
         "forces": spread(np.concatenate(forces), 1e-2),
         "stress": spread(np.concatenate(stress) if stress else np.zeros(0), 1e-4),
         "magmoms": spread(np.concatenate(moments), 1e-2),
+        "partners": spread(relative, 1e-3),
     }
 
 
