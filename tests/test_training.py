@@ -428,6 +428,23 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     shutil.copy(tmp_path / "run" / "model.pt", committed / "model.pt")
     assert main(["model-card", str(tmp_path / "run"), str(card_dir), "--ablation", ablation]) == 0
     assert "`ablations/run/` next to this card" in (card_dir / "card.md").read_text()
+
+    shorter = tmp_path / "shorter"  # an ablation given fewer epochs than the full model ran
+    Trainer(_config(subset, shorter, epochs=1), progress=False).run()
+    main(
+        [
+            "evaluate",
+            str(shorter / "model.pt"),
+            str(subset),
+            "--output-dir",
+            str(shorter / "evaluation"),
+        ]
+    )
+    ablation = f"spin input, no moment loss={shorter}"
+    assert main(["model-card", str(tmp_path / "run"), str(card_dir), "--ablation", ablation]) == 0
+    card = (card_dir / "card.md").read_text()
+    assert "## Ablations (same data, budgets differ, see below the table)" in card
+    assert "Not yet the same budget: 'spin input, no moment loss' trained" in card
     pool.unlink()
 
 

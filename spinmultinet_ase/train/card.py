@@ -147,25 +147,47 @@ def _reproduce_line(frames: int, provisional: bool, with_ablations: bool) -> str
 
 
 def _ablation_tables(
-    runs: dict[str, tuple[dict, dict]], budgets: dict[str, dict], units: dict[str, str]
+    runs: dict[str, tuple[dict, dict]], train_configs: dict[str, dict], units: dict[str, str]
 ) -> list[str]:
-    """How each run (summary, evaluation) trained within its budget (the ``optim`` section it
-    was trained with), its test errors, and its ordering energies at fixed lattice against
-    DFT."""
+    """How each run (summary, evaluation) trained within its budget (the training config it
+    was trained with: ``optim`` budget, partner-loss weight), its test errors, and its
+    ordering energies at fixed lattice against DFT."""
+    # an ablation's budget is the full model's epochs (train_default_model.sh --max-epochs)
+    full_epochs = runs["full model"][0]["epochs"]
+    full_partners = train_configs["full model"]["loss"].get("partners", 0.0)
+    other_setup = [
+        name
+        for name, config in train_configs.items()
+        if name != "full model"
+        and (
+            config["optim"]["max_epochs"] != full_epochs
+            or config["loss"].get("partners", 0.0) != full_partners
+        )
+    ]
+    same = "same budget" if not other_setup else "budgets differ, see below the table"
     lines = [
         "",
-        "## Ablations (same data, same budget)",
+        f"## Ablations (same data, {same})",
         "",
-        "| model | budget (epochs, min) | epochs (best) | wall time (min) | stopped because |",
-        "|---|---|---|---|---|",
+        "| model | budget (epochs, min) | partner loss weight | epochs (best) | wall time (min) "
+        "| stopped because |",
+        "|---|---|---|---|---|---|",
     ]
     for name, (summary, _) in runs.items():
-        budget = budgets[name]
+        budget, loss = train_configs[name]["optim"], train_configs[name]["loss"]
         lines.append(
             f"| {name} | {budget['max_epochs']}, {budget['max_minutes']:g} | "
-            f"{summary['epochs']} ({summary['best_epoch']}) | "
+            f"{loss.get('partners', 0.0):g} | {summary['epochs']} ({summary['best_epoch']}) | "
             f"{summary['wall_time_minutes']:.0f} | {summary['stopped_because']} |"
         )
+    if other_setup:
+        lines += [
+            "",
+            f"Not yet the same budget: {' and '.join(map(repr, other_setup))} trained for another "
+            "number of epochs or with another partner-loss weight than the full model; rerunning "
+            "`bash scripts/train_default_model.sh` without their committed `ablations/<run>/` "
+            "retrains them.",
+        ]
     lines += [
         "",
         "Test errors (MAE):",
@@ -263,6 +285,21 @@ def _dft_cell_dependence(evaluation: dict, data_path: Path) -> list[str]:
             *rows,
         ]
     return lines
+
+
+def _loss_line(loss: dict[str, Any]) -> str:
+    """The training loss: its kind and the weight of each term (partners: ordering partners'
+    energies relative to each other)."""
+    if not loss:
+        return ""
+    weights = ", ".join(
+        f"{term} {loss.get(term, 0.0):g}"
+        for term in ("energy", "forces", "stress", "magmoms", "partners")
+    )
+    return (
+        f"* Loss: {loss['kind']}, weights {weights} (`partners`: the energy of ordering "
+        "partners relative to each other, see the ordering-partner table below)."
+    )
 
 
 def _partner_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -381,6 +418,7 @@ def write_model_card(
         f"* Training: {summary['epochs']} epochs (best {summary['best_epoch']}), "
         f"{summary['wall_time_minutes']:.0f} min wall time on {platform.machine()} with the "
         f"config's threads; stopped because: {summary['stopped_because']}.",
+        _loss_line(metadata.get("train_config", {}).get("loss", {})),
         _reproduce_line(frames_used, provisional, with_ablations=bool(ablations)),
         "",
         "## Accuracy on the held-out test split (MAE)",
@@ -449,10 +487,10 @@ def write_model_card(
     else:
         runs = {"full model": (summary, evaluation)}
         runs.update({name: _read_run(Path(path)) for name, path in ablations.items()})
-        budgets = {"full model": metadata["train_config"]["optim"]}
+        train_configs = {"full model": metadata["train_config"]}
         for name, path in ablations.items():
-            budgets[name] = load_model(Path(path) / "model.pt").metadata["train_config"]["optim"]
-        lines += _ablation_tables(runs, budgets, units)
+            train_configs[name] = load_model(Path(path) / "model.pt").metadata["train_config"]
+        lines += _ablation_tables(runs, train_configs, units)
         committed = [
             f"`ablations/{Path(path).name}/`"
             for path in ablations.values()
