@@ -21,7 +21,7 @@ from spinmultinet_ase.cli import main
 from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.train.card import yardstick_checks
 from spinmultinet_ase.train.config import DataConfig, LossConfig, config_from_dict
-from spinmultinet_ase.train.dataset import Dataset, add_test_frames, frame_to_sample
+from spinmultinet_ase.train.dataset import Dataset, add_test_frames, frame_to_sample, geometry_of
 from spinmultinet_ase.train.evaluate import (
     errors_by_group,
     errors_by_ordering,
@@ -265,7 +265,7 @@ def _partnered_frames(count: int) -> list:
     by_id = {a.info["structure_id"]: a for a in frames}
     partners = [a for a in frames if a.info.get("partner_of") in by_id][:count]
     pairs = [a for p in partners for a in (p, by_id[p.info["partner_of"]])]
-    grouped = {a.info.get("partner_of", a.info["structure_id"]) for a in frames if a in pairs}
+    grouped = {geometry_of(a) for a in pairs}
     singles = [a for a in frames if a.info["structure_id"] not in grouped][:count]
     mixed = pairs + singles
     np.random.default_rng(0).shuffle(mixed)
@@ -322,7 +322,7 @@ def test_partner_loss_sees_only_energies_relative_to_the_partner():
     same_shift = predicted(0.02 * torch.ones_like(num_atoms))
     assert float(loss(same_shift, batch)[0]) == pytest.approx(0.0, abs=1e-20)
     shifted = predicted(0.004 * antiferro)  # each AFM frame 4 meV/atom too high
-    deviations = partner_deviations(0.004 * antiferro, batch)
+    deviations = partner_deviations(0.004 * antiferro, batch[keys.PARTNER_GROUP])
     assert deviations.abs().tolist() == pytest.approx([0.002] * paired)  # ± half, pairs only
     assert float(loss(shifted, batch)[0]) == pytest.approx((0.002 / 0.01) ** 2)
 
@@ -431,15 +431,8 @@ def test_evaluate_cli(subset, tmp_path, capsys):
 
     shorter = tmp_path / "shorter"  # an ablation given fewer epochs than the full model ran
     Trainer(_config(subset, shorter, epochs=1), progress=False).run()
-    main(
-        [
-            "evaluate",
-            str(shorter / "model.pt"),
-            str(subset),
-            "--output-dir",
-            str(shorter / "evaluation"),
-        ]
-    )
+    evaluation = ["evaluate", str(shorter / "model.pt"), str(subset), "--output-dir"]
+    assert main([*evaluation, str(shorter / "evaluation")]) == 0
     ablation = f"spin input, no moment loss={shorter}"
     assert main(["model-card", str(tmp_path / "run"), str(card_dir), "--ablation", ablation]) == 0
     card = (card_dir / "card.md").read_text()

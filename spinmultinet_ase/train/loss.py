@@ -33,15 +33,11 @@ def errors(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict
     }
 
 
-def partner_deviations(energy_errors: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """For each frame with an ordering partner in the batch: its per-atom energy error minus
-    the mean over its group (``keys.PARTNER_GROUP``), i.e. the error of its energy relative to
-    the same geometry in the other orderings."""
-    if keys.PARTNER_GROUP not in batch:
-        return energy_errors[:0]
-    _, group, size = torch.unique(
-        batch[keys.PARTNER_GROUP], return_inverse=True, return_counts=True
-    )
+def partner_deviations(energy_errors: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """For each frame that shares its group (``keys.PARTNER_GROUP``) with another: its
+    per-atom energy error minus the mean over its group, i.e. the error of its energy relative
+    to the same geometry in the other orderings."""
+    _, group, size = torch.unique(groups, return_inverse=True, return_counts=True)
     total = torch.zeros(len(size), dtype=energy_errors.dtype).index_add(0, group, energy_errors)
     deviation = energy_errors - (total / size.to(energy_errors.dtype))[group]
     return deviation[size[group] > 1]
@@ -83,7 +79,8 @@ class MultiTaskLoss:
         total = torch.zeros((), dtype=out[keys.ENERGY].dtype)
         parts = {}
         terms = errors(out, batch)
-        terms["partners"] = partner_deviations(terms["energy"], batch)
+        if keys.PARTNER_GROUP in batch:
+            terms["partners"] = partner_deviations(terms["energy"], batch[keys.PARTNER_GROUP])
         for target, error in terms.items():
             weight = getattr(self.config, target)
             if weight == 0 or error.numel() == 0:

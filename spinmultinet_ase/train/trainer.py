@@ -50,7 +50,7 @@ def _target_scales(train: Dataset, shifts: np.ndarray) -> dict[str, float]:
         moments.append(sample[keys.TARGET_MAGMOMS].reshape(-1).double().numpy())
 
     # per-atom energies relative to their ordering partners (the partner loss's target)
-    groups = {keys.PARTNER_GROUP: torch.cat([s[keys.PARTNER_GROUP] for s in train.samples])}
+    groups = torch.cat([s[keys.PARTNER_GROUP] for s in train.samples])
     relative = partner_deviations(torch.tensor(per_atom, dtype=torch.float64), groups).numpy()
 
     def spread(values: np.ndarray, floor: float) -> float:
