@@ -365,6 +365,11 @@ def test_training_script_rejects_a_frame_count_that_is_not_a_number(frames):
     assert f"--frames needs a positive whole number of frames, got '{frames}'" in run.stderr
 
 
+def test_negative_loss_weight_is_rejected():
+    with pytest.raises(ValueError, match="loss.partners is a weight and must be >= 0"):
+        config_from_dict({"loss": {"partners": -0.1}})
+
+
 def test_unknown_config_key_is_rejected():
     with pytest.raises(ValueError, match="unknown keys in optim"):
         config_from_dict({"optim": {"learning_rat": 0.01}})

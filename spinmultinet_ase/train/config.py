@@ -76,6 +76,11 @@ class LossConfig:
     magmoms: float = 1.0
     partners: float = 0.0
 
+    def __post_init__(self) -> None:
+        for term in ("energy", "forces", "stress", "magmoms", "partners"):
+            if getattr(self, term) < 0:
+                raise ValueError(f"loss.{term} is a weight and must be >= 0 (0 switches it off)")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
