@@ -21,9 +21,9 @@ from ase.io import read
 from spinmultinet_ase.dft.card import ordering_kpoints_table
 from spinmultinet_ase.dft.convergence import ORDERING_DENSITIES, yardstick_kpoint_errors
 from spinmultinet_ase.export import load_model
+from spinmultinet_ase.train.config import LOSS_WEIGHTS
 from spinmultinet_ase.train.dataset import TRAINING_SPLITS, split_of
 from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS, data_config_of
-from spinmultinet_ase.train.loss import TARGETS
 
 # Test-split mean absolute errors the default model must reach (report units).
 ERROR_TARGETS = {"energy": 2.0, "forces": 40.0, "stress": 0.3, "magmoms": 0.03}
@@ -293,7 +293,7 @@ def _loss_line(loss: dict[str, Any]) -> str:
     energies relative to each other)."""
     if not loss:
         return ""
-    weights = ", ".join(f"{term} {loss.get(term, 0.0):g}" for term in (*TARGETS, "partners"))
+    weights = ", ".join(f"{term} {loss.get(term, 0.0):g}" for term in LOSS_WEIGHTS)
     return (
         f"* Loss: {loss['kind']}, weights {weights} (`partners`: the energy of ordering "
         "partners relative to each other, see the ordering-partner table below)."

@@ -58,6 +58,10 @@ class DataConfig:
         object.__setattr__(self, "keys", {**DEFAULT_KEYS, **self.keys})
 
 
+# The weighted terms of the loss, each a field of LossConfig.
+LOSS_WEIGHTS = ("energy", "forces", "stress", "magmoms", "partners")
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Multi-task loss: weights per target (0 switches a target off) and the loss type.
@@ -77,7 +81,7 @@ class LossConfig:
     partners: float = 0.0
 
     def __post_init__(self) -> None:
-        for term in ("energy", "forces", "stress", "magmoms", "partners"):
+        for term in LOSS_WEIGHTS:
             if getattr(self, term) < 0:
                 raise ValueError(f"loss.{term} is a weight and must be >= 0 (0 switches it off)")
 
