@@ -21,7 +21,7 @@ from ase.io import read
 from spinmultinet_ase.dft.card import ordering_kpoints_table
 from spinmultinet_ase.dft.convergence import ORDERING_DENSITIES, yardstick_kpoint_errors
 from spinmultinet_ase.export import load_model
-from spinmultinet_ase.train.config import LOSS_WEIGHTS
+from spinmultinet_ase.train.config import LOSS_WEIGHTS, LossConfig, TrainConfig, config_from_dict
 from spinmultinet_ase.train.dataset import TRAINING_SPLITS, split_of
 from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS, data_config_of
 
@@ -104,6 +104,12 @@ def _test_errors(evaluation: dict) -> dict[str, dict[str, float]]:
     }
 
 
+def _train_config(metadata: dict) -> TrainConfig:
+    """The training config stored in a model's metadata, with today's defaults for settings
+    added since it was saved."""
+    return config_from_dict(metadata["train_config"])
+
+
 def _data_status(metadata: dict, summary: dict, tested: int) -> tuple[str, bool]:
     """One line on how complete the data was: the training and validation frames the model
     learned from, and the ``tested`` test frames it was evaluated on, each against the structure
@@ -111,7 +117,7 @@ def _data_status(metadata: dict, summary: dict, tested: int) -> tuple[str, bool]
     trained before the pool's training and validation structures were all labelled."""
     trained = {name: summary["num_frames"][name] for name in TRAINING_SPLITS}
     counts = f"train {trained['train']}, validation {trained['validation']}, test {tested}"
-    data_path = Path(metadata["train_config"]["data"]["path"])
+    data_path = Path(_train_config(metadata).data.path)
     pool_path = data_path.with_name("structures.extxyz")
     if not pool_path.exists():
         return f"* Frames: {counts} (no structure pool found next to `{data_path}`)", False
@@ -148,22 +154,19 @@ def _reproduce_line(frames: int, provisional: bool, with_ablations: bool) -> str
 
 
 def _ablation_tables(
-    runs: dict[str, tuple[dict, dict]], train_configs: dict[str, dict], units: dict[str, str]
+    runs: dict[str, tuple[dict, dict]], train_configs: dict[str, TrainConfig], units: dict[str, str]
 ) -> list[str]:
     """How each run (summary, evaluation) trained within its budget (the training config it
     was trained with: ``optim`` budget, partner-loss weight), its test errors, and its
     ordering energies at fixed lattice against DFT."""
     # an ablation's budget is the full model's epochs (train_default_model.sh --max-epochs)
     full_epochs = runs["full model"][0]["epochs"]
-    full_partners = train_configs["full model"]["loss"].get("partners", 0.0)
+    full_partners = train_configs["full model"].loss.partners
     other_setup = [
         name
         for name, config in train_configs.items()
         if name != "full model"
-        and (
-            config["optim"]["max_epochs"] != full_epochs
-            or config["loss"].get("partners", 0.0) != full_partners
-        )
+        and (config.optim.max_epochs != full_epochs or config.loss.partners != full_partners)
     ]
     same = "same budget" if not other_setup else "budgets differ, see below the table"
     lines = [
@@ -175,10 +178,10 @@ def _ablation_tables(
         "|---|---|---|---|---|---|",
     ]
     for name, (summary, _) in runs.items():
-        budget, loss = train_configs[name]["optim"], train_configs[name]["loss"]
+        budget, loss = train_configs[name].optim, train_configs[name].loss
         lines.append(
-            f"| {name} | {budget['max_epochs']}, {budget['max_minutes']:g} | "
-            f"{loss.get('partners', 0.0):g} | {summary['epochs']} ({summary['best_epoch']}) | "
+            f"| {name} | {budget.max_epochs}, {budget.max_minutes:g} | "
+            f"{loss.partners:g} | {summary['epochs']} ({summary['best_epoch']}) | "
             f"{summary['wall_time_minutes']:.0f} | {summary['stopped_because']} |"
         )
     if other_setup:
@@ -288,14 +291,12 @@ def _dft_cell_dependence(evaluation: dict, data_path: Path) -> list[str]:
     return lines
 
 
-def _loss_line(loss: dict[str, Any]) -> str:
+def _loss_line(loss: LossConfig) -> str:
     """The training loss: its kind and the weight of each term (partners: ordering partners'
     energies relative to each other)."""
-    if not loss:
-        return ""
-    weights = ", ".join(f"{term} {loss.get(term, 0.0):g}" for term in LOSS_WEIGHTS)
+    weights = ", ".join(f"{term} {getattr(loss, term):g}" for term in LOSS_WEIGHTS)
     return (
-        f"* Loss: {loss['kind']}, weights {weights} (`partners`: the energy of ordering "
+        f"* Loss: {loss.kind}, weights {weights} (`partners`: the energy of ordering "
         "partners relative to each other, see the ordering-partner table below)."
     )
 
@@ -416,7 +417,7 @@ def write_model_card(
         f"* Training: {summary['epochs']} epochs (best {summary['best_epoch']}), "
         f"{summary['wall_time_minutes']:.0f} min wall time on {platform.machine()} with the "
         f"config's threads; stopped because: {summary['stopped_because']}.",
-        _loss_line(metadata.get("train_config", {}).get("loss", {})),
+        _loss_line(_train_config(metadata).loss),
         _reproduce_line(frames_used, provisional, with_ablations=bool(ablations)),
         "",
         "## Accuracy on the held-out test split (MAE)",
@@ -459,7 +460,7 @@ def write_model_card(
             lines.append(
                 f"| {material} | {name} | {_fmt(dft)} | {_fmt(model)} | {'✓' if ok else '✗'} |"
             )
-    lines += _dft_cell_dependence(evaluation, Path(metadata["train_config"]["data"]["path"]))
+    lines += _dft_cell_dependence(evaluation, Path(_train_config(metadata).data.path))
     sensitivity = evaluation["guess_sensitivity_meV_per_fu"]
     lines += [
         "",
@@ -485,9 +486,9 @@ def write_model_card(
     else:
         runs = {"full model": (summary, evaluation)}
         runs.update({name: _read_run(Path(path)) for name, path in ablations.items()})
-        train_configs = {"full model": metadata["train_config"]}
+        train_configs = {"full model": _train_config(metadata)}
         for name, path in ablations.items():
-            train_configs[name] = load_model(Path(path) / "model.pt").metadata["train_config"]
+            train_configs[name] = _train_config(load_model(Path(path) / "model.pt").metadata)
         lines += _ablation_tables(runs, train_configs, units)
         committed = [
             f"`ablations/{Path(path).name}/`"
