@@ -10,6 +10,7 @@ regenerates it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 from collections import Counter
@@ -21,9 +22,15 @@ from ase.io import read
 from spinmultinet_ase.dft.card import ordering_kpoints_table
 from spinmultinet_ase.dft.convergence import ORDERING_DENSITIES, yardstick_kpoint_errors
 from spinmultinet_ase.export import load_model
-from spinmultinet_ase.train.config import LOSS_WEIGHTS, LossConfig, TrainConfig, config_from_dict
+from spinmultinet_ase.train.config import (
+    LOSS_WEIGHTS,
+    DataConfig,
+    LossConfig,
+    TrainConfig,
+    config_from_dict,
+)
 from spinmultinet_ase.train.dataset import TRAINING_SPLITS, split_of
-from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS, data_config_of
+from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS
 
 # Test-split mean absolute errors the default model must reach (report units).
 ERROR_TARGETS = {"energy": 2.0, "forces": 40.0, "stress": 0.3, "magmoms": 0.03}
@@ -110,19 +117,20 @@ def _train_config(metadata: dict) -> TrainConfig:
     return config_from_dict(metadata["train_config"])
 
 
-def _data_status(metadata: dict, summary: dict, tested: int) -> tuple[str, bool]:
+def _data_status(data: DataConfig, summary: dict, tested: int) -> tuple[str, bool]:
     """One line on how complete the data was: the training and validation frames the model
-    learned from, and the ``tested`` test frames it was evaluated on, each against the structure
-    pool next to the data (``structures.extxyz``); and whether the model is provisional,
-    trained before the pool's training and validation structures were all labelled."""
+    learned from (``data``: its training data and split rules), and the ``tested`` test frames
+    it was evaluated on, each against the structure pool next to the data
+    (``structures.extxyz``); and whether the model is provisional, trained before the pool's
+    training and validation structures were all labelled."""
     trained = {name: summary["num_frames"][name] for name in TRAINING_SPLITS}
     counts = f"train {trained['train']}, validation {trained['validation']}, test {tested}"
-    data_path = Path(_train_config(metadata).data.path)
+    data_path = Path(data.path)
     pool_path = data_path.with_name("structures.extxyz")
     if not pool_path.exists():
         return f"* Frames: {counts} (no structure pool found next to `{data_path}`)", False
-    config = data_config_of(metadata, pool_path)
-    planned = Counter(split_of(atoms, config) for atoms in read(pool_path, index=":"))
+    pool = dataclasses.replace(data, path=str(pool_path))
+    planned = Counter(split_of(atoms, pool) for atoms in read(pool_path, index=":"))
     to_learn = sum(planned[name] for name in TRAINING_SPLITS)
     if sum(trained.values()) < to_learn:
         return (
@@ -381,12 +389,13 @@ def write_model_card(
     out_dir.mkdir(parents=True, exist_ok=True)
     summary, evaluation = _read_run(run_dir)
     metadata = load_model(run_dir / "model.pt").metadata
+    train_config = _train_config(metadata)
     errors = _test_errors(evaluation)
     checks = yardstick_checks(evaluation["yardsticks"])
     units = evaluation["units"]
     frames_used = sum(summary["num_frames"].values())
     tested = sum(values["frames"] for values in errors.values())
-    data_status, provisional = _data_status(metadata, summary, tested)
+    data_status, provisional = _data_status(train_config.data, summary, tested)
     lines = [
         f"# Model card: {out_dir.name}",
         "",
@@ -417,7 +426,7 @@ def write_model_card(
         f"* Training: {summary['epochs']} epochs (best {summary['best_epoch']}), "
         f"{summary['wall_time_minutes']:.0f} min wall time on {platform.machine()} with the "
         f"config's threads; stopped because: {summary['stopped_because']}.",
-        _loss_line(_train_config(metadata).loss),
+        _loss_line(train_config.loss),
         _reproduce_line(frames_used, provisional, with_ablations=bool(ablations)),
         "",
         "## Accuracy on the held-out test split (MAE)",
@@ -460,7 +469,7 @@ def write_model_card(
             lines.append(
                 f"| {material} | {name} | {_fmt(dft)} | {_fmt(model)} | {'✓' if ok else '✗'} |"
             )
-    lines += _dft_cell_dependence(evaluation, Path(_train_config(metadata).data.path))
+    lines += _dft_cell_dependence(evaluation, Path(train_config.data.path))
     sensitivity = evaluation["guess_sensitivity_meV_per_fu"]
     lines += [
         "",
@@ -486,7 +495,7 @@ def write_model_card(
     else:
         runs = {"full model": (summary, evaluation)}
         runs.update({name: _read_run(Path(path)) for name, path in ablations.items()})
-        train_configs = {"full model": _train_config(metadata)}
+        train_configs = {"full model": train_config}
         for name, path in ablations.items():
             train_configs[name] = _train_config(load_model(Path(path) / "model.pt").metadata)
         lines += _ablation_tables(runs, train_configs, units)
