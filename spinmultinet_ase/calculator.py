@@ -16,16 +16,31 @@ model file), such as 0 on a magnetic ion because the moments were never set, giv
 model's ``full_moment`` on all count as that size (the model sees them alike), so a large
 guess is never one. Two atoms closer than any pair of their elements in the training data
 (also recorded in the model file) give a warning too (once per element pair and calculator).
+
+One calculator may be shared by threads: each property request (``get_property``, hence
+``atoms.get_forces()`` and the like, and ``calculate``) holds the calculator's lock, so it
+returns the results of the structure it was given; requests run one at a time. A calculator
+pickles (a TorchScript model travels as the bytes of its file), so it can be sent to other
+processes. A non-finite result is never stored: it raises ``CalculationFailed`` naming the
+likely cause.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from ase import Atoms
-from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.calculators.calculator import (
+    CalculationFailed,
+    Calculator,
+    PropertyNotImplementedError,
+    all_changes,
+)
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from spinmultinet_ase import keys
@@ -71,12 +86,29 @@ class SpinMultiNetCalculator(Calculator):
             model = default_model_path()
         if not isinstance(model, LoadedModel):
             model = load_model(model, device=device, dtype=DTYPES[dtype] if dtype else None)
-        elif dtype is not None:
-            model = LoadedModel(model.module.to(DTYPES[dtype]), {**model.metadata, "dtype": dtype})
+        elif dtype is not None and dtype != model.metadata["dtype"]:
+            # a copy: .to() would convert the caller's module in place
+            module = copy.deepcopy(model.module).to(DTYPES[dtype])
+            model = LoadedModel(module, {**model.metadata, "dtype": dtype})
         self.model = model
         self.device = device
         self.dtype = DTYPES[model.metadata["dtype"]]
         self._warned: set[str] = set()
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"]  # a lock does not pickle; each copy gets its own
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def get_property(self, name: str, atoms: Atoms | None = None, allow_calculation: bool = True):
+        """ASE's property request (check the state, calculate, read), under the lock."""
+        with self._lock:
+            return super().get_property(name, atoms, allow_calculation)
 
     def calculate(
         self,
@@ -84,10 +116,13 @@ class SpinMultiNetCalculator(Calculator):
         properties: list[str] | None = None,
         system_changes: list[str] = all_changes,
     ) -> None:
-        properties = self.implemented_properties if properties is None else properties
-        super().calculate(atoms, properties, system_changes)
-        atoms = self.atoms
-        wants_stress = "stress" in properties
+        with self._lock:
+            properties = self.implemented_properties if properties is None else properties
+            super().calculate(atoms, properties, system_changes)
+            self.results = self._evaluate(self.atoms, "stress" in properties)
+
+    def _evaluate(self, atoms: Atoms, wants_stress: bool) -> dict:
+        """The model's results for ``atoms`` in ASE units, all finite."""
         if wants_stress and not atoms.pbc.all():
             raise PropertyNotImplementedError(
                 "stress needs a cell periodic in all three directions (atoms.pbc is "
@@ -107,7 +142,7 @@ class SpinMultiNetCalculator(Calculator):
         result = {key: value.detach().cpu().numpy() for key, value in out.items()}
         energy = float(result[keys.ENERGY][0])
         magmoms = result[keys.MAGMOMS]
-        self.results = {
+        results = {
             "energy": energy,
             "free_energy": energy,
             "energies": result[keys.ENERGIES],
@@ -118,7 +153,9 @@ class SpinMultiNetCalculator(Calculator):
             keys.MAGNETIC_FORCES: result[keys.MAGNETIC_FORCES],
         }
         if atoms.pbc.all():
-            self.results["stress"] = full_3x3_to_voigt_6_stress(result[keys.STRESS][0])
+            results["stress"] = full_3x3_to_voigt_6_stress(result[keys.STRESS][0])
+        self._check_finite(results, graph)
+        return results
 
     def _check_guesses(self, atoms: Atoms) -> None:
         """Warn about guessed moment sizes outside the training range of their element."""
@@ -162,6 +199,29 @@ class SpinMultiNetCalculator(Calculator):
                     UserWarning,
                     stacklevel=2,
                 )
+
+    def _check_finite(self, results: dict, graph: dict) -> None:
+        """Raise ``CalculationFailed`` naming the likely cause if any result is not finite."""
+        bad = [key for key, value in results.items() if not np.all(np.isfinite(value))]
+        if not bad:
+            return
+        if not all(torch.isfinite(p).all() for p in self.model.module.parameters()):
+            cause = "the model's weights contain NaN or infinity; use an undamaged model file"
+        else:
+            trained = self.model.metadata.get("training", {}).get("closest_contacts_A", {})
+            close = [
+                f"{pair} {length:.2f} Å (trained from {trained[pair]:.2f} Å)"
+                for pair, length in closest_contacts(graph, self.model.species).items()
+                if pair in trained and length < trained[pair] - CONTACT_SLACK
+            ]
+            cause = (
+                f"atoms far closer than in the training data ({', '.join(close)}); check "
+                "the structure"
+                if close
+                else "an overflow in the model"
+                + ("; try dtype='float64'" if self.dtype == torch.float32 else "")
+            )
+        raise CalculationFailed(f"the model gave non-finite {', '.join(sorted(bad))}: {cause}")
 
     @property
     def metadata(self) -> dict:

@@ -7,6 +7,7 @@ about it; those warnings are ours to handle, not our users', so they are silence
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from contextlib import contextmanager
@@ -77,6 +78,19 @@ class LoadedModel:
     @property
     def noncollinear(self) -> bool:
         return self.metadata["spin_mode"] == "noncollinear"
+
+    def __reduce__(self):
+        """Pickling: a TorchScript module travels as the bytes of its model file."""
+        if not isinstance(self.module, torch.jit.ScriptModule):
+            return LoadedModel, (self.module, self.metadata)
+        buffer = io.BytesIO()
+        with _quiet_torchscript():
+            torch.jit.save(
+                self.module, buffer, _extra_files={METADATA_FILE: json.dumps(self.metadata)}
+            )
+        parameter = next(self.module.parameters(), None)
+        device = "cpu" if parameter is None else str(parameter.device)
+        return model_from_bytes, (buffer.getvalue(), device)
 
 
 def default_model_path() -> Path:
@@ -149,14 +163,14 @@ def export_model(
         model.train(was_training)
 
 
-def _check_metadata(metadata: dict[str, Any], path: Path) -> None:
+def _check_metadata(metadata: dict[str, Any], source: str) -> None:
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
-        raise ModelFileError(f"{path}: model metadata lacks {missing}; re-export the model")
+        raise ModelFileError(f"{source}: model metadata lacks {missing}; re-export the model")
     version = metadata["format_version"]
     if version != FORMAT_VERSION:
         raise ModelFileError(
-            f"{path}: model format version {version} is not supported by spinmultinet-ase "
+            f"{source}: model format version {version} is not supported by spinmultinet-ase "
             f"{__version__} (reads version {FORMAT_VERSION}); re-export the model with this "
             "version or install the version that wrote it"
         )
@@ -180,16 +194,33 @@ def load_model(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
+    return _load(str(path), str(path), device, dtype)
+
+
+def model_from_bytes(data: bytes, device: str | torch.device = "cpu") -> LoadedModel:
+    """A model from the bytes of a model file, checked like :func:`load_model` checks a file.
+
+    Unpickling a :class:`LoadedModel` whose module is TorchScript calls this.
+    """
+    return _load(io.BytesIO(data), "model bytes", device, None)
+
+
+def _load(
+    source: str | io.BytesIO,
+    name: str,
+    device: str | torch.device,
+    dtype: torch.dtype | None,
+) -> LoadedModel:
     extra_files = {METADATA_FILE: ""}
     try:
         with _quiet_torchscript():
-            module = torch.jit.load(str(path), map_location=device, _extra_files=extra_files)
+            module = torch.jit.load(source, map_location=device, _extra_files=extra_files)
     except RuntimeError as error:
-        raise ModelFileError(f"{path} is not a TorchScript model file ({error})") from None
+        raise ModelFileError(f"{name} is not a TorchScript model file ({error})") from None
     if not extra_files[METADATA_FILE]:
-        raise ModelFileError(f"{path} is a TorchScript file but not a SpinMultiNet model")
+        raise ModelFileError(f"{name} is a TorchScript file but not a SpinMultiNet model")
     metadata = json.loads(extra_files[METADATA_FILE])
-    _check_metadata(metadata, path)
+    _check_metadata(metadata, name)
     if dtype is not None:
         module = module.to(dtype)
         metadata = {**metadata, "dtype": str(dtype).removeprefix("torch.")}

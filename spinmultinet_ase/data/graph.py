@@ -9,7 +9,27 @@ import torch
 from ase import Atoms
 
 from spinmultinet_ase import keys
-from spinmultinet_ase.data.neighbors import neighbor_list
+from spinmultinet_ase.data.neighbors import estimated_neighbors, neighbor_list
+
+MAX_NEIGHBORS = 1000  # mean neighbours per atom within the cutoff: above, the input is refused
+MIN_DISTANCE = 0.1  # Å: two atoms (or images) closer than this are taken as one atom twice
+MAX_COORDINATE = 1e6  # Å: larger positions or cell entries are refused as a unit mistake
+MIN_CELL_SHAPE = 1e-6  # volume over product of lengths of the periodic vectors (1: orthogonal)
+
+
+def _real_array(values: np.ndarray, name: str, fix: str) -> np.ndarray:
+    """``values`` as float64 if they are real numbers (integer or floating) and finite.
+
+    Raises:
+        ValueError: another dtype (complex, bool, strings, objects) or NaN/infinity.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind not in "iuf":
+        raise ValueError(f"{name} have dtype {values.dtype}; {fix} as real numbers")
+    values = values.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} contain NaN or infinity; {fix} as finite numbers")
+    return values
 
 
 def initial_moments(atoms: Atoms, noncollinear: bool) -> np.ndarray:
@@ -18,7 +38,11 @@ def initial_moments(atoms: Atoms, noncollinear: bool) -> np.ndarray:
     Raises:
         ValueError: wrong shape for the spin mode, or non-finite values, with the fix.
     """
-    moments = np.asarray(atoms.get_initial_magnetic_moments(), dtype=np.float64)
+    moments = _real_array(
+        atoms.get_initial_magnetic_moments(),
+        "initial_magmoms",
+        "set the moments in μB (atoms.set_initial_magnetic_moments)",
+    )
     n = len(atoms)
     if noncollinear:
         if moments.shape == (n,):
@@ -36,8 +60,6 @@ def initial_moments(atoms: Atoms, noncollinear: bool) -> np.ndarray:
         expected = (n,)
     if moments.shape != expected:
         raise ValueError(f"initial_magmoms has shape {moments.shape}; expected {expected}")
-    if not np.all(np.isfinite(moments)):
-        raise ValueError("initial_magmoms contain NaN or infinity; set finite moments in μB")
     return moments
 
 
@@ -45,6 +67,20 @@ def moment_sizes(moments: np.ndarray) -> np.ndarray:
     """The size (μB) of each atom's moment, collinear (N,) or non-collinear (N, 3)."""
     moments = np.asarray(moments)
     return np.abs(moments) if moments.ndim == 1 else np.linalg.norm(moments, axis=1)
+
+
+def cell_shape(cell: np.ndarray, pbc: np.ndarray) -> float:
+    """How far the periodic cell vectors are from linearly dependent, from 0 to 1.
+
+    The volume they span (the area for two, the length for one) over the product of their
+    lengths: 1 for orthogonal vectors, 0 for coplanar (or collinear, or zero-length) ones, and
+    1 when no direction is periodic.
+    """
+    periodic = np.asarray(cell, dtype=np.float64)[np.asarray(pbc, dtype=bool)]
+    lengths = np.prod(np.linalg.norm(periodic, axis=1))
+    if lengths == 0.0:
+        return 0.0
+    return float(np.sqrt(abs(np.linalg.det(periodic @ periodic.T))) / lengths)
 
 
 def require_periodic(atoms: Atoms, task: str, remedy: str = "") -> None:
@@ -55,12 +91,70 @@ def require_periodic(atoms: Atoms, task: str, remedy: str = "") -> None:
         task: what needs the periodicity, as the error's subject (e.g. ``"phonons"``).
         remedy: what the user can do instead, appended to the message.
     """
-    if not atoms.pbc.all() or atoms.cell.rank < 3:
+    if not atoms.pbc.all():
         message = (
             f"{task} needs a crystal periodic in all three directions; "
             f"{atoms.get_chemical_formula()} has pbc {atoms.pbc.tolist()}"
         )
-        raise ValueError(f"{message}; {remedy}" if remedy else message)
+    elif cell_shape(atoms.cell.array, atoms.pbc) < MIN_CELL_SHAPE:
+        message = (
+            f"{task} needs a crystal periodic in all three directions; the cell vectors of "
+            f"{atoms.get_chemical_formula()} {atoms.cell.array.tolist()} span no volume"
+        )
+    else:
+        return
+    raise ValueError(f"{message}; {remedy}" if remedy else message)
+
+
+def _check_cell(cell: np.ndarray, pbc: np.ndarray) -> None:
+    """Periodic cell vectors of nonzero length that span a volume (an area, a length)."""
+    periodic = cell[pbc]
+    if np.any(np.linalg.norm(periodic, axis=1) == 0.0):
+        raise ValueError(
+            f"cell {cell.tolist()} has zero length along a periodic direction; give the cell "
+            "vectors (atoms.cell) or set atoms.pbc False along that direction"
+        )
+    shape = cell_shape(cell, pbc)
+    if shape < MIN_CELL_SHAPE:
+        raise ValueError(
+            f"the periodic cell vectors {periodic.tolist()} are linearly dependent (their "
+            f"volume is {shape:.1e} of the product of their lengths, below {MIN_CELL_SHAPE}); "
+            "give independent cell vectors or set atoms.pbc False along the extra direction"
+        )
+
+
+def _check_density(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float):
+    """Refuse a structure whose expected neighbour count would exhaust the memory."""
+    expected = estimated_neighbors(positions, cell, pbc, cutoff)
+    if expected > MAX_NEIGHBORS:
+        raise ValueError(
+            f"about {expected:.3g} neighbours per atom within the {cutoff} Å cutoff, above "
+            f"the limit of {MAX_NEIGHBORS}: the atoms are packed far denser than any solid; "
+            "check the units of the cell and positions (Å)"
+        )
+
+
+def _check_edges(
+    positions: np.ndarray, cell: np.ndarray, edge_index: np.ndarray, shifts: np.ndarray
+) -> None:
+    """Refuse more edges than the limit allows, and atoms that sit on each other."""
+    if edge_index.shape[1] > MAX_NEIGHBORS * len(positions):
+        raise ValueError(
+            f"{edge_index.shape[1] / len(positions):.3g} neighbours per atom within the "
+            f"cutoff, above the limit of {MAX_NEIGHBORS}: part of the structure is packed far "
+            "denser than any solid; check the units of the cell and positions (Å)"
+        )
+    centre, neighbour = edge_index
+    vectors = positions[neighbour] - positions[centre] + shifts @ cell
+    lengths = np.sqrt(np.einsum("ei,ei->e", vectors, vectors))
+    if len(lengths) and lengths.min() < MIN_DISTANCE:
+        k = int(np.argmin(lengths))
+        image = f" (image shifted by {shifts[k].tolist()} cells)" if shifts[k].any() else ""
+        raise ValueError(
+            f"atoms {centre[k]} and {neighbour[k]}{image} are {lengths[k]:.2g} Å apart, "
+            f"closer than {MIN_DISTANCE} Å: an atom given twice or a broken structure; remove "
+            "the duplicate"
+        )
 
 
 def species_indices(symbols: Sequence[str], model_species: Sequence[str]) -> np.ndarray:
@@ -85,21 +179,32 @@ def atoms_to_graph(
 ) -> dict[str, torch.Tensor]:
     """One structure as a graph dictionary (a batch of one), with input checks.
 
+    The checks, in order: at least one atom; real, finite positions and cell entries within
+    ``MAX_COORDINATE`` Å; periodic cell vectors of nonzero length spanning a volume (see
+    :func:`cell_shape`, at least ``MIN_CELL_SHAPE``); known elements; moments of the right
+    shape, real and finite; an estimated mean neighbour count (from the number density,
+    before any pair is searched) and then the real one of at most ``MAX_NEIGHBORS``; no two
+    atoms or images closer than ``MIN_DISTANCE`` Å.
+
     Raises:
-        ValueError: unknown element, bad magmom shape, non-finite positions or cell.
+        ValueError: the first check that fails, saying what to fix.
     """
-    positions = atoms.get_positions()
-    if not np.all(np.isfinite(positions)):
-        raise ValueError("positions contain NaN or infinity; fix the structure first")
-    cell = atoms.cell.array
-    if not np.all(np.isfinite(cell)):
-        raise ValueError("the cell contains NaN or infinity; fix the structure first")
+    if len(atoms) == 0:
+        raise ValueError("the structure has no atoms; give at least one atom")
+    fix = "give the structure (Å)"
+    positions = _real_array(atoms.get_positions(), "positions", fix)
+    cell = _real_array(atoms.cell.array, "cell entries", fix)
+    if max(np.abs(positions).max(), np.abs(cell).max()) > MAX_COORDINATE:
+        raise ValueError(
+            f"positions or cell entries beyond {MAX_COORDINATE:.0e} Å; check their units (Å)"
+        )
     pbc = np.asarray(atoms.pbc, dtype=bool)
-    if pbc.any() and atoms.cell.rank < int(pbc.sum()):
-        raise ValueError(f"cell {cell.tolist()} has zero length along a periodic direction")
+    _check_cell(cell, pbc)
     species = species_indices(atoms.get_chemical_symbols(), model_species)
     moments = initial_moments(atoms, noncollinear)
+    _check_density(positions, cell, pbc, cutoff)
     edge_index, shifts = neighbor_list(positions, cell, pbc, cutoff)
+    _check_edges(positions, cell, edge_index, shifts)
     as_float = dict(dtype=dtype, device=device)
     return {
         keys.POSITIONS: torch.tensor(positions, **as_float),
