@@ -44,7 +44,12 @@ from ase.calculators.calculator import (
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from spinmultinet_ase import keys
-from spinmultinet_ase.data.graph import atoms_to_graph, closest_contacts, moment_sizes
+from spinmultinet_ase.data.graph import (
+    atoms_to_graph,
+    closest_contacts,
+    initial_moments,
+    moment_sizes,
+)
 from spinmultinet_ase.export import DTYPES, LoadedModel, default_model_path, load_model
 
 GUESS_RANGE_SLACK = 0.05  # μB beyond the training range of guessed moment sizes before a warning
@@ -107,6 +112,8 @@ class SpinMultiNetCalculator(Calculator):
 
     def get_property(self, name: str, atoms: Atoms | None = None, allow_calculation: bool = True):
         """ASE's property request (check the state, calculate, read), under the lock."""
+        if atoms is not None:  # ASE's state check compares the moments: valid ones only
+            initial_moments(atoms, self.model.noncollinear)
         with self._lock:
             return super().get_property(name, atoms, allow_calculation)
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.build import bulk
 from ase.calculators.calculator import PropertyNotImplementedError
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.data.graph import MAX_NEIGHBORS, require_periodic
 
 
 def test_unknown_element(calc):
@@ -73,3 +79,92 @@ def test_moments_of_wrong_shape(calc, nio_afm2):
     nio_afm2.calc = calc
     with pytest.raises(ValueError, match=r"initial_magmoms has shape \(4, 2\); expected \(4,\)"):
         nio_afm2.get_potential_energy()
+
+
+def test_empty_structure(calc):
+    atoms = Atoms(cell=[4.0, 4.0, 4.0], pbc=True)
+    atoms.calc = calc
+    with pytest.raises(ValueError, match="the structure has no atoms"):
+        atoms.get_potential_energy()
+
+
+def test_coplanar_periodic_cell(calc):
+    """Three nonzero but coplanar cell vectors: no volume, so no 3-D lattice."""
+    cell = [[4.0, 0.0, 0.0], [0.0, 4.0, 0.0], [4.0, 4.0, 0.0]]
+    atoms = Atoms("NiO", positions=[[0, 0, 0], [2.0, 0, 0]], cell=cell, pbc=True)
+    atoms.calc = calc
+    with pytest.raises(ValueError, match="periodic cell vectors .* are linearly dependent"):
+        atoms.get_potential_energy()
+    with pytest.raises(ValueError, match="span no volume"):
+        require_periodic(atoms, "computing phonons")
+
+
+@pytest.mark.parametrize(
+    ("second", "image"),
+    [([0.0, 0.0, 0.0], ""), ([4.0, 0.0, 0.0], r" \(image shifted by \[-1, 0, 0\] cells\)")],
+    ids=["same-cell", "periodic-image"],
+)
+def test_coincident_atoms(calc, second, image):
+    atoms = Atoms("NiO", positions=[[0, 0, 0], second], cell=[4.0] * 3, pbc=True, magmoms=[2, 0])
+    atoms.calc = calc
+    with pytest.raises(ValueError, match=f"atoms 0 and 1{image} are 0 Å apart, closer than"):
+        atoms.get_forces()
+
+
+def test_cell_in_nanometres(calc):
+    """NiO with its lattice constant typed in nm: refused before any neighbour is searched."""
+    atoms = bulk("NiO", "rocksalt", a=0.417)
+    atoms.calc = calc
+    with pytest.raises(ValueError, match=f"neighbours per atom .* limit of {MAX_NEIGHBORS}"):
+        atoms.get_potential_energy()
+
+
+def test_complex_positions(calc, nio_afm2):
+    nio_afm2.arrays["positions"] = nio_afm2.positions.astype(complex)
+    nio_afm2.calc = calc
+    with pytest.raises(ValueError, match="positions have dtype complex128"):
+        nio_afm2.get_potential_energy()
+
+
+def test_text_moments(calc, nio_afm2):
+    nio_afm2.set_initial_magnetic_moments(None)
+    nio_afm2.set_array("initial_magmoms", np.array(["up", "0", "down", "0"]))
+    nio_afm2.calc = calc
+    with pytest.raises(ValueError, match="initial_magmoms have dtype <U4; set the moments"):
+        nio_afm2.get_potential_energy()
+
+
+def test_structures_that_crash_the_neighbour_search(exported_path):
+    """Inputs that made vesin divide by zero (a crash) or search for minutes get an error or
+    a finite energy; run in a child process so that a crash fails the test, not the run."""
+    script = textwrap.dedent(
+        f"""
+        import numpy as np
+        from ase import Atoms
+        from spinmultinet_ase.calculator import SpinMultiNetCalculator
+
+        calc = SpinMultiNetCalculator({str(exported_path)!r})
+        cases = [
+            ("far", [[0, 0, 0], [1e7, 0, 0]], np.zeros((3, 3)), False),
+            ("apart", [[0, 0, 0], [5e5, 0, 0]], np.zeros((3, 3)), False),
+            ("wire", [[0, 0, 0], [1, 3e3, 3e3]], np.diag([5.0, 0, 0]), [True, False, False]),
+            ("flat", [[0, 0, 0], [1, 0, 0]], np.diag([5.0, 3e3, 3e3]), True),
+        ]
+        for name, positions, cell, pbc in cases:
+            atoms = Atoms("NiO", positions=positions, cell=cell, pbc=pbc, magmoms=[2, 0])
+            atoms.calc = calc
+            try:
+                print(name, np.isfinite(atoms.get_potential_energy()), flush=True)
+            except ValueError as error:
+                print(name, "ValueError", error, flush=True)
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in run.stdout.splitlines())
+    assert lines["far"].startswith("ValueError positions or cell entries beyond 1e+06 Å")
+    assert lines["apart"] == "True"
+    for name in ("wire", "flat"):
+        assert lines[name].startswith("ValueError the atoms and cell span"), lines[name]
