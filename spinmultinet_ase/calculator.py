@@ -209,7 +209,11 @@ class SpinMultiNetCalculator(Calculator):
 
     def _check_finite(self, results: dict, graph: dict) -> None:
         """Raise ``CalculationFailed`` naming the likely cause if any result is not finite."""
-        bad = [key for key, value in results.items() if not np.all(np.isfinite(value))]
+        bad = [
+            key
+            for key, value in results.items()
+            if key not in ("free_energy", "magmom") and not np.all(np.isfinite(value))
+        ]
         if not bad:
             return
         if not all(torch.isfinite(p).all() for p in self.model.module.parameters()):
@@ -228,7 +232,7 @@ class SpinMultiNetCalculator(Calculator):
                 else "an overflow in the model"
                 + ("; try dtype='float64'" if self.dtype == torch.float32 else "")
             )
-        raise CalculationFailed(f"the model gave non-finite {', '.join(sorted(bad))}: {cause}")
+        raise CalculationFailed(f"the model gave non-finite {', '.join(bad)}: {cause}")
 
     @property
     def metadata(self) -> dict:

@@ -80,7 +80,12 @@ class LoadedModel:
         return self.metadata["spin_mode"] == "noncollinear"
 
     def __reduce__(self):
-        """Pickling: a TorchScript module travels as the bytes of its model file."""
+        """Pickling: a TorchScript module travels as the bytes of its model file, an eager
+        :class:`SpinMultiNet` as its config and weights (it may hold TorchScript parts once
+        exported, which do not pickle)."""
+        if isinstance(self.module, SpinMultiNet):
+            state = self.module.config.to_dict(), self.module.state_dict(), self.module.training
+            return _rebuilt, (*state, self.metadata)
         if not isinstance(self.module, torch.jit.ScriptModule):
             return LoadedModel, (self.module, self.metadata)
         buffer = io.BytesIO()
@@ -91,6 +96,19 @@ class LoadedModel:
         parameter = next(self.module.parameters(), None)
         device = "cpu" if parameter is None else str(parameter.device)
         return model_from_bytes, (buffer.getvalue(), device)
+
+
+def _rebuilt(
+    config: dict[str, Any],
+    weights: dict[str, torch.Tensor],
+    training: bool,
+    metadata: dict[str, Any],
+) -> LoadedModel:
+    """An eager model from its config and weights (in their dtype and device)."""
+    model = SpinMultiNet(ModelConfig.from_dict(config))
+    first = next(w for w in weights.values() if w.is_floating_point())
+    model.to(device=first.device, dtype=first.dtype).load_state_dict(weights)
+    return LoadedModel(model.train(training), metadata)
 
 
 def default_model_path() -> Path:

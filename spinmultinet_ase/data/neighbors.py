@@ -36,11 +36,12 @@ def open_axes(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
 def estimated_neighbors(
     positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
 ) -> float:
-    """Expected mean number of neighbours per atom, from the number density alone.
+    """Expected mean number of neighbours per atom, without searching any pair.
 
     The density is the number of atoms over the volume of the periodic cell times the extent
     of the atoms (plus the cutoff) along each open direction; the count is that density times
-    the volume of the cutoff sphere, at most ``N - 1`` without any periodic direction. Cheap
+    the volume of the cutoff sphere, at most ``N - 1`` without any periodic direction, and at
+    least the number of an atom's own periodic images within the cutoff. Cheap
     (no pairs are searched), so it can refuse a structure before its neighbour list is built.
 
     Args:
@@ -51,13 +52,19 @@ def estimated_neighbors(
     """
     pbc = np.asarray(pbc, dtype=bool)
     periodic = np.asarray(cell, dtype=np.float64)[pbc]
-    volume = np.sqrt(abs(np.linalg.det(periodic @ periodic.T))) if len(periodic) else 1.0
+    lattice = np.sqrt(abs(np.linalg.det(periodic @ periodic.T))) if len(periodic) else 1.0
+    volume = lattice
     axes = open_axes(cell, pbc)
     if len(axes):
         volume *= np.prod(np.ptp(positions @ axes.T, axis=0) + cutoff)
     n = len(positions)
     estimate = n / volume * 4.0 / 3.0 * np.pi * cutoff**3
-    return float(estimate if pbc.any() else min(estimate, n - 1))
+    if not pbc.any():
+        return float(min(estimate, n - 1))
+    # and at least the atom's own images: lattice points in the cutoff ball of the lattice's
+    # dimension (a segment, a disc or a ball), however far apart the atoms are otherwise
+    ball = (2.0 * cutoff, np.pi * cutoff**2, 4.0 / 3.0 * np.pi * cutoff**3)[len(periodic) - 1]
+    return float(max(estimate, ball / lattice))
 
 
 def _closed_box(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float):
