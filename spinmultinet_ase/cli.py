@@ -55,7 +55,8 @@ def _train(args: argparse.Namespace) -> None:
     if args.max_epochs is not None:
         optim = dataclasses.replace(config.optim, max_epochs=args.max_epochs)
         config = dataclasses.replace(config, optim=optim)
-    summary = Trainer(config, resume=args.resume, progress=not args.quiet).run()
+    trainer = Trainer(config, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+    summary = trainer.run()
     print(json.dumps(summary["metrics"], indent=2))
     print(f"stopped ({summary['stopped_because']}); model: {config.output_dir}/model.pt")
 
@@ -63,7 +64,17 @@ def _train(args: argparse.Namespace) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config (see configs/)")
     p.add_argument("config", help="training config (YAML)")
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.ckpt")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUTPUT_DIR from its last.ckpt (a folder without a run starts one)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in an OUTPUT_DIR that holds a run, deleting its checkpoints, metrics "
+        "and model (without it, such a folder is refused)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--data",
