@@ -52,7 +52,12 @@ def load_checkpoint(path: str | Path, fallback: str | Path | None = None) -> dic
     except (ValueError, FileNotFoundError) as error:
         if fallback is None or not Path(fallback).is_file():
             raise
-        content = _read(Path(fallback))
+        try:
+            content = _read(Path(fallback))
+        except ValueError as older:
+            raise ValueError(
+                f"{error}, and so is the previous checkpoint ({older}); start over"
+            ) from None
         warnings.warn(
             f"{error}; using the previous checkpoint {fallback} (epoch "
             f"{content.get('epoch', '?')}) instead",

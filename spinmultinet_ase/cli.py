@@ -605,23 +605,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # --help, --version, or a usage error (already printed)
         return int(done.code or 0)
     prefix = f"spinmultinet {args.command}"
-    formatted = warnings.formatwarning
-    warnings.formatwarning = lambda message, *_, **__: f"{prefix}: warning: {message}\n"
-    try:
-        args.run(args)
-    except USER_ERRORS as error:
-        print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prefix}: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        warnings.formatwarning = formatted
+
+    def one_line_warning(message, *_, **__) -> None:
+        print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
+
+    with warnings.catch_warnings():  # restores the warning machinery afterwards
+        warnings.showwarning = one_line_warning
+        try:
+            args.run(args)
+        except USER_ERRORS as error:
+            print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"{prefix}: interrupted", file=sys.stderr)
+            return 130
     return 0
 
 
-def _one_line(error: BaseException) -> str:
-    """The error's message on one line (a missing key named as such)."""
+def _one_line(error: BaseException | Warning) -> str:
+    """The message of an error or warning on one line (a missing key named as such)."""
     if isinstance(error, KeyError):
         return f"missing entry {error}"
     if isinstance(error, OSError) and error.strerror and error.filename:

@@ -8,7 +8,7 @@ renamed over the target in one step, so a kill at any instant never leaves half 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,11 +30,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     If the body raises, the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
-    handle, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}-", suffix=f"{TEMPORARY_MARK}{path.suffix}"
-    )
-    os.close(handle)
-    temporary = Path(name)
+    # created by the writer, so it gets the usual permissions (not mkstemp's owner-only ones)
+    temporary = path.with_name(f".{path.stem}-{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}")
     try:
         yield temporary
         with temporary.open("rb") as written:
