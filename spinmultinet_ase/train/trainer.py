@@ -159,9 +159,9 @@ class Trainer:
         self.config = config
         self.progress = progress
         self.output = Path(config.output_dir)
-        checkpoint = _prepare_run_folder(self.output, resume, overwrite)
         if not Path(config.data.path).is_file():
             raise FileNotFoundError(f"no labelled data at {config.data.path} (data.path)")
+        checkpoint = _prepare_run_folder(self.output, resume, overwrite)
         torch.set_num_threads(config.num_threads)
         dtype = DTYPES[config.dtype]
         self.data = build_datasets(config.data, config.model.species, config.model.cutoff, dtype)
