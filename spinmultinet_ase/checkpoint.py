@@ -2,41 +2,104 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from spinmultinet_ase.model import ModelConfig, SpinMultiNet
+from spinmultinet_ase.outputs import atomic_path, replace_synced
 
 
-def save_checkpoint(model: SpinMultiNet, path: str | Path, **extra: Any) -> None:
-    """Write ``model``'s config and weights, plus ``extra`` entries, atomically."""
+def save_checkpoint(
+    model: SpinMultiNet, path: str | Path, previous: str | Path | None = None, **extra: Any
+) -> None:
+    """Write ``model``'s config and weights, plus ``extra`` entries, atomically.
+
+    Args:
+        model: the model whose config and weights are saved (``model_state``).
+        path: the checkpoint file.
+        previous: if given, the checkpoint ``path`` held so far is kept under this name (a
+            fallback when ``path`` turns out unreadable).
+        **extra: further entries (e.g. the training state).
+    """
     path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(
-        {"model_config": model.config.to_dict(), "model_state": model.state_dict(), **extra},
-        temporary,
-    )
-    temporary.replace(path)
+    with atomic_path(path) as temporary:
+        torch.save(
+            {"model_config": model.config.to_dict(), "model_state": model.state_dict(), **extra},
+            temporary,
+        )
+        if previous is not None and path.exists():
+            replace_synced(path, Path(previous))
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The raw checkpoint dictionary, with a clear error when it is not one of ours."""
+def load_checkpoint(path: str | Path, fallback: str | Path | None = None) -> dict[str, Any]:
+    """The raw checkpoint dictionary, with a clear error when it is not a readable one of ours.
+
+    Args:
+        path: the checkpoint file.
+        fallback: an older checkpoint to load instead, with a warning, when ``path`` is missing
+            or unreadable.
+
+    Raises:
+        ValueError: neither ``path`` nor ``fallback`` is a readable SpinMultiNet checkpoint.
+        FileNotFoundError: there is no file at ``path`` (and no fallback).
+    """
     path = Path(path)
+    try:
+        return _read(path)
+    except (ValueError, FileNotFoundError) as error:
+        if fallback is None or not Path(fallback).is_file():
+            raise
+        try:
+            content = _read(Path(fallback))
+        except ValueError as older:
+            raise ValueError(
+                f"{error}, and so is the previous checkpoint ({older}); start over"
+            ) from None
+        warnings.warn(
+            f"{error}; using the previous checkpoint {fallback} (epoch "
+            f"{content.get('epoch', '?')}) instead",
+            UserWarning,
+            stacklevel=2,
+        )
+        return content
+
+
+def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    content = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch and pickle raise many types for damaged files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({type(error).__name__}"
+            f"{': ' + reason if reason else ''}); it may be truncated or not a checkpoint"
+        ) from None
     if not isinstance(content, dict) or "model_config" not in content:
         raise ValueError(f"{path} is not a SpinMultiNet checkpoint (no model_config inside)")
     return content
 
 
 def model_from_checkpoint(path: str | Path, weights: str = "model_state") -> SpinMultiNet:
-    """Rebuild the model saved in a checkpoint (``weights`` picks e.g. the EMA weights)."""
+    """Rebuild the model saved in a checkpoint (``weights`` picks e.g. the EMA weights).
+
+    Raises:
+        ValueError: the checkpoint is unreadable, has no entry ``weights``, or its weights do
+            not fit its model config.
+    """
     content = load_checkpoint(path)
-    model = SpinMultiNet(ModelConfig.from_dict(content["model_config"]))
-    state = content[weights]
-    dtype = next(iter(v for v in state.values() if v.is_floating_point())).dtype
-    model.to(dtype).load_state_dict(state)
+    entries = sorted(k for k, v in content.items() if k.endswith("state") and isinstance(v, dict))
+    if weights not in entries:
+        raise ValueError(f"{path} has no weights {weights!r}; it holds {', '.join(entries)}")
+    try:
+        model = SpinMultiNet(ModelConfig.from_dict(content["model_config"]))
+        state = content[weights]
+        dtype = next(iter(v for v in state.values() if v.is_floating_point())).dtype
+        model.to(dtype).load_state_dict(state)
+    except (RuntimeError, TypeError, StopIteration, AttributeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: its {weights!r} do not fit its model config ({first})") from None
     return model.eval()

@@ -7,17 +7,58 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from spinmultinet_ase.outputs import atomic_path, check_outputs, write_text_atomic
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (and exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _structures(args: argparse.Namespace) -> None:
     from ase.io import write
 
     from spinmultinet_ase.dft.structures import reference_structures
+    from spinmultinet_ase.workflows.inputs import check_count
 
+    check_count(args.seed, "--seed", 0)
+    check_outputs([args.output], args.overwrite)
     frames = reference_structures(tuple(args.materials), seed=args.seed)
-    write(args.output, frames, format="extxyz")
+    with atomic_path(args.output) as temporary:
+        write(temporary, frames, format="extxyz")
     print(f"wrote {len(frames)} structures to {args.output}")
+
+
+def _add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace output files that exist already"
+    )
+
+
+def _existing_file(path: str, what: str) -> Path:
+    """``path`` if it is a file, else a FileNotFoundError naming ``what`` it should be."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
+    return Path(path)
+
+
+def _read_frames(path: str) -> list:
+    """All frames of a structure file, with a one-line error when it cannot be read."""
+    from ase.io import read
+
+    _existing_file(path, "structure file")
+    try:
+        return read(path, index=":")
+    except Exception as error:  # ASE raises many types for unreadable files
+        raise ValueError(
+            f"cannot read structures from {path} ({type(error).__name__}: {error})"
+        ) from None
 
 
 def _label(args: argparse.Namespace) -> None:
@@ -30,9 +71,11 @@ def _export(args: argparse.Namespace) -> None:
     from spinmultinet_ase.checkpoint import model_from_checkpoint
     from spinmultinet_ase.export import DTYPES, export_model
 
+    check_outputs([args.output], args.overwrite)
     model = model_from_checkpoint(args.checkpoint, weights=args.weights)
     model.to(DTYPES[args.dtype])
-    export_model(model, args.output)
+    with atomic_path(args.output) as temporary:
+        export_model(model, temporary)
     print(f"exported {args.checkpoint} ({args.weights}, {args.dtype}) to {args.output}")
 
 
@@ -42,6 +85,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="model file to write (.pt)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.add_argument("--weights", default="model_state", help="checkpoint entry with the weights")
+    _add_overwrite(p)
     p.set_defaults(run=_export)
 
 
@@ -55,7 +99,8 @@ def _train(args: argparse.Namespace) -> None:
     if args.max_epochs is not None:
         optim = dataclasses.replace(config.optim, max_epochs=args.max_epochs)
         config = dataclasses.replace(config, optim=optim)
-    summary = Trainer(config, resume=args.resume, progress=not args.quiet).run()
+    trainer = Trainer(config, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+    summary = trainer.run()
     print(json.dumps(summary["metrics"], indent=2))
     print(f"stopped ({summary['stopped_because']}); model: {config.output_dir}/model.pt")
 
@@ -63,7 +108,18 @@ def _train(args: argparse.Namespace) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML config (see configs/)")
     p.add_argument("config", help="training config (YAML)")
-    p.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR/last.ckpt")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUTPUT_DIR from its last.ckpt (a folder without a run "
+        "starts one)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in an OUTPUT_DIR that holds a run, deleting its checkpoints, metrics "
+        "and model (without it, such a folder is refused)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--data",
@@ -88,8 +144,12 @@ def _positive_int(text: str) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.outputs import writable_folder
     from spinmultinet_ase.train.evaluate import evaluate_model, format_report
 
+    _existing_file(args.model, "model file")
+    _existing_file(args.data, "labelled data")
+    writable_folder(args.output_dir, "--output-dir")
     result = evaluate_model(args.model, args.data, args.output_dir)
     print(format_report(result))
     print(f"details and parity plots in {args.output_dir}/")
@@ -104,8 +164,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _model_card(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.outputs import writable_folder
     from spinmultinet_ase.train.card import write_model_card
 
+    for run_dir in [args.run_dir, *(item.partition("=")[2] for item in args.ablation)]:
+        if run_dir and not Path(run_dir).is_dir():
+            raise FileNotFoundError(f"no training run folder at {run_dir}")
+    writable_folder(args.output_dir, "output_dir")
     ablations = {}
     for item in args.ablation:
         name, sep, path = item.partition("=")
@@ -130,13 +195,11 @@ def _add_model_card(sub: argparse._SubParsersAction) -> None:
 
 
 def _yardsticks(args: argparse.Namespace) -> None:
-    from ase.io import read
-
     from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 
-    table = yardstick_table(read(args.data, index=":"))
-    with open(args.output, "w") as handle:
-        json.dump(table, handle, indent=2)
+    check_outputs([args.output], args.overwrite)
+    table = yardstick_table(_read_frames(args.data))
+    write_text_atomic(args.output, json.dumps(table, indent=2))
     print(json.dumps(table, indent=2))
 
 
@@ -144,6 +207,7 @@ def _add_yardsticks(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("yardsticks", help="DFT ordering energies, J1/J2, E(δ) from labelled data")
     p.add_argument("data", help="labelled extxyz with the yardstick frames")
     p.add_argument("output", help="JSON file to write")
+    _add_overwrite(p)
     p.set_defaults(run=_yardsticks)
 
 
@@ -259,30 +323,35 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
 
 def _md(args: argparse.Namespace) -> None:
     from dataclasses import asdict
-    from pathlib import Path
 
     from spinmultinet_ase.workflows.inputs import single_structure
-    from spinmultinet_ase.workflows.md import plot_md, run_md
+    from spinmultinet_ase.workflows.md import check_md_options, plot_md, run_md
 
-    atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
+    options = {
+        "ensemble": args.ensemble,
+        "temperature_K": args.temperature,
+        "steps": args.steps,
+        "timestep_fs": args.timestep,
+        "pressure_GPa": args.pressure,
+        "interval": args.interval,
+        "seed": args.seed,
+    }
+    check_md_options(**options)
     output = Path(args.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+    names = (args.trajectory, args.log, "md.json", "md.png")
+    check_outputs([output / name for name in names], args.overwrite)
+    atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
     summary = run_md(
         atoms,
         _calculator(args),
-        ensemble=args.ensemble,
-        temperature_K=args.temperature,
-        steps=args.steps,
-        timestep_fs=args.timestep,
-        pressure_GPa=args.pressure,
         trajectory=str(output / args.trajectory),
         logfile=str(output / args.log),
-        interval=args.interval,
-        seed=args.seed,
         progress=not args.quiet,
+        **options,
     )
-    (output / "md.json").write_text(json.dumps(asdict(summary), indent=2))
-    plot_md(summary, output / "md.png")
+    write_text_atomic(output / "md.json", json.dumps(asdict(summary), indent=2))
+    with atomic_path(output / "md.png") as temporary:
+        plot_md(summary, temporary)
     print(
         f"{summary.ensemble.upper()}: {summary.time_ps:.3f} ps, <T> = "
         f"{summary.mean_temperature_K:.0f} K, total-energy drift "
@@ -296,22 +365,28 @@ def _relax(args: argparse.Namespace) -> None:
 
     from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
     from spinmultinet_ase.workflows.inputs import single_structure
-    from spinmultinet_ase.workflows.relax import relax, relaxation_report
+    from spinmultinet_ase.workflows.relax import check_relax_options, relax, relaxation_report
 
+    options = {
+        "fmax": args.fmax,
+        "steps": args.steps,
+        "optimizer": args.optimizer,
+        "relax_cell": not args.fixed_cell,
+        "pressure_GPa": args.pressure,
+    }
+    check_relax_options(**options)
+    check_outputs([args.output, *([args.trajectory] if args.trajectory else [])], args.overwrite)
     atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
     atoms.calc = _calculator(args)
     relaxed, converged = relax(
         atoms,
         atoms.calc,
-        fmax=args.fmax,
-        steps=args.steps,
-        optimizer=args.optimizer,
-        relax_cell=not args.fixed_cell,
-        pressure_GPa=args.pressure,
         logfile=None if args.quiet else "-",
         trajectory=args.trajectory,
+        **options,
     )
-    write(args.output, relaxed, format="extxyz")
+    with atomic_path(args.output) as temporary:
+        write(temporary, relaxed, format="extxyz")
     cubic_parent = args.target in ROCKSALT_LATTICE_CONSTANTS
     print(relaxation_report(atoms, relaxed, converged, args.fmax, cubic_parent))
     print(f"relaxed structure with its initial_magmoms and predicted results in {args.output}")
@@ -331,6 +406,7 @@ def _add_relax(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="relaxed.extxyz", help="extxyz of the relaxed structure")
     p.add_argument("--trajectory", default=None, help="ASE trajectory of the optimisation")
     p.add_argument("--quiet", action="store_true", help="no optimiser log")
+    _add_overwrite(p)
     _add_model_options(p, "float64")
     p.set_defaults(run=_relax)
 
@@ -369,29 +445,39 @@ def _add_md(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log", default="md.log", help="ASE MD log file, in the output dir")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial velocities")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_overwrite(p)
     _add_model_options(p, "float32")
     p.set_defaults(run=_md)
 
 
 def _phonons(args: argparse.Namespace) -> None:
     from dataclasses import asdict
-    from pathlib import Path
 
     from spinmultinet_ase.data.graph import require_periodic
     from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
     from spinmultinet_ase.workflows.inputs import parse_supercell, single_structure
-    from spinmultinet_ase.workflows.phonons import compute_phonons, plot_phonons
-    from spinmultinet_ase.workflows.relax import relax
+    from spinmultinet_ase.workflows.phonons import (
+        check_phonon_options,
+        compute_phonons,
+        plot_phonons,
+    )
+    from spinmultinet_ase.workflows.relax import check_relax_options, relax
 
-    calc = _calculator(args)
     supercell = parse_supercell(args.supercell)
+    check_phonon_options(supercell, args.displacement)
+    check_relax_options(fmax=args.fmax)
     output = Path(args.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+    check_outputs([output / "phonons.png", output / "phonons.json"], args.overwrite)
     rocksalt = args.target in ROCKSALT_LATTICE_CONSTANTS
-    results = []
-    for ordering in args.orderings if rocksalt else [Path(args.target).stem]:
-        atoms = single_structure(args.target, ordering, None, args.magnitudes)
+    structures = {  # all built (and checked) before the first long computation
+        ordering: single_structure(args.target, ordering, None, args.magnitudes)
+        for ordering in (args.orderings if rocksalt else [Path(args.target).stem])
+    }
+    for atoms in structures.values():
         require_periodic(atoms, "computing phonons")
+    calc = _calculator(args)
+    results = []
+    for ordering, atoms in structures.items():
         if not args.no_relax:
             atoms, converged = relax(atoms, calc, fmax=args.fmax, relax_cell=True)
             if not converged:
@@ -405,8 +491,9 @@ def _phonons(args: argparse.Namespace) -> None:
             f"{ordering}: optical modes of the parent Γ point (THz): {optical}; "
             f"splitting {result.parent_gamma_splitting:.3f} THz"
         )
-    plot_phonons(results, output / "phonons.png")
-    (output / "phonons.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+    with atomic_path(output / "phonons.png") as temporary:
+        plot_phonons(results, temporary)
+    write_text_atomic(output / "phonons.json", json.dumps([asdict(r) for r in results], indent=1))
     print(f"phonons.png and phonons.json in {output}/")
 
 
@@ -437,6 +524,7 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--magnitudes", nargs="+", default=None, metavar="EL=MU")
     p.add_argument("--output-dir", default="phonons")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_overwrite(p)
     _add_model_options(p, "float64")
     p.set_defaults(run=_phonons)
 
@@ -459,6 +547,7 @@ def _add_structures(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", help="extxyz file to write")
     p.add_argument("--materials", nargs="+", default=["MnO", "NiO"], help="rocksalt oxides")
     p.add_argument("--seed", type=int, default=0, help="random seed of the distortions")
+    _add_overwrite(p)
     p.set_defaults(run=_structures)
 
 
@@ -493,7 +582,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 def build_parser() -> argparse.ArgumentParser:
     from spinmultinet_ase import __version__
 
-    parser = argparse.ArgumentParser(prog="spinmultinet", description=__doc__)
+    parser = _Parser(prog="spinmultinet", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
@@ -501,18 +590,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a user's input can cause: reported as one line and exit code 2, never a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, OSError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; user errors are one line on stderr and exit code 2."""
     if "OMPI_COMM_WORLD_SIZE" in os.environ or "PMI_SIZE" in os.environ:
         # Started by mpiexec: GPAW must use its own MPI backend (GPAW >= 25 asks for this). Set
         # before building the parser, since ASE's io plugins import gpaw, which reads it then.
         os.environ.setdefault("GPAW_MPI_BACKEND", "cgpaw")
-    args = build_parser().parse_args(argv)
     try:
-        args.run(args)
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        print(f"spinmultinet {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error (already printed)
+        return int(done.code or 0)
+    prefix = f"spinmultinet {args.command}"
+
+    def one_line_warning(message, *_, **__) -> None:
+        print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
+
+    with warnings.catch_warnings():  # restores the warning machinery afterwards
+        warnings.showwarning = one_line_warning
+        try:
+            args.run(args)
+        except USER_ERRORS as error:
+            print(f"{prefix}: error: {_one_line(error)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"{prefix}: interrupted", file=sys.stderr)
+            return 130
     return 0
+
+
+def _one_line(error: BaseException | Warning) -> str:
+    """The message of an error or warning on one line (a missing key named as such)."""
+    if isinstance(error, KeyError):
+        return f"missing entry {error}"
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -28,6 +28,62 @@ def test_nve_drift_is_small(calc):
     assert abs(summary.total_energy_end - summary.total_energy_start) < 1e-3 * len(atoms)
 
 
+def test_the_drift_comes_from_at_least_two_samples(eager_model):
+    from spinmultinet_ase.calculator import SpinMultiNetCalculator
+    from spinmultinet_ase.testing.models import as_loaded
+
+    calc = SpinMultiNetCalculator(as_loaded(eager_model))
+    atoms = rocksalt_ordered("NiO", "AFM-II")
+    with pytest.raises(ValueError, match="one sample, not enough for an energy drift"):
+        run_md(atoms.copy(), calc, steps=3, interval=4, progress=False)
+    summary = run_md(atoms, calc, steps=4, interval=4, timestep_fs=2.0, progress=False)
+    trace = summary.trace
+    assert trace.time_ps == pytest.approx([0.0, 0.008])
+    rise = trace.total_energy_per_atom[1] - trace.total_energy_per_atom[0]
+    assert summary.energy_drift_meV_per_atom_per_ps == pytest.approx(1000 * rise / 0.008)
+    assert summary.energy_drift_meV_per_atom_per_ps != 0.0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"temperature_K": -1.0}, r"temperature \(K\) must be a finite number >= 0"),
+        ({"temperature_K": float("nan")}, "temperature"),
+        ({"temperature_K": 0.0, "ensemble": "npt"}, r"temperature \(K\) must be .* > 0"),
+        ({"steps": 0}, "number of MD steps must be a whole number >= 1"),
+        ({"steps": 2.5}, "number of MD steps"),
+        ({"timestep_fs": 0.0}, r"time step \(fs\) must be a finite number > 0"),
+        ({"timestep_fs": -1.0}, "time step"),
+        ({"friction_per_fs": 0.0, "ensemble": "nvt"}, "friction"),
+        ({"pressure_GPa": float("inf"), "ensemble": "npt"}, "pressure"),
+        ({"pressure_GPa": 1.0}, "a pressure acts only in NPT"),
+        ({"interval": 0}, "sampling interval"),
+        ({"ensemble": "nph"}, "ensemble must be one of"),
+    ],
+)
+def test_md_refuses_unphysical_options_before_any_step(options, message):
+    atoms = rocksalt_ordered("NiO", "AFM-II")
+    with pytest.raises(ValueError, match=message):
+        run_md(atoms, calc=None, progress=False, **options)  # never reaches the calculator
+    assert atoms.calc is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"supercell": np.zeros((3, 3), dtype=int)}, "positive determinant"),
+        ({"supercell": np.eye(3) * 2.0}, "integer matrix"),
+        ({"displacement": 0.0}, "displacement"),
+        ({"displacement": 0.5}, "not small"),
+        ({"mesh": (4, 0, 4)}, "DOS mesh"),
+        ({"npoints": 1}, "band-path points"),
+    ],
+)
+def test_phonons_refuse_bad_options_before_any_force(options, message):
+    with pytest.raises(ValueError, match=message):
+        compute_phonons(rocksalt_ordered("NiO", "AFM-II"), calc=None, progress=False, **options)
+
+
 @pytest.mark.parametrize("ensemble", ["nvt", "npt"])
 def test_thermostatted_runs(calc, ensemble):
     atoms = rocksalt_ordered("NiO", "AFM-II").repeat(2)

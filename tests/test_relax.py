@@ -60,6 +60,21 @@ def test_pressure_on_a_fixed_cell_is_refused(shipped_calc):
         relax(rocksalt_ordered("NiO", "FM"), shipped_calc, relax_cell=False, pressure_GPa=1.0)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"fmax": 0.0}, r"fmax \(eV/Å\) must be a finite number > 0"),
+        ({"fmax": float("nan")}, "fmax"),
+        ({"steps": 0}, "optimiser steps must be a whole number >= 1"),
+        ({"pressure_GPa": float("nan")}, "pressure"),
+        ({"optimizer": "LBFGS"}, "optimizer must be one of"),
+    ],
+)
+def test_relax_refuses_bad_options_before_any_step(options, message):
+    with pytest.raises(ValueError, match=message):
+        relax(rocksalt_ordered("NiO", "FM"), calc=None, **options)  # never reaches the calculator
+
+
 def test_a_molecule_relaxes_at_fixed_cell_only(shipped_calc, molecule_file, tmp_path, capsys):
     argv = ["relax", str(molecule_file), "--quiet", "--output", str(tmp_path / "r.xyz")]
     assert main(argv) == 2

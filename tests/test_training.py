@@ -158,6 +158,58 @@ def test_test_frames_labelled_later_join_the_frozen_data_without_changing_the_mo
     assert resumed["num_frames"] == {"train": 6, "validation": 0, "test": 2}
 
 
+def test_train_never_overwrites_a_run_unasked(subset, tmp_path, capsys):
+    """A folder holding a run is refused (files untouched) unless --resume or --overwrite."""
+    import yaml
+
+    run = tmp_path / "run"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(_config(subset, run, epochs=2).to_dict()))
+    assert main(["train", str(config), "--quiet"]) == 0
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    capsys.readouterr()
+    for extra in ([], ["--max-epochs", "1"], ["--resume", "--overwrite"]):
+        assert main(["train", str(config), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and ("already holds" in err[0] or "choose one" in err[0]), err
+        assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+    with pytest.raises(ValueError, match="--resume continues its run"):
+        Trainer(_config(subset, run, epochs=2), progress=False)
+
+    (run / "evaluation").mkdir()  # not a run file: --overwrite leaves it
+    assert main(["train", str(config), "--quiet", "--overwrite", "--max-epochs", "1"]) == 0
+    assert len(np.genfromtxt(run / "metrics.csv", delimiter=",", names=True, ndmin=1)) == 1
+    assert load_checkpoint(run / "last.ckpt")["epoch"] == 1
+    assert not (run / "previous.ckpt").exists() and (run / "evaluation").is_dir()
+    calc = SpinMultiNetCalculator(run / "model.pt")
+    assert calc.metadata["training"]["epochs"] == 1
+
+
+def test_resume_of_a_finished_run_exports_its_own_best_model(subset, tmp_path):
+    """No epoch left to train: the model exported is the run's best, as before the resume."""
+    run = tmp_path / "run"
+    Trainer(_config(subset, run, epochs=2), progress=False).run()
+    first = (run / "model.pt").read_bytes()
+    best = load_checkpoint(run / "best.ckpt")
+    summary = Trainer(_config(subset, run, epochs=2), resume=True, progress=False).run()
+    assert summary["epochs"] == 2 and summary["best_epoch"] == best["epoch"]
+    again = SpinMultiNetCalculator(run / "model.pt")
+    atoms = read(subset, index="0")
+    atoms.calc = again
+    energy = atoms.get_potential_energy()
+    (run / "first.pt").write_bytes(first)
+    atoms.calc = SpinMultiNetCalculator(run / "first.pt")
+    assert atoms.get_potential_energy() == energy
+
+
+def test_no_epoch_to_train_is_refused_before_any_work():
+    for optim in ({"max_epochs": 0}, {"max_minutes": 0}, {"early_stopping_patience": 0}):
+        with pytest.raises(ValueError, match=f"optim.{next(iter(optim))} must be"):
+            config_from_dict({"optim": optim})
+    with pytest.raises(ValueError, match="must be below optim.learning_rate"):
+        config_from_dict({"optim": {"learning_rate": 1e-3, "min_learning_rate": 1e-3}})
+
+
 def test_cli_resume_after_interruption(subset, tmp_path):
     """Interrupt-safe: a run stopped mid-way resumes from its checkpoint to the same end."""
     import yaml
@@ -366,7 +418,7 @@ def test_training_script_rejects_a_frame_count_that_is_not_a_number(frames):
 
 
 def test_negative_loss_weight_is_rejected():
-    with pytest.raises(ValueError, match="loss.partners is a weight and must be >= 0"):
+    with pytest.raises(ValueError, match=r"loss.partners must be >= 0 \(a weight"):
         config_from_dict({"loss": {"partners": -0.1}})
 
 

@@ -22,6 +22,7 @@ from ase.io import read
 from spinmultinet_ase.dft.card import ordering_kpoints_table
 from spinmultinet_ase.dft.convergence import ORDERING_DENSITIES, yardstick_kpoint_errors
 from spinmultinet_ase.export import load_model
+from spinmultinet_ase.outputs import write_text_atomic
 from spinmultinet_ase.train.config import (
     LOSS_WEIGHTS,
     DataConfig,
@@ -539,6 +540,6 @@ def write_model_card(
         "errors (e.g. PBE+U exchange constants and Néel temperatures differ from experiment).",
     ]
     text = "\n".join(lines) + "\n"
-    (out_dir / "card.md").write_text(text)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_text_atomic(out_dir / "card.md", text)
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return text

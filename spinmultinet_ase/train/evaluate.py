@@ -15,6 +15,7 @@ from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import DTYPES, load_model
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
+from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import SPLITS, Dataset, frame_to_sample, read_frames, split_of
 from spinmultinet_ase.train.loss import REPORT_UNITS, TARGETS, ErrorAccumulator, errors
@@ -221,7 +222,8 @@ def parity_plot(accumulator: ErrorAccumulator, path: Path, title: str) -> None:
         ax.set_ylabel("SpinMultiNet")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, dpi=120)
     plt.close(fig)
 
 
@@ -276,7 +278,7 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: st
     result["ideal_cell_errors_meV_per_fu"] = ideal_cell_errors(frames, model_energy)
     result["ordering_partner_errors"] = ordering_partner_errors(frames, model_energy, config)
     result["guess_sensitivity_meV_per_fu"] = guess_sensitivity(frames, calc)
-    (output / "evaluation.json").write_text(json.dumps(result, indent=2))
+    write_text_atomic(output / "evaluation.json", json.dumps(result, indent=2))
     return result
 
 

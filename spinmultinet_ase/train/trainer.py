@@ -1,16 +1,22 @@
 """The training loop: AdamW, plateau schedule, EMA, clipping, early stopping, resumable.
 
 A run writes into ``output_dir``: ``last.ckpt`` after every epoch (resume from it with
-``resume=True``), ``best.ckpt`` whenever the validation loss improves (EMA weights),
-``metrics.csv`` (one row per epoch), ``summary.json`` and the exported ``model.pt``.
+``resume=True``; the one before is kept as ``previous.ckpt``, the fallback when ``last.ckpt``
+is unreadable), ``best.ckpt`` (the EMA weights of the best validation loss so far),
+``metrics.csv`` (one row per epoch), and at the end ``summary.json`` and the exported
+``model.pt``. Every file is written atomically. ``last.ckpt`` is the one record of the run:
+it holds the metrics rows and the best weights too, and ``metrics.csv`` and ``best.ckpt`` are
+rewritten from it, so a kill at any instant loses at most the epoch in progress.
 Data order is drawn from a generator seeded by (seed, epoch), so a resumed run continues
 exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
+import io
 import json
 import math
 import time
@@ -28,6 +34,7 @@ from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
 from spinmultinet_ase.data.graph import closest_contacts, moment_sizes
 from spinmultinet_ase.export import DTYPES, export_model
 from spinmultinet_ase.model import SpinMultiNet
+from spinmultinet_ase.outputs import atomic_path, is_temporary, writable_folder, write_text_atomic
 from spinmultinet_ase.train.config import TrainConfig
 from spinmultinet_ase.train.dataset import (
     Dataset,
@@ -123,14 +130,38 @@ def evaluate_dataset(
     return result
 
 
-class Trainer:
-    """One training run; ``run()`` trains until a stopping rule fires and exports the model."""
+# The files a run writes into its output_dir (all that --overwrite removes).
+RUN_FILES = ("last.ckpt", "previous.ckpt", "best.ckpt", "metrics.csv", "summary.json", "model.pt")
 
-    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True) -> None:
+
+class Trainer:
+    """One training run; ``run()`` trains until a stopping rule fires and exports the model.
+
+    Args:
+        config: the run's settings.
+        resume: continue the run in ``config.output_dir`` from its ``last.ckpt`` (a folder
+            without a run starts one).
+        progress: show a progress bar.
+        overwrite: start over in an ``output_dir`` that holds a run, deleting its files.
+
+    Raises:
+        ValueError: ``output_dir`` holds a run and neither ``resume`` nor ``overwrite`` is
+            given, it is not writable, or the checkpoint to resume from does not fit.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        resume: bool = False,
+        progress: bool = True,
+        overwrite: bool = False,
+    ) -> None:
         self.config = config
         self.progress = progress
         self.output = Path(config.output_dir)
-        self.output.mkdir(parents=True, exist_ok=True)
+        if not Path(config.data.path).is_file():
+            raise FileNotFoundError(f"no labelled data at {config.data.path} (data.path)")
+        checkpoint = _prepare_run_folder(self.output, resume, overwrite)
         torch.set_num_threads(config.num_threads)
         dtype = DTYPES[config.dtype]
         self.data = build_datasets(config.data, config.model.species, config.model.cutoff, dtype)
@@ -147,12 +178,14 @@ class Trainer:
         self.ema = AveragedModel(
             self.model, avg_fn=_ema_with_warmup(optim.ema_decay), use_buffers=True
         )
+        self.best_model = copy.deepcopy(self.ema.module)
         self.epoch = 0
         self.best_loss = math.inf
         self.best_epoch = -1
         self.elapsed = 0.0
-        if resume and (self.output / "last.ckpt").exists():
-            self._restore(load_checkpoint(self.output / "last.ckpt"))
+        self.rows: list[dict[str, float]] = []
+        if checkpoint is not None:
+            self._restore(checkpoint)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -160,12 +193,14 @@ class Trainer:
             "train_config": self.config.to_dict(),
             "raw_model_state": self.model.state_dict(),
             "ema_state": self.ema.state_dict(),
+            "best_model_state": self.best_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,
             "best_loss": self.best_loss,
             "best_epoch": self.best_epoch,
             "elapsed_s": self.elapsed,
+            "metrics": self.rows,
             "scales": self.scales,
             "data_fingerprint": self.data_fingerprint,
         }
@@ -173,6 +208,11 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         # The budget (optim) may change on resume; what defines the run may not. The data file
         # may move (the fingerprint below checks its frames), so its path is not compared.
+        if "metrics" not in state or "best_model_state" not in state:
+            raise ValueError(
+                f"{self.output}/last.ckpt was written by an older spinmultinet-ase (no metrics "
+                "inside); start over with --overwrite or choose a new output_dir"
+            )
         saved, current = (
             {**config, "data": {k: v for k, v in config["data"].items() if k != "path"}}
             for config in (state["train_config"], self.config.to_dict())
@@ -191,16 +231,41 @@ class Trainer:
             )
         self.model.load_state_dict(state["raw_model_state"])
         self.ema.load_state_dict(state["ema_state"])
+        self.best_model.load_state_dict(state["best_model_state"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch = state["epoch"]
         self.best_loss = state["best_loss"]
         self.best_epoch = state["best_epoch"]
         self.elapsed = state["elapsed_s"]
+        self.rows = list(state["metrics"])
+        # what a kill may have left behind is rewritten from the checkpoint
+        self._write_records(best=True)
 
-    def _save(self, name: str) -> None:
-        # "model_state" holds the EMA weights: the ones evaluated, exported and shipped.
-        save_checkpoint(self.ema.module, self.output / name, **self._state())
+    def _save(self, best: bool) -> None:
+        """Checkpoint the run, then the files derived from it (metrics, best weights).
+
+        ``model_state`` holds the EMA weights: the ones evaluated, exported and shipped.
+        """
+        save_checkpoint(
+            self.ema.module,
+            self.output / "last.ckpt",
+            previous=self.output / "previous.ckpt",
+            **self._state(),
+        )
+        self._write_records(best)
+
+    def _write_records(self, best: bool) -> None:
+        _write_csv(self.output / "metrics.csv", self.rows)
+        if best and self.best_epoch >= 1:
+            save_checkpoint(
+                self.best_model,
+                self.output / "best.ckpt",
+                train_config=self.config.to_dict(),
+                epoch=self.best_epoch,
+                best_loss=self.best_loss,
+                data_fingerprint=self.data_fingerprint,
+            )
 
     # ---- loop ----------------------------------------------------------------------------
     def _train_epoch(self) -> float:
@@ -246,7 +311,6 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train, then export the best EMA model and write ``summary.json``."""
         validation = self.data["validation"] if len(self.data["validation"]) else self.data["train"]
-        log_path = self.output / "metrics.csv"
         bar = tqdm(
             total=self.config.optim.max_epochs,
             initial=self.epoch,
@@ -258,21 +322,29 @@ class Trainer:
             start = time.perf_counter()
             train_loss = self._train_epoch()
             metrics = evaluate_dataset(self.ema.module, validation, self.loss, 32)
+            if not (math.isfinite(train_loss) and math.isfinite(metrics["loss"])):
+                raise ValueError(
+                    f"the loss is not finite in epoch {self.epoch + 1} (training {train_loss:.3g}, "
+                    f"validation {metrics['loss']:.3g}); {self.output}/last.ckpt keeps epoch "
+                    f"{self.epoch}: lower optim.learning_rate or look for extreme labels"
+                )
             self.scheduler.step(metrics["loss"])
             self.epoch += 1
             self.elapsed += time.perf_counter() - start
-            if metrics["loss"] < self.best_loss:
+            improved = metrics["loss"] < self.best_loss
+            if improved:
                 self.best_loss, self.best_epoch = metrics["loss"], self.epoch
-                self._save("best.ckpt")
-            self._save("last.ckpt")
-            row = {
-                "epoch": self.epoch,
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "train_loss": train_loss,
-                **{f"val_{k}": v for k, v in metrics.items()},
-                "elapsed_s": self.elapsed,
-            }
-            _append_csv(log_path, row)
+                self.best_model.load_state_dict(self.ema.module.state_dict())
+            self.rows.append(
+                {
+                    "epoch": self.epoch,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "train_loss": train_loss,
+                    **{f"val_{k}": v for k, v in metrics.items()},
+                    "elapsed_s": self.elapsed,
+                }
+            )
+            self._save(best=improved)
             bar.update(1)
             bar.set_postfix(
                 loss=f"{metrics['loss']:.3g}",
@@ -285,9 +357,7 @@ class Trainer:
         return self._finish(reason)
 
     def _finish(self, reason: str) -> dict[str, Any]:
-        from spinmultinet_ase.checkpoint import model_from_checkpoint
-
-        best = model_from_checkpoint(self.output / "best.ckpt")
+        best = self.best_model.eval()
         results = {
             name: evaluate_dataset(best, dataset, self.loss, 32)
             for name, dataset in self.data.items()
@@ -305,12 +375,11 @@ class Trainer:
             "closest_contacts_A": training_contacts(self.data["train"], self.config.model.species),
             "metrics": results,
         }
-        export_model(
-            best,
-            self.output / "model.pt",
-            extra={"training": summary, "train_config": self.config.to_dict()},
-        )
-        (self.output / "summary.json").write_text(json.dumps(summary, indent=2))
+        with atomic_path(self.output / "model.pt") as temporary:
+            export_model(
+                best, temporary, extra={"training": summary, "train_config": self.config.to_dict()}
+            )
+        write_text_atomic(self.output / "summary.json", json.dumps(summary, indent=2))
         return summary
 
 
@@ -324,10 +393,44 @@ def _ema_with_warmup(decay: float):
     return average
 
 
-def _append_csv(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """All metrics rows as one CSV file, written atomically."""
+    text = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())
+
+
+def _prepare_run_folder(output: Path, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    """Check (and create) the run folder before any work; the checkpoint to resume from.
+
+    Raises:
+        ValueError: both ``resume`` and ``overwrite``; the folder is not writable; it holds a
+            run and neither flag is given; or ``resume`` finds files but no checkpoint.
+    """
+    if resume and overwrite:
+        raise ValueError("--resume continues a run and --overwrite starts over; choose one")
+    writable_folder(output, "output_dir")
+    for stale in filter(is_temporary, output.iterdir()):  # left by a kill mid-write
+        stale.unlink()
+    if overwrite:
+        for name in RUN_FILES:
+            (output / name).unlink(missing_ok=True)
+    present = sorted(p.name for p in output.iterdir())
+    last, previous = output / "last.ckpt", output / "previous.ckpt"
+    if resume and (last.exists() or previous.exists()):
+        return load_checkpoint(last, fallback=previous)
+    if present and not overwrite:
+        listed = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
+        if resume:
+            raise ValueError(
+                f"output_dir {output} holds files ({listed}) but no checkpoint to resume from; "
+                "--overwrite starts over (deleting its run files) or choose another output_dir"
+            )
+        raise ValueError(
+            f"output_dir {output} already holds files ({listed}); --resume continues its run, "
+            "--overwrite starts over (deleting its run files) or choose another output_dir"
+        )
+    return None

@@ -1,4 +1,8 @@
-"""Turning command-line inputs into structures: a rocksalt formula or a structure file."""
+"""Workflow inputs: structures from a rocksalt formula or a file, and checked options.
+
+Every workflow checks its options here, where they enter, so Python callers and the command
+line get the same one-line ``ValueError``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,38 @@ from spinmultinet_ase.magnetism.orderings import (
 from spinmultinet_ase.magnetism.rocksalt import ORDERINGS, ROCKSALT_LATTICE_CONSTANTS
 
 
+def check_number(
+    value: float, what: str, minimum: float | None = None, above: bool = False
+) -> float:
+    """``value`` as a float, if it is a finite number at least (``above``: more than) ``minimum``.
+
+    Args:
+        value: the option's value.
+        what: its name and unit for the message, e.g. ``"the temperature (K)"``.
+        minimum: the smallest allowed value (None: any finite number).
+        above: ``minimum`` itself is not allowed.
+    """
+    bound = "" if minimum is None else f" {'>' if above else '>='} {minimum:g}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if (
+        isinstance(value, bool)
+        or not np.isfinite(number)
+        or (minimum is not None and (number <= minimum if above else number < minimum))
+    ):
+        raise ValueError(f"{what} must be a finite number{bound}, got {value!r}")
+    return number
+
+
+def check_count(value: int, what: str, minimum: int = 1) -> int:
+    """``value`` if it is a whole number of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def parse_magnitudes(items: list[str] | None) -> dict[str, float]:
     """``['Ni=1.8', 'Mn=4.5']`` -> ``{'Ni': 1.8, 'Mn': 4.5}`` with a clear error otherwise."""
     result = {}
@@ -26,18 +62,25 @@ def parse_magnitudes(items: list[str] | None) -> dict[str, float]:
             sep = ""
         if not sep or not symbol:
             raise ValueError(f"moment magnitude {item!r} should look like Ni=2.0")
+        check_number(result[symbol], f"the moment magnitude of {symbol} (μB)", 0.0)
     return result
 
 
 def parse_supercell(values: list[int] | None) -> np.ndarray | None:
-    """3 integers (diagonal) or 9 (a full matrix, row by row) -> 3x3 matrix."""
-    if not values:
+    """3 integers (diagonal) or 9 (a full matrix, row by row) -> 3x3 matrix of positive
+    determinant (a right-handed supercell of at least the cell itself)."""
+    if values is None:
         return None
-    if len(values) == 3:
-        return np.diag(values)
-    if len(values) == 9:
-        return np.array(values).reshape(3, 3)
-    raise ValueError(f"--supercell takes 3 or 9 integers, got {len(values)}")
+    if len(values) not in (3, 9):
+        raise ValueError(f"--supercell takes 3 or 9 integers, got {len(values)}")
+    matrix = np.diag(values) if len(values) == 3 else np.array(values).reshape(3, 3)
+    if round(np.linalg.det(matrix)) < 1:
+        raise ValueError(
+            f"--supercell {' '.join(map(str, values))} has determinant "
+            f"{round(np.linalg.det(matrix))}; give repetitions >= 1 (or a matrix of positive "
+            "determinant)"
+        )
+    return matrix
 
 
 def read_structure(path: str) -> Atoms:

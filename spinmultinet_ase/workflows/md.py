@@ -20,6 +20,7 @@ from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from spinmultinet_ase.data.graph import require_periodic
+from spinmultinet_ase.workflows.inputs import check_count, check_number
 
 ENSEMBLES = ("nve", "nvt", "npt")
 
@@ -50,6 +51,39 @@ class MDSummary:
     trace: MDTrace
 
 
+def check_md_options(
+    ensemble: str = "nve",
+    temperature_K: float = 300.0,
+    steps: int = 1000,
+    timestep_fs: float = 1.0,
+    friction_per_fs: float = 0.01,
+    pressure_GPa: float = 0.0,
+    interval: int = 10,
+    seed: int = 0,
+) -> None:
+    """Check the options of :func:`run_md` (which calls this first) before any work.
+
+    Raises:
+        ValueError: one line naming the first option out of its physical range.
+    """
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
+    # the MTK barostat-thermostat divides by kT
+    check_number(temperature_K, "the temperature (K)", 0.0, above=ensemble == "npt")
+    check_count(steps, "the number of MD steps")
+    check_number(timestep_fs, "the time step (fs)", 0.0, above=True)
+    check_number(friction_per_fs, "the Langevin friction (1/fs)", 0.0, above=True)
+    if check_number(pressure_GPa, "the pressure (GPa)") and ensemble != "npt":
+        raise ValueError("a pressure acts only in NPT; use the npt ensemble or drop the pressure")
+    check_count(interval, "the sampling interval (steps)")
+    check_count(seed, "the seed", 0)
+    if steps < interval:
+        raise ValueError(
+            f"{steps} steps sampled every {interval} give one sample, not enough for an energy "
+            "drift; run at least as many steps as the interval, or sample more often"
+        )
+
+
 def run_md(
     atoms: Atoms,
     calc: Calculator,
@@ -67,11 +101,17 @@ def run_md(
 ) -> MDSummary:
     """Run MD on ``atoms`` (changed in place) from Maxwell-Boltzmann velocities.
 
-    The drift is the slope of a straight-line fit of the total energy per atom against time;
-    it measures integration error in NVE and is reported (not meaningful) for NVT/NPT.
+    The drift is the slope of a straight-line fit of the total energy per atom against time
+    (at least two samples: ``steps >= interval``); it measures integration error in NVE and is
+    reported (not meaningful) for NVT/NPT.
+
+    Raises:
+        ValueError: an option out of its range (:func:`check_md_options`), or NPT for a
+            structure that is not periodic.
     """
-    if ensemble not in ENSEMBLES:
-        raise ValueError(f"ensemble must be one of {ENSEMBLES}, got {ensemble!r}")
+    check_md_options(
+        ensemble, temperature_K, steps, timestep_fs, friction_per_fs, pressure_GPa, interval, seed
+    )
     if ensemble == "npt":
         require_periodic(atoms, "NPT", "use NVE or NVT")
     atoms.calc = calc
@@ -122,7 +162,7 @@ def run_md(
     if trajectory:
         writer.close()
     energies = trace.total_energy_per_atom
-    slope = np.polyfit(trace.time_ps, energies, 1)[0] if len(energies) > 1 else 0.0
+    slope = np.polyfit(trace.time_ps, energies, 1)[0]
     return MDSummary(
         ensemble=ensemble,
         steps=steps,

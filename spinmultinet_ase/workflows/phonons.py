@@ -20,6 +20,7 @@ from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
 from spinmultinet_ase.data.graph import require_periodic
+from spinmultinet_ase.workflows.inputs import check_count, check_number
 
 if TYPE_CHECKING:  # phonopy is imported where it is used: it is slow to import
     from phonopy import Phonopy
@@ -134,6 +135,41 @@ def parent_gamma_character(eigenvectors: np.ndarray, permutations: np.ndarray) -
     return np.sum(np.abs(averaged) ** 2, axis=(1, 2)).real
 
 
+def check_phonon_options(
+    supercell: np.ndarray | None = None,
+    displacement: float = DISPLACEMENT,
+    mesh: tuple[int, int, int] = (16, 16, 16),
+    npoints: int = 200,
+) -> None:
+    """Check the options of :func:`compute_phonons` (which calls this first) before any work.
+
+    Raises:
+        ValueError: one line naming the first option out of its range.
+    """
+    if supercell is not None:
+        matrix = np.asarray(supercell)
+        if (
+            matrix.shape != (3, 3)
+            or not np.issubdtype(matrix.dtype, np.integer)
+            or round(np.linalg.det(matrix)) < 1
+        ):
+            raise ValueError(
+                f"the phonon supercell must be a 3x3 integer matrix of positive determinant, "
+                f"got {matrix.tolist()}"
+            )
+    check_number(displacement, "the phonon displacement (Å)", 0.0, above=True)
+    if displacement > 0.1:
+        raise ValueError(
+            f"the phonon displacement {displacement} Å is not small (harmonic force constants "
+            f"need <= 0.1 Å; default {DISPLACEMENT})"
+        )
+    if len(mesh) != 3:
+        raise ValueError(f"the DOS mesh takes 3 whole numbers, got {mesh!r}")
+    for size in mesh:
+        check_count(size, "each DOS mesh size")
+    check_count(npoints, "the number of band-path points", 2)
+
+
 def displaced_cells(
     atoms: Atoms, supercell: np.ndarray | None = None, displacement: float = DISPLACEMENT
 ) -> tuple[Phonopy, list[Atoms]]:
@@ -209,7 +245,13 @@ def compute_phonons(
 ) -> PhononResult:
     """Finite-displacement phonons of ``atoms`` (with its initial moments) at fixed geometry,
     with forces from ``calc`` (ideally the calculator ``atoms`` was relaxed with); the
-    arguments are those of :func:`displaced_cells` and :func:`phonons_from_forces`."""
+    arguments are those of :func:`displaced_cells` and :func:`phonons_from_forces`.
+
+    Raises:
+        ValueError: an option out of its range (:func:`check_phonon_options`), or a structure
+            that is not periodic.
+    """
+    check_phonon_options(supercell, displacement, mesh, npoints)
     phonon, cells = displaced_cells(atoms, supercell, displacement)
     forces = []
     for cell in tqdm(cells, desc=f"phonons {ordering}", disable=not progress):

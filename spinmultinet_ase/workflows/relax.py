@@ -10,12 +10,33 @@ from ase.optimize import BFGS, FIRE
 from ase.units import GPa
 
 from spinmultinet_ase.data.graph import moment_sizes, require_periodic
+from spinmultinet_ase.workflows.inputs import check_count, check_number
 
 OPTIMIZERS = {"BFGS": BFGS, "FIRE": FIRE}
 # Force threshold (eV/Å; for the cell, stress × volume per atom). Tight enough for the small
 # rhombohedral distortion of AFM-II NiO: at 0.01, a 4-atom cell stops cubic with 0.1 GPa of
 # shear stress left, below the cell threshold of 0.14 GPa.
 DEFAULT_FMAX = 1e-3
+
+
+def check_relax_options(
+    fmax: float = DEFAULT_FMAX,
+    steps: int = 500,
+    optimizer: str = "BFGS",
+    relax_cell: bool = True,
+    pressure_GPa: float = 0.0,
+) -> None:
+    """Check the options of :func:`relax` (which calls this first) before any work.
+
+    Raises:
+        ValueError: one line naming the first option out of its range.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    check_number(fmax, "the force threshold fmax (eV/Å)", 0.0, above=True)
+    check_count(steps, "the number of optimiser steps")
+    if check_number(pressure_GPa, "the pressure (GPa)") and not relax_cell:
+        raise ValueError("a pressure needs a relaxing cell; drop the fixed cell or the pressure")
 
 
 def relax(
@@ -44,11 +65,12 @@ def relax(
 
     Returns:
         The relaxed copy (with ``calc`` attached) and whether it converged.
+
+    Raises:
+        ValueError: an option out of its range (:func:`check_relax_options`), or a cell
+            relaxation of a structure that is not periodic.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-    if pressure_GPa and not relax_cell:
-        raise ValueError("a pressure needs a relaxing cell; drop the fixed cell or the pressure")
+    check_relax_options(fmax, steps, optimizer, relax_cell, pressure_GPa)
     if relax_cell:
         require_periodic(atoms, "relaxing the cell", "relax the positions only (--fixed-cell)")
     relaxed = atoms.copy()

@@ -1,0 +1,101 @@
+"""Writing output files safely: atomically, into a checked folder, never over a result unasked.
+
+A file written through :func:`atomic_path` is either the complete new file or the old one
+(or absent): it is written under a temporary name in the same folder, flushed to disk, and
+renamed over the target in one step, so a kill at any instant never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# Temporary files of atomic_path: ".NAME-XXXXXXXX.tmp.SUFFIX" (the suffix keeps tools that
+# pick a format from the name, matplotlib and ASE, writing the right format).
+TEMPORARY_MARK = ".tmp"
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether ``path`` is a leftover temporary file of :func:`atomic_path`."""
+    return path.name.startswith(".") and f"{TEMPORARY_MARK}{path.suffix}" in path.name
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder to write to; on leaving, it replaces ``path``.
+
+    If the body raises, the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    # created by the writer, so it gets the usual permissions (not mkstemp's owner-only ones)
+    temporary = path.with_name(f".{path.stem}-{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}")
+    try:
+        yield temporary
+        with temporary.open("rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+        _sync_folder(path.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def replace_synced(source: Path, target: Path) -> None:
+    """Rename ``source`` over ``target`` (one step) and make the rename durable."""
+    os.replace(source, target)
+    _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def writable_folder(folder: str | Path, what: str) -> Path:
+    """Create ``folder`` if needed and check that files can be written into it.
+
+    Args:
+        folder: the output folder.
+        what: what the folder is for, named in the error (e.g. ``"--output-dir"``).
+
+    Raises:
+        ValueError: it is a file, cannot be created, or is not writable.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{what} {folder} is a file, not a folder; choose another {what}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create {what} {folder} ({error.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {folder} is not writable; choose another {what}")
+    return folder
+
+
+def check_outputs(paths: Iterable[str | Path], overwrite: bool) -> None:
+    """Before any work: every output's folder is writable and, unless ``overwrite``, no output
+    exists yet (a previous result is never replaced unasked).
+
+    Raises:
+        ValueError: naming the first output that cannot be written or already exists.
+    """
+    for path in map(Path, paths):
+        writable_folder(path.parent, "output folder")
+        if path.is_dir():
+            raise ValueError(f"output {path} is a folder; choose another file name")
+        if path.exists() and not overwrite:
+            raise ValueError(
+                f"{path} exists already; pass --overwrite to replace it or choose another output"
+            )
