@@ -122,7 +122,8 @@ def space_group(atoms: Atoms, symprec: float = 1e-4) -> tuple[np.ndarray, np.nda
     """The crystal's space-group operations in Cartesian form: ``r -> r @ R.T + t``.
 
     Sites are typed by element and moment size (signs ignored). The operations are those of
-    the primitive cell, so a supercell keeps the point symmetry its own lattice breaks.
+    the primitive cell, each combined with every translation of the primitive lattice within
+    the cell given, so a supercell keeps the point symmetry its own lattice breaks.
 
     Returns:
         Rotations (n, 3, 3) and translations (n, 3) in Å.
@@ -141,7 +142,14 @@ def space_group(atoms: Atoms, symprec: float = 1e-4) -> tuple[np.ndarray, np.nda
     symmetry = spglib.get_symmetry(primitive, symprec=symprec)
     inverse = np.linalg.inv(lattice)
     rotations = np.array([lattice.T @ w @ inverse.T for w in symmetry["rotations"]])
-    return rotations, symmetry["translations"] @ lattice
+    translations = symmetry["translations"] @ lattice
+    # the primitive translations that are not lattice vectors of the cell given
+    pure = dataset.translations[np.all(dataset.rotations == np.eye(3, dtype=int), axis=(1, 2))]
+    shifts = pure @ atoms.cell.array
+    return (
+        np.repeat(rotations, len(shifts), axis=0),
+        (translations[:, None, :] + shifts[None]).reshape(-1, 3),
+    )
 
 
 def _root(parent: list[int], a: int) -> int:

@@ -1,13 +1,16 @@
 """Classical Monte Carlo of a Heisenberg lattice: the ordering (Néel) temperature.
 
-Spins are classical unit vectors on the sites of a ``L³`` supercell of
-:class:`~spinmultinet_ase.magnetism.heisenberg.HeisenbergLattice`. Metropolis updates run in
+Spins are classical unit vectors on the sites of a ``L³`` supercell (L even) of
+:class:`~spinmultinet_ase.magnetism.heisenberg.HeisenbergLattice`. Each sweep is one
+Metropolis pass (a random new direction per spin) and one over-relaxation pass (each spin
+reflected about its local field, which keeps the energy and decorrelates faster), both run in
 parallel on the classes of a greedy colouring of the interaction graph, none of which holds a
-pair of coupled sites. The order parameter is the weight of the spin configuration on the
-commensurate wave vectors ``q ∈ {0, ½}³`` of the reference cell, summed over sublattices:
-``M² = Σ_q Σ_b |m_b(q)|² / n_b`` with ``m_b(q) = (1/L³) Σ_R e_{R,b} exp(2πi q·R)``, which is 1
-in any collinear or multi-sublattice state periodic in the doubled cell and ``O(1/N)`` in the
-paramagnet. T_N is where the Binder cumulants ``U = 1 − ⟨M⁴⟩/(3⟨M²⟩²)`` of two sizes cross.
+pair of coupled sites. The order parameter is the weight of the spins on the ordering mode:
+the wave vectors ``q ∈ {0, ½}³`` (of the reference cell) where the exchange ``−J(q)`` is
+largest, projected on its top eigenvectors across the sublattices,
+``M² = Σ_{q,u} |Σ_b u_b* m_b(q)|² / n_b`` with ``m_b(q) = (1/L³) Σ_R e_{R,b} exp(2πi q·(R+x_b))``
+(1 in the ideal ordered state, ``O(1/N)`` in the paramagnet). T_N is where the Binder
+cumulants ``U = 1 − ⟨M⁴⟩/(3⟨M²⟩²)`` of two sizes cross.
 """
 
 from __future__ import annotations
@@ -59,6 +62,31 @@ def _random_unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def ordering_modes(lattice: HeisenbergLattice, tolerance: float = 1e-6) -> list[tuple]:
+    """The ordering modes ``(q, u)``: top eigenvectors of ``−J(q)`` over ``q ∈ {0, ½}³``.
+
+    Raises:
+        ValueError: the mean-field ordering wave vector is not in ``{0, ½}³`` (the model orders
+            incommensurately, which this Monte Carlo does not follow).
+    """
+    candidates = []
+    for q in np.array(list(np.ndindex(2, 2, 2))) / 2:
+        values, vectors = np.linalg.eigh(-lattice.exchange_matrix(q))
+        candidates.append((q, values, vectors))
+    top = max(values[-1] for _, values, _ in candidates)
+    scale = max(np.abs(lattice.coupling).sum(), 1e-300)
+    if top < lattice.mean_field_temperature() * 3 * kB - 1e-3 * scale:
+        raise ValueError(
+            "the fitted exchange orders at a wave vector outside {0, 1/2}^3 of the reference "
+            "cell (incommensurate or long period): the Monte Carlo order parameter cannot follow it"
+        )
+    return [
+        (q, vectors[:, k])
+        for q, values, vectors in candidates
+        for k in np.flatnonzero(values > top - tolerance * scale)
+    ]
+
+
 def heisenberg_monte_carlo(
     lattice: HeisenbergLattice,
     temperatures: Sequence[float],
@@ -84,10 +112,18 @@ def heisenberg_monte_carlo(
     index, coupling = lattice.neighbours(size)
     colours = colouring(index, coupling)
     classes = [np.flatnonzero(colours == c) for c in range(colours.max() + 1)]
+    tables = [(members, index[members], coupling[members]) for members in classes]
     nb = len(lattice.basis)
     grid = np.stack(np.meshgrid(*[np.arange(size)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    wavevectors = np.array(list(np.ndindex(2, 2, 2))) / 2
-    phases = np.cos(2 * np.pi * wavevectors @ grid.T) / len(grid)  # (8, cells), ±1/cells
+    positions = (grid[:, None, :] + lattice.basis[None]).reshape(-1, 3)  # cell units
+    modes = ordering_modes(lattice)
+    # projector: mode x site, so that M² = Σ_modes |projector @ spins|² / n_b
+    projector = np.array(
+        [
+            np.exp(2j * np.pi * positions @ q) * np.tile(np.conj(u), len(grid)) / len(grid)
+            for q, u in modes
+        ]
+    )
     spins = _random_unit(rng, len(index))
     order = np.sort(np.asarray(temperatures, dtype=float))[::-1]
     energies, orders, chis, binders = [], [], [], []
@@ -95,17 +131,21 @@ def heisenberg_monte_carlo(
         beta = 1.0 / (kB * temperature)
         samples_e, samples_m2 = [], []
         for sweep in range(equilibration + sweeps):
-            for members in classes:
-                field = np.einsum("iz,izk->ik", coupling[members], spins[index[members]])
+            for members, neighbours, couplings in tables:
+                field = np.einsum("iz,izk->ik", couplings, spins[neighbours])
                 proposal = _random_unit(rng, len(members))
                 delta = np.einsum("ij,ij->i", proposal - spins[members], field)
                 accept = rng.random(len(members)) < np.exp(-beta * np.clip(delta, 0, None))
                 spins[members[accept]] = proposal[accept]
+            for members, neighbours, couplings in tables:  # over-relaxation: E unchanged
+                field = np.einsum("iz,izk->ik", couplings, spins[neighbours])
+                norm2 = np.maximum(np.einsum("ij,ij->i", field, field), 1e-300)
+                along = np.einsum("ij,ij->i", spins[members], field) / norm2
+                spins[members] = 2 * along[:, None] * field - spins[members]
             if sweep >= equilibration:
                 field = np.einsum("iz,izk->ik", coupling, spins[index])
                 samples_e.append(0.5 * np.sum(spins * field) / len(spins))
-                fourier = np.einsum("qc,cbk->qbk", phases, spins.reshape(len(grid), nb, 3))
-                samples_m2.append(np.sum(fourier**2) / nb)
+                samples_m2.append(np.sum(np.abs(projector @ spins) ** 2) / nb)
         m2 = np.array(samples_m2)
         energies.append(np.mean(samples_e))
         orders.append(np.mean(np.sqrt(m2)))
@@ -139,16 +179,16 @@ def binder_crossing(small: MonteCarloResult, large: MonteCarloResult) -> float |
 def neel_temperature(
     lattice: HeisenbergLattice,
     temperatures: Sequence[float] | None = None,
-    sizes: tuple[int, int] = (4, 6),
-    sweeps: int = 1000,
-    equilibration: int = 500,
+    sizes: tuple[int, int] = (4, 8),
+    sweeps: int = 600,
+    equilibration: int = 300,
     seed: int = 0,
 ) -> NeelEstimate:
     """T_N (K) from the Binder-cumulant crossing of two lattice sizes.
 
     Args:
         lattice: the Heisenberg model.
-        temperatures: temperatures (K) to simulate; default 16 between 0.4 and 1.1 times the
+        temperatures: temperatures (K) to simulate; default 12 between 0.45 and 1.0 times the
             mean-field temperature.
         sizes: two even supercell sizes (reference cells per side), smaller first.
         sweeps, equilibration, seed: see :func:`heisenberg_monte_carlo`.
@@ -160,7 +200,7 @@ def neel_temperature(
         mean_field = lattice.mean_field_temperature()
         if mean_field <= 0:
             raise ValueError("the fitted exchange orders at no temperature (mean field 0 K)")
-        temperatures = np.linspace(0.4, 1.1, 16) * mean_field
+        temperatures = np.linspace(0.45, 1.0, 12) * mean_field
     small, large = sorted(sizes)
     runs = [
         heisenberg_monte_carlo(lattice, temperatures, size, sweeps, equilibration, seed)
