@@ -158,7 +158,7 @@ def test_scan_cli_on_a_cif_file(model, tmp_path, capsys):
     write(path, corundum())
     model_path = tmp_path / "model.pt"
     export_model(model, model_path)
-    argv = ["scan", str(path), "--model", str(model_path), "--steps", "2", "--quiet"]
+    argv = ["scan", str(path), "--model", str(model_path), "--steps", "1", "--quiet"]
     assert main([*argv, "--shells", "3", "--output-dir", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "meV/ion" in out and "J3 S²" in out and "rms departure" in out
@@ -212,33 +212,34 @@ def _supercell_holding(orderings: tuple[str, ...], det: int) -> np.ndarray:
 
 
 @pytest.mark.skipif(
-    not (Path(__file__).parents[1] / "models").glob("*/model.pt"), reason="no shipped model"
+    not any((Path(__file__).parents[1] / "models").glob("*/model.pt")), reason="no shipped model"
 )
 def test_general_path_reproduces_rocksalt_exchange(tmp_path):
     """FM, AFM-I and AFM-II as u/d patterns in one supercell of a NiO structure file give the
-    J1, J2 of `scan NiO` (each ordering in its own cell)."""
+    J1, J2 of `scan NiO` (each ordering in its own cell); all the supercell's orderings give a
+    fit with a residual."""
+    from spinmultinet_ase.magnetism.orderings import magnetic_cell
+
     calc = SpinMultiNetCalculator()
     named = run_scan("NiO", calc, orderings=["FM", "AFM-I", "AFM-II"], steps=0, progress=False)
     matrix = _supercell_holding(("AFM-I", "AFM-II"), 4)
     path = tmp_path / "NiO.extxyz"
     write(path, rocksalt_primitive("NiO"))
-    cell = rocksalt_ordered("NiO", "FM", matrix)
-    # the patterns are read off the same supercell of the file's cell
-    from spinmultinet_ase.magnetism.orderings import magnetic_cell
-
-    general_cell = magnetic_cell(rocksalt_primitive("NiO"), matrix)
-    u = metal_site_indices(general_cell, 4.26)
+    # the patterns, read off the supercell the scan builds from the file
+    u = metal_site_indices(magnetic_cell(rocksalt_primitive("NiO"), matrix), 4.26)
     patterns = [
         "".join("u" if s > 0 else "d" for s in ORDERINGS[o](u)) for o in ("AFM-I", "AFM-II")
     ]
     general = run_scan(
         str(path), calc, orderings=["FM", *patterns], supercell=matrix, steps=0, progress=False
     )
-    assert len(cell) == len(general_cell) == 8
     for k in range(2):
         assert general.exchange.shells[k]["JS2_meV"] == pytest.approx(
             named.exchange.shells[k]["JS2_meV"], abs=0.1
         )
+    every = run_scan(str(path), calc, supercell=matrix, steps=0, progress=False)
+    assert len(every.results) == 4 and every.exchange.degrees_of_freedom == 1
+    assert every.exchange.rms_residual_meV_per_ion > 0
 
 
 def _simple_cubic(coupling: float):
@@ -294,7 +295,7 @@ def test_monte_carlo_ground_state_energy():
     assert lattice.energy_per_site(signs, 4) == pytest.approx(-3 * j)
     temperatures = np.array([2.0, 1.0, 0.5, 0.2, 0.05]) * j / kB
     result = heisenberg_monte_carlo(lattice, temperatures, 4, sweeps=300, equilibration=300)
-    assert result.energy[0] == pytest.approx(-3 * j + kB * temperatures[0], abs=0.003 * j)
+    assert result.energy[0] == pytest.approx(-3 * j + kB * temperatures.min(), abs=0.003 * j)
     assert result.order_parameter[0] > 0.95 and result.order_parameter[-1] < 0.5
 
 

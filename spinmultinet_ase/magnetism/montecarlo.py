@@ -2,12 +2,13 @@
 
 Spins are classical unit vectors on the sites of a ``L³`` supercell (L even) of
 :class:`~spinmultinet_ase.magnetism.heisenberg.HeisenbergLattice`. Each sweep is one
-Metropolis pass (a random new direction per spin) and one over-relaxation pass (each spin
-reflected about its local field, which keeps the energy and decorrelates faster), both run in
-parallel on the classes of a greedy colouring of the interaction graph, none of which holds a
-pair of coupled sites. The order parameter is the weight of the spins on the ordering mode:
-the wave vectors ``q ∈ {0, ½}³`` (of the reference cell) where the exchange ``−J(q)`` is
-largest, projected on its top eigenvectors across the sublattices,
+Metropolis pass (a new direction near the old one, in a cone that widens with T) and one
+over-relaxation pass (each spin reflected about its local field, which keeps the energy and
+decorrelates faster), both run in parallel on the classes of a greedy colouring of the
+interaction graph, none of which holds a pair of coupled sites. The order parameter is the
+weight of the spins on the ordering mode: the wave vectors ``q ∈ {0, ½}³`` (of the reference
+cell) where the exchange ``−J(q)`` is largest, projected on its top eigenvectors across the
+sublattices,
 ``M² = Σ_{q,u} |Σ_b u_b* m_b(q)|² / n_b`` with ``m_b(q) = (1/L³) Σ_R e_{R,b} exp(2πi q·(R+x_b))``
 (1 in the ideal ordered state, ``O(1/N)`` in the paramagnet). T_N is where the Binder
 cumulants ``U = 1 − ⟨M⁴⟩/(3⟨M²⟩²)`` of two sizes cross.
@@ -124,16 +125,20 @@ def heisenberg_monte_carlo(
             for q, u in modes
         ]
     )
+    field_scale = np.abs(coupling).sum(axis=1).mean()
     spins = _random_unit(rng, len(index))
     order = np.sort(np.asarray(temperatures, dtype=float))[::-1]
     energies, orders, chis, binders = [], [], [], []
     for temperature in order:
         beta = 1.0 / (kB * temperature)
+        # proposals around the current direction, wide at high T (symmetric: detailed balance)
+        step = min(2.0 * np.sqrt(kB * temperature / field_scale), 10.0)
         samples_e, samples_m2 = [], []
         for sweep in range(equilibration + sweeps):
             for members, neighbours, couplings in tables:
                 field = np.einsum("iz,izk->ik", couplings, spins[neighbours])
-                proposal = _random_unit(rng, len(members))
+                proposal = spins[members] + step * rng.normal(size=(len(members), 3))
+                proposal /= np.linalg.norm(proposal, axis=1, keepdims=True)
                 delta = np.einsum("ij,ij->i", proposal - spins[members], field)
                 accept = rng.random(len(members)) < np.exp(-beta * np.clip(delta, 0, None))
                 spins[members[accept]] = proposal[accept]
