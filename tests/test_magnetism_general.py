@@ -170,6 +170,17 @@ def test_scan_cli_on_a_cif_file(model, tmp_path, capsys):
     assert "no magnetic site" in capsys.readouterr().err
 
 
+def test_scan_with_monte_carlo_runs(calc):
+    """The scan's Monte Carlo path on bcc Fe (mechanics only: a few sweeps)."""
+    atoms = bulk("Fe", "bcc", a=2.87, cubic=True)
+    outcome = run_scan(
+        atoms, calc, supercell=np.diag([1, 1, 2]), monte_carlo=True, monte_carlo_sweeps=10, **FAST
+    )
+    report = outcome.exchange
+    assert report.monte_carlo_neel_temperature_K > 0
+    assert report.monte_carlo_method.startswith(("Binder", "susceptibility"))
+
+
 def test_clear_errors(calc):
     with pytest.raises(ValueError, match="no magnetic site"):
         run_scan(bulk("MgO", "rocksalt", a=4.2), calc, **FAST)

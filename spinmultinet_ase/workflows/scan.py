@@ -253,7 +253,7 @@ def exchange_from_scan(
 def monte_carlo_neel_temperature(
     report: ExchangeReport,
     shells: ExchangeShells,
-    sweeps: int = 1000,
+    sweeps: int = 600,
     seed: int = 0,
 ) -> ExchangeReport:
     """Add the classical Monte Carlo T_N of the fitted model (Binder crossing of two sizes)."""
@@ -288,6 +288,7 @@ def run_scan(
     magnitudes: dict[str, float] | None = None,
     num_shells: int = 2,
     monte_carlo: bool = False,
+    monte_carlo_sweeps: int = 600,
     fmax: float = DEFAULT_FMAX,
     steps: int = 500,
     optimizer: str = "BFGS",
@@ -295,7 +296,8 @@ def run_scan(
 ) -> ScanOutcome:
     """Scan the orderings of ``target`` (see :func:`scan_input`) and fit the exchange.
 
-    With ``monte_carlo`` the fitted model's T_N is estimated by classical Monte Carlo.
+    With ``monte_carlo`` the fitted model's T_N is estimated by classical Monte Carlo with
+    ``monte_carlo_sweeps`` measured sweeps per temperature and size.
     """
     scan = scan_input(target, orderings, supercell, magnitudes)
     exchange_shells(scan.reference, num_shells)  # bad shells fail before the relaxations
@@ -315,7 +317,7 @@ def run_scan(
             raise ValueError(f"no exchange fit for the Monte Carlo: {error}") from None
         return ScanOutcome(results, relaxed, None, str(error))
     if monte_carlo:
-        monte_carlo_neel_temperature(exchange, shells)
+        monte_carlo_neel_temperature(exchange, shells, sweeps=monte_carlo_sweeps)
     return ScanOutcome(results, relaxed, exchange, None)
 
 
