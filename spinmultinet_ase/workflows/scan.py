@@ -356,7 +356,8 @@ def format_exchange(report: ExchangeReport) -> str:
         )
     lines.append(
         f"  rms departure from the model {report.rms_residual_meV_per_ion:.2f} meV/ion "
-        f"({report.degrees_of_freedom} degrees of freedom), condition number "
+        f"({report.degrees_of_freedom} degree{'' if report.degrees_of_freedom == 1 else 's'} "
+        "of freedom), condition number "
         f"{report.condition:.1f}"
     )
     lines += [f"  warning: {w}" for w in report.warnings]
