@@ -20,6 +20,16 @@ for material in NiO MnO; do
         | report "$out/phonons_$material.txt"
     cp "$work/phonons_$material/phonons.png" "$out/phonons_$material.png"
 done
+# any crystal: Mn2O3 in the corundum structure (Cr2O3's coordinates, Mn3+ guesses), 3 shells
+python - "$work/Mn2O3_corundum.cif" <<'PY'
+import sys
+from ase.io import write
+from ase.spacegroup import crystal
+write(sys.argv[1], crystal(["Mn", "O"], basis=[(0, 0, 0.3475), (0.3058, 0, 0.25)],
+      spacegroup=167, cellpar=[4.96, 4.96, 13.59, 90, 90, 120], primitive_cell=True))
+PY
+spinmultinet scan "$work/Mn2O3_corundum.cif" --magnitudes Mn=4 --shells 3 --monte-carlo \
+    "${model[@]}" --output-dir "$work/scan_corundum" --quiet | report "$out/scan_Mn2O3_corundum.txt"
 for pressure in 0 10; do
     spinmultinet relax MnO --ordering AFM-II --pressure "$pressure" "${model[@]}" \
         --output "$work/relax_$pressure.extxyz" --quiet | report "$out/relax_MnO_${pressure}GPa.txt"

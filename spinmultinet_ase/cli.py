@@ -236,85 +236,83 @@ def _add_model_options(p: argparse.ArgumentParser, dtype: str) -> None:
 
 
 def _scan(args: argparse.Namespace) -> None:
-    from spinmultinet_ase.magnetism.scan import (
-        exchange_from_scan,
+    from spinmultinet_ase.workflows.inputs import parse_magnitudes, parse_supercell
+    from spinmultinet_ase.workflows.scan import (
+        format_exchange,
         format_scan_table,
-        monte_carlo_neel_temperature,
-        scan_orderings,
+        run_scan,
         write_scan,
     )
-    from spinmultinet_ase.workflows.inputs import structures_to_scan
 
-    structures, cubic = structures_to_scan(
-        args.target, args.orderings, args.supercell, args.magnitudes
-    )
-    if args.monte_carlo and not cubic:
-        raise ValueError("--monte-carlo models the fcc spins of rocksalt oxides; give a formula")
-    calc = _calculator(args)
-    results, relaxed = scan_orderings(
-        structures,
-        calc,
+    outcome = run_scan(
+        args.target,
+        _calculator(args),
+        orderings=args.orderings,
+        supercell=parse_supercell(args.supercell),
+        magnitudes=parse_magnitudes(args.magnitudes),
+        num_shells=args.shells,
+        monte_carlo=args.monte_carlo,
         fmax=args.fmax,
         steps=args.steps,
         optimizer=args.optimizer,
-        cubic_parent=cubic,
         progress=not args.quiet,
     )
-    exchange = None
-    try:
-        exchange = exchange_from_scan(structures, results)
-    except ValueError as error:
-        print(f"no exchange fit: {error}")
-    print(format_scan_table(results))
-    if exchange:
-        print(
-            f"J1 S² = {exchange['J1S2_meV']:.2f} meV, J2 S² = {exchange['J2S2_meV']:.2f} meV "
-            f"(E = Σ_<ij> J S_i·S_j, J > 0 antiferromagnetic); mean-field T_N "
-            f"= {exchange['mean_field_neel_temperature_K']:.0f} K"
-        )
-        if args.monte_carlo:
-            exchange["monte_carlo_neel_temperature_K"] = monte_carlo_neel_temperature(exchange)
-            print(f"classical Monte Carlo T_N = {exchange['monte_carlo_neel_temperature_K']:.0f} K")
-    write_scan(results, relaxed, exchange, args.output_dir)
+    print(format_scan_table(outcome.results))
+    if outcome.exchange:
+        print(format_exchange(outcome.exchange))
+    else:
+        print(f"no exchange fit: {outcome.no_fit_reason}")
+    write_scan(outcome.results, outcome.relaxed, outcome.exchange, args.output_dir)
     print(f"scan.csv, scan.json, scan.png and relaxed.extxyz in {args.output_dir}/")
 
 
 def _add_scan(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "scan",
-        help="rank collinear orderings: single points, relaxations, exchange constants",
-        description="Compare magnetic orderings of a rocksalt oxide (give its formula, e.g. "
-        "NiO) or of any structure file (all symmetry-distinct collinear orderings in a "
-        "supercell). Each ordering is evaluated at its ideal geometry and relaxed (positions "
-        "and cell).",
+        help="rank collinear orderings: single points, relaxations, exchange constants, T_N",
+        description="Compare collinear magnetic orderings of a rocksalt oxide (give its "
+        "formula, e.g. NiO) or of any crystal (a structure file: CIF, POSCAR, extxyz...). "
+        "Each ordering is evaluated at its ideal geometry and relaxed (positions and cell); "
+        "energies are ranked per magnetic ion and per formula unit, and a Heisenberg model is "
+        "fitted on the crystal's shells of magnetic neighbours. Magnetic sites are the atoms "
+        "with a nonzero initial moment in the file, else those with a default moment guess.",
     )
     p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
     p.add_argument(
         "--orderings",
         nargs="+",
         default=None,
-        help="named rocksalt orderings (default: FM AFM-I AFM-II AFM-III)",
+        help="orderings by name or pattern: FM, the rocksalt names (AFM-I AFM-II AFM-III), or "
+        "one letter u/d per magnetic site of the supercell (default: a formula's four named "
+        "orderings, else every symmetry-distinct ordering of the supercell)",
     )
     p.add_argument(
         "--supercell",
         nargs="+",
         type=int,
         default=None,
-        help="supercell of a structure file: 3 or 9 integers",
+        help="supercell of the given cell (a formula's: its 2-atom primitive cell): 3 integers "
+        "(diagonal) or 9 (a 3x3 matrix, row by row); all orderings are built in it",
     )
     p.add_argument(
         "--magnitudes",
         nargs="+",
         default=None,
         metavar="EL=MU",
-        help="initial moment magnitudes (μB), e.g. Ni=2 Mn=5",
+        help="initial moment magnitudes (μB), e.g. Cr=3 Mn=4 (O=0 makes an element nonmagnetic)",
+    )
+    p.add_argument(
+        "--shells",
+        type=int,
+        default=2,
+        help="shells of magnetic neighbours in the exchange fit (default 2)",
     )
     _add_optimizer_options(p)
     p.add_argument("--output-dir", default="scan", help="where to write CSV/JSON/PNG")
     p.add_argument(
         "--monte-carlo",
         action="store_true",
-        help="also estimate T_N by classical Monte Carlo of the fitted J1-J2 model",
+        help="also estimate T_N by classical Monte Carlo of the fitted Heisenberg model",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_model_options(p, "float64")

@@ -7,19 +7,16 @@ import pytest
 from ase.build import bulk
 
 from spinmultinet_ase.cli import main
-from spinmultinet_ase.magnetism.exchange import fit_exchange, pair_counts, shell_radii
+from spinmultinet_ase.magnetism.exchange import exchange_shells, fit_exchange
 from spinmultinet_ase.magnetism.orderings import (
     enumerate_collinear_orderings,
-    magnetic_sites,
+    magnetic_cell,
     site_permutations,
 )
-from spinmultinet_ase.magnetism.rocksalt import (
-    DEFAULT_MOMENT_MAGNITUDES,
-    rocksalt_ordered,
-    rocksalt_primitive,
-)
-from spinmultinet_ase.magnetism.scan import scan_orderings
+from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered, rocksalt_primitive
+from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.testing.symmetry import evaluate
+from spinmultinet_ase.workflows.scan import scan_orderings
 
 CUBIC = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])
 
@@ -44,7 +41,7 @@ def _burnside_count(permutations: np.ndarray) -> int:
 
 def test_rocksalt_cubic_cell_has_three_orderings():
     """4 metals of the conventional cell: FM, one spin flipped, and AFM-I."""
-    found = enumerate_collinear_orderings(rocksalt_primitive("NiO"), CUBIC)
+    found = enumerate_collinear_orderings(magnetic_cell(rocksalt_primitive("NiO"), CUBIC))
     assert [a.info["ordering"] for a in found] == ["uuuu", "uuud", "uudd"]
     moments = found[2].get_initial_magnetic_moments()
     assert sorted(moments[moments != 0]) == [-2, -2, 2, 2]
@@ -52,17 +49,28 @@ def test_rocksalt_cubic_cell_has_three_orderings():
 
 @pytest.mark.parametrize("matrix", [2 * np.eye(3, dtype=int), np.diag([2, 1, 1])])
 def test_enumeration_agrees_with_burnside(matrix):
-    from ase.build import make_supercell
-
-    found = enumerate_collinear_orderings(rocksalt_primitive("NiO"), matrix)
-    cell = make_supercell(rocksalt_primitive("NiO"), matrix)
-    permutations = site_permutations(cell, magnetic_sites(cell, DEFAULT_MOMENT_MAGNITUDES))
+    cell = magnetic_cell(rocksalt_primitive("NiO"), matrix)
+    found = enumerate_collinear_orderings(cell)
+    permutations = site_permutations(cell, magnetic_sites(cell))
     assert len(found) == _burnside_count(permutations)
 
 
 def test_no_magnetic_atoms():
-    with pytest.raises(ValueError, match="no magnetic atoms"):
-        enumerate_collinear_orderings(bulk("MgO", "rocksalt", a=4.2))
+    with pytest.raises(ValueError, match="no magnetic site"):
+        magnetic_cell(bulk("MgO", "rocksalt", a=4.2))
+
+
+def test_magnetic_sites_come_from_the_moments_set():
+    """Moments set by the user decide; the element table only fills in when none are set."""
+    atoms = rocksalt_ordered("NiO", "AFM-II")
+    assert list(magnetic_sites(atoms)) == [0, 2]
+    moments = atoms.get_initial_magnetic_moments()
+    moments[2] = 0.0
+    atoms.set_initial_magnetic_moments(moments)
+    assert list(magnetic_sites(atoms)) == [0]
+    assert list(magnetic_sites(atoms, [1, 3])) == [1, 3]
+    bare = bulk("MgO", "rocksalt", a=4.2)
+    assert list(magnetic_sites(magnetic_cell(bare, magnitudes={"Mg": 1.0}))) == [0]
 
 
 def test_orderings_of_a_molecule_are_refused(exported_path, molecule_file, capsys):
@@ -71,27 +79,43 @@ def test_orderings_of_a_molecule_are_refused(exported_path, molecule_file, capsy
     assert "periodic in all three directions" in capsys.readouterr().err
 
 
+def _heisenberg_energy_per_ion(atoms, couplings: dict[float, float]) -> float:
+    """Σ_<ij> J S² s_i s_j per magnetic ion by brute force over all pairs, J by distance (Å)."""
+    from ase.neighborlist import neighbor_list
+
+    moments = atoms.get_initial_magnetic_moments()
+    i, j, d = neighbor_list("ijd", atoms, max(couplings) + 0.01)
+    signs = np.sign(moments[i] * moments[j])
+    total = sum(value * signs[np.abs(d - r) < 1e-3].sum() for r, value in couplings.items())
+    return 0.5 * total / np.count_nonzero(moments)
+
+
 def test_exchange_fit_recovers_heisenberg_constants():
     structures = [rocksalt_ordered("MnO", o) for o in ("FM", "AFM-I", "AFM-II", "AFM-III")]
+    a = 4.51
     j1, j2, e0 = 0.0031, 0.0057, -7.5
-    # energies per ion from E = E0 + Σ_<ij> J S_i·S_j summed over an explicit large cluster
-    energies = []
-    for atoms in structures:
-        big = atoms.repeat(3)
-        radii = shell_radii(big, 2)
-        counts = pair_counts(big, radii)
-        energies.append(e0 + j1 * counts[0] + j2 * counts[1])
-    assert np.allclose(pair_counts(structures[0], shell_radii(structures[0], 2)), [6, 3])
-    fit = fit_exchange(structures, energies)
-    assert fit["J1S2"] == pytest.approx(j1, abs=1e-12)
-    assert fit["J2S2"] == pytest.approx(j2, abs=1e-12)
-    assert fit["E0"] == pytest.approx(e0, abs=1e-12)
+    energies = [e0 + _heisenberg_energy_per_ion(s, {a / np.sqrt(2): j1, a: j2}) for s in structures]
+    shells = exchange_shells(structures[0], 2)
+    assert np.allclose(shells.counts(structures[0]), [6, 3])
+    fit = fit_exchange(shells, structures, energies)
+    assert fit.JS2 == pytest.approx([j1, j2], abs=1e-12)
+    assert fit.E0 == pytest.approx(e0, abs=1e-12)
+    assert fit.rms_residual < 1e-12 and fit.degrees_of_freedom == 1
+    # a third-neighbour coupling the fit leaves out shows as the rms departure
+    j3 = 0.001
+    energies3 = [
+        e + _heisenberg_energy_per_ion(s, {a * np.sqrt(1.5): j3})
+        for e, s in zip(energies, structures, strict=True)
+    ]
+    assert fit_exchange(shells, structures, energies3).rms_residual > 1e-4
 
 
-def test_exchange_fit_needs_enough_orderings():
+def test_exchange_fit_says_which_shells_it_cannot_determine():
     structures = [rocksalt_ordered("NiO", o) for o in ("FM", "AFM-II")]
-    with pytest.raises(ValueError, match="cannot determine"):
-        fit_exchange(structures, [0.0, -0.1])
+    fit = fit_exchange(exchange_shells(structures[0], 2), structures, [0.0, -0.1])
+    assert fit.JS2[1] is None and "cannot determine shell(s) 2" in fit.warnings[0]
+    with pytest.raises(ValueError, match="cannot determine any"):
+        fit_exchange(exchange_shells(structures[0], 2), structures[:1] * 2, [0.0, 0.1])
 
 
 def test_scan_energies_equal_single_points(calc):
@@ -146,7 +170,7 @@ def test_scan_cli(exported_path, tmp_path, capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "AFM-II" in out and "J1 S²" in out
+    assert "AFM-II" in out and "J1 S²" in out and "rms departure" in out
     for name in ("scan.csv", "scan.json", "scan.png", "relaxed.extxyz"):
         assert (tmp_path / name).exists()
 
@@ -154,17 +178,3 @@ def test_scan_cli(exported_path, tmp_path, capsys):
 def test_scan_cli_bad_target(exported_path, capsys):
     assert main(["scan", "CuO2", "--model", str(exported_path), "--quiet"]) == 2
     assert "neither a rocksalt formula" in capsys.readouterr().err
-
-
-def test_monte_carlo_neel_temperature_matches_simple_cubic_heisenberg():
-    """J1 = 0: AFM-II is four independent simple-cubic antiferromagnets, T_N = 1.443 J2 S²/k_B
-    for classical Heisenberg spins (the literature value this checks against)."""
-    from ase.units import kB
-
-    from spinmultinet_ase.magnetism.montecarlo import heisenberg_monte_carlo
-
-    j2s2 = 0.004
-    temperatures = np.array([0.9, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 2.2]) * j2s2 / kB
-    result = heisenberg_monte_carlo(0.0, j2s2, temperatures, cells=6, sweeps=500, equilibration=500)
-    assert 1.3 <= result.neel_temperature * kB / j2s2 <= 1.7
-    assert result.order_parameter[0] > 0.6 and result.order_parameter[-1] < 0.25

@@ -1,82 +1,331 @@
-"""Heisenberg exchange constants from energies of collinear orderings.
+"""Heisenberg exchange constants from energies of collinear orderings, on any lattice.
 
 Convention (PHYSICS.md): ``E = E0 + Σ_<ij> J_ij S_i·S_j`` over pairs counted once, ``J > 0``
-antiferromagnetic. For collinear states ``S_i·S_j = S² s_i s_j`` with signs ``s = ±1``, so the
-energy per magnetic ion is ``E0 + Σ_k J_k S² n_k`` with ``n_k = ½ ⟨Σ_{j ∈ shell k of i} s_i s_j⟩``.
-On the rocksalt fcc sublattice: FM ``n = (6, 3)``, AFM-I ``(-2, 3)``, AFM-II ``(0, -3)``.
-We fit and report ``J_k S²`` (meV), which needs no choice of S; divide by S² for J.
+antiferromagnetic. For collinear states ``S_i·S_j = |S_i||S_j| s_i s_j`` with signs
+``s = ±1``, so the energy per magnetic ion is ``E0 + Σ_k J_k |S|² n_k`` with
+``n_k = (1/N) Σ_{<ij> ∈ shell k} s_i s_j``, N the number of magnetic ions. A shell is one
+orbit of pairs of magnetic sites under the space group of the crystal (moment signs ignored,
+magnitudes kept): pairs at one distance that no symmetry relates are distinct shells. We fit
+and report ``J_k |S|²`` (for a shell joining sites of different moments, ``J_k |S_i||S_j|``),
+which needs no choice of S. On the rocksalt fcc sublattice: FM ``n = (6, 3)``, AFM-I
+``(-2, 3)``, AFM-II ``(0, -3)``, AFM-III ``(-2, 1)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+import spglib
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
-from spinmultinet_ase.magnetism.rocksalt import DEFAULT_MOMENT_MAGNITUDES
+from spinmultinet_ase.data.graph import require_periodic
+from spinmultinet_ase.magnetism.sites import magnetic_sites, site_types
+
+# Pair vectors (Å) closer than this are the same pair; distances closer than this one shell.
+PAIR_TOLERANCE = 1e-3
+# Fits whose scaled design matrix has a larger condition number are flagged as ill-conditioned.
+ILL_CONDITIONED = 1e3
+# Shells are looked for out to this distance (Å).
+MAX_RADIUS = 30.0
 
 
-def magnetic_mask(atoms: Atoms) -> np.ndarray:
-    """Atoms of magnetic elements."""
-    return np.array([s in DEFAULT_MOMENT_MAGNITUDES for s in atoms.get_chemical_symbols()])
+@dataclass(frozen=True)
+class Shell:
+    """One symmetry class of pairs of magnetic sites."""
+
+    distance: float  # Å
+    symbols: tuple[str, str]  # elements at the two ends
+    moments: tuple[float, float]  # moment magnitudes (μB) at the two ends
+    coordination: float  # partners in this shell per magnetic ion (averaged over sites)
+
+    def signature(self) -> tuple:
+        """What identifies the shell in any cell of the crystal."""
+        return (
+            round(self.distance / PAIR_TOLERANCE),
+            tuple(sorted(zip(self.symbols, self.moments, strict=True))),
+            round(self.coordination, 6),
+        )
 
 
-def shell_radii(atoms: Atoms, num_shells: int, tolerance: float = 0.05) -> np.ndarray:
-    """Distances (Å) of the first ``num_shells`` shells of magnetic neighbours."""
-    mask = magnetic_mask(atoms)
-    magnetic = atoms[mask]
-    radius = 2.0
+@dataclass
+class _PairOrbits:
+    """Directed pairs ``i -> j`` (vector ``d``) of magnetic sites and their orbits."""
+
+    magnetic: Atoms
+    i: np.ndarray
+    j: np.ndarray
+    d: np.ndarray
+    orbit: np.ndarray  # per pair: index into shells, in order of distance
+    shells: list[Shell]
+
+
+@dataclass
+class ExchangeShells:
+    """The shells of magnetic neighbours of a crystal, and the pair counts of orderings.
+
+    Build it with :func:`exchange_shells` from a cell of the crystal; :meth:`counts` then
+    takes any cell of the same ideal crystal (any orientation and origin) whose initial
+    moments give an ordering, and finds its shells by distance, end sites and coordination.
+    """
+
+    shells: list[Shell]
+    cell: np.ndarray  # (3, 3) the reference cell (Å), lattice vectors as rows
+    positions: np.ndarray  # (n, 3) Cartesian positions of its magnetic sites
+    vectors: list[np.ndarray] = field(repr=False)  # per site: (m, 3) pair vectors (Å)
+    labels: list[np.ndarray] = field(repr=False)  # per site: (m,) shell index of each pair
+    symprec: float = 1e-4
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def cutoff(self) -> float:
+        """The largest shell distance (Å)."""
+        return max(s.distance for s in self.shells)
+
+    def _labelled_pairs(self, atoms: Atoms, sites: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Pairs of ``atoms`` in the shells: (i, j, shell), i and j indexing ``sites``."""
+        key = (
+            atoms.cell.array.tobytes(),
+            atoms.positions.tobytes(),
+            tuple(site_types(atoms)),
+            sites.tobytes(),
+        )
+        if key not in self._cache:
+            orbits = _pair_orbits(atoms, sites, self.cutoff + PAIR_TOLERANCE, self.symprec)
+            wanted = {s.signature(): k for k, s in enumerate(self.shells)}
+            found = [s.signature() for s in orbits.shells]
+            missing = [k + 1 for k, s in enumerate(self.shells) if s.signature() not in found]
+            if missing or len(set(found)) < len(found):
+                raise ValueError(
+                    f"{atoms.get_chemical_formula()}: shell(s) "
+                    f"{', '.join(map(str, missing)) or '(ambiguous)'} of the reference crystal "
+                    "not found; orderings must be ideal cells of the same crystal"
+                )
+            label = np.array([wanted.get(sig, -1) for sig in found])[orbits.orbit]
+            keep = label >= 0
+            self._cache[key] = (orbits.i[keep], orbits.j[keep], label[keep])
+        return self._cache[key]
+
+    def counts(self, atoms: Atoms, sites: Sequence[int] | None = None) -> np.ndarray:
+        """``n_k`` per magnetic ion for each shell, from the signs of ``initial_magmoms``."""
+        sites = magnetic_sites(atoms, sites)
+        signs = np.sign(atoms.get_initial_magnetic_moments()[sites])
+        i, j, label = self._labelled_pairs(atoms, sites)
+        counts = np.zeros(len(self.shells))
+        np.add.at(counts, label, signs[i] * signs[j])
+        return 0.5 * counts / len(sites)
+
+
+def space_group(atoms: Atoms, symprec: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """The crystal's space-group operations in Cartesian form: ``r -> r @ R.T + t``.
+
+    Sites are typed by element and moment size (signs ignored). The operations are those of
+    the primitive cell, each combined with every translation of the primitive lattice within
+    the cell given, so a supercell keeps the point symmetry its own lattice breaks.
+
+    Returns:
+        Rotations (n, 3, 3) and translations (n, 3) in Å.
+    """
+    types = np.array(site_types(atoms))
+    cell = (atoms.cell.array, atoms.get_scaled_positions(), types)
+    dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    if dataset is None:
+        raise ValueError(
+            f"spglib found no symmetry for {atoms.get_chemical_formula()}: check the structure "
+            "for overlapping atoms"
+        )
+    lattice = np.asarray(dataset.primitive_lattice)
+    _, first = np.unique(dataset.mapping_to_primitive, return_index=True)
+    primitive = (lattice, atoms.positions[first] @ np.linalg.inv(lattice), types[first])
+    symmetry = spglib.get_symmetry(primitive, symprec=symprec)
+    inverse = np.linalg.inv(lattice)
+    rotations = np.array([lattice.T @ w @ inverse.T for w in symmetry["rotations"]])
+    translations = symmetry["translations"] @ lattice
+    # the primitive translations that are not lattice vectors of the cell given
+    pure = dataset.translations[np.all(dataset.rotations == np.eye(3, dtype=int), axis=(1, 2))]
+    shifts = pure @ atoms.cell.array
+    return (
+        np.repeat(rotations, len(shifts), axis=0),
+        (translations[:, None, :] + shifts[None]).reshape(-1, 3),
+    )
+
+
+def _root(parent: list[int], a: int) -> int:
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+def _pair_orbits(atoms: Atoms, sites: np.ndarray, cutoff: float, symprec: float) -> _PairOrbits:
+    """Pairs of magnetic sites within ``cutoff`` (Å), grouped into orbits of the space group.
+
+    Two pairs are in one orbit when a space-group operation of the crystal (moment signs
+    ignored) maps one onto the other, or when they are the same pair seen from either end.
+    """
+    rotations, translations = space_group(atoms, symprec)
+    magnetic = atoms[sites]
+    magnetic.set_initial_magnetic_moments(np.abs(magnetic.get_initial_magnetic_moments()))
+    inverse = np.linalg.inv(atoms.cell.array)
+    frac = magnetic.positions @ inverse
+    i, j, d = neighbor_list("ijD", magnetic, cutoff)
+    by_site = [np.flatnonzero(i == k) for k in range(len(magnetic))]
+
+    def matching_pairs(sources: np.ndarray, target: int, vectors: np.ndarray) -> np.ndarray:
+        """Pairs of site ``target`` with the given vectors (the images of pairs ``sources``)."""
+        candidates = by_site[target]
+        gap = np.linalg.norm(vectors[:, None, :] - d[candidates][None], axis=-1)
+        best = np.argmin(gap, axis=1)
+        if np.any(gap[np.arange(len(sources)), best] > 10 * (PAIR_TOLERANCE + symprec)):
+            raise ValueError("symmetry operations do not map pairs onto pairs; check symprec")
+        return candidates[best]
+
+    images = []
+    for k in range(len(magnetic)):
+        for target in np.unique(j[by_site[k]]):
+            sources = by_site[k][j[by_site[k]] == target]
+            images.append((sources, matching_pairs(sources, target, -d[sources])))
+    for rotation, translation in zip(rotations, translations, strict=True):
+        moved = (magnetic.positions @ rotation.T + translation) @ inverse
+        delta = moved[:, None, :] - frac[None, :, :]
+        delta -= np.rint(delta)
+        image = np.argmax(np.all(np.abs(delta) < 10 * symprec, axis=-1), axis=1)
+        for k in range(len(magnetic)):
+            sources = by_site[k]
+            images.append((sources, matching_pairs(sources, image[k], d[sources] @ rotation.T)))
+    parent = list(range(len(i)))
+    for sources, targets in images:
+        for a, b in zip(sources, targets, strict=True):
+            ra, rb = _root(parent, int(a)), _root(parent, int(b))
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([_root(parent, a) for a in range(len(i))], dtype=int)
+    distances = np.linalg.norm(d, axis=1)
+    order = sorted(np.unique(roots), key=lambda r: (round(distances[r] / PAIR_TOLERANCE), r))
+    symbols = magnetic.get_chemical_symbols()
+    moments = magnetic.get_initial_magnetic_moments()
+    shells = [
+        Shell(
+            distance=float(distances[root]),
+            symbols=(symbols[i[root]], symbols[j[root]]),
+            moments=(round(float(moments[i[root]]), 3), round(float(moments[j[root]]), 3)),
+            coordination=float(np.sum(roots == root) / len(magnetic)),
+        )
+        for root in order
+    ]
+    index = {root: k for k, root in enumerate(order)}
+    return _PairOrbits(magnetic, i, j, d, np.array([index[r] for r in roots]), shells)
+
+
+def exchange_shells(
+    reference: Atoms,
+    num_shells: int,
+    sites: Sequence[int] | None = None,
+    symprec: float = 1e-4,
+) -> ExchangeShells:
+    """The first ``num_shells`` shells (pair orbits by distance) of a crystal's magnetic sites.
+
+    Args:
+        reference: a cell of the crystal at its ideal geometry; its nonzero initial moments
+            (or ``sites``) mark the magnetic sites.
+        num_shells: how many shells, nearest first.
+        sites: explicit indices of the magnetic sites.
+        symprec: spglib tolerance (Å).
+    """
+    require_periodic(reference, "finding exchange shells")
+    if num_shells < 1:
+        raise ValueError(f"num_shells must be >= 1, got {num_shells}")
+    sites = magnetic_sites(reference, sites)
+    magnetic = reference[sites]
+    # out to a radius holding num_shells distinct distances (each one shell or more)
+    radius = 3.0
     while True:
-        distances = np.sort(neighbor_list("d", magnetic, radius))
-        if len(distances):
-            shells = distances[np.concatenate([[True], np.diff(distances) > tolerance])]
-            if len(shells) > num_shells:
-                return shells[:num_shells]
-        radius *= 1.5
+        if radius > MAX_RADIUS:
+            raise ValueError(
+                f"fewer than {num_shells} shells of magnetic neighbours within {MAX_RADIUS} Å"
+            )
+        distances = np.linalg.norm(neighbor_list("D", magnetic, radius), axis=1)
+        distinct = np.unique(np.round(distances / PAIR_TOLERANCE))
+        if len(distinct) > num_shells:
+            break
+        radius *= 1.3
+    orbits = _pair_orbits(reference, sites, (distinct[num_shells] - 0.5) * PAIR_TOLERANCE, symprec)
+    keep = orbits.orbit < num_shells
+    i, d, labels = orbits.i[keep], orbits.d[keep], orbits.orbit[keep]
+    return ExchangeShells(
+        shells=orbits.shells[:num_shells],
+        cell=reference.cell.array.copy(),
+        positions=magnetic.positions.copy(),
+        vectors=[d[i == k] for k in range(len(magnetic))],
+        labels=[labels[i == k] for k in range(len(magnetic))],
+        symprec=symprec,
+    )
 
 
-def pair_counts(atoms: Atoms, radii: Sequence[float], tolerance: float = 0.05) -> np.ndarray:
-    """``n_k`` per magnetic ion for each shell radius, from the signs of ``initial_magmoms``."""
-    mask = magnetic_mask(atoms)
-    magnetic = atoms[mask]
-    signs = np.sign(magnetic.get_initial_magnetic_moments())
-    i, j, d = neighbor_list("ijd", magnetic, max(radii) + tolerance)
-    counts = [0.5 * np.sum((signs[i] * signs[j])[np.abs(d - r) < tolerance]) for r in radii]
-    return np.array(counts) / len(magnetic)
+@dataclass
+class ExchangeFit:
+    """Least-squares Heisenberg fit (energies per magnetic ion, eV)."""
+
+    E0: float
+    JS2: list[float | None]  # J_k |S|² per shell (eV); None where the orderings cannot tell
+    rms_residual: float  # rms departure of the energies from the fitted model (eV per ion)
+    condition: float  # condition number of the column-scaled design matrix
+    degrees_of_freedom: int  # orderings minus fitted parameters
+    warnings: list[str]
 
 
 def fit_exchange(
-    structures: Sequence[Atoms], energies_per_ion: Sequence[float], num_shells: int = 2
-) -> dict[str, float]:
-    """Least-squares ``E0`` and ``J_k S²`` (eV) from energies per magnetic ion (eV).
+    shells: ExchangeShells,
+    structures: Sequence[Atoms],
+    energies_per_ion: Sequence[float],
+) -> ExchangeFit:
+    """Least-squares ``E0`` and ``J_k |S|²`` (eV) from energies per magnetic ion (eV).
 
-    ``structures`` are ideal (undistorted) cells of one material with ``initial_magmoms``
-    giving the ordering; shells are taken from the first structure.
+    ``structures`` are ideal (undistorted) cells of the crystal of ``shells`` with
+    ``initial_magmoms`` giving the ordering. Shells that the orderings cannot separate from
+    nearer ones (dependent pair counts) are left out of the fit, with a warning.
     """
-    radii = shell_radii(structures[0], num_shells)
-    design = np.array([[1.0, *pair_counts(a, radii)] for a in structures])
-    if np.linalg.matrix_rank(design) < design.shape[1]:
+    if len(structures) != len(energies_per_ion):
+        raise ValueError("one energy per structure")
+    counts = np.array([shells.counts(a) for a in structures])
+    design = np.hstack([np.ones((len(structures), 1)), counts])
+    energies = np.asarray(energies_per_ion, dtype=float)
+    kept = [0]
+    for column in range(1, design.shape[1]):
+        if np.linalg.matrix_rank(design[:, kept + [column]], tol=1e-8) == len(kept) + 1:
+            kept.append(column)
+    warnings = []
+    dropped = [c for c in range(1, design.shape[1]) if c not in kept]
+    if len(kept) == 1:
         raise ValueError(
-            f"{len(structures)} orderings cannot determine E0 and {num_shells} exchange "
-            "constants; add orderings that differ in their neighbour counts"
+            f"{len(structures)} orderings cannot determine any exchange constant: their pair "
+            "counts are all the same; add orderings that differ in their neighbour counts"
         )
-    solution, *_ = np.linalg.lstsq(design, np.asarray(energies_per_ion), rcond=None)
-    return {
-        "E0": float(solution[0]),
-        **{f"J{k + 1}S2": float(v) for k, v in enumerate(solution[1:])},
-    }
-
-
-def mean_field_neel_temperature(j2s2: float) -> float:
-    """Classical mean-field T_N (K) of AFM-II on the fcc lattice from ``J2 S²`` (eV).
-
-    Classical Heisenberg mean field: ``k_B T_N = S² |J(Q)| / 3`` with ``J(Q)`` the exchange
-    sum of one ion with its neighbours' signs in the ordered state. In AFM-II each ion has six
-    parallel and six antiparallel nearest neighbours (J1 cancels) and six antiparallel next-
-    nearest ones, so ``|J(Q)| = 6 J2`` and ``k_B T_N = 2 J2 S²``.
-    """
-    from ase.units import kB
-
-    return 2.0 * j2s2 / kB
+    if dropped:
+        warnings.append(
+            f"the {len(structures)} orderings cannot determine shell(s) "
+            f"{', '.join(str(c) for c in dropped)} (pair counts dependent on nearer shells): "
+            "left out of the fit; add orderings or a larger supercell"
+        )
+    sub = design[:, kept]
+    scale = np.linalg.norm(sub, axis=0)
+    condition = float(np.linalg.cond(sub / scale))
+    solution, *_ = np.linalg.lstsq(sub, energies, rcond=None)
+    residual = energies - sub @ solution
+    dof = len(structures) - len(kept)
+    if dof == 0:
+        warnings.append("as many parameters as orderings: an exact fit, no residual to judge it")
+    if condition > ILL_CONDITIONED:
+        warnings.append(f"ill-conditioned fit (condition number {condition:.0f})")
+    js2: list[float | None] = [None] * (design.shape[1] - 1)
+    for column, value in zip(kept[1:], solution[1:], strict=True):
+        js2[column - 1] = float(value)
+    return ExchangeFit(
+        E0=float(solution[0]),
+        JS2=js2,
+        rms_residual=float(np.sqrt(np.mean(residual**2))),
+        condition=condition,
+        degrees_of_freedom=dof,
+        warnings=warnings,
+    )

@@ -15,11 +15,8 @@ from ase import Atoms
 from ase.build import make_supercell
 
 from spinmultinet_ase.data.graph import require_periodic
-from spinmultinet_ase.magnetism.rocksalt import (
-    DEFAULT_MOMENT_MAGNITUDES,
-    ORDERINGS,
-    rocksalt_ordered,
-)
+from spinmultinet_ase.magnetism.rocksalt import ORDERINGS, rocksalt_ordered
+from spinmultinet_ase.magnetism.sites import guessed_moments, magnetic_sites, site_types
 
 MAX_ENUMERATED_SITES = 20
 
@@ -34,22 +31,9 @@ def named_rocksalt_orderings(
     return {name: rocksalt_ordered(formula, name, a=a, magnitudes=magnitudes) for name in orderings}
 
 
-def magnetic_sites(atoms: Atoms, magnitudes: dict[str, float]) -> np.ndarray:
-    """Indices of atoms whose element has a nonzero moment magnitude."""
-    symbols = atoms.get_chemical_symbols()
-    sites = np.array([i for i, s in enumerate(symbols) if magnitudes.get(s, 0.0) > 0], dtype=int)
-    if sites.size == 0:
-        known = ", ".join(f"{k}={v}" for k, v in magnitudes.items())
-        raise ValueError(
-            f"no magnetic atoms in {atoms.get_chemical_formula()} (moment magnitudes: {known}); "
-            "pass magnitudes for its magnetic elements"
-        )
-    return sites
-
-
 def site_permutations(atoms: Atoms, sites: np.ndarray, symprec: float = 1e-4) -> np.ndarray:
     """How each space-group operation of ``atoms`` permutes ``sites``: (n_ops, n_sites)."""
-    cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    cell = (atoms.cell.array, atoms.get_scaled_positions(), site_types(atoms))
     symmetry = spglib.get_symmetry(cell, symprec=symprec)
     if symmetry is None:
         raise ValueError(
@@ -67,35 +51,69 @@ def site_permutations(atoms: Atoms, sites: np.ndarray, symprec: float = 1e-4) ->
     return np.unique(np.array(permutations), axis=0)
 
 
-def enumerate_collinear_orderings(
+def magnetic_cell(
     atoms: Atoms,
     supercell: np.ndarray | None = None,
     magnitudes: dict[str, float] | None = None,
-    symprec: float = 1e-4,
-) -> list[Atoms]:
-    """Symmetry-distinct collinear orderings of the magnetic atoms in a supercell of ``atoms``.
+) -> Atoms:
+    """A supercell of ``atoms`` with its initial moments (or guesses, :func:`guessed_moments`)."""
+    require_periodic(atoms, "enumerating orderings")
+    parent = atoms.copy()
+    parent.set_initial_magnetic_moments(guessed_moments(atoms, magnitudes))
+    magnetic_sites(parent)
+    if supercell is None:
+        return parent
+    matrix = np.asarray(supercell)
+    if matrix.shape != (3, 3) or not np.allclose(matrix, np.rint(matrix)):
+        raise ValueError(f"a supercell is a 3x3 integer matrix, got {matrix.tolist()}")
+    if round(np.linalg.det(matrix)) < 1:
+        raise ValueError(f"supercell {matrix.tolist()} has determinant <= 0")
+    return make_supercell(parent, np.rint(matrix).astype(int))
+
+
+def with_pattern(cell: Atoms, pattern: str) -> Atoms:
+    """``cell`` with the signs of its magnetic moments set by ``pattern`` (``'u'``/``'d'`` each).
+
+    ``'FM'`` means all up. The pattern gives one letter per magnetic site, in index order.
+    """
+    sites = magnetic_sites(cell)
+    letters = "u" * len(sites) if pattern == "FM" else pattern
+    if len(letters) != len(sites) or set(letters) - {"u", "d"}:
+        raise ValueError(
+            f"ordering {pattern!r} does not fit this cell: it needs FM, a rocksalt name for a "
+            f"rocksalt formula, or {len(sites)} letters u/d, one per magnetic site"
+        )
+    moments = cell.get_initial_magnetic_moments().copy()
+    signs = np.where(np.array(list(letters)) == "u", 1.0, -1.0)
+    moments[sites] = np.abs(moments[sites]) * signs
+    ordered = cell.copy()
+    ordered.set_initial_magnetic_moments(moments)
+    ordered.info["ordering"] = letters
+    return ordered
+
+
+def enumerate_collinear_orderings(cell: Atoms, symprec: float = 1e-4) -> list[Atoms]:
+    """Symmetry-distinct collinear orderings of the magnetic sites of ``cell``.
 
     Args:
-        atoms: the structure (its own moments are ignored).
-        supercell: integer 3x3 supercell matrix (default: the cell itself).
-        magnitudes: moment magnitude (μB) per element; defaults to
-            :data:`DEFAULT_MOMENT_MAGNITUDES`, overridden entry by entry.
+        cell: the (super)cell, its nonzero initial moments marking the magnetic sites and
+            their magnitudes (signs are ignored); see :func:`magnetic_cell`.
         symprec: spglib tolerance (Å).
 
     Returns:
         One ``Atoms`` per distinct ordering, with ``initial_magmoms`` set and
         ``info['ordering']`` the up/down string of the magnetic sites; FM first.
     """
-    require_periodic(atoms, "enumerating orderings")
-    magnitudes = {**DEFAULT_MOMENT_MAGNITUDES, **(magnitudes or {})}
-    cell = make_supercell(atoms, np.asarray(supercell)) if supercell is not None else atoms.copy()
-    sites = magnetic_sites(cell, magnitudes)
+    require_periodic(cell, "enumerating orderings")
+    sites = magnetic_sites(cell)
     if len(sites) > MAX_ENUMERATED_SITES:
         raise ValueError(
             f"{len(sites)} magnetic sites: too many to enumerate (limit {MAX_ENUMERATED_SITES}); "
-            "use a smaller supercell"
+            "use a smaller supercell or name the orderings"
         )
-    permutations = site_permutations(cell, sites, symprec)
+    unsigned = cell.copy()
+    unsigned.set_initial_magnetic_moments(np.abs(cell.get_initial_magnetic_moments()))
+    permutations = site_permutations(unsigned, sites, symprec)
     # every pattern with the first site up (the global flip gives the rest)
     patterns = np.array(list(itertools.product([1, -1], repeat=len(sites) - 1)), dtype=np.int8)
     patterns = np.hstack([np.ones((len(patterns), 1), dtype=np.int8), patterns])
@@ -107,14 +125,5 @@ def enumerate_collinear_orderings(
         images = pattern[permutations]
         images = np.vstack([images, -images])
         seen.update(image.tobytes() for image in images)
-        found.append(pattern)
-    symbols = cell.get_chemical_symbols()
-    result = []
-    for pattern in found:
-        moments = np.zeros(len(cell))
-        moments[sites] = pattern * np.array([magnitudes[symbols[i]] for i in sites])
-        ordered = cell.copy()
-        ordered.set_initial_magnetic_moments(moments)
-        ordered.info["ordering"] = "".join("u" if s > 0 else "d" for s in pattern)
-        result.append(ordered)
-    return result
+        found.append("".join("u" if s > 0 else "d" for s in pattern))
+    return [with_pattern(unsigned, pattern) for pattern in found]

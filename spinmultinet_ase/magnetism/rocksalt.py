@@ -24,6 +24,8 @@ from ase import Atoms
 from ase.build import make_supercell
 from ase.geometry import minkowski_reduce
 
+from spinmultinet_ase.magnetism.sites import DEFAULT_MOMENT_MAGNITUDES
+
 # Cubic lattice constants (Å) about which structures are built and strained. MnO and NiO are
 # the zero-pressure points of our GPAW PBE+U protocol in the AFM-II state (data/README.md);
 # FeO and CoO are experimental values, not yet checked against the protocol.
@@ -33,9 +35,6 @@ ROCKSALT_LATTICE_CONSTANTS: dict[str, float] = {
     "CoO": 4.26,
     "NiO": 4.26,
 }
-
-# Default initial-moment magnitudes (μB) a user would set: high-spin d^n counts.
-DEFAULT_MOMENT_MAGNITUDES: dict[str, float] = {"Mn": 5.0, "Fe": 4.0, "Co": 3.0, "Ni": 2.0}
 
 OrderingSign = Callable[[np.ndarray], np.ndarray]
 
@@ -81,7 +80,7 @@ def hermite_normal_forms(det: int) -> Iterator[np.ndarray]:
 
 def metal_site_indices(atoms: Atoms, a: float) -> np.ndarray:
     """Integer fcc coordinates ``u = 2 r / a`` of the metal sites of a rocksalt cell."""
-    metals = np.array([s in DEFAULT_MOMENT_MAGNITUDES for s in atoms.get_chemical_symbols()])
+    metals = np.array([s != "O" for s in atoms.get_chemical_symbols()])
     return np.rint(2.0 * atoms.positions[metals] / a).astype(int)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from ase import Atoms
 
-from spinmultinet_ase.magnetism.exchange import fit_exchange
+from spinmultinet_ase.magnetism.exchange import exchange_shells, fit_exchange
 
 EnergyFunction = Callable[[Atoms], float]
 
@@ -87,10 +87,11 @@ def yardstick_table(frames: Sequence[Atoms], energy: EnergyFunction = dft_energy
             entry["fm_cell_difference_meV_per_fu"] = 1000 * (e_fm1 - e_fm2)
         if len(orderings) == 3:
             exchange = fit_exchange(
-                [fm2, afm1, afm2], [0.0, orderings["AFM-I"], orderings["AFM-II"]]
+                exchange_shells(fm2, 2),
+                [fm2, afm1, afm2],
+                [0.0, orderings["AFM-I"], orderings["AFM-II"]],
             )
-            entry["J1S2_meV"] = exchange["J1S2"]
-            entry["J2S2_meV"] = exchange["J2S2"]
+            entry["J1S2_meV"], entry["J2S2_meV"] = exchange.JS2
             lowest = min(orderings, key=orderings.get)
             degenerate = max(orderings.values()) - orderings[lowest] < DEGENERATE_MEV
             entry["lowest"] = "none (all equal)" if degenerate else lowest

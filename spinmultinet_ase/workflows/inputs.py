@@ -12,11 +12,8 @@ import numpy as np
 from ase import Atoms
 from ase.io import read
 
-from spinmultinet_ase.magnetism.orderings import (
-    enumerate_collinear_orderings,
-    named_rocksalt_orderings,
-)
-from spinmultinet_ase.magnetism.rocksalt import ORDERINGS, ROCKSALT_LATTICE_CONSTANTS
+from spinmultinet_ase.magnetism.orderings import named_rocksalt_orderings
+from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
 
 
 def check_number(
@@ -92,26 +89,6 @@ def read_structure(path: str) -> Atoms:
         return read(path)
     except Exception as error:  # ASE raises many types for unreadable files
         raise ValueError(f"cannot read a structure from {path}: {error}") from None
-
-
-def structures_to_scan(
-    target: str,
-    orderings: list[str] | None,
-    supercell: list[int] | None,
-    magnitudes: list[str] | None,
-) -> tuple[dict[str, Atoms], bool]:
-    """The orderings to compare, by name, and whether they come from a cubic parent.
-
-    A rocksalt formula gives its named orderings (all four unless ``orderings`` says which);
-    a structure file gives every symmetry-distinct collinear ordering in ``supercell``.
-    """
-    moment_magnitudes = parse_magnitudes(magnitudes)
-    if target in ROCKSALT_LATTICE_CONSTANTS:
-        names = tuple(orderings or ORDERINGS)
-        return named_rocksalt_orderings(target, names, magnitudes=moment_magnitudes), True
-    atoms = read_structure(target)
-    found = enumerate_collinear_orderings(atoms, parse_supercell(supercell), moment_magnitudes)
-    return {a.info["ordering"]: a for a in found}, False
 
 
 def single_structure(

@@ -1,0 +1,434 @@
+"""Scan collinear orderings of any crystal: single points, relaxations, exchange fit, T_N.
+
+For each ordering the scan reports the energy at the ideal (given) geometry and after relaxing
+positions and cell, per magnetic ion and per formula unit, relative to the lowest ordering;
+the predicted moments, the relaxed lattice and volume per formula unit and, for rocksalt
+formulas (cells in the cubic frame), the pseudo-cubic angle between the deformed cubic axes
+(> 90° means contraction along the body diagonal, the rhombohedral distortion of AFM-II MnO
+and NiO). The ideal-geometry energies per magnetic ion are then fitted by a Heisenberg model
+on the crystal's own shells of magnetic neighbours (:mod:`spinmultinet_ase.magnetism.exchange`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.formula import Formula
+from tqdm import tqdm
+
+from spinmultinet_ase.magnetism.exchange import ExchangeShells, exchange_shells, fit_exchange
+from spinmultinet_ase.magnetism.heisenberg import HeisenbergLattice
+from spinmultinet_ase.magnetism.orderings import (
+    enumerate_collinear_orderings,
+    magnetic_cell,
+    with_pattern,
+)
+from spinmultinet_ase.magnetism.rocksalt import (
+    ORDERINGS,
+    ROCKSALT_LATTICE_CONSTANTS,
+    rocksalt_ordered,
+)
+from spinmultinet_ase.magnetism.sites import magnetic_sites
+from spinmultinet_ase.workflows.inputs import read_structure
+from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, pseudo_cubic_angles, relax
+
+STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
+
+
+def formula_units(atoms: Atoms) -> int:
+    """Number of formula units of the reduced formula (4 for Ni4O4)."""
+    return Formula(atoms.get_chemical_formula()).reduce()[1]
+
+
+@dataclass
+class ScanInput:
+    """The orderings of one crystal to compare, and the cell that defines the crystal."""
+
+    reference: Atoms  # a cell of the ideal crystal, its moments marking the magnetic sites
+    structures: dict[str, Atoms]  # ideal cells, one per ordering
+    cubic: bool  # cells in the cubic frame of a rocksalt parent (pseudo-cubic angles apply)
+
+
+def scan_input(
+    target: str | Atoms,
+    orderings: list[str] | None = None,
+    supercell: np.ndarray | None = None,
+    magnitudes: dict[str, float] | None = None,
+) -> ScanInput:
+    """The orderings to scan, from a rocksalt formula, a structure file or an ``Atoms``.
+
+    Args:
+        target: a rocksalt formula (``'NiO'``), the path of a structure file, or a structure.
+        orderings: names or patterns: ``FM``, the rocksalt names (formula only), or one
+            letter ``u``/``d`` per magnetic site of the supercell. Default: a formula's four
+            named orderings, else every symmetry-distinct collinear ordering of the supercell.
+        supercell: 3x3 integer matrix of the given cell (a formula's: its 2-atom primitive
+            cell). Default: a formula's orderings each in its smallest cell, else the cell.
+        magnitudes: moment magnitude (μB) per element, over the moments set in the structure
+            or, where none are set, the default guesses of :mod:`~spinmultinet_ase.magnetism.sites`.
+    """
+    rocksalt = isinstance(target, str) and target in ROCKSALT_LATTICE_CONSTANTS
+    if rocksalt:
+        reference = rocksalt_ordered(target, "FM", magnitudes=magnitudes)
+        if supercell is None:
+            names = orderings or list(ORDERINGS)
+            unknown = [n for n in names if n not in ORDERINGS]
+            if unknown:
+                raise ValueError(
+                    f"without --supercell a rocksalt formula takes the named orderings "
+                    f"{', '.join(ORDERINGS)}; got {', '.join(unknown)}"
+                )
+            structures = {n: rocksalt_ordered(target, n, magnitudes=magnitudes) for n in names}
+            return ScanInput(reference, structures, cubic=True)
+        cell = rocksalt_ordered(target, "FM", np.asarray(supercell), magnitudes=magnitudes)
+    else:
+        atoms = read_structure(target) if isinstance(target, str) else target
+        reference = magnetic_cell(atoms, magnitudes=magnitudes)
+        cell = magnetic_cell(reference, supercell)
+    if orderings is None:
+        found = enumerate_collinear_orderings(cell)
+        return ScanInput(reference, {a.info["ordering"]: a for a in found}, cubic=rocksalt)
+    structures = {}
+    for name in orderings:
+        if rocksalt and name in ORDERINGS:
+            structures[name] = rocksalt_ordered(
+                target, name, np.asarray(supercell), magnitudes=magnitudes
+            )
+        else:
+            structures[name] = with_pattern(cell, name)
+    return ScanInput(reference, structures, cubic=rocksalt)
+
+
+@dataclass
+class OrderingResult:
+    """What the scan found for one ordering (energies in eV per formula unit)."""
+
+    ordering: str
+    formula_units: int
+    magnetic_ions: int
+    ideal_energy: float
+    relaxed_energy: float
+    ideal_relative_meV_per_ion: float
+    relaxed_relative_meV_per_ion: float
+    ideal_relative_meV: float  # per formula unit
+    relaxed_relative_meV: float  # per formula unit
+    magnetic_moments: list[float]
+    cell_lengths: list[float]
+    cell_angles: list[float]
+    volume_per_formula_unit: float
+    pseudo_cubic_angle: float | None
+    converged: bool
+
+    @property
+    def ideal_energy_per_ion(self) -> float:
+        """Energy at the ideal geometry per magnetic ion (eV)."""
+        return self.ideal_energy * self.formula_units / self.magnetic_ions
+
+
+def scan_orderings(
+    structures: dict[str, Atoms],
+    calc: Calculator,
+    fmax: float = DEFAULT_FMAX,
+    steps: int = 500,
+    optimizer: str = "BFGS",
+    cubic_parent: bool = False,
+    progress: bool = True,
+) -> tuple[list[OrderingResult], dict[str, Atoms]]:
+    """Evaluate and relax every ordering.
+
+    Returns:
+        The results sorted by relaxed energy per magnetic ion, and the relaxed structures by
+        ordering name.
+    """
+    results, relaxed_structures = [], {}
+    for name, atoms in tqdm(structures.items(), desc="orderings", disable=not progress):
+        n_fu = formula_units(atoms)
+        sites = magnetic_sites(atoms)
+        single = atoms.copy()
+        single.calc = calc
+        ideal_energy = single.get_potential_energy() / n_fu
+        relaxed, converged = relax(atoms, calc, fmax=fmax, steps=steps, optimizer=optimizer)
+        relaxed.get_stress()
+        # the calculator is shared between orderings: keep this structure's own results
+        kept = {k: v for k, v in calc.results.items() if k in STORED_RESULTS}
+        relaxed.calc = SinglePointCalculator(relaxed, **kept)
+        relaxed_structures[name] = relaxed
+        moments = np.asarray(relaxed.get_magnetic_moments())[sites]
+        angles = pseudo_cubic_angles(atoms.cell.array, relaxed.cell.array) if cubic_parent else None
+        results.append(
+            OrderingResult(
+                ordering=name,
+                formula_units=n_fu,
+                magnetic_ions=len(sites),
+                ideal_energy=ideal_energy,
+                relaxed_energy=relaxed.get_potential_energy() / n_fu,
+                ideal_relative_meV_per_ion=0.0,
+                relaxed_relative_meV_per_ion=0.0,
+                ideal_relative_meV=0.0,
+                relaxed_relative_meV=0.0,
+                magnetic_moments=[float(m) for m in moments],
+                cell_lengths=relaxed.cell.cellpar()[:3].tolist(),
+                cell_angles=relaxed.cell.cellpar()[3:].tolist(),
+                volume_per_formula_unit=relaxed.get_volume() / n_fu,
+                pseudo_cubic_angle=float(np.mean(angles)) if angles else None,
+                converged=converged,
+            )
+        )
+    per_ion = {r.ordering: r.formula_units / r.magnetic_ions for r in results}
+    lowest_ideal = min(r.ideal_energy * per_ion[r.ordering] for r in results)
+    lowest_relaxed = min(r.relaxed_energy * per_ion[r.ordering] for r in results)
+    for r in results:
+        ions_per_fu = r.magnetic_ions / r.formula_units
+        r.ideal_relative_meV_per_ion = 1000 * (r.ideal_energy * per_ion[r.ordering] - lowest_ideal)
+        r.relaxed_relative_meV_per_ion = 1000 * (
+            r.relaxed_energy * per_ion[r.ordering] - lowest_relaxed
+        )
+        r.ideal_relative_meV = r.ideal_relative_meV_per_ion * ions_per_fu
+        r.relaxed_relative_meV = r.relaxed_relative_meV_per_ion * ions_per_fu
+    return sorted(results, key=lambda r: r.relaxed_relative_meV_per_ion), relaxed_structures
+
+
+@dataclass
+class ExchangeReport:
+    """The Heisenberg fit of a scan: shells, J |S|² (meV) and how well the model fits."""
+
+    shells: list[dict]  # distance (Å), symbols, coordination, JS2_meV (None: undetermined)
+    E0_eV_per_ion: float
+    rms_residual_meV_per_ion: float
+    condition: float
+    degrees_of_freedom: int
+    orderings: int
+    mean_field_temperature_K: float | None
+    warnings: list[str] = field(default_factory=list)
+    monte_carlo_neel_temperature_K: float | None = None
+    monte_carlo_method: str | None = None
+
+
+def exchange_from_scan(
+    scan: ScanInput, results: list[OrderingResult], num_shells: int = 2
+) -> tuple[ExchangeReport, ExchangeShells]:
+    """Fit ``J_k |S|²`` on the first ``num_shells`` shells to the ideal energies per ion."""
+    shells = exchange_shells(scan.reference, num_shells)
+    by_name = {r.ordering: r for r in results}
+    names = list(scan.structures)
+    fit = fit_exchange(
+        shells,
+        [scan.structures[n] for n in names],
+        [by_name[n].ideal_energy_per_ion for n in names],
+    )
+    couplings = [j if j is not None else 0.0 for j in fit.JS2]
+    mean_field = HeisenbergLattice.from_fit(shells, couplings).mean_field_temperature()
+    return (
+        ExchangeReport(
+            shells=[
+                {
+                    "distance": s.distance,
+                    "symbols": list(s.symbols),
+                    "coordination": s.coordination,
+                    "JS2_meV": None if j is None else 1000 * j,
+                }
+                for s, j in zip(shells.shells, fit.JS2, strict=True)
+            ],
+            E0_eV_per_ion=fit.E0,
+            rms_residual_meV_per_ion=1000 * fit.rms_residual,
+            condition=fit.condition,
+            degrees_of_freedom=fit.degrees_of_freedom,
+            orderings=len(names),
+            mean_field_temperature_K=mean_field,
+            warnings=fit.warnings,
+        ),
+        shells,
+    )
+
+
+def monte_carlo_neel_temperature(
+    report: ExchangeReport,
+    shells: ExchangeShells,
+    sweeps: int = 600,
+    seed: int = 0,
+) -> ExchangeReport:
+    """Add the classical Monte Carlo T_N of the fitted model (Binder crossing of two sizes)."""
+    from spinmultinet_ase.magnetism.montecarlo import neel_temperature
+
+    couplings = [0.0 if s["JS2_meV"] is None else s["JS2_meV"] / 1000 for s in report.shells]
+    lattice = HeisenbergLattice.from_fit(shells, couplings)
+    smallest = max(4, 2 * int(np.abs(lattice.offset).max()) + 2)
+    estimate = neel_temperature(
+        lattice, sizes=(smallest, smallest + 4), sweeps=sweeps, equilibration=sweeps // 2, seed=seed
+    )
+    report.monte_carlo_neel_temperature_K = estimate.temperature
+    report.monte_carlo_method = estimate.method
+    return report
+
+
+@dataclass
+class ScanOutcome:
+    """Everything a scan found."""
+
+    results: list[OrderingResult]
+    relaxed: dict[str, Atoms]
+    exchange: ExchangeReport | None
+    no_fit_reason: str | None  # why there is no exchange fit, if there is none
+
+
+def run_scan(
+    target: str | Atoms,
+    calc: Calculator,
+    orderings: list[str] | None = None,
+    supercell: np.ndarray | None = None,
+    magnitudes: dict[str, float] | None = None,
+    num_shells: int = 2,
+    monte_carlo: bool = False,
+    monte_carlo_sweeps: int = 600,
+    fmax: float = DEFAULT_FMAX,
+    steps: int = 500,
+    optimizer: str = "BFGS",
+    progress: bool = True,
+) -> ScanOutcome:
+    """Scan the orderings of ``target`` (see :func:`scan_input`) and fit the exchange.
+
+    With ``monte_carlo`` the fitted model's T_N is estimated by classical Monte Carlo with
+    ``monte_carlo_sweeps`` measured sweeps per temperature and size.
+    """
+    scan = scan_input(target, orderings, supercell, magnitudes)
+    exchange_shells(scan.reference, num_shells)  # bad shells fail before the relaxations
+    results, relaxed = scan_orderings(
+        scan.structures,
+        calc,
+        fmax=fmax,
+        steps=steps,
+        optimizer=optimizer,
+        cubic_parent=scan.cubic,
+        progress=progress,
+    )
+    try:
+        exchange, shells = exchange_from_scan(scan, results, num_shells)
+    except ValueError as error:
+        if monte_carlo:
+            raise ValueError(f"no exchange fit for the Monte Carlo: {error}") from None
+        return ScanOutcome(results, relaxed, None, str(error))
+    if monte_carlo:
+        monte_carlo_neel_temperature(exchange, shells, sweeps=monte_carlo_sweeps)
+    return ScanOutcome(results, relaxed, exchange, None)
+
+
+def format_scan_table(results: list[OrderingResult]) -> str:
+    """The scan as a fixed-width text table."""
+    width = max(12, 2 + max(len(r.ordering) for r in results))
+    header = (
+        f"{'ordering':<{width}}{'ΔE ideal':>10}{'ΔE relax':>10}{'ΔE relax':>10}{'|m| (μB)':>10}"
+        f"{'V/f.u. (Å³)':>13}{'angle (°)':>11}  converged"
+    )
+    lines = [header, " " * width + f"{'meV/ion':>10}{'meV/ion':>10}{'meV/f.u.':>10}"]
+    for r in results:
+        moment = np.mean(np.abs(r.magnetic_moments))
+        angle = (
+            f"{r.pseudo_cubic_angle:11.3f}" if r.pseudo_cubic_angle is not None else f"{'-':>11}"
+        )
+        lines.append(
+            f"{r.ordering:<{width}}{r.ideal_relative_meV_per_ion:10.1f}"
+            f"{r.relaxed_relative_meV_per_ion:10.1f}{r.relaxed_relative_meV:10.1f}"
+            f"{moment:10.2f}{r.volume_per_formula_unit:13.3f}{angle}  {r.converged}"
+        )
+    return "\n".join(lines)
+
+
+def format_exchange(report: ExchangeReport) -> str:
+    """The fit as text: one line per shell, then the residual, condition and warnings."""
+    lines = [
+        "Heisenberg fit E = E0 + Σ_<ij> J_ij S_i·S_j (J > 0 antiferromagnetic) to the "
+        f"ideal-geometry energies per magnetic ion of {report.orderings} orderings:"
+    ]
+    for k, shell in enumerate(report.shells, start=1):
+        value = "undetermined" if shell["JS2_meV"] is None else f"{shell['JS2_meV']:8.2f} meV"
+        lines.append(
+            f"  J{k} S² = {value}  ({'–'.join(shell['symbols'])} at {shell['distance']:.3f} Å, "
+            f"{shell['coordination']:g} per ion)"
+        )
+    lines.append(
+        f"  rms departure from the model {report.rms_residual_meV_per_ion:.2f} meV/ion "
+        f"({report.degrees_of_freedom} degree{'' if report.degrees_of_freedom == 1 else 's'} "
+        "of freedom), condition number "
+        f"{report.condition:.1f}"
+    )
+    lines += [f"  warning: {w}" for w in report.warnings]
+    if report.mean_field_temperature_K is not None:
+        lines.append(
+            f"mean-field ordering temperature of this model {report.mean_field_temperature_K:.0f}"
+            " K (classical mean field overestimates it)"
+        )
+    if report.monte_carlo_neel_temperature_K is not None:
+        lines.append(
+            f"classical Monte Carlo T_N = {report.monte_carlo_neel_temperature_K:.0f} K "
+            f"({report.monte_carlo_method})"
+        )
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(temporary_path)``, then move the file into place."""
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix
+    )
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_scan(
+    results: list[OrderingResult],
+    relaxed: dict[str, Atoms],
+    exchange: ExchangeReport | None,
+    output_dir: str | Path,
+) -> None:
+    """``scan.csv``, ``scan.json``, ``relaxed.extxyz`` and ``scan.png`` (relative energies)."""
+    import matplotlib
+    from ase.io import write
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    rows = [asdict(r) for r in results]
+
+    def write_csv(path: Path) -> None:
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    _atomic_write(output / "scan.csv", write_csv)
+    summary = {
+        "energy_unit": "eV per formula unit (meV per magnetic ion where the key says per_ion)",
+        "orderings": rows,
+        "exchange": asdict(exchange) if exchange else None,
+    }
+    _atomic_write(output / "scan.json", lambda p: p.write_text(json.dumps(summary, indent=2)))
+    for name, atoms in relaxed.items():
+        atoms.info["ordering"] = name
+    _atomic_write(output / "relaxed.extxyz", lambda p: write(p, list(relaxed.values())))
+    names = [r.ordering for r in results]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(min(1.2 * len(names) + 2, 16), 3.5))
+    ax.bar(x - 0.2, [r.ideal_relative_meV_per_ion for r in results], 0.4, label="ideal geometry")
+    ax.bar(x + 0.2, [r.relaxed_relative_meV_per_ion for r in results], 0.4, label="relaxed")
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel("E − E(lowest) (meV/magnetic ion)")
+    ax.legend()
+    fig.tight_layout()
+    _atomic_write(output / "scan.png", lambda p: fig.savefig(p, dpi=120, format="png"))
+    plt.close(fig)
