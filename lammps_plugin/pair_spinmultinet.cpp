@@ -1,0 +1,344 @@
+// pair_style spinmultinet: see pair_spinmultinet.h and docs/lammps.md.
+//
+// Parallel scheme (exact on any number of ranks): a model with L message-passing layers and
+// cutoff rc gives atom i an energy that depends on every atom within L * rc. Each rank keeps
+// ghosts out to L * rc + skin (the communication cutoff, set here), builds the graph over its
+// own atoms and ghosts with plain Cartesian positions (ghosts are the periodic images, so no
+// lattice shifts), and asks the model for E_local = sum of its own atoms' energies (the
+// model's energy_mask). Then -dE_local/dx lands on own atoms and ghosts alike; LAMMPS's reverse
+// communication (newton on) adds the ghost parts to their owners, so the total force on an atom
+// is -dE/dx of the whole system. The magnetic forces go the same way, and the virial is
+// sum_i x_i f_i over own atoms and ghosts before that communication (fdotr).
+
+#include "pair_spinmultinet.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "json.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <unordered_map>
+
+using namespace LAMMPS_NS;
+using SpinMultiNetLAMMPS::PairSpinMultiNet;
+
+namespace {
+
+constexpr const char *METADATA_FILE = "spinmultinet_metadata.json";
+constexpr int FORMAT_VERSION = 1;
+constexpr double TWO_PI = 6.283185307179586;
+
+}    // namespace
+
+PairSpinMultiNet::PairSpinMultiNet(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  ghostneigh = 1;
+}
+
+PairSpinMultiNet::~PairSpinMultiNet()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+    memory->destroy(cutghost);
+  }
+}
+
+void PairSpinMultiNet::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  memory->create(cutghost, n, n, "pair:cutghost");
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) setflag[i][j] = 0;
+}
+
+// pair_style spinmultinet MODEL.pt
+void PairSpinMultiNet::settings(int narg, char **arg)
+{
+  if (narg != 1)
+    error->all(FLERR, "pair_style spinmultinet takes one argument, the model file: "
+                      "pair_style spinmultinet MODEL.pt");
+  load_model(arg[0]);
+}
+
+void PairSpinMultiNet::load_model(const std::string &path)
+{
+  std::unordered_map<std::string, std::string> extra_files{{METADATA_FILE, ""}};
+  try {
+    model = torch::jit::load(path, torch::kCPU, extra_files);
+  } catch (const std::exception &err) {
+    error->all(FLERR, "pair_style spinmultinet: cannot load {} as a TorchScript model ({})",
+               path, utils::split_lines(err.what())[0]);
+  }
+  model.eval();
+  const std::string &text = extra_files[METADATA_FILE];
+  if (text.empty())
+    error->all(FLERR, "pair_style spinmultinet: {} is a TorchScript file but not a SpinMultiNet "
+               "model (no {}); export one with `spinmultinet export`", path, METADATA_FILE);
+
+  json metadata;
+  try {
+    metadata = json::parse(text);
+    if (metadata.at("format_version").get<int>() != FORMAT_VERSION)
+      error->all(FLERR, "pair_style spinmultinet: {} has model format version {}, this plugin "
+                 "reads version {}; re-export the model", path,
+                 metadata.at("format_version").dump(), FORMAT_VERSION);
+    cutoff = metadata.at("cutoff").get<double>();
+    num_layers = metadata.at("model_config").at("num_layers").get<int>();
+    species = metadata.at("species").get<std::vector<std::string>>();
+    noncollinear = metadata.at("spin_mode").get<std::string>() == "noncollinear";
+    const auto name = metadata.at("dtype").get<std::string>();
+    if (name == "float64")
+      dtype = torch::kFloat64;
+    else if (name == "float32")
+      dtype = torch::kFloat32;
+    else
+      error->all(FLERR, "pair_style spinmultinet: {} has dtype {}; expected float32 or float64",
+                 path, name);
+  } catch (const json::exception &err) {
+    error->all(FLERR, "pair_style spinmultinet: the metadata of {} is not what `spinmultinet "
+               "export` writes ({}); re-export the model", path, err.what());
+  }
+
+  bool has_mask = false;
+  if (metadata.contains("optional_inputs"))
+    for (const auto &input : metadata["optional_inputs"])
+      if (input.get<std::string>() == "energy_mask") has_mask = true;
+  if (!has_mask)
+    error->all(FLERR, "pair_style spinmultinet: {} was exported by spinmultinet-ase {}, before "
+               "models took the energy_mask input LAMMPS needs; re-export it with "
+               "`spinmultinet export CHECKPOINT {}` from a current version", path,
+               metadata.value("package_version", std::string("?")), path);
+
+  for (const auto &parameter : model.parameters()) {
+    if (parameter.scalar_type() != dtype)
+      error->all(FLERR, "pair_style spinmultinet: {} says dtype {} but its weights are {}; "
+                 "re-export the model", path, metadata.at("dtype").get<std::string>(),
+                 std::string(c10::toString(parameter.scalar_type())));
+    break;
+  }
+  model_path = path;
+  model_loaded = true;
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair_style spinmultinet: {} ({}, {}, cutoff {} Å, {} layers, "
+                   "species {})\n", path, noncollinear ? "non-collinear" : "collinear",
+                   metadata.at("dtype").get<std::string>(), cutoff, num_layers,
+                   utils::join_words(species, " "));
+}
+
+// pair_coeff * * SYMBOL_OF_TYPE_1 SYMBOL_OF_TYPE_2 ...
+void PairSpinMultiNet::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+  if (narg != 2 + ntypes || strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for spinmultinet must be `pair_coeff * * S1 ... S{}`, one "
+               "chemical symbol per atom type ({} types)", ntypes, ntypes);
+  type_to_species.assign(ntypes + 1, -1);
+  for (int t = 1; t <= ntypes; t++) {
+    const std::string symbol = arg[1 + t];
+    for (size_t s = 0; s < species.size(); s++)
+      if (species[s] == symbol) type_to_species[t] = static_cast<int64_t>(s);
+    if (type_to_species[t] < 0)
+      error->all(FLERR, "pair_coeff: atom type {} is {}, which model {} does not know (its "
+                 "species: {})", t, symbol, model_path, utils::join_words(species, " "));
+  }
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+void PairSpinMultiNet::init_style()
+{
+  if (!model_loaded) error->all(FLERR, "pair_style spinmultinet: no model loaded");
+  if (!atom->sp_flag)
+    error->all(FLERR, "pair_style spinmultinet needs the initial moments of atom_style spin "
+               "(sp: unit vector and size in μB); use `atom_style spin`");
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair_style spinmultinet needs `units metal` (eV, Å, ps), not units {}",
+               update->unit_style);
+  if (force->newton_pair == 0)
+    error->all(FLERR, "pair_style spinmultinet needs newton on (ghost forces are "
+               "communicated back to their owners)");
+  if (comm->mode != Comm::SINGLE)
+    error->all(FLERR, "pair_style spinmultinet needs comm_modify mode single");
+
+  // The receptive field of an atom's energy is num_layers * cutoff: ghosts must reach that
+  // far (plus the skin, since atoms move between neighbour-list builds).
+  const double ghost_cutoff = num_layers * cutoff + neighbor->skin;
+  if (comm->cutghostuser < ghost_cutoff) {
+    comm->cutghostuser = ghost_cutoff;
+    if (comm->me == 0)
+      utils::logmesg(lmp, "pair_style spinmultinet: communication cutoff {} Å ({} layers x {} "
+                     "Å + skin {} Å)\n", ghost_cutoff, num_layers, cutoff, neighbor->skin);
+  }
+  neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+  magmom_index();
+}
+
+double PairSpinMultiNet::init_one(int i, int j)
+{
+  cutghost[i][j] = cutghost[j][i] = cutoff;
+  return cutoff;
+}
+
+// Index of the custom per-atom property holding the predicted moments, made on first use.
+int PairSpinMultiNet::magmom_index()
+{
+  int flag = -1, cols = -1;
+  const int wanted_cols = noncollinear ? 3 : 0;
+  int index = atom->find_custom(MAGMOM_PROPERTY, flag, cols);
+  if (index < 0) return atom->add_custom(MAGMOM_PROPERTY, 1, wanted_cols);
+  if (flag != 1 || cols != wanted_cols)
+    error->all(FLERR, "per-atom property {} exists with another shape than this {} model "
+               "writes", MAGMOM_PROPERTY, noncollinear ? "non-collinear" : "collinear");
+  return index;
+}
+
+void PairSpinMultiNet::check_spins() const
+{
+  double **sp = atom->sp;
+  for (int i = 0; i < atom->nlocal; i++)
+    for (int k = 0; k < 4; k++)
+      if (!std::isfinite(sp[i][k]))
+        error->one(FLERR, "pair_style spinmultinet: atom {} has a non-finite spin; set its "
+                   "direction and size in μB (read_data or `set atom ID spin/atom ...`)",
+                   atom->tag[i]);
+}
+
+void PairSpinMultiNet::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  if (vflag_atom || cvflag_atom)
+    error->all(FLERR, "pair_style spinmultinet does not compute per-atom virials");
+  if (vflag_global && !vflag_fdotr)
+    error->all(FLERR, "pair_style spinmultinet computes the virial by fdotr only "
+               "(do not turn pair_modify fdotr off)");
+  check_spins();
+
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  if (nlocal == 0) {
+    if (vflag_fdotr) virial_fdotr_compute();
+    return;
+  }
+  double **x = atom->x;
+  double **f = atom->f;
+  double **sp = atom->sp;
+  double **fm = atom->fm;
+  const int *type = atom->type;
+
+  // Graph: every pair closer than the cutoff among own atoms and ghosts, both directions.
+  const double cutoff_sq = cutoff * cutoff;
+  std::vector<int64_t> centres, neighbours;
+  const int ncentres = list->inum + list->gnum;
+  for (int ii = 0; ii < ncentres; ii++) {
+    const int i = list->ilist[ii];
+    const int *jlist = list->firstneigh[i];
+    for (int jj = 0; jj < list->numneigh[i]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+      if (dx * dx + dy * dy + dz * dz < cutoff_sq) {
+        centres.push_back(i);
+        neighbours.push_back(j);
+      }
+    }
+  }
+  const int64_t nedges = static_cast<int64_t>(centres.size());
+
+  const auto as_double = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto as_long = torch::TensorOptions().dtype(torch::kLong);
+  torch::Tensor positions =
+      torch::from_blob(&x[0][0], {nall, 3}, as_double).to(dtype, false, true);
+  torch::Tensor species_index = torch::empty({nall}, as_long);
+  torch::Tensor moments = noncollinear ? torch::empty({nall, 3}, as_double)
+                                       : torch::empty({nall}, as_double);
+  auto species_data = species_index.data_ptr<int64_t>();
+  auto moment_data = moments.data_ptr<double>();
+  for (int i = 0; i < nall; i++) {
+    species_data[i] = type_to_species[type[i]];
+    if (noncollinear)
+      for (int k = 0; k < 3; k++) moment_data[3 * i + k] = sp[i][3] * sp[i][k];
+    else
+      moment_data[i] = sp[i][3] * sp[i][2];
+  }
+  torch::Tensor edge_index = torch::empty({2, nedges}, as_long);
+  std::copy(centres.begin(), centres.end(), edge_index.data_ptr<int64_t>());
+  std::copy(neighbours.begin(), neighbours.end(), edge_index.data_ptr<int64_t>() + nedges);
+
+  c10::Dict<std::string, torch::Tensor> input;
+  input.insert("positions", positions);
+  input.insert("species", species_index);
+  input.insert("cell", torch::zeros({1, 3, 3}, as_double.dtype(dtype)));
+  input.insert("pbc", torch::zeros({1, 3}, torch::TensorOptions().dtype(torch::kBool)));
+  input.insert("batch", torch::zeros({nall}, as_long));
+  input.insert("edge_index", edge_index);
+  input.insert("edge_cell_shift", torch::zeros({nedges, 3}, as_double.dtype(dtype)));
+  input.insert("initial_magmoms", moments.to(dtype));
+  input.insert("energy_mask", torch::arange(nall, as_long) < nlocal);
+
+  c10::impl::GenericDict output(c10::StringType::get(), c10::TensorType::get());
+  try {
+    output = model.forward({input}).toGenericDict();
+  } catch (const std::exception &err) {
+    error->one(FLERR, "pair_style spinmultinet: the model failed on this rank's {} atoms and "
+               "{} ghosts: {}", nlocal, nall - nlocal, utils::split_lines(err.what())[0]);
+  }
+  auto result = [&](const char *key) {
+    return output.at(key).toTensor().detach().to(torch::kFloat64).contiguous();
+  };
+  const torch::Tensor energies = result("energies");
+  const torch::Tensor forces = result("forces");
+  const torch::Tensor magnetic = result("magnetic_forces");
+  const torch::Tensor predicted = result("magmoms");
+  const double *energy_data = energies.data_ptr<double>();
+  const double *force_data = forces.data_ptr<double>();
+  const double *magnetic_data = magnetic.data_ptr<double>();
+  const double *predicted_data = predicted.data_ptr<double>();
+
+  for (int i = 0; i < nall; i++)
+    for (int k = 0; k < 3; k++) f[i][k] += force_data[3 * i + k];
+
+  // SPIN package convention (as pair spin/exchange): fm_i = -(1/hbar) dE/ds_i for the unit
+  // vector s_i, in rad/ps. The model's input moment is m_i = |sp_i| s_i (non-collinear) or
+  // |sp_i| s_iz (collinear), so dE/ds_i = |sp_i| dE/dm_i (along z for collinear models).
+  const double hbar = force->hplanck / TWO_PI;
+  for (int i = 0; i < nall; i++) {
+    const double scale = sp[i][3] / hbar;
+    if (noncollinear)
+      for (int k = 0; k < 3; k++) fm[i][k] += scale * magnetic_data[3 * i + k];
+    else
+      fm[i][2] += scale * magnetic_data[i];
+  }
+
+  const int index = magmom_index();
+  if (noncollinear) {
+    double **out = atom->darray[index];
+    for (int i = 0; i < nlocal; i++)
+      for (int k = 0; k < 3; k++) out[i][k] = predicted_data[3 * i + k];
+  } else {
+    double *out = atom->dvector[index];
+    for (int i = 0; i < nlocal; i++) out[i] = predicted_data[i];
+  }
+
+  if (eflag_global)
+    for (int i = 0; i < nlocal; i++) eng_vdwl += energy_data[i];
+  if (eflag_atom)
+    for (int i = 0; i < nlocal; i++) eatom[i] += energy_data[i];
+  if (vflag_fdotr) virial_fdotr_compute();
+}
