@@ -7,8 +7,8 @@
 // lattice shifts), and asks the model for E_local = sum of its own atoms' energies (the
 // model's energy_mask). Then -dE_local/dx lands on own atoms and ghosts alike; LAMMPS's reverse
 // communication (newton on) adds the ghost parts to their owners, so the total force on an atom
-// is -dE/dx of the whole system. The magnetic forces go the same way, and the virial is
-// sum_i x_i f_i over own atoms and ghosts before that communication (fdotr).
+// is -dE/dx of the whole system. The magnetic forces go the same way, and the virial is the
+// symmetric part of sum_i x_i f_i over own atoms and ghosts before that communication.
 
 #include "pair_spinmultinet.h"
 
@@ -233,10 +233,7 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
 
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
-  if (nlocal == 0) {
-    if (vflag_fdotr) virial_fdotr_compute();
-    return;
-  }
+  if (nlocal == 0) return;
   double **x = atom->x;
   double **f = atom->f;
   double **sp = atom->sp;
@@ -340,5 +337,23 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
     for (int i = 0; i < nlocal; i++) eng_vdwl += energy_data[i];
   if (eflag_atom)
     for (int i = 0; i < nlocal; i++) eatom[i] += energy_data[i];
-  if (vflag_fdotr) virial_fdotr_compute();
+  if (vflag_fdotr) virial_symmetric_fdotr(force_data, nall);
+}
+
+// The virial sum_i x_i f_i over own atoms and ghosts, symmetrised. With non-collinear moments
+// the positional virial has an antisymmetric part (the torque the fixed moments exert on the
+// lattice); the stress is the derivative by a symmetric strain, so only the symmetric part
+// counts, as in the model's own stress.
+void PairSpinMultiNet::virial_symmetric_fdotr(const double *forces, int nall)
+{
+  double **x = atom->x;
+  for (int i = 0; i < nall; i++) {
+    const double *fi = forces + 3 * i;
+    virial[0] += x[i][0] * fi[0];
+    virial[1] += x[i][1] * fi[1];
+    virial[2] += x[i][2] * fi[2];
+    virial[3] += 0.5 * (x[i][0] * fi[1] + x[i][1] * fi[0]);
+    virial[4] += 0.5 * (x[i][0] * fi[2] + x[i][2] * fi[0]);
+    virial[5] += 0.5 * (x[i][1] * fi[2] + x[i][2] * fi[1]);
+  }
 }

@@ -34,6 +34,7 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   void allocate();
   void load_model(const std::string &path);
   void check_spins() const;
+  void virial_symmetric_fdotr(const double *forces, int nall);
   int magmom_index();
 
   torch::jit::Module model;

