@@ -18,6 +18,7 @@
 #include "force.h"
 #include "json.h"
 #include "memory.h"
+#include "modify.h"
 #include "neigh_list.h"
 #include "neighbor.h"
 #include "update.h"
@@ -175,6 +176,12 @@ void PairSpinMultiNet::init_style()
   if (force->newton_pair == 0)
     error->all(FLERR, "pair_style spinmultinet needs newton on (ghost forces are "
                "communicated back to their owners)");
+  // fix nve/spin drives every pair style whose name starts with "spin" through the SPIN
+  // package's per-spin interface, which this pair style does not have.
+  if (!modify->get_fix_by_style("^nve/spin").empty())
+    error->all(FLERR, "pair_style spinmultinet does not support fix nve/spin yet (it lacks "
+               "the SPIN package's per-spin update); integrate the lattice with fixed moments "
+               "(fix nve, nvt, npt)");
   if (comm->mode != Comm::SINGLE)
     error->all(FLERR, "pair_style spinmultinet needs comm_modify mode single");
 

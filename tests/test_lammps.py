@@ -57,6 +57,7 @@ for job in json.load(open(sys.argv[1])):
         with open(job["output"], "w") as out:
             json.dump(result, out)
 lmp.close()
+lmp.finalize()
 """
 
 INPUT = """units metal
@@ -278,6 +279,9 @@ def test_lammps_errors_are_clear(plugin, cases, tmp_path):
         with_pair(mislabelled): "says dtype float64 but its weights are",
         with_pair(not_a_model): "cannot load",
         with_pair(good["model"], prefix=setup.replace("metal", "real")): "needs `units metal`",
+        with_pair(good["model"], prefix=setup + "fix 1 all nve/spin lattice moving\n"): (
+            "does not support fix nve/spin"
+        ),
     }
     driver = tmp_path / "errors.py"
     driver.write_text(ERROR_DRIVER)
