@@ -1,10 +1,13 @@
 // pair_style spinmultinet: see pair_spinmultinet.h and docs/lammps.md.
 //
-// Parallel scheme (exact on any number of ranks): a model with L message-passing layers and
-// cutoff rc gives atom i an energy that depends on every atom within L * rc. Each rank keeps
-// ghosts out to L * rc + skin (the communication cutoff, set here), builds the graph over its
-// own atoms and ghosts with plain Cartesian positions (ghosts are the periodic images, so no
-// lattice shifts), and asks the model for E_local = sum of its own atoms' energies (the
+// One rank with a periodic cell: the graph is ASE's, own atoms with lattice shifts and the
+// cell, so the model's stress gives the virial.
+//
+// Otherwise (the parallel scheme, exact on any number of ranks): a model with L message-passing
+// layers and cutoff rc gives atom i an energy that depends on every atom within L * rc. Each
+// rank keeps ghosts out to L * rc + skin (the communication cutoff, set here), builds the graph
+// over its own atoms and ghosts with plain Cartesian positions (ghosts are the periodic images,
+// so no lattice shifts), and asks the model for E_local = sum of its own atoms' energies (the
 // model's energy_mask). Then -dE_local/dx lands on own atoms and ghosts alike; LAMMPS's reverse
 // communication (newton on) adds the ghost parts to their owners, so the total force on an atom
 // is -dE/dx of the whole system. The magnetic forces go the same way, and the virial is the
@@ -14,6 +17,7 @@
 
 #include "atom.h"
 #include "comm.h"
+#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "json.h"
@@ -185,16 +189,25 @@ void PairSpinMultiNet::init_style()
   if (comm->mode != Comm::SINGLE)
     error->all(FLERR, "pair_style spinmultinet needs comm_modify mode single");
 
-  // The receptive field of an atom's energy is num_layers * cutoff: ghosts must reach that
-  // far (plus the skin, since atoms move between neighbour-list builds).
-  const double ghost_cutoff = num_layers * cutoff + neighbor->skin;
-  if (comm->cutghostuser < ghost_cutoff) {
-    comm->cutghostuser = ghost_cutoff;
+  // One rank, periodic in x, y and z, with an atom map: the model sees the own atoms and
+  // the cell, as in ASE. Otherwise the receptive field of an atom's energy, num_layers *
+  // cutoff, must be in the ghosts (plus the skin: atoms move between neighbour-list builds).
+  periodic_images = comm->nprocs == 1 && domain->xperiodic && domain->yperiodic &&
+      domain->zperiodic && atom->map_style != 0;
+  if (periodic_images) {
     if (comm->me == 0)
-      utils::logmesg(lmp, "pair_style spinmultinet: communication cutoff {} Å ({} layers x {} "
-                     "Å + skin {} Å)\n", ghost_cutoff, num_layers, cutoff, neighbor->skin);
+      utils::logmesg(lmp, "pair_style spinmultinet: one rank, periodic cell: own atoms with "
+                     "lattice shifts\n");
+    neighbor->add_request(this, NeighConst::REQ_FULL);
+  } else {
+    const double ghost_cutoff = num_layers * cutoff + neighbor->skin;
+    if (comm->cutghostuser < ghost_cutoff) comm->cutghostuser = ghost_cutoff;
+    if (comm->me == 0)
+      utils::logmesg(lmp, "pair_style spinmultinet: own atoms and ghosts, communication "
+                     "cutoff {} Å ({} layers x {} Å + skin {} Å)\n", comm->cutghostuser,
+                     num_layers, cutoff, neighbor->skin);
+    neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
   }
-  neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
   magmom_index();
 }
 
@@ -239,7 +252,6 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
   check_spins();
 
   const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
   if (nlocal == 0) return;
   double **x = atom->x;
   double **f = atom->f;
@@ -247,20 +259,41 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
   double **fm = atom->fm;
   const int *type = atom->type;
 
-  // Graph: every pair closer than the cutoff among own atoms and ghosts, both directions.
+  // Graph over the model's nodes 0..nnodes-1 (LAMMPS indices): every pair closer than the
+  // cutoff, both directions. Ghost mode: nodes are own atoms and ghosts, no lattice shifts.
+  // Image mode (one rank): nodes are own atoms, a ghost neighbour is its owner plus a shift.
+  const int nnodes = periodic_images ? nlocal : nlocal + atom->nghost;
   const double cutoff_sq = cutoff * cutoff;
+  const double box[3][3] = {{domain->xprd, 0.0, 0.0},
+                            {domain->xy, domain->yprd, 0.0},
+                            {domain->xz, domain->yz, domain->zprd}};
   std::vector<int64_t> centres, neighbours;
-  const int ncentres = list->inum + list->gnum;
+  std::vector<double> shifts;
+  const int ncentres = periodic_images ? list->inum : list->inum + list->gnum;
   for (int ii = 0; ii < ncentres; ii++) {
     const int i = list->ilist[ii];
     const int *jlist = list->firstneigh[i];
     for (int jj = 0; jj < list->numneigh[i]; jj++) {
       const int j = jlist[jj] & NEIGHMASK;
-      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-      if (dx * dx + dy * dy + dz * dz < cutoff_sq) {
-        centres.push_back(i);
+      const double d[3] = {x[j][0] - x[i][0], x[j][1] - x[i][1], x[j][2] - x[i][2]};
+      if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] >= cutoff_sq) continue;
+      centres.push_back(i);
+      if (!periodic_images) {
         neighbours.push_back(j);
+        continue;
       }
+      const int owner = j < nlocal ? j : atom->map(atom->tag[j]);
+      if (owner < 0 || owner >= nlocal)
+        error->one(FLERR, "pair_style spinmultinet: no own atom for ghost of atom {}",
+                   atom->tag[j]);
+      neighbours.push_back(owner);
+      // x_j - x_owner = n_a a + n_b b + n_c c; the box matrix is lower triangular.
+      double image[3];
+      for (int k = 0; k < 3; k++) image[k] = x[j][k] - x[owner][k];
+      const double nc = std::round(image[2] / box[2][2]);
+      const double nb = std::round((image[1] - nc * box[2][1]) / box[1][1]);
+      const double na = std::round((image[0] - nc * box[2][0] - nb * box[1][0]) / box[0][0]);
+      shifts.insert(shifts.end(), {na, nb, nc});
     }
   }
   const int64_t nedges = static_cast<int64_t>(centres.size());
@@ -268,13 +301,13 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
   const auto as_double = torch::TensorOptions().dtype(torch::kFloat64);
   const auto as_long = torch::TensorOptions().dtype(torch::kLong);
   torch::Tensor positions =
-      torch::from_blob(&x[0][0], {nall, 3}, as_double).to(dtype, false, true);
-  torch::Tensor species_index = torch::empty({nall}, as_long);
-  torch::Tensor moments = noncollinear ? torch::empty({nall, 3}, as_double)
-                                       : torch::empty({nall}, as_double);
+      torch::from_blob(&x[0][0], {nnodes, 3}, as_double).to(dtype, false, true);
+  torch::Tensor species_index = torch::empty({nnodes}, as_long);
+  torch::Tensor moments = noncollinear ? torch::empty({nnodes, 3}, as_double)
+                                       : torch::empty({nnodes}, as_double);
   auto species_data = species_index.data_ptr<int64_t>();
   auto moment_data = moments.data_ptr<double>();
-  for (int i = 0; i < nall; i++) {
+  for (int i = 0; i < nnodes; i++) {
     species_data[i] = type_to_species[type[i]];
     if (noncollinear)
       for (int k = 0; k < 3; k++) moment_data[3 * i + k] = sp[i][3] * sp[i][k];
@@ -284,24 +317,30 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
   torch::Tensor edge_index = torch::empty({2, nedges}, as_long);
   std::copy(centres.begin(), centres.end(), edge_index.data_ptr<int64_t>());
   std::copy(neighbours.begin(), neighbours.end(), edge_index.data_ptr<int64_t>() + nedges);
+  torch::Tensor cell = torch::zeros({1, 3, 3}, as_double);
+  torch::Tensor edge_shift = torch::zeros({nedges, 3}, as_double);
+  if (periodic_images) {
+    std::copy(&box[0][0], &box[0][0] + 9, cell.data_ptr<double>());
+    std::copy(shifts.begin(), shifts.end(), edge_shift.data_ptr<double>());
+  }
 
   c10::Dict<std::string, torch::Tensor> input;
   input.insert("positions", positions);
   input.insert("species", species_index);
-  input.insert("cell", torch::zeros({1, 3, 3}, as_double.dtype(dtype)));
-  input.insert("pbc", torch::zeros({1, 3}, torch::TensorOptions().dtype(torch::kBool)));
-  input.insert("batch", torch::zeros({nall}, as_long));
+  input.insert("cell", cell.to(dtype));
+  input.insert("pbc", torch::full({1, 3}, periodic_images, torch::dtype(torch::kBool)));
+  input.insert("batch", torch::zeros({nnodes}, as_long));
   input.insert("edge_index", edge_index);
-  input.insert("edge_cell_shift", torch::zeros({nedges, 3}, as_double.dtype(dtype)));
+  input.insert("edge_cell_shift", edge_shift.to(dtype));
   input.insert("initial_magmoms", moments.to(dtype));
-  input.insert("energy_mask", torch::arange(nall, as_long) < nlocal);
+  input.insert("energy_mask", torch::arange(nnodes, as_long) < nlocal);
 
   c10::impl::GenericDict output(c10::StringType::get(), c10::TensorType::get());
   try {
     output = model.forward({input}).toGenericDict();
   } catch (const std::exception &err) {
-    error->one(FLERR, "pair_style spinmultinet: the model failed on this rank's {} atoms and "
-               "{} ghosts: {}", nlocal, nall - nlocal, utils::split_lines(err.what())[0]);
+    error->one(FLERR, "pair_style spinmultinet: the model failed on a graph of {} atoms ({} "
+               "own): {}", nnodes, nlocal, utils::split_lines(err.what())[0]);
   }
   auto result = [&](const char *key) {
     return output.at(key).toTensor().detach().to(torch::kFloat64).contiguous();
@@ -315,14 +354,14 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
   const double *magnetic_data = magnetic.data_ptr<double>();
   const double *predicted_data = predicted.data_ptr<double>();
 
-  for (int i = 0; i < nall; i++)
+  for (int i = 0; i < nnodes; i++)
     for (int k = 0; k < 3; k++) f[i][k] += force_data[3 * i + k];
 
   // SPIN package convention (as pair spin/exchange): fm_i = -(1/hbar) dE/ds_i for the unit
   // vector s_i, in rad/ps. The model's input moment is m_i = |sp_i| s_i (non-collinear) or
   // |sp_i| s_iz (collinear), so dE/ds_i = |sp_i| dE/dm_i (along z for collinear models).
   const double hbar = force->hplanck / TWO_PI;
-  for (int i = 0; i < nall; i++) {
+  for (int i = 0; i < nnodes; i++) {
     const double scale = sp[i][3] / hbar;
     if (noncollinear)
       for (int k = 0; k < 3; k++) fm[i][k] += scale * magnetic_data[3 * i + k];
@@ -344,17 +383,28 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
     for (int i = 0; i < nlocal; i++) eng_vdwl += energy_data[i];
   if (eflag_atom)
     for (int i = 0; i < nlocal; i++) eatom[i] += energy_data[i];
-  if (vflag_fdotr) virial_symmetric_fdotr(force_data, nall);
+  if (vflag_fdotr) {
+    if (periodic_images) {
+      // LAMMPS's virial is -V times the model's stress (ASE sign: (1/V) dE/d(strain)).
+      const torch::Tensor stress = result("stress");
+      const double *sigma = stress.data_ptr<double>();
+      const double volume = domain->xprd * domain->yprd * domain->zprd;
+      const int pairs[6][2] = {{0, 0}, {1, 1}, {2, 2}, {0, 1}, {0, 2}, {1, 2}};
+      for (int k = 0; k < 6; k++) virial[k] -= volume * sigma[3 * pairs[k][0] + pairs[k][1]];
+    } else {
+      virial_symmetric_fdotr(force_data, nnodes);
+    }
+  }
 }
 
 // The virial sum_i x_i f_i over own atoms and ghosts, symmetrised. With non-collinear moments
 // the positional virial has an antisymmetric part (the torque the fixed moments exert on the
 // lattice); the stress is the derivative by a symmetric strain, so only the symmetric part
 // counts, as in the model's own stress.
-void PairSpinMultiNet::virial_symmetric_fdotr(const double *forces, int nall)
+void PairSpinMultiNet::virial_symmetric_fdotr(const double *forces, int nnodes)
 {
   double **x = atom->x;
-  for (int i = 0; i < nall; i++) {
+  for (int i = 0; i < nnodes; i++) {
     const double *fi = forces + 3 * i;
     virial[0] += x[i][0] * fi[0];
     virial[1] += x[i][1] * fi[1];

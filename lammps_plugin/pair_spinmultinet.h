@@ -34,7 +34,7 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   void allocate();
   void load_model(const std::string &path);
   void check_spins() const;
-  void virial_symmetric_fdotr(const double *forces, int nall);
+  void virial_symmetric_fdotr(const double *forces, int nnodes);
   int magmom_index();
 
   torch::jit::Module model;
@@ -43,6 +43,7 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   double cutoff = 0.0;          // model cutoff radius (Å)
   int num_layers = 0;           // message-passing layers: the receptive field is num_layers * cutoff
   bool noncollinear = false;    // spin mode of the model
+  bool periodic_images = false;    // one rank: own atoms and lattice shifts, no ghost nodes
   torch::ScalarType dtype = torch::kFloat64;
   std::vector<std::string> species;    // the model's species, in its index order
   std::vector<int64_t> type_to_species;    // LAMMPS type (1-based) -> model species index

@@ -131,18 +131,22 @@ def find_lammps(python: str | Path | None = None) -> LammpsInstall:
     )
 
 
-def _source_files() -> list[Path]:
+def _copy_sources(target: Path) -> None:
+    """Copy the plugin's sources into ``target`` (a fixed snapshot to hash and compile)."""
     if not (SOURCE_DIR / "CMakeLists.txt").is_file():
         raise FileNotFoundError(
             f"the plugin sources are not at {SOURCE_DIR}; build from a checkout of "
             "SpinMultiNet-ASE (they are not in wheels)"
         )
-    return sorted(p for p in SOURCE_DIR.iterdir() if p.suffix in (".cpp", ".h", ".txt"))
+    target.mkdir(parents=True)
+    for path in SOURCE_DIR.iterdir():
+        if path.suffix in (".cpp", ".h", ".txt"):
+            shutil.copy2(path, target / path.name)
 
 
-def _build_key(lammps: LammpsInstall) -> str:
+def _build_key(sources: Path, lammps: LammpsInstall) -> str:
     digest = hashlib.sha256()
-    for path in _source_files():
+    for path in sorted(sources.iterdir()):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     for part in (torch.__version__, torch.utils.cmake_prefix_path, lammps.version):
         digest.update(str(part).encode() + b"\0")
@@ -161,8 +165,9 @@ def build_plugin(
 ) -> Path:
     """Build the plugin once per (sources, torch, LAMMPS) and return its shared library.
 
-    The build runs in a temporary directory and the library is moved into place atomically,
-    so concurrent callers never see a half-written file.
+    The sources are copied first, and that copy is hashed and compiled; the build runs in a
+    temporary directory and the library is moved into place atomically, so concurrent callers
+    never see a half-written file.
 
     Args:
         lammps: the LAMMPS install (default :func:`find_lammps`).
@@ -175,28 +180,32 @@ def build_plugin(
     """
     lammps = lammps or find_lammps()
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = cache_dir / _build_key(lammps) / PLUGIN_FILE
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir))
+    sources = work / "src"
+    _copy_sources(sources)
+    target = cache_dir / _build_key(sources, lammps) / PLUGIN_FILE
     if target.is_file() and not rebuild:
+        shutil.rmtree(work)
         return target
     cmake = shutil.which("cmake")
     if cmake is None:
+        shutil.rmtree(work)
         raise FileNotFoundError("cmake is not installed (apt-get install cmake g++)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
     log_path = work / "build.log"
     steps = [
         [
             cmake,
             "-S",
-            str(SOURCE_DIR),
+            str(sources),
             "-B",
-            str(work),
+            str(work / "build"),
             f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
             f"-DLAMMPS_PACKAGE_DIR={lammps.package_dir}",
             f"-DMPI_C_COMPILER={lammps.tools['mpicc']}",
             f"-DMPI_CXX_COMPILER={lammps.tools['mpicxx']}",
         ],
-        [cmake, "--build", str(work), "--parallel", str(os.cpu_count() or 1)],
+        [cmake, "--build", str(work / "build"), "--parallel", str(os.cpu_count() or 1)],
     ]
     with open(log_path, "w") as log:
         for step in steps:
@@ -205,8 +214,9 @@ def build_plugin(
                 raise PluginBuildError(
                     f"building the LAMMPS plugin failed ({' '.join(step[:2])} ...); see {log_path}"
                 )
+    target.parent.mkdir(exist_ok=True)
     staged = target.with_name(f".{PLUGIN_FILE}.{os.getpid()}")
-    shutil.copy2(work / PLUGIN_FILE, staged)
+    shutil.copy2(work / "build" / PLUGIN_FILE, staged)
     os.replace(staged, target)
     shutil.rmtree(work)
     return target
