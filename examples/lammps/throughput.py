@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,23 +54,25 @@ def lammps_seconds_per_step(ranks: int, steps: int) -> float:
     script = Path("in.nio_afm2").read_text()
     script = re.sub(r"(?m)^dump .*$", "", script)
     script = re.sub(r"(?m)^run .*$", f"run 2\nrun {steps}", script)  # warm-up, then timed
-    Path("in.throughput").write_text(script)
-    command = [
-        str(lammps.mpiexec),
-        "-n",
-        str(ranks),
-        str(lammps.lmp),
-        "-in",
-        "in.throughput",
-        "-var",
-        "plugin",
-        str(plugin),
-        "-log",
-        "none",
-    ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, check=True, env=lammps.environment()
-    )
+    with tempfile.NamedTemporaryFile("w", suffix=".in", dir=".") as input_file:
+        input_file.write(script)
+        input_file.flush()
+        command = [
+            str(lammps.mpiexec),
+            "-n",
+            str(ranks),
+            str(lammps.lmp),
+            "-in",
+            input_file.name,
+            "-var",
+            "plugin",
+            str(plugin),
+            "-log",
+            "none",
+        ]
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=True, env=lammps.environment()
+        )
     loops = re.findall(r"Loop time of ([0-9.e+-]+) on \d+ procs for (\d+) steps", done.stdout)
     seconds, count = loops[-1]
     return float(seconds) / int(count)
