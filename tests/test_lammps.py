@@ -106,9 +106,17 @@ def mno_random_noncollinear() -> Atoms:
     return lammps_frame(atoms)
 
 
+def nio_afm2_primitive() -> Atoms:
+    """The rattled 4-atom AFM-II NiO cell: narrower than the cutoff, fewer atoms than ranks."""
+    atoms = rocksalt_ordered("NiO", "AFM-II")
+    atoms.rattle(0.05, seed=5)
+    return lammps_frame(atoms)
+
+
 CASES = {
     # name: (structure, spin mode, LAMMPS type symbols)
     "NiO-AFM-II-triclinic": (nio_afm2_triclinic, "collinear", ("O", "Ni")),
+    "NiO-AFM-II-4-atoms": (nio_afm2_primitive, "collinear", ("O", "Ni")),
     "MnO-random-noncollinear": (mno_random_noncollinear, "noncollinear", ("Mn", "O")),
 }
 
@@ -334,11 +342,11 @@ def test_restart_continues_the_trajectory(ranks, plugin, cases, tmp_path):
     )
     pair = "\n".join(line for line in setup.splitlines() if line.startswith(("plugin", "pair")))
     final = (
-        "run 5\nwrite_dump all custom {out} id x y z vx vy vz modify sort id format float %.17g\n"
+        "run 3\nwrite_dump all custom {out} id x y z vx vy vz modify sort id format float %.17g\n"
     )
     straight = (
         setup + "velocity all create 600 2026 mom yes rot yes\nfix md all nve\ntimestep 0.002\n"
-        f"run 5\nwrite_restart {tmp_path / 'mid.restart'}\n"
+        f"run 3\nwrite_restart {tmp_path / 'mid.restart'}\n"
         + final.format(out=tmp_path / "straight.dump")
     )
     restarted = (
