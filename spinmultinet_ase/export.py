@@ -33,6 +33,8 @@ OUTPUTS = (
     keys.MAGNETIC_FORCES,
     keys.SPIN_LATENTS,
 )
+# Inputs the model reads when present; files written before an input existed lack it here.
+OPTIONAL_INPUTS = (keys.ENERGY_MASK,)
 UNITS = {
     "length": "Å",
     "energy": "eV",
@@ -149,6 +151,7 @@ def model_metadata(model: SpinMultiNet, extra: dict[str, Any] | None = None) -> 
         "dtype": str(dtype).removeprefix("torch."),
         "spin_mode": config.spin_mode,
         "outputs": list(OUTPUTS),
+        "optional_inputs": list(OPTIONAL_INPUTS),
         "units": UNITS,
         "model_config": config.to_dict(),
         "package_version": __version__,

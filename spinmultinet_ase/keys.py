@@ -15,6 +15,9 @@ BATCH: Final[str] = "batch"  # (N,) int64, structure index of each atom
 EDGE_INDEX: Final[str] = "edge_index"  # (2, E) int64, [centre i, neighbour j]
 EDGE_CELL_SHIFT: Final[str] = "edge_cell_shift"  # (E, 3) integer lattice shifts, as float
 INITIAL_MAGMOMS: Final[str] = "initial_magmoms"  # (N,) collinear or (N, 3) non-collinear, μB
+# (N,) bool, optional: only these atoms' energies enter ENERGY and hence forces, stress and
+# magnetic forces (all True if absent). LAMMPS sets it True on its own atoms, False on ghosts.
+ENERGY_MASK: Final[str] = "energy_mask"
 
 # ---- outputs ------------------------------------------------------------------------------
 ENERGY: Final[str] = "energy"  # (B,) eV

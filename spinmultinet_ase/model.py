@@ -4,7 +4,9 @@ Energy ``E = Σ_i [s · ε_i(h_e(i)) + e0(Z_i)]`` from the time-even scalars aft
 predicted moments ``M_i`` are a linear, bias-free readout of the time-odd features, so they
 flip with the input moments. Forces ``F = -∂E/∂R``, stress ``σ = (1/V) ∂E/∂ε`` (ASE's sign:
 negative under compression) and magnetic forces ``-∂E/∂m`` come from one backward pass, with
-the strain ``ε`` applied symmetrically to positions and cell.
+the strain ``ε`` applied symmetrically to positions and cell. An optional ``energy_mask``
+restricts the sum ``E`` (and so every derivative) to some atoms, while ``energies`` stays per
+atom for all: a domain-decomposed caller (LAMMPS) counts its own atoms and not its ghosts.
 """
 
 from __future__ import annotations
@@ -217,8 +219,11 @@ class SpinMultiNet(torch.nn.Module):
 
         energies = self.energy_readout(even[:, : self.num_even_scalars]).squeeze(-1)
         energies = energies * self.energy_scale + self.energy_shift[species]
+        counted = energies
+        if keys.ENERGY_MASK in data:
+            counted = torch.where(data[keys.ENERGY_MASK], energies, torch.zeros_like(energies))
         energy = torch.zeros(num_graphs, dtype=energies.dtype, device=energies.device)
-        energy = energy.index_add(0, batch, energies)
+        energy = energy.index_add(0, batch, counted)
         predicted = self.moment_readout(odd) * self.moment_scale
         latents = odd[:, self.latent_start : self.latent_stop]
         if self.noncollinear:

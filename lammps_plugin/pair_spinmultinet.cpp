@@ -1,0 +1,416 @@
+// pair_style spinmultinet: see pair_spinmultinet.h and docs/lammps.md.
+//
+// One rank with a periodic cell: the graph is ASE's, own atoms with lattice shifts and the
+// cell, so the model's stress gives the virial.
+//
+// Otherwise (the parallel scheme, exact on any number of ranks): a model with L message-passing
+// layers and cutoff rc gives atom i an energy that depends on every atom within L * rc. Each
+// rank keeps ghosts out to L * rc + skin (the communication cutoff, set here), builds the graph
+// over its own atoms and ghosts with plain Cartesian positions (ghosts are the periodic images,
+// so no lattice shifts), and asks the model for E_local = sum of its own atoms' energies (the
+// model's energy_mask). Then -dE_local/dx lands on own atoms and ghosts alike; LAMMPS's reverse
+// communication (newton on) adds the ghost parts to their owners, so the total force on an atom
+// is -dE/dx of the whole system. The magnetic forces go the same way, and the virial is the
+// symmetric part of sum_i x_i f_i over own atoms and ghosts before that communication.
+
+#include "pair_spinmultinet.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "domain.h"
+#include "error.h"
+#include "force.h"
+#include "json.h"
+#include "memory.h"
+#include "modify.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <unordered_map>
+
+using namespace LAMMPS_NS;
+using SpinMultiNetLAMMPS::PairSpinMultiNet;
+
+namespace {
+
+constexpr const char *METADATA_FILE = "spinmultinet_metadata.json";
+constexpr int FORMAT_VERSION = 1;
+constexpr double TWO_PI = 6.283185307179586;
+
+}    // namespace
+
+PairSpinMultiNet::PairSpinMultiNet(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  ghostneigh = 1;
+}
+
+PairSpinMultiNet::~PairSpinMultiNet()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+    memory->destroy(cutghost);
+  }
+}
+
+void PairSpinMultiNet::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  memory->create(cutghost, n, n, "pair:cutghost");
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) setflag[i][j] = 0;
+}
+
+// pair_style spinmultinet MODEL.pt
+void PairSpinMultiNet::settings(int narg, char **arg)
+{
+  if (narg != 1)
+    error->all(FLERR, "pair_style spinmultinet takes one argument, the model file: "
+                      "pair_style spinmultinet MODEL.pt");
+  load_model(arg[0]);
+}
+
+void PairSpinMultiNet::load_model(const std::string &path)
+{
+  std::unordered_map<std::string, std::string> extra_files{{METADATA_FILE, ""}};
+  try {
+    model = torch::jit::load(path, torch::kCPU, extra_files);
+  } catch (const std::exception &err) {
+    error->all(FLERR, "pair_style spinmultinet: cannot load {} as a TorchScript model ({})",
+               path, utils::split_lines(err.what())[0]);
+  }
+  model.eval();
+  const std::string &text = extra_files[METADATA_FILE];
+  if (text.empty())
+    error->all(FLERR, "pair_style spinmultinet: {} is a TorchScript file but not a SpinMultiNet "
+               "model (no {}); export one with `spinmultinet export`", path, METADATA_FILE);
+
+  json metadata;
+  try {
+    metadata = json::parse(text);
+    if (metadata.at("format_version").get<int>() != FORMAT_VERSION)
+      error->all(FLERR, "pair_style spinmultinet: {} has model format version {}, this plugin "
+                 "reads version {}; re-export the model", path,
+                 metadata.at("format_version").dump(), FORMAT_VERSION);
+    cutoff = metadata.at("cutoff").get<double>();
+    num_layers = metadata.at("model_config").at("num_layers").get<int>();
+    species = metadata.at("species").get<std::vector<std::string>>();
+    noncollinear = metadata.at("spin_mode").get<std::string>() == "noncollinear";
+    const auto name = metadata.at("dtype").get<std::string>();
+    if (name == "float64")
+      dtype = torch::kFloat64;
+    else if (name == "float32")
+      dtype = torch::kFloat32;
+    else
+      error->all(FLERR, "pair_style spinmultinet: {} has dtype {}; expected float32 or float64",
+                 path, name);
+  } catch (const json::exception &err) {
+    error->all(FLERR, "pair_style spinmultinet: the metadata of {} is not what `spinmultinet "
+               "export` writes ({}); re-export the model", path, err.what());
+  }
+
+  bool has_mask = false;
+  if (metadata.contains("optional_inputs"))
+    for (const auto &input : metadata["optional_inputs"])
+      if (input.get<std::string>() == "energy_mask") has_mask = true;
+  if (!has_mask)
+    error->all(FLERR, "pair_style spinmultinet: {} was exported by spinmultinet-ase {}, before "
+               "models took the energy_mask input LAMMPS needs; re-export it with "
+               "`spinmultinet export CHECKPOINT {}` from a current version", path,
+               metadata.value("package_version", std::string("?")), path);
+
+  for (const auto &parameter : model.parameters()) {
+    if (parameter.scalar_type() != dtype)
+      error->all(FLERR, "pair_style spinmultinet: {} says dtype {} but its weights are {}; "
+                 "re-export the model", path, metadata.at("dtype").get<std::string>(),
+                 std::string(c10::toString(parameter.scalar_type())));
+    break;
+  }
+  model_path = path;
+  model_loaded = true;
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair_style spinmultinet: {} ({}, {}, cutoff {} Å, {} layers, "
+                   "species {})\n", path, noncollinear ? "non-collinear" : "collinear",
+                   metadata.at("dtype").get<std::string>(), cutoff, num_layers,
+                   utils::join_words(species, " "));
+}
+
+// pair_coeff * * SYMBOL_OF_TYPE_1 SYMBOL_OF_TYPE_2 ...
+void PairSpinMultiNet::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+  if (narg != 2 + ntypes || strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for spinmultinet must be `pair_coeff * * S1 ... S{}`, one "
+               "chemical symbol per atom type ({} types)", ntypes, ntypes);
+  type_to_species.assign(ntypes + 1, -1);
+  for (int t = 1; t <= ntypes; t++) {
+    const std::string symbol = arg[1 + t];
+    for (size_t s = 0; s < species.size(); s++)
+      if (species[s] == symbol) type_to_species[t] = static_cast<int64_t>(s);
+    if (type_to_species[t] < 0)
+      error->all(FLERR, "pair_coeff: atom type {} is {}, which model {} does not know (its "
+                 "species: {})", t, symbol, model_path, utils::join_words(species, " "));
+  }
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+void PairSpinMultiNet::init_style()
+{
+  if (!model_loaded) error->all(FLERR, "pair_style spinmultinet: no model loaded");
+  if (!atom->sp_flag)
+    error->all(FLERR, "pair_style spinmultinet needs the initial moments of atom_style spin "
+               "(sp: unit vector and size in μB); use `atom_style spin`");
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair_style spinmultinet needs `units metal` (eV, Å, ps), not units {}",
+               update->unit_style);
+  if (force->newton_pair == 0)
+    error->all(FLERR, "pair_style spinmultinet needs newton on (ghost forces are "
+               "communicated back to their owners)");
+  // fix nve/spin drives every pair style whose name starts with "spin" through the SPIN
+  // package's per-spin interface, which this pair style does not have.
+  if (!modify->get_fix_by_style("^nve/spin").empty())
+    error->all(FLERR, "pair_style spinmultinet does not support fix nve/spin yet (it lacks "
+               "the SPIN package's per-spin update); integrate the lattice with fixed moments "
+               "(fix nve, nvt, npt)");
+  if (comm->mode != Comm::SINGLE)
+    error->all(FLERR, "pair_style spinmultinet needs comm_modify mode single");
+
+  // One rank, periodic in x, y and z, with an atom map: the model sees the own atoms and
+  // the cell, as in ASE. Otherwise the receptive field of an atom's energy, num_layers *
+  // cutoff, must be in the ghosts (plus the skin: atoms move between neighbour-list builds).
+  periodic_images = comm->nprocs == 1 && domain->xperiodic && domain->yperiodic &&
+      domain->zperiodic && atom->map_style != 0;
+  if (periodic_images) {
+    if (comm->me == 0)
+      utils::logmesg(lmp, "pair_style spinmultinet: one rank, periodic cell: own atoms with "
+                     "lattice shifts\n");
+    neighbor->add_request(this, NeighConst::REQ_FULL);
+  } else {
+    const double ghost_cutoff = num_layers * cutoff + neighbor->skin;
+    if (comm->cutghostuser < ghost_cutoff) comm->cutghostuser = ghost_cutoff;
+    if (comm->me == 0)
+      utils::logmesg(lmp, "pair_style spinmultinet: own atoms and ghosts, communication "
+                     "cutoff {} Å ({} layers x {} Å + skin {} Å)\n", comm->cutghostuser,
+                     num_layers, cutoff, neighbor->skin);
+    neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+  }
+  magmom_index();
+}
+
+double PairSpinMultiNet::init_one(int i, int j)
+{
+  cutghost[i][j] = cutghost[j][i] = cutoff;
+  return cutoff;
+}
+
+// Index of the custom per-atom property holding the predicted moments, made on first use.
+int PairSpinMultiNet::magmom_index()
+{
+  int flag = -1, cols = -1;
+  const int wanted_cols = noncollinear ? 3 : 0;
+  int index = atom->find_custom(MAGMOM_PROPERTY, flag, cols);
+  if (index < 0) return atom->add_custom(MAGMOM_PROPERTY, 1, wanted_cols);
+  if (flag != 1 || cols != wanted_cols)
+    error->all(FLERR, "per-atom property {} exists with another shape than this {} model "
+               "writes", MAGMOM_PROPERTY, noncollinear ? "non-collinear" : "collinear");
+  return index;
+}
+
+void PairSpinMultiNet::check_spins() const
+{
+  double **sp = atom->sp;
+  for (int i = 0; i < atom->nlocal; i++)
+    for (int k = 0; k < 4; k++)
+      if (!std::isfinite(sp[i][k]))
+        error->one(FLERR, "pair_style spinmultinet: atom {} has a non-finite spin; set its "
+                   "direction and size in μB (read_data or `set atom ID spin/atom ...`)",
+                   atom->tag[i]);
+}
+
+void PairSpinMultiNet::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  if (vflag_atom || cvflag_atom)
+    error->all(FLERR, "pair_style spinmultinet does not compute per-atom virials");
+  if (vflag_global && !vflag_fdotr)
+    error->all(FLERR, "pair_style spinmultinet computes the virial by fdotr only "
+               "(do not turn pair_modify fdotr off)");
+  check_spins();
+
+  const int nlocal = atom->nlocal;
+  if (nlocal == 0) return;
+  double **x = atom->x;
+  double **f = atom->f;
+  double **sp = atom->sp;
+  double **fm = atom->fm;
+  const int *type = atom->type;
+
+  // Graph over the model's nodes 0..nnodes-1 (LAMMPS indices): every pair closer than the
+  // cutoff, both directions. Ghost mode: nodes are own atoms and ghosts, no lattice shifts.
+  // Image mode (one rank): nodes are own atoms, a ghost neighbour is its owner plus a shift.
+  const int nnodes = periodic_images ? nlocal : nlocal + atom->nghost;
+  const double cutoff_sq = cutoff * cutoff;
+  const double box[3][3] = {{domain->xprd, 0.0, 0.0},
+                            {domain->xy, domain->yprd, 0.0},
+                            {domain->xz, domain->yz, domain->zprd}};
+  std::vector<int64_t> centres, neighbours;
+  std::vector<double> shifts;
+  const int ncentres = periodic_images ? list->inum : list->inum + list->gnum;
+  for (int ii = 0; ii < ncentres; ii++) {
+    const int i = list->ilist[ii];
+    const int *jlist = list->firstneigh[i];
+    for (int jj = 0; jj < list->numneigh[i]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double d[3] = {x[j][0] - x[i][0], x[j][1] - x[i][1], x[j][2] - x[i][2]};
+      if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] >= cutoff_sq) continue;
+      centres.push_back(i);
+      if (!periodic_images) {
+        neighbours.push_back(j);
+        continue;
+      }
+      const int owner = j < nlocal ? j : atom->map(atom->tag[j]);
+      if (owner < 0 || owner >= nlocal)
+        error->one(FLERR, "pair_style spinmultinet: no own atom for ghost of atom {}",
+                   atom->tag[j]);
+      neighbours.push_back(owner);
+      // x_j - x_owner = n_a a + n_b b + n_c c; the box matrix is lower triangular.
+      double image[3];
+      for (int k = 0; k < 3; k++) image[k] = x[j][k] - x[owner][k];
+      const double nc = std::round(image[2] / box[2][2]);
+      const double nb = std::round((image[1] - nc * box[2][1]) / box[1][1]);
+      const double na = std::round((image[0] - nc * box[2][0] - nb * box[1][0]) / box[0][0]);
+      shifts.insert(shifts.end(), {na, nb, nc});
+    }
+  }
+  const int64_t nedges = static_cast<int64_t>(centres.size());
+
+  const auto as_double = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto as_long = torch::TensorOptions().dtype(torch::kLong);
+  torch::Tensor positions =
+      torch::from_blob(&x[0][0], {nnodes, 3}, as_double).to(dtype, false, true);
+  torch::Tensor species_index = torch::empty({nnodes}, as_long);
+  torch::Tensor moments = noncollinear ? torch::empty({nnodes, 3}, as_double)
+                                       : torch::empty({nnodes}, as_double);
+  auto species_data = species_index.data_ptr<int64_t>();
+  auto moment_data = moments.data_ptr<double>();
+  for (int i = 0; i < nnodes; i++) {
+    species_data[i] = type_to_species[type[i]];
+    if (noncollinear)
+      for (int k = 0; k < 3; k++) moment_data[3 * i + k] = sp[i][3] * sp[i][k];
+    else
+      moment_data[i] = sp[i][3] * sp[i][2];
+  }
+  torch::Tensor edge_index = torch::empty({2, nedges}, as_long);
+  std::copy(centres.begin(), centres.end(), edge_index.data_ptr<int64_t>());
+  std::copy(neighbours.begin(), neighbours.end(), edge_index.data_ptr<int64_t>() + nedges);
+  torch::Tensor cell = torch::zeros({1, 3, 3}, as_double);
+  torch::Tensor edge_shift = torch::zeros({nedges, 3}, as_double);
+  if (periodic_images) {
+    std::copy(&box[0][0], &box[0][0] + 9, cell.data_ptr<double>());
+    std::copy(shifts.begin(), shifts.end(), edge_shift.data_ptr<double>());
+  }
+
+  c10::Dict<std::string, torch::Tensor> input;
+  input.insert("positions", positions);
+  input.insert("species", species_index);
+  input.insert("cell", cell.to(dtype));
+  input.insert("pbc", torch::full({1, 3}, periodic_images, torch::dtype(torch::kBool)));
+  input.insert("batch", torch::zeros({nnodes}, as_long));
+  input.insert("edge_index", edge_index);
+  input.insert("edge_cell_shift", edge_shift.to(dtype));
+  input.insert("initial_magmoms", moments.to(dtype));
+  input.insert("energy_mask", torch::arange(nnodes, as_long) < nlocal);
+
+  c10::impl::GenericDict output(c10::StringType::get(), c10::TensorType::get());
+  try {
+    output = model.forward({input}).toGenericDict();
+  } catch (const std::exception &err) {
+    error->one(FLERR, "pair_style spinmultinet: the model failed on a graph of {} atoms ({} "
+               "own): {}", nnodes, nlocal, utils::split_lines(err.what())[0]);
+  }
+  auto result = [&](const char *key) {
+    return output.at(key).toTensor().detach().to(torch::kFloat64).contiguous();
+  };
+  const torch::Tensor energies = result("energies");
+  const torch::Tensor forces = result("forces");
+  const torch::Tensor magnetic = result("magnetic_forces");
+  const torch::Tensor predicted = result("magmoms");
+  const double *energy_data = energies.data_ptr<double>();
+  const double *force_data = forces.data_ptr<double>();
+  const double *magnetic_data = magnetic.data_ptr<double>();
+  const double *predicted_data = predicted.data_ptr<double>();
+
+  for (int i = 0; i < nnodes; i++)
+    for (int k = 0; k < 3; k++) f[i][k] += force_data[3 * i + k];
+
+  // SPIN package convention (as pair spin/exchange): fm_i = -(1/hbar) dE/ds_i for the unit
+  // vector s_i, in rad/ps. The model's input moment is m_i = |sp_i| s_i (non-collinear) or
+  // |sp_i| s_iz (collinear), so dE/ds_i = |sp_i| dE/dm_i (along z for collinear models).
+  const double hbar = force->hplanck / TWO_PI;
+  for (int i = 0; i < nnodes; i++) {
+    const double scale = sp[i][3] / hbar;
+    if (noncollinear)
+      for (int k = 0; k < 3; k++) fm[i][k] += scale * magnetic_data[3 * i + k];
+    else
+      fm[i][2] += scale * magnetic_data[i];
+  }
+
+  const int index = magmom_index();
+  if (noncollinear) {
+    double **out = atom->darray[index];
+    for (int i = 0; i < nlocal; i++)
+      for (int k = 0; k < 3; k++) out[i][k] = predicted_data[3 * i + k];
+  } else {
+    double *out = atom->dvector[index];
+    for (int i = 0; i < nlocal; i++) out[i] = predicted_data[i];
+  }
+
+  if (eflag_global)
+    for (int i = 0; i < nlocal; i++) eng_vdwl += energy_data[i];
+  if (eflag_atom)
+    for (int i = 0; i < nlocal; i++) eatom[i] += energy_data[i];
+  if (vflag_fdotr) {
+    if (periodic_images) {
+      // LAMMPS's virial is -V times the model's stress (ASE sign: (1/V) dE/d(strain)).
+      const torch::Tensor stress = result("stress");
+      const double *sigma = stress.data_ptr<double>();
+      const double volume = domain->xprd * domain->yprd * domain->zprd;
+      const int pairs[6][2] = {{0, 0}, {1, 1}, {2, 2}, {0, 1}, {0, 2}, {1, 2}};
+      for (int k = 0; k < 6; k++) virial[k] -= volume * sigma[3 * pairs[k][0] + pairs[k][1]];
+    } else {
+      virial_symmetric_fdotr(force_data, nnodes);
+    }
+  }
+}
+
+// The virial sum_i x_i f_i over own atoms and ghosts, symmetrised. With non-collinear moments
+// the positional virial has an antisymmetric part (the torque the fixed moments exert on the
+// lattice); the stress is the derivative by a symmetric strain, so only the symmetric part
+// counts, as in the model's own stress.
+void PairSpinMultiNet::virial_symmetric_fdotr(const double *forces, int nnodes)
+{
+  double **x = atom->x;
+  for (int i = 0; i < nnodes; i++) {
+    const double *fi = forces + 3 * i;
+    virial[0] += x[i][0] * fi[0];
+    virial[1] += x[i][1] * fi[1];
+    virial[2] += x[i][2] * fi[2];
+    virial[3] += 0.5 * (x[i][0] * fi[1] + x[i][1] * fi[0]);
+    virial[4] += 0.5 * (x[i][0] * fi[2] + x[i][2] * fi[0]);
+    virial[5] += 0.5 * (x[i][1] * fi[2] + x[i][2] * fi[1]);
+  }
+}

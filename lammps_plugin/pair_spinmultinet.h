@@ -1,0 +1,52 @@
+// pair_style spinmultinet: a SpinMultiNet TorchScript model as a LAMMPS pair style.
+//
+// The pair style is thin: it turns the atoms this rank owns plus its ghosts into the model's
+// graph dictionary, calls the exported model, and stores energy, forces, per-atom energies,
+// predicted moments and magnetic forces back into LAMMPS. All physics is in the model.
+#pragma once
+
+#include "pair.h"
+
+#include <torch/script.h>
+
+#include <string>
+#include <vector>
+
+namespace SpinMultiNetLAMMPS {
+
+class PairSpinMultiNet : public LAMMPS_NS::Pair {
+ public:
+  explicit PairSpinMultiNet(LAMMPS_NS::LAMMPS *lmp);
+  ~PairSpinMultiNet() override;
+
+  void compute(int eflag, int vflag) override;
+  void settings(int narg, char **arg) override;
+  void coeff(int narg, char **arg) override;
+  void init_style() override;
+  double init_one(int i, int j) override;
+
+  // Name of the per-atom custom property holding the predicted moments (μB): a vector
+  // (d_spinmultinet_magmom) for collinear models, a 3-column array
+  // (d2_spinmultinet_magmom[1..3]) for non-collinear ones.
+  static constexpr const char *MAGMOM_PROPERTY = "spinmultinet_magmom";
+
+ private:
+  void allocate();
+  void load_model(const std::string &path);
+  void check_spins() const;
+  void virial_symmetric_fdotr(const double *forces, int nnodes);
+  int magmom_index();
+
+  torch::jit::Module model;
+  bool model_loaded = false;
+  std::string model_path;
+  double cutoff = 0.0;          // model cutoff radius (Å)
+  int num_layers = 0;           // message-passing layers: the receptive field is num_layers * cutoff
+  bool noncollinear = false;    // spin mode of the model
+  bool periodic_images = false;    // one rank: own atoms and lattice shifts, no ghost nodes
+  torch::ScalarType dtype = torch::kFloat64;
+  std::vector<std::string> species;    // the model's species, in its index order
+  std::vector<int64_t> type_to_species;    // LAMMPS type (1-based) -> model species index
+};
+
+}    // namespace SpinMultiNetLAMMPS
