@@ -53,8 +53,8 @@ def magnetic_state_problem(symbols: list[str], initial: np.ndarray, final: np.nd
     return "; ".join(problems)
 
 
-def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
-    """A GPAW plane-wave calculator following ``protocol``."""
+def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path, **extra):
+    """A GPAW plane-wave calculator following ``protocol`` (``extra``: more GPAW keywords)."""
     from gpaw import GPAW, PW
 
     return GPAW(
@@ -70,6 +70,7 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
         },
         maxiter=protocol.max_scf_iterations,
         txt=str(txt),
+        **extra,
     )
 
 
