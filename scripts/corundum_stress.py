@@ -2,11 +2,13 @@
 
 The cell is the rhombohedral primitive cell of corundum Cr2O3 built from literature lattice
 parameters, the four Cr moments + - + - along the 3-fold axis. Runs the protocol's settings
-(raw analytic stress: Cr2O3 has no Pulay calibration yet); extra GPAW keywords as JSON.
+(raw analytic stress: Cr2O3 has no Pulay calibration yet); optional JSON: extra GPAW keywords,
+then protocol fields to change (e.g. a loose SCF, to time the stress alone).
 
 Usage (2 ranks, GPAW's Debian OpenMPI):
     OMP_NUM_THREADS=1 GPAW_MPI_BACKEND=cgpaw PYTHONPATH=$PWD \
-        /usr/bin/mpiexec -n 2 python scripts/corundum_stress.py NAME ['{"parallel": ...}']
+        /usr/bin/mpiexec -n 2 python scripts/corundum_stress.py NAME ['{"parallel": ...}' \
+        ['{"density_convergence": 0.1}']]
 """
 
 from __future__ import annotations
@@ -53,11 +55,11 @@ def corundum_cr2o3(pattern: str = "+-+-") -> Atoms:
     return atoms
 
 
-def main(name: str, extra: dict) -> None:
+def main(name: str, extra: dict, changes: dict) -> None:
     from gpaw.mpi import world
 
     atoms = corundum_cr2o3()
-    protocol = replace(DEFAULT_PROTOCOL, hubbard_u_ev={**DEFAULT_PROTOCOL.hubbard_u_ev})
+    protocol = replace(DEFAULT_PROTOCOL, **changes)
     if world.rank == 0:
         LOGS.mkdir(parents=True, exist_ok=True)
     world.barrier()
@@ -72,6 +74,7 @@ def main(name: str, extra: dict) -> None:
     summary = {
         "name": name,
         "extra": extra,
+        "protocol_changes": changes,
         "energy_ev": energy,
         "magmoms": np.round(atoms.get_magnetic_moments(), 3).tolist(),
         "max_force_ev_a": float(np.abs(forces).max()),
@@ -88,4 +91,5 @@ def main(name: str, extra: dict) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})
+    arguments = [json.loads(text) for text in sys.argv[2:]]
+    main(sys.argv[1], *(arguments + [{}, {}])[:2])
