@@ -3,7 +3,7 @@ orderings of both materials), the check of the Pulay energy correction at a seco
 and the orientation check (resumable); writes data/convergence.json.
 
 Run: OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 GPAW_MPI_BACKEND=cgpaw \
-     nice mpiexec -n 2 python scripts/convergence_study.py
+     nice /usr/bin/mpiexec -n 2 python scripts/convergence_study.py  # GPAW's Debian OpenMPI
 """
 
 import json

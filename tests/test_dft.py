@@ -31,6 +31,8 @@ from spinmultinet_ase.testing.symmetry import random_orthogonal
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import split_of
 
+MPIEXEC = "/usr/bin/mpiexec"
+
 CHEAP = DFTProtocol(
     ecut_ev=300.0,
     kpoint_density=1.0,
@@ -179,14 +181,15 @@ def test_gpaw_labelling_end_to_end(tmp_path):
 def test_label_command_starts_under_mpiexec(tmp_path):
     """Both ranks of ``mpiexec -n 2 spinmultinet label`` bring up GPAW's MPI (as the queue does)."""
     pytest.importorskip("gpaw")
-    if shutil.which("mpiexec") is None or shutil.which("spinmultinet") is None:
-        pytest.skip("needs mpiexec and the installed spinmultinet command")
+    # GPAW's MPI is Debian's OpenMPI: its mpiexec, not another MPI's first on PATH.
+    if not Path(MPIEXEC).exists() or shutil.which("spinmultinet") is None:
+        pytest.skip(f"needs {MPIEXEC} and the installed spinmultinet command")
     atoms = rocksalt_ordered("NiO", "FM")
     atoms.info["structure_id"] = "tiny-NiO-FM"
     write(tmp_path / "in.extxyz", atoms)
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     env.pop("GPAW_MPI_BACKEND", None)
-    command = ["mpiexec", "-n", "2", "spinmultinet", "label", "in.extxyz", "out.extxyz"]
+    command = [MPIEXEC, "-n", "2", "spinmultinet", "label", "in.extxyz", "out.extxyz"]
     done = subprocess.run(
         [*command, "--limit", "0"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
@@ -277,3 +280,35 @@ def test_labelling_time_estimate_uses_the_mean_of_each_material_and_size():
     expected = 2 * 200.0 + per_cost * 4**COST_EXPONENT
     todo = [frame("NiO", 1), frame("NiO", 1), frame("MnO", 2)]
     assert estimated_hours(labelled, todo) == pytest.approx(expected / 3600)
+
+
+def test_state_check_rejects_the_symmetric_feo_metal_and_accepts_whole_orbitals():
+    """Numbers of real GPAW runs of ideal AFM-II FeO (data/studies/feo_coo_states.md)."""
+    from spinmultinet_ase.dft.states import state_problem
+
+    # The symmetric start (protocol settings): the minority electron split over two orbitals.
+    split = {0: np.array([0.461, 0.461, 0.068, 0.068, 0.029])}
+    problem = state_problem("FeO", 0.134, split)
+    assert "band gap 0.13 eV" in problem and "not 1 whole orbital" in problem
+    # The broken-symmetry seed (cheap settings, 250 eV, k density 1): one whole orbital.
+    whole = {0: np.array([0.968, 0.087, 0.074, 0.021, 0.019])}
+    assert state_problem("FeO", 0.391, whole) == ""
+    # The same occupations are one electron short for Co2+ (two minority t2g electrons).
+    assert "not 2 whole orbital" in state_problem("CoO", 0.391, whole)
+
+
+def test_seed_structure_is_a_fixed_small_displacement():
+    from spinmultinet_ase.dft.states import (
+        SEED_RATTLE_ANGSTROM,
+        needs_broken_symmetry,
+        seed_structure,
+    )
+
+    atoms = rocksalt_ordered("FeO", "AFM-II")
+    first, second = seed_structure(atoms), seed_structure(atoms)
+    assert np.array_equal(first.positions, second.positions)
+    shift = np.linalg.norm(first.positions - atoms.positions, axis=1)
+    assert 0 < shift.max() < 5 * SEED_RATTLE_ANGSTROM
+    assert np.array_equal(first.cell, atoms.cell)
+    assert needs_broken_symmetry("FeO") and needs_broken_symmetry("CoO")
+    assert not needs_broken_symmetry("NiO") and not needs_broken_symmetry("Fe2O3")

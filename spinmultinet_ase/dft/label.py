@@ -20,6 +20,13 @@ from ase.units import GPa
 
 from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotate_back, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
+from spinmultinet_ase.dft.states import (
+    band_gap,
+    minority_d_occupations,
+    needs_broken_symmetry,
+    seed_structure,
+    state_problem,
+)
 from spinmultinet_ase.magnetism.rocksalt import DEFAULT_MOMENT_MAGNITUDES
 
 STRUCTURE_ID = "structure_id"
@@ -53,8 +60,8 @@ def magnetic_state_problem(symbols: list[str], initial: np.ndarray, final: np.nd
     return "; ".join(problems)
 
 
-def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
-    """A GPAW plane-wave calculator following ``protocol``."""
+def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path, **extra):
+    """A GPAW plane-wave calculator following ``protocol`` (``extra``: more GPAW keywords)."""
     from gpaw import GPAW, PW
 
     return GPAW(
@@ -70,6 +77,7 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path):
         },
         maxiter=protocol.max_scf_iterations,
         txt=str(txt),
+        **extra,
     )
 
 
@@ -93,7 +101,10 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
 
     The copy keeps ``initial_magmoms`` (the input guess) and carries energy, free_energy,
     forces, stress and the converged ``magmoms`` as its calculator results, in the frame of
-    ``atoms`` (GPAW may run on a turned copy: ``protocol.align_bonds``).
+    ``atoms`` (GPAW may run on a turned copy: ``protocol.align_bonds``). Materials with
+    orbitally degenerate ions start from a broken-symmetry density and must land in the
+    insulating orbitally polarised state (``spinmultinet_ase/dft/states.py``); their band gap
+    goes into ``info['dft_gap_ev']``.
     """
     from gpaw import KohnShamConvergenceError
 
@@ -101,11 +112,17 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     labelled.info.update(_protocol_info(protocol))
     formula, formula_units = Formula(atoms.get_chemical_formula()).reduce()
     pulay = protocol.pulay_stress_correction(str(formula), formula_units, atoms.get_volume())
+    broken_symmetry = needs_broken_symmetry(str(formula))
     start = time.perf_counter()
     rotation = bond_alignment_rotation(atoms) if protocol.align_bonds else np.eye(3)
     work = rotated(atoms, rotation)
-    work.calc = gpaw_calculator(work, protocol, txt)
+    extra = {"symmetry": "off"} if broken_symmetry else {}
+    work.calc = gpaw_calculator(work, protocol, txt, **extra)
     try:
+        if broken_symmetry:
+            seed = seed_structure(work)
+            seed.calc = work.calc
+            seed.get_potential_energy()
         results = {
             "energy": work.get_potential_energy(),
             "free_energy": work.get_potential_energy(force_consistent=True),
@@ -125,6 +142,13 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         atoms.get_chemical_symbols(), atoms.get_initial_magnetic_moments(), results["magmoms"]
     )
     labelled.info[STATUS] = f"wrong magnetic state: {problem}" if problem else STATUS_OK
+    if broken_symmetry:
+        gap = band_gap(work.calc)
+        labelled.info["dft_gap_ev"] = gap
+        occupations = minority_d_occupations(work.calc, results["magmoms"])
+        problem = state_problem(str(formula), gap, occupations)
+        if problem and labelled.info[STATUS] == STATUS_OK:
+            labelled.info[STATUS] = f"wrong electronic state: {problem}"
     labelled.calc = SinglePointCalculator(labelled, **results)
     return labelled
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 # Dudarev U (eV) on the metal d shell: the Materials Project values for oxides.
-HUBBARD_U_EV: dict[str, float] = {"Mn": 3.9, "Fe": 5.3, "Co": 3.32, "Ni": 6.2}
+HUBBARD_U_EV: dict[str, float] = {"Cr": 3.7, "Mn": 3.9, "Fe": 5.3, "Co": 3.32, "Ni": 6.2}
 
 
 # Pulay-stress calibration at 700 eV (eV per formula unit), measured by

@@ -1,0 +1,142 @@
+"""Which DFT+U state GPAW lands in for FeO and CoO, from several starts (one JSON line per run).
+
+Each run is the protocol's single point of the ideal 4-atom AFM-II cell (or its FM partner)
+from one start; it records energy, band gap, metal moments, SCF iterations and time, and the
+eigenvalues of each metal's d occupation matrix (the matrix the +U term acts on). Resumable:
+runs already in the output are skipped.
+
+Usage (2 ranks, GPAW's Debian OpenMPI):
+    OMP_NUM_THREADS=1 GPAW_MPI_BACKEND=cgpaw PYTHONPATH=$PWD \
+        /usr/bin/mpiexec -n 2 python scripts/feo_coo_states.py [RUN ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spinmultinet_ase.dft.label import gpaw_calculator
+from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotated
+from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
+from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+
+OUT = Path("data/studies/feo_coo_states.jsonl")
+LOGS = Path("data/studies/feo_coo_logs")
+
+# name -> (formula, ordering, start). Starts:
+#   sym: the labeller's start today (GPAW symmetry on, nominal moments).
+#   nosym: GPAW symmetry off, nominal moments.
+#   nosym-seed: symmetry off, SCF first converged on a rattled copy (0.03 Å), then moved back
+#       to the ideal positions: a start whose density has no symmetry left.
+#   mag0.6 / mag1.4: the labeller's start with the initial moments scaled (the pool's
+#       guesses are off by up to ±40 %).
+STARTS = ("sym", "nosym-seed", "nosym", "mag0.6", "mag1.4")
+RUNS = {
+    f"{formula}-{ordering}-{start}": (formula, ordering, start)
+    for start in STARTS
+    for formula in ("FeO", "CoO")
+    for ordering in ("AFM-II", "FM")
+    if ordering == "AFM-II" or start in ("sym", "nosym-seed")
+}
+
+
+def spin_gaps(calc) -> list[float]:
+    """Per spin, the lowest eigenvalue above the Fermi level minus the highest below (eV)."""
+    fermi = calc.get_fermi_level()
+    gaps = []
+    for spin in (0, 1):
+        eigenvalues = np.concatenate(
+            [calc.get_eigenvalues(kpt=k, spin=spin) for k in range(len(calc.get_ibz_k_points()))]
+        )
+        gaps.append(
+            float(eigenvalues[eigenvalues > fermi].min() - eigenvalues[eigenvalues <= fermi].max())
+        )
+    return gaps
+
+
+def d_occupations(calc) -> list[list[list[float]]]:
+    """Per metal atom and spin, the eigenvalues of the d occupation matrix (ascending)."""
+    from gpaw.hubbard import aoom
+
+    dft = calc.dft
+    density_matrices = dft.density.D_asii.gather(broadcast=True, copy=True)
+    result = []
+    for a, setup in enumerate(dft.setups):
+        if 2 not in setup.l_j or setup.symbol == "O":
+            continue
+        spins = []
+        for d_ii in density_matrices[a]:
+            n_mm, _ = aoom(np.asarray(d_ii), 2, setup.l_j, setup.n_j, setup.N0_q, True)
+            spins.append(np.round(np.linalg.eigvalsh(n_mm), 3).tolist())
+        result.append(spins)
+    return result
+
+
+def run(name: str, formula: str, ordering: str, start: str, a: float) -> dict:
+    """One single point from ``start``; the summary as a dict."""
+    atoms = rocksalt_ordered(formula, ordering, a=a)
+    if start.startswith("mag"):
+        atoms.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments() * float(start[3:]))
+    work = rotated(atoms, bond_alignment_rotation(atoms))
+    extra = {"symmetry": "off"} if start.startswith("nosym") else {}
+    calc = gpaw_calculator(work, DEFAULT_PROTOCOL, LOGS / f"{name}.txt", **extra)
+    t0 = time.perf_counter()
+    iterations = 0
+    if start == "nosym-seed":
+        seed = work.copy()
+        seed.positions += np.random.default_rng(0).normal(scale=0.03, size=seed.positions.shape)
+        seed.calc = calc
+        seed.get_potential_energy()
+        iterations += calc.get_number_of_iterations()
+    work.calc = calc
+    energy = work.get_potential_energy()
+    iterations += calc.get_number_of_iterations()
+    scf_s = time.perf_counter() - t0
+    gaps_spin = spin_gaps(calc)
+    stress = work.get_stress()
+    return {
+        "name": name,
+        "formula": formula,
+        "ordering": ordering,
+        "start": start,
+        "a": a,
+        "energy_ev": energy,
+        "energy_per_fu_ev": energy / (len(work) // 2),
+        "gap_ev": min(gaps_spin),
+        "gap_per_spin_ev": gaps_spin,
+        "magmoms": np.round(work.get_magnetic_moments(), 3).tolist(),
+        "scf_iterations": iterations,
+        "scf_s": scf_s,
+        "total_s": time.perf_counter() - t0,
+        "stress_ev_a3": np.round(stress, 6).tolist(),
+        "d_occupation_eigenvalues": d_occupations(calc),
+    }
+
+
+def main(names: list[str]) -> None:
+    from gpaw.mpi import world
+
+    lattice = json.loads(Path("data/studies/feo_coo_lattice.json").read_text())
+    done = set()
+    if OUT.exists():
+        done = {json.loads(line)["name"] for line in OUT.read_text().splitlines() if line}
+    if world.rank == 0:
+        LOGS.mkdir(parents=True, exist_ok=True)
+    world.barrier()
+    for name in names or list(RUNS):
+        if name in done:
+            continue
+        formula, ordering, start = RUNS[name]
+        summary = run(name, formula, ordering, start, lattice[formula])
+        if world.rank == 0:
+            with OUT.open("a") as stream:
+                stream.write(json.dumps(summary) + "\n")
+            print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

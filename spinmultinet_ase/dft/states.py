@@ -1,0 +1,96 @@
+"""One DFT+U state for materials whose metal ions are orbitally degenerate (FeO, CoO).
+
+High-spin Fe²⁺ (d⁶) and Co²⁺ (d⁷) in an oxygen octahedron put one and two minority-spin
+electrons into the threefold t2g shell. DFT+U then has several self-consistent solutions:
+a metal with the minority electrons spread over the t2g orbitals (what a start with the
+crystal's symmetry keeps), and insulators with them in whole orbitals. The labeller asks for
+the insulating, orbitally polarised state (the lower energy in ``data/studies/feo_coo_states.md``)
+by starting every run of these materials from a density without symmetry: GPAW's symmetry off
+and the SCF first converged on a copy with every atom displaced a little
+(:func:`seed_structure`), then moved to the frame's own positions. Frames that land
+elsewhere are recognised (:func:`state_problem`) and rejected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+
+# Minority-spin d electrons in the t2g shell of the metal ion, by reduced formula: the
+# materials whose runs start from a broken-symmetry density and whose state is checked.
+MINORITY_T2G_ELECTRONS: dict[str, int] = {"FeO": 1, "CoO": 2}
+
+# Displacement (Å, standard deviation, fixed seed) of the copy the seed SCF runs on.
+SEED_RATTLE_ANGSTROM = 0.03
+SEED = 0
+
+# An accepted frame has a band gap of at least this (eV) ...
+MIN_GAP_EV = 0.25
+# ... and each metal's minority-spin d occupation eigenvalues near-integer: the n largest
+# (n from MINORITY_T2G_ELECTRONS) at least FILLED, the next one at most EMPTY.
+FILLED = 0.8
+EMPTY = 0.3
+
+
+def needs_broken_symmetry(formula: str) -> bool:
+    """Whether runs of the material with reduced formula ``formula`` follow this module's rule."""
+    return formula in MINORITY_T2G_ELECTRONS
+
+
+def seed_structure(atoms: Atoms) -> Atoms:
+    """The copy of ``atoms`` whose SCF seeds the run: each atom displaced at random (fixed seed)."""
+    seed = atoms.copy()
+    rng = np.random.default_rng(SEED)
+    seed.positions += rng.normal(scale=SEED_RATTLE_ANGSTROM, size=seed.positions.shape)
+    return seed
+
+
+def band_gap(calc) -> float:
+    """Lowest eigenvalue above the Fermi level minus the highest below, both spins (eV)."""
+    fermi = calc.get_fermi_level()
+    eigenvalues = np.concatenate(
+        [
+            calc.get_eigenvalues(kpt=k, spin=s)
+            for s in range(calc.get_number_of_spins())
+            for k in range(len(calc.get_ibz_k_points()))
+        ]
+    )
+    return float(eigenvalues[eigenvalues > fermi].min() - eigenvalues[eigenvalues <= fermi].max())
+
+
+def minority_d_occupations(calc, magmoms: np.ndarray) -> dict[int, np.ndarray]:
+    """Per atom with a d shell under +U, the eigenvalues (descending) of its minority-spin d
+    occupation matrix: the matrix GPAW's Hubbard term acts on, minority opposite to the
+    atom's converged moment ``magmoms``."""
+    from gpaw.hubbard import aoom
+
+    dft = calc.dft
+    density_matrices = dft.density.D_asii.gather(broadcast=True, copy=True)
+    occupations = {}
+    for a, setup in enumerate(dft.setups):
+        if setup.hubbard_u is None:
+            continue
+        minority = 1 if magmoms[a] >= 0 else 0
+        d_ii = np.asarray(density_matrices[a][minority])
+        n_mm, _ = aoom(d_ii, 2, setup.l_j, setup.n_j, setup.N0_q, True)
+        occupations[a] = np.sort(np.linalg.eigvalsh(n_mm))[::-1]
+    return occupations
+
+
+def state_problem(formula: str, gap: float, occupations: dict[int, np.ndarray]) -> str:
+    """Why a run of ``formula`` is not in the insulating orbitally polarised state ('' if ok).
+
+    Args:
+        formula: reduced formula, a key of :data:`MINORITY_T2G_ELECTRONS`.
+        gap: band gap (eV), :func:`band_gap`.
+        occupations: :func:`minority_d_occupations`.
+    """
+    n = MINORITY_T2G_ELECTRONS[formula]
+    problems = []
+    if gap < MIN_GAP_EV:
+        problems.append(f"band gap {gap:.2f} eV below {MIN_GAP_EV} eV")
+    for atom, eigenvalues in occupations.items():
+        if eigenvalues[n - 1] < FILLED or eigenvalues[n] > EMPTY:
+            shown = ", ".join(f"{x:.2f}" for x in eigenvalues)
+            problems.append(f"atom {atom} minority d occupations {shown} not {n} whole orbital(s)")
+    return "; ".join(problems)
