@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,40 +33,14 @@ def save_checkpoint(
             replace_synced(path, Path(previous))
 
 
-def load_checkpoint(path: str | Path, fallback: str | Path | None = None) -> dict[str, Any]:
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """The raw checkpoint dictionary, with a clear error when it is not a readable one of ours.
 
-    Args:
-        path: the checkpoint file.
-        fallback: an older checkpoint to load instead, with a warning, when ``path`` is missing
-            or unreadable.
-
     Raises:
-        ValueError: neither ``path`` nor ``fallback`` is a readable SpinMultiNet checkpoint.
-        FileNotFoundError: there is no file at ``path`` (and no fallback).
+        FileNotFoundError: there is no file at ``path``.
+        ValueError: the file is damaged or not a SpinMultiNet checkpoint (one line).
     """
     path = Path(path)
-    try:
-        return _read(path)
-    except (ValueError, FileNotFoundError) as error:
-        if fallback is None or not Path(fallback).is_file():
-            raise
-        try:
-            content = _read(Path(fallback))
-        except ValueError as older:
-            raise ValueError(
-                f"{error}, and so is the previous checkpoint ({older}); start over"
-            ) from None
-        warnings.warn(
-            f"{error}; using the previous checkpoint {fallback} (epoch "
-            f"{content.get('epoch', '?')}) instead",
-            UserWarning,
-            stacklevel=2,
-        )
-        return content
-
-
-def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:

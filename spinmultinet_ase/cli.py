@@ -11,7 +11,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from spinmultinet_ase.outputs import atomic_path, check_outputs, write_text_atomic
+from spinmultinet_ase.outputs import (
+    atomic_path,
+    check_outputs,
+    writable_folder,
+    write_text_atomic,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,7 +149,6 @@ def _positive_int(text: str) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from spinmultinet_ase.outputs import writable_folder
     from spinmultinet_ase.train.evaluate import evaluate_model, format_report
 
     _existing_file(args.model, "model file")
@@ -164,7 +168,6 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _model_card(args: argparse.Namespace) -> None:
-    from spinmultinet_ase.outputs import writable_folder
     from spinmultinet_ase.train.card import write_model_card
 
     for run_dir in [args.run_dir, *(item.partition("=")[2] for item in args.ablation)]:

@@ -91,6 +91,7 @@ def _assert_same_run(run: Path, reference: Path) -> None:
         for key, value in expected[entry].items():
             assert torch.equal(final[entry][key], value), (entry, key)
     assert final["best_epoch"] == expected["best_epoch"]
+    assert load_checkpoint(run / "previous.ckpt")["epoch"] == EPOCHS - 1  # a good fallback
     assert _metrics(run) == _metrics(reference)
     assert len(_metrics(run)) == EPOCHS
     best = load_checkpoint(run / "best.ckpt")

@@ -20,6 +20,7 @@ import io
 import json
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -403,6 +404,35 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(path, text.getvalue())
 
 
+def _resumable_checkpoint(last: Path, previous: Path) -> dict[str, Any]:
+    """``last``, or with a warning ``previous`` when ``last`` is missing or unreadable (a kill
+    between the two renames of a save, a damaged file); an unreadable ``last`` is removed, so
+    that the next save does not keep it as the fallback.
+
+    Raises:
+        ValueError: neither is readable.
+    """
+    try:
+        return load_checkpoint(last)
+    except (ValueError, FileNotFoundError) as error:
+        if not previous.is_file():
+            raise
+        try:
+            content = load_checkpoint(previous)
+        except ValueError as older:
+            raise ValueError(
+                f"{error}, and so is the previous checkpoint ({older}); start over"
+            ) from None
+        last.unlink(missing_ok=True)
+        warnings.warn(
+            f"{error}; resuming from the previous checkpoint {previous} (epoch "
+            f"{content['epoch']}) instead",
+            UserWarning,
+            stacklevel=3,
+        )
+        return content
+
+
 def _prepare_run_folder(output: Path, resume: bool, overwrite: bool) -> dict[str, Any] | None:
     """Check (and create) the run folder before any work; the checkpoint to resume from.
 
@@ -419,9 +449,8 @@ def _prepare_run_folder(output: Path, resume: bool, overwrite: bool) -> dict[str
         for name in RUN_FILES:
             (output / name).unlink(missing_ok=True)
     present = sorted(p.name for p in output.iterdir())
-    last, previous = output / "last.ckpt", output / "previous.ckpt"
-    if resume and (last.exists() or previous.exists()):
-        return load_checkpoint(last, fallback=previous)
+    if resume and {"last.ckpt", "previous.ckpt"} & set(present):
+        return _resumable_checkpoint(output / "last.ckpt", output / "previous.ckpt")
     if present and not overwrite:
         listed = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
         if resume:
