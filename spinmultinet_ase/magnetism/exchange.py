@@ -118,12 +118,12 @@ class ExchangeShells:
         return 0.5 * counts / len(sites)
 
 
-def space_group(atoms: Atoms, symprec: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
-    """The crystal's space-group operations in Cartesian form: ``r -> r @ R.T + t``.
+def space_group_generators(atoms: Atoms, symprec: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Operations that generate the crystal's space group, Cartesian: ``r -> r @ R.T + t``.
 
     Sites are typed by element and moment size (signs ignored). The operations are those of
-    the primitive cell, each combined with every translation of the primitive lattice within
-    the cell given, so a supercell keeps the point symmetry its own lattice breaks.
+    the primitive cell, and the translations of the primitive lattice within the cell given,
+    so a supercell keeps the point symmetry its own lattice breaks.
 
     Returns:
         Rotations (n, 3, 3) and translations (n, 3) in Å.
@@ -145,10 +145,9 @@ def space_group(atoms: Atoms, symprec: float = 1e-4) -> tuple[np.ndarray, np.nda
     translations = symmetry["translations"] @ lattice
     # the primitive translations that are not lattice vectors of the cell given
     pure = dataset.translations[np.all(dataset.rotations == np.eye(3, dtype=int), axis=(1, 2))]
-    shifts = pure @ atoms.cell.array
     return (
-        np.repeat(rotations, len(shifts), axis=0),
-        (translations[:, None, :] + shifts[None]).reshape(-1, 3),
+        np.concatenate([rotations, np.repeat(np.eye(3)[None], len(pure), axis=0)]),
+        np.concatenate([translations, pure @ atoms.cell.array]),
     )
 
 
@@ -163,9 +162,10 @@ def _pair_orbits(atoms: Atoms, sites: np.ndarray, cutoff: float, symprec: float)
     """Pairs of magnetic sites within ``cutoff`` (Å), grouped into orbits of the space group.
 
     Two pairs are in one orbit when a space-group operation of the crystal (moment signs
-    ignored) maps one onto the other, or when they are the same pair seen from either end.
+    ignored) maps one onto the other, or when they are the same pair seen from either end;
+    joining the pairs each generator relates closes the orbits under the whole group.
     """
-    rotations, translations = space_group(atoms, symprec)
+    rotations, translations = space_group_generators(atoms, symprec)
     magnetic = atoms[sites]
     magnetic.set_initial_magnetic_moments(np.abs(magnetic.get_initial_magnetic_moments()))
     inverse = np.linalg.inv(atoms.cell.array)
