@@ -222,14 +222,14 @@ def test_ordering_kpoint_summary_recovers_heisenberg_constants_and_the_cell_offs
         summarise_ordering_kpoints,
     )
     from spinmultinet_ase.dft.structures import CELLS
-    from spinmultinet_ase.magnetism.exchange import pair_counts, shell_radii
+    from spinmultinet_ase.magnetism.exchange import exchange_shells
     from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 
     j1, j2, cell_offset = 0.0004, 0.0112, {"afm1-4": 0.0008, "afm2-4": 0.0}
     results = {}
     for cell, ordering in ORDERING_CELLS:
         big = rocksalt_ordered("NiO", ordering, CELLS[cell]).repeat(3)
-        counts = pair_counts(big, shell_radii(big, 2))
+        counts = exchange_shells(big, 2).counts(big)
         energy = -12.7 + j1 * counts[0] + j2 * counts[1] + cell_offset[cell]
         results[cross_cell_key("NiO", ordering, cell, 4.0)] = {"energy_per_fu": energy, "wall_s": 1}
     row = summarise_ordering_kpoints(results)["NiO kdensity=4.0"]
