@@ -166,6 +166,7 @@ void PairSpinMultiNet::coeff(int narg, char **arg)
   }
   for (int i = 1; i <= ntypes; i++)
     for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+  magmom_index();    // exists from here on, so dump and compute commands can name it
 }
 
 void PairSpinMultiNet::init_style()

@@ -49,7 +49,7 @@ for job in json.load(open(sys.argv[1])):
         "forces": gather("f", 3),
         "magnetic_forces": gather("c_fm", 3),
         "spins": gather("c_sp", 4),
-        "magmoms": gather(job["magmom"], job["magmom_columns"]),
+        "magmoms": gather("c_magmom", job["magmom_columns"]),
         "pressure": [pressure[k] for k in range(6)],
         "nktv2p": lmp.extract_global("nktv2p"),
         "hplanck": lmp.extract_global("hplanck"),
@@ -74,6 +74,7 @@ compute atom_energy all pe/atom
 compute fm all property/atom fmx fmy fmz
 compute sp all property/atom spx spy spz sp
 compute virial_pressure all pressure NULL virial
+compute magmom all property/atom {magmom}
 thermo_style custom step pe
 run 0
 """
@@ -188,22 +189,26 @@ def test_lammps_equals_ase(ranks, plugin, cases, tmp_path):
     jobs = []
     for name, case in cases.items():
         input_path = tmp_path / f"in.{name}"
+        columns = 3 if case["noncollinear"] else 1
+        magmom = (
+            " ".join(f"d2_spinmultinet_magmom[{k}]" for k in (1, 2, 3))
+            if case["noncollinear"]
+            else "d_spinmultinet_magmom"
+        )
         input_path.write_text(
             INPUT.format(
                 data=case["data"],
                 plugin=plugin,
                 model=case["model"],
                 symbols=" ".join(case["symbols"]),
+                magmom=magmom,
             )
         )
         jobs.append(
             {
                 "input": str(input_path),
                 "output": str(tmp_path / f"{name}.json"),
-                "magmom": "d2_spinmultinet_magmom"
-                if case["noncollinear"]
-                else "d_spinmultinet_magmom",
-                "magmom_columns": 3 if case["noncollinear"] else 1,
+                "magmom_columns": columns,
             }
         )
     run_lammps(jobs, ranks, tmp_path)
