@@ -321,3 +321,26 @@ def test_partner_check_flags_a_pair_in_two_electronic_states():
 
     assert "0.93 eV per formula unit" in partner_problem(-28.509389, -30.366545, 2)
     assert partner_problem(-0.0623 * 2, 0.0, 2) == ""
+
+
+def test_labeller_rejects_a_partner_in_another_state_than_its_source():
+    """The energies of the study's two FeO AFM-II states, as a frame and its partner."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from spinmultinet_ase.dft.label import STRUCTURE_ID, _check_partner
+
+    def frame(sid: str, energy: float, partner_of: str | None = None):
+        atoms = rocksalt_ordered("FeO", "AFM-II")
+        atoms.info.update({STRUCTURE_ID: sid, STATUS: STATUS_OK})
+        if partner_of:
+            atoms.info["partner_of"] = partner_of
+        atoms.calc = SinglePointCalculator(atoms, energy=energy)
+        return atoms
+
+    source = frame("src", -30.366545)
+    far = frame("src-as-FM", -28.509389, partner_of="src")
+    _check_partner(far, [source])
+    assert far.info[STATUS].startswith("wrong electronic state: 0.93 eV per formula unit")
+    near = frame("src-as-FM", -30.366545 + 2 * 0.0623, partner_of="src")
+    _check_partner(near, [source])
+    assert near.info[STATUS] == STATUS_OK
