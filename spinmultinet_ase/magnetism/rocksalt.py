@@ -26,13 +26,12 @@ from ase.geometry import minkowski_reduce
 
 # Cubic lattice constants (Å) about which structures are built and strained. MnO and NiO are
 # the zero-pressure points of our GPAW PBE+U protocol in the AFM-II state (data/README.md).
-# FeO: the zero-pressure point estimated from the protocol's stress of AFM-II FeO in the
-# insulating orbitally polarised state; CoO: experiment scaled by the protocol's mean
-# overestimate for MnO and NiO, not yet checked (data/studies/feo_coo_states.md).
+# FeO and CoO: zero-pressure points estimated from the protocol's stress of the AFM-II cell in
+# the insulating state near them (data/studies/feo_coo_states.md), to be refined by a scan.
 ROCKSALT_LATTICE_CONSTANTS: dict[str, float] = {
     "MnO": 4.51,
     "FeO": 4.41,
-    "CoO": 4.34,
+    "CoO": 4.31,
     "NiO": 4.26,
 }
 
