@@ -1,5 +1,5 @@
 """Run the protocol convergence study, the cross-cell k-point checks (FM MnO; the yardstick
-orderings of both materials), the check of the Pulay energy correction at a second volume
+orderings of each material), the check of the Pulay energy correction at a second volume
 and the orientation check (resumable); writes data/convergence.json.
 
 Run: OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 GPAW_MPI_BACKEND=cgpaw \

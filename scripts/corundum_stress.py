@@ -8,7 +8,7 @@ then protocol fields to change (e.g. a loose SCF, to time the stress alone).
 Usage (2 ranks, GPAW's Debian OpenMPI):
     OMP_NUM_THREADS=1 GPAW_MPI_BACKEND=cgpaw PYTHONPATH=$PWD \
         /usr/bin/mpiexec -n 2 python scripts/corundum_stress.py NAME ['{"parallel": ...}' \
-        ['{"density_convergence": 0.1}']]
+        ['{"density_convergence": 0.1}' ['{"rattle": 0.05, "strain": 0.01}']]]
 """
 
 from __future__ import annotations
@@ -55,10 +55,20 @@ def corundum_cr2o3(pattern: str = "+-+-") -> Atoms:
     return atoms
 
 
-def main(name: str, extra: dict, changes: dict) -> None:
+def distorted(atoms: Atoms, rattle: float, strain: float) -> Atoms:
+    """A copy strained by a random symmetric strain (entries ~``strain``) and rattled (Å)."""
+    rng = np.random.default_rng(1)
+    out = atoms.copy()
+    epsilon = rng.normal(scale=strain, size=(3, 3))
+    out.set_cell(out.cell.array @ (np.eye(3) + 0.5 * (epsilon + epsilon.T)), scale_atoms=True)
+    out.positions += rng.normal(scale=rattle, size=out.positions.shape)
+    return out
+
+
+def main(name: str, extra: dict, changes: dict, distortion: dict) -> None:
     from gpaw.mpi import world
 
-    atoms = corundum_cr2o3()
+    atoms = distorted(corundum_cr2o3(), **distortion) if distortion else corundum_cr2o3()
     protocol = replace(DEFAULT_PROTOCOL, **changes)
     if world.rank == 0:
         LOGS.mkdir(parents=True, exist_ok=True)
@@ -75,6 +85,7 @@ def main(name: str, extra: dict, changes: dict) -> None:
         "name": name,
         "extra": extra,
         "protocol_changes": changes,
+        "distortion": distortion,
         "energy_ev": energy,
         "magmoms": np.round(atoms.get_magnetic_moments(), 3).tolist(),
         "max_force_ev_a": float(np.abs(forces).max()),
@@ -92,4 +103,4 @@ def main(name: str, extra: dict, changes: dict) -> None:
 
 if __name__ == "__main__":
     arguments = [json.loads(text) for text in sys.argv[2:]]
-    main(sys.argv[1], *(arguments + [{}, {}])[:2])
+    main(sys.argv[1], *(arguments + [{}, {}, {}])[:3])

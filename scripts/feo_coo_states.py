@@ -42,6 +42,10 @@ RUNS = {
     for ordering in ("AFM-II", "FM")
     if ordering == "AFM-II" or start in ("sym", "nosym-seed")
 }
+# Default order: the two AFM-II starts of CoO, the seeded FM partners (the rule's state and
+# its ordering energy), then the rest.
+FIRST = ("CoO-AFM-II-sym", "CoO-AFM-II-nosym-seed", "FeO-FM-nosym-seed", "CoO-FM-nosym-seed")
+ORDER = [*FIRST, *(name for name in RUNS if name not in FIRST)]
 
 
 def spin_gaps(calc) -> list[float]:
@@ -127,7 +131,7 @@ def main(names: list[str]) -> None:
     if world.rank == 0:
         LOGS.mkdir(parents=True, exist_ok=True)
     world.barrier()
-    for name in names or list(RUNS):
+    for name in names or ORDER:
         if name in done:
             continue
         formula, ordering, start = RUNS[name]

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Generate the rocksalt reference structures and label them with GPAW PBE+U on both cores.
 # Resumable: rerun to continue where it stopped. Logs to data/labelling.log.
-# Usage: nohup bash scripts/label_reference_data.sh > /dev/null 2>&1 &
+# Without arguments: MnO and NiO, data/structures.extxyz -> data/reference.extxyz. With
+# materials (e.g. FeO CoO; each needs its Pulay calibration in dft/protocol.py first):
+# data/structures_FeO_CoO.extxyz -> data/reference_FeO_CoO.extxyz.
+# Usage: nohup bash scripts/label_reference_data.sh [MATERIAL ...] > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # GPAW is built against Debian OpenMPI: call its mpiexec, not whichever one is first on PATH
 # (a pip MPI stack, e.g. for LAMMPS, can shadow it).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-[ -f data/structures.extxyz ] || spinmultinet structures data/structures.extxyz
-nice /usr/bin/mpiexec -n 2 spinmultinet label data/structures.extxyz data/reference.extxyz \
+materials=("$@")
+suffix="_$(IFS=_; echo "${materials[*]}")"
+if [ $# -eq 0 ]; then materials=(MnO NiO) suffix=""; fi
+structures=data/structures$suffix.extxyz
+[ -f "$structures" ] || spinmultinet structures "$structures" --materials "${materials[@]}"
+nice /usr/bin/mpiexec -n 2 spinmultinet label "$structures" "data/reference$suffix.extxyz" \
     --log-dir data/gpaw_logs >> data/labelling.log 2>&1

@@ -62,7 +62,7 @@ def test_two_threads_share_one_calculator(exported_path):
     found: list[list[dict]] = [[], []]
 
     def work(k: int) -> None:
-        for _ in range(15):
+        for _ in range(8):
             found[k].append(_properties(calc, structures[k]))
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
@@ -71,9 +71,49 @@ def test_two_threads_share_one_calculator(exported_path):
     for thread in threads:
         thread.join()
     for k in range(2):
-        assert len(found[k]) == 15
+        assert len(found[k]) == 8
         for result in found[k]:
             _assert_same(result, serial[k])
+
+
+def test_a_request_waits_for_the_other_threads_calculation():
+    """Thread B asks while thread A's calculation is under way (held there by a forward
+    hook): B must not finish in between, else A's results land under B's structure and B
+    reads A's forces with its own energy."""
+    model = as_loaded(random_model(seed=4))
+    calc = SpinMultiNetCalculator(model)
+    structures = _structures(2)
+    serial = [_properties(calc, atoms) for atoms in structures]
+    calc.reset()
+    inside, release, b_asked, a_done = (threading.Event() for _ in range(4))
+    found: dict[str, dict] = {}
+
+    def hold_thread_a(module, inputs):
+        if threading.current_thread().name == "A" and not release.is_set():
+            inside.set()
+            release.wait(timeout=60)
+
+    def thread_b() -> None:
+        atoms = structures[1].copy()
+        energy = calc.get_property("energy", atoms)
+        b_asked.set()
+        a_done.wait(timeout=60)
+        found["B"] = {**_properties(calc, atoms), "energy": np.asarray(energy)}
+
+    model.module.register_forward_pre_hook(hold_thread_a)
+    a = threading.Thread(target=lambda: found.update(A=_properties(calc, structures[0])), name="A")
+    b = threading.Thread(target=thread_b)
+    a.start()
+    assert inside.wait(timeout=60)
+    b.start()
+    b_ran = b_asked.wait(timeout=2.0)
+    release.set()
+    a.join()
+    a_done.set()
+    b.join()
+    assert not b_ran, "B's request ran during A's calculation"
+    _assert_same(found["A"], serial[0])
+    _assert_same(found["B"], serial[1])
 
 
 def test_four_processes_share_one_calculator(exported_path):

@@ -290,11 +290,11 @@ def test_state_check_rejects_the_symmetric_feo_metal_and_accepts_whole_orbitals(
     split = {0: np.array([0.461, 0.461, 0.068, 0.068, 0.029])}
     problem = state_problem("FeO", 0.134, split)
     assert "band gap 0.13 eV" in problem and "not 1 whole orbital" in problem
-    # The broken-symmetry seed (cheap settings, 250 eV, k density 1): one whole orbital.
-    whole = {0: np.array([0.968, 0.087, 0.074, 0.021, 0.019])}
-    assert state_problem("FeO", 0.391, whole) == ""
+    # The broken-symmetry seed (protocol settings, 0.93 eV/f.u. lower): one whole orbital.
+    whole = {0: np.array([0.976, 0.073, 0.063, 0.019, 0.017])}
+    assert state_problem("FeO", 1.726, whole) == ""
     # The same occupations are one electron short for Co2+ (two minority t2g electrons).
-    assert "not 2 whole orbital" in state_problem("CoO", 0.391, whole)
+    assert "not 2 whole orbital" in state_problem("CoO", 1.726, whole)
 
 
 def test_seed_structure_is_a_fixed_small_displacement():
@@ -312,3 +312,35 @@ def test_seed_structure_is_a_fixed_small_displacement():
     assert np.array_equal(first.cell, atoms.cell)
     assert needs_broken_symmetry("FeO") and needs_broken_symmetry("CoO")
     assert not needs_broken_symmetry("NiO") and not needs_broken_symmetry("Fe2O3")
+
+
+def test_partner_check_flags_a_pair_in_two_electronic_states():
+    """AFM-II FeO from the symmetric and the broken-symmetry start (the study's energies) differ
+    like two states; MnO's ordering energies (data/yardsticks.json) like one."""
+    from spinmultinet_ase.dft.states import partner_problem
+
+    assert "0.93 eV per formula unit" in partner_problem(-28.509389, -30.366545, 2)
+    assert partner_problem(-0.0623 * 2, 0.0, 2) == ""
+
+
+def test_labeller_rejects_a_partner_in_another_state_than_its_source():
+    """The energies of the study's two FeO AFM-II states, as a frame and its partner."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from spinmultinet_ase.dft.label import STRUCTURE_ID, _check_partner
+
+    def frame(sid: str, energy: float, partner_of: str | None = None):
+        atoms = rocksalt_ordered("FeO", "AFM-II")
+        atoms.info.update({STRUCTURE_ID: sid, STATUS: STATUS_OK})
+        if partner_of:
+            atoms.info["partner_of"] = partner_of
+        atoms.calc = SinglePointCalculator(atoms, energy=energy)
+        return atoms
+
+    source = frame("src", -30.366545)
+    far = frame("src-as-FM", -28.509389, partner_of="src")
+    _check_partner(far, [source])
+    assert far.info[STATUS].startswith("wrong electronic state: 0.93 eV per formula unit")
+    near = frame("src-as-FM", -30.366545 + 2 * 0.0623, partner_of="src")
+    _check_partner(near, [source])
+    assert near.info[STATUS] == STATUS_OK

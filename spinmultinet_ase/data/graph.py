@@ -145,7 +145,7 @@ def _check_edges(
             "denser than any solid; check the units of the cell and positions (Å)"
         )
     centre, neighbour = edge_index
-    vectors = positions[neighbour] - positions[centre] + shifts @ cell
+    vectors = positions[neighbour] - positions[centre] + np.einsum("ej,jk->ek", shifts, cell)
     lengths = np.sqrt(np.einsum("ei,ei->e", vectors, vectors))
     if len(lengths) and lengths.min() < MIN_DISTANCE:
         k = int(np.argmin(lengths))

@@ -1,7 +1,8 @@
 """Label structures with GPAW (spin-polarised PBE+U plane waves), resumably, under MPI.
 
 Run on both cores with ``mpiexec -n 2 spinmultinet label IN.extxyz OUT.extxyz``. Frames that
-did not converge, or whose converged moments left the magnetic state that was asked for, go to
+did not converge, whose converged moments left the magnetic state that was asked for, or (FeO,
+CoO) that landed in another electronic state (``spinmultinet_ase/dft/states.py``) go to
 ``OUT.rejected.extxyz`` with the reason, never into ``OUT``.
 """
 
@@ -24,6 +25,7 @@ from spinmultinet_ase.dft.states import (
     band_gap,
     minority_d_occupations,
     needs_broken_symmetry,
+    partner_problem,
     seed_structure,
     state_problem,
 )
@@ -201,6 +203,26 @@ def unlabelled(structures: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
     return [atoms for atoms in structures if atoms.info[STRUCTURE_ID] not in done]
 
 
+def _check_partner(result: Atoms, labelled: list[Atoms]) -> None:
+    """Reject ``result`` if its accepted ordering partner in ``labelled`` is in another state."""
+    source_id = result.info.get("partner_of")
+    if result.info[STATUS] != STATUS_OK or source_id is None:
+        return
+    sources = [
+        a
+        for a in labelled
+        if a.info[STRUCTURE_ID] == source_id and a.info[STATUS] == STATUS_OK and a.calc
+    ]
+    if not sources:
+        return
+    formula_units = Formula(result.get_chemical_formula()).reduce()[1]
+    problem = partner_problem(
+        result.get_potential_energy(), sources[0].get_potential_energy(), formula_units
+    )
+    if problem:
+        result.info[STATUS] = f"wrong electronic state: {problem}"
+
+
 def label_file(
     in_path: str | Path,
     out_path: str | Path,
@@ -239,6 +261,7 @@ def label_file(
         sid = atoms.info[STRUCTURE_ID]
         result = label_structure(atoms, protocol, log_dir / f"{sid}.txt")
         spent += result.info["dft_wall_s"]
+        _check_partner(result, labelled)
         labelled.append(result)
         status = result.info[STATUS]
         if world.rank == 0:

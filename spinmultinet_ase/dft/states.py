@@ -32,6 +32,13 @@ FILLED = 0.8
 EMPTY = 0.3
 
 
+# Largest energy difference (eV per formula unit) between a frame and its ordering partner
+# (the same geometry in another collinear ordering). Ordering energies of the rocksalt
+# monoxides are tens of meV per formula unit; a run in another orbital state of FeO is
+# about 1 eV per formula unit off.
+MAX_PARTNER_DIFFERENCE_EV = 0.3
+
+
 def needs_broken_symmetry(formula: str) -> bool:
     """Whether runs of the material with reduced formula ``formula`` follow this module's rule."""
     return formula in MINORITY_T2G_ELECTRONS
@@ -94,3 +101,20 @@ def state_problem(formula: str, gap: float, occupations: dict[int, np.ndarray]) 
             shown = ", ".join(f"{x:.2f}" for x in eigenvalues)
             problems.append(f"atom {atom} minority d occupations {shown} not {n} whole orbital(s)")
     return "; ".join(problems)
+
+
+def partner_problem(energy: float, partner_energy: float, formula_units: int) -> str:
+    """Why a frame and its ordering partner cannot both be in one electronic state ('' if ok).
+
+    Args:
+        energy: DFT energy of the frame (eV).
+        partner_energy: DFT energy of its partner, the same geometry in another ordering (eV).
+        formula_units: formula units in the cell.
+    """
+    difference = abs(energy - partner_energy) / formula_units
+    if difference > MAX_PARTNER_DIFFERENCE_EV:
+        return (
+            f"{difference:.2f} eV per formula unit from its ordering partner (more than "
+            f"{MAX_PARTNER_DIFFERENCE_EV} eV: another electronic state)"
+        )
+    return ""

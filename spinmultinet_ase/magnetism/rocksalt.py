@@ -27,12 +27,13 @@ from ase.geometry import minkowski_reduce
 from spinmultinet_ase.magnetism.sites import DEFAULT_MOMENT_MAGNITUDES
 
 # Cubic lattice constants (Å) about which structures are built and strained. MnO and NiO are
-# the zero-pressure points of our GPAW PBE+U protocol in the AFM-II state (data/README.md);
-# FeO and CoO are experimental values, not yet checked against the protocol.
+# the zero-pressure points of our GPAW PBE+U protocol in the AFM-II state (data/README.md).
+# FeO and CoO: zero-pressure points estimated from the protocol's stress of the AFM-II cell in
+# the insulating state near them (data/studies/feo_coo_states.md), to be refined by a scan.
 ROCKSALT_LATTICE_CONSTANTS: dict[str, float] = {
     "MnO": 4.51,
-    "FeO": 4.33,
-    "CoO": 4.26,
+    "FeO": 4.41,
+    "CoO": 4.31,
     "NiO": 4.26,
 }
 

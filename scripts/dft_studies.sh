@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The DFT studies of data/studies/ in one background chain (each step resumable or cheap to
+# rerun): the FeO/CoO start study runs given as arguments, then one rattled, strained Cr2O3
+# frame end to end at the protocol, then the rest of the FeO/CoO runs.
+# Usage: nohup bash scripts/dft_studies.sh [FeO/CoO RUN ...] > /dev/null 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# GPAW is built against Debian OpenMPI: call its mpiexec, not whichever one is first on PATH
+# (a pip MPI stack, e.g. for LAMMPS, can shadow it).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+export GPAW_MPI_BACKEND=cgpaw PYTHONPATH=$PWD
+run() { nice /usr/bin/mpiexec -n 2 python "$@"; }
+if [ $# -gt 0 ]; then run scripts/feo_coo_states.py "$@" >> data/studies/feo_coo_states.log 2>&1; fi
+grep -q '"rattled-strained"' data/studies/corundum_stress.jsonl 2>/dev/null ||
+    run scripts/corundum_stress.py rattled-strained '{}' '{}' '{"rattle": 0.05, "strain": 0.01}' \
+        >> data/studies/corundum_stress.log 2>&1
+run scripts/feo_coo_states.py >> data/studies/feo_coo_states.log 2>&1
