@@ -143,7 +143,8 @@ def scan_orderings(
     cubic_parent: bool = False,
     progress: bool = True,
 ) -> tuple[list[OrderingResult], dict[str, Atoms]]:
-    """Evaluate and relax every ordering.
+    """Evaluate and relax every ordering (``steps=0``: keep the ideal geometries, reported as
+    not converged).
 
     Returns:
         The results sorted by relaxed energy per magnetic ion, and the relaxed structures by
@@ -156,7 +157,11 @@ def scan_orderings(
         single = atoms.copy()
         single.calc = calc
         ideal_energy = single.get_potential_energy() / n_fu
-        relaxed, converged = relax(atoms, calc, fmax=fmax, steps=steps, optimizer=optimizer)
+        if steps:
+            relaxed, converged = relax(atoms, calc, fmax=fmax, steps=steps, optimizer=optimizer)
+        else:
+            relaxed, converged = atoms.copy(), False
+            relaxed.calc = calc
         relaxed.get_stress()
         # the calculator is shared between orderings: keep this structure's own results
         kept = {k: v for k, v in calc.results.items() if k in STORED_RESULTS}
