@@ -164,24 +164,27 @@ def cases(tmp_path_factory) -> dict:
     return out
 
 
+def run_driver(driver, ranks: int, *arguments) -> None:
+    """Run a Python driver script on ``ranks`` MPI ranks of LAMMPS's own mpiexec."""
+    command = [str(LAMMPS.mpiexec), "-n", str(ranks), str(LAMMPS.python), str(driver)]
+    done = subprocess.run(
+        command + [str(a) for a in arguments],
+        capture_output=True,
+        text=True,
+        env=LAMMPS.environment(),
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
 def run_lammps(jobs: list[dict], ranks: int, folder) -> None:
-    """Run the driver on ``jobs`` with ``ranks`` MPI ranks of LAMMPS's own mpiexec."""
+    """Run the driver on ``jobs`` with ``ranks`` MPI ranks."""
     driver = folder / "driver.py"
     driver.write_text(DRIVER)
     job_file = folder / "jobs.json"
     job_file.write_text(json.dumps(jobs))
-    command = [
-        str(LAMMPS.mpiexec),
-        "-n",
-        str(ranks),
-        str(LAMMPS.python),
-        str(driver),
-        str(job_file),
-    ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, env=LAMMPS.environment(), timeout=900, check=False
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_driver(driver, ranks, job_file)
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 4])
@@ -267,24 +270,7 @@ def run_scripts(texts: list[str], ranks: int, folder) -> list[str]:
     driver = folder / "scripts.py"
     driver.write_text(SCRIPT_DRIVER)
     (folder / "scripts.json").write_text(json.dumps(texts))
-    command = [
-        str(LAMMPS.mpiexec),
-        "-n",
-        str(ranks),
-        str(LAMMPS.python),
-        str(driver),
-        str(folder / "scripts.json"),
-        str(folder / "messages.json"),
-    ]
-    done = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env=LAMMPS.environment(),
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_driver(driver, ranks, folder / "scripts.json", folder / "messages.json")
     return json.loads((folder / "messages.json").read_text())
 
 
