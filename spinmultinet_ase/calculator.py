@@ -189,23 +189,30 @@ class SpinMultiNetCalculator(Calculator):
                     stacklevel=2,
                 )
 
-    def _check_contacts(self, graph: dict) -> None:
-        """Warn about atoms closer than any pair of their elements in the training frames."""
+    def _too_close(self, graph: dict) -> dict[str, tuple[float, float]]:
+        """Element pairs closer than any such pair in the training frames: (length, trained)."""
         trained = self.model.metadata.get("training", {}).get("closest_contacts_A", {})
         if not trained:
-            return
-        for pair, length in closest_contacts(graph, self.model.species).items():
-            if pair in self._warned or pair not in trained:
+            return {}
+        return {
+            pair: (length, trained[pair])
+            for pair, length in closest_contacts(graph, self.model.species).items()
+            if pair in trained and length < trained[pair] - CONTACT_SLACK
+        }
+
+    def _check_contacts(self, graph: dict) -> None:
+        """Warn about atoms closer than any pair of their elements in the training frames."""
+        for pair, (length, trained) in self._too_close(graph).items():
+            if pair in self._warned:
                 continue
-            if length < trained[pair] - CONTACT_SLACK:
-                self._warned.add(pair)
-                warnings.warn(
-                    f"two {pair} atoms are {length:.2f} Å apart, closer than any {pair} pair "
-                    f"this model was trained on ({trained[pair]:.2f} Å), so the results are "
-                    "extrapolated; check the structure",
-                    UserWarning,
-                    stacklevel=2,
-                )
+            self._warned.add(pair)
+            warnings.warn(
+                f"two {pair} atoms are {length:.2f} Å apart, closer than any {pair} pair "
+                f"this model was trained on ({trained:.2f} Å), so the results are "
+                "extrapolated; check the structure",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def _check_finite(self, results: dict, graph: dict) -> None:
         """Raise ``CalculationFailed`` naming the likely cause if any result is not finite."""
@@ -219,11 +226,9 @@ class SpinMultiNetCalculator(Calculator):
         if not all(torch.isfinite(p).all() for p in self.model.module.parameters()):
             cause = "the model's weights contain NaN or infinity; use an undamaged model file"
         else:
-            trained = self.model.metadata.get("training", {}).get("closest_contacts_A", {})
             close = [
-                f"{pair} {length:.2f} Å (trained from {trained[pair]:.2f} Å)"
-                for pair, length in closest_contacts(graph, self.model.species).items()
-                if pair in trained and length < trained[pair] - CONTACT_SLACK
+                f"{pair} {length:.2f} Å (trained from {trained:.2f} Å)"
+                for pair, (length, trained) in self._too_close(graph).items()
             ]
             cause = (
                 f"atoms far closer than in the training data ({', '.join(close)}); check "

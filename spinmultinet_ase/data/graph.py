@@ -134,6 +134,16 @@ def _check_density(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cut
         )
 
 
+def squared_edge_lengths(
+    positions: np.ndarray, cell: np.ndarray, edge_index: np.ndarray, shifts: np.ndarray
+) -> np.ndarray:
+    """Squared length (Å²) of each edge, periodic images included."""
+    centre, neighbour = edge_index
+    # einsum, not @: a (E, 3) @ (3, 3) product through BLAS is ten times slower here
+    vectors = positions[neighbour] - positions[centre] + np.einsum("ej,jk->ek", shifts, cell)
+    return np.einsum("ei,ei->e", vectors, vectors)
+
+
 def _check_edges(
     positions: np.ndarray, cell: np.ndarray, edge_index: np.ndarray, shifts: np.ndarray
 ) -> None:
@@ -145,8 +155,7 @@ def _check_edges(
             "denser than any solid; check the units of the cell and positions (Å)"
         )
     centre, neighbour = edge_index
-    vectors = positions[neighbour] - positions[centre] + np.einsum("ej,jk->ek", shifts, cell)
-    lengths = np.sqrt(np.einsum("ei,ei->e", vectors, vectors))
+    lengths = np.sqrt(squared_edge_lengths(positions, cell, edge_index, shifts))
     if len(lengths) and lengths.min() < MIN_DISTANCE:
         k = int(np.argmin(lengths))
         image = f" (image shifted by {shifts[k].tolist()} cells)" if shifts[k].any() else ""
@@ -226,11 +235,10 @@ def closest_contacts(
     positions = graph[keys.POSITIONS].detach().cpu().double().numpy()
     cell = graph[keys.CELL][0].detach().cpu().double().numpy()
     species = graph[keys.SPECIES].cpu().numpy()
-    centre, neighbour = graph[keys.EDGE_INDEX].cpu().numpy()
+    edge_index = graph[keys.EDGE_INDEX].cpu().numpy()
+    centre, neighbour = edge_index
     shifts = graph[keys.EDGE_CELL_SHIFT].detach().cpu().double().numpy()
-    # einsum, not @: a (E, 3) @ (3, 3) product through BLAS is ten times slower here
-    vectors = positions[neighbour] - positions[centre] + np.einsum("ej,jk->ek", shifts, cell)
-    squared = np.einsum("ei,ei->e", vectors, vectors)
+    squared = squared_edge_lengths(positions, cell, edge_index, shifts)
     n = len(model_species)
     pair_codes = np.minimum(species[centre], species[neighbour]) * n + np.maximum(
         species[centre], species[neighbour]
