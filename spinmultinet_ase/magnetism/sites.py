@@ -92,13 +92,6 @@ def magnetic_sites(atoms: Atoms, indices: Sequence[int] | None = None) -> np.nda
     return sites
 
 
-def magnetic_mask(atoms: Atoms, indices: Sequence[int] | None = None) -> np.ndarray:
-    """Boolean mask of :func:`magnetic_sites`."""
-    mask = np.zeros(len(atoms), dtype=bool)
-    mask[magnetic_sites(atoms, indices)] = True
-    return mask
-
-
 def site_types(atoms: Atoms) -> list[int]:
     """Symmetry types for spglib: element and moment magnitude (the sign does not count)."""
     moments = atoms.get_initial_magnetic_moments()

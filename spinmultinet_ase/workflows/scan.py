@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from spinmultinet_ase.magnetism.rocksalt import (
     rocksalt_ordered,
 )
 from spinmultinet_ase.magnetism.sites import magnetic_sites
+from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.workflows.inputs import read_structure
 from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, pseudo_cubic_angles, relax
 
@@ -219,10 +218,9 @@ class ExchangeReport:
 
 
 def exchange_from_scan(
-    scan: ScanInput, results: list[OrderingResult], num_shells: int = 2
-) -> tuple[ExchangeReport, ExchangeShells]:
-    """Fit ``J_k |S|²`` on the first ``num_shells`` shells to the ideal energies per ion."""
-    shells = exchange_shells(scan.reference, num_shells)
+    scan: ScanInput, results: list[OrderingResult], shells: ExchangeShells
+) -> ExchangeReport:
+    """Fit ``J_k |S|²`` on ``shells`` to the ideal energies per magnetic ion."""
     by_name = {r.ordering: r for r in results}
     names = list(scan.structures)
     fit = fit_exchange(
@@ -232,26 +230,23 @@ def exchange_from_scan(
     )
     couplings = [j if j is not None else 0.0 for j in fit.JS2]
     mean_field = HeisenbergLattice.from_fit(shells, couplings).mean_field_temperature()
-    return (
-        ExchangeReport(
-            shells=[
-                {
-                    "distance": s.distance,
-                    "symbols": list(s.symbols),
-                    "coordination": s.coordination,
-                    "JS2_meV": None if j is None else 1000 * j,
-                }
-                for s, j in zip(shells.shells, fit.JS2, strict=True)
-            ],
-            E0_eV_per_ion=fit.E0,
-            rms_residual_meV_per_ion=1000 * fit.rms_residual,
-            condition=fit.condition,
-            degrees_of_freedom=fit.degrees_of_freedom,
-            orderings=len(names),
-            mean_field_temperature_K=mean_field,
-            warnings=fit.warnings,
-        ),
-        shells,
+    return ExchangeReport(
+        shells=[
+            {
+                "distance": s.distance,
+                "symbols": list(s.symbols),
+                "coordination": s.coordination,
+                "JS2_meV": None if j is None else 1000 * j,
+            }
+            for s, j in zip(shells.shells, fit.JS2, strict=True)
+        ],
+        E0_eV_per_ion=fit.E0,
+        rms_residual_meV_per_ion=1000 * fit.rms_residual,
+        condition=fit.condition,
+        degrees_of_freedom=fit.degrees_of_freedom,
+        orderings=len(names),
+        mean_field_temperature_K=mean_field,
+        warnings=fit.warnings,
     )
 
 
@@ -305,7 +300,7 @@ def run_scan(
     ``monte_carlo_sweeps`` measured sweeps per temperature and size.
     """
     scan = scan_input(target, orderings, supercell, magnitudes)
-    exchange_shells(scan.reference, num_shells)  # bad shells fail before the relaxations
+    shells = exchange_shells(scan.reference, num_shells)  # bad shells fail before relaxing
     results, relaxed = scan_orderings(
         scan.structures,
         calc,
@@ -316,7 +311,7 @@ def run_scan(
         progress=progress,
     )
     try:
-        exchange, shells = exchange_from_scan(scan, results, num_shells)
+        exchange = exchange_from_scan(scan, results, shells)
     except ValueError as error:
         if monte_carlo:
             raise ValueError(f"no exchange fit for the Monte Carlo: {error}") from None
@@ -379,20 +374,6 @@ def format_exchange(report: ExchangeReport) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(temporary_path)``, then move the file into place."""
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix
-    )
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
 def write_scan(
     results: list[OrderingResult],
     relaxed: dict[str, Atoms],
@@ -416,16 +397,18 @@ def write_scan(
             writer.writeheader()
             writer.writerows(rows)
 
-    _atomic_write(output / "scan.csv", write_csv)
+    with atomic_path(output / "scan.csv") as path:
+        write_csv(path)
     summary = {
         "energy_unit": "eV per formula unit (meV per magnetic ion where the key says per_ion)",
         "orderings": rows,
         "exchange": asdict(exchange) if exchange else None,
     }
-    _atomic_write(output / "scan.json", lambda p: p.write_text(json.dumps(summary, indent=2)))
+    write_text_atomic(output / "scan.json", json.dumps(summary, indent=2))
     for name, atoms in relaxed.items():
         atoms.info["ordering"] = name
-    _atomic_write(output / "relaxed.extxyz", lambda p: write(p, list(relaxed.values())))
+    with atomic_path(output / "relaxed.extxyz") as path:
+        write(path, list(relaxed.values()), format="extxyz")
     names = [r.ordering for r in results]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(min(1.2 * len(names) + 2, 16), 3.5))
@@ -435,5 +418,6 @@ def write_scan(
     ax.set_ylabel("E − E(lowest) (meV/magnetic ion)")
     ax.legend()
     fig.tight_layout()
-    _atomic_write(output / "scan.png", lambda p: fig.savefig(p, dpi=120, format="png"))
+    with atomic_path(output / "scan.png") as path:
+        fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
