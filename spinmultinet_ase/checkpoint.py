@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from spinmultinet_ase.model import ModelConfig, SpinMultiNet
+from spinmultinet_ase.model import SpinMultiNet, model_from_state
 from spinmultinet_ase.outputs import atomic_path, replace_synced
 
 
@@ -68,10 +68,7 @@ def model_from_checkpoint(path: str | Path, weights: str = "model_state") -> Spi
     if weights not in entries:
         raise ValueError(f"{path} has no weights {weights!r}; it holds {', '.join(entries)}")
     try:
-        model = SpinMultiNet(ModelConfig.from_dict(content["model_config"]))
-        state = content[weights]
-        dtype = next(iter(v for v in state.values() if v.is_floating_point())).dtype
-        model.to(dtype).load_state_dict(state)
+        model = model_from_state(content["model_config"], content[weights])
     except (RuntimeError, TypeError, StopIteration, AttributeError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path}: its {weights!r} do not fit its model config ({first})") from None

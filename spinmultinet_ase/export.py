@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from spinmultinet_ase import __version__, keys
-from spinmultinet_ase.model import ModelConfig, SpinMultiNet
+from spinmultinet_ase.model import ModelConfig, SpinMultiNet, model_from_state
 
 FORMAT_VERSION = 1
 # The floating dtypes a model may run in, by the name written into its metadata.
@@ -107,10 +107,7 @@ def _rebuilt(
     metadata: dict[str, Any],
 ) -> LoadedModel:
     """An eager model from its config and weights (in their dtype and device)."""
-    model = SpinMultiNet(ModelConfig.from_dict(config))
-    first = next(w for w in weights.values() if w.is_floating_point())
-    model.to(device=first.device, dtype=first.dtype).load_state_dict(weights)
-    return LoadedModel(model.train(training), metadata)
+    return LoadedModel(model_from_state(config, weights).train(training), metadata)
 
 
 def default_model_path() -> Path:

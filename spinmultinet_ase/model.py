@@ -256,3 +256,11 @@ class SpinMultiNet(torch.nn.Module):
             keys.MAGNETIC_FORCES: magnetic,
             keys.SPIN_LATENTS: latents,
         }
+
+
+def model_from_state(config: dict[str, Any], weights: dict[str, torch.Tensor]) -> SpinMultiNet:
+    """A model built from its config dict, with ``weights`` loaded in their dtype and device."""
+    model = SpinMultiNet(ModelConfig.from_dict(config))
+    first = next(w for w in weights.values() if w.is_floating_point())
+    model.to(device=first.device, dtype=first.dtype).load_state_dict(weights)
+    return model
