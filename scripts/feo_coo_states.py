@@ -34,17 +34,34 @@ LOGS = Path("data/studies/feo_coo_logs")
 #       to the ideal positions: a start whose density has no symmetry left.
 #   mag0.6 / mag1.4: the labeller's start with the initial moments scaled (the pool's
 #       guesses are off by up to ±40 %).
-STARTS = ("sym", "nosym-seed", "nosym", "mag0.6", "mag1.4")
+#   nosym-seed-mag1.4: the seeded start with the initial moments scaled by 1.4.
+# Orderings: AFM-II and FM in their own minimal cells (the FM cell is the cubic 2-atom
+# primitive cell), and FM-trigonal: FM in the 4-atom AFM-II cell, the geometry of the
+# labelling pool's FM partners, whose trigonal symmetry already splits the t2g shell.
+STARTS = ("sym", "nosym-seed", "nosym", "mag0.6", "mag1.4", "nosym-seed-mag1.4")
 RUNS = {
     f"{formula}-{ordering}-{start}": (formula, ordering, start)
     for start in STARTS
     for formula in ("FeO", "CoO")
-    for ordering in ("AFM-II", "FM")
-    if ordering == "AFM-II" or start in ("sym", "nosym-seed")
+    for ordering in ("AFM-II", "FM", "FM-trigonal")
+    if (ordering == "AFM-II" and start != "nosym-seed-mag1.4")
+    or (ordering == "FM" and start in ("sym", "nosym-seed"))
+    or (ordering == "FM-trigonal" and start in ("sym", "mag1.4", "nosym-seed"))
+    or (formula == "FeO" and ordering == "AFM-II" and start == "nosym-seed-mag1.4")
 }
-# Default order: the two AFM-II starts of CoO, the seeded FM partners (the rule's state and
-# its ordering energy), then the rest.
-FIRST = ("CoO-AFM-II-sym", "CoO-AFM-II-nosym-seed", "FeO-FM-nosym-seed", "CoO-FM-nosym-seed")
+# Default order: the runs that choose the rule first, then the rest.
+FIRST = (
+    "CoO-AFM-II-sym",
+    "CoO-AFM-II-nosym-seed",
+    "FeO-FM-nosym-seed",
+    "CoO-FM-nosym-seed",
+    "FeO-FM-trigonal-mag1.4",
+    "FeO-FM-trigonal-sym",
+    "CoO-FM-trigonal-sym",
+    "CoO-FM-trigonal-mag1.4",
+    "FeO-AFM-II-nosym-seed-mag1.4",
+    "FeO-FM-trigonal-nosym-seed",
+)
 ORDER = [*FIRST, *(name for name in RUNS if name not in FIRST)]
 
 
@@ -82,15 +99,19 @@ def d_occupations(calc) -> list[list[list[float]]]:
 
 def run(name: str, formula: str, ordering: str, start: str, a: float) -> dict:
     """One single point from ``start``; the summary as a dict."""
-    atoms = rocksalt_ordered(formula, ordering, a=a)
-    if start.startswith("mag"):
-        atoms.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments() * float(start[3:]))
+    atoms = rocksalt_ordered(formula, "AFM-II" if ordering == "FM-trigonal" else ordering, a=a)
+    moments = atoms.get_initial_magnetic_moments()
+    if ordering == "FM-trigonal":
+        moments = np.abs(moments)
+    if "mag" in start:
+        moments = moments * float(start.split("mag")[1])
+    atoms.set_initial_magnetic_moments(moments)
     work = rotated(atoms, bond_alignment_rotation(atoms))
     extra = {"symmetry": "off"} if start.startswith("nosym") else {}
     calc = gpaw_calculator(work, DEFAULT_PROTOCOL, LOGS / f"{name}.txt", **extra)
     t0 = time.perf_counter()
     iterations = 0
-    if start == "nosym-seed":
+    if start.startswith("nosym-seed"):
         seed = work.copy()
         seed.positions += np.random.default_rng(0).normal(scale=0.03, size=seed.positions.shape)
         seed.calc = calc
