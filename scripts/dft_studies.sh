@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The DFT studies of data/studies/ in one background chain (each step resumable or cheap to
 # rerun): the FeO/CoO start study runs given as arguments, then one rattled, strained Cr2O3
-# frame end to end at the protocol, then the rest of the FeO/CoO runs.
+# frame end to end at the protocol, then the rest of the FeO/CoO runs, then the Cr2O3
+# stress-against-finite-differences check.
 # Usage: nohup bash scripts/dft_studies.sh [FeO/CoO RUN ...] > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +16,5 @@ grep -q '"rattled-strained"' data/studies/corundum_stress.jsonl 2>/dev/null ||
     run scripts/corundum_stress.py rattled-strained '{}' '{}' '{"rattle": 0.05, "strain": 0.01}' \
         >> data/studies/corundum_stress.log 2>&1
 run scripts/feo_coo_states.py >> data/studies/feo_coo_states.log 2>&1
+[ -s data/studies/corundum_stress_fd.jsonl ] ||
+    run scripts/stress_fd_check.py >> data/studies/corundum_stress_fd.log 2>&1
