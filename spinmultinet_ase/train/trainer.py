@@ -439,7 +439,7 @@ class Trainer:
             "init_from": self.config.init_from,
             "target_scales": self.scales,
             "guess_ranges_muB": guess_ranges(self.data["train"], self.config.data.guess_rescale),
-            "closest_contacts_A": training_contacts(self.data["train"], self.config.model.species),
+            "closest_contacts_A": training_contacts(self.data["train"], best.config.species),
             "metrics": results,
         }
         with atomic_path(self.output / "model.pt") as temporary:
