@@ -1,8 +1,12 @@
-"""Data-parallel training: two gloo ranks under torchrun reproduce one process, also resumed."""
+"""Data-parallel training: two gloo ranks under torchrun reproduce one process, also resumed.
+
+Run as a script (by torchrun), this file trains on each rank (:func:`_train_twice`).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +19,12 @@ from ase.io import read, write
 from spinmultinet_ase import keys
 from spinmultinet_ase.checkpoint import load_checkpoint
 from spinmultinet_ase.train.config import config_from_dict
-from spinmultinet_ase.train.distributed import check_batch_size, split_batch
+from spinmultinet_ase.train.distributed import (
+    check_batch_size,
+    init_from_env,
+    shutdown,
+    split_batch,
+)
 from spinmultinet_ase.train.trainer import Trainer
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
@@ -46,12 +55,27 @@ def _config(data: Path, output: Path) -> dict:
     }
 
 
-def _torchrun(config: Path, *options: str) -> None:
+def _torchrun(*arguments: str) -> None:
+    """This file's ``__main__`` on two gloo ranks."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
-    command += ["2", "-m", "spinmultinet_ase.cli", "train", str(config), "--quiet", *options]
+    command += ["2", __file__, *arguments]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _train_twice(first: str, second: str, copy: str) -> None:
+    """On every rank: train with the config file ``first``, keep its last checkpoint as
+    ``copy``, then resume with the config file ``second`` (in one process group)."""
+    world = init_from_env()
+    try:
+        for path, resume in ((first, False), (second, True)):
+            config = config_from_dict(yaml.safe_load(Path(path).read_text()))
+            Trainer(config, resume=resume, progress=False).run()
+            if world.main and not resume:
+                shutil.copy(Path(config.output_dir) / "last.ckpt", copy)
+    finally:
+        shutdown()
 
 
 def _assert_same_run(parallel: Path, serial: dict) -> None:
@@ -77,15 +101,16 @@ def test_two_ranks_reproduce_one_process_also_after_a_resume(tmp_path):
     Trainer(config_from_dict(longer), resume=True, progress=False).run()
     after_four = load_checkpoint(serial_dir / "last.ckpt")
 
-    config = tmp_path / "parallel.yaml"
-    config.write_text(yaml.safe_dump(_config(data, parallel_dir)))
-    _torchrun(config)
-    _assert_same_run(parallel_dir / "last.ckpt", after_two)
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text(yaml.safe_dump(_config(data, parallel_dir)))
+    longer["output_dir"] = str(parallel_dir)
+    second.write_text(yaml.safe_dump(longer))
+    _torchrun(str(first), str(second), str(tmp_path / "after_two.ckpt"))
+    _assert_same_run(tmp_path / "after_two.ckpt", after_two)
+    _assert_same_run(parallel_dir / "last.ckpt", after_four)
     assert sorted(p.name for p in parallel_dir.iterdir()) == sorted(
         ["last.ckpt", "previous.ckpt", "best.ckpt", "metrics.csv", "summary.json", "model.pt"]
     )
-    _torchrun(config, "--resume", "--max-epochs", "4")
-    _assert_same_run(parallel_dir / "last.ckpt", after_four)
 
 
 def _sample(atoms: int, group: int) -> dict[str, torch.Tensor]:
@@ -107,3 +132,7 @@ def test_a_global_batch_that_does_not_divide_over_the_ranks_is_refused():
     check_batch_size(8, 2)
     with pytest.raises(ValueError, match="batch_size 5 .* does not divide over 2 ranks"):
         check_batch_size(5, 2)
+
+
+if __name__ == "__main__":
+    _train_twice(*sys.argv[1:])

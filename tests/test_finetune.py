@@ -142,3 +142,10 @@ def test_cli_init_from_a_missing_file_is_one_line(frames, tmp_path, capsys):
     (tmp_path / "junk.pt").write_text("not a model")
     assert main(["train", str(config), "--init-from", str(tmp_path / "junk.pt")]) == 2
     assert "neither a SpinMultiNet model file nor a training checkpoint" in capsys.readouterr().err
+
+
+def test_fine_tuning_keeps_the_spin_mode(frames, tmp_path):
+    config = _config(frames[1], tmp_path / "run", init_from=str(SHIPPED))
+    config["model"]["spin_mode"] = "noncollinear"
+    with pytest.raises(ValueError, match="is a collinear model; set model.spin_mode: collinear"):
+        Trainer(config_from_dict(config), progress=False)

@@ -41,8 +41,17 @@ class Source:
     def species(self) -> tuple[str, ...]:
         return tuple(self.config["species"])
 
-    def model_config(self, species: Sequence[str]) -> ModelConfig:
-        """The source's config with the symbols of ``species`` it lacks appended."""
+    def model_config(self, species: Sequence[str], spin_mode: str) -> ModelConfig:
+        """The source's config with the symbols of ``species`` it lacks appended.
+
+        Raises:
+            ValueError: the source's spin mode is not ``spin_mode``.
+        """
+        if self.config["spin_mode"] != spin_mode:
+            raise ValueError(
+                f"init_from {self.path} is a {self.config['spin_mode']} model; set "
+                f"model.spin_mode: {self.config['spin_mode']} (fine-tuning keeps the spin mode)"
+            )
         added = tuple(s for s in species if s not in self.species)
         return ModelConfig.from_dict({**self.config, "species": list(self.species + added)})
 
@@ -71,11 +80,10 @@ def load_source(path: str | Path) -> Source:
     return Source(str(path), content["model_config"], content["model_state"])
 
 
-def grown_model(source: Source, species: Sequence[str], dtype: torch.dtype) -> SpinMultiNet:
-    """The source model, knowing also the symbols of ``species`` it lacks (appended, so old
-    species keep their index). New rows come from a fresh model (seed torch before calling);
-    the shifts of new species are 0 until :func:`fit_new_shifts`."""
-    config = source.model_config(species)
+def grown_model(source: Source, config: ModelConfig, dtype: torch.dtype) -> SpinMultiNet:
+    """The source model grown to ``config`` (:meth:`Source.model_config`): new species'
+    rows come from a fresh model (seed torch before calling), their shifts are 0 until
+    :func:`fit_new_shifts`."""
     model = SpinMultiNet(config)
     state = model.state_dict()
     old, new = len(source.species), len(config.species)

@@ -113,7 +113,8 @@ def initial_model(
     from the training data, or the ``source`` model grown to the config's species."""
     torch.manual_seed(config.seed)
     if source is not None:
-        model = grown_model(source, config.model.species, DTYPES[config.dtype])
+        grown = source.model_config(config.model.species, config.model.spin_mode)
+        model = grown_model(source, grown, DTYPES[config.dtype])
         fit_new_shifts(model, train, len(source.species))
         return model, _target_scales(train, model.energy_shift.double().numpy())
     model_config = dataclasses.replace(config.model, avg_num_neighbors=_mean_neighbours(train))
@@ -185,7 +186,9 @@ class Trainer:
         checkpoint = _on_main(lambda: _prepare_run_folder(self.output, resume, overwrite))
         torch.set_num_threads(config.num_threads)
         dtype = DTYPES[config.dtype]
-        model_config = config.model if source is None else source.model_config(config.model.species)
+        model_config = config.model
+        if source is not None:
+            model_config = source.model_config(config.model.species, config.model.spin_mode)
         self.data = build_datasets(config.data, model_config.species, model_config.cutoff, dtype)
         self.replay_groups: list[int] = []
         if config.data.replay_paths:
