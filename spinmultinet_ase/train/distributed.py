@@ -95,23 +95,26 @@ def broadcast_from_main(value: Any) -> Any:
 
 def sum_gradients(parameters: Iterable[torch.nn.Parameter], extra: torch.Tensor) -> torch.Tensor:
     """Sum the parameters' gradients over ranks in place, in one message with ``extra`` (e.g.
-    the loss, for reporting); returns ``extra`` summed. A missing gradient counts as zero."""
+    the loss, for reporting); returns ``extra`` summed. A gradient missing on a rank counts as
+    zero; one missing on every rank stays missing, as in one process."""
     parameters = [p for p in parameters if p.requires_grad]
     if world().size == 1:
         return extra
+    dtype = parameters[0].dtype
+    present = torch.tensor([p.grad is not None for p in parameters], dtype=dtype)
     flat = torch.cat(
         [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in parameters]
-        + [extra.to(parameters[0].dtype).reshape(-1)]
+        + [present, extra.to(dtype).reshape(-1)]
     )
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     start = 0
     for p in parameters:
-        chunk = flat[start : start + p.numel()].view_as(p)
-        if p.grad is None:
-            p.grad = chunk.clone()
-        else:
-            p.grad.copy_(chunk)
+        p.grad = flat[start : start + p.numel()].view_as(p).clone()
         start += p.numel()
+    for p, count in zip(parameters, flat[start : start + len(parameters)], strict=True):
+        if count == 0:
+            p.grad = None
+    start += len(parameters)
     return flat[start:].reshape(extra.shape).to(extra.dtype)
 
 
