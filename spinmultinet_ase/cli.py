@@ -95,6 +95,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.train import distributed
     from spinmultinet_ase.train.config import load_config
     from spinmultinet_ase.train.trainer import Trainer
 
@@ -104,14 +105,27 @@ def _train(args: argparse.Namespace) -> None:
     if args.max_epochs is not None:
         optim = dataclasses.replace(config.optim, max_epochs=args.max_epochs)
         config = dataclasses.replace(config, optim=optim)
-    trainer = Trainer(config, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
-    summary = trainer.run()
-    print(json.dumps(summary["metrics"], indent=2))
-    print(f"stopped ({summary['stopped_because']}); model: {config.output_dir}/model.pt")
+    if args.init_from:
+        config = dataclasses.replace(config, init_from=args.init_from)
+    world = distributed.init_from_env()
+    try:
+        trainer = Trainer(
+            config, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite
+        )
+        summary = trainer.run()
+    finally:
+        distributed.shutdown()
+    if world.main:
+        print(json.dumps(summary["metrics"], indent=2))
+        print(f"stopped ({summary['stopped_because']}); model: {config.output_dir}/model.pt")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model from a YAML config (see configs/)")
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML config (see configs/); on several processes with "
+        "torchrun --nproc_per_node N --no-python spinmultinet train CONFIG",
+    )
     p.add_argument("config", help="training config (YAML)")
     p.add_argument(
         "--resume",
@@ -137,6 +151,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="train at most this many epochs instead of the config's optim.max_epochs (e.g. "
         "an ablation given the epochs of the model it is compared with, a budget that does "
         "not depend on the machine's speed)",
+    )
+    p.add_argument(
+        "--init-from",
+        help="fine-tune: start from this model file or training checkpoint instead of the "
+        "config's init_from (species of the config it lacks are added)",
     )
     p.set_defaults(run=_train)
 

@@ -237,12 +237,11 @@ def test_cli_resume_after_interruption(subset, tmp_path):
 
 def test_training_rescales_the_guesses_only_in_size(subset, tmp_path):
     trainer = Trainer(_config(subset, tmp_path, epochs=1), progress=False)
-    batch = next(trainer.data["train"].batches(4))
-    guesses = batch[keys.INITIAL_MAGMOMS].clone()
-    trainer._rescale_guesses(batch, torch.Generator().manual_seed(0))
-    nonzero = guesses != 0
-    ratio = batch[keys.INITIAL_MAGMOMS][nonzero] / guesses[nonzero]
-    assert torch.all(batch[keys.INITIAL_MAGMOMS][~nonzero] == 0)
+    train = trainer.data["train"]
+    samples = [train.samples[i] for i in next(train.batch_indices(4))]
+    factors = trainer._guess_factors(samples, torch.Generator().manual_seed(0))
+    assert [len(f) for f in factors] == [len(s[keys.SPECIES]) for s in samples]
+    ratio = torch.cat(factors)
     assert ratio.min() >= 0.7 and ratio.max() <= 1.3 and ratio.std() > 0.05
 
 

@@ -32,6 +32,7 @@ LOSS_WEIGHTS = ("energy", "forces", "stress", "magmoms", "partners")
 _RANGES: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     ("data", "validation_fraction"): (lambda v: 0 <= v < 1, "in [0, 1)"),
     ("data", "test_fraction"): (lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("data", "replay_fraction"): (lambda v: 0 <= v < 1, "in [0, 1)"),
     ("data", "guess_rescale"): (lambda v: 0 <= v < 1, "in [0, 1) (0 switches it off)"),
     ("model", "cutoff"): (lambda v: v > 0, "> 0 (Å)"),
     ("model", "num_radial_basis"): (lambda v: v >= 1, ">= 1"),
@@ -146,6 +147,8 @@ class DataConfig:
     test_cells: tuple[str, ...] = HELD_OUT_CELLS
     test_yardsticks: bool = True
     guess_rescale: float = 0.3
+    replay_paths: tuple[str, ...] = ()
+    replay_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         _check_ranges(self, "data")
@@ -153,6 +156,12 @@ class DataConfig:
             raise ValueError(
                 "data.validation_fraction + data.test_fraction must be < 1 (the rest trains), "
                 f"got {self.validation_fraction} + {self.test_fraction}"
+            )
+        if bool(self.replay_paths) != (self.replay_fraction > 0):
+            raise ValueError(
+                "data.replay_paths and data.replay_fraction go together: give replay files and "
+                f"a fraction > 0, or neither (got {list(self.replay_paths)} and "
+                f"{self.replay_fraction})"
             )
         unknown = set(self.keys) - set(DEFAULT_KEYS)
         if unknown:
@@ -209,7 +218,11 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run needs; ``output_dir`` receives checkpoints, logs, the model."""
+    """Everything a training run needs; ``output_dir`` receives checkpoints, logs, the model.
+
+    ``init_from`` (fine-tuning): a model file or checkpoint to start from instead of random
+    weights; its architecture is kept, and species of ``model.species`` it lacks are added.
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -219,6 +232,7 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "float32"
     num_threads: int = 2
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         _check_ranges(self, "")

@@ -133,8 +133,16 @@ class Dataset:
         return len(self.samples)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[dict]:
-        """Collated batches of at least ``batch_size`` frames (the last may hold fewer), filled
-        group by group; groups shuffled when a generator is given (reproducible order)."""
+        """Collated batches of :meth:`batch_indices`."""
+        for batch in self.batch_indices(batch_size, generator):
+            yield collate([self.samples[i] for i in batch])
+
+    def batch_indices(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[list[int]]:
+        """Sample indices of batches of at least ``batch_size`` frames (the last may hold
+        fewer), filled group by group; groups shuffled when a generator is given (reproducible
+        order)."""
         order = (
             torch.randperm(len(self.groups), generator=generator).tolist()
             if generator is not None
@@ -144,10 +152,10 @@ class Dataset:
         for number in order:
             batch.extend(self.groups[number])
             if len(batch) >= batch_size:
-                yield collate([self.samples[i] for i in batch])
+                yield batch
                 batch = []
         if batch:
-            yield collate([self.samples[i] for i in batch])
+            yield batch
 
 
 def build_datasets(

@@ -73,25 +73,45 @@ class MultiTaskLoss:
     config: LossConfig
     scales: dict[str, float]
 
-    def __call__(
+    def terms(
         self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        total = torch.zeros((), dtype=out[keys.ENERGY].dtype)
-        parts = {}
+    ) -> dict[str, torch.Tensor]:
+        """The errors each loss term averages (:func:`errors`, plus ``partners``)."""
         terms = errors(out, batch)
         if keys.PARTNER_GROUP in batch:
             terms["partners"] = partner_deviations(terms["energy"], batch[keys.PARTNER_GROUP])
-        for target, error in terms.items():
+        return terms
+
+    def __call__(
+        self,
+        out: dict[str, torch.Tensor],
+        batch: dict[str, torch.Tensor],
+        counts: dict[str, int] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of ``batch`` and its terms.
+
+        Args:
+            out: the model's outputs.
+            batch: the batch with its targets.
+            counts: how many values each term averages over; default: those in ``batch``.
+                A share of a batch split over processes passes the whole batch's counts, so
+                that the shares' losses add up to the loss of the whole batch.
+        """
+        total = torch.zeros((), dtype=out[keys.ENERGY].dtype)
+        parts = {}
+        for target, error in self.terms(out, batch).items():
             weight = getattr(self.config, target)
-            if weight == 0 or error.numel() == 0:
+            count = error.numel() if counts is None else counts[target]
+            if weight == 0 or error.numel() == 0 or count == 0:
                 continue
             scaled = error / self.scales[target]
             if self.config.kind == "huber":
                 term = torch.nn.functional.huber_loss(
-                    scaled, torch.zeros_like(scaled), delta=self.config.huber_delta
+                    scaled, torch.zeros_like(scaled), reduction="sum", delta=self.config.huber_delta
                 )
             else:
-                term = scaled.pow(2).mean()
+                term = scaled.pow(2).sum()
+            term = term / count
             total = total + weight * term
             parts[target] = float(term.detach())
         return total, parts

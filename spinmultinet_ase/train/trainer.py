@@ -9,6 +9,11 @@ it holds the metrics rows and the best weights too, and ``metrics.csv`` and ``be
 rewritten from it, so a kill at any instant loses at most the epoch in progress.
 Data order is drawn from a generator seeded by (seed, epoch), so a resumed run continues
 exactly as an uninterrupted one would.
+
+Started by ``torchrun``, the ranks share each batch (:mod:`spinmultinet_ase.train.distributed`)
+and rank 0 alone writes the files. With ``init_from``, training starts from a trained model
+(:mod:`spinmultinet_ase.train.finetune`); ``data.replay_paths`` mixes earlier data into every
+batch (:mod:`spinmultinet_ase.train.replay`).
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ from tqdm import tqdm
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
-from spinmultinet_ase.data.graph import closest_contacts, moment_sizes
+from spinmultinet_ase.data.graph import closest_contacts, collate, moment_sizes
 from spinmultinet_ase.export import DTYPES, export_model
 from spinmultinet_ase.model import SpinMultiNet
 from spinmultinet_ase.outputs import atomic_path, is_temporary, writable_folder, write_text_atomic
+from spinmultinet_ase.train import distributed
 from spinmultinet_ase.train.config import TrainConfig
 from spinmultinet_ase.train.dataset import (
     Dataset,
@@ -43,7 +49,9 @@ from spinmultinet_ase.train.dataset import (
     data_fingerprint,
     reference_energies,
 )
+from spinmultinet_ase.train.finetune import Source, fit_new_shifts, grown_model, load_source
 from spinmultinet_ase.train.loss import ErrorAccumulator, MultiTaskLoss, partner_deviations
+from spinmultinet_ase.train.replay import mixed_batch_indices, replay_share, with_replay
 
 
 def _target_scales(train: Dataset, shifts: np.ndarray) -> dict[str, float]:
@@ -98,10 +106,18 @@ def _mean_neighbours(train: Dataset) -> float:
     return edges / sum(len(s[keys.SPECIES]) for s in train.samples)
 
 
-def initial_model(config: TrainConfig, train: Dataset) -> tuple[SpinMultiNet, dict[str, float]]:
-    """A fresh model whose normalisation comes from the training data, and the target scales."""
-    model_config = dataclasses.replace(config.model, avg_num_neighbors=_mean_neighbours(train))
+def initial_model(
+    config: TrainConfig, train: Dataset, source: Source | None = None
+) -> tuple[SpinMultiNet, dict[str, float]]:
+    """The model to start from and the target scales: a fresh model whose normalisation comes
+    from the training data, or the ``source`` model grown to the config's species."""
     torch.manual_seed(config.seed)
+    if source is not None:
+        grown = source.model_config(config.model.species, config.model.spin_mode)
+        model = grown_model(source, grown, DTYPES[config.dtype])
+        fit_new_shifts(model, train, len(source.species))
+        return model, _target_scales(train, model.energy_shift.double().numpy())
+    model_config = dataclasses.replace(config.model, avg_num_neighbors=_mean_neighbours(train))
     model = SpinMultiNet(model_config).to(DTYPES[config.dtype])
     shifts = reference_energies(train, model_config.species)
     scales = _target_scales(train, shifts)
@@ -162,12 +178,25 @@ class Trainer:
         self.output = Path(config.output_dir)
         if not Path(config.data.path).is_file():
             raise FileNotFoundError(f"no labelled data at {config.data.path} (data.path)")
-        checkpoint = _prepare_run_folder(self.output, resume, overwrite)
+        self.world = distributed.world()
+        distributed.check_batch_size(config.optim.batch_size, self.world.size)
+        if config.data.replay_paths:
+            replay_share(config.data.replay_fraction, config.optim.batch_size)
+        source = load_source(config.init_from) if config.init_from else None
+        checkpoint = _on_main(lambda: _prepare_run_folder(self.output, resume, overwrite))
         torch.set_num_threads(config.num_threads)
         dtype = DTYPES[config.dtype]
-        self.data = build_datasets(config.data, config.model.species, config.model.cutoff, dtype)
+        model_config = config.model
+        if source is not None:
+            model_config = source.model_config(config.model.species, config.model.spin_mode)
+        self.data = build_datasets(config.data, model_config.species, model_config.cutoff, dtype)
+        self.replay_groups: list[int] = []
+        if config.data.replay_paths:
+            self.data["train"], self.replay_groups = with_replay(
+                self.data["train"], config.data, model_config.species, model_config.cutoff, dtype
+            )
         self.data_fingerprint = data_fingerprint(self.data)
-        self.model, self.scales = initial_model(config, self.data["train"])
+        self.model, self.scales = initial_model(config, self.data["train"], source)
         self.loss = MultiTaskLoss(config.loss, self.scales)
         optim = config.optim
         self.optimizer = torch.optim.AdamW(
@@ -241,13 +270,17 @@ class Trainer:
         self.elapsed = state["elapsed_s"]
         self.rows = list(state["metrics"])
         # what a kill may have left behind is rewritten from the checkpoint
-        self._write_records(best=True)
+        if self.world.main:
+            self._write_records(best=True)
 
     def _save(self, best: bool) -> None:
         """Checkpoint the run, then the files derived from it (metrics, best weights).
 
         ``model_state`` holds the EMA weights: the ones evaluated, exported and shipped.
+        Only rank 0 writes.
         """
+        if not self.world.main:
+            return
         save_checkpoint(
             self.ema.module,
             self.output / "last.ckpt",
@@ -272,30 +305,65 @@ class Trainer:
     def _train_epoch(self) -> float:
         self.model.train()
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
+        train = self.data["train"]
         total, count = 0.0, 0
-        for batch in self.data["train"].batches(self.config.optim.batch_size, generator):
-            self._rescale_guesses(batch, generator)
+        for indices in self._batch_indices(generator):
+            samples = [train.samples[i] for i in indices]
+            factors = self._guess_factors(samples, generator)
+            mine = distributed.split_batch(samples, self.world.size)[self.world.rank]
             self.optimizer.zero_grad(set_to_none=True)
-            loss, _ = self.loss(self.model(batch), batch)
+            loss = self._share_loss([samples[i] for i in mine], [factors[i] for i in mine])
             loss.backward()
+            loss = distributed.sum_gradients(self.model.parameters(), loss.detach())
             torch.nn.utils.clip_grad_norm_(
                 self.model.parameters(), self.config.optim.grad_clip_norm
             )
             self.optimizer.step()
             self.ema.update_parameters(self.model)
-            size = len(batch[keys.NUM_ATOMS])
-            total, count = total + float(loss.detach()) * size, count + size
+            total, count = total + float(loss) * len(samples), count + len(samples)
         return total / count
 
-    def _rescale_guesses(self, batch: dict, generator: torch.Generator) -> None:
-        """Scale each atom's guessed moment by a random factor (``data.guess_rescale``)."""
+    def _batch_indices(self, generator: torch.Generator):
+        """The global batches of one epoch, as sample indices of the training set."""
+        train, batch_size = self.data["train"], self.config.optim.batch_size
+        if self.replay_groups:
+            fraction = self.config.data.replay_fraction
+            return mixed_batch_indices(train, self.replay_groups, fraction, batch_size, generator)
+        return train.batch_indices(batch_size, generator)
+
+    def _share_loss(self, samples: list[dict], factors: list[torch.Tensor]) -> torch.Tensor:
+        """The loss of this rank's share of a batch, normalised by the whole batch's counts
+        (several ranks' losses add up to the loss of the whole batch; a rank whose share is
+        empty adds zero)."""
+        dtype = DTYPES[self.config.dtype]
+        terms, out, batch = {}, None, None
+        if samples:
+            batch = collate(samples)
+            guesses = batch[keys.INITIAL_MAGMOMS]
+            scale = torch.cat(factors).to(guesses.dtype)
+            batch[keys.INITIAL_MAGMOMS] = guesses * scale.reshape(
+                (-1,) + (1,) * (guesses.dim() - 1)
+            )
+            out = self.model(batch)
+            terms = self.loss.terms(out, batch)
+        if self.world.size == 1:
+            return self.loss(out, batch)[0]
+        names = ("energy", "forces", "stress", "magmoms", "partners")
+        sizes = torch.tensor([terms[n].numel() if n in terms else 0 for n in names])
+        counts = dict(zip(names, distributed.all_reduce_sum(sizes).tolist(), strict=True))
+        if not samples:
+            return torch.zeros((), dtype=dtype)
+        return self.loss(out, batch, counts)[0]
+
+    def _guess_factors(self, samples: list[dict], generator: torch.Generator) -> list[torch.Tensor]:
+        """Per sample, the factors its guessed moments are scaled by (``data.guess_rescale``):
+        each drawn from U(1 − r, 1 + r), for the whole global batch at once."""
+        sizes = [len(sample[keys.SPECIES]) for sample in samples]
         spread = self.config.data.guess_rescale
         if spread == 0.0:
-            return
-        guesses = batch[keys.INITIAL_MAGMOMS]
-        factors = 1.0 + spread * (2.0 * torch.rand(len(guesses), generator=generator) - 1.0)
-        factors = factors.to(guesses.dtype).reshape((-1,) + (1,) * (guesses.dim() - 1))
-        batch[keys.INITIAL_MAGMOMS] = guesses * factors
+            return [torch.ones(n, dtype=torch.float64) for n in sizes]
+        factors = 1.0 + spread * (2.0 * torch.rand(sum(sizes), generator=generator) - 1.0)
+        return list(torch.split(factors, sizes))
 
     def _stop_reason(self) -> str:
         optim = self.config.optim
@@ -315,14 +383,14 @@ class Trainer:
         bar = tqdm(
             total=self.config.optim.max_epochs,
             initial=self.epoch,
-            disable=not self.progress,
+            disable=not (self.progress and self.world.main),
             desc="epochs",
         )
         reason = self._stop_reason()
         while not reason:
             start = time.perf_counter()
             train_loss = self._train_epoch()
-            metrics = evaluate_dataset(self.ema.module, validation, self.loss, 32)
+            metrics = _on_main(lambda: evaluate_dataset(self.ema.module, validation, self.loss, 32))
             if not (math.isfinite(train_loss) and math.isfinite(metrics["loss"])):
                 raise ValueError(
                     f"the loss is not finite in epoch {self.epoch + 1} (training {train_loss:.3g}, "
@@ -331,7 +399,7 @@ class Trainer:
                 )
             self.scheduler.step(metrics["loss"])
             self.epoch += 1
-            self.elapsed += time.perf_counter() - start
+            self.elapsed += distributed.all_reduce_max(time.perf_counter() - start)
             improved = metrics["loss"] < self.best_loss
             if improved:
                 self.best_loss, self.best_epoch = metrics["loss"], self.epoch
@@ -355,7 +423,7 @@ class Trainer:
             )
             reason = self._stop_reason()
         bar.close()
-        return self._finish(reason)
+        return _on_main(lambda: self._finish(reason))
 
     def _finish(self, reason: str) -> dict[str, Any]:
         best = self.best_model.eval()
@@ -371,9 +439,10 @@ class Trainer:
             "wall_time_minutes": self.elapsed / 60,
             "num_frames": {name: len(dataset) for name, dataset in self.data.items()},
             "data": {"path": self.config.data.path, "fingerprint": self.data_fingerprint},
+            "init_from": self.config.init_from,
             "target_scales": self.scales,
             "guess_ranges_muB": guess_ranges(self.data["train"], self.config.data.guess_rescale),
-            "closest_contacts_A": training_contacts(self.data["train"], self.config.model.species),
+            "closest_contacts_A": training_contacts(self.data["train"], best.config.species),
             "metrics": results,
         }
         with atomic_path(self.output / "model.pt") as temporary:
@@ -382,6 +451,20 @@ class Trainer:
             )
         write_text_atomic(self.output / "summary.json", json.dumps(summary, indent=2))
         return summary
+
+
+def _on_main(work: Any) -> Any:
+    """``work()`` done by rank 0 alone, its result (or its error) shared with every rank."""
+    result, error = None, None
+    if distributed.world().main:
+        try:
+            result = work()
+        except (ValueError, FileNotFoundError, OSError) as raised:
+            error = raised
+    result, error = distributed.broadcast_from_main((result, error))
+    if error is not None:
+        raise error
+    return result
 
 
 def _ema_with_warmup(decay: float):

@@ -1,0 +1,102 @@
+"""Replay: earlier data mixed into every training batch, so fine-tuning does not forget it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+from ase import Atoms
+
+from spinmultinet_ase.train.config import DataConfig
+from spinmultinet_ase.train.dataset import Dataset, frame_to_sample, read_frames, split_of
+
+
+def replay_frames(config: DataConfig) -> list[Atoms]:
+    """The training-split frames of ``config.replay_paths`` (their held-out frames stay out).
+
+    Raises:
+        FileNotFoundError: a replay file does not exist.
+    """
+    frames: list[Atoms] = []
+    for path in config.replay_paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no replay data at {path} (data.replay_paths)")
+        read = read_frames(dataclasses.replace(config, path=path))
+        frames += [atoms for atoms in read if split_of(atoms, config) == "train"]
+    return frames
+
+
+def with_replay(
+    train: Dataset,
+    config: DataConfig,
+    species: Sequence[str],
+    cutoff: float,
+    dtype: torch.dtype,
+) -> tuple[Dataset, list[int]]:
+    """The training set with the replay frames added, and the numbers of its replay groups."""
+    extra = replay_frames(config)
+    samples = [frame_to_sample(a, config, species, cutoff, dtype) for a in extra]
+    merged = Dataset(train.frames + extra, train.samples + samples)
+    replayed = {id(atoms) for atoms in extra}
+    groups = [
+        number
+        for number, members in enumerate(merged.groups)
+        if all(id(merged.frames[i]) in replayed for i in members)
+    ]
+    if not groups:
+        raise ValueError(
+            f"{', '.join(config.replay_paths)}: no training-split frames to replay "
+            "(data.replay_paths)"
+        )
+    return merged, groups
+
+
+def replay_share(fraction: float, batch_size: int) -> int:
+    """Frames per batch drawn from the replay data.
+
+    Raises:
+        ValueError: the fraction leaves no replay frame, or no new frame, in a batch.
+    """
+    share = round(fraction * batch_size)
+    if not 1 <= share <= batch_size - 1:
+        raise ValueError(
+            f"data.replay_fraction {fraction} of optim.batch_size {batch_size} gives {share} "
+            "replay frames per batch; it must leave at least one replay and one new frame"
+        )
+    return share
+
+
+def mixed_batch_indices(
+    dataset: Dataset,
+    replay_groups: Sequence[int],
+    fraction: float,
+    batch_size: int,
+    generator: torch.Generator,
+) -> Iterator[list[int]]:
+    """Batches of ``dataset`` sample indices: at least ``batch_size − share`` frames of the new
+    groups (each once per epoch, shuffled), then at least ``share`` (:func:`replay_share`)
+    frames of the replay groups, cycled in a fresh random order each time they run out."""
+    share = replay_share(fraction, batch_size)
+    replay = list(replay_groups)
+    replayed = set(replay)
+    new = [g for g in range(len(dataset.groups)) if g not in replayed]
+    cycle: list[int] = []
+
+    def replay_part() -> list[int]:
+        part: list[int] = []
+        while len(part) < share:
+            if not cycle:
+                cycle.extend(replay[i] for i in torch.randperm(len(replay), generator=generator))
+            part.extend(dataset.groups[cycle.pop(0)])
+        return part
+
+    batch: list[int] = []
+    for index in torch.randperm(len(new), generator=generator).tolist():
+        batch.extend(dataset.groups[new[index]])
+        if len(batch) >= batch_size - share:
+            yield batch + replay_part()
+            batch = []
+    if batch:
+        yield batch + replay_part()

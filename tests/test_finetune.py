@@ -1,0 +1,151 @@
+"""Fine-tuning: a model grown from the shipped one computes what it did; replay mixes old data."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from ase.io import read, write
+
+from spinmultinet_ase import keys
+from spinmultinet_ase.checkpoint import save_checkpoint
+from spinmultinet_ase.cli import main
+from spinmultinet_ase.data.graph import collate
+from spinmultinet_ase.export import load_model
+from spinmultinet_ase.train.config import config_from_dict
+from spinmultinet_ase.train.finetune import load_source
+from spinmultinet_ase.train.trainer import Trainer
+
+ROOT = Path(__file__).parents[1]
+REFERENCE = ROOT / "data" / "reference.extxyz"
+SHIPPED = ROOT / "models" / "spinmultinet-mno-nio" / "model.pt"
+TINY_MODEL = {
+    "channels": 4,
+    "spin_channels": 4,
+    "lmax": 1,
+    "num_layers": 1,
+    "radial_hidden": 8,
+    "radial_group_size": 4,
+}
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    """Six MnO and six NiO labelled frames, in two files."""
+    folder = tmp_path_factory.mktemp("data")
+    every = read(REFERENCE, index=":")
+    mno = [a for a in every if a.get_chemical_symbols()[0] == "Mn"][16:22]
+    nio = [a for a in every if a.get_chemical_symbols()[0] == "Ni"][16:22]
+    write(folder / "mno.extxyz", mno)
+    write(folder / "nio.extxyz", nio)
+    return folder / "mno.extxyz", folder / "nio.extxyz"
+
+
+def _config(data: Path, output: Path, **top) -> dict:
+    return {
+        "data": {
+            "path": str(data),
+            "test_yardsticks": False,
+            "validation_fraction": 0.0,
+            "test_fraction": 0.0,
+            "guess_rescale": 0.0,
+        },
+        "model": TINY_MODEL,
+        "optim": {"max_epochs": 1, "batch_size": 4},
+        "output_dir": str(output),
+        "dtype": "float64",
+        "num_threads": 1,
+        **top,
+    }
+
+
+def _energies(model: torch.nn.Module, samples: list[dict]) -> torch.Tensor:
+    batch = collate([{k: v.clone() for k, v in s.items()} for s in samples])
+    return model(batch)[keys.ENERGY].detach()
+
+
+@pytest.mark.parametrize("species", [["O", "Mn", "Ni"], ["O", "Mn", "Fe", "Co", "Ni"]])
+def test_the_grown_model_computes_the_source_energies_before_any_step(frames, tmp_path, species):
+    config = _config(frames[1], tmp_path / "run", init_from=str(SHIPPED))
+    config["model"]["species"] = species
+    trainer = Trainer(config_from_dict(config), progress=False)
+    grown = trainer.model.eval()
+    assert grown.config.species[:3] == ("O", "Mn", "Ni")  # old species keep their index
+    assert set(grown.config.species) == set(species) | {"O", "Mn", "Ni"}
+    source = load_model(SHIPPED, dtype=torch.float64).module
+    samples = trainer.data["train"].samples
+    torch.testing.assert_close(
+        _energies(grown, samples), _energies(source, samples), rtol=1e-12, atol=1e-9
+    )
+    # a checkpoint is a source too, with the same weights
+    save_checkpoint(grown, tmp_path / "grown.ckpt")
+    again = load_source(tmp_path / "grown.ckpt")
+    assert again.species == grown.config.species
+    for name, value in grown.state_dict().items():
+        assert torch.equal(again.weights[name], value), name
+
+
+def test_new_species_get_their_own_embedding_rows_and_train(frames, tmp_path):
+    config = _config(frames[1], tmp_path / "run", init_from=str(SHIPPED))
+    trainer = Trainer(config_from_dict(config), progress=False)
+    source = load_source(SHIPPED)
+    layer = "embedding.even.layer0.weight"
+    old, grown = source.weights[layer], trainer.model.state_dict()[layer]
+    assert grown.shape[0] == old.shape[0] + 2  # Fe and Co added
+    rescale = (grown.shape[0] / old.shape[0]) ** 0.5  # e3nn divides by sqrt(inputs)
+    torch.testing.assert_close(grown[:3], old[:3].double() * rescale)
+    torch.testing.assert_close(grown[5:], old[3:].double() * rescale)
+    assert grown[3:5].abs().sum() > 0
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run()
+    assert not torch.equal(trainer.model.state_dict()[layer], before[layer])
+
+
+def test_replay_frames_fill_their_share_of_every_batch(frames, tmp_path):
+    config = _config(frames[1], tmp_path / "run")
+    config["data"].update(replay_paths=[str(frames[0])], replay_fraction=0.5)
+    trainer = Trainer(config_from_dict(config), progress=False)
+    train = trainer.data["train"]
+    assert len(train) == 12
+    seen = Counter()
+    for epoch in range(3):
+        generator = torch.Generator().manual_seed(epoch)
+        for indices in trainer._batch_indices(generator):
+            metals = [train.frames[i].get_chemical_symbols()[0] for i in indices]
+            assert Counter(metals) == {"Ni": 2, "Mn": 2}  # batch 4, fraction 0.5
+            seen.update(train.frames[i].info["structure_id"] for i in indices)
+    nio = [a.info["structure_id"] for a in read(frames[1], index=":")]
+    assert all(seen[i] == 3 for i in nio)  # each new frame once per epoch
+    assert sum(v for k, v in seen.items() if k not in nio) == 18
+
+
+def test_replay_share_that_rounds_to_nothing_is_refused(frames, tmp_path):
+    config = _config(frames[1], tmp_path / "run")
+    config["data"].update(replay_paths=[str(frames[0])], replay_fraction=0.1)
+    with pytest.raises(ValueError, match="replay_fraction 0.1 of optim.batch_size 4 gives 0"):
+        Trainer(config_from_dict(config), progress=False)
+
+
+def test_cli_init_from_a_missing_file_is_one_line(frames, tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"data:\n  path: {frames[1]}\noutput_dir: {tmp_path / 'run'}\n")
+    assert main(["train", str(config), "--init-from", str(tmp_path / "nope.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    missing = tmp_path / "nope.pt"
+    assert err == (
+        "spinmultinet train: error: no model file or checkpoint to start from at "
+        f"{missing} (init_from)"
+    )
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "junk.pt").write_text("not a model")
+    assert main(["train", str(config), "--init-from", str(tmp_path / "junk.pt")]) == 2
+    assert "neither a SpinMultiNet model file nor a training checkpoint" in capsys.readouterr().err
+
+
+def test_fine_tuning_keeps_the_spin_mode(frames, tmp_path):
+    config = _config(frames[1], tmp_path / "run", init_from=str(SHIPPED))
+    config["model"]["spin_mode"] = "noncollinear"
+    with pytest.raises(ValueError, match="is a collinear model; set model.spin_mode: collinear"):
+        Trainer(config_from_dict(config), progress=False)
