@@ -181,13 +181,14 @@ class SpinMultiNetCalculator(Calculator):
                 is not periodic in all three directions.
         """
         with self._lock:
+            pbc = (self.atoms if atoms is None else atoms).pbc
+            if properties is not None and "stress" in properties and not pbc.all():
+                raise PropertyNotImplementedError(  # refused before the state changes
+                    "stress needs a cell periodic in all three directions (atoms.pbc is "
+                    f"{pbc.tolist()}); ask for energy and forces only"
+                )
             self.results = {}  # a failed calculation leaves none of the previous structure's
             super().calculate(atoms, properties, system_changes)
-            if properties is not None and "stress" in properties and not self.atoms.pbc.all():
-                raise PropertyNotImplementedError(
-                    "stress needs a cell periodic in all three directions (atoms.pbc is "
-                    f"{self.atoms.pbc.tolist()}); ask for energy and forces only"
-                )
             self.results = self._evaluate(self.atoms)
 
     def _evaluate(self, atoms: Atoms) -> dict:

@@ -59,17 +59,25 @@ def test_a_periodic_cell_gets_its_stress_by_default(calc, nio_afm2):
     assert calc.results["stress"].shape == (6,)
 
 
-def test_a_failed_calculation_leaves_no_stale_results(calc, nio_afm2):
-    """After a refused request the calculator holds nothing of the previous structure: the
-    molecule then gets its own energy, not the crystal's."""
+def test_a_refused_request_leaves_no_stale_results(calc, nio_afm2):
+    """A stress refused for a molecule leaves the crystal's state whole: the molecule then
+    gets its own energy, not the crystal's."""
     molecule = _molecule()
     calc.calculate(nio_afm2)
     with pytest.raises(PropertyNotImplementedError):
         calc.calculate(molecule, ["energy", "stress"])
-    assert calc.results == {}
     molecule.calc = calc
     fresh = SpinMultiNetCalculator(calc.model)
     assert molecule.get_potential_energy() == pytest.approx(fresh.get_potential_energy(molecule))
+
+
+def test_a_failed_calculation_leaves_no_results(calc, nio_afm2):
+    """Bad input found during the calculation: none of the previous structure's results stay
+    behind under the new structure."""
+    calc.calculate(nio_afm2)
+    with pytest.raises(ValueError, match="Cu"):
+        calc.calculate(Atoms("CuO", positions=[[0, 0, 0], [1.9, 0, 0]]))
+    assert calc.results == {}
 
 
 def test_magnetic_forces_are_minus_the_moment_gradient(calc):
