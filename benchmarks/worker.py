@@ -268,7 +268,7 @@ def overhead_fraction(calc, atoms: Atoms, repeats: int) -> float:
         network_seconds.append(time.perf_counter() - start)
         return out
 
-    calc.model = LoadedModel(module=timed, metadata=calc.model.metadata)
+    calc.models = (LoadedModel(module=timed, metadata=calc.model.metadata),)
     total = time_calls(calc, atoms, repeats)
     return 1.0 - float(np.median(network_seconds[WARMUP_CALLS:])) / total
 
