@@ -125,13 +125,17 @@ def default_model_path() -> Path:
     return path
 
 
+# torch's notice that a torch.jit function is deprecated, e.g. "`torch.jit.script` is deprecated".
+TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is deprecated"
+
+
 @contextmanager
 def _quiet_torchscript():
+    """Hide torch's deprecation notices for ``torch.jit`` (and only those) while inside."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-        warnings.filterwarnings("ignore", message=r".*TorchScript.*")
-        warnings.filterwarnings("ignore", message=r".*torch\.jit.*")
+        warnings.filterwarnings(
+            "ignore", message=TORCHSCRIPT_DEPRECATION, category=DeprecationWarning
+        )
         yield
 
 
