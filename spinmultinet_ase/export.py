@@ -248,3 +248,21 @@ def _load(
         metadata = {**metadata, "dtype": str(dtype).removeprefix("torch.")}
     module.eval()
     return LoadedModel(module=module, metadata=metadata)
+
+
+def reexport_model(source: str | Path, target: str | Path) -> None:
+    """Write the model of ``source`` again with this version's export code.
+
+    The network is rebuilt from the config and weights stored in the file (in their dtype), so
+    the new file has this version's code and metadata (versions, ``optional_inputs``); metadata
+    entries this version does not write itself (training summary, ...) are kept.
+
+    Args:
+        source: a model file written by :func:`export_model`, of any earlier version.
+        target: the file to write (may be ``source`` only through a temporary path).
+    """
+    loaded = load_model(source)
+    model = model_from_state(loaded.metadata["model_config"], loaded.module.state_dict())
+    renewed = model_metadata(model)
+    kept = {key: value for key, value in loaded.metadata.items() if key not in renewed}
+    export_model(model, target, kept)
