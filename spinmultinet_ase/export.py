@@ -259,7 +259,8 @@ def reexport_model(source: str | Path, target: str | Path) -> None:
 
     Args:
         source: a model file written by :func:`export_model`, of any earlier version.
-        target: the file to write (may be ``source`` only through a temporary path).
+        target: the file to write; to replace ``source``, write to
+            :func:`spinmultinet_ase.outputs.atomic_path` of it.
     """
     loaded = load_model(source)
     model = model_from_state(loaded.metadata["model_config"], loaded.module.state_dict())
