@@ -99,7 +99,7 @@ def _resave(path, out, metadata):
     """Rewrite a model file with other metadata (None: none), as a foreign tool might."""
     files = {METADATA_FILE: json.dumps(metadata)} if metadata is not None else {}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning, stacklevel=1)
+        warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(str(path))
         torch.jit.save(module, str(out), _extra_files=files)
 
