@@ -21,6 +21,7 @@ sizes. Writes ``benchmarks/results/<name>.json`` (atomically), with the machine 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import tempfile
@@ -148,7 +149,8 @@ def main() -> None:
     dtype = next(model.parameters()).dtype
     tolerance = {torch.float64: 1e-10, torch.float32: 1e-4}[dtype]
     workdir = Path(tempfile.mkdtemp(prefix="aoti-status-"))
-    export_model(model, workdir / "model.pt")  # as users get it: edges in chunks
+    # as users get it (edges in chunks); from a copy, as scripting replaces submodules in place
+    export_model(copy.deepcopy(model), workdir / "model.pt")
     for layer in model.layers:
         layer.edge_chunk = 2**30
     wrapped = Positional(model).eval()
