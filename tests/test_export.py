@@ -21,6 +21,7 @@ from spinmultinet_ase.export import (
     _quiet_torchscript,
     export_model,
     load_model,
+    reexport_model,
 )
 from spinmultinet_ase.testing.models import as_loaded
 from spinmultinet_ase.testing.symmetry import evaluate
@@ -131,3 +132,21 @@ def test_rejects_non_model_file(tmp_path):
         SpinMultiNetCalculator(tmp_path / "notes.pt")
     with pytest.raises(FileNotFoundError):
         SpinMultiNetCalculator(tmp_path / "missing.pt")
+
+
+def test_reexport_renews_an_old_file(eager_model, tmp_path, nio_afm2):
+    """A file from before ``optional_inputs`` existed, re-exported: it gains the entry, keeps
+    its other metadata, and gives the same outputs to the last bit."""
+    export_model(eager_model, tmp_path / "m.pt", extra={"training": {"epochs": 3}})
+    metadata = load_model(tmp_path / "m.pt").metadata
+    del metadata["optional_inputs"]
+    _resave(tmp_path / "m.pt", tmp_path / "old.pt", {**metadata, "package_version": "0.0.1"})
+    reexport_model(tmp_path / "old.pt", tmp_path / "new.pt")
+    renewed = load_model(tmp_path / "new.pt").metadata
+    assert renewed["optional_inputs"] == ["energy_mask"]
+    assert renewed["training"] == {"epochs": 3}
+    assert renewed["package_version"] == __version__
+    old = evaluate(SpinMultiNetCalculator(tmp_path / "old.pt"), nio_afm2)
+    new = evaluate(SpinMultiNetCalculator(tmp_path / "new.pt"), nio_afm2)
+    for key, value in old.items():
+        assert np.array_equal(value, new[key]), key
