@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from ase.io import read
 from spinmultinet_ase.models import DEFAULT_MODEL
 
@@ -42,6 +43,7 @@ def differing_outputs(old: Path, new: Path) -> list[str]:
 
 
 def main() -> int:
+    torch.set_num_threads(1)  # so that sums over threads add in one order in both files
     with atomic_path(SHIPPED) as temporary:
         reexport_model(SHIPPED, temporary)
         differing = differing_outputs(SHIPPED, temporary)
