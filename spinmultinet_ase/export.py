@@ -125,13 +125,17 @@ def default_model_path() -> Path:
     return path
 
 
+# torch's notice that a torch.jit function is deprecated, e.g. "`torch.jit.script` is deprecated".
+TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is deprecated"
+
+
 @contextmanager
 def _quiet_torchscript():
+    """Hide torch's deprecation notices for ``torch.jit`` (and only those) while inside."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-        warnings.filterwarnings("ignore", message=r".*TorchScript.*")
-        warnings.filterwarnings("ignore", message=r".*torch\.jit.*")
+        warnings.filterwarnings(
+            "ignore", message=TORCHSCRIPT_DEPRECATION, category=DeprecationWarning
+        )
         yield
 
 
@@ -244,3 +248,22 @@ def _load(
         metadata = {**metadata, "dtype": str(dtype).removeprefix("torch.")}
     module.eval()
     return LoadedModel(module=module, metadata=metadata)
+
+
+def reexport_model(source: str | Path, target: str | Path) -> None:
+    """Write the model of ``source`` again with this version's export code.
+
+    The network is rebuilt from the config and weights stored in the file (in their dtype), so
+    the new file has this version's code and metadata (versions, ``optional_inputs``); metadata
+    entries this version does not write itself (training summary, ...) are kept.
+
+    Args:
+        source: a model file written by :func:`export_model`, of any earlier version.
+        target: the file to write; to replace ``source``, write to
+            :func:`spinmultinet_ase.outputs.atomic_path` of it.
+    """
+    loaded = load_model(source)
+    model = model_from_state(loaded.metadata["model_config"], loaded.module.state_dict())
+    renewed = model_metadata(model)
+    kept = {key: value for key, value in loaded.metadata.items() if key not in renewed}
+    export_model(model, target, kept)

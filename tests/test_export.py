@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 
 import numpy as np
@@ -13,7 +14,15 @@ from spinmultinet_ase import __version__
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.checkpoint import save_checkpoint
 from spinmultinet_ase.cli import main
-from spinmultinet_ase.export import METADATA_FILE, REQUIRED_METADATA, ModelFileError, load_model
+from spinmultinet_ase.export import (
+    METADATA_FILE,
+    REQUIRED_METADATA,
+    ModelFileError,
+    _quiet_torchscript,
+    export_model,
+    load_model,
+    reexport_model,
+)
 from spinmultinet_ase.testing.models import as_loaded
 from spinmultinet_ase.testing.symmetry import evaluate
 
@@ -44,13 +53,32 @@ def test_float32_close_to_float64(exported_path, nio_afm2):
 
 
 def test_no_torchscript_warnings_reach_users(eager_model, tmp_path, nio_afm2):
-    from spinmultinet_ase.export import export_model
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    """Export, load, evaluate and pickle a model: not one warning, while torch itself does warn
+    about the same calls (so the check has something to catch)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         export_model(eager_model, tmp_path / "m.pt")
-        nio_afm2.calc = SpinMultiNetCalculator(tmp_path / "m.pt")
+        calc = SpinMultiNetCalculator(tmp_path / "m.pt")
+        nio_afm2.calc = calc
         nio_afm2.get_potential_energy()
+        pickle.loads(pickle.dumps(calc.model))
+    assert [str(w.message) for w in caught] == []
+    with warnings.catch_warnings(), pytest.raises(DeprecationWarning, match="torch.jit.load"):
+        warnings.simplefilter("error")
+        torch.jit.load(str(tmp_path / "m.pt"))
+
+
+def test_other_warnings_still_reach_users():
+    """Only torch's TorchScript deprecation notices are hidden, not a user's own warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _quiet_torchscript():
+            warnings.warn(
+                "`torch.jit.script` is deprecated. Please switch", DeprecationWarning, stacklevel=1
+            )
+            warnings.warn("a user's deprecation", DeprecationWarning, stacklevel=1)
+            warnings.warn("a user's warning", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["a user's deprecation", "a user's warning"]
 
 
 def test_cli_export_from_checkpoint(eager_model, tmp_path, nio_afm2):
@@ -104,3 +132,21 @@ def test_rejects_non_model_file(tmp_path):
         SpinMultiNetCalculator(tmp_path / "notes.pt")
     with pytest.raises(FileNotFoundError):
         SpinMultiNetCalculator(tmp_path / "missing.pt")
+
+
+def test_reexport_renews_an_old_file(eager_model, tmp_path, nio_afm2):
+    """A file from before ``optional_inputs`` existed, re-exported: it gains the entry, keeps
+    its other metadata, and gives the same outputs to the last bit."""
+    export_model(eager_model, tmp_path / "m.pt", extra={"training": {"epochs": 3}})
+    metadata = load_model(tmp_path / "m.pt").metadata
+    del metadata["optional_inputs"]
+    _resave(tmp_path / "m.pt", tmp_path / "old.pt", {**metadata, "package_version": "0.0.1"})
+    reexport_model(tmp_path / "old.pt", tmp_path / "new.pt")
+    renewed = load_model(tmp_path / "new.pt").metadata
+    assert renewed["optional_inputs"] == ["energy_mask"]
+    assert renewed["training"] == {"epochs": 3}
+    assert renewed["package_version"] == __version__
+    old = evaluate(SpinMultiNetCalculator(tmp_path / "old.pt"), nio_afm2)
+    new = evaluate(SpinMultiNetCalculator(tmp_path / "new.pt"), nio_afm2)
+    for key, value in old.items():
+        assert np.array_equal(value, new[key]), key

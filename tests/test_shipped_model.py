@@ -8,10 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from ase.io import read
 from spinmultinet_ase.models import DEFAULT_MODEL
 
+from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.data.graph import atoms_to_graph, collate
+from spinmultinet_ase.export import DTYPES, load_model, reexport_model
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 from spinmultinet_ase.train.evaluate import GUESS_SCALES
@@ -104,3 +108,33 @@ def test_default_relaxation_opens_the_rhombohedral_angle_of_the_model(calc, mate
     recorded = json.loads((MODEL_DIR / "metrics.json").read_text())["yardsticks"]["model"]
     minimum = recorded[material]["rhombohedral"]["AFM-II"]["minimum"]["angle_deg"]
     assert angle == pytest.approx(minimum, abs=0.01)
+
+
+def test_shipped_model_takes_the_energy_mask_lammps_needs():
+    """The LAMMPS pair style refuses a model file that does not list ``energy_mask``."""
+    metadata = load_model(MODEL_DIR / "model.pt").metadata
+    assert keys.ENERGY_MASK in metadata.get("optional_inputs", [])
+
+
+def test_reexport_keeps_every_output_bit_for_bit(yardstick_cells, tmp_path):
+    """Re-exporting the shipped file from its own config and weights (as
+    ``scripts/reexport_shipped_model.py`` does) changes no output on the yardstick cells by a
+    single bit, and keeps its training metadata."""
+    shipped, again = MODEL_DIR / "model.pt", tmp_path / "again.pt"
+    reexport_model(shipped, again)
+    before, after = load_model(shipped), load_model(again)
+    graphs = [
+        atoms_to_graph(atoms, before.species, before.cutoff, dtype=DTYPES[before.metadata["dtype"]])
+        for atoms in yardstick_cells
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # so that sums over threads add in one order
+    try:
+        expected, actual = before.module(collate(graphs)), after.module(collate(graphs))
+    finally:
+        torch.set_num_threads(threads)
+    assert set(actual) == set(expected)
+    for key, value in expected.items():
+        assert torch.equal(value, actual[key]), key
+    for key in ("training", "model_config", "dtype", "species", "cutoff"):
+        assert after.metadata[key] == before.metadata[key], key
