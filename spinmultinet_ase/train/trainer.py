@@ -165,7 +165,9 @@ class Trainer:
         checkpoint = _prepare_run_folder(self.output, resume, overwrite)
         torch.set_num_threads(config.num_threads)
         dtype = DTYPES[config.dtype]
-        self.data = build_datasets(config.data, config.model.species, config.model.cutoff, dtype)
+        self.data = build_datasets(
+            config.data, config.model.species, config.model.cutoff, dtype, config.model.spin_mode
+        )
         self.data_fingerprint = data_fingerprint(self.data)
         self.model, self.scales = initial_model(config, self.data["train"])
         self.loss = MultiTaskLoss(config.loss, self.scales)
