@@ -103,9 +103,17 @@ class SpinMode:
 
     def ordering(self, signed_sizes: np.ndarray, axis: np.ndarray | None = None) -> np.ndarray:
         """Initial moments of a collinear ordering with signed sizes ``s_i |m_i|`` (μB): those
-        numbers (collinear), or vectors ``s_i |m_i| n`` along the unit ``axis`` (default z)."""
+        numbers (collinear), or vectors ``s_i |m_i| n`` along ``n``, the global spin direction
+        ``axis`` normalised (default z).
+
+        Raises:
+            ValueError: ``axis`` is not a nonzero 3-vector.
+        """
         signed_sizes = np.asarray(signed_sizes, dtype=float)
         if not self.vector:
             return signed_sizes
         axis = np.array([0.0, 0.0, 1.0]) if axis is None else np.asarray(axis, dtype=float)
-        return signed_sizes[:, None] * (axis / np.linalg.norm(axis))
+        norm = np.linalg.norm(axis)
+        if axis.shape != (3,) or not np.isfinite(norm) or norm == 0:
+            raise ValueError(f"the spin axis must be a nonzero 3-vector, got {axis.tolist()}")
+        return signed_sizes[:, None] * (axis / norm)
