@@ -19,6 +19,7 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.export import METADATA_FILE, export_model, load_model
 from spinmultinet_ase.magnetism.noncollinear import canted, random_rotation, spiral
+from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.spin import SpinMode
 from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.testing.symmetry import (
@@ -63,6 +64,13 @@ def model():
 @pytest.fixture(scope="module")
 def calc(model):
     return SpinMultiNetCalculator(as_loaded(model))
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "noncollinear.pt"
+    export_model(model, path)
+    return path
 
 
 @pytest.fixture
@@ -178,9 +186,8 @@ def test_canted_and_spiral_states_have_the_asked_geometry():
     assert np.allclose(rotation @ rotation.T, np.eye(3)) and np.linalg.det(rotation) > 0
 
 
-def test_export_round_trip_and_format_1_files(model, triclinic, tmp_path):
-    path = tmp_path / "noncollinear.pt"
-    export_model(model, path)
+def test_export_round_trip_and_format_1_files(model, exported, triclinic, tmp_path):
+    path = exported
     loaded = load_model(path)
     assert loaded.spin_mode == SpinMode("noncollinear")
     exported, eager = triclinic.copy(), triclinic.copy()
@@ -203,7 +210,7 @@ def test_export_round_trip_and_format_1_files(model, triclinic, tmp_path):
     assert load_model(old).spin_mode == SpinMode("noncollinear_soc")
 
 
-def test_relax_and_md_take_vector_moments(calc, tmp_path):
+def test_relax_and_md_take_vector_moments(calc, exported, tmp_path):
     atoms = bulk("NiO", "rocksalt", a=4.2).repeat((1, 1, 2))
     atoms.rattle(0.05, seed=2)
     atoms.set_initial_magnetic_moments(canted([2, 0, -2, 0], [0, 0, 1], [1, 0, 0], 20.0))
@@ -213,6 +220,14 @@ def test_relax_and_md_take_vector_moments(calc, tmp_path):
     assert "|moment|" in relaxation_report(atoms, relaxed, converged, 0.05)
     summary = run_md(atoms, calc, temperature_K=300, steps=2, interval=1, progress=False)
     assert np.all(np.isfinite(summary.trace.total_energy_per_atom))
+    # the CLI turns a named (collinear) ordering along z for a noncollinear model
+    out = tmp_path / "relaxed.extxyz"
+    argv = ["relax", "NiO", "--model", str(exported), "--steps", "1", "--quiet", "--output"]
+    assert main([*argv, str(out)]) == 0
+    collinear = rocksalt_ordered("NiO", "AFM-II").get_initial_magnetic_moments()
+    assert np.array_equal(
+        read(out).get_initial_magnetic_moments(), SpinMode("noncollinear").ordering(collinear)
+    )
 
 
 def test_training_and_evaluation_from_turned_collinear_frames(tmp_path):
