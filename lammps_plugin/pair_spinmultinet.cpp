@@ -39,7 +39,7 @@ using SpinMultiNetLAMMPS::PairSpinMultiNet;
 namespace {
 
 constexpr const char *METADATA_FILE = "spinmultinet_metadata.json";
-constexpr int FORMAT_VERSION = 1;
+constexpr int FORMAT_VERSION = 2;    // reads versions 1 and 2 (they differ in spin mode names)
 constexpr double TWO_PI = 6.283185307179586;
 
 }    // namespace
@@ -100,14 +100,16 @@ void PairSpinMultiNet::load_model(const std::string &path)
   json metadata;
   try {
     metadata = json::parse(text);
-    if (metadata.at("format_version").get<int>() != FORMAT_VERSION)
+    const int version = metadata.at("format_version").get<int>();
+    if (version < 1 || version > FORMAT_VERSION)
       error->all(FLERR, "pair_style spinmultinet: {} has model format version {}, this plugin "
-                 "reads version {}; re-export the model", path,
+                 "reads versions 1 to {}; re-export the model", path,
                  metadata.at("format_version").dump(), FORMAT_VERSION);
     cutoff = metadata.at("cutoff").get<double>();
     num_layers = metadata.at("model_config").at("num_layers").get<int>();
     species = metadata.at("species").get<std::vector<std::string>>();
-    noncollinear = metadata.at("spin_mode").get<std::string>() == "noncollinear";
+    // every mode but collinear reads (N, 3) moments (noncollinear, noncollinear_soc)
+    noncollinear = metadata.at("spin_mode").get<std::string>() != "collinear";
     const auto name = metadata.at("dtype").get<std::string>();
     if (name == "float64")
       dtype = torch::kFloat64;

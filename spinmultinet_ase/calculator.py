@@ -164,7 +164,7 @@ class SpinMultiNetCalculator(Calculator):
     def get_property(self, name: str, atoms: Atoms | None = None, allow_calculation: bool = True):
         """ASE's property request (check the state, calculate, read), under the lock."""
         if atoms is not None:  # ASE's state check compares the moments: valid ones only
-            initial_moments(atoms, self.model.noncollinear)
+            initial_moments(atoms, self.model.spin_mode)
         with self._lock:
             return super().get_property(name, atoms, allow_calculation)
 
@@ -197,7 +197,7 @@ class SpinMultiNetCalculator(Calculator):
             atoms,
             self.model.species,
             self.model.cutoff,
-            noncollinear=self.model.noncollinear,
+            spin_mode=self.model.spin_mode,
             dtype=self.dtype,
             device=self.device,
         )

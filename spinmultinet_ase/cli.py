@@ -344,7 +344,7 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
 def _md(args: argparse.Namespace) -> None:
     from dataclasses import asdict
 
-    from spinmultinet_ase.workflows.inputs import single_structure
+    from spinmultinet_ase.workflows.inputs import in_spin_mode, single_structure
     from spinmultinet_ase.workflows.md import check_md_options, plot_md, run_md
 
     options = {
@@ -361,9 +361,10 @@ def _md(args: argparse.Namespace) -> None:
     names = (args.trajectory, args.log, "md.json", "md.png")
     check_outputs([output / name for name in names], args.overwrite)
     atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
+    calc = _calculator(args)
     summary = run_md(
-        atoms,
-        _calculator(args),
+        in_spin_mode(atoms, calc.model.spin_mode),
+        calc,
         trajectory=str(output / args.trajectory),
         logfile=str(output / args.log),
         progress=not args.quiet,
@@ -384,7 +385,7 @@ def _relax(args: argparse.Namespace) -> None:
     from ase.io import write
 
     from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
-    from spinmultinet_ase.workflows.inputs import single_structure
+    from spinmultinet_ase.workflows.inputs import in_spin_mode, single_structure
     from spinmultinet_ase.workflows.relax import check_relax_options, relax, relaxation_report
 
     options = {
@@ -397,7 +398,9 @@ def _relax(args: argparse.Namespace) -> None:
     check_relax_options(**options)
     check_outputs([args.output, *([args.trajectory] if args.trajectory else [])], args.overwrite)
     atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
-    atoms.calc = _calculator(args)
+    calc = _calculator(args)
+    atoms = in_spin_mode(atoms, calc.model.spin_mode)
+    atoms.calc = calc
     relaxed, converged = relax(
         atoms,
         atoms.calc,

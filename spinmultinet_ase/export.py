@@ -19,8 +19,12 @@ import torch
 
 from spinmultinet_ase import __version__, keys
 from spinmultinet_ase.model import ModelConfig, SpinMultiNet, model_from_state
+from spinmultinet_ase.spin import SpinMode
 
-FORMAT_VERSION = 1
+# 2: ``spin_mode: noncollinear`` is the mode without spin-orbit; version 1 used that name for
+# the axial-vector model, read as ``noncollinear_soc`` (:func:`_upgrade_metadata`).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 # The floating dtypes a model may run in, by the name written into its metadata.
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 METADATA_FILE = "spinmultinet_metadata.json"
@@ -78,8 +82,8 @@ class LoadedModel:
         return tuple(self.metadata["species"])
 
     @property
-    def noncollinear(self) -> bool:
-        return self.metadata["spin_mode"] == "noncollinear"
+    def spin_mode(self) -> SpinMode:
+        return SpinMode(self.metadata["spin_mode"])
 
     def __reduce__(self):
         """Pickling: a TorchScript module travels as the bytes of its model file, an eager
@@ -190,12 +194,20 @@ def _check_metadata(metadata: dict[str, Any], source: str) -> None:
     if missing:
         raise ModelFileError(f"{source}: model metadata lacks {missing}; re-export the model")
     version = metadata["format_version"]
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ModelFileError(
             f"{source}: model format version {version} is not supported by spinmultinet-ase "
-            f"{__version__} (reads version {FORMAT_VERSION}); re-export the model with this "
-            "version or install the version that wrote it"
+            f"{__version__} (reads versions {READABLE_VERSIONS}); re-export the model with "
+            "this version or install the version that wrote it"
         )
+
+
+def _upgrade_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata of an older format version in the current one's terms."""
+    if metadata["format_version"] == 1 and metadata["spin_mode"] == "noncollinear":
+        config = {**metadata["model_config"], "spin_mode": "noncollinear_soc"}
+        metadata = {**metadata, "spin_mode": "noncollinear_soc", "model_config": config}
+    return {**metadata, "format_version": FORMAT_VERSION}
 
 
 def load_model(
@@ -243,6 +255,7 @@ def _load(
         raise ModelFileError(f"{name} is a TorchScript file but not a SpinMultiNet model")
     metadata = json.loads(extra_files[METADATA_FILE])
     _check_metadata(metadata, name)
+    metadata = _upgrade_metadata(metadata)
     if dtype is not None:
         module = module.to(dtype)
         metadata = {**metadata, "dtype": str(dtype).removeprefix("torch.")}

@@ -29,7 +29,7 @@ MAGNETIC_FORCES: Final[str] = "magnetic_forces"  # like INITIAL_MAGMOMS, eV/μB,
 SPIN_LATENTS: Final[str] = "spin_latents"  # (N, C) or (N, C, 3), time-odd latent features
 
 # ---- training targets (read from extxyz) --------------------------------------------------
-TARGET_MAGMOMS: Final[str] = "target_magmoms"  # (N,) μB, converged DFT moments (targets only)
+TARGET_MAGMOMS: Final[str] = "target_magmoms"  # like INITIAL_MAGMOMS, μB, converged DFT moments
 TARGET_ENERGY: Final[str] = "target_energy"  # (B,) eV, DFT total energy
 TARGET_FORCES: Final[str] = "target_forces"  # (N, 3) eV/Å
 TARGET_STRESS: Final[str] = "target_stress"  # (B, 3, 3) eV/Å³, ASE sign

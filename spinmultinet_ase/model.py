@@ -24,8 +24,7 @@ from spinmultinet_ase import keys
 from spinmultinet_ase.nn.embedding import SpinEmbedding
 from spinmultinet_ase.nn.interaction import SpinInteraction
 from spinmultinet_ase.nn.radial import RadialEmbedding
-
-SPIN_MODES = ("collinear", "noncollinear")
+from spinmultinet_ase.spin import SpinMode
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,8 @@ class ModelConfig:
         radial_group_size: channels sharing one set of learned radial weights per message
             path (divides ``channels`` and ``spin_channels``); smaller is more expressive and
             slower (``spinmultinet_ase/nn/convolution.py``).
-        spin_mode: ``'collinear'`` (moments (N,) scalars) or ``'noncollinear'`` ((N, 3) axial).
+        spin_mode: ``'collinear'`` (moments (N,)), ``'noncollinear'`` ((N, 3), no spin-orbit)
+            or ``'noncollinear_soc'`` ((N, 3) axial vectors); see :mod:`spinmultinet_ase.spin`.
         avg_num_neighbors: typical neighbour count; normalises message sums.
         full_moment: guessed moment size (μB) from which on the spin embedding sees every
             guess of one direction exactly alike (``spinmultinet_ase/nn/embedding.py``).
@@ -69,8 +69,7 @@ class ModelConfig:
     spin_input: bool = True
 
     def __post_init__(self) -> None:
-        if self.spin_mode not in SPIN_MODES:
-            raise ValueError(f"spin_mode must be one of {SPIN_MODES}, got {self.spin_mode!r}")
+        SpinMode(self.spin_mode)
         if len(set(self.species)) != len(self.species) or not self.species:
             raise ValueError(f"species must be distinct chemical symbols, got {self.species}")
         if self.cutoff <= 0 or self.num_layers < 1 or self.lmax < 0:
@@ -87,8 +86,8 @@ class ModelConfig:
         object.__setattr__(self, "species", tuple(self.species))
 
     @property
-    def noncollinear(self) -> bool:
-        return self.spin_mode == "noncollinear"
+    def mode(self) -> SpinMode:
+        return SpinMode(self.spin_mode)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -133,7 +132,9 @@ class SpinMultiNet(torch.nn.Module):
 
     def _build(self, config: ModelConfig) -> None:
         self.config = config
-        self.noncollinear = config.noncollinear
+        mode = config.mode
+        self.spin_copies = mode.spin_copies
+        self.vector = mode.vector
         self.spin_input = config.spin_input
         num_species = len(config.species)
         self.irreps_sh = o3.Irreps.spherical_harmonics(config.lmax)
@@ -147,11 +148,12 @@ class SpinMultiNet(torch.nn.Module):
             num_species,
             config.channels,
             config.spin_channels,
-            config.noncollinear,
+            mode,
             config.full_moment,
         )
-        irreps_even_hidden = hidden_irreps(config.channels, config.lmax, config.noncollinear)
-        irreps_odd_hidden = hidden_irreps(config.spin_channels, config.lmax, config.noncollinear)
+        axial = mode.rotates_with_lattice
+        irreps_even_hidden = hidden_irreps(config.channels, config.lmax, axial)
+        irreps_odd_hidden = hidden_irreps(config.spin_channels, config.lmax, axial)
         irreps_even, irreps_odd = self.embedding.irreps_even, self.embedding.irreps_odd
         layers = []
         for _ in range(config.num_layers):
@@ -173,7 +175,7 @@ class SpinMultiNet(torch.nn.Module):
         self.energy_readout = FullyConnectedNet(
             [self.num_even_scalars, config.channels, 1], torch.nn.functional.silu
         )
-        spin_irrep = o3.Irrep("1e") if config.noncollinear else o3.Irrep("0e")
+        spin_irrep = o3.Irrep(mode.odd_irrep)
         self.moment_readout = o3.Linear(irreps_odd, o3.Irreps([(1, spin_irrep)]))
         latent_slices = [
             s
@@ -225,8 +227,11 @@ class SpinMultiNet(torch.nn.Module):
         energy = torch.zeros(num_graphs, dtype=energies.dtype, device=energies.device)
         energy = energy.index_add(0, batch, counted)
         predicted = self.moment_readout(odd) * self.moment_scale
-        latents = odd[:, self.latent_start : self.latent_stop]
-        if self.noncollinear:
+        latents = odd[..., self.latent_start : self.latent_stop]
+        if self.spin_copies == 3:  # (3, N, ...) copies -> spin component last
+            predicted = predicted.squeeze(-1).t()
+            latents = latents.permute(1, 2, 0)
+        elif self.vector:
             latents = latents.reshape(latents.shape[0], -1, 3)
         else:
             predicted = predicted.squeeze(-1)

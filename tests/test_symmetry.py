@@ -63,8 +63,8 @@ def test_molecule_symmetries(calc):
 
 
 @pytest.fixture(scope="module")
-def noncollinear_calc():
-    return SpinMultiNetCalculator(as_loaded(random_model(seed=2, spin_mode="noncollinear")))
+def soc_calc():
+    return SpinMultiNetCalculator(as_loaded(random_model(seed=2, spin_mode="noncollinear_soc")))
 
 
 @pytest.fixture
@@ -76,18 +76,18 @@ def canted_nio(nio_afm2):
 
 
 @pytest.mark.parametrize("proper", [True, False], ids=["rotation", "improper"])
-def test_noncollinear_moments_are_axial_vectors(noncollinear_calc, canted_nio, proper):
+def test_soc_moments_are_axial_vectors(soc_calc, canted_nio, proper):
     q = random_orthogonal(7, proper=proper)
-    assert orthogonal_deviation(noncollinear_calc, canted_nio, q) < TOL
+    assert orthogonal_deviation(soc_calc, canted_nio, q) < TOL
 
 
-def test_noncollinear_time_reversal(noncollinear_calc, canted_nio):
-    assert time_reversal_deviation(noncollinear_calc, canted_nio) < TOL
+def test_soc_time_reversal(soc_calc, canted_nio):
+    assert time_reversal_deviation(soc_calc, canted_nio) < TOL
 
 
-def test_noncollinear_energy_depends_on_relative_orientation(noncollinear_calc, canted_nio):
+def test_soc_energy_depends_on_spin_orientation_to_lattice(soc_calc, canted_nio):
     """Rotating the moments alone (not the lattice) changes the energy: spin-lattice coupling."""
-    canted_nio.calc = noncollinear_calc
+    canted_nio.calc = soc_calc
     energy = canted_nio.get_potential_energy()
     q = random_orthogonal(8)
     canted_nio.set_initial_magnetic_moments(canted_nio.get_initial_magnetic_moments() @ q.T)

@@ -10,6 +10,7 @@ from ase import Atoms
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.data.neighbors import estimated_neighbors, neighbor_list
+from spinmultinet_ase.spin import SpinMode
 
 MAX_NEIGHBORS = 1000  # mean neighbours per atom within the cutoff: above, the input is refused
 MIN_DISTANCE = 0.1  # Å: two atoms (or images) closer than this are taken as one atom twice
@@ -32,8 +33,8 @@ def _real_array(values: np.ndarray, name: str, fix: str) -> np.ndarray:
     return values
 
 
-def initial_moments(atoms: Atoms, noncollinear: bool) -> np.ndarray:
-    """The user's ``initial_magmoms``, checked: (N,) collinear or (N, 3) non-collinear, finite.
+def initial_moments(atoms: Atoms, spin_mode: SpinMode | str) -> np.ndarray:
+    """The user's ``initial_magmoms``, checked: finite, of the spin mode's shape.
 
     Raises:
         ValueError: wrong shape for the spin mode, or non-finite values, with the fix.
@@ -43,23 +44,7 @@ def initial_moments(atoms: Atoms, noncollinear: bool) -> np.ndarray:
         "initial_magmoms",
         "set the moments in μB (atoms.set_initial_magnetic_moments)",
     )
-    n = len(atoms)
-    if noncollinear:
-        if moments.shape == (n,):
-            raise ValueError(
-                "this model is non-collinear: set initial moments as (N, 3) vectors, e.g. "
-                "atoms.set_initial_magnetic_moments([[0, 0, m] for m in moments])"
-            )
-        expected = (n, 3)
-    else:
-        if moments.shape == (n, 3):
-            raise ValueError(
-                "this model is collinear: set initial moments as one number per atom (N,), "
-                "e.g. atoms.set_initial_magnetic_moments([2, -2, 0, 0])"
-            )
-        expected = (n,)
-    if moments.shape != expected:
-        raise ValueError(f"initial_magmoms has shape {moments.shape}; expected {expected}")
+    SpinMode.of(spin_mode).check(moments)
     return moments
 
 
@@ -182,7 +167,7 @@ def atoms_to_graph(
     atoms: Atoms,
     model_species: Sequence[str],
     cutoff: float,
-    noncollinear: bool = False,
+    spin_mode: SpinMode | str = "collinear",
     dtype: torch.dtype = torch.float64,
     device: str | torch.device = "cpu",
 ) -> dict[str, torch.Tensor]:
@@ -210,7 +195,7 @@ def atoms_to_graph(
     pbc = np.asarray(atoms.pbc, dtype=bool)
     _check_cell(cell, pbc)
     species = species_indices(atoms.get_chemical_symbols(), model_species)
-    moments = initial_moments(atoms, noncollinear)
+    moments = initial_moments(atoms, spin_mode)
     _check_density(positions, cell, pbc, cutoff)
     edge_index, shifts = neighbor_list(positions, cell, pbc, cutoff)
     _check_edges(positions, cell, edge_index, shifts)

@@ -12,8 +12,12 @@ state, and the model's results are exactly the same for both. Time-even features
 functions of the species and of ``u`` (expanded in Gaussians); time-odd features are ``v``
 times a learned, time-even amplitude per channel, so they flip exactly with ``m``:
 
-* collinear (``m`` a scalar per atom, invariant under rotations and inversion): odd ``0e``;
-* non-collinear (``m`` an axial vector): odd ``1e`` (a pseudovector: unchanged by inversion).
+* collinear (``m`` a scalar per atom, invariant under rotations and inversion): odd ``0e``,
+  shape (N, C);
+* non-collinear without spin-orbit (``m`` a vector in spin space, decoupled from the lattice):
+  odd ``0e`` in three copies, one per Cartesian spin component, shape (3, N, C);
+* non-collinear with spin-orbit (``m`` an axial vector): odd ``1e`` (a pseudovector: unchanged
+  by inversion), shape (N, 3C).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from __future__ import annotations
 import torch
 from e3nn import o3
 from e3nn.nn import FullyConnectedNet
+
+from spinmultinet_ase.spin import SpinMode
 
 
 def saturated_direction(moments: torch.Tensor, full_moment: float, vector: bool) -> torch.Tensor:
@@ -47,13 +53,14 @@ class GaussianBasis(torch.nn.Module):
 
 
 class SpinEmbedding(torch.nn.Module):
-    """(species, initial moments) -> (even scalars (N, C_even), odd features (N, C_odd · d)).
+    """(species, initial moments) -> (even scalars (N, C_even), odd features): odd (N, C_odd)
+    collinear, (3, N, C_odd) non-collinear, (N, 3 C_odd) non-collinear with spin-orbit.
 
     Args:
         num_species: number of species the model knows.
         even_channels: number of time-even ``0e`` channels out.
-        odd_channels: number of time-odd channels out (``0e`` or ``1e``).
-        noncollinear: moments are (N, 3) axial vectors instead of (N,) scalars.
+        odd_channels: number of time-odd channels out (of the spin mode's ``odd_irrep``).
+        spin_mode: the spin mode (:mod:`spinmultinet_ase.spin`).
         full_moment: ``m_c`` (μB): guesses of this size or larger are all alike.
         num_moment_basis: number of Gaussians on ``u`` in [0, 1].
     """
@@ -63,12 +70,13 @@ class SpinEmbedding(torch.nn.Module):
         num_species: int,
         even_channels: int,
         odd_channels: int,
-        noncollinear: bool,
+        spin_mode: SpinMode,
         full_moment: float = 1.0,
         num_moment_basis: int = 8,
     ) -> None:
         super().__init__()
-        self.noncollinear = noncollinear
+        self.vector = spin_mode.vector
+        self.spin_copies = spin_mode.spin_copies
         self.num_species = num_species
         self.full_moment = full_moment
         self.basis = GaussianBasis(1.0, num_moment_basis)
@@ -77,18 +85,21 @@ class SpinEmbedding(torch.nn.Module):
         self.even = FullyConnectedNet([n_in, even_channels, even_channels], silu)
         self.odd_amplitude = FullyConnectedNet([n_in, odd_channels, odd_channels], silu)
         self.irreps_even = o3.Irreps(f"{even_channels}x0e")
-        self.irreps_odd = o3.Irreps(f"{odd_channels}x1e" if noncollinear else f"{odd_channels}x0e")
+        self.irreps_odd = o3.Irreps(f"{odd_channels}x{spin_mode.odd_irrep}")
 
     def forward(
         self, species: torch.Tensor, moments: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        direction = saturated_direction(moments, self.full_moment, self.noncollinear)  # v
-        saturation = (direction * direction).sum(dim=-1) if self.noncollinear else direction**2
+        direction = saturated_direction(moments, self.full_moment, self.vector)  # v
+        saturation = (direction * direction).sum(dim=-1) if self.vector else direction**2
         one_hot = torch.nn.functional.one_hot(species, self.num_species).to(moments.dtype)
         invariants = torch.cat([one_hot, self.basis(saturation)], dim=-1)
         even = self.even(invariants)
         amplitude = self.odd_amplitude(invariants)
-        if self.noncollinear:
+        if self.spin_copies == 3:
+            # (1, N, C) * (3, N, 1) -> (3, N, C): one copy per spin component.
+            odd = amplitude.unsqueeze(0) * direction.t().unsqueeze(-1)
+        elif self.vector:
             # (N, C, 1) * (N, 1, 3) -> (N, C, 3): C copies of the axial vector, channel-major.
             odd = (amplitude.unsqueeze(-1) * direction.unsqueeze(-2)).reshape(moments.shape[0], -1)
         else:

@@ -9,6 +9,11 @@ streams with the only products time reversal allows:
   ``m_i m_j J(r_ij)`` terms that make energies depend on the spin ordering;
 * odd ⊗ even -> odd: the environment modulates the atom's own spin features.
 
+Odd features are (N, D), or (K, N, D) for K weight-sharing copies (one per Cartesian spin
+component of a non-collinear model without spin-orbit, ``spinmultinet_ase/spin.py``): every map
+acts on each copy alike, and odd ⊗ odd products are summed over the copies (``Σ_a x_a y_a``),
+so a rotation of the copies leaves the even features unchanged.
+
 Nonlinearities keep parity: time-even scalars pass through SiLU; every other feature, even
 or odd, is multiplied by a sigmoid of a time-even scalar (a gate), which never flips sign.
 """
@@ -174,7 +179,10 @@ class SpinInteraction(torch.nn.Module):
         x_even = to_channel_major(
             self.linear_even_in(even), self.conv_even.channels, self.dims_even_in
         )
-        x_odd = to_channel_major(self.linear_odd_in(odd), self.conv_odd.channels, self.dims_odd_in)
+        num_nodes = even.shape[0]
+        copies = odd.shape[0] if odd.dim() == 3 else 1
+        x_odd = self.linear_odd_in(odd).reshape(copies * num_nodes, -1)
+        x_odd = to_channel_major(x_odd, self.conv_odd.channels, self.dims_odd_in)
         msg_even, msg_odd = self.conv_even.zeros(x_even), self.conv_odd.zeros(x_odd)
         # split, not sliced: the backward of a slice builds a zero tensor of all edges per chunk
         chunk = self.edge_chunk
@@ -190,17 +198,27 @@ class SpinInteraction(torch.nn.Module):
             weights_odd = weights[:, self.num_weights_even :]
             msg_even = self.conv_even(msg_even, x_even, sh, weights_even, centre, neighbour)
             msg_odd = self.conv_odd(msg_odd, x_odd, sh, weights_odd, centre, neighbour)
+            for k in range(1, copies):  # copy k holds rows k·N ... (k+1)·N - 1
+                offset = k * num_nodes
+                msg_odd = self.conv_odd(
+                    msg_odd, x_odd, sh, weights_odd, centre + offset, neighbour + offset
+                )
         agg_even = to_irreps_layout(msg_even, self.dims_even_msg) * self.norm
         agg_odd = to_irreps_layout(msg_odd, self.dims_odd_msg) * self.norm
+        if odd.dim() == 3:
+            agg_odd = agg_odd.reshape(copies, num_nodes, -1)
 
         pre_even = self.linear_even_out(agg_even)
         coupling = self.couple_odd_odd(odd, agg_odd)
+        if odd.dim() == 3:
+            coupling = coupling.sum(dim=0)
         pre_even = torch.cat(
             [pre_even[:, : self.num_scalars_pre] + coupling, pre_even[:, self.num_scalars_pre :]],
             dim=-1,
         )
-        pre_odd = self.linear_odd_out(agg_odd) + self.couple_odd_even(
-            odd, self.even_message_scalars(agg_even)
-        )
+        even_scalars = self.even_message_scalars(agg_even)
+        if odd.dim() == 3:
+            even_scalars = even_scalars.expand(copies, num_nodes, even_scalars.shape[-1])
+        pre_odd = self.linear_odd_out(agg_odd) + self.couple_odd_even(odd, even_scalars)
         new_even, new_odd = self.gate(pre_even, pre_odd)
         return new_even + self.self_even(even), new_odd + self.self_odd(odd)

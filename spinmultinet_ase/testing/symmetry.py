@@ -2,8 +2,11 @@
 relative to the size of each output where that exceeds 1.
 
 Rules (PHYSICS.md): for an orthogonal Q acting as ``R -> R Qᵀ``, ``cell -> cell Qᵀ``:
-E and per-atom energies are unchanged, ``F -> F Qᵀ``, ``σ -> Q σ Qᵀ``. Collinear moments are
-spatial scalars (unchanged); non-collinear moments are axial vectors, ``m -> det(Q) m Qᵀ``.
+E and per-atom energies are unchanged, ``F -> F Qᵀ``, ``σ -> Q σ Qᵀ``. Moments, predicted
+moments, latents and magnetic forces go with the spin mode (:mod:`spinmultinet_ase.spin`):
+unchanged when spins are decoupled from the lattice (collinear, noncollinear), axial vectors
+``m -> det(Q) m Qᵀ`` with spin-orbit (noncollinear_soc). Without spin-orbit a global spin
+rotation ``m -> m Uᵀ`` with the structure fixed leaves E, F, σ unchanged and rotates those four.
 Time reversal ``m -> -m`` leaves E, F, σ unchanged and flips predicted moments and latents.
 """
 
@@ -15,6 +18,10 @@ from ase.calculators.calculator import Calculator
 from ase.stress import voigt_6_to_full_3x3_stress
 
 from spinmultinet_ase import keys
+from spinmultinet_ase.spin import SpinMode
+
+# outputs that transform like the input moments
+SPIN_OUTPUTS = ("magmoms", keys.SPIN_LATENTS, keys.MAGNETIC_FORCES)
 
 
 def random_orthogonal(seed: int, proper: bool = True) -> np.ndarray:
@@ -51,31 +58,37 @@ def _max_deviation(actual: dict, expected: dict) -> float:
     )
 
 
-def _is_noncollinear(atoms: Atoms) -> bool:
-    return atoms.get_initial_magnetic_moments().ndim == 2
-
-
 def orthogonal_deviation(calc: Calculator, atoms: Atoms, q: np.ndarray) -> float:
-    """Deviation under the rotation or improper rotation ``q`` (3x3 orthogonal)."""
+    """Deviation under the rotation or improper rotation ``q`` (3x3 orthogonal) of the
+    structure, with the moments transformed as ``calc.model.spin_mode`` says."""
+    mode: SpinMode = calc.model.spin_mode
     reference = evaluate(calc, atoms)
     moved = atoms.copy()
     moved.positions = atoms.positions @ q.T
     moved.set_cell(atoms.cell.array @ q.T, scale_atoms=False)
-    det = np.linalg.det(q)
-    noncollinear = _is_noncollinear(atoms)
-    if noncollinear:
-        moved.set_initial_magnetic_moments(det * atoms.get_initial_magnetic_moments() @ q.T)
+    moved.set_initial_magnetic_moments(
+        mode.rotated_with_lattice(atoms.get_initial_magnetic_moments(), q)
+    )
     expected = {
         "energy": reference["energy"],
         "energies": reference["energies"],
         "forces": reference["forces"] @ q.T,
-        "magmoms": det * reference["magmoms"] @ q.T if noncollinear else reference["magmoms"],
     }
-    for key in (keys.SPIN_LATENTS, keys.MAGNETIC_FORCES):
-        expected[key] = det * reference[key] @ q.T if noncollinear else reference[key]
+    for key in SPIN_OUTPUTS:
+        expected[key] = mode.rotated_with_lattice(reference[key], q)
     if "stress" in reference:
         expected["stress"] = q @ reference["stress"] @ q.T
     return _max_deviation(evaluate(calc, moved), expected)
+
+
+def spin_rotation_deviation(calc: Calculator, atoms: Atoms, u: np.ndarray) -> float:
+    """Deviation under a global rotation ``u`` (3x3 orthogonal) of the (N, 3) moments alone,
+    ``m -> m uᵀ``: an exact symmetry without spin-orbit (``noncollinear``)."""
+    reference = evaluate(calc, atoms)
+    rotated = atoms.copy()
+    rotated.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments() @ u.T)
+    expected = {k: v @ u.T if k in SPIN_OUTPUTS else v for k, v in reference.items()}
+    return _max_deviation(evaluate(calc, rotated), expected)
 
 
 def translation_deviation(calc: Calculator, atoms: Atoms, shift: np.ndarray) -> float:
@@ -98,7 +111,8 @@ def time_reversal_deviation(calc: Calculator, atoms: Atoms) -> float:
     """Deviation under ``m -> -m``: E, F, σ unchanged; moments, latents, -∂E/∂m flip."""
     reference = evaluate(calc, atoms)
     flipped = atoms.copy()
-    flipped.set_initial_magnetic_moments(-atoms.get_initial_magnetic_moments())
-    odd = {"magmoms", keys.SPIN_LATENTS, keys.MAGNETIC_FORCES}
-    expected = {k: -v if k in odd else v for k, v in reference.items()}
+    flipped.set_initial_magnetic_moments(
+        SpinMode.time_reversed(atoms.get_initial_magnetic_moments())
+    )
+    expected = {k: -v if k in SPIN_OUTPUTS else v for k, v in reference.items()}
     return _max_deviation(evaluate(calc, flipped), expected)

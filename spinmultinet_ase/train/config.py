@@ -15,6 +15,7 @@ import yaml
 
 from spinmultinet_ase.dft.structures import HELD_OUT_CELLS, HELD_OUT_ORDERINGS
 from spinmultinet_ase.model import ModelConfig
+from spinmultinet_ase.spin import SPIN_MODES
 
 # What each target is called in the extxyz files, unless the config says otherwise.
 DEFAULT_KEYS = {
@@ -64,10 +65,7 @@ _RANGES: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     ("", "output_dir"): (lambda v: v.strip() != "", "a folder name"),
     ("data", "path"): (lambda v: v.strip() != "", "a file name"),
     ("loss", "kind"): (lambda v: v in ("mse", "huber"), "mse or huber"),
-    ("model", "spin_mode"): (
-        lambda v: v in ("collinear", "noncollinear"),
-        "collinear or noncollinear",
-    ),
+    ("model", "spin_mode"): (lambda v: v in SPIN_MODES, " or ".join(SPIN_MODES)),
 }
 
 

@@ -15,6 +15,7 @@ from ase.stress import voigt_6_to_full_3x3_stress
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.data.graph import atoms_to_graph, collate
+from spinmultinet_ase.spin import SpinMode
 from spinmultinet_ase.train.config import DataConfig
 
 SPLITS = ("train", "validation", "test")
@@ -76,13 +77,25 @@ def read_frames(config: DataConfig) -> list[Atoms]:
 
 
 def frame_to_sample(
-    atoms: Atoms, config: DataConfig, species: Sequence[str], cutoff: float, dtype: torch.dtype
+    atoms: Atoms,
+    config: DataConfig,
+    species: Sequence[str],
+    cutoff: float,
+    dtype: torch.dtype,
+    spin_mode: SpinMode | str = "collinear",
 ) -> dict[str, torch.Tensor]:
-    """One labelled frame as a graph with its targets attached (stress only if 3-D periodic)."""
+    """One labelled frame as a graph with its targets attached (stress only if 3-D periodic);
+    initial and target moments of the spin mode's shape, (N,) or (N, 3)."""
     labels = {name: _label(atoms, key) for name, key in config.keys.items()}
     work = atoms.copy()
     work.set_initial_magnetic_moments(labels["initial_magmoms"])
-    graph = atoms_to_graph(work, species, cutoff, dtype=dtype)
+    graph = atoms_to_graph(work, species, cutoff, spin_mode=spin_mode, dtype=dtype)
+    expected = SpinMode.of(spin_mode).shape(len(atoms))
+    if labels["magmoms"].shape != expected:
+        raise ValueError(
+            f"frame {atoms.info['structure_id']}: '{config.keys['magmoms']}' has shape "
+            f"{labels['magmoms'].shape}, a {SpinMode.of(spin_mode).name} model needs {expected}"
+        )
     has_stress = labels["stress"] is not None and bool(atoms.pbc.all())
     stress = np.zeros((3, 3))
     if has_stress:
@@ -159,7 +172,11 @@ class Dataset:
 
 
 def build_datasets(
-    config: DataConfig, species: Sequence[str], cutoff: float, dtype: torch.dtype
+    config: DataConfig,
+    species: Sequence[str],
+    cutoff: float,
+    dtype: torch.dtype,
+    spin_mode: SpinMode | str = "collinear",
 ) -> dict[str, Dataset]:
     """Read, split and convert the data; every split may be empty except train."""
     frames = read_frames(config)
@@ -169,7 +186,9 @@ def build_datasets(
     if not grouped["train"]:
         raise ValueError(f"{config.path}: no frames left for training after the split")
     return {
-        name: Dataset(group, [frame_to_sample(a, config, species, cutoff, dtype) for a in group])
+        name: Dataset(
+            group, [frame_to_sample(a, config, species, cutoff, dtype, spin_mode) for a in group]
+        )
         for name, group in grouped.items()
     }
 

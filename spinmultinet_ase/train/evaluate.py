@@ -249,7 +249,8 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: st
         for material in sorted({m for (s, m) in groups if s == split}):
             subset = groups[(split, material)]
             samples = [
-                frame_to_sample(a, config, loaded.species, loaded.cutoff, dtype) for a in subset
+                frame_to_sample(a, config, loaded.species, loaded.cutoff, dtype, loaded.spin_mode)
+                for a in subset
             ]
             per_split[material], accumulator, rows = errors_by_group(
                 loaded.module, Dataset(subset, samples)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from ase import Atoms
 
+from spinmultinet_ase.spin import SpinMode
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import Dataset, frame_to_sample, read_frames, split_of
 
@@ -34,10 +35,11 @@ def with_replay(
     species: Sequence[str],
     cutoff: float,
     dtype: torch.dtype,
+    spin_mode: SpinMode | str = "collinear",
 ) -> tuple[Dataset, list[int]]:
     """The training set with the replay frames added, and the numbers of its replay groups."""
     extra = replay_frames(config)
-    samples = [frame_to_sample(a, config, species, cutoff, dtype) for a in extra]
+    samples = [frame_to_sample(a, config, species, cutoff, dtype, spin_mode) for a in extra]
     merged = Dataset(train.frames + extra, train.samples + samples)
     replayed = {id(atoms) for atoms in extra}
     groups = [

@@ -189,11 +189,18 @@ class Trainer:
         model_config = config.model
         if source is not None:
             model_config = source.model_config(config.model.species, config.model.spin_mode)
-        self.data = build_datasets(config.data, model_config.species, model_config.cutoff, dtype)
+        self.data = build_datasets(
+            config.data, model_config.species, model_config.cutoff, dtype, model_config.spin_mode
+        )
         self.replay_groups: list[int] = []
         if config.data.replay_paths:
             self.data["train"], self.replay_groups = with_replay(
-                self.data["train"], config.data, model_config.species, model_config.cutoff, dtype
+                self.data["train"],
+                config.data,
+                model_config.species,
+                model_config.cutoff,
+                dtype,
+                model_config.spin_mode,
             )
         self.data_fingerprint = data_fingerprint(self.data)
         self.model, self.scales = initial_model(config, self.data["train"], source)

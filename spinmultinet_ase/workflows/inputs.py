@@ -14,6 +14,7 @@ from ase.io import read
 
 from spinmultinet_ase.magnetism.orderings import named_rocksalt_orderings
 from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
+from spinmultinet_ase.spin import SpinMode
 
 
 def check_number(
@@ -105,3 +106,17 @@ def single_structure(
         atoms = read_structure(target)
     matrix = parse_supercell(supercell)
     return make_supercell(atoms, matrix) if matrix is not None else atoms
+
+
+def in_spin_mode(atoms: Atoms, spin_mode: SpinMode | str) -> Atoms:
+    """``atoms`` with collinear ``(N,)`` moments turned along z for a ``noncollinear`` model:
+    without spin-orbit every common axis gives the same energy, so this is the same state.
+    Otherwise ``atoms`` as given (the calculator names a shape the model cannot read)."""
+    mode = SpinMode.of(spin_mode)
+    moments = atoms.get_initial_magnetic_moments()
+    if not mode.vector or mode.rotates_with_lattice or moments.ndim != 1:
+        return atoms
+    turned = atoms.copy()
+    turned.set_initial_magnetic_moments(None)
+    turned.set_initial_magnetic_moments(mode.ordering(moments))
+    return turned
