@@ -168,7 +168,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _model_card(args: argparse.Namespace) -> None:
-    from spinmultinet_ase.train.card import write_model_card
+    from spinmultinet_ase.reference.model_card import write_model_card
 
     for run_dir in [args.run_dir, *(item.partition("=")[2] for item in args.ablation)]:
         if run_dir and not Path(run_dir).is_dir():
@@ -531,7 +531,7 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
 
 
 def _data_card(args: argparse.Namespace) -> None:
-    from spinmultinet_ase.dft.card import write_card
+    from spinmultinet_ase.reference.data_card import write_card
 
     write_card(args.data_dir)
     print(f"wrote {args.data_dir}/README.md")
