@@ -452,13 +452,17 @@ def _add_md(sub: argparse._SubParsersAction) -> None:
 def _phonons(args: argparse.Namespace) -> None:
     from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
     from spinmultinet_ase.workflows.inputs import parse_supercell, single_structure
-    from spinmultinet_ase.workflows.phonons import run_phonons, write_phonons
+    from spinmultinet_ase.workflows.phonons import check_phonon_options, run_phonons, write_phonons
+    from spinmultinet_ase.workflows.relax import check_relax_options
 
+    supercell = parse_supercell(args.phonon_supercell, "--phonon-supercell")
+    check_phonon_options(supercell, args.displacement)
+    check_relax_options(fmax=args.fmax)
     output = Path(args.output_dir)
     check_outputs([output / "phonons.png", output / "phonons.json"], args.overwrite)
     rocksalt = args.target in ROCKSALT_LATTICE_CONSTANTS
     orderings = args.orderings or (["AFM-II", "FM"] if rocksalt else [None])
-    structures = {
+    structures = {  # all built (and checked) before the model is loaded
         ordering or Path(args.target).stem: single_structure(
             args.target, ordering, args.supercell, args.magnitudes
         )
@@ -467,7 +471,7 @@ def _phonons(args: argparse.Namespace) -> None:
     results = run_phonons(
         structures,
         _calculator(args),
-        supercell=parse_supercell(args.phonon_supercell, "--phonon-supercell"),
+        supercell=supercell,
         displacement=args.displacement,
         relax_first=not args.no_relax,
         fmax=args.fmax,
