@@ -462,7 +462,7 @@ def _phonons(args: argparse.Namespace) -> None:
     check_outputs([output / "phonons.png", output / "phonons.json"], args.overwrite)
     rocksalt = args.target in ROCKSALT_LATTICE_CONSTANTS
     orderings = args.orderings or (["AFM-II", "FM"] if rocksalt else [None])
-    structures = {  # all built (and checked) before the model is loaded
+    structures = {  # all built before the model is loaded
         ordering or Path(args.target).stem: single_structure(
             args.target, ordering, args.supercell, args.magnitudes
         )
