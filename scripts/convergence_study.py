@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gpaw.mpi import world
 
-from spinmultinet_ase.dft.convergence import (
+from spinmultinet_ase.reference.convergence import (
     run_convergence_study,
     summarise,
     summarise_cross_cell,

@@ -34,10 +34,10 @@ for pressure in 0 10; do
     spinmultinet relax MnO --ordering AFM-II --pressure "$pressure" "${model[@]}" \
         --output "$work/relax_$pressure.extxyz" --quiet | report "$out/relax_MnO_${pressure}GPa.txt"
 done
-spinmultinet md NiO --supercell 3 3 3 --ensemble nve --temperature 300 --steps 2000 \
+spinmultinet md NiO --supercell 6 0 0 3 3 0 3 0 3 --ensemble nve --temperature 300 --steps 2000 \
     "${model[@]}" --output-dir "$work/md_nve" --quiet | report "$out/md_NiO_nve.txt"
 cp "$work/md_nve/md.png" "$out/md_NiO_nve.png"
-spinmultinet md NiO --supercell 3 3 3 --ensemble npt --temperature 300 --steps 2000 \
+spinmultinet md NiO --supercell 6 0 0 3 3 0 3 0 3 --ensemble npt --temperature 300 --steps 2000 \
     "${model[@]}" --output-dir "$work/md_npt" --quiet | report "$out/md_NiO_npt.txt"
 cp "$work/md_npt/md.png" "$out/md_NiO_npt.png"
 rm -rf "$work"

@@ -187,7 +187,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _model_card(args: argparse.Namespace) -> None:
-    from spinmultinet_ase.train.card import write_model_card
+    from spinmultinet_ase.reference.model_card import write_model_card
 
     for run_dir in [args.run_dir, *(item.partition("=")[2] for item in args.ablation)]:
         if run_dir and not Path(run_dir).is_dir():
@@ -308,14 +308,7 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         "one letter u/d per magnetic site of the supercell (default: a formula's four named "
         "orderings, else every symmetry-distinct ordering of the supercell)",
     )
-    p.add_argument(
-        "--supercell",
-        nargs="+",
-        type=int,
-        default=None,
-        help="supercell of the given cell (a formula's: its 2-atom primitive cell): 3 integers "
-        "(diagonal) or 9 (a 3x3 matrix, row by row); all orderings are built in it",
-    )
+    _add_supercell_option(p)
     p.add_argument(
         "--magnitudes",
         nargs="+",
@@ -342,10 +335,8 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
 
 
 def _md(args: argparse.Namespace) -> None:
-    from dataclasses import asdict
-
     from spinmultinet_ase.workflows.inputs import in_spin_mode, single_structure
-    from spinmultinet_ase.workflows.md import check_md_options, plot_md, run_md
+    from spinmultinet_ase.workflows.md import check_md_options, run_md, write_md
 
     options = {
         "ensemble": args.ensemble,
@@ -370,9 +361,7 @@ def _md(args: argparse.Namespace) -> None:
         progress=not args.quiet,
         **options,
     )
-    write_text_atomic(output / "md.json", json.dumps(asdict(summary), indent=2))
-    with atomic_path(output / "md.png") as temporary:
-        plot_md(summary, temporary)
+    write_md(summary, output)
     print(
         f"{summary.ensemble.upper()}: {summary.time_ps:.3f} ps, <T> = "
         f"{summary.mean_temperature_K:.0f} K, total-energy drift "
@@ -422,7 +411,7 @@ def _add_relax(sub: argparse._SubParsersAction) -> None:
         description="Relax one structure at fixed magnetic order: a rocksalt formula in a named "
         "ordering, or a structure file with its initial_magmoms.",
     )
-    _add_structure_options(p, "AFM-II")
+    _add_structure_options(p)
     _add_optimizer_options(p)
     p.add_argument("--fixed-cell", action="store_true", help="relax the positions only")
     p.add_argument("--pressure", type=float, default=0.0, help="hydrostatic pressure (GPa)")
@@ -434,29 +423,38 @@ def _add_relax(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_relax)
 
 
-def _add_structure_options(p: argparse.ArgumentParser, default_ordering: str) -> None:
+def _add_structure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
     p.add_argument(
         "--ordering",
-        default=default_ordering,
-        help="named rocksalt ordering (ignored for a structure file, whose "
-        "initial_magmoms are used)",
+        default=None,
+        help="a rocksalt name (default for a formula: AFM-II), FM, or one letter "
+        "u/d per magnetic site of the supercell (default for a file: its initial_magmoms)",
     )
-    p.add_argument(
-        "--supercell", nargs="+", type=int, default=None, help="repeat the cell: 3 or 9 integers"
-    )
+    _add_supercell_option(p)
     p.add_argument(
         "--magnitudes",
         nargs="+",
         default=None,
         metavar="EL=MU",
-        help="initial moment magnitudes (μB) for a rocksalt formula, e.g. Ni=2",
+        help="initial moment magnitudes (μB), e.g. Ni=2 (O=0 makes an element nonmagnetic)",
+    )
+
+
+def _add_supercell_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--supercell",
+        nargs="+",
+        type=int,
+        default=None,
+        help="supercell of the given cell (a formula's: its 2-atom primitive cell): 3 integers "
+        "(diagonal) or 9 (a 3x3 matrix, row by row, as ASE's make_supercell)",
     )
 
 
 def _add_md(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("md", help="molecular dynamics: NVE, NVT (Langevin) or NPT (MTK)")
-    _add_structure_options(p, "AFM-II")
+    _add_structure_options(p)
     p.add_argument("--ensemble", choices=["nve", "nvt", "npt"], default="nve")
     p.add_argument("--temperature", type=float, default=300.0, help="K")
     p.add_argument("--pressure", type=float, default=0.0, help="GPa (NPT)")
@@ -474,49 +472,40 @@ def _add_md(sub: argparse._SubParsersAction) -> None:
 
 
 def _phonons(args: argparse.Namespace) -> None:
-    from dataclasses import asdict
-
-    from spinmultinet_ase.data.graph import require_periodic
     from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
     from spinmultinet_ase.workflows.inputs import parse_supercell, single_structure
-    from spinmultinet_ase.workflows.phonons import (
-        check_phonon_options,
-        compute_phonons,
-        plot_phonons,
-    )
-    from spinmultinet_ase.workflows.relax import check_relax_options, relax
+    from spinmultinet_ase.workflows.phonons import check_phonon_options, run_phonons, write_phonons
+    from spinmultinet_ase.workflows.relax import check_relax_options
 
-    supercell = parse_supercell(args.supercell)
+    supercell = parse_supercell(args.phonon_supercell, "--phonon-supercell")
     check_phonon_options(supercell, args.displacement)
     check_relax_options(fmax=args.fmax)
     output = Path(args.output_dir)
     check_outputs([output / "phonons.png", output / "phonons.json"], args.overwrite)
     rocksalt = args.target in ROCKSALT_LATTICE_CONSTANTS
-    structures = {  # all built (and checked) before the first long computation
-        ordering: single_structure(args.target, ordering, None, args.magnitudes)
-        for ordering in (args.orderings if rocksalt else [Path(args.target).stem])
-    }
-    for atoms in structures.values():
-        require_periodic(atoms, "computing phonons")
-    calc = _calculator(args)
-    results = []
-    for ordering, atoms in structures.items():
-        if not args.no_relax:
-            atoms, converged = relax(atoms, calc, fmax=args.fmax, relax_cell=True)
-            if not converged:
-                print(f"warning: {ordering} relaxation did not reach fmax={args.fmax}")
-        result = compute_phonons(
-            atoms, calc, ordering, supercell, args.displacement, progress=not args.quiet
+    orderings = args.orderings or (["AFM-II", "FM"] if rocksalt else [None])
+    structures = {  # all built before the model is loaded
+        ordering or Path(args.target).stem: single_structure(
+            args.target, ordering, args.supercell, args.magnitudes
         )
-        results.append(result)
+        for ordering in orderings
+    }
+    results = run_phonons(
+        structures,
+        _calculator(args),
+        supercell=supercell,
+        displacement=args.displacement,
+        relax_first=not args.no_relax,
+        fmax=args.fmax,
+        progress=not args.quiet,
+    )
+    for result in results:
         optical = ", ".join(f"{f:.3f}" for f in result.parent_gamma_optical)
         print(
-            f"{ordering}: optical modes of the parent Γ point (THz): {optical}; "
+            f"{result.ordering}: optical modes of the parent Γ point (THz): {optical}; "
             f"splitting {result.parent_gamma_splitting:.3f} THz"
         )
-    with atomic_path(output / "phonons.png") as temporary:
-        plot_phonons(results, temporary)
-    write_text_atomic(output / "phonons.json", json.dumps([asdict(r) for r in results], indent=1))
+    write_phonons(results, output)
     print(f"phonons.png and phonons.json in {output}/")
 
 
@@ -529,15 +518,18 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--orderings",
         nargs="+",
-        default=["AFM-II", "FM"],
-        help="named rocksalt orderings (a structure file uses its own moments)",
+        default=None,
+        help="orderings: rocksalt names, FM, or one letter u/d per magnetic site of the "
+        "supercell (default: a formula's AFM-II and FM; a file's own moments)",
     )
+    _add_supercell_option(p)
     p.add_argument(
-        "--supercell",
+        "--phonon-supercell",
         nargs="+",
         type=int,
         default=[2, 2, 2],
-        help="phonopy supercell: 3 or 9 integers",
+        help="phonopy's supercell of each ordering's cell for the force constants: 3 or 9 "
+        "integers (default: 2 2 2)",
     )
     p.add_argument(
         "--displacement", type=float, default=DISPLACEMENT, help="Å (default: %(default)s)"
@@ -553,7 +545,7 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
 
 
 def _data_card(args: argparse.Namespace) -> None:
-    from spinmultinet_ase.dft.card import write_card
+    from spinmultinet_ase.reference.data_card import write_card
 
     write_card(args.data_dir)
     print(f"wrote {args.data_dir}/README.md")

@@ -171,6 +171,7 @@ BAD_OPTIONS = [
     (["relax", "NiO"], "--magnitudes", st.floats(max_value=-1e-9), r"magnitude"),
     (["phonons", "NiO"], "--displacement", _BAD_POSITIVE, r"displacement"),
     (["phonons", "NiO"], "--supercell", _BAD_SUPERCELL, r"supercell"),
+    (["phonons", "NiO"], "--phonon-supercell", _BAD_SUPERCELL, r"--phonon-supercell"),
     (["phonons", "NiO"], "--fmax", _BAD_POSITIVE, r"fmax"),
     (["phonons", "NiO"], "--orderings", st.text("XYZ-", min_size=1, max_size=5), r"ordering"),
     (["structures", "frames.extxyz"], "--seed", st.integers(max_value=-1), r"seed"),
@@ -187,7 +188,7 @@ BAD_OPTIONS = [
 
 
 def _as_arguments(option: str, value) -> list[str]:
-    if option == "--supercell":
+    if option.endswith("supercell"):
         return [option, *map(str, value)]
     if option == "--magnitudes":
         return [option, f"Ni={_number(value)}"]

@@ -56,6 +56,9 @@ def test_magnetic_state_problems():
     assert magnetic_state_problem(symbols, initial, np.array([1.7, 0.01, -1.7, 0.0])) == ""
     assert "flipped" in magnetic_state_problem(symbols, initial, np.array([1.7, 0, 1.7, 0]))
     assert "collapsed" in magnetic_state_problem(symbols, initial, np.array([0.1, 0, -1.7, 0]))
+    # A site of an element without a default guess is judged against its initial moment.
+    assert "collapsed" in magnetic_state_problem(["Zn"], np.array([1.0]), np.array([0.3]))
+    assert magnetic_state_problem(["Zn"], np.array([1.0]), np.array([0.5])) == ""
 
 
 def test_reference_structures_are_tagged_and_unique():
@@ -200,7 +203,7 @@ def test_label_command_starts_under_mpiexec(tmp_path):
 def test_data_card_from_the_shipped_data(tmp_path):
     """The card is written from the data files: counts and sections follow what is there."""
 
-    from spinmultinet_ase.dft.card import write_card
+    from spinmultinet_ase.reference.data_card import write_card
 
     data = Path(__file__).parents[1] / "data"
     for name in ("structures.extxyz", "reference.extxyz", "convergence.json"):
@@ -216,14 +219,14 @@ def test_ordering_kpoint_summary_recovers_heisenberg_constants_and_the_cell_offs
     """Yardsticks from Heisenberg energies (J from 3×3×3 clusters) with a k-mesh offset on one
     cell: the orderings are taken within a cell, so the offset shows only as the FM cell
     difference and J1, J2 come back exactly."""
-    from spinmultinet_ase.dft.convergence import (
+    from spinmultinet_ase.dft.structures import CELLS
+    from spinmultinet_ase.magnetism.exchange import exchange_shells
+    from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+    from spinmultinet_ase.reference.convergence import (
         ORDERING_CELLS,
         cross_cell_key,
         summarise_ordering_kpoints,
     )
-    from spinmultinet_ase.dft.structures import CELLS
-    from spinmultinet_ase.magnetism.exchange import exchange_shells
-    from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 
     j1, j2, cell_offset = 0.0004, 0.0112, {"afm1-4": 0.0008, "afm2-4": 0.0}
     results = {}
@@ -242,7 +245,7 @@ def test_ordering_kpoint_summary_recovers_heisenberg_constants_and_the_cell_offs
 
 
 def test_yardstick_kpoint_errors_compare_each_cell_with_its_dense_mesh():
-    from spinmultinet_ase.dft.convergence import (
+    from spinmultinet_ase.reference.convergence import (
         ORDERING_CELLS,
         ORDERING_DENSITIES,
         cross_cell_key,

@@ -112,7 +112,8 @@ def test_md_cli(exported_path, tmp_path, capsys):
     assert main(args) == 0
     assert "total-energy drift" in capsys.readouterr().out
     frames = read(tmp_path / "md.traj", index=":")
-    assert len(frames) == 5 and frames[-1].get_magnetic_moments().shape == (32,)
+    # 2 2 2 of the 2-atom primitive cell: AFM-II in 16 atoms
+    assert len(frames) == 5 and frames[-1].get_magnetic_moments().shape == (16,)
     trace = json.loads((tmp_path / "md.json").read_text())["trace"]
     # The trace is sampled with the trajectory: its energies are the trajectory's.
     energies = [atoms.get_potential_energy() / len(atoms) for atoms in frames]
@@ -215,7 +216,7 @@ def test_phonons_cli(exported_path, tmp_path, capsys):
                 "NiO",
                 "--orderings",
                 "AFM-II",
-                "--supercell",
+                "--phonon-supercell",
                 "1",
                 "1",
                 "1",

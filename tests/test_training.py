@@ -18,8 +18,8 @@ from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.checkpoint import load_checkpoint
 from spinmultinet_ase.cli import main
+from spinmultinet_ase.reference.model_card import yardstick_checks
 from spinmultinet_ase.testing.models import as_loaded, random_model
-from spinmultinet_ase.train.card import yardstick_checks
 from spinmultinet_ase.train.config import DataConfig, LossConfig, config_from_dict
 from spinmultinet_ase.train.dataset import Dataset, add_test_frames, frame_to_sample, geometry_of
 from spinmultinet_ase.train.evaluate import (

@@ -29,7 +29,7 @@ from spinmultinet_ase.dft.states import (
     seed_structure,
     state_problem,
 )
-from spinmultinet_ase.magnetism.rocksalt import DEFAULT_MOMENT_MAGNITUDES
+from spinmultinet_ase.magnetism.sites import MOMENT_THRESHOLD, default_magnitude
 
 STRUCTURE_ID = "structure_id"
 STATUS = "dft_status"
@@ -47,15 +47,16 @@ def rejected_path(out_path: Path) -> Path:
 def magnetic_state_problem(symbols: list[str], initial: np.ndarray, final: np.ndarray) -> str:
     """Why the converged moments ``final`` are not the state asked for by ``initial`` ('' if ok).
 
-    Only magnetic elements with a nonzero initial moment are judged: a sign different from the
+    Only magnetic sites (a nonzero initial moment) are judged: a sign different from the
     initial one means the ordering flipped; a magnitude below :data:`COLLAPSE_FRACTION` of the
-    element's nominal moment means the moment collapsed.
+    element's nominal moment (its default guess, else the initial moment) means the moment
+    collapsed.
     """
     problems = []
     for index, (symbol, m0, m) in enumerate(zip(symbols, initial, final, strict=True)):
-        if symbol not in DEFAULT_MOMENT_MAGNITUDES or abs(m0) < 1e-6:
+        if abs(m0) <= MOMENT_THRESHOLD:
             continue
-        if abs(m) < COLLAPSE_FRACTION * DEFAULT_MOMENT_MAGNITUDES[symbol]:
+        if abs(m) < COLLAPSE_FRACTION * (default_magnitude(symbol) or abs(m0)):
             problems.append(f"moment of atom {index} ({symbol}) collapsed to {m:.2f}")
         elif np.sign(m) != np.sign(m0):
             problems.append(f"moment of atom {index} ({symbol}) flipped sign to {m:.2f}")

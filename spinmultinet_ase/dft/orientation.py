@@ -22,16 +22,20 @@ from ase import Atoms
 from ase.neighborlist import neighbor_list
 from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
-from spinmultinet_ase.magnetism.rocksalt import DEFAULT_MOMENT_MAGNITUDES
+from spinmultinet_ase.magnetism.sites import MOMENT_THRESHOLD, guessed_moments
 
 # Bonds up to this factor times the shortest metal–oxygen distance define the octahedra.
 BOND_TOLERANCE = 1.25
 
 
 def _metal_oxygen_bonds(atoms: Atoms) -> np.ndarray:
-    """Unit vectors from each magnetic metal to its oxygen neighbours, shape (bonds, 3)."""
+    """Unit vectors from each magnetic site to its oxygen neighbours, shape (bonds, 3).
+
+    Magnetic sites are the atoms with a nonzero initial moment, else (no moment set) those
+    with a default moment guess.
+    """
     symbols = np.array(atoms.get_chemical_symbols())
-    metal = np.isin(symbols, list(DEFAULT_MOMENT_MAGNITUDES))
+    metal = np.abs(guessed_moments(atoms)) > MOMENT_THRESHOLD
     first, second, vectors = neighbor_list("ijD", atoms, 3.5)
     bonds = vectors[metal[first] & (symbols[second] == "O")]
     if len(bonds) == 0:

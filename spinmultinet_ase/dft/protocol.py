@@ -14,7 +14,7 @@ HUBBARD_U_EV: dict[str, float] = {"Cr": 3.7, "Mn": 3.9, "Fe": 5.3, "Co": 3.32, "
 
 
 # Pulay-stress calibration at 700 eV (eV per formula unit), measured by
-# spinmultinet_ase/dft/convergence.py (data/convergence.json): the mean over FM and AFM-II of
+# spinmultinet_ase/reference/convergence.py (data/convergence.json): the mean over FM and AFM-II of
 # (σ(1100 eV) − σ(700 eV)) · V / n_fu on a strained, rattled 4-atom cell. Calibrated on FM
 # alone, it leaves 0.001 (NiO) and 0.002 GPa (MnO) error on AFM-II against 1100 eV.
 PULAY_STRESS_700EV: dict[str, float] = {"MnO": -0.12081, "NiO": -0.12133}
@@ -46,7 +46,7 @@ class DFTProtocol:
             two orientations of one crystal (``spinmultinet_ase/dft/orientation.py``).
         pulay_stress: Pulay-stress calibration ``p`` (eV per formula unit) per reduced
             formula at ``ecut_ev``: ``p · n_fu / V`` is added to each normal stress component
-            (``spinmultinet_ase/dft/convergence.py`` measures it). None: raw analytic stress
+            (``spinmultinet_ase/reference/convergence.py`` measures it). None: raw analytic stress
             (for calibration runs only).
     """
 
@@ -75,7 +75,7 @@ class DFTProtocol:
         Only the stress needs it: GPAW's analytic stress is the derivative at a fixed number
         of plane waves, which carries the Pulay error, while energies at a fixed cutoff vary
         with volume like converged ones (measured: ``summarise_pulay_energy`` in
-        ``spinmultinet_ase/dft/convergence.py``).
+        ``spinmultinet_ase/reference/convergence.py``).
 
         Raises:
             ValueError: the protocol corrects stresses but has no calibration for ``formula``.
@@ -85,7 +85,7 @@ class DFTProtocol:
         if formula not in self.pulay_stress:
             raise ValueError(
                 f"no Pulay-stress calibration for {formula} at {self.ecut_ev:.0f} eV; measure "
-                "it with spinmultinet_ase.dft.convergence and add it to the protocol"
+                "it with spinmultinet_ase.reference.convergence and add it to the protocol"
             )
         return self.pulay_stress[formula] * formula_units / volume
 

@@ -1,4 +1,4 @@
-"""Collinear magnetic orderings: named rocksalt ones and a symmetry-aware enumerator.
+"""Collinear magnetic orderings of any crystal: patterns and a symmetry-aware enumerator.
 
 The enumerator lists every assignment of up/down to the magnetic atoms of a supercell, then
 keeps one representative per class of assignments related by a space-group operation of the
@@ -15,20 +15,9 @@ from ase import Atoms
 from ase.build import make_supercell
 
 from spinmultinet_ase.data.graph import require_periodic
-from spinmultinet_ase.magnetism.rocksalt import ORDERINGS, rocksalt_ordered
 from spinmultinet_ase.magnetism.sites import guessed_moments, magnetic_sites, site_types
 
 MAX_ENUMERATED_SITES = 20
-
-
-def named_rocksalt_orderings(
-    formula: str,
-    orderings: tuple[str, ...] = tuple(ORDERINGS),
-    a: float | None = None,
-    magnitudes: dict[str, float] | None = None,
-) -> dict[str, Atoms]:
-    """The named orderings (FM, AFM-I, AFM-II, AFM-III) of a rocksalt oxide, each in its cell."""
-    return {name: rocksalt_ordered(formula, name, a=a, magnitudes=magnitudes) for name in orderings}
 
 
 def site_permutations(atoms: Atoms, sites: np.ndarray, symprec: float = 1e-4) -> np.ndarray:

@@ -1,7 +1,10 @@
 """Workflow inputs: structures from a rocksalt formula or a file, and checked options.
 
 Every workflow checks its options here, where they enter, so Python callers and the command
-line get the same one-line ``ValueError``.
+line get the same one-line ``ValueError``. A supercell always means one thing: the matrix
+``P`` (3 integers: its diagonal; 9: row by row) of the supercell ``P @ cell`` of the given
+cell, ASE's :func:`~ase.build.make_supercell` convention; a rocksalt formula's given cell is
+its 2-atom primitive cell.
 """
 
 from __future__ import annotations
@@ -10,10 +13,18 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.build import make_supercell
 from ase.io import read
 
-from spinmultinet_ase.magnetism.orderings import named_rocksalt_orderings
-from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
+from spinmultinet_ase.magnetism.orderings import magnetic_cell, with_pattern
+from spinmultinet_ase.magnetism.rocksalt import (
+    ORDERINGS,
+    ROCKSALT_LATTICE_CONSTANTS,
+    minimal_magnetic_cell,
+    ordering_fits_cell,
+    rocksalt_ordered,
+)
+from spinmultinet_ase.magnetism.sites import guessed_moments
 from spinmultinet_ase.spin import SpinMode
 
 
@@ -64,17 +75,18 @@ def parse_magnitudes(items: list[str] | None) -> dict[str, float]:
     return result
 
 
-def parse_supercell(values: list[int] | None) -> np.ndarray | None:
+def parse_supercell(values: list[int] | None, what: str = "--supercell") -> np.ndarray | None:
     """3 integers (diagonal) or 9 (a full matrix, row by row) -> 3x3 matrix of positive
-    determinant (a right-handed supercell of at least the cell itself)."""
+    determinant (a right-handed supercell of at least the cell itself); ``what`` names the
+    option in messages."""
     if values is None:
         return None
     if len(values) not in (3, 9):
-        raise ValueError(f"--supercell takes 3 or 9 integers, got {len(values)}")
+        raise ValueError(f"{what} takes 3 or 9 integers, got {len(values)}")
     matrix = np.diag(values) if len(values) == 3 else np.array(values).reshape(3, 3)
     if round(np.linalg.det(matrix)) < 1:
         raise ValueError(
-            f"--supercell {' '.join(map(str, values))} has determinant "
+            f"{what} {' '.join(map(str, values))} has determinant "
             f"{round(np.linalg.det(matrix))}; give repetitions >= 1 (or a matrix of positive "
             "determinant)"
         )
@@ -93,19 +105,58 @@ def read_structure(path: str) -> Atoms:
 
 
 def single_structure(
-    target: str, ordering: str, supercell: list[int] | None, magnitudes: list[str] | None
+    target: str,
+    ordering: str | None = None,
+    supercell: list[int] | None = None,
+    magnitudes: list[str] | None = None,
 ) -> Atoms:
-    """A rocksalt formula in a named ordering, or a structure file as it is; then repeated."""
-    from ase.build import make_supercell
+    """One structure at a fixed collinear magnetic order.
 
-    if target in ROCKSALT_LATTICE_CONSTANTS:
-        atoms = named_rocksalt_orderings(
-            target, (ordering,), magnitudes=parse_magnitudes(magnitudes)
-        )[ordering]
-    else:
-        atoms = read_structure(target)
+    Args:
+        target: a rocksalt formula (``'NiO'``) or a structure file.
+        ordering: a formula's named ordering (default AFM-II), or ``FM`` or one letter
+            ``u``/``d`` per magnetic site of the supercell. Default for a file: its own
+            initial moments (where none are set, the default guesses, all parallel).
+        supercell: 3 or 9 integers, the supercell of the given cell (a formula's: its 2-atom
+            primitive cell). Default: a file's cell, a named ordering's smallest cell.
+        magnitudes: ``EL=MU`` moment magnitudes (μB) over the moments set or guessed.
+
+    Raises:
+        ValueError: a file that cannot be read, a bad supercell, or an ordering that does not
+            fit the supercell.
+    """
     matrix = parse_supercell(supercell)
-    return make_supercell(atoms, matrix) if matrix is not None else atoms
+    moments = parse_magnitudes(magnitudes)
+    if ordering is not None and ordering not in ORDERINGS and set(ordering) - {"u", "d"}:
+        raise ValueError(
+            f"unknown ordering {ordering!r}: give a rocksalt name ({', '.join(ORDERINGS)}) or "
+            "one letter u/d per magnetic site of the supercell"
+        )
+    if target in ROCKSALT_LATTICE_CONSTANTS:
+        ordering = ordering or "AFM-II"
+        if ordering not in ORDERINGS:
+            return with_pattern(_rocksalt_cell(target, "FM", matrix, moments), ordering)
+        return _rocksalt_cell(target, ordering, matrix, moments)
+    atoms = read_structure(target)
+    if ordering is not None:
+        return with_pattern(magnetic_cell(atoms, matrix, moments), ordering)
+    if atoms.get_initial_magnetic_moments().ndim == 1:
+        atoms.set_initial_magnetic_moments(guessed_moments(atoms, moments))
+    return atoms if matrix is None else make_supercell(atoms, matrix)
+
+
+def _rocksalt_cell(
+    formula: str, ordering: str, matrix: np.ndarray | None, magnitudes: dict[str, float]
+) -> Atoms:
+    """A named ordering of a rocksalt formula in the supercell ``matrix`` of its primitive cell."""
+    if matrix is not None and not ordering_fits_cell(ordering, matrix):
+        smallest = " ".join(str(n) for n in minimal_magnetic_cell(ordering).ravel())
+        raise ValueError(
+            f"{ordering} does not fit --supercell {' '.join(str(n) for n in matrix.ravel())} "
+            f"of the 2-atom primitive cell of {formula}; its smallest cell is --supercell "
+            f"{smallest} (any supercell of that cell fits too)"
+        )
+    return rocksalt_ordered(formula, ordering, matrix, magnitudes=magnitudes)
 
 
 def in_spin_mode(atoms: Atoms, spin_mode: SpinMode | str) -> Atoms:

@@ -6,7 +6,8 @@ moments are written to the trajectory with every frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from spinmultinet_ase.data.graph import require_periodic
+from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.workflows.inputs import check_count, check_number
 
 ENSEMBLES = ("nve", "nvt", "npt")
@@ -206,3 +208,12 @@ def plot_md(summary: MDSummary, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def write_md(summary: MDSummary, output_dir: str | Path) -> None:
+    """``md.json`` (the summary with its time series) and ``md.png`` (:func:`plot_md`),
+    atomically."""
+    output = Path(output_dir)
+    write_text_atomic(output / "md.json", json.dumps(asdict(summary), indent=2))
+    with atomic_path(output / "md.png") as temporary:
+        plot_md(summary, temporary)

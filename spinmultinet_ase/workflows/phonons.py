@@ -8,8 +8,9 @@ moments carried over to every displaced supercell.
 
 from __future__ import annotations
 
+import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,9 @@ from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
 from spinmultinet_ase.data.graph import require_periodic
+from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.workflows.inputs import check_count, check_number
+from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, check_relax_options, relax
 
 if TYPE_CHECKING:  # phonopy is imported where it is used: it is slow to import
     from phonopy import Phonopy
@@ -258,6 +261,54 @@ def compute_phonons(
         cell.calc = calc
         forces.append(cell.get_forces())
     return phonons_from_forces(phonon, atoms, forces, ordering, mesh, npoints)
+
+
+def run_phonons(
+    structures: dict[str, Atoms],
+    calc: Calculator,
+    supercell: np.ndarray | None = None,
+    displacement: float = DISPLACEMENT,
+    relax_first: bool = True,
+    fmax: float = DEFAULT_FMAX,
+    progress: bool = True,
+) -> list[PhononResult]:
+    """Phonons of each named structure, each relaxed first (positions and cell) at its order.
+
+    Every structure and option is checked before the first long computation.
+
+    Args:
+        structures: ``{name: atoms}`` with initial moments, e.g. one per ordering.
+        calc: the calculator for relaxations and forces.
+        supercell: phonopy supercell matrix of each structure's cell (default 2x2x2).
+        displacement: atomic displacement (Å).
+        relax_first: relax each structure (``fmax`` in eV/Å) before its phonons; a relaxation
+            that does not converge gives a warning.
+        progress: progress bars over the displaced cells.
+    """
+    check_phonon_options(supercell, displacement)
+    check_relax_options(fmax=fmax)
+    for atoms in structures.values():
+        require_periodic(atoms, "computing phonons")
+    results = []
+    for name, atoms in structures.items():
+        if relax_first:
+            atoms, converged = relax(atoms, calc, fmax=fmax, relax_cell=True)
+            if not converged:
+                warnings.warn(
+                    f"{name} relaxation did not reach fmax={fmax}", UserWarning, stacklevel=2
+                )
+        results.append(
+            compute_phonons(atoms, calc, name, supercell, displacement, progress=progress)
+        )
+    return results
+
+
+def write_phonons(results: list[PhononResult], output_dir: str | Path) -> None:
+    """``phonons.json`` (every result) and ``phonons.png`` (:func:`plot_phonons`), atomically."""
+    output = Path(output_dir)
+    with atomic_path(output / "phonons.png") as temporary:
+        plot_phonons(results, temporary)
+    write_text_atomic(output / "phonons.json", json.dumps([asdict(r) for r in results], indent=1))
 
 
 def plot_phonons(results: list[PhononResult], path: str | Path) -> None:

@@ -11,15 +11,15 @@ import numpy as np
 from ase.io import read
 from ase.units import GPa
 
-from spinmultinet_ase.dft.convergence import (
+from spinmultinet_ase.dft.label import STATUS, estimated_hours, rejected_path, unlabelled
+from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
+from spinmultinet_ase.reference.convergence import (
     summarise,
     summarise_cross_cell,
     summarise_ordering_kpoints,
     summarise_orientation,
     summarise_pulay_energy,
 )
-from spinmultinet_ase.dft.label import STATUS, estimated_hours, rejected_path, unlabelled
-from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import split_of
 
@@ -90,7 +90,7 @@ def _convergence_table(path: Path) -> str:
     results = json.loads(path.read_text())
     rows = [
         "One rattled, strained 4-atom cell per material in FM and AFM-II; each setting "
-        "against the tighter one along its axis (`spinmultinet_ase/dft/convergence.py`, run "
+        "against the tighter one along its axis (`spinmultinet_ase/reference/convergence.py`, run "
         "by `scripts/convergence_study.py`). Total energies matter too, not only ordering "
         "energies: the training data mixes cells whose meshes err differently. k-density 1.5 "
         "was rejected for its 4-5 meV/atom total-energy error, Marzari-Vanderbilt smearing "

@@ -19,10 +19,10 @@ from typing import Any
 
 from ase.io import read
 
-from spinmultinet_ase.dft.card import ordering_kpoints_table
-from spinmultinet_ase.dft.convergence import ORDERING_DENSITIES, yardstick_kpoint_errors
 from spinmultinet_ase.export import load_model
 from spinmultinet_ase.outputs import write_text_atomic
+from spinmultinet_ase.reference.convergence import ORDERING_DENSITIES, yardstick_kpoint_errors
+from spinmultinet_ase.reference.data_card import ordering_kpoints_table
 from spinmultinet_ase.train.config import (
     LOSS_WEIGHTS,
     DataConfig,
