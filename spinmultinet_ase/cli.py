@@ -151,9 +151,9 @@ def _positive_int(text: str) -> int:
 def _evaluate(args: argparse.Namespace) -> None:
     from spinmultinet_ase.train.evaluate import evaluate_model, format_report
 
+    check_outputs([Path(args.output_dir) / "evaluation.json"], args.overwrite)
     _existing_file(args.model, "model file")
     _existing_file(args.data, "labelled data")
-    writable_folder(args.output_dir, "--output-dir")
     result = evaluate_model(args.model, args.data, args.output_dir)
     print(format_report(result))
     print(f"details and parity plots in {args.output_dir}/")
@@ -164,16 +164,18 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model file (.pt)")
     p.add_argument("data", help="labelled extxyz")
     p.add_argument("--output-dir", default="evaluation", help="where to write JSON and PNGs")
+    _add_overwrite(p)
     p.set_defaults(run=_evaluate)
 
 
 def _model_card(args: argparse.Namespace) -> None:
     from spinmultinet_ase.train.card import write_model_card
 
+    output = Path(args.output_dir)
+    check_outputs([output / "card.md", output / "metrics.json"], args.overwrite)
     for run_dir in [args.run_dir, *(item.partition("=")[2] for item in args.ablation)]:
         if run_dir and not Path(run_dir).is_dir():
             raise FileNotFoundError(f"no training run folder at {run_dir}")
-    writable_folder(args.output_dir, "output_dir")
     ablations = {}
     for item in args.ablation:
         name, sep, path = item.partition("=")
@@ -194,6 +196,7 @@ def _add_model_card(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=RUN_DIR",
         help="an ablation run to report next to the model (repeatable)",
     )
+    _add_overwrite(p)
     p.set_defaults(run=_model_card)
 
 
@@ -241,12 +244,14 @@ def _add_model_options(p: argparse.ArgumentParser, dtype: str) -> None:
 def _scan(args: argparse.Namespace) -> None:
     from spinmultinet_ase.workflows.inputs import parse_magnitudes, parse_supercell
     from spinmultinet_ase.workflows.scan import (
+        SCAN_OUTPUTS,
         format_exchange,
         format_scan_table,
         run_scan,
         write_scan,
     )
 
+    check_outputs([Path(args.output_dir) / name for name in SCAN_OUTPUTS], args.overwrite)
     outcome = run_scan(
         args.target,
         _calculator(args),
@@ -266,7 +271,7 @@ def _scan(args: argparse.Namespace) -> None:
     else:
         print(f"no exchange fit: {outcome.no_fit_reason}")
     write_scan(outcome.results, outcome.relaxed, outcome.exchange, args.output_dir)
-    print(f"scan.csv, scan.json, scan.png and relaxed.extxyz in {args.output_dir}/")
+    print(f"{', '.join(SCAN_OUTPUTS)} in {args.output_dir}/")
 
 
 def _add_scan(sub: argparse._SubParsersAction) -> None:
@@ -318,6 +323,7 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         help="also estimate T_N by classical Monte Carlo of the fitted Heisenberg model",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_overwrite(p)
     _add_model_options(p, "float64")
     p.set_defaults(run=_scan)
 
@@ -342,9 +348,11 @@ def _md(args: argparse.Namespace) -> None:
     names = (args.trajectory, args.log, "md.json", "md.png")
     check_outputs([output / name for name in names], args.overwrite)
     atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
+    calc = _calculator(args)
+    writable_folder(output, "--output-dir")  # only now: a bad model leaves nothing behind
     summary = run_md(
         atoms,
-        _calculator(args),
+        calc,
         trajectory=str(output / args.trajectory),
         logfile=str(output / args.log),
         progress=not args.quiet,
@@ -379,6 +387,8 @@ def _relax(args: argparse.Namespace) -> None:
     check_outputs([args.output, *([args.trajectory] if args.trajectory else [])], args.overwrite)
     atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
     atoms.calc = _calculator(args)
+    if args.trajectory:
+        writable_folder(Path(args.trajectory).parent, "--trajectory folder")
     relaxed, converged = relax(
         atoms,
         atoms.calc,
@@ -533,6 +543,7 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
 def _data_card(args: argparse.Namespace) -> None:
     from spinmultinet_ase.dft.card import write_card
 
+    check_outputs([Path(args.data_dir) / "README.md"], args.overwrite)
     write_card(args.data_dir)
     print(f"wrote {args.data_dir}/README.md")
 
@@ -540,6 +551,7 @@ def _data_card(args: argparse.Namespace) -> None:
 def _add_data_card(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data-card", help="write the dataset card (README.md) of a data folder")
     p.add_argument("data_dir", help="folder with structures.extxyz and reference.extxyz")
+    _add_overwrite(p)
     p.set_defaults(run=_data_card)
 
 
@@ -560,7 +572,9 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="extxyz of structures with initial_magmoms and structure_id")
     p.add_argument("output", help="extxyz the labelled frames are appended to")
     p.add_argument("--log-dir", default=None, help="folder of GPAW logs (default OUTPUT_logs/)")
-    p.add_argument("--limit", type=int, default=None, help="label at most this many frames")
+    p.add_argument(
+        "--limit", type=int, default=None, help="label at most this many frames (0 or more)"
+    )
     p.set_defaults(run=_label)
 
 

@@ -29,9 +29,11 @@ def is_temporary(path: Path) -> bool:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path in ``path``'s folder to write to; on leaving, it replaces ``path``.
 
-    If the body raises, the temporary file is removed and ``path`` is untouched.
+    ``path``'s folder is created if needed. If the body raises, the temporary file is removed
+    and ``path`` is untouched.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     # created by the writer, so it gets the usual permissions (not mkstemp's owner-only ones)
     temporary = path.with_name(f".{path.stem}-{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}")
     try:
@@ -111,7 +113,7 @@ def writable_folder(folder: str | Path, what: str) -> Path:
 def check_outputs(paths: Iterable[str | Path], overwrite: bool) -> None:
     """Before any work, creating nothing: every output's folder exists and is writable or can
     be created, and, unless ``overwrite``, no output exists yet (a previous result is never
-    replaced unasked). Create the folders with :func:`writable_folder` when writing starts.
+    replaced unasked). :func:`atomic_path` creates the folders when writing starts.
 
     Raises:
         ValueError: naming the first output that cannot be written or already exists.

@@ -100,7 +100,8 @@ def _assert_same(rows: list[dict], expected: list[dict]) -> None:
             if key == "info":
                 assert row[key] == value
             else:
-                np.testing.assert_array_equal(row[key], value, err_msg=key)
+                # two GPAW runs of one frame agree to round-off (FFT plans), not bit for bit
+                np.testing.assert_allclose(row[key], value, rtol=0.0, atol=1e-9, err_msg=key)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from spinmultinet_ase.dft.convergence import (
 )
 from spinmultinet_ase.dft.label import STATUS, estimated_hours, rejected_path, unlabelled
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
+from spinmultinet_ase.outputs import write_text_atomic
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import split_of
 
@@ -319,5 +320,5 @@ def write_card(data_dir: str | Path) -> str:
     if yardsticks.exists():
         parts += ["\n## Yardsticks\n", "```json", yardsticks.read_text().strip(), "```"]
     text = "\n".join(parts) + "\n"
-    (data_dir / "README.md").write_text(text)
+    write_text_atomic(data_dir / "README.md", text)
     return text
