@@ -41,9 +41,14 @@ labelling more. Everything here was computed on this project's 2-core machine.
   (eV), `forces` (eV/Å), `stress` (eV/Å³, ASE sign), `initial_magmoms` (the guess, the
   model's input) and `magmoms` (converged DFT moments, training targets only), plus the
   protocol and GPAW version in each frame's `info`.
-* `reference.rejected.extxyz`: runs kept out of training (not converged, or converged to
-  another magnetic state than the one asked for: a flipped sign or a collapsed moment).
+* `reference.rejected.extxyz`: runs kept out of training (not converged, converged to
+  another magnetic state than the one asked for: a flipped sign or a collapsed moment, or
+  GPAW failed on the structure), each with the reason in `info['dft_status']`.
 * `gpaw_logs/`: one GPAW text log per structure. `labelling.log`: the labelling progress.
+* Labelling resumes: `spinmultinet label` appends each frame atomically (a kill loses at most
+  the frame being computed), skips the structure ids already in either file, and refuses to
+  continue a file labelled with another protocol. Every input is checked before the first
+  GPAW run (`docs/conventions.md`, Output files).
 * `protocol_check_900eV.extxyz`: the first frames, labelled at 900 eV and k-point density 2.0
   before the protocol moved to 700 eV + Pulay correction and 2.5; kept as a cross-check
   (below: its spread is the FM MnO k-point error of one cell at 2.0, see the cross-cell table).
