@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 from spinmultinet_ase.cli import main
@@ -226,3 +227,32 @@ def test_label_command_refuses_a_negative_limit(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("spinmultinet label: error:") and "--limit" in err
     assert "\n" not in err
+
+
+def test_an_output_cut_at_any_byte_reads_as_its_whole_frames(tmp_path):
+    """Whatever byte a file is cut at, the frames before the cut are read and nothing else."""
+    frames = []
+    for index in range(2):
+        atoms = bulk("NiO", "rocksalt", a=4.17)
+        atoms.set_initial_magnetic_moments([2.0, 0.0])
+        atoms.info.update({"structure_id": f"NiO-{index}", STATUS: STATUS_OK})
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=-10.0 - index, forces=np.full((2, 3), 0.1), magmoms=[1.7, 0.0]
+        )
+        frames.append(atoms)
+    path = tmp_path / "out.extxyz"
+    write(path, frames[0], format="extxyz")
+    first = path.read_bytes()
+    write(path, frames, format="extxyz")
+    whole = path.read_bytes()
+    for cut in range(len(whole) + 1):
+        path.write_bytes(whole[:cut])
+        read_frames, size = read_output(path)
+        expected = 2 if cut == len(whole) else 1 if cut >= len(first) else 0
+        assert len(read_frames) == expected, cut
+        assert size == (len(whole) if expected == 2 else len(first) if expected else 0)
+    lines = whole.split(b"\n")
+    lines[2] = b"Ni garbage"  # the first atom of the first frame: damage before the last frame
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(ValueError, match="frame 1 cannot be read"):
+        read_output(path)
