@@ -21,8 +21,15 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 from spinmultinet_ase.cli import main
-from spinmultinet_ase.dft.label import STATUS, STATUS_OK, label_file, read_output, rejected_path
-from spinmultinet_ase.dft.protocol import DFTProtocol
+from spinmultinet_ase.dft.label import (
+    STATUS,
+    STATUS_OK,
+    label_file,
+    protocol_mismatch,
+    read_output,
+    rejected_path,
+)
+from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.outputs import is_temporary
 
 pytest.importorskip("gpaw")
@@ -256,3 +263,11 @@ def test_an_output_cut_at_any_byte_reads_as_its_whole_frames(tmp_path):
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(ValueError, match="frame 1 cannot be read"):
         read_output(path)
+
+
+def test_the_shipped_data_resumes_under_the_default_protocol():
+    """Its frames were labelled before U for Cr joined the protocol: U counts per element."""
+    frames, _ = read_output(Path(__file__).parents[1] / "data" / "reference.extxyz")
+    assert protocol_mismatch(frames, DEFAULT_PROTOCOL) == ""
+    other_u = DFTProtocol(hubbard_u_ev={**DEFAULT_PROTOCOL.hubbard_u_ev, "Ni": 6.0})
+    assert "dft_hubbard_u=Ni:6.2, this run Ni:6.0" in protocol_mismatch(frames, other_u)

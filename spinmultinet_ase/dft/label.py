@@ -256,14 +256,26 @@ def _resume_output(path: Path, repair: bool) -> list[Atoms]:
 def protocol_mismatch(labelled: list[Atoms], protocol: DFTProtocol) -> str:
     """How the first frame of ``labelled`` labelled with other settings differs ('' if none).
 
-    Settings a frame does not record are not compared.
+    Settings a frame does not record are not compared; U is compared on its own elements
+    (adding U for another element changes nothing for it).
     """
     expected = _protocol_info(protocol)
     for atoms in labelled:
+        present = set(atoms.get_chemical_symbols())
         for key, value in expected.items():
-            if key in atoms.info and atoms.info[key] != value:
-                return f"{atoms.info[STRUCTURE_ID]} has {key}={atoms.info[key]}, this run {value}"
+            if key not in atoms.info:
+                continue
+            recorded = atoms.info[key]
+            if key == "dft_hubbard_u":
+                recorded, value = (_hubbard_u(u, present) for u in (recorded, value))
+            if recorded != value:
+                return f"{atoms.info[STRUCTURE_ID]} has {key}={recorded}, this run {value}"
     return ""
+
+
+def _hubbard_u(text: str, symbols: set[str]) -> str:
+    """The ``dft_hubbard_u`` record ``text`` cut down to the elements ``symbols``."""
+    return ",".join(item for item in str(text).split(",") if item.partition(":")[0] in symbols)
 
 
 def _read_structures(in_path: Path) -> list[Atoms]:
