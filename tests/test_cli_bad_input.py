@@ -225,6 +225,10 @@ def test_every_command_refuses_bad_options_in_one_line(case, data, tmp_path, mon
         ["model-card", "missing_run", "card"],
         ["md", "missing.extxyz", "--model", "missing.pt"],
         ["relax", "config.yaml", "--model", "missing.pt"],
+        ["label", "missing.extxyz", "out.extxyz"],
+        ["label", "config.yaml", "out.extxyz"],  # not a structure file
+        ["label", "frames.extxyz", "out.extxyz"],  # not an extxyz file
+        ["data-card", "missing_data"],
     ],
 )
 def test_missing_and_unreadable_files_are_one_line(argv, tmp_path, monkeypatch, capsys):
