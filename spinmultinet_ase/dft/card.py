@@ -26,8 +26,8 @@ from spinmultinet_ase.train.dataset import split_of
 
 INTRO = """# Reference data: rocksalt MnO and NiO, GPAW spin-polarised PBE+U
 
-Written by `spinmultinet data-card data/` from the files in this folder; rerun it after
-labelling more. Everything here was computed on this project's 2-core machine.
+Written by `spinmultinet data-card data/ --overwrite` from the files in this folder; rerun
+it after labelling more. Everything here was computed on this project's 2-core machine.
 
 * `structures.extxyz`: every structure to label ({total}), with `initial_magmoms` set as a
   user would guess them (nominal ±5 μB on Mn, ±2 μB on Ni, each off by up to ±40 %; 0 on O)
@@ -72,7 +72,7 @@ labelling more. Everything here was computed on this project's 2-core machine.
 spinmultinet structures data/structures.extxyz            # deterministic (seed 0)
 nohup bash scripts/dft_queue.sh > /dev/null 2>&1 &         # convergence study, then labelling
 spinmultinet yardsticks data/reference.extxyz data/yardsticks.json
-spinmultinet data-card data/
+spinmultinet data-card data/ --overwrite
 ```
 The labelling resumes where it stopped (frames are matched by `structure_id`) and runs under
 `mpiexec -n 2`. GPAW needs the Debian packages `libxc-dev libopenblas-dev libfftw3-dev
