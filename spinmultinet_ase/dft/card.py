@@ -71,7 +71,7 @@ it after labelling more. Everything here was computed on this project's 2-core m
 ```bash
 spinmultinet structures data/structures.extxyz            # deterministic (seed 0)
 nohup bash scripts/dft_queue.sh > /dev/null 2>&1 &         # convergence study, then labelling
-spinmultinet yardsticks data/reference.extxyz data/yardsticks.json
+spinmultinet yardsticks data/reference.extxyz data/yardsticks.json --overwrite
 spinmultinet data-card data/ --overwrite
 ```
 The labelling resumes where it stopped (frames are matched by `structure_id`) and runs under
