@@ -235,22 +235,19 @@ def read_output(path: Path) -> tuple[list[Atoms], int]:
     return frames, size
 
 
-def _resume_output(path: Path, repair: bool) -> list[Atoms]:
-    """The frames of ``path``; with ``repair``, cut off a torn last frame (with a warning)
-    and remove temporaries of killed appends."""
-    frames, size = read_output(path)
-    if repair:
-        for temporary in temporaries_of(path):
-            temporary.unlink()
-        if path.exists() and size < path.stat().st_size:
-            warnings.warn(
-                f"{path}: dropped a torn last frame left by an interrupted write; "
-                "its structure is labelled again",
-                stacklevel=2,
-            )
-            with atomic_path(path) as temporary:
-                temporary.write_bytes(path.read_bytes()[:size])
-    return frames
+def _tidy_output(path: Path, size: int) -> None:
+    """Remove temporaries of killed appends to ``path`` and cut a torn last frame off it
+    (``size``: the bytes its whole frames fill), with a warning."""
+    for temporary in temporaries_of(path):
+        temporary.unlink()
+    if path.exists() and size < path.stat().st_size:
+        warnings.warn(
+            f"{path}: dropped a torn last frame left by an interrupted write; its structure "
+            "is labelled again",
+            stacklevel=2,
+        )
+        with atomic_path(path) as temporary:
+            temporary.write_bytes(path.read_bytes()[:size])
 
 
 def protocol_mismatch(labelled: list[Atoms], protocol: DFTProtocol) -> str:
@@ -362,11 +359,8 @@ def label_file(
     log_dir = Path(log_dir) if log_dir else out_path.with_name(out_path.stem + "_logs")
     frames = _read_structures(in_path)
     check_outputs([out_path, rejected_path(out_path), log_dir / "log.txt"], overwrite=True)
-    labelled = [
-        atoms
-        for path in (out_path, rejected_path(out_path))
-        for atoms in _resume_output(path, repair=world.rank == 0)
-    ]
+    outputs = {path: read_output(path) for path in (out_path, rejected_path(out_path))}
+    labelled = [atoms for frames, _ in outputs.values() for atoms in frames]
     mismatch = protocol_mismatch(labelled, protocol)
     if mismatch:
         raise ValueError(
@@ -376,7 +370,9 @@ def label_file(
     pending = unlabelled(frames, labelled)
     todo = pending[:limit]
     _check_calibrated(todo, protocol)
-    if world.rank == 0:
+    if world.rank == 0:  # every check passed: tidy up after a killed run, then start
+        for path, (_, size) in outputs.items():
+            _tidy_output(path, size)
         log_dir.mkdir(parents=True, exist_ok=True)
         print(
             f"{len(frames) - len(pending)} of {len(frames)} already labelled; {len(todo)} to do",
