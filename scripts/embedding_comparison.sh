@@ -18,5 +18,5 @@ for variant in size-resolving=cb1be9a saturating=8ae030a; do
     # -P: import the package from source_dir, not from the working directory
     PYTHONPATH="$source_dir" python -P -m spinmultinet_ase.cli train "$out/$name.yaml" --quiet
     spinmultinet evaluate "$out/$name/model.pt" \
-        "$out/data112.extxyz" --output-dir "$out/$name/evaluation" | tee "$out/$name.txt"
+        "$out/data112.extxyz" --output-dir "$out/$name/evaluation" --overwrite | tee "$out/$name.txt"
 done

@@ -75,9 +75,9 @@ print(json.load(open('runs/default_mno_nio/summary.json'))['epochs'])")")
         cp "configs/$name.yaml" "$shipped/config.yaml"
         cp "runs/$name/summary.json" "$shipped/training_summary.json"
     fi
-    spinmultinet evaluate "runs/$name/model.pt" "$snapshot" --output-dir "runs/$name/evaluation"
+    spinmultinet evaluate "runs/$name/model.pt" "$snapshot" --output-dir "runs/$name/evaluation" --overwrite
 done
-spinmultinet model-card runs/default_mno_nio "$target" "${ablations[@]}"
+spinmultinet model-card runs/default_mno_nio "$target" "${ablations[@]}" --overwrite
 # the shipped model against the small DFT checks (data/checks/*/comparison.md)
 for check in gamma_phonons equation_of_state; do
     python scripts/dft_checks.py compare "$check" "data/checks/$check" --model "$target/model.pt"

@@ -170,9 +170,9 @@ def _positive_int(text: str) -> int:
 def _evaluate(args: argparse.Namespace) -> None:
     from spinmultinet_ase.train.evaluate import evaluate_model, format_report
 
+    check_outputs([Path(args.output_dir) / "evaluation.json"], args.overwrite)
     _existing_file(args.model, "model file")
     _existing_file(args.data, "labelled data")
-    writable_folder(args.output_dir, "--output-dir")
     result = evaluate_model(args.model, args.data, args.output_dir)
     print(format_report(result))
     print(f"details and parity plots in {args.output_dir}/")
@@ -183,16 +183,18 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model file (.pt)")
     p.add_argument("data", help="labelled extxyz")
     p.add_argument("--output-dir", default="evaluation", help="where to write JSON and PNGs")
+    _add_overwrite(p)
     p.set_defaults(run=_evaluate)
 
 
 def _model_card(args: argparse.Namespace) -> None:
     from spinmultinet_ase.reference.model_card import write_model_card
 
+    output = Path(args.output_dir)
+    check_outputs([output / "card.md", output / "metrics.json"], args.overwrite)
     for run_dir in [args.run_dir, *(item.partition("=")[2] for item in args.ablation)]:
         if run_dir and not Path(run_dir).is_dir():
             raise FileNotFoundError(f"no training run folder at {run_dir}")
-    writable_folder(args.output_dir, "output_dir")
     ablations = {}
     for item in args.ablation:
         name, sep, path = item.partition("=")
@@ -213,6 +215,7 @@ def _add_model_card(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=RUN_DIR",
         help="an ablation run to report next to the model (repeatable)",
     )
+    _add_overwrite(p)
     p.set_defaults(run=_model_card)
 
 
@@ -260,12 +263,14 @@ def _add_model_options(p: argparse.ArgumentParser, dtype: str) -> None:
 def _scan(args: argparse.Namespace) -> None:
     from spinmultinet_ase.workflows.inputs import parse_magnitudes, parse_supercell
     from spinmultinet_ase.workflows.scan import (
+        SCAN_OUTPUTS,
         format_exchange,
         format_scan_table,
         run_scan,
         write_scan,
     )
 
+    check_outputs([Path(args.output_dir) / name for name in SCAN_OUTPUTS], args.overwrite)
     outcome = run_scan(
         args.target,
         _calculator(args),
@@ -285,7 +290,7 @@ def _scan(args: argparse.Namespace) -> None:
     else:
         print(f"no exchange fit: {outcome.no_fit_reason}")
     write_scan(outcome.results, outcome.relaxed, outcome.exchange, args.output_dir)
-    print(f"scan.csv, scan.json, scan.png and relaxed.extxyz in {args.output_dir}/")
+    print(f"{', '.join(SCAN_OUTPUTS)} in {args.output_dir}/")
 
 
 def _add_scan(sub: argparse._SubParsersAction) -> None:
@@ -330,6 +335,7 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         help="also estimate T_N by classical Monte Carlo of the fitted Heisenberg model",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_overwrite(p)
     _add_model_options(p, "float64")
     p.set_defaults(run=_scan)
 
@@ -353,6 +359,7 @@ def _md(args: argparse.Namespace) -> None:
     check_outputs([output / name for name in names], args.overwrite)
     atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
     calc = _calculator(args)
+    writable_folder(output, "--output-dir")  # only now: a bad model leaves nothing behind
     summary = run_md(
         in_spin_mode(atoms, calc.model.spin_mode),
         calc,
@@ -390,6 +397,8 @@ def _relax(args: argparse.Namespace) -> None:
     calc = _calculator(args)
     atoms = in_spin_mode(atoms, calc.model.spin_mode)
     atoms.calc = calc
+    if args.trajectory:
+        writable_folder(Path(args.trajectory).parent, "--trajectory folder")
     relaxed, converged = relax(
         atoms,
         atoms.calc,
@@ -473,7 +482,7 @@ def _add_md(sub: argparse._SubParsersAction) -> None:
 
 def _phonons(args: argparse.Namespace) -> None:
     from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
-    from spinmultinet_ase.workflows.inputs import parse_supercell, single_structure
+    from spinmultinet_ase.workflows.inputs import in_spin_mode, parse_supercell, single_structure
     from spinmultinet_ase.workflows.phonons import check_phonon_options, run_phonons, write_phonons
     from spinmultinet_ase.workflows.relax import check_relax_options
 
@@ -490,9 +499,10 @@ def _phonons(args: argparse.Namespace) -> None:
         )
         for ordering in orderings
     }
+    calc = _calculator(args)
     results = run_phonons(
-        structures,
-        _calculator(args),
+        {name: in_spin_mode(atoms, calc.model.spin_mode) for name, atoms in structures.items()},
+        calc,
         supercell=supercell,
         displacement=args.displacement,
         relax_first=not args.no_relax,
@@ -547,6 +557,7 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
 def _data_card(args: argparse.Namespace) -> None:
     from spinmultinet_ase.reference.data_card import write_card
 
+    check_outputs([Path(args.data_dir) / "README.md"], args.overwrite)
     write_card(args.data_dir)
     print(f"wrote {args.data_dir}/README.md")
 
@@ -554,6 +565,7 @@ def _data_card(args: argparse.Namespace) -> None:
 def _add_data_card(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data-card", help="write the dataset card (README.md) of a data folder")
     p.add_argument("data_dir", help="folder with structures.extxyz and reference.extxyz")
+    _add_overwrite(p)
     p.set_defaults(run=_data_card)
 
 
@@ -574,7 +586,9 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="extxyz of structures with initial_magmoms and structure_id")
     p.add_argument("output", help="extxyz the labelled frames are appended to")
     p.add_argument("--log-dir", default=None, help="folder of GPAW logs (default OUTPUT_logs/)")
-    p.add_argument("--limit", type=int, default=None, help="label at most this many frames")
+    p.add_argument(
+        "--limit", type=int, default=None, help="label at most this many frames (0 or more)"
+    )
     p.set_defaults(run=_label)
 
 

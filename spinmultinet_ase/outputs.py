@@ -8,7 +8,9 @@ renamed over the target in one step, so a kill at any instant never leaves half 
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,9 +29,11 @@ def is_temporary(path: Path) -> bool:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path in ``path``'s folder to write to; on leaving, it replaces ``path``.
 
-    If the body raises, the temporary file is removed and ``path`` is untouched.
+    ``path``'s folder is created if needed. If the body raises, the temporary file is removed
+    and ``path`` is untouched.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     # created by the writer, so it gets the usual permissions (not mkstemp's owner-only ones)
     temporary = path.with_name(f".{path.stem}-{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}")
     try:
@@ -40,6 +44,28 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         _sync_folder(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def appending(path: str | Path) -> Iterator[Path]:
+    """A temporary copy of ``path`` (empty if there is none) to append to; on leaving, it
+    replaces ``path`` atomically, so a kill mid-append leaves the old file whole."""
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        if path.exists():
+            shutil.copyfile(path, temporary)
+        yield temporary
+
+
+def temporaries_of(path: str | Path) -> list[Path]:
+    """Leftover temporary files of :func:`atomic_path` for ``path`` (from a killed writer)."""
+    path = Path(path)
+    pattern = re.compile(
+        rf"\.{re.escape(path.stem)}-[0-9a-f]{{8}}{re.escape(TEMPORARY_MARK + path.suffix)}"
+    )
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -85,17 +111,29 @@ def writable_folder(folder: str | Path, what: str) -> Path:
 
 
 def check_outputs(paths: Iterable[str | Path], overwrite: bool) -> None:
-    """Before any work: every output's folder is writable and, unless ``overwrite``, no output
-    exists yet (a previous result is never replaced unasked).
+    """Before any work, creating nothing: every output's folder exists and is writable or can
+    be created, and, unless ``overwrite``, no output exists yet (a previous result is never
+    replaced unasked). :func:`atomic_path` creates the folders when writing starts.
 
     Raises:
         ValueError: naming the first output that cannot be written or already exists.
     """
     for path in map(Path, paths):
-        writable_folder(path.parent, "output folder")
+        _check_creatable(path.parent)
         if path.is_dir():
             raise ValueError(f"output {path} is a folder; choose another file name")
         if path.exists() and not overwrite:
             raise ValueError(
                 f"{path} exists already; pass --overwrite to replace it or choose another output"
             )
+
+
+def _check_creatable(folder: Path) -> None:
+    """``folder`` is a writable folder, or its nearest existing ancestor is one."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"output folder {folder} cannot be made: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"output folder {existing} is not writable; choose another output")

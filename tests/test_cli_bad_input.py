@@ -226,6 +226,10 @@ def test_every_command_refuses_bad_options_in_one_line(case, data, tmp_path, mon
         ["model-card", "missing_run", "card"],
         ["md", "missing.extxyz", "--model", "missing.pt"],
         ["relax", "config.yaml", "--model", "missing.pt"],
+        ["label", "missing.extxyz", "out.extxyz"],
+        ["label", "config.yaml", "out.extxyz"],  # not a structure file
+        ["label", "frames.extxyz", "out.extxyz"],  # not an extxyz file
+        ["data-card", "missing_data"],
     ],
 )
 def test_missing_and_unreadable_files_are_one_line(argv, tmp_path, monkeypatch, capsys):
@@ -245,6 +249,10 @@ def test_missing_and_unreadable_files_are_one_line(argv, tmp_path, monkeypatch, 
         (["relax", "NiO", "--output", "{}"], "relaxed.extxyz"),
         (["phonons", "NiO", "--output-dir", "{}"], "ph/phonons.json"),
         (["yardsticks", "frames.extxyz", "{}"], "table.json"),
+        (["evaluate", "missing.pt", "frames.extxyz", "--output-dir", "{}"], "ev/evaluation.json"),
+        (["scan", "NiO", "--output-dir", "{}"], "scan/scan.json"),
+        (["model-card", "missing_run", "{}"], "card/metrics.json"),
+        (["data-card", "{}"], "data/README.md"),
     ],
 )
 def test_an_existing_result_is_not_overwritten_unasked(argv, output, tmp_path, capsys):
@@ -252,11 +260,41 @@ def test_an_existing_result_is_not_overwritten_unasked(argv, output, tmp_path, c
     result = tmp_path / output
     result.parent.mkdir(exist_ok=True)
     result.write_text("an earlier result\n")
-    target = result.parent if "--output-dir" in argv else result
+    into_folder = "--output-dir" in argv or argv[0] in ("model-card", "data-card")
+    target = result.parent if into_folder else result
     argv = [str(target) if a == "{}" else a for a in argv]
-    if argv[0] in ("md", "relax", "phonons"):
+    if argv[0] in ("md", "relax", "phonons", "scan"):
         argv += ["--model", str(tmp_path / "missing.pt")]
     assert main(argv) == 2
     line = _one_error_line(capsys, argv[0])
     assert "exists already; pass --overwrite" in line
     assert result.read_text() == "an earlier result\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "not_a_model.pt", "not_a_model.pt", "--output-dir", "out"],
+        ["md", "NiO", "--output-dir", "out", "--steps", "10", "--model", "not_a_model.pt"],
+        [
+            "relax",
+            "NiO",
+            "--output",
+            "out/r.extxyz",
+            "--trajectory",
+            "out/r.traj",
+            "--model",
+            "not_a_model.pt",
+        ],
+        ["phonons", "NiO", "--output-dir", "out", "--no-relax", "--model", "not_a_model.pt"],
+        ["scan", "NiO", "--output-dir", "out", "--model", "not_a_model.pt"],
+        ["model-card", ".", "out"],  # a folder that is no training run
+    ],
+)
+def test_a_bad_model_leaves_no_output_behind(argv, tmp_path, monkeypatch, capsys):
+    """The model is loaded before any output folder is made."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not_a_model.pt").write_text("not a model\n")
+    assert main(argv) == 2
+    _one_error_line(capsys, argv[0])
+    assert not (tmp_path / "out").exists()

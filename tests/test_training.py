@@ -452,7 +452,8 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     pool = subset.with_name("structures.extxyz")  # the pool the data was labelled from
     write(pool, read(REFERENCE, index=":12"))
     shutil.copy(REFERENCE.with_name("convergence.json"), subset.with_name("convergence.json"))
-    assert main(["model-card", str(tmp_path / "run"), str(card_dir)]) == 0
+    card_command = ["model-card", str(tmp_path / "run"), str(card_dir)]
+    assert main(card_command) == 0
     card = (card_dir / "card.md").read_text()
     assert "Magnetic yardsticks" in card and "Intended use" in card
     assert "| NiO kdensity=4.0 | " in card  # DFT's own precision, from the convergence study
@@ -468,7 +469,7 @@ def test_evaluate_cli(subset, tmp_path, capsys):
 
     write(pool, read(REFERENCE, index=":8"))
     ablation = f"spin input, no moment loss={tmp_path / 'run'}"  # the same run stands in
-    assert main(["model-card", str(tmp_path / "run"), str(card_dir), "--ablation", ablation]) == 0
+    assert main([*card_command, "--ablation", ablation, "--overwrite"]) == 0
     card = (card_dir / "card.md").read_text()
     assert "Provisional" not in card
     assert "Frames: train 8, validation 0, test 0: all 8 training and validation" in card
@@ -482,7 +483,7 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     committed = card_dir / "ablations" / "run"
     committed.mkdir(parents=True)
     shutil.copy(tmp_path / "run" / "model.pt", committed / "model.pt")
-    assert main(["model-card", str(tmp_path / "run"), str(card_dir), "--ablation", ablation]) == 0
+    assert main([*card_command, "--ablation", ablation, "--overwrite"]) == 0
     assert "`ablations/run/` next to this card" in (card_dir / "card.md").read_text()
 
     shorter = tmp_path / "shorter"  # an ablation given fewer epochs than the full model ran
@@ -490,7 +491,7 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     evaluation = ["evaluate", str(shorter / "model.pt"), str(subset), "--output-dir"]
     assert main([*evaluation, str(shorter / "evaluation")]) == 0
     ablation = f"spin input, no moment loss={shorter}"
-    assert main(["model-card", str(tmp_path / "run"), str(card_dir), "--ablation", ablation]) == 0
+    assert main([*card_command, "--ablation", ablation, "--overwrite"]) == 0
     card = (card_dir / "card.md").read_text()
     assert "## Ablations (same data, budgets differ, see below the table)" in card
     assert "Not yet the same budget: 'spin input, no moment loss' trained" in card

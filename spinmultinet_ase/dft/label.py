@@ -3,13 +3,17 @@
 Run on both cores with ``mpiexec -n 2 spinmultinet label IN.extxyz OUT.extxyz``. Frames that
 did not converge, whose converged moments left the magnetic state that was asked for, or (FeO,
 CoO) that landed in another electronic state (``spinmultinet_ase/dft/states.py``) go to
-``OUT.rejected.extxyz`` with the reason, never into ``OUT``.
+``OUT.rejected.extxyz`` with the reason, never into ``OUT``; so do frames on which GPAW failed
+(the queue goes on). Each frame is appended atomically, so a kill at any instant loses at most
+the frame being computed, and a rerun resumes after the last frame written.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import warnings
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,7 @@ from spinmultinet_ase.dft.states import (
     state_problem,
 )
 from spinmultinet_ase.magnetism.sites import MOMENT_THRESHOLD, default_magnitude
+from spinmultinet_ase.outputs import appending, atomic_path, check_outputs, temporaries_of
 
 STRUCTURE_ID = "structure_id"
 STATUS = "dft_status"
@@ -120,8 +125,8 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     rotation = bond_alignment_rotation(atoms) if protocol.align_bonds else np.eye(3)
     work = rotated(atoms, rotation)
     extra = {"symmetry": "off"} if broken_symmetry else {}
-    work.calc = gpaw_calculator(work, protocol, txt, **extra)
     try:
+        work.calc = gpaw_calculator(work, protocol, txt, **extra)
         if broken_symmetry:
             seed = seed_structure(work)
             seed.calc = work.calc
@@ -136,9 +141,9 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         }
         results = rotate_back(results, rotation)
     except KohnShamConvergenceError as error:
-        labelled.info[STATUS] = f"not converged: {error}"
-        labelled.info["dft_wall_s"] = time.perf_counter() - start
-        return labelled
+        return _failed(labelled, f"not converged: {error}", start)
+    except Exception as error:  # GPAW failed on this frame: reject it, the queue goes on
+        return _failed(labelled, f"GPAW failed: {type(error).__name__}: {error}", start)
     labelled.info["dft_wall_s"] = time.perf_counter() - start
     labelled.info["dft_pulay_stress_gpa"] = pulay / GPa
     problem = magnetic_state_problem(
@@ -153,6 +158,13 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         if problem and labelled.info[STATUS] == STATUS_OK:
             labelled.info[STATUS] = f"wrong electronic state: {problem}"
     labelled.calc = SinglePointCalculator(labelled, **results)
+    return labelled
+
+
+def _failed(labelled: Atoms, reason: str, start: float) -> Atoms:
+    """``labelled`` without results, its status the one-line ``reason``."""
+    labelled.info[STATUS] = " ".join(reason.split())
+    labelled.info["dft_wall_s"] = time.perf_counter() - start
     return labelled
 
 
@@ -187,15 +199,110 @@ def estimated_hours(labelled: list[Atoms], todo: list[Atoms]) -> float | None:
     return float(seconds) / 3600
 
 
-def labelled_frames(out_path: Path) -> list[Atoms]:
-    """The frames in ``out_path`` and its rejected file."""
-    paths = (out_path, rejected_path(out_path))
-    return [
-        atoms
-        for path in paths
-        if path.exists() and path.stat().st_size > 0
-        for atoms in read(path, index=":")
-    ]
+def read_output(path: Path) -> tuple[list[Atoms], int]:
+    """The whole frames of an extxyz output and the number of bytes they fill.
+
+    A torn last frame (a file cut short by a killed writer) is left out; an unreadable frame
+    before the last one is an error.
+
+    Raises:
+        ValueError: a frame other than the last cannot be read.
+    """
+    if not path.exists():
+        return [], 0
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    frames: list[Atoms] = []
+    start, size = 0, 0
+    while start < len(lines):
+        try:
+            count = int(lines[start])
+        except ValueError:
+            count = -1
+        chunk = lines[start : start + count + 2]
+        last = start + count + 2 >= len(lines)
+        try:
+            if count < 0 or len(chunk) < count + 2 or not chunk[-1].endswith(b"\n"):
+                raise ValueError("incomplete frame")
+            frames.append(read(StringIO(b"".join(chunk).decode()), format="extxyz"))
+        except Exception as error:  # ASE raises many types for a damaged frame
+            if last:
+                break
+            raise ValueError(
+                f"{path}: frame {len(frames) + 1} cannot be read ({error}); repair or move the file"
+            ) from None
+        size += sum(len(line) for line in chunk)
+        start += count + 2
+    return frames, size
+
+
+def _tidy_output(path: Path, size: int) -> None:
+    """Remove temporaries of killed appends to ``path`` and cut a torn last frame off it
+    (``size``: the bytes its whole frames fill), with a warning."""
+    for temporary in temporaries_of(path):
+        temporary.unlink()
+    if path.exists() and size < path.stat().st_size:
+        warnings.warn(
+            f"{path}: dropped a torn last frame left by an interrupted write; its structure "
+            "is labelled again",
+            stacklevel=2,
+        )
+        with atomic_path(path) as temporary:
+            temporary.write_bytes(path.read_bytes()[:size])
+
+
+def protocol_mismatch(labelled: list[Atoms], protocol: DFTProtocol) -> str:
+    """How the first frame of ``labelled`` labelled with other settings differs ('' if none).
+
+    Settings a frame does not record are not compared; U is compared on its own elements
+    (adding U for another element changes nothing for it).
+    """
+    expected = _protocol_info(protocol)
+    for atoms in labelled:
+        present = set(atoms.get_chemical_symbols())
+        for key, value in expected.items():
+            if key not in atoms.info:
+                continue
+            recorded = atoms.info[key]
+            if key == "dft_hubbard_u":
+                recorded, value = (_hubbard_u(u, present) for u in (recorded, value))
+            if recorded != value:
+                return f"{atoms.info[STRUCTURE_ID]} has {key}={recorded}, this run {value}"
+    return ""
+
+
+def _hubbard_u(text: str, symbols: set[str]) -> str:
+    """The ``dft_hubbard_u`` record ``text`` cut down to the elements ``symbols``."""
+    return ",".join(item for item in str(text).split(",") if item.partition(":")[0] in symbols)
+
+
+def _read_structures(in_path: Path) -> list[Atoms]:
+    """The structures to label, each with a unique structure id (one-line errors)."""
+    if not in_path.is_file():
+        raise FileNotFoundError(f"no structure file at {in_path}")
+    try:
+        frames = read(in_path, index=":", format="extxyz")
+    except Exception as error:  # ASE raises many types for unreadable files
+        raise ValueError(
+            f"cannot read structures from {in_path} ({type(error).__name__}: {error})"
+        ) from None
+    missing = [index for index, a in enumerate(frames) if STRUCTURE_ID not in a.info]
+    if missing:
+        raise ValueError(
+            f"{in_path}: frame {missing[0] + 1} has no info['{STRUCTURE_ID}'] to resume by"
+        )
+    ids = [a.info[STRUCTURE_ID] for a in frames]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"{in_path}: structure id {repeated[0]} is not unique")
+    return frames
+
+
+def _check_calibrated(frames: list[Atoms], protocol: DFTProtocol) -> None:
+    """Every frame's material has a Pulay-stress calibration (ValueError before any run)."""
+    for atoms in frames:
+        formula, formula_units = Formula(atoms.get_chemical_formula()).reduce()
+        protocol.pulay_stress_correction(str(formula), formula_units, atoms.get_volume())
 
 
 def unlabelled(structures: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
@@ -238,25 +345,41 @@ def label_file(
         out_path: extxyz the accepted frames are appended to.
         log_dir: folder for one GPAW text log per structure (default: ``OUT_logs/``).
         protocol: the DFT settings.
-        limit: stop after this many new frames.
+        limit: stop after this many new frames (0 or more).
+
+    Raises:
+        ValueError: before the first GPAW run, if the structures cannot be read or lack unique
+            ids, an output cannot be written, the output holds frames of another protocol, or
+            a material to label has no Pulay-stress calibration.
     """
     from gpaw.mpi import world
 
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit (--limit) must be 0 or more, got {limit}")
     in_path, out_path = Path(in_path), Path(out_path)
     log_dir = Path(log_dir) if log_dir else out_path.with_name(out_path.stem + "_logs")
-    frames = read(in_path, index=":")
-    missing = [a for a in frames if STRUCTURE_ID not in a.info]
-    if missing:
-        raise ValueError(f"{in_path}: every frame needs info['{STRUCTURE_ID}'] to resume by")
-    labelled = labelled_frames(out_path)
+    frames = _read_structures(in_path)
+    check_outputs([out_path, rejected_path(out_path), log_dir / "log.txt"], overwrite=True)
+    outputs = {path: read_output(path) for path in (out_path, rejected_path(out_path))}
+    labelled = [atoms for frames, _ in outputs.values() for atoms in frames]
+    mismatch = protocol_mismatch(labelled, protocol)
+    if mismatch:
+        raise ValueError(
+            f"{out_path} holds frames of another DFT protocol ({mismatch}); label into a "
+            "new output file"
+        )
     pending = unlabelled(frames, labelled)
     todo = pending[:limit]
-    if world.rank == 0:
+    _check_calibrated(todo, protocol)
+    if world.rank == 0:  # every check passed: tidy up after a killed run, then start
+        for path, (_, size) in outputs.items():
+            _tidy_output(path, size)
         log_dir.mkdir(parents=True, exist_ok=True)
         print(
             f"{len(frames) - len(pending)} of {len(frames)} already labelled; {len(todo)} to do",
             flush=True,
         )
+    world.barrier()
     spent = 0.0
     for count, atoms in enumerate(todo, start=1):
         sid = atoms.info[STRUCTURE_ID]
@@ -267,7 +390,8 @@ def label_file(
         status = result.info[STATUS]
         if world.rank == 0:
             target = out_path if status == STATUS_OK else rejected_path(out_path)
-            write(target, result, format="extxyz", append=True, parallel=False)
+            with appending(target) as temporary:
+                write(temporary, result, format="extxyz", append=True, parallel=False)
             eta = estimated_hours(labelled, todo[count:])
             print(
                 f"[{count}/{len(todo)}] {sid} ({len(atoms)} atoms) "

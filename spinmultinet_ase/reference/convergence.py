@@ -29,6 +29,7 @@ from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.dft.structures import CELLS, Distortion, distort
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
+from spinmultinet_ase.outputs import write_text_atomic
 
 REFERENCE_CUTOFF = 1100.0
 CUTOFF = DEFAULT_PROTOCOL.ecut_ev
@@ -184,7 +185,7 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
     def save(key: str, entry: dict) -> None:
         results[key] = entry
         if world.rank == 0:
-            out.write_text(json.dumps(results, indent=1))
+            write_text_atomic(out, json.dumps(results, indent=1))
             print(key, "done", flush=True)
 
     for material, ecut, density, smearing in SETTINGS:

@@ -13,6 +13,7 @@ from ase.units import GPa
 
 from spinmultinet_ase.dft.label import STATUS, estimated_hours, rejected_path, unlabelled
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
+from spinmultinet_ase.outputs import write_text_atomic
 from spinmultinet_ase.reference.convergence import (
     summarise,
     summarise_cross_cell,
@@ -25,8 +26,8 @@ from spinmultinet_ase.train.dataset import split_of
 
 INTRO = """# Reference data: rocksalt MnO and NiO, GPAW spin-polarised PBE+U
 
-Written by `spinmultinet data-card data/` from the files in this folder; rerun it after
-labelling more. Everything here was computed on this project's 2-core machine.
+Written by `spinmultinet data-card data/ --overwrite` from the files in this folder; rerun
+it after labelling more. Everything here was computed on this project's 2-core machine.
 
 * `structures.extxyz`: every structure to label ({total}), with `initial_magmoms` set as a
   user would guess them (nominal ±5 μB on Mn, ±2 μB on Ni, each off by up to ±40 %; 0 on O)
@@ -40,9 +41,14 @@ labelling more. Everything here was computed on this project's 2-core machine.
   (eV), `forces` (eV/Å), `stress` (eV/Å³, ASE sign), `initial_magmoms` (the guess, the
   model's input) and `magmoms` (converged DFT moments, training targets only), plus the
   protocol and GPAW version in each frame's `info`.
-* `reference.rejected.extxyz`: runs kept out of training (not converged, or converged to
-  another magnetic state than the one asked for: a flipped sign or a collapsed moment).
+* `reference.rejected.extxyz`: runs kept out of training (not converged, converged to
+  another magnetic state than the one asked for: a flipped sign or a collapsed moment, or
+  GPAW failed on the structure), each with the reason in `info['dft_status']`.
 * `gpaw_logs/`: one GPAW text log per structure. `labelling.log`: the labelling progress.
+* Labelling resumes: `spinmultinet label` appends each frame atomically (a kill loses at most
+  the frame being computed), skips the structure ids already in either file, and refuses to
+  continue a file labelled with another protocol. Every input is checked before the first
+  GPAW run (`docs/conventions.md`, Output files).
 * `protocol_check_900eV.extxyz`: the first frames, labelled at 900 eV and k-point density 2.0
   before the protocol moved to 700 eV + Pulay correction and 2.5; kept as a cross-check
   (below: its spread is the FM MnO k-point error of one cell at 2.0, see the cross-cell table).
@@ -65,8 +71,8 @@ labelling more. Everything here was computed on this project's 2-core machine.
 ```bash
 spinmultinet structures data/structures.extxyz            # deterministic (seed 0)
 nohup bash scripts/dft_queue.sh > /dev/null 2>&1 &         # convergence study, then labelling
-spinmultinet yardsticks data/reference.extxyz data/yardsticks.json
-spinmultinet data-card data/
+spinmultinet yardsticks data/reference.extxyz data/yardsticks.json --overwrite
+spinmultinet data-card data/ --overwrite
 ```
 The labelling resumes where it stopped (frames are matched by `structure_id`) and runs under
 `mpiexec -n 2`. GPAW needs the Debian packages `libxc-dev libopenblas-dev libfftw3-dev
@@ -319,5 +325,5 @@ def write_card(data_dir: str | Path) -> str:
     if yardsticks.exists():
         parts += ["\n## Yardsticks\n", "```json", yardsticks.read_text().strip(), "```"]
     text = "\n".join(parts) + "\n"
-    (data_dir / "README.md").write_text(text)
+    write_text_atomic(data_dir / "README.md", text)
     return text

@@ -387,7 +387,6 @@ def write_model_card(
 ) -> str:
     """Write ``card.md`` and ``metrics.json`` for the model trained in ``run_dir``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary, evaluation = _read_run(run_dir)
     metadata = load_model(run_dir / "model.pt").metadata
     train_config = _train_config(metadata)

@@ -15,6 +15,7 @@ from ase.stress import voigt_6_to_full_3x3_stress
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.data.graph import atoms_to_graph, collate
+from spinmultinet_ase.outputs import appending
 from spinmultinet_ase.spin import SpinMode
 from spinmultinet_ase.train.config import DataConfig
 
@@ -215,7 +216,8 @@ def add_test_frames(frozen_path: str | Path, source_path: str | Path, config: Da
         if atoms.info["structure_id"] not in held and split_of(atoms, config) == "test"
     ]
     if new:
-        write(frozen_path, new, format="extxyz", append=True)
+        with appending(frozen_path) as temporary:
+            write(temporary, new, format="extxyz", append=True)
     return len(new)
 
 

@@ -230,7 +230,6 @@ def parity_plot(accumulator: ErrorAccumulator, path: Path, title: str) -> None:
 def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: str | Path) -> dict:
     """Evaluate a model file on a labelled extxyz; writes ``evaluation.json`` and PNG plots."""
     output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
     loaded = load_model(model_path)
     config = data_config_of(loaded.metadata, data_path)
     dtype = DTYPES[loaded.metadata["dtype"]]

@@ -374,6 +374,10 @@ def format_exchange(report: ExchangeReport) -> str:
     return "\n".join(lines)
 
 
+# The files write_scan writes into its output folder.
+SCAN_OUTPUTS = ("scan.csv", "scan.json", "scan.png", "relaxed.extxyz")
+
+
 def write_scan(
     results: list[OrderingResult],
     relaxed: dict[str, Atoms],
@@ -388,7 +392,6 @@ def write_scan(
     import matplotlib.pyplot as plt
 
     output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
     rows = [asdict(r) for r in results]
 
     def write_csv(path: Path) -> None:

@@ -1,0 +1,273 @@
+"""The GPAW labelling queue survives kills, GPAW failures and bad input: SIGKILL a real serial
+GPAW labeller at random instants, resume, and get the uninterrupted run's output exactly; a
+frame GPAW fails on is rejected with its reason; everything checkable is checked before the
+first GPAW run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+
+from spinmultinet_ase.cli import main
+from spinmultinet_ase.dft.label import (
+    STATUS,
+    STATUS_OK,
+    label_file,
+    protocol_mismatch,
+    read_output,
+    rejected_path,
+)
+from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
+from spinmultinet_ase.outputs import is_temporary
+
+pytest.importorskip("gpaw")
+
+# Light bcc Li at a low cutoff and a 2x2x2 mesh: seconds per frame, serial.
+CHEAP = DFTProtocol(
+    ecut_ev=150.0,
+    kpoint_density=0.5,
+    energy_convergence_ev=1e-3,
+    density_convergence=1e-2,
+    max_scf_iterations=60,
+    align_bonds=False,
+    pulay_stress={"Li": 0.0},
+)
+KILLS = 2  # random kill instants: a killed run, a killed resume, then a resume to the end
+
+
+def _structures(path: Path, crash: bool = True) -> None:
+    """Strained bcc Li cells and (``crash``) a cell with two atoms 0.05 Å apart, on which GPAW
+    fails (its overlap matrix is not positive definite)."""
+    frames = []
+    for index, scale in enumerate((0.98, 1.0, 1.03)):
+        atoms = bulk("Li", "bcc", a=3.44 * scale)
+        atoms.set_initial_magnetic_moments([0.5])
+        atoms.info["structure_id"] = f"Li-{index}"
+        frames.append(atoms)
+    if crash:
+        atoms = bulk("Li", "bcc", a=3.44, cubic=True)
+        atoms.positions[1] = atoms.positions[0] + [0.05, 0.0, 0.0]
+        atoms.set_initial_magnetic_moments([0.5, 0.5])
+        atoms.info["structure_id"] = "Li-overlapping"
+        frames.insert(1, atoms)
+    write(path, frames, format="extxyz")
+
+
+def _labeller(in_path: Path, out_path: Path, protocol: DFTProtocol = CHEAP) -> list[str]:
+    """A serial labeller process with ``protocol``."""
+    code = (
+        "import json, sys; from spinmultinet_ase.dft.label import label_file; "
+        "from spinmultinet_ase.dft.protocol import DFTProtocol; "
+        "label_file(sys.argv[1], sys.argv[2], protocol=DFTProtocol(**json.loads(sys.argv[3])))"
+    )
+    settings = json.dumps(dataclasses.asdict(protocol))
+    return [sys.executable, "-c", code, str(in_path), str(out_path), settings]
+
+
+def _run(command: list[str], kill_after: float | None = None) -> int:
+    """Run ``command``; SIGKILL it after ``kill_after`` s if still running. Its exit code."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env.pop("GPAW_MPI_BACKEND", None)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        return process.wait(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+def _frames(path: Path) -> list[dict]:
+    """Every frame of ``path`` as plain data (wall time left out)."""
+    rows = []
+    for atoms in read(path, index=":") if path.exists() else []:
+        info = {k: v for k, v in atoms.info.items() if k != "dft_wall_s"}
+        results = dict(atoms.calc.results) if atoms.calc else {}
+        rows.append({"info": info, "positions": atoms.positions.tolist(), **results})
+    return rows
+
+
+def _assert_same(rows: list[dict], expected: list[dict]) -> None:
+    assert [r["info"]["structure_id"] for r in rows] == [
+        r["info"]["structure_id"] for r in expected
+    ]
+    for row, reference in zip(rows, expected, strict=True):
+        assert row.keys() == reference.keys()
+        for key, value in reference.items():
+            if key == "info":
+                assert row[key] == value
+            else:
+                # two GPAW runs of one frame agree to round-off (FFT plans), not bit for bit
+                np.testing.assert_allclose(row[key], value, rtol=0.0, atol=1e-9, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run (the crash frame rejected) and its wall time."""
+    root = tmp_path_factory.mktemp("label")
+    _structures(root / "in.extxyz")
+    start = time.perf_counter()
+    assert _run(_labeller(root / "in.extxyz", root / "out.extxyz")) == 0
+    return root, time.perf_counter() - start
+
+
+def test_a_frame_gpaw_fails_on_is_rejected_and_the_queue_goes_on(reference):
+    root, _ = reference
+    accepted = _frames(root / "out.extxyz")
+    assert [r["info"]["structure_id"] for r in accepted] == ["Li-0", "Li-1", "Li-2"]
+    assert all(r["info"][STATUS] == STATUS_OK for r in accepted)
+    (rejected,) = _frames(rejected_path(root / "out.extxyz"))
+    assert rejected["info"]["structure_id"] == "Li-overlapping"
+    assert rejected["info"][STATUS].startswith("GPAW failed: LinAlgError")
+    assert "energy" not in rejected
+
+
+def test_killed_labelling_resumes_to_the_uninterrupted_result(reference):
+    root, duration = reference
+    out = root / "killed.extxyz"
+    command = _labeller(root / "in.extxyz", out)
+    rng = random.Random(2026)
+    for _ in range(KILLS):
+        assert _run(command, kill_after=rng.uniform(0.0, duration)) in (0, -9)
+        for path in (out, rejected_path(out)):  # appends are atomic: never a torn frame
+            assert read_output(path)[1] == (path.stat().st_size if path.exists() else 0)
+    assert _run(command) == 0
+    _assert_same(_frames(out), _frames(root / "out.extxyz"))
+    _assert_same(_frames(rejected_path(out)), _frames(rejected_path(root / "out.extxyz")))
+    assert not any(is_temporary(path) for path in root.iterdir())
+
+
+def test_a_torn_last_frame_is_dropped_and_labelled_again(reference, tmp_path):
+    root, _ = reference
+    _structures(tmp_path / "in.extxyz", crash=False)
+    out = tmp_path / "out.extxyz"
+    whole = (root / "out.extxyz").read_bytes()
+    out.write_bytes(whole[: len(whole) - 40])  # the last frame cut short, as by a kill
+    leftover = tmp_path / ".out-0123abcd.tmp.extxyz"  # a killed append's temporary
+    leftover.write_text("partial")
+    with pytest.warns(UserWarning, match="torn last frame"):
+        label_file(tmp_path / "in.extxyz", out, protocol=CHEAP)
+    _assert_same(_frames(out), _frames(root / "out.extxyz"))
+    assert not leftover.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ecut_ev": 200.0}, "dft_ecut_ev=150.0, this run 200.0"),
+        ({"kpoint_density": 1.0}, "dft_kpoint_density"),
+    ],
+)
+def test_resuming_with_another_protocol_is_refused(reference, tmp_path, capsys, change, message):
+    root, _ = reference
+    _structures(tmp_path / "in.extxyz")
+    out = tmp_path / "out.extxyz"
+    out.write_bytes((root / "out.extxyz").read_bytes())
+    with pytest.raises(ValueError, match="another DFT protocol") as error:
+        label_file(tmp_path / "in.extxyz", out, protocol=dataclasses.replace(CHEAP, **change))
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert out.read_bytes() == (root / "out.extxyz").read_bytes()
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
+    """Inputs refused before any GPAW run: arguments of label_file and the message."""
+    good = tmp_path / "in.extxyz"
+    _structures(good, crash=False)
+    repeated = tmp_path / "repeated.extxyz"
+    frames = read(good, index=":")
+    frames[2].info["structure_id"] = frames[0].info["structure_id"]
+    write(repeated, frames)
+    garbled = tmp_path / "garbled.extxyz"
+    garbled.write_text("3\nnot an extxyz file\n")
+    (tmp_path / "a_file").write_text("")
+    return {
+        "missing input": ([tmp_path / "missing.extxyz", tmp_path / "o.extxyz"], "no structure"),
+        "unreadable input": ([garbled, tmp_path / "o.extxyz"], "cannot read structures"),
+        "repeated ids": ([repeated, tmp_path / "o.extxyz"], "Li-0 is not unique"),
+        "output in a file": ([good, tmp_path / "a_file" / "o.extxyz"], "a_file is a file"),
+        "output a folder": ([good, tmp_path], "is a folder"),
+        "no calibration": (
+            [good, tmp_path / "o.extxyz", None, dataclasses.replace(CHEAP, pulay_stress={})],
+            "no Pulay-stress calibration for Li",
+        ),
+        "negative limit": ([good, tmp_path / "o.extxyz", None, CHEAP, -1], "0 or more"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing input",
+        "unreadable input",
+        "repeated ids",
+        "output in a file",
+        "output a folder",
+        "no calibration",
+        "negative limit",
+    ],
+)
+def test_bad_input_is_refused_before_any_gpaw_run(case, tmp_path):
+    arguments, message = _bad_inputs(tmp_path)[case]
+    if len(arguments) == 2:
+        arguments += [None, CHEAP]
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        label_file(*arguments)
+    assert set(tmp_path.rglob("*")) == before  # no log folder, no output: nothing ran
+
+
+def test_label_command_refuses_a_negative_limit(tmp_path, capsys):
+    _structures(tmp_path / "in.extxyz", crash=False)
+    argv = ["label", str(tmp_path / "in.extxyz"), str(tmp_path / "out.extxyz"), "--limit=-1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spinmultinet label: error:") and "--limit" in err
+    assert "\n" not in err
+
+
+def test_an_output_cut_at_any_byte_reads_as_its_whole_frames(tmp_path):
+    """Whatever byte a file is cut at, the frames before the cut are read and nothing else."""
+    frames = []
+    for index in range(2):
+        atoms = bulk("NiO", "rocksalt", a=4.17)
+        atoms.set_initial_magnetic_moments([2.0, 0.0])
+        atoms.info.update({"structure_id": f"NiO-{index}", STATUS: STATUS_OK})
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=-10.0 - index, forces=np.full((2, 3), 0.1), magmoms=[1.7, 0.0]
+        )
+        frames.append(atoms)
+    path = tmp_path / "out.extxyz"
+    write(path, frames[0], format="extxyz")
+    first = path.read_bytes()
+    write(path, frames, format="extxyz")
+    whole = path.read_bytes()
+    for cut in range(len(whole) + 1):
+        path.write_bytes(whole[:cut])
+        read_frames, size = read_output(path)
+        expected = 2 if cut == len(whole) else 1 if cut >= len(first) else 0
+        assert len(read_frames) == expected, cut
+        assert size == (len(whole) if expected == 2 else len(first) if expected else 0)
+    lines = whole.split(b"\n")
+    lines[2] = b"Ni garbage"  # the first atom of the first frame: damage before the last frame
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(ValueError, match="frame 1 cannot be read"):
+        read_output(path)
+
+
+def test_the_shipped_data_resumes_under_the_default_protocol():
+    """Its frames were labelled before U for Cr joined the protocol: U counts per element."""
+    frames, _ = read_output(Path(__file__).parents[1] / "data" / "reference.extxyz")
+    assert protocol_mismatch(frames, DEFAULT_PROTOCOL) == ""
+    other_u = DFTProtocol(hubbard_u_ev={**DEFAULT_PROTOCOL.hubbard_u_ev, "Ni": 6.0})
+    assert "dft_hubbard_u=Ni:6.2, this run Ni:6.0" in protocol_mismatch(frames, other_u)
