@@ -39,21 +39,23 @@ LOGS = Path("data/studies/feo_coo_logs")
 #       cubic z axis (the bond-aligned frame's z), then moved back: a strain that splits the
 #       t2g shell so that its n lowest orbitals hold the n minority electrons (FeO: xy below
 #       xz/yz by compression; CoO: xz/yz below xy by elongation).
+#   nosym-tetra-U2: as nosym-tetra with the seed SCF at twice the protocol's U (which favours
+#       whole-orbital occupations), then the protocol's U restored for the run itself.
 # Orderings: AFM-II and FM in their own minimal cells (the FM cell is the cubic 2-atom
 # primitive cell), and FM-trigonal: FM in the 4-atom AFM-II cell, the geometry of the
 # labelling pool's FM partners, whose trigonal symmetry already splits the t2g shell.
-STARTS = ("sym", "nosym-seed", "nosym", "mag0.6", "mag1.4", "nosym-seed-mag1.4", "nosym-tetra")
+# the starts each ordering is run from
+ORDERING_STARTS = {
+    "AFM-II": ("sym", "nosym-seed", "nosym", "mag0.6", "mag1.4", "nosym-tetra"),
+    "FM": ("sym", "nosym-seed"),
+    "FM-trigonal": ("sym", "mag1.4", "nosym-seed", "nosym-tetra", "nosym-tetra-U2"),
+}
 RUNS = {
     f"{formula}-{ordering}-{start}": (formula, ordering, start)
-    for start in STARTS
     for formula in ("FeO", "CoO")
-    for ordering in ("AFM-II", "FM", "FM-trigonal")
-    if (ordering == "AFM-II" and start not in ("nosym-seed-mag1.4", "nosym-tetra"))
-    or (ordering == "FM" and start in ("sym", "nosym-seed"))
-    or (ordering == "FM-trigonal" and start in ("sym", "mag1.4", "nosym-seed", "nosym-tetra"))
-    or (ordering == "AFM-II" and start == "nosym-tetra")
-    or (formula == "FeO" and ordering == "AFM-II" and start == "nosym-seed-mag1.4")
-}
+    for ordering, starts in ORDERING_STARTS.items()
+    for start in starts
+} | {"FeO-AFM-II-nosym-seed-mag1.4": ("FeO", "AFM-II", "nosym-seed-mag1.4")}
 # Default order: the runs that choose the rule first, then the rest.
 FIRST = (
     "CoO-AFM-II-sym",
@@ -64,6 +66,8 @@ FIRST = (
     "CoO-FM-trigonal-sym",
     "FeO-FM-trigonal-nosym-tetra",
     "CoO-FM-trigonal-nosym-tetra",
+    "FeO-FM-trigonal-nosym-tetra-U2",
+    "CoO-FM-trigonal-nosym-tetra-U2",
     "FeO-AFM-II-nosym-tetra",
     "CoO-AFM-II-nosym-tetra",
     "FeO-FM-trigonal-nosym-seed",
@@ -106,6 +110,28 @@ def d_occupations(calc) -> list[list[list[float]]]:
     return result
 
 
+def scale_hubbard_u(calc, factor: float) -> None:
+    """Multiply the Hubbard U of every setup of ``calc``'s calculation by ``factor``, in place."""
+    seen = set()
+    for setup in calc.dft.setups:
+        hubbard = setup.hubbard_u
+        if hubbard is None or id(hubbard) in seen:
+            continue
+        seen.add(id(hubbard))
+        hubbard.U = [u * factor for u in hubbard.U]
+
+
+def hubbard_u_ev(calc) -> dict[str, list[float]]:
+    """The Hubbard U (eV) each element's setup of ``calc``'s calculation applies."""
+    from ase.units import Ha
+
+    return {
+        setup.symbol: [round(u * Ha, 4) for u in setup.hubbard_u.U]
+        for setup in calc.dft.setups
+        if setup.hubbard_u is not None
+    }
+
+
 def run(name: str, formula: str, ordering: str, start: str, a: float) -> dict:
     """One single point from ``start``; the summary as a dict."""
     atoms = rocksalt_ordered(formula, "AFM-II" if ordering == "FM-trigonal" else ordering, a=a)
@@ -120,16 +146,20 @@ def run(name: str, formula: str, ordering: str, start: str, a: float) -> dict:
     calc = gpaw_calculator(work, DEFAULT_PROTOCOL, LOGS / f"{name}.txt", **extra)
     t0 = time.perf_counter()
     iterations = 0
-    if start.startswith("nosym-seed") or start == "nosym-tetra":
+    if start.startswith("nosym-seed") or start.startswith("nosym-tetra"):
         seed = work.copy()
-        if start == "nosym-tetra":
+        if start.startswith("nosym-tetra"):
             stretch = np.diag([1.0, 1.0, 1.0 + TETRAGONAL_SEED_STRAIN[formula]])
             seed.set_cell(seed.cell.array @ stretch, scale_atoms=True)
         else:
             seed.positions += np.random.default_rng(0).normal(scale=0.03, size=seed.positions.shape)
         seed.calc = calc
+        u_factor = 2.0 if start.endswith("-U2") else 1.0
+        calc.create_new_calculation(seed)  # its setups, before any SCF step
+        scale_hubbard_u(calc, u_factor)
         seed.get_potential_energy()
         iterations += calc.get_number_of_iterations()
+        scale_hubbard_u(calc, 1.0 / u_factor)
     work.calc = calc
     energy = work.get_potential_energy()
     iterations += calc.get_number_of_iterations()
@@ -152,6 +182,7 @@ def run(name: str, formula: str, ordering: str, start: str, a: float) -> dict:
         "total_s": time.perf_counter() - t0,
         "stress_ev_a3": np.round(stress, 6).tolist(),
         "d_occupation_eigenvalues": d_occupations(calc),
+        "hubbard_u_ev": hubbard_u_ev(calc),
     }
 
 
