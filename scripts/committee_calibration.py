@@ -164,7 +164,10 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"no frames of {args.data} are in the {args.split} split")
     points: dict[str, list] = {target: [] for target in UNITS}
     for atoms in frames:
-        sample = frame_to_sample(atoms, config, calc.model.species, calc.model.cutoff, calc.dtype)
+        model = calc.model
+        sample = frame_to_sample(
+            atoms, config, model.species, model.cutoff, calc.dtype, model.spin_mode
+        )
         for target, pair in frame_points(calc, atoms, sample).items():
             points[target].append(pair)
     result = {

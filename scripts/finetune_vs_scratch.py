@@ -63,7 +63,8 @@ def _errors(model_path: Path, frames: list, data_config) -> dict[str, dict[str, 
     for material in sorted({material_of(a) for a in frames}):
         subset = [a for a in frames if material_of(a) == material]
         samples = [
-            frame_to_sample(a, data_config, loaded.species, loaded.cutoff, dtype) for a in subset
+            frame_to_sample(a, data_config, loaded.species, loaded.cutoff, dtype, loaded.spin_mode)
+            for a in subset
         ]
         summary = errors_by_group(loaded.module, Dataset(subset, samples))[0]
         result[material] = {k: summary[k] for k in REPORTED if k in summary}

@@ -115,6 +115,7 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     goes into ``info['dft_gap_ev']``.
     """
     from gpaw import KohnShamConvergenceError
+    from gpaw.mpi import world
 
     labelled = atoms.copy()
     labelled.info.update(_protocol_info(protocol))
@@ -143,6 +144,8 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     except KohnShamConvergenceError as error:
         return _failed(labelled, f"not converged: {error}", start)
     except Exception as error:  # GPAW failed on this frame: reject it, the queue goes on
+        if world.size > 1:  # the other ranks may wait in GPAW: let GPAW's handler abort all
+            raise
         return _failed(labelled, f"GPAW failed: {type(error).__name__}: {error}", start)
     labelled.info["dft_wall_s"] = time.perf_counter() - start
     labelled.info["dft_pulay_stress_gpa"] = pulay / GPa

@@ -41,11 +41,12 @@ class World:
 
 
 def init_from_env() -> World:
-    """Join the process group that ``torchrun`` describes in the environment (gloo on CPU,
-    NCCL when CUDA is there); a single process when ``WORLD_SIZE`` is unset or 1."""
+    """Join the process group that ``torchrun`` describes in the environment (gloo: training
+    and every reduced tensor live on the CPU); a single process when ``WORLD_SIZE`` is unset
+    or 1."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("gloo")
     return world()
 
 

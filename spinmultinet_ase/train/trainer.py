@@ -320,7 +320,8 @@ class Trainer:
             mine = distributed.split_batch(samples, self.world.size)[self.world.rank]
             self.optimizer.zero_grad(set_to_none=True)
             loss = self._share_loss([samples[i] for i in mine], [factors[i] for i in mine])
-            loss.backward()
+            if loss.requires_grad:  # an empty share has no graph; its gradients count as zero
+                loss.backward()
             loss = distributed.sum_gradients(self.model.parameters(), loss.detach())
             torch.nn.utils.clip_grad_norm_(
                 self.model.parameters(), self.config.optim.grad_clip_norm
