@@ -26,7 +26,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from spinmultinet_ase.data.graph import atoms_to_graph
-from spinmultinet_ase.dft.structures import training_pool
+from spinmultinet_ase.dft.structures import HELD_OUT_CELLS, HELD_OUT_ORDERINGS, training_pool
 from spinmultinet_ase.nn.radial import PolynomialCutoff
 from spinmultinet_ase.train.config import config_from_dict
 from spinmultinet_ase.train.trainer import Trainer
@@ -94,7 +94,11 @@ def main() -> None:
     for group_size in args.group_sizes:
         config = config_from_dict(
             {
-                "data": {"path": str(work / "synthetic.extxyz"), "test_yardsticks": False},
+                "data": {
+                    "path": str(work / "synthetic.extxyz"),
+                    "test_orderings": list(HELD_OUT_ORDERINGS),
+                    "test_cells": list(HELD_OUT_CELLS),
+                },
                 "model": {
                     "species": ["O", "Mn", "Ni"],
                     "num_layers": 2,

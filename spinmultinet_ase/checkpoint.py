@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from spinmultinet_ase.model import SpinMultiNet, model_from_state
+from spinmultinet_ase.model import ModelConfig, SpinMultiNet, model_from_state
 from spinmultinet_ase.outputs import atomic_path, replace_synced
 
 
@@ -53,7 +55,42 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(content, dict) or "model_config" not in content:
         raise ValueError(f"{path} is not a SpinMultiNet checkpoint (no model_config inside)")
+    _check_spin_mode_name(path, content)
     return content
+
+
+def _weights_fit(config: dict[str, Any], weights: Any) -> bool:
+    """Whether ``weights`` have the names and shapes of the model ``config`` describes."""
+    try:
+        expected = SpinMultiNet(ModelConfig.from_dict(config)).state_dict()
+    except (ValueError, TypeError):
+        return False
+    return isinstance(weights, dict) and {k: tuple(v.shape) for k, v in expected.items()} == {
+        k: tuple(getattr(v, "shape", ())) for k, v in weights.items()
+    }
+
+
+def _check_spin_mode_name(path: Path, content: dict[str, Any]) -> None:
+    """Refuse, with the fix, a checkpoint saved when ``noncollinear`` named the axial mode.
+
+    Checkpoints carry no format version: such a checkpoint is recognised by its weights,
+    which fit ``noncollinear_soc`` and not ``noncollinear``.
+    """
+    config, weights = content["model_config"], content.get("model_state")
+    if not isinstance(config, dict) or config.get("spin_mode") != "noncollinear":
+        return
+    if _weights_fit(config, weights):
+        return
+    if _weights_fit({**config, "spin_mode": "noncollinear_soc"}, weights):
+        name = json.dumps(str(path))
+        fix = (
+            f"import torch; c = torch.load({name}, weights_only=False); "
+            f'c["model_config"]["spin_mode"] = "noncollinear_soc"; torch.save(c, {name})'
+        )
+        raise ValueError(
+            f"{path} was saved when spin_mode 'noncollinear' named the axial (spin-orbit) mode, "
+            f"today's noncollinear_soc: rename it in the file with python -c {shlex.quote(fix)}"
+        )
 
 
 def model_from_checkpoint(path: str | Path, weights: str = "model_state") -> SpinMultiNet:

@@ -24,7 +24,12 @@ from spinmultinet_ase.dft.label import (
 )
 from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotate_back, rotated
 from spinmultinet_ase.dft.protocol import DFTProtocol
-from spinmultinet_ase.dft.structures import PARTNER_RECIPE, reference_structures
+from spinmultinet_ase.dft.structures import (
+    HELD_OUT_CELLS,
+    HELD_OUT_ORDERINGS,
+    PARTNER_RECIPE,
+    reference_structures,
+)
 from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS, rocksalt_ordered
 from spinmultinet_ase.testing.orderings import EXPECTED_PARALLEL, parallel_neighbour_counts
 from spinmultinet_ase.testing.symmetry import random_orthogonal
@@ -68,8 +73,8 @@ def test_reference_structures_are_tagged_and_unique():
     assert {len(a) for a in frames} == {2, 4, 8, 16}
     guesses = np.concatenate([np.abs(a.get_initial_magnetic_moments()[::2]) for a in frames])
     assert guesses.min() < 1.5 and guesses.max() > 2.5  # imperfect guesses around 2 μB
-    # Frames the default split keeps out of training whole are labelled last.
-    config = DataConfig()
+    # Frames the reference split keeps out of training whole are labelled last.
+    config = DataConfig(test_orderings=HELD_OUT_ORDERINGS, test_cells=HELD_OUT_CELLS)
     held_out = [
         a.info["ordering"] in config.test_orderings or a.info["cell_name"] in config.test_cells
         for a in frames
@@ -92,7 +97,7 @@ def test_ordering_partners_share_the_geometry_and_the_split_of_their_source():
         assert partner.info["ordering"] != source.info["ordering"]
         np.testing.assert_array_equal(partner.positions, source.positions)
         np.testing.assert_array_equal(partner.cell.array, source.cell.array)
-        config = DataConfig()
+        config = DataConfig(test_orderings=HELD_OUT_ORDERINGS, test_cells=HELD_OUT_CELLS)
         assert split_of(partner, config) == split_of(source, config)
         if source.info["rattle_angstrom"] <= 0.1:  # neighbour shells stay apart
             for atoms in (source, partner):

@@ -186,7 +186,7 @@ def test_clear_errors(calc):
         run_scan(bulk("MgO", "rocksalt", a=4.2), calc, **FAST)
     with pytest.raises(ValueError, match="Gd"):
         run_scan(bulk("Gd", "hcp", a=3.6, c=5.8), calc, **FAST)
-    with pytest.raises(ValueError, match="not periodic in the supercell"):
+    with pytest.raises(ValueError, match="does not fit --supercell"):
         run_scan("NiO", calc, orderings=["AFM-II"], supercell=np.diag([2, 1, 1]), **FAST)
     with pytest.raises(ValueError, match="does not fit this cell"):
         run_scan(corundum(), calc, orderings=["uudduu"], **FAST)

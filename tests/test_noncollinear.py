@@ -4,6 +4,9 @@ state helpers, export, training, evaluation and the ASE workflows with (N, 3) mo
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ from ase.io import read, write
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.checkpoint import model_from_checkpoint, save_checkpoint
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.export import METADATA_FILE, export_model, load_model
 from spinmultinet_ase.magnetism.noncollinear import canted, random_rotation, spiral
@@ -208,6 +212,32 @@ def test_export_round_trip_and_format_1_files(model, exported, triclinic, tmp_pa
     metadata.update(format_version=1, spin_mode="noncollinear", model_config=config)
     torch.jit.save(module, str(old), _extra_files={METADATA_FILE: json.dumps(metadata)})
     assert load_model(old).spin_mode == SpinMode("noncollinear_soc")
+
+
+def test_checkpoint_from_before_the_spin_mode_split_is_refused_with_its_fix(
+    model, triclinic, tmp_path, capsys
+):
+    """A checkpoint whose config says ``noncollinear`` but whose weights are an axial model's
+    (the name's meaning before the split) is refused in one line whose command fixes it; a
+    checkpoint of today's noncollinear model loads as it is."""
+    today = tmp_path / "today.ckpt"
+    save_checkpoint(model, today)
+    assert model_from_checkpoint(today).config.spin_mode == "noncollinear"
+
+    axial = random_model(seed=6, spin_mode="noncollinear_soc", **TINY)
+    old = tmp_path / "old run.ckpt"  # a space: the command must quote the path
+    config = {**axial.config.to_dict(), "spin_mode": "noncollinear"}
+    torch.save({"model_config": config, "model_state": axial.state_dict()}, old)
+    assert main(["export", str(old), str(tmp_path / "old.pt")]) == 2
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and "noncollinear_soc" in message
+    command = shlex.split(message.split("rename it in the file with ", 1)[1])
+    assert command[:2] == ["python", "-c"]
+    subprocess.run([sys.executable, *command[1:]], check=True)
+    rebuilt, original = triclinic.copy(), triclinic.copy()
+    rebuilt.calc = SpinMultiNetCalculator(as_loaded(model_from_checkpoint(old)))
+    original.calc = SpinMultiNetCalculator(as_loaded(axial))
+    assert rebuilt.get_potential_energy() == original.get_potential_energy()
 
 
 def test_relax_and_md_take_vector_moments(calc, exported, tmp_path):

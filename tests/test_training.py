@@ -21,7 +21,13 @@ from spinmultinet_ase.cli import main
 from spinmultinet_ase.reference.model_card import yardstick_checks
 from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.train.config import DataConfig, LossConfig, config_from_dict
-from spinmultinet_ase.train.dataset import Dataset, add_test_frames, frame_to_sample, geometry_of
+from spinmultinet_ase.train.dataset import (
+    Dataset,
+    add_test_frames,
+    frame_to_sample,
+    geometry_of,
+    split_of,
+)
 from spinmultinet_ase.train.evaluate import (
     errors_by_group,
     errors_by_ordering,
@@ -384,6 +390,23 @@ def test_shipped_configs_are_valid(path):
 
     config = load_config(path)
     assert config.model.species and config.optim.max_minutes <= 120
+
+
+def test_only_the_reference_configs_hold_the_reference_frames_out():
+    """A user's frames are split by their ids alone; the configs that train on our reference
+    data hold out its ordering, cell shape and yardstick cells whole, as it was labelled for."""
+    from spinmultinet_ase.dft.structures import HELD_OUT_CELLS, HELD_OUT_ORDERINGS
+    from spinmultinet_ase.train.config import load_config
+
+    frames = read(REFERENCE, index=":")
+    held = [a for a in frames if a.info["ordering"] in HELD_OUT_ORDERINGS][:20]
+    held += [a for a in frames if a.info["cell_name"] in HELD_OUT_CELLS][:20]
+    held += [a for a in frames if a.info.get("yardstick")][:20]
+    assert {split_of(a, DataConfig()) for a in held} == {"train", "validation", "test"}
+    for name in ("default_mno_nio", "ablation_no_spin", "ablation_no_moment_loss"):
+        data = load_config(REFERENCE.parents[1] / "configs" / f"{name}.yaml").data
+        assert (data.test_orderings, data.test_cells) == (HELD_OUT_ORDERINGS, HELD_OUT_CELLS)
+        assert {split_of(a, data) for a in held} == {"test"}
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from ase.units import GPa
 
 from spinmultinet_ase.dft.label import STATUS, estimated_hours, rejected_path, unlabelled
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
+from spinmultinet_ase.dft.structures import HELD_OUT_CELLS, HELD_OUT_ORDERINGS
 from spinmultinet_ase.outputs import write_text_atomic
 from spinmultinet_ase.reference.convergence import (
     summarise,
@@ -288,7 +289,12 @@ def write_card(data_dir: str | Path) -> str:
     for atoms in rejected:
         parts.append(f"* rejected {atoms.info['structure_id']}: {atoms.info[STATUS]}")
     if frames:
-        config = DataConfig(path=str(labelled_path))
+        config = DataConfig(
+            path=str(labelled_path),
+            test_orderings=HELD_OUT_ORDERINGS,
+            test_cells=HELD_OUT_CELLS,
+            test_yardsticks=True,
+        )
         parts += [
             "\n## Counts\n",
             "By material:\n",

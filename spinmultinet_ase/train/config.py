@@ -13,7 +13,6 @@ from typing import Any
 
 import yaml
 
-from spinmultinet_ase.dft.structures import HELD_OUT_CELLS, HELD_OUT_ORDERINGS
 from spinmultinet_ase.model import ModelConfig
 from spinmultinet_ase.spin import SPIN_MODES
 
@@ -129,8 +128,9 @@ class DataConfig:
             initial_magmoms (the input guess).
         split_seed: seed of the deterministic split (by structure id).
         validation_fraction, test_fraction: random shares of the remaining frames.
-        test_orderings, test_cells: frames with these ``ordering``/``cell_name`` are all test.
-        test_yardsticks: put the undistorted yardstick cells in the test split.
+        test_orderings, test_cells: frames whose ``info['ordering']``/``info['cell_name']``
+            is listed are all test (none by default).
+        test_yardsticks: frames marked ``info['yardstick']`` are all test.
         guess_rescale: in training, every guessed moment is scaled by a factor drawn from
             U(1 − r, 1 + r) each time it is seen (0: off). The DFT labels do not depend on the
             guess's size, only on the state it leads to, so this teaches the model the same.
@@ -141,9 +141,9 @@ class DataConfig:
     split_seed: int = 0
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
-    test_orderings: tuple[str, ...] = HELD_OUT_ORDERINGS
-    test_cells: tuple[str, ...] = HELD_OUT_CELLS
-    test_yardsticks: bool = True
+    test_orderings: tuple[str, ...] = ()
+    test_cells: tuple[str, ...] = ()
+    test_yardsticks: bool = False
     guess_rescale: float = 0.3
     replay_paths: tuple[str, ...] = ()
     replay_fraction: float = 0.0

@@ -133,20 +133,48 @@ def single_structure(
             "one letter u/d per magnetic site of the supercell"
         )
     if target in ROCKSALT_LATTICE_CONSTANTS:
-        ordering = ordering or "AFM-II"
-        if ordering not in ORDERINGS:
-            return with_pattern(_rocksalt_cell(target, "FM", matrix, moments), ordering)
-        return _rocksalt_cell(target, ordering, matrix, moments)
+        return ordered_structure(target, ordering or "AFM-II", matrix, moments)
     atoms = read_structure(target)
     if ordering is not None:
-        return with_pattern(magnetic_cell(atoms, matrix, moments), ordering)
+        return ordered_structure(atoms, ordering, matrix, moments)
     if atoms.get_initial_magnetic_moments().ndim == 1:
         atoms.set_initial_magnetic_moments(guessed_moments(atoms, moments))
     return atoms if matrix is None else make_supercell(atoms, matrix)
 
 
+def ordered_structure(
+    target: str | Atoms,
+    ordering: str | None = None,
+    matrix: np.ndarray | None = None,
+    magnitudes: dict[str, float] | None = None,
+) -> Atoms:
+    """A periodic structure at a collinear magnetic order, in a supercell of its given cell.
+
+    Args:
+        target: a rocksalt formula (``'NiO'``), the path of a structure file, or a structure.
+        ordering: a formula's named ordering, ``FM`` or one letter ``u``/``d`` per magnetic
+            site of the supercell. None: the moments set in the structure (where none are
+            set, the default guesses, all parallel; a formula: ``FM``).
+        matrix: 3x3 integer supercell matrix of the given cell (a formula's: its 2-atom
+            primitive cell). None: the given cell, a named ordering's smallest cell.
+        magnitudes: moment magnitude (μB) per element, over the moments set or guessed.
+
+    Raises:
+        ValueError: a structure that is not periodic or has no magnetic site, or an ordering
+            that does not fit the supercell.
+    """
+    if isinstance(target, str) and target in ROCKSALT_LATTICE_CONSTANTS:
+        if ordering in ORDERINGS:
+            return _rocksalt_cell(target, ordering, matrix, magnitudes)
+        cell = _rocksalt_cell(target, "FM", matrix, magnitudes)
+        return cell if ordering is None else with_pattern(cell, ordering)
+    atoms = read_structure(target) if isinstance(target, str) else target
+    cell = magnetic_cell(atoms, matrix, magnitudes)
+    return cell if ordering is None else with_pattern(cell, ordering)
+
+
 def _rocksalt_cell(
-    formula: str, ordering: str, matrix: np.ndarray | None, magnitudes: dict[str, float]
+    formula: str, ordering: str, matrix: np.ndarray | None, magnitudes: dict[str, float] | None
 ) -> Atoms:
     """A named ordering of a rocksalt formula in the supercell ``matrix`` of its primitive cell."""
     if matrix is not None and not ordering_fits_cell(ordering, matrix):

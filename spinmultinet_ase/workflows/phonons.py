@@ -29,10 +29,9 @@ if TYPE_CHECKING:  # phonopy is imported where it is used: it is slow to import
     from phonopy import Phonopy
 
 # Atomic displacement (Å). Force constants rebuilt by symmetry from one finite displacement per
-# atom carry an O(d²) anharmonic error that splits degenerate modes by itself: NiO's AFM-II
-# Γ splitting is 0.061, 0.058, 0.057 THz at 0.01, 0.005, 0.002 Å (provisional default model,
-# `spinmultinet phonons NiO --displacement D`). 0.005 Å keeps the error near 0.001 THz, above
-# float32's noise.
+# atom carry an O(d²) anharmonic error that splits degenerate modes by itself; below phonopy's
+# usual 0.01 Å, but large enough that the forces stand above float32's noise (the measured
+# effect on a magnetic splitting: docs/tutorials/phonons.md).
 DISPLACEMENT = 0.005
 
 

@@ -25,19 +25,11 @@ from tqdm import tqdm
 
 from spinmultinet_ase.magnetism.exchange import ExchangeShells, exchange_shells, fit_exchange
 from spinmultinet_ase.magnetism.heisenberg import HeisenbergLattice
-from spinmultinet_ase.magnetism.orderings import (
-    enumerate_collinear_orderings,
-    magnetic_cell,
-    with_pattern,
-)
-from spinmultinet_ase.magnetism.rocksalt import (
-    ORDERINGS,
-    ROCKSALT_LATTICE_CONSTANTS,
-    rocksalt_ordered,
-)
+from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
+from spinmultinet_ase.magnetism.rocksalt import ORDERINGS, ROCKSALT_LATTICE_CONSTANTS
 from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
-from spinmultinet_ase.workflows.inputs import read_structure
+from spinmultinet_ase.workflows.inputs import ordered_structure, read_structure
 from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, pseudo_cubic_angles, relax
 
 STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
@@ -76,34 +68,21 @@ def scan_input(
             or, where none are set, the default guesses of :mod:`~spinmultinet_ase.magnetism.sites`.
     """
     rocksalt = isinstance(target, str) and target in ROCKSALT_LATTICE_CONSTANTS
-    if rocksalt:
-        reference = rocksalt_ordered(target, "FM", magnitudes=magnitudes)
-        if supercell is None:
-            names = orderings or list(ORDERINGS)
-            unknown = [n for n in names if n not in ORDERINGS]
-            if unknown:
-                raise ValueError(
-                    f"without --supercell a rocksalt formula takes the named orderings "
-                    f"{', '.join(ORDERINGS)}; got {', '.join(unknown)}"
-                )
-            structures = {n: rocksalt_ordered(target, n, magnitudes=magnitudes) for n in names}
-            return ScanInput(reference, structures, cubic=True)
-        cell = rocksalt_ordered(target, "FM", np.asarray(supercell), magnitudes=magnitudes)
-    else:
-        atoms = read_structure(target) if isinstance(target, str) else target
-        reference = magnetic_cell(atoms, magnitudes=magnitudes)
-        cell = magnetic_cell(reference, supercell)
+    if rocksalt and supercell is None:
+        orderings = orderings or list(ORDERINGS)
+        unknown = [n for n in orderings if n not in ORDERINGS]
+        if unknown:
+            raise ValueError(
+                f"without --supercell a rocksalt formula takes the named orderings "
+                f"{', '.join(ORDERINGS)}; got {', '.join(unknown)}"
+            )
+    source = read_structure(target) if isinstance(target, str) and not rocksalt else target
+    reference = ordered_structure(source, magnitudes=magnitudes)
     if orderings is None:
+        cell = ordered_structure(source, matrix=supercell, magnitudes=magnitudes)
         found = enumerate_collinear_orderings(cell)
         return ScanInput(reference, {a.info["ordering"]: a for a in found}, cubic=rocksalt)
-    structures = {}
-    for name in orderings:
-        if rocksalt and name in ORDERINGS:
-            structures[name] = rocksalt_ordered(
-                target, name, np.asarray(supercell), magnitudes=magnitudes
-            )
-        else:
-            structures[name] = with_pattern(cell, name)
+    structures = {n: ordered_structure(source, n, supercell, magnitudes) for n in orderings}
     return ScanInput(reference, structures, cubic=rocksalt)
 
 
