@@ -67,9 +67,9 @@ FIRST = (
     "FeO-FM-trigonal-nosym-tetra",
     "CoO-FM-trigonal-nosym-tetra",
     "FeO-FM-trigonal-nosym-tetra-U2",
-    "CoO-FM-trigonal-nosym-tetra-U2",
-    "FeO-AFM-II-nosym-tetra",
     "CoO-AFM-II-nosym-tetra",
+    "FeO-AFM-II-nosym-tetra",
+    "CoO-FM-trigonal-nosym-tetra-U2",
     "FeO-FM-trigonal-nosym-seed",
     "FeO-AFM-II-nosym-seed-mag1.4",
 )
