@@ -14,7 +14,9 @@ from spinmultinet_ase.checkpoint import save_checkpoint
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.data.graph import collate
 from spinmultinet_ase.export import load_model
-from spinmultinet_ase.train.config import config_from_dict
+from spinmultinet_ase.testing.models import random_model
+from spinmultinet_ase.train.config import DataConfig, config_from_dict
+from spinmultinet_ase.train.dataset import split_of
 from spinmultinet_ase.train.finetune import load_source
 from spinmultinet_ase.train.trainer import Trainer
 
@@ -52,7 +54,7 @@ def _config(data: Path, output: Path, **top) -> dict:
             "test_fraction": 0.0,
             "guess_rescale": 0.0,
         },
-        "model": TINY_MODEL,
+        "model": dict(TINY_MODEL),
         "optim": {"max_epochs": 1, "batch_size": 4},
         "output_dir": str(output),
         "dtype": "float64",
@@ -149,3 +151,57 @@ def test_fine_tuning_keeps_the_spin_mode(frames, tmp_path):
     config["model"]["spin_mode"] = "noncollinear"
     with pytest.raises(ValueError, match="is a collinear model; set model.spin_mode: collinear"):
         Trainer(config_from_dict(config), progress=False)
+
+
+def _source_with_split(path: Path, **split) -> Path:
+    """A tiny checkpoint of O, Mn, Ni recording a training config with these split rules."""
+    model = random_model(seed=3, **{**TINY_MODEL, "species": ("O", "Mn", "Ni")})
+    recorded = config_from_dict(_config(REFERENCE, path.parent, model=TINY_MODEL)).to_dict()
+    recorded["data"].update(split)
+    save_checkpoint(model, path, train_config=recorded)
+    return path
+
+
+def test_replay_keeps_the_source_test_frames_out(frames, tmp_path):
+    """Replay frames are split by the source's recorded rules, not the fine-tuning config's
+    (which here holds nothing out): the source's validation and test frames never train."""
+    split = {"split_seed": 1, "validation_fraction": 0.3, "test_fraction": 0.3}
+    source = _source_with_split(tmp_path / "source.ckpt", **split)
+    config = _config(frames[1], tmp_path / "run", init_from=str(source))
+    config["data"].update(replay_paths=[str(frames[0])], replay_fraction=0.5)
+    trainer = Trainer(config_from_dict(config), progress=False)
+    rules = DataConfig(path=str(frames[0]), **split)
+    mno = read(frames[0], index=":")
+    kept = {a.info["structure_id"] for a in mno if split_of(a, rules) == "train"}
+    assert 0 < len(kept) < len(mno)
+    replayed = trainer.data["train"].frames[len(read(frames[1], index=":")) :]
+    assert {a.info["structure_id"] for a in replayed} == kept
+
+
+def test_replay_from_a_source_without_recorded_split_is_refused(frames, tmp_path):
+    bare = random_model(**{**TINY_MODEL, "species": ("O", "Mn", "Ni")})
+    save_checkpoint(bare, tmp_path / "bare.ckpt")
+    config = _config(frames[1], tmp_path / "run", init_from=str(tmp_path / "bare.ckpt"))
+    config["data"].update(replay_paths=[str(frames[0])], replay_fraction=0.5)
+    with pytest.raises(ValueError) as error:
+        Trainer(config_from_dict(config), progress=False)
+    assert "\n" not in str(error.value) and "bare.ckpt" in str(error.value)
+
+
+def test_replay_and_new_frames_sharing_an_id_stay_in_separate_groups(frames, tmp_path):
+    """Structure ids are per file: a replay frame is never the ordering partner of a new one."""
+    renamed = []
+    for path in frames:
+        atoms = read(path, index=":")
+        for number, a in enumerate(atoms):
+            a.info.pop("partner_of", None)
+            a.info["structure_id"] = f"s{number}"
+        renamed.append(tmp_path / path.name)
+        write(renamed[-1], atoms)
+    config = _config(renamed[1], tmp_path / "run")
+    config["data"].update(replay_paths=[str(renamed[0])], replay_fraction=0.5)
+    trainer = Trainer(config_from_dict(config), progress=False)
+    train = trainer.data["train"]
+    assert len(train.groups) == 12 and len(trainer.replay_groups) == 6
+    for group in train.groups:
+        assert len({train.frames[i].get_chemical_symbols()[0] for i in group}) == 1

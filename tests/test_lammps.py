@@ -21,6 +21,7 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import METADATA_FILE, export_model
 from spinmultinet_ase.lammps import build_plugin, find_lammps, lammps_frame, write_spin_data
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.spin import SpinMode
 from spinmultinet_ase.testing.models import random_model
 
 try:
@@ -127,41 +128,43 @@ def plugin() -> str:
     return str(build_plugin(LAMMPS))
 
 
+def build_case(folder, name: str, make, spin_mode: str, symbols: tuple[str, ...]) -> dict:
+    """Model file, data file and the ASE calculator's results for one case."""
+    atoms = make()
+    # full_moment above every guess, so the energy depends on moment sizes and the
+    # magnetic forces are not zero; a short cutoff keeps the ghost shell (2 x 3.5 Å) small.
+    model = random_model(
+        seed=4, species=("O", "Mn", "Ni"), spin_mode=spin_mode, full_moment=6.0, cutoff=3.5
+    )
+    model_path = folder / f"{name}.pt"
+    export_model(model, model_path)
+    data_path = folder / f"{name}.data"
+    write_spin_data(data_path, atoms, symbols)
+    calc = SpinMultiNetCalculator(model_path)
+    atoms.calc = calc
+    reference = {
+        "energy": atoms.get_potential_energy(),
+        "energies": calc.results["energies"],
+        "forces": atoms.get_forces(),
+        "stress": atoms.get_stress(),
+        "magmoms": atoms.get_magnetic_moments(),
+        "magnetic_forces": calc.results["magnetic_forces"],
+    }
+    return dict(
+        atoms=atoms,
+        model=model_path,
+        data=data_path,
+        symbols=symbols,
+        noncollinear=SpinMode(spin_mode).vector,
+        reference=reference,
+    )
+
+
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory) -> dict:
     """Per case: model file, data file, input file and the ASE calculator's results."""
     folder = tmp_path_factory.mktemp("lammps")
-    out = {}
-    for name, (make, spin_mode, symbols) in CASES.items():
-        atoms = make()
-        # full_moment above every guess, so the energy depends on moment sizes and the
-        # magnetic forces are not zero; a short cutoff keeps the ghost shell (2 x 3.5 Å) small.
-        model = random_model(
-            seed=4, species=("O", "Mn", "Ni"), spin_mode=spin_mode, full_moment=6.0, cutoff=3.5
-        )
-        model_path = folder / f"{name}.pt"
-        export_model(model, model_path)
-        data_path = folder / f"{name}.data"
-        write_spin_data(data_path, atoms, symbols)
-        calc = SpinMultiNetCalculator(model_path)
-        atoms.calc = calc
-        reference = {
-            "energy": atoms.get_potential_energy(),
-            "energies": calc.results["energies"],
-            "forces": atoms.get_forces(),
-            "stress": atoms.get_stress(),
-            "magmoms": atoms.get_magnetic_moments(),
-            "magnetic_forces": calc.results["magnetic_forces"],
-        }
-        out[name] = dict(
-            atoms=atoms,
-            model=model_path,
-            data=data_path,
-            symbols=symbols,
-            noncollinear=spin_mode == "noncollinear",
-            reference=reference,
-        )
-    return out
+    return {name: build_case(folder, name, *case) for name, case in CASES.items()}
 
 
 def run_driver(driver, ranks: int, *arguments) -> None:
@@ -187,8 +190,9 @@ def run_lammps(jobs: list[dict], ranks: int, folder) -> None:
     run_driver(driver, ranks, job_file)
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 4])
-def test_lammps_equals_ase(ranks, plugin, cases, tmp_path):
+def assert_lammps_equals_ase(cases: dict, ranks: int, plugin: str, tmp_path) -> None:
+    """LAMMPS on ``ranks`` ranks gives each case's ASE results (energy, per-atom energies,
+    forces, moments, virial stress, magnetic forces)."""
     jobs = []
     for name, case in cases.items():
         input_path = tmp_path / f"in.{name}"
@@ -241,6 +245,18 @@ def test_lammps_equals_ase(ranks, plugin, cases, tmp_path):
         expected_fm = sizes[:, None] * magnetic / hbar
         assert np.abs(expected_fm).max() > 1.0, name  # the check below is not vacuous
         assert np.allclose(got["magnetic_forces"], expected_fm, rtol=0, atol=1e-7 / hbar), name
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 4])
+def test_lammps_equals_ase(ranks, plugin, cases, tmp_path):
+    assert_lammps_equals_ase(cases, ranks, plugin, tmp_path)
+
+
+def test_lammps_equals_ase_with_spin_orbit(plugin, tmp_path):
+    """The plugin reads (N, 3) moments for a noncollinear_soc model as well."""
+    name = "MnO-random-noncollinear-soc"
+    case = build_case(tmp_path, name, mno_random_noncollinear, "noncollinear_soc", ("Mn", "O"))
+    assert_lammps_equals_ase({name: case}, 1, plugin, tmp_path)
 
 
 # Runs each input text in one LAMMPS instance (clearing in between) and writes the error

@@ -36,6 +36,7 @@ from spinmultinet_ase.train.config import config_from_dict
 from spinmultinet_ase.train.trainer import Trainer
 from spinmultinet_ase.workflows.md import run_md
 from spinmultinet_ase.workflows.relax import relax, relaxation_report
+from spinmultinet_ase.workflows.scan import run_scan
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
 TINY = dict(
@@ -307,3 +308,34 @@ def test_training_and_evaluation_from_turned_collinear_frames(tmp_path):
     result = json.loads((out / "evaluation.json").read_text())
     (errors,) = result["errors"]["train"].values()
     assert errors["frames"] == 4 and np.isfinite(errors["magmoms_mae"])
+
+
+def test_scan_turns_collinear_orderings_for_a_noncollinear_model(calc):
+    """Without spin-orbit a collinear ordering along any common axis is one state: the scan's
+    energies and moments are those of each ordering turned along an arbitrary axis."""
+    orderings = ["FM", "AFM-I", "AFM-II"]
+    outcome = run_scan("NiO", calc, orderings=orderings, steps=0, progress=False)
+    axis = np.array([0.48, -0.6, 0.64])
+    by_name = {r.ordering: r for r in outcome.results}
+    for name in orderings:
+        atoms = rocksalt_ordered("NiO", name)
+        signed = atoms.get_initial_magnetic_moments()
+        atoms.set_initial_magnetic_moments(None)
+        atoms.set_initial_magnetic_moments(SpinMode("noncollinear").ordering(signed, axis))
+        atoms.calc = calc
+        n_fu = len(atoms) // 2
+        assert by_name[name].ideal_energy * n_fu == pytest.approx(
+            atoms.get_potential_energy(), abs=1e-10
+        )
+        sizes = atoms.get_magnetic_moments()[signed != 0] @ axis
+        assert np.allclose(by_name[name].magnetic_moments, sizes, atol=1e-10)
+
+
+def test_scan_refuses_a_model_with_spin_orbit():
+    soc = SpinMultiNetCalculator(
+        as_loaded(random_model(seed=5, spin_mode="noncollinear_soc", **TINY))
+    )
+    with pytest.raises(ValueError) as error:
+        run_scan("NiO", soc, orderings=["FM"], steps=0, progress=False)
+    message = str(error.value)
+    assert "\n" not in message and "spin-orbit" in message and "(N, 3)" in message

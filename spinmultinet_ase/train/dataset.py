@@ -122,19 +122,24 @@ class Dataset:
 
     Frames of one geometry (ordering partners) form one group, numbered in
     ``keys.PARTNER_GROUP``, stored next to each other (in order of first appearance) and
-    always in one batch, so the loss can compare their energies.
+    always in one batch, so the loss can compare their energies. Structure ids name a geometry
+    within one data file: ``origins`` (default: all one file) numbers each frame's file, and
+    frames of different files are never partners.
     """
 
     frames: list[Atoms]
     samples: list[dict[str, torch.Tensor]]
+    origins: list[int] | None = None
 
     def __post_init__(self) -> None:
-        members: dict[str, list[int]] = {}
-        for index, atoms in enumerate(self.frames):
-            members.setdefault(geometry_of(atoms), []).append(index)
+        origins = self.origins or [0] * len(self.frames)
+        members: dict[tuple[int, str], list[int]] = {}
+        for index, (atoms, origin) in enumerate(zip(self.frames, origins, strict=True)):
+            members.setdefault((origin, geometry_of(atoms)), []).append(index)
         order = [index for group in members.values() for index in group]
         self.frames = [self.frames[i] for i in order]
         self.samples = [self.samples[i] for i in order]
+        self.origins = [origins[i] for i in order]
         self.groups: list[range] = []
         start = 0
         for number, group in enumerate(members.values()):

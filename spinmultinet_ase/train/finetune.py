@@ -31,11 +31,13 @@ SPECIES_INPUT_WEIGHTS = ("embedding.even.layer0.weight", "embedding.odd_amplitud
 
 @dataclass(frozen=True)
 class Source:
-    """A trained model to start from: where it came from, its config and its weights."""
+    """A trained model to start from: where it came from, its config, its weights and the
+    data section of the config it was trained with (None if the file records none)."""
 
     path: str
     config: dict
     weights: dict[str, torch.Tensor]
+    data: dict | None = None
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -68,7 +70,12 @@ def load_source(path: str | Path) -> Source:
         raise FileNotFoundError(f"no model file or checkpoint to start from at {path} (init_from)")
     try:
         loaded = load_model(path)
-        return Source(str(path), loaded.metadata["model_config"], loaded.module.state_dict())
+        return Source(
+            str(path),
+            loaded.metadata["model_config"],
+            loaded.module.state_dict(),
+            loaded.metadata.get("train_config", {}).get("data"),
+        )
     except ModelFileError:
         pass
     try:
@@ -77,7 +84,12 @@ def load_source(path: str | Path) -> Source:
         raise ValueError(
             f"{path} is neither a SpinMultiNet model file nor a training checkpoint (init_from)"
         ) from None
-    return Source(str(path), content["model_config"], content["model_state"])
+    return Source(
+        str(path),
+        content["model_config"],
+        content["model_state"],
+        content.get("train_config", {}).get("data"),
+    )
 
 
 def grown_model(source: Source, config: ModelConfig, dtype: torch.dtype) -> SpinMultiNet:

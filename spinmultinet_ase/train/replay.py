@@ -12,40 +12,81 @@ from ase import Atoms
 from spinmultinet_ase.spin import SpinMode
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import Dataset, frame_to_sample, read_frames, split_of
+from spinmultinet_ase.train.finetune import Source
+
+# the DataConfig fields that decide which split a frame is in
+SPLIT_RULES = (
+    "split_seed",
+    "validation_fraction",
+    "test_fraction",
+    "test_orderings",
+    "test_cells",
+    "test_yardsticks",
+)
 
 
-def replay_frames(config: DataConfig) -> list[Atoms]:
-    """The training-split frames of ``config.replay_paths`` (their held-out frames stay out).
+def replay_split_rules(config: DataConfig, source: Source | None) -> DataConfig:
+    """``config`` with the split rules the source model was trained with (recorded in its file),
+    so the frames it held out stay out of the replay; without a source, ``config`` itself.
+
+    Raises:
+        ValueError: the source records no training config (one line).
+    """
+    if source is None:
+        return config
+    if source.data is None:
+        raise ValueError(
+            f"init_from {source.path} records no training config, so the frames it held out "
+            "cannot be kept out of data.replay_paths; start from a model.pt or checkpoint "
+            "written by spinmultinet train, or replay no data"
+        )
+    defaults = DataConfig()
+    rules = {name: source.data.get(name, getattr(defaults, name)) for name in SPLIT_RULES}
+    rules["test_orderings"] = tuple(rules["test_orderings"])
+    rules["test_cells"] = tuple(rules["test_cells"])
+    return dataclasses.replace(config, **rules)
+
+
+def replay_frames(config: DataConfig) -> list[list[Atoms]]:
+    """The training-split frames of each of ``config.replay_paths`` (their held-out frames stay
+    out), one list per file.
 
     Raises:
         FileNotFoundError: a replay file does not exist.
     """
-    frames: list[Atoms] = []
+    frames: list[list[Atoms]] = []
     for path in config.replay_paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"no replay data at {path} (data.replay_paths)")
         read = read_frames(dataclasses.replace(config, path=path))
-        frames += [atoms for atoms in read if split_of(atoms, config) == "train"]
+        frames.append([atoms for atoms in read if split_of(atoms, config) == "train"])
     return frames
 
 
 def with_replay(
     train: Dataset,
     config: DataConfig,
+    source: Source | None,
     species: Sequence[str],
     cutoff: float,
     dtype: torch.dtype,
     spin_mode: SpinMode | str = "collinear",
 ) -> tuple[Dataset, list[int]]:
-    """The training set with the replay frames added, and the numbers of its replay groups."""
-    extra = replay_frames(config)
+    """The training set with the replay frames added, and the numbers of its replay groups.
+
+    The replay files are split by the source's rules (:func:`replay_split_rules`); each file's
+    structure ids are its own, so its frames never join another file's partner groups.
+    """
+    rules = replay_split_rules(config, source)
+    per_file = replay_frames(rules)
+    extra = [atoms for frames in per_file for atoms in frames]
     samples = [frame_to_sample(a, config, species, cutoff, dtype, spin_mode) for a in extra]
-    merged = Dataset(train.frames + extra, train.samples + samples)
-    replayed = {id(atoms) for atoms in extra}
+    origins = [number for number, frames in enumerate(per_file, start=1) for _ in frames]
+    merged = Dataset(
+        train.frames + extra, train.samples + samples, [0] * len(train.frames) + origins
+    )
     groups = [
-        number
-        for number, members in enumerate(merged.groups)
-        if all(id(merged.frames[i]) in replayed for i in members)
+        number for number, members in enumerate(merged.groups) if merged.origins[members[0]] > 0
     ]
     if not groups:
         raise ValueError(

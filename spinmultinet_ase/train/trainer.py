@@ -197,6 +197,7 @@ class Trainer:
             self.data["train"], self.replay_groups = with_replay(
                 self.data["train"],
                 config.data,
+                source,
                 model_config.species,
                 model_config.cutoff,
                 dtype,

@@ -23,13 +23,15 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.formula import Formula
 from tqdm import tqdm
 
+from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.magnetism.exchange import ExchangeShells, exchange_shells, fit_exchange
 from spinmultinet_ase.magnetism.heisenberg import HeisenbergLattice
 from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
 from spinmultinet_ase.magnetism.rocksalt import ORDERINGS, ROCKSALT_LATTICE_CONSTANTS
 from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
-from spinmultinet_ase.workflows.inputs import ordered_structure, read_structure
+from spinmultinet_ase.spin import SpinMode
+from spinmultinet_ase.workflows.inputs import in_spin_mode, ordered_structure, read_structure
 from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, pseudo_cubic_angles, relax
 
 STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
@@ -112,6 +114,26 @@ class OrderingResult:
         return self.ideal_energy * self.formula_units / self.magnetic_ions
 
 
+def scanned_mode(calc: Calculator) -> SpinMode:
+    """The spin mode the scan evaluates in: the model's for a SpinMultiNet calculator, else
+    collinear.
+
+    Raises:
+        ValueError: a model with spin-orbit, for which a collinear ordering's energy depends on
+            its direction, which a scan of orderings does not choose.
+    """
+    if not isinstance(calc, SpinMultiNetCalculator):
+        return SpinMode("collinear")
+    mode = calc.model.spin_mode
+    if mode.rotates_with_lattice:
+        raise ValueError(
+            f"this model is {mode.name}: with spin-orbit a collinear ordering's energy depends "
+            "on its direction, which scan does not choose; evaluate each ordering as a "
+            "structure file with (N, 3) moments along the axis you mean (spinmultinet relax)"
+        )
+    return mode
+
+
 def scan_orderings(
     structures: dict[str, Atoms],
     calc: Calculator,
@@ -122,23 +144,25 @@ def scan_orderings(
     progress: bool = True,
 ) -> tuple[list[OrderingResult], dict[str, Atoms]]:
     """Evaluate and relax every ordering (``steps=0``: keep the ideal geometries, reported as
-    not converged).
+    not converged). For a ``noncollinear`` model each ordering is turned along z (without
+    spin-orbit the same state) and its moments reported along z.
 
     Returns:
         The results sorted by relaxed energy per magnetic ion, and the relaxed structures by
         ordering name.
     """
+    mode = scanned_mode(calc)
     results, relaxed_structures = [], {}
     for name, atoms in tqdm(structures.items(), desc="orderings", disable=not progress):
         n_fu = formula_units(atoms)
         sites = magnetic_sites(atoms)
-        single = atoms.copy()
+        single = in_spin_mode(atoms.copy(), mode)
         single.calc = calc
         ideal_energy = single.get_potential_energy() / n_fu
         if steps:
-            relaxed, converged = relax(atoms, calc, fmax=fmax, steps=steps, optimizer=optimizer)
+            relaxed, converged = relax(single, calc, fmax=fmax, steps=steps, optimizer=optimizer)
         else:
-            relaxed, converged = atoms.copy(), False
+            relaxed, converged = single.copy(), False
             relaxed.calc = calc
         relaxed.get_stress()
         # the calculator is shared between orderings: keep this structure's own results
@@ -146,6 +170,8 @@ def scan_orderings(
         relaxed.calc = SinglePointCalculator(relaxed, **kept)
         relaxed_structures[name] = relaxed
         moments = np.asarray(relaxed.get_magnetic_moments())[sites]
+        if mode.vector:  # along the axis the ordering was turned to
+            moments = moments @ mode.ordering(np.ones(1))[0]
         angles = pseudo_cubic_angles(atoms.cell.array, relaxed.cell.array) if cubic_parent else None
         results.append(
             OrderingResult(
