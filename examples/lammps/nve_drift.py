@@ -7,7 +7,7 @@ ASE calculator from the same positions and velocities. Reported for each: the dr
 total energy (slope of a straight-line fit, meV/atom/ps) and its largest excursion from the
 start (meV/atom), and the difference between the two codes' total energies at the common steps
 (at step 0 they must agree to 1e-6 eV/atom). Writes ``benchmarks/results/lammps_nve_drift.json``
-(atomically) with the machine and the command. Run from the repository root:
+of the checkout (atomically) with the machine and the command:
 ``python examples/lammps/nve_drift.py [--cells 2] [--steps 1000] [--ase-steps 500]``.
 """
 
@@ -180,7 +180,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=5, help="steps between energy samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--output", type=Path, default=Path("benchmarks/results/lammps_nve_drift.json")
+        "--output",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "benchmarks/results/lammps_nve_drift.json",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
