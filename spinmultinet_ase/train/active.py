@@ -170,17 +170,26 @@ def fingerprint(atoms: Atoms, species: Sequence[str]) -> np.ndarray:
 
 
 def select(
-    pool: Sequence[Atoms], calc, n: int, min_distance: float
+    pool: Sequence[Atoms],
+    calc,
+    n: int,
+    min_distance: float,
+    scores: Sequence[float] | None = None,
 ) -> tuple[list[int], np.ndarray]:
     """Pick up to ``n`` structures of ``pool`` the committee ``calc`` disagrees on most.
 
     Greedy: in order of decreasing :func:`disagreement`, take a structure unless its
     :func:`fingerprint` lies within ``min_distance`` of one already taken.
 
+    Args:
+        scores: the pool's disagreements if already computed with ``calc``.
+
     Returns:
         the picked indices into ``pool`` (highest disagreement first) and every score (eV/Å).
     """
-    scores = np.array([disagreement(atoms, calc) for atoms in pool])
+    if scores is None:
+        scores = [disagreement(atoms, calc) for atoms in pool]
+    scores = np.asarray(scores, dtype=float)
     species = calc.model.metadata["species"]
     prints = [fingerprint(atoms, species) for atoms in pool]
     picked: list[int] = []
@@ -226,6 +235,7 @@ class ActiveLearning:
         self.output = Path(config.output_dir)
         self.pool = _read_pool(config.pool)
         self.state_path = self.output / "state.json"
+        self._committee: tuple[tuple[str, ...], Any, dict[str, float]] | None = None
         if self.state_path.is_file():
             self.state = json.loads(self.state_path.read_text(encoding="utf-8"))
         else:
@@ -258,16 +268,31 @@ class ActiveLearning:
         return self.output / f"round_{round_}"
 
     def _calculator(self):
+        """The current committee (one calculator per committee, reused)."""
         from spinmultinet_ase.calculator import SpinMultiNetCalculator
 
-        return SpinMultiNetCalculator(self.state["committee"])
+        committee = tuple(self.state["committee"])
+        if self._committee is None or self._committee[0] != committee:
+            self._committee = (committee, SpinMultiNetCalculator(list(committee)), {})
+        return self._committee[1]
+
+    def _remaining(self) -> tuple[list[Atoms], list[float]]:
+        """The pool structures not picked yet and the current committee's disagreement on
+        each (computed once per committee)."""
+        calc = self._calculator()
+        known = self._committee[2]
+        picked = set(self.state["picked"])
+        remaining = [a for a in self.pool if a.info[STRUCTURE_ID] not in picked]
+        for atoms in remaining:
+            if atoms.info[STRUCTURE_ID] not in known:
+                known[atoms.info[STRUCTURE_ID]] = disagreement(atoms, calc)
+        return remaining, [known[a.info[STRUCTURE_ID]] for a in remaining]
 
     # ---- stages --------------------------------------------------------------------------
     def _select(self, round_: int) -> None:
-        picked_before = set(self.state["picked"])
-        remaining = [a for a in self.pool if a.info[STRUCTURE_ID] not in picked_before]
+        remaining, scores = self._remaining()
         picked, scores = select(
-            remaining, self._calculator(), self.config.per_round, self.config.min_distance
+            remaining, self._calculator(), self.config.per_round, self.config.min_distance, scores
         )
         chosen = [remaining[i] for i in picked]
         with atomic_path(self._round_dir(round_) / "candidates.extxyz") as temporary:
@@ -332,9 +357,7 @@ class ActiveLearning:
         self._save(stage="trained")
 
     def _add_curve_row(self, round_: int) -> None:
-        calc = self._calculator()
-        remaining = [a for a in self.pool if a.info[STRUCTURE_ID] not in set(self.state["picked"])]
-        scores = [disagreement(atoms, calc) for atoms in remaining]
+        remaining, scores = self._remaining()
         frames = 0
         for earlier in range(1, round_ + 1):
             labelled = self._round_dir(earlier) / "labelled.extxyz"
@@ -348,7 +371,7 @@ class ActiveLearning:
             "pool_disagreement_max_eV_per_A": float(np.max(scores)) if scores else "",
         }
         if self.config.test:
-            row.update(_test_errors(self.config.test, calc))
+            row.update(_test_errors(self.config.test, self._calculator()))
         self.state["curve"] = [r for r in self.state["curve"] if r["round"] != round_] + [row]
 
     # ---- the loop ------------------------------------------------------------------------
