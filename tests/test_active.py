@@ -3,6 +3,7 @@ stopped after any stage resumes to the state of an uninterrupted one."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from ase.build import bulk
 from ase.io import read, write
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
@@ -27,6 +29,7 @@ from spinmultinet_ase.train.active import (
 ROOT = Path(__file__).parents[1]
 REFERENCE = ROOT / "data" / "reference.extxyz"
 SPECIES = ("O", "Mn", "Ni")
+MPIEXEC = "/usr/bin/mpiexec"  # GPAW's (Debian OpenMPI)
 TINY = dict(channels=4, spin_channels=4, lmax=1, num_layers=1, radial_hidden=8)
 
 
@@ -177,3 +180,32 @@ def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, cap
         assert main(["active-learn", str(path)]) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and message in error, error
+
+
+def test_labelling_under_mpiexec_gives_the_serial_labels(tmp_path, monkeypatch):
+    """The label stage's ``mpiexec -n 2`` GPAW job labels as a serial run does (cheap bcc Li)."""
+    pytest.importorskip("gpaw")
+    from test_label_faults import CHEAP
+
+    from spinmultinet_ase.dft.label import label_file
+    from spinmultinet_ase.train.active import _label_under_mpi
+
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    monkeypatch.setenv("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    monkeypatch.setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    frames = []
+    for index, scale in enumerate((0.98, 1.03)):
+        atoms = bulk("Li", "bcc", a=3.44 * scale)
+        atoms.set_initial_magnetic_moments([0.0])
+        atoms.info["structure_id"] = f"Li-{index}"
+        frames.append(atoms)
+    write(tmp_path / "candidates.extxyz", frames)
+    _label_under_mpi(tmp_path, dataclasses.asdict(CHEAP), 2, MPIEXEC)
+    label_file(tmp_path / "candidates.extxyz", tmp_path / "serial.extxyz", protocol=CHEAP)
+    parallel = read(tmp_path / "labelled.extxyz", ":")
+    serial = read(tmp_path / "serial.extxyz", ":")
+    assert [a.info["structure_id"] for a in parallel] == ["Li-0", "Li-1"]
+    for mine, theirs in zip(parallel, serial, strict=True):
+        assert abs(mine.get_potential_energy() - theirs.get_potential_energy()) < 1e-4
+        np.testing.assert_allclose(mine.get_stress(), theirs.get_stress(), atol=1e-5)

@@ -24,6 +24,9 @@ import csv
 import dataclasses
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations_with_replacement
@@ -59,6 +62,9 @@ class ActiveConfig:
         rounds: number of rounds.
         min_distance: fingerprint distance below which two structures count as the same.
         protocol: overrides of the DFT protocol's fields (``spinmultinet_ase/dft/protocol.py``).
+        dft_processes: MPI ranks of the labelling (over 1: a separate ``mpiexec -n N`` job per
+            round; the selection and training stay in this single process).
+        mpiexec: the ``mpiexec`` of the MPI GPAW was built with (e.g. ``/usr/bin/mpiexec``).
         labelled_pool: extxyz already holding DFT labels of the pool (by ``structure_id``): the
             label stage takes the picked frames from it instead of running GPAW.
         initial_data: labelled frames to train on besides those of the rounds.
@@ -73,6 +79,8 @@ class ActiveConfig:
     rounds: int = 1
     min_distance: float = 0.1
     protocol: dict[str, Any] = field(default_factory=dict)
+    dft_processes: int = 1
+    mpiexec: str = "mpiexec"
     labelled_pool: str = ""
     initial_data: str = ""
     test: str = ""
@@ -111,7 +119,7 @@ def check_active_config(config: ActiveConfig) -> None:
     """Raise a one-line error if ``config`` cannot run (before any work is done)."""
     if len(config.committee) < 2:
         raise ValueError("committee needs two or more model files (the disagreement needs them)")
-    for name in ("per_round", "rounds"):
+    for name in ("per_round", "rounds", "dft_processes"):
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
@@ -312,9 +320,13 @@ class ActiveLearning:
                 raise ValueError(f"{self.config.labelled_pool} has no frames {missing}")
             with atomic_path(out) as temporary:
                 write(temporary, [known[sid] for sid in wanted], format="extxyz")
-        else:
+        elif self.config.dft_processes == 1:
             protocol = DFTProtocol(**self.config.protocol)
             label_file(folder / "candidates.extxyz", out, protocol=protocol)
+        else:
+            _label_under_mpi(
+                folder, self.config.protocol, self.config.dft_processes, self.config.mpiexec
+            )
         self._save(stage="labelled", members_done=[])
 
     def _training_data(self, round_: int) -> Path:
@@ -394,6 +406,38 @@ class ActiveLearning:
             self._say(f"{self.state['stage']}")
             self.hook(round_, self.state["stage"])
         return self.state
+
+
+def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpiexec: str) -> None:
+    """Label ``folder/candidates.extxyz`` into ``folder/labelled.extxyz`` with an
+    ``mpiexec -n processes`` job; its output goes to ``folder/label.log``.
+
+    Raises:
+        ValueError: the job failed (the log's last line says why).
+    """
+    code = (
+        "import json, sys; from spinmultinet_ase.dft.label import label_file; "
+        "from spinmultinet_ase.dft.protocol import DFTProtocol; "
+        "label_file(sys.argv[1], sys.argv[2], protocol=DFTProtocol(**json.loads(sys.argv[3])))"
+    )
+    command = [mpiexec, "-n", str(processes), sys.executable, "-c", code]
+    command += [str(folder / "candidates.extxyz"), str(folder / "labelled.extxyz")]
+    command.append(json.dumps(protocol))
+    log = folder / "label.log"
+    with log.open("a", encoding="utf-8") as stream:
+        done = subprocess.run(
+            command,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "GPAW_MPI_BACKEND": "cgpaw"},
+            check=False,
+        )
+    if done.returncode:
+        lines = log.read_text(encoding="utf-8").splitlines()
+        said = [line.strip() for line in lines if any(c.isalnum() for c in line)] or [""]
+        raise ValueError(
+            f"the labelling job failed (exit code {done.returncode}; see {log}): {said[-1]}"
+        )
 
 
 def _test_errors(path: str, calc) -> dict[str, float]:
