@@ -237,6 +237,11 @@ class ActiveLearning:
         hook: Callable[[int, str], None] | None = None,
     ) -> None:
         check_active_config(config)
+        if int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("PMI_SIZE", "1"))) > 1:
+            raise ValueError(
+                "run active-learn as one process (not under mpiexec); dft_processes sets the "
+                "ranks of its GPAW jobs"
+            )
         self.config = config
         self.progress = progress
         self.hook = hook or (lambda round_, stage: None)
@@ -306,7 +311,8 @@ class ActiveLearning:
         with atomic_path(self._round_dir(round_) / "candidates.extxyz") as temporary:
             write(temporary, chosen, format="extxyz")
         ids = [a.info[STRUCTURE_ID] for a in chosen]
-        self._say(f"picked {len(ids)} of {len(remaining)} (disagreement {scores[picked]} eV/Å)")
+        spreads = ", ".join(f"{scores[i]:.3f}" for i in picked)
+        self._say(f"picked {len(ids)} of {len(remaining)} (disagreement {spreads} eV/Å)")
         self._save(stage="selected", picked=self.state["picked"] + ids)
 
     def _label(self, round_: int) -> None:
