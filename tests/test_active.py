@@ -159,8 +159,9 @@ def test_a_run_stopped_after_any_stage_resumes_to_the_uninterrupted_state(
     assert [r["dft_frames"] for r in state["curve"]] == [0, 1, 2]
     for mine, theirs in zip(state["committee"], whole["committee"], strict=True):
         assert Path(mine).parent.name == Path(theirs).parent.name
+        mine_weights = _weights(mine)
         for key, value in _weights(theirs).items():
-            torch.testing.assert_close(_weights(mine)[key], value, rtol=0, atol=0)
+            torch.testing.assert_close(mine_weights[key], value, rtol=0, atol=0)
     saved = json.loads((Path(config.output_dir) / "state.json").read_text())
     assert saved["round"] == 3 or saved["stage"] == "trained"
     assert (Path(config.output_dir) / "curve.csv").read_text().count("\n") == 4
