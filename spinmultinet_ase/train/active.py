@@ -304,6 +304,11 @@ class ActiveLearning:
     # ---- stages --------------------------------------------------------------------------
     def _select(self, round_: int) -> None:
         remaining, scores = self._remaining()
+        if not remaining:
+            raise ValueError(
+                f"every pool structure was picked by round {round_ - 1}; add structures to "
+                f"{self.config.pool} or lower rounds"
+            )
         picked, scores = select(
             remaining, self._calculator(), self.config.per_round, self.config.min_distance, scores
         )
