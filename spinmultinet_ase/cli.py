@@ -619,11 +619,32 @@ def _add_lammps_plugin(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_lammps_plugin)
 
 
+def _active_learn(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.train.active import ActiveLearning, load_active_config
+
+    config = load_active_config(args.config)
+    state = ActiveLearning(config, progress=not args.quiet).run()
+    print(f"done: {state['round'] - 1} rounds; committee: {' '.join(state['committee'])}")
+    print(f"learning curve: {config.output_dir}/curve.csv")
+
+
+def _add_active_learn(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "active-learn",
+        help="active learning: label what the committee disagrees on most, retrain, repeat "
+        "(resumable)",
+    )
+    p.add_argument("config", help="active-learning config (YAML; see docs/tutorials/training.md)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines or bars")
+    p.set_defaults(run=_active_learn)
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_structures,
     _add_label,
     _add_export,
     _add_train,
+    _add_active_learn,
     _add_evaluate,
     _add_model_card,
     _add_yardsticks,

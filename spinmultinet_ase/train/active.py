@@ -1,0 +1,466 @@
+"""Active learning: spend DFT where a committee of models disagrees, retrain, repeat.
+
+Each round has three stages, and ``OUTPUT/state.json`` (written atomically) records the last
+one finished, so a kill at any instant resumes at the stage it interrupted:
+
+1. **select**: score every pool structure not picked before by the committee's disagreement
+   (:func:`disagreement`), then pick greedily by score, skipping structures within
+   ``min_distance`` of one already picked (:func:`fingerprint`); ``round_K/candidates.extxyz``.
+2. **label**: GPAW (:func:`spinmultinet_ase.dft.label.label_file`, itself resumable frame by
+   frame) into ``round_K/labelled.extxyz``; or, for a retrospective study, the picked frames
+   are taken from an already-labelled pool (``labelled_pool``).
+3. **train**: each committee member is fine-tuned from its previous self (its own seed) on all
+   frames labelled so far (``round_K/train.extxyz``) into ``round_K/member_M/model.pt``; a
+   member killed mid-training resumes from its last checkpoint.
+
+After each round (and once before the first) a row is added to ``OUTPUT/curve.csv``: DFT
+frames so far, the committee's mean and largest disagreement on the pool, and (with a test
+file) its energy and force errors there.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations_with_replacement
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from ase import Atoms
+from ase.io import read, write
+from ase.neighborlist import neighbor_list
+
+from spinmultinet_ase.dft.label import STRUCTURE_ID, label_file
+from spinmultinet_ase.dft.protocol import DFTProtocol
+from spinmultinet_ase.outputs import atomic_path, write_text_atomic
+from spinmultinet_ase.train.config import load_config
+
+STAGES = ("selected", "labelled", "trained")
+FINGERPRINT_CUTOFF = 4.5  # Å
+FINGERPRINT_BINS = 18  # 0.25 Å wide
+
+
+@dataclass(frozen=True)
+class ActiveConfig:
+    """An active-learning run, read from YAML by :func:`load_active_config`.
+
+    Attributes:
+        pool: extxyz of candidate structures with ``initial_magmoms`` (ids are made if absent).
+        committee: the starting committee's model files (two or more).
+        train_config: training YAML; its ``data.path``, ``init_from``, ``seed`` and
+            ``output_dir`` are set per member and round.
+        per_round: structures labelled per round.
+        rounds: number of rounds.
+        min_distance: fingerprint distance below which two structures count as the same.
+        protocol: overrides of the DFT protocol's fields (``spinmultinet_ase/dft/protocol.py``).
+        dft_processes: MPI ranks of the labelling (over 1: a separate ``mpiexec -n N`` job per
+            round; the selection and training stay in this single process).
+        mpiexec: the ``mpiexec`` of the MPI GPAW was built with (e.g. ``/usr/bin/mpiexec``).
+        labelled_pool: extxyz already holding DFT labels of the pool (by ``structure_id``): the
+            label stage takes the picked frames from it instead of running GPAW.
+        initial_data: labelled frames to train on besides those of the rounds.
+        test: labelled frames the curve reports errors on.
+        output_dir: where the state, the rounds and the curve go.
+    """
+
+    pool: str
+    committee: tuple[str, ...]
+    train_config: str
+    per_round: int = 10
+    rounds: int = 1
+    min_distance: float = 0.1
+    protocol: dict[str, Any] = field(default_factory=dict)
+    dft_processes: int = 1
+    mpiexec: str = "mpiexec"
+    labelled_pool: str = ""
+    initial_data: str = ""
+    test: str = ""
+    output_dir: str = "active"
+
+
+def load_active_config(path: str | Path) -> ActiveConfig:
+    """Read and check an active-learning YAML file.
+
+    Raises:
+        FileNotFoundError: the file, or a file it names, does not exist.
+        ValueError: an unknown key, a value of the wrong kind, or fewer than two models.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no active-learning config at {path}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: an active-learning config is a mapping of keys to values")
+    known = [f.name for f in dataclasses.fields(ActiveConfig)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; known: {', '.join(known)}")
+    try:
+        config = ActiveConfig(**{**values, "committee": tuple(values.get("committee") or ())})
+    except TypeError as error:
+        raise ValueError(f"{path}: {error}") from None
+    check_active_config(config)
+    return config
+
+
+def check_active_config(config: ActiveConfig) -> None:
+    """Raise a one-line error if ``config`` cannot run (before any work is done)."""
+    if len(config.committee) < 2:
+        raise ValueError("committee needs two or more model files (the disagreement needs them)")
+    for name in ("per_round", "rounds", "dft_processes"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if not isinstance(config.min_distance, int | float) or config.min_distance < 0:
+        raise ValueError(f"min_distance must be a number ≥ 0, got {config.min_distance!r}")
+    files = [config.pool, config.train_config, *config.committee]
+    files += [p for p in (config.labelled_pool, config.initial_data, config.test) if p]
+    for name in files:
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"no file at {name} (named in the active-learning config)")
+    known = {f.name for f in dataclasses.fields(DFTProtocol)}
+    if not isinstance(config.protocol, dict) or set(config.protocol) - known:
+        raise ValueError(f"protocol overrides must be among {sorted(known)}, got {config.protocol}")
+    load_config(config.train_config)
+
+
+def disagreement(atoms: Atoms, calc) -> float:
+    """The committee's disagreement on ``atoms``: the largest per-atom force spread (eV/Å).
+
+    ``max_i |σ_F,i|`` with ``σ_F,i`` the members' standard deviation of atom i's force (per
+    component, then the norm over x, y, z). Forces are what a potential is used for, and the
+    largest atom flags a single bad environment that a per-structure mean would dilute.
+    """
+    atoms = atoms.copy()
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    return float(np.linalg.norm(calc.results["forces_std"], axis=1).max())
+
+
+def fingerprint(atoms: Atoms, species: Sequence[str]) -> np.ndarray:
+    """A structural and magnetic fingerprint, invariant to rotations, translations, atom order
+    and reversing all moments.
+
+    For each species pair, the histogram of neighbour distances up to
+    :data:`FINGERPRINT_CUTOFF` (per atom), and the same histogram weighted by the sign product
+    ``sign(m_i) sign(m_j)`` of the two initial moments (zero for a nonmagnetic atom), so the
+    magnetic ordering counts as much as the geometry. Distances are Euclidean norms of
+    differences of fingerprints.
+    """
+    first, second, distance = neighbor_list("ijd", atoms, FINGERPRINT_CUTOFF)
+    symbols = np.array(atoms.get_chemical_symbols())
+    moments = atoms.get_initial_magnetic_moments()
+    if moments.ndim == 2:
+        moments = np.linalg.norm(moments, axis=1) * np.sign(moments[:, 2] + 1e-12)
+    signs = np.where(np.abs(moments) > 1e-3, np.sign(moments), 0.0)
+    edges = np.linspace(0.0, FINGERPRINT_CUTOFF, FINGERPRINT_BINS + 1)
+    parts = []
+    for a, b in combinations_with_replacement(species, 2):
+        pair = ((symbols[first] == a) & (symbols[second] == b)) | (
+            (symbols[first] == b) & (symbols[second] == a)
+        )
+        spin = signs[first[pair]] * signs[second[pair]]
+        parts.append(np.histogram(distance[pair], edges)[0] / len(atoms))
+        parts.append(np.histogram(distance[pair], edges, weights=spin)[0] / len(atoms))
+    return np.concatenate(parts)
+
+
+def select(
+    pool: Sequence[Atoms],
+    calc,
+    n: int,
+    min_distance: float,
+    scores: Sequence[float] | None = None,
+) -> tuple[list[int], np.ndarray]:
+    """Pick up to ``n`` structures of ``pool`` the committee ``calc`` disagrees on most.
+
+    Greedy: in order of decreasing :func:`disagreement`, take a structure unless its
+    :func:`fingerprint` lies within ``min_distance`` of one already taken.
+
+    Args:
+        scores: the pool's disagreements if already computed with ``calc``.
+
+    Returns:
+        the picked indices into ``pool`` (highest disagreement first) and every score (eV/Å).
+    """
+    if scores is None:
+        scores = [disagreement(atoms, calc) for atoms in pool]
+    scores = np.asarray(scores, dtype=float)
+    species = calc.model.metadata["species"]
+    prints = [fingerprint(atoms, species) for atoms in pool]
+    picked: list[int] = []
+    for index in np.argsort(-scores, kind="stable"):
+        if len(picked) == n:
+            break
+        if all(np.linalg.norm(prints[index] - prints[p]) >= min_distance for p in picked):
+            picked.append(int(index))
+    return picked, scores
+
+
+def _read_pool(path: str) -> list[Atoms]:
+    """The pool's structures, each with a unique ``structure_id`` (``pool-INDEX`` if absent)."""
+    frames = read(path, index=":")
+    for index, atoms in enumerate(frames):
+        atoms.info.setdefault(STRUCTURE_ID, f"pool-{index}")
+    ids = [atoms.info[STRUCTURE_ID] for atoms in frames]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: structure_id values repeat; each pool structure needs its own")
+    return frames
+
+
+class ActiveLearning:
+    """One active-learning run in ``config.output_dir``; :meth:`run` resumes where it stopped.
+
+    Args:
+        config: the run's settings.
+        progress: print a line per stage and show training progress bars.
+        hook: called as ``hook(round, stage)`` after each stage's state is written (and after
+            each member with stage ``member_M``); tests stop the run there.
+    """
+
+    def __init__(
+        self,
+        config: ActiveConfig,
+        progress: bool = True,
+        hook: Callable[[int, str], None] | None = None,
+    ) -> None:
+        check_active_config(config)
+        if int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("PMI_SIZE", "1"))) > 1:
+            raise ValueError(
+                "run active-learn as one process (not under mpiexec); dft_processes sets the "
+                "ranks of its GPAW jobs"
+            )
+        self.config = config
+        self.progress = progress
+        self.hook = hook or (lambda round_, stage: None)
+        self.output = Path(config.output_dir)
+        self.pool = _read_pool(config.pool)
+        self.state_path = self.output / "state.json"
+        self._committee: tuple[tuple[str, ...], Any, dict[str, float]] | None = None
+        if self.state_path.is_file():
+            self.state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        else:
+            self.state = {
+                "round": 1,
+                "stage": "start",
+                "committee": list(config.committee),
+                "picked": [],
+                "members_done": [],
+                "curve": [],
+            }
+
+    # ---- state ---------------------------------------------------------------------------
+    def _save(self, **changes: Any) -> None:
+        self.state.update(changes)
+        write_text_atomic(self.state_path, json.dumps(self.state, indent=2))
+        rows = self.state["curve"]
+        if rows:
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+            write_text_atomic(self.output / "curve.csv", text.getvalue())
+
+    def _say(self, message: str) -> None:
+        if self.progress:
+            print(f"round {self.state['round']}: {message}", flush=True)
+
+    def _round_dir(self, round_: int) -> Path:
+        return self.output / f"round_{round_}"
+
+    def _calculator(self):
+        """The current committee (one calculator per committee, reused)."""
+        from spinmultinet_ase.calculator import SpinMultiNetCalculator
+
+        committee = tuple(self.state["committee"])
+        if self._committee is None or self._committee[0] != committee:
+            self._committee = (committee, SpinMultiNetCalculator(list(committee)), {})
+        return self._committee[1]
+
+    def _remaining(self) -> tuple[list[Atoms], list[float]]:
+        """The pool structures not picked yet and the current committee's disagreement on
+        each (computed once per committee)."""
+        calc = self._calculator()
+        known = self._committee[2]
+        picked = set(self.state["picked"])
+        remaining = [a for a in self.pool if a.info[STRUCTURE_ID] not in picked]
+        for atoms in remaining:
+            if atoms.info[STRUCTURE_ID] not in known:
+                known[atoms.info[STRUCTURE_ID]] = disagreement(atoms, calc)
+        return remaining, [known[a.info[STRUCTURE_ID]] for a in remaining]
+
+    # ---- stages --------------------------------------------------------------------------
+    def _select(self, round_: int) -> None:
+        remaining, scores = self._remaining()
+        if not remaining:
+            raise ValueError(
+                f"every pool structure was picked by round {round_ - 1}; add structures to "
+                f"{self.config.pool} or lower rounds"
+            )
+        picked, scores = select(
+            remaining, self._calculator(), self.config.per_round, self.config.min_distance, scores
+        )
+        chosen = [remaining[i] for i in picked]
+        with atomic_path(self._round_dir(round_) / "candidates.extxyz") as temporary:
+            write(temporary, chosen, format="extxyz")
+        ids = [a.info[STRUCTURE_ID] for a in chosen]
+        spreads = ", ".join(f"{scores[i]:.3f}" for i in picked)
+        self._say(f"picked {len(ids)} of {len(remaining)} (disagreement {spreads} eV/Å)")
+        self._save(stage="selected", picked=self.state["picked"] + ids)
+
+    def _label(self, round_: int) -> None:
+        folder = self._round_dir(round_)
+        out = folder / "labelled.extxyz"
+        if self.config.labelled_pool:
+            wanted = [a.info[STRUCTURE_ID] for a in read(folder / "candidates.extxyz", ":")]
+            known = {a.info.get(STRUCTURE_ID): a for a in read(self.config.labelled_pool, ":")}
+            missing = [sid for sid in wanted if sid not in known]
+            if missing:
+                raise ValueError(f"{self.config.labelled_pool} has no frames {missing}")
+            with atomic_path(out) as temporary:
+                write(temporary, [known[sid] for sid in wanted], format="extxyz")
+        elif self.config.dft_processes == 1:
+            protocol = DFTProtocol(**self.config.protocol)
+            label_file(folder / "candidates.extxyz", out, protocol=protocol)
+        else:
+            _label_under_mpi(
+                folder, self.config.protocol, self.config.dft_processes, self.config.mpiexec
+            )
+        self._save(stage="labelled", members_done=[])
+
+    def _training_data(self, round_: int) -> Path:
+        """All frames labelled so far, in one file (rewritten atomically)."""
+        frames = read(self.config.initial_data, ":") if self.config.initial_data else []
+        for earlier in range(1, round_ + 1):
+            labelled = self._round_dir(earlier) / "labelled.extxyz"
+            if labelled.is_file() and labelled.stat().st_size:
+                frames += read(labelled, ":")
+        if not frames:
+            raise ValueError("no labelled frames to train on (every DFT run was rejected)")
+        path = self._round_dir(round_) / "train.extxyz"
+        with atomic_path(path) as temporary:
+            write(temporary, frames, format="extxyz")
+        return path
+
+    def _train(self, round_: int) -> None:
+        from spinmultinet_ase.train.trainer import Trainer
+
+        base = load_config(self.config.train_config)
+        data = self._training_data(round_)
+        members = []
+        for member, source in enumerate(self.state["committee"]):
+            output = self._round_dir(round_) / f"member_{member}"
+            members.append(str(output / "model.pt"))
+            if member in self.state["members_done"]:
+                continue
+            config = dataclasses.replace(
+                base,
+                data=dataclasses.replace(base.data, path=str(data)),
+                init_from=source,
+                seed=base.seed + member,
+                output_dir=str(output),
+            )
+            Trainer(config, resume=True, progress=self.progress).run()
+            self._save(members_done=self.state["members_done"] + [member])
+            self.hook(round_, f"member_{member}")
+        self.state["committee"] = members
+        self._add_curve_row(round_)
+        self._save(stage="trained")
+
+    def _add_curve_row(self, round_: int) -> None:
+        remaining, scores = self._remaining()
+        frames = 0
+        for earlier in range(1, round_ + 1):
+            labelled = self._round_dir(earlier) / "labelled.extxyz"
+            if labelled.is_file() and labelled.stat().st_size:
+                frames += len(read(labelled, ":"))
+        row = {
+            "round": round_,
+            "dft_frames": frames,
+            "pool_left": len(remaining),
+            "pool_disagreement_mean_eV_per_A": float(np.mean(scores)) if scores else "",
+            "pool_disagreement_max_eV_per_A": float(np.max(scores)) if scores else "",
+        }
+        if self.config.test:
+            row.update(_test_errors(self.config.test, self._calculator()))
+        self.state["curve"] = [r for r in self.state["curve"] if r["round"] != round_] + [row]
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run the rounds not yet done; returns the final state."""
+        if not self.state["curve"]:
+            self._add_curve_row(0)
+            self._save()
+        while self.state["round"] <= self.config.rounds:
+            round_, stage = self.state["round"], self.state["stage"]
+            if stage == "start":
+                self._select(round_)
+            elif stage == "selected":
+                self._label(round_)
+            elif stage == "labelled":
+                self._train(round_)
+            else:  # trained: the next round
+                self._save(round=round_ + 1, stage="start")
+                continue
+            self._say(f"{self.state['stage']}")
+            self.hook(round_, self.state["stage"])
+        return self.state
+
+
+def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpiexec: str) -> None:
+    """Label ``folder/candidates.extxyz`` into ``folder/labelled.extxyz`` with an
+    ``mpiexec -n processes`` job; its output goes to ``folder/label.log``.
+
+    Raises:
+        ValueError: the job failed (the log's last line says why).
+    """
+    code = (
+        "import json, sys; from spinmultinet_ase.dft.label import label_file; "
+        "from spinmultinet_ase.dft.protocol import DFTProtocol; "
+        "label_file(sys.argv[1], sys.argv[2], protocol=DFTProtocol(**json.loads(sys.argv[3])))"
+    )
+    command = [mpiexec, "-n", str(processes), sys.executable, "-c", code]
+    command += [str(folder / "candidates.extxyz"), str(folder / "labelled.extxyz")]
+    command.append(json.dumps(protocol))
+    log = folder / "label.log"
+    with log.open("a", encoding="utf-8") as stream:
+        done = subprocess.run(
+            command,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "GPAW_MPI_BACKEND": "cgpaw"},
+            check=False,
+        )
+    if done.returncode:
+        lines = log.read_text(encoding="utf-8").splitlines()
+        said = [line.strip() for line in lines if any(c.isalnum() for c in line)] or [""]
+        raise ValueError(
+            f"the labelling job failed (exit code {done.returncode}; see {log}): {said[-1]}"
+        )
+
+
+def _test_errors(path: str, calc) -> dict[str, float]:
+    """The committee mean's energy (meV/atom) and force (meV/Å) mean absolute errors."""
+    energy, forces = [], []
+    for atoms in read(path, ":"):
+        reference_energy = atoms.get_potential_energy()
+        reference_forces = atoms.get_forces()
+        atoms.calc = calc
+        energy.append(abs(atoms.get_potential_energy() - reference_energy) / len(atoms))
+        forces.append(np.abs(atoms.get_forces() - reference_forces).mean())
+    return {
+        "test_energy_mae_meV_per_atom": 1e3 * np.mean(energy),
+        "test_forces_mae_meV_per_A": 1e3 * np.mean(forces),
+    }

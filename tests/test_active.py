@@ -1,0 +1,212 @@
+"""Active learning: the committee's most disputed, distinct structures are picked, and a run
+stopped after any stage resumes to the state of an uninterrupted one."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from ase.build import bulk
+from ase.io import read, write
+
+from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.cli import main
+from spinmultinet_ase.export import export_model, load_model
+from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.testing.models import as_loaded, random_model
+from spinmultinet_ase.train.active import (
+    ActiveLearning,
+    fingerprint,
+    load_active_config,
+    select,
+)
+
+ROOT = Path(__file__).parents[1]
+REFERENCE = ROOT / "data" / "reference.extxyz"
+SPECIES = ("O", "Mn", "Ni")
+MPIEXEC = "/usr/bin/mpiexec"  # GPAW's (Debian OpenMPI)
+TINY = dict(channels=4, spin_channels=4, lmax=1, num_layers=1, radial_hidden=8)
+
+
+def _members() -> list:
+    """Two tiny random models that differ (seeds 1 and 2)."""
+    return [random_model(seed=seed, species=SPECIES, **TINY) for seed in (1, 2)]
+
+
+@pytest.fixture(scope="module")
+def committee(tmp_path_factory) -> list[Path]:
+    """The two models as files."""
+    folder = tmp_path_factory.mktemp("committee")
+    paths = [folder / f"member{seed}.pt" for seed in (1, 2)]
+    for model, path in zip(_members(), paths, strict=True):
+        export_model(model, path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def reference() -> list:
+    """Eight labelled MnO and NiO frames (rattled, strained, several orderings)."""
+    every = read(REFERENCE, index=":")
+    return every[16:20] + [a for a in every if a.get_chemical_symbols()[0] == "Ni"][16:20]
+
+
+def _oracle_scores(pool, members) -> np.ndarray:
+    """Largest per-atom force spread, from each member run on its own."""
+    singles = [SpinMultiNetCalculator(member) for member in members]
+    scores = []
+    for atoms in pool:
+        forces = []
+        for single in singles:
+            copy = atoms.copy()
+            copy.calc = single
+            forces.append(copy.get_forces())
+        scores.append(np.linalg.norm(np.std(forces, axis=0), axis=1).max())
+    return np.array(scores)
+
+
+def test_select_picks_the_most_disputed_and_never_a_duplicate(reference):
+    members = [as_loaded(model) for model in _members()]
+    oracle = _oracle_scores(reference, members)
+    top = int(np.argmax(oracle))
+    pool = [a.copy() for a in reference] + [reference[top].copy()]  # the duplicate: last
+    calc = SpinMultiNetCalculator(members)
+    picked, scores = select(pool, calc, n=4, min_distance=1e-6)
+    np.testing.assert_allclose(scores[: len(reference)], oracle, rtol=1e-6, atol=1e-9)
+    assert picked == list(np.argsort(-oracle)[:4])
+    assert len(pool) - 1 not in picked
+    # without the distance rule the duplicate, as disputed as the top one, is second
+    assert select(pool, calc, n=2, min_distance=0.0)[0] == [top, len(pool) - 1]
+
+
+def test_fingerprint_sees_orderings_not_rotations_or_global_spin_flips():
+    afm = rocksalt_ordered("NiO", "AFM-II")
+    afm.rattle(0.05, seed=1)
+    turned = afm.copy()
+    turned.rotate(37, "x", rotate_cell=True)
+    turned.set_initial_magnetic_moments(-turned.get_initial_magnetic_moments())
+    order = np.random.default_rng(0).permutation(len(afm))
+    turned = turned[order]
+    fm = afm.copy()
+    fm.set_initial_magnetic_moments(np.abs(fm.get_initial_magnetic_moments()))
+    assert np.linalg.norm(fingerprint(afm, SPECIES) - fingerprint(turned, SPECIES)) < 1e-12
+    assert np.linalg.norm(fingerprint(afm, SPECIES) - fingerprint(fm, SPECIES)) > 0.5
+
+
+def _config(folder: Path, committee, reference, output: str) -> Path:
+    """A two-round retrospective run: the pool's labels are known, the training is tiny."""
+    write(folder / "pool.extxyz", reference[:3])
+    write(folder / "test.extxyz", reference[3])
+    train = {
+        "data": {"validation_fraction": 0.0, "test_fraction": 0.0, "guess_rescale": 0.0},
+        "model": {**TINY, "species": list(SPECIES), "radial_group_size": 4},
+        "optim": {"max_epochs": 1, "batch_size": 2},
+        "dtype": "float64",
+        "num_threads": 1,
+    }
+    (folder / "train.yaml").write_text(yaml.safe_dump(train))
+    active = {
+        "pool": str(folder / "pool.extxyz"),
+        "labelled_pool": str(folder / "pool.extxyz"),
+        "test": str(folder / "test.extxyz"),
+        "committee": [str(p) for p in committee],
+        "train_config": str(folder / "train.yaml"),
+        "per_round": 1,
+        "rounds": 2,
+        "output_dir": str(folder / output),
+    }
+    path = folder / f"{output}.yaml"
+    path.write_text(yaml.safe_dump(active))
+    return path
+
+
+class Stop(Exception):
+    pass
+
+
+def _weights(path: str) -> dict[str, torch.Tensor]:
+    return load_model(path).module.state_dict()
+
+
+def test_a_run_stopped_after_any_stage_resumes_to_the_uninterrupted_state(
+    tmp_path, committee, reference
+):
+    whole = ActiveLearning(
+        load_active_config(_config(tmp_path, committee, reference, "whole")), progress=False
+    ).run()
+    config = load_active_config(_config(tmp_path, committee, reference, "stopped"))
+    seen: set[tuple[int, str]] = set()
+
+    def stop_once(round_: int, stage: str) -> None:
+        if (round_, stage) not in seen:
+            seen.add((round_, stage))
+            raise Stop
+
+    for _ in range(20):
+        try:
+            state = ActiveLearning(config, progress=False, hook=stop_once).run()
+            break
+        except Stop:
+            continue
+    stages = {"selected", "labelled", "member_0", "member_1", "trained"}
+    assert seen == {(r, s) for r in (1, 2) for s in stages}
+    assert state["picked"] == whole["picked"] and len(set(whole["picked"])) == 2
+    assert state["curve"] == whole["curve"] and [r["round"] for r in state["curve"]] == [0, 1, 2]
+    assert [r["dft_frames"] for r in state["curve"]] == [0, 1, 2]
+    for mine, theirs in zip(state["committee"], whole["committee"], strict=True):
+        assert Path(mine).parent.name == Path(theirs).parent.name
+        mine_weights = _weights(mine)
+        for key, value in _weights(theirs).items():
+            torch.testing.assert_close(mine_weights[key], value, rtol=0, atol=0)
+    saved = json.loads((Path(config.output_dir) / "state.json").read_text())
+    assert saved["round"] == 3 or saved["stage"] == "trained"
+    assert (Path(config.output_dir) / "curve.csv").read_text().count("\n") == 4
+
+
+def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, capsys):
+    path = _config(tmp_path, committee, reference, "bad")
+    values = yaml.safe_load(path.read_text())
+    for change, message in (
+        ({"committee": [str(committee[0])]}, "two or more"),
+        ({"per_round": 0}, "per_round"),
+        ({"pool": str(tmp_path / "missing.extxyz")}, "no file at"),
+        ({"protocol": {"ecut": 300}}, "ecut"),
+        ({"round": 2}, "unknown keys"),
+    ):
+        path.write_text(yaml.safe_dump({**values, **change}))
+        assert main(["active-learn", str(path)]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and message in error, error
+
+
+def test_labelling_under_mpiexec_gives_the_serial_labels(tmp_path, monkeypatch):
+    """The label stage's ``mpiexec -n 2`` GPAW job labels as a serial run does (cheap bcc Li)."""
+    pytest.importorskip("gpaw")
+    from test_label_faults import CHEAP
+
+    from spinmultinet_ase.dft.label import label_file
+    from spinmultinet_ase.train.active import _label_under_mpi
+
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    monkeypatch.setenv("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    monkeypatch.setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    frames = []
+    for index, scale in enumerate((0.98, 1.03)):
+        atoms = bulk("Li", "bcc", a=3.44 * scale)
+        atoms.set_initial_magnetic_moments([0.0])
+        atoms.info["structure_id"] = f"Li-{index}"
+        frames.append(atoms)
+    write(tmp_path / "candidates.extxyz", frames)
+    _label_under_mpi(tmp_path, dataclasses.asdict(CHEAP), 2, MPIEXEC)
+    label_file(tmp_path / "candidates.extxyz", tmp_path / "serial.extxyz", protocol=CHEAP)
+    parallel = read(tmp_path / "labelled.extxyz", ":")
+    serial = read(tmp_path / "serial.extxyz", ":")
+    assert [a.info["structure_id"] for a in parallel] == ["Li-0", "Li-1"]
+    for mine, theirs in zip(parallel, serial, strict=True):
+        assert abs(mine.get_potential_energy() - theirs.get_potential_energy()) < 1e-4
+        np.testing.assert_allclose(mine.get_stress(), theirs.get_stress(), atol=1e-5)
