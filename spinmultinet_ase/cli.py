@@ -260,6 +260,13 @@ def _add_model_options(p: argparse.ArgumentParser, dtype: str) -> None:
     )
 
 
+def _orderings(args: argparse.Namespace) -> list[str] | None:
+    """``--orderings`` as given (None when absent); an empty list (``--orderings=--``) refused."""
+    if args.orderings == []:
+        raise ValueError("--orderings: give at least one ordering, or leave the option out")
+    return args.orderings
+
+
 def _scan(args: argparse.Namespace) -> None:
     from spinmultinet_ase.workflows.inputs import parse_magnitudes, parse_supercell
     from spinmultinet_ase.workflows.scan import (
@@ -271,10 +278,11 @@ def _scan(args: argparse.Namespace) -> None:
     )
 
     check_outputs([Path(args.output_dir) / name for name in SCAN_OUTPUTS], args.overwrite)
+    orderings = _orderings(args)
     outcome = run_scan(
         args.target,
         _calculator(args),
-        orderings=args.orderings,
+        orderings=orderings,
         supercell=parse_supercell(args.supercell),
         magnitudes=parse_magnitudes(args.magnitudes),
         num_shells=args.shells,
@@ -492,7 +500,7 @@ def _phonons(args: argparse.Namespace) -> None:
     output = Path(args.output_dir)
     check_outputs([output / "phonons.png", output / "phonons.json"], args.overwrite)
     rocksalt = args.target in ROCKSALT_LATTICE_CONSTANTS
-    orderings = args.orderings or (["AFM-II", "FM"] if rocksalt else [None])
+    orderings = _orderings(args) or (["AFM-II", "FM"] if rocksalt else [None])
     structures = {  # all built before the model is loaded
         ordering or Path(args.target).stem: single_structure(
             args.target, ordering, args.supercell, args.magnitudes

@@ -198,7 +198,10 @@ def _as_arguments(option: str, value) -> list[str]:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(case=st.sampled_from(BAD_OPTIONS), data=st.data())
 def test_every_command_refuses_bad_options_in_one_line(case, data, tmp_path, monkeypatch, capsys):
@@ -298,3 +301,11 @@ def test_a_bad_model_leaves_no_output_behind(argv, tmp_path, monkeypatch, capsys
     assert main(argv) == 2
     _one_error_line(capsys, argv[0])
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["phonons", "NiO"], ["scan", "NiO"]])
+def test_an_empty_orderings_list_is_refused(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # argparse reads "--orderings=--" as an empty list
+    argv = [*command, "--orderings=--", "--model", str(tmp_path / "missing.pt")]
+    assert main(argv) == 2
+    assert "--orderings" in _one_error_line(capsys, command[0])
