@@ -46,7 +46,7 @@ LOGS = Path("data/studies/feo_coo_logs")
 # labelling pool's FM partners, whose trigonal symmetry already splits the t2g shell.
 # the starts each ordering is run from
 ORDERING_STARTS = {
-    "AFM-II": ("sym", "nosym-seed", "nosym", "mag0.6", "mag1.4", "nosym-tetra"),
+    "AFM-II": ("sym", "nosym-seed", "nosym", "mag0.6", "mag1.4", "nosym-tetra", "nosym-tetra-U2"),
     "FM": ("sym", "nosym-seed"),
     "FM-trigonal": ("sym", "mag1.4", "nosym-seed", "nosym-tetra", "nosym-tetra-U2"),
 }
@@ -68,6 +68,7 @@ FIRST = (
     "CoO-FM-trigonal-nosym-tetra",
     "FeO-FM-trigonal-nosym-tetra-U2",
     "CoO-AFM-II-nosym-tetra",
+    "FeO-AFM-II-nosym-tetra-U2",
     "FeO-AFM-II-nosym-tetra",
     "CoO-FM-trigonal-nosym-tetra-U2",
     "FeO-FM-trigonal-nosym-seed",
