@@ -16,37 +16,16 @@ import pytest
 from ase import Atoms
 from ase.build import bulk, fcc100
 from ase.io import read, write
-from ase.spacegroup import crystal
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.export import export_model
+from spinmultinet_ase.testing.crystals import corundum, rutile
 from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.workflows.inputs import single_structure
 
 SPECIES = ("O", "Cr", "Fe", "Ni", "Zn")
 TINY = dict(channels=4, spin_channels=4, lmax=1, num_layers=1, cutoff=3.0, radial_hidden=8)
-
-
-def corundum() -> Atoms:
-    """Cr2O3 (R-3c), the 10-atom rhombohedral cell, no moments set."""
-    return crystal(
-        ["Cr", "O"],
-        basis=[(0, 0, 0.3475), (0.3058, 0, 0.25)],
-        spacegroup=167,
-        cellpar=[4.96, 4.96, 13.59, 90, 90, 120],
-        primitive_cell=True,
-    )
-
-
-def rutile() -> Atoms:
-    """CrO2 (P4_2/mnm), 6 atoms, no moments set."""
-    return crystal(
-        ["Cr", "O"],
-        basis=[(0, 0, 0), (0.3, 0.3, 0)],
-        spacegroup=136,
-        cellpar=[4.42, 4.42, 2.92, 90, 90, 90],
-    )
 
 
 @pytest.fixture(scope="module")
