@@ -162,10 +162,17 @@ def _raw_protocol(ecut: float, density: float, smearing: Smearing):
 def _label_checked(
     atoms: Atoms, protocol: DFTProtocol, log_dir: Path, key: str, suffix: str = ""
 ) -> Atoms:
-    """One DFT run of the study, logged under a name made from its result key; must converge."""
+    """One DFT run of the study, logged under a name made from its result key.
+
+    Raises:
+        RuntimeError: the run did not end in the state asked for (its status and log named):
+            the study's comparisons need every setting in one state.
+    """
     name = key.replace(" ", "_").replace("=", "").replace(":", "") + suffix
-    labelled = label_structure(atoms, protocol, log_dir / f"{name}.txt")
-    assert labelled.info[STATUS] == STATUS_OK, labelled.info[STATUS]
+    txt = log_dir / f"{name}.txt"
+    labelled = label_structure(atoms, protocol, txt)
+    if labelled.info[STATUS] != STATUS_OK:
+        raise RuntimeError(f"{key}{suffix}: {labelled.info[STATUS]} (GPAW log {txt})")
     return labelled
 
 
