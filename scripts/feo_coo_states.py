@@ -39,6 +39,8 @@ LOGS = Path("data/studies/feo_coo_logs")
 #       cubic z axis (the bond-aligned frame's z), then moved back: a strain that splits the
 #       t2g shell so that its n lowest orbitals hold the n minority electrons (FeO: xy below
 #       xz/yz by compression; CoO: xz/yz below xy by elongation).
+#   nosym-trig+ / nosym-trig-: as nosym-tetra with the seed strained by ±4 % along the AFM-II
+#       cell's 3-fold axis (a cubic body diagonal), a strain that splits t2g into a1g + e_g'.
 #   nosym-tetra-U2: as nosym-tetra with the seed SCF at twice the protocol's U (which favours
 #       whole-orbital occupations), then the protocol's U restored for the run itself.
 # Orderings: AFM-II and FM in their own minimal cells (the FM cell is the cubic 2-atom
@@ -48,7 +50,15 @@ LOGS = Path("data/studies/feo_coo_logs")
 ORDERING_STARTS = {
     "AFM-II": ("sym", "nosym-seed", "nosym", "mag0.6", "mag1.4", "nosym-tetra", "nosym-tetra-U2"),
     "FM": ("sym", "nosym-seed"),
-    "FM-trigonal": ("sym", "mag1.4", "nosym-seed", "nosym-tetra", "nosym-tetra-U2"),
+    "FM-trigonal": (
+        "sym",
+        "mag1.4",
+        "nosym-seed",
+        "nosym-tetra",
+        "nosym-tetra-U2",
+        "nosym-trig+",
+        "nosym-trig-",
+    ),
 }
 RUNS = {
     f"{formula}-{ordering}-{start}": (formula, ordering, start)
@@ -69,6 +79,8 @@ FIRST = (
     "FeO-FM-trigonal-nosym-tetra-U2",
     "CoO-AFM-II-nosym-tetra",
     "FeO-AFM-II-nosym-tetra-U2",
+    "CoO-FM-trigonal-nosym-trig+",
+    "CoO-FM-trigonal-nosym-trig-",
     "FeO-AFM-II-nosym-tetra",
     "CoO-FM-trigonal-nosym-tetra-U2",
     "FeO-FM-trigonal-nosym-seed",
@@ -76,6 +88,8 @@ FIRST = (
 )
 # Tetragonal seed strain along the cubic z axis, by formula (negative: compression).
 TETRAGONAL_SEED_STRAIN = {"FeO": -0.04, "CoO": 0.04}
+# Trigonal seed strain along the cubic [111] axis, by start.
+TRIGONAL_SEED_STRAIN = {"nosym-trig+": 0.04, "nosym-trig-": -0.04}
 ORDER = [*FIRST, *(name for name in RUNS if name not in FIRST)]
 
 
@@ -109,6 +123,19 @@ def d_occupations(calc) -> list[list[list[float]]]:
             spins.append(np.round(np.linalg.eigvalsh(n_mm), 3).tolist())
         result.append(spins)
     return result
+
+
+def three_fold_axis(cell: np.ndarray) -> np.ndarray:
+    """The unit body diagonal of the cubic (Cartesian) frame about which a 120° turn maps the
+    lattice of ``cell`` (rows) onto itself."""
+    for diagonal in ([1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]):
+        n = np.array(diagonal) / np.sqrt(3.0)
+        cross = np.array([[0, -n[2], n[1]], [n[2], 0, -n[0]], [-n[1], n[0], 0]])
+        turn = -0.5 * np.eye(3) + np.sin(2 * np.pi / 3) * cross + 1.5 * np.outer(n, n)
+        fractional = np.linalg.solve(cell.T, (cell @ turn.T).T)
+        if np.allclose(fractional, np.round(fractional), atol=1e-6):
+            return n
+    raise ValueError("no body diagonal of the frame is a 3-fold axis of this cell")
 
 
 def scale_hubbard_u(calc, factor: float) -> None:
@@ -147,10 +174,14 @@ def run(name: str, formula: str, ordering: str, start: str, a: float) -> dict:
     calc = gpaw_calculator(work, DEFAULT_PROTOCOL, LOGS / f"{name}.txt", **extra)
     t0 = time.perf_counter()
     iterations = 0
-    if start.startswith("nosym-seed") or start.startswith("nosym-tetra"):
+    if start.startswith(("nosym-seed", "nosym-tetra", "nosym-trig")):
         seed = work.copy()
         if start.startswith("nosym-tetra"):
             stretch = np.diag([1.0, 1.0, 1.0 + TETRAGONAL_SEED_STRAIN[formula]])
+            seed.set_cell(seed.cell.array @ stretch, scale_atoms=True)
+        elif start.startswith("nosym-trig"):
+            axis = three_fold_axis(seed.cell.array)
+            stretch = np.eye(3) + TRIGONAL_SEED_STRAIN[start] * np.outer(axis, axis)
             seed.set_cell(seed.cell.array @ stretch, scale_atoms=True)
         else:
             seed.positions += np.random.default_rng(0).normal(scale=0.03, size=seed.positions.shape)
