@@ -61,7 +61,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 import spinmultinet_ase
 from spinmultinet_ase import __version__, keys
-from spinmultinet_ase.committee import SPREADS, check_members, committee_results
+from spinmultinet_ase.committee import AVERAGED, SPREADS, check_members, committee_results
 from spinmultinet_ase.data.graph import (
     atoms_to_graph,
     closest_contacts,
@@ -96,17 +96,7 @@ class SpinMultiNetCalculator(Calculator):
         ValueError: an unknown dtype, an unusable device, or committee members that disagree.
     """
 
-    implemented_properties = [
-        "energy",
-        "free_energy",
-        "energies",
-        "forces",
-        "stress",
-        "magmoms",
-        "magmom",
-        keys.MAGNETIC_FORCES,
-        keys.SPIN_LATENTS,
-    ]
+    implemented_properties = [*AVERAGED, keys.SPIN_LATENTS]
 
     def __init__(
         self,
@@ -125,10 +115,7 @@ class SpinMultiNetCalculator(Calculator):
         self.model_files = tuple(_file_record(source) for source in sources)
         self.dtype = DTYPES[self.model.metadata["dtype"]]
         if len(self.models) > 1:  # an instance list: the class's stays untouched
-            self.implemented_properties = [
-                *(name for name in self.implemented_properties if name != keys.SPIN_LATENTS),
-                *SPREADS.values(),
-            ]
+            self.implemented_properties = [*AVERAGED, *SPREADS.values()]
         self._warned: set[str] = set()
         self._lock = threading.RLock()
 
