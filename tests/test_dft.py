@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -352,3 +353,55 @@ def test_labeller_rejects_a_partner_in_another_state_than_its_source():
     near = frame("src-as-FM", -30.366545 + 2 * 0.0623, partner_of="src")
     _check_partner(near, [source])
     assert near.info[STATUS] == STATUS_OK
+
+
+RANK_SPLIT_DRIVER = """
+import sys
+from ase.build import bulk
+from gpaw import GPAW, PW
+from gpaw.convergence_criteria import Criterion
+from gpaw.mpi import world
+from spinmultinet_ase.dft.scf import RankAgreed
+
+
+class RankZeroOnly(Criterion):
+    name, tablename, description = "rankzero", "rank0", "met on rank 0 only"
+
+    def __call__(self, context):
+        return context.wfs.world.rank == 0, ""
+
+
+criterion = RankZeroOnly() if sys.argv[1] == "plain" else RankAgreed(RankZeroOnly())
+atoms = bulk("Li", "bcc", a=3.44)
+atoms.calc = GPAW(mode=PW(200), kpts=(2, 2, 2), txt=None,
+                  convergence={"custom": [criterion]})
+energy = atoms.get_potential_energy()
+if world.rank == 0:
+    print(f"energy {energy!r}")
+"""
+
+
+def test_rank_agreed_criteria_keep_gpaw_from_aborting_when_ranks_disagree(tmp_path):
+    """A criterion met on one rank only aborts a 2-rank GPAW run (GPAW asserts agreement);
+    wrapped in RankAgreed, the run finishes and every rank follows rank 0's verdict."""
+    pytest.importorskip("gpaw")
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    (tmp_path / "driver.py").write_text(RANK_SPLIT_DRIVER)
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env.update(GPAW_MPI_BACKEND="cgpaw", PYTHONPATH=str(Path(__file__).parents[1]))
+    runs = {
+        variant: subprocess.run(
+            [MPIEXEC, "-n", "2", sys.executable, "driver.py", variant],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for variant in ("plain", "agreed")
+    }
+    assert runs["plain"].returncode != 0
+    assert "nconverged" in runs["plain"].stderr + runs["plain"].stdout
+    assert runs["agreed"].returncode == 0, runs["agreed"].stderr[-2000:]
+    assert "energy" in runs["agreed"].stdout

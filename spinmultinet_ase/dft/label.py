@@ -72,6 +72,8 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path, **extr
     """A GPAW plane-wave calculator following ``protocol`` (``extra``: more GPAW keywords)."""
     from gpaw import GPAW, PW
 
+    from spinmultinet_ase.dft.scf import rank_agreed_convergence
+
     return GPAW(
         mode=PW(protocol.ecut_ev),
         xc=protocol.xc,
@@ -79,10 +81,9 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path, **extr
         kpts={"density": protocol.kpoint_density, "gamma": True, "even": True},
         occupations={"name": protocol.smearing, "width": protocol.smearing_ev},
         spinpol=True,
-        convergence={
-            "energy": protocol.energy_convergence_ev,
-            "density": protocol.density_convergence,
-        },
+        convergence=rank_agreed_convergence(
+            protocol.energy_convergence_ev, protocol.density_convergence
+        ),
         maxiter=protocol.max_scf_iterations,
         txt=str(txt),
         **extra,
