@@ -167,6 +167,23 @@ def test_a_run_stopped_after_any_stage_resumes_to_the_uninterrupted_state(
     assert (Path(config.output_dir) / "curve.csv").read_text().count("\n") == 4
 
 
+def test_resuming_with_changed_inputs_is_refused_in_one_line(
+    tmp_path, committee, reference, capsys
+):
+    """A run stopped after selection, resumed with another pool, stops with exit 2."""
+    path = _config(tmp_path, committee, reference, "changed")
+
+    def stop(round_: int, stage: str) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        ActiveLearning(load_active_config(path), progress=False, hook=stop).run()
+    write(tmp_path / "pool.extxyz", reference[:2])
+    assert main(["active-learn", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "(labelled_pool, pool changed)" in error, error
+
+
 def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, capsys):
     path = _config(tmp_path, committee, reference, "bad")
     values = yaml.safe_load(path.read_text())

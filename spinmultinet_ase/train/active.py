@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -134,6 +135,25 @@ def check_active_config(config: ActiveConfig) -> None:
     if not isinstance(config.protocol, dict) or set(config.protocol) - known:
         raise ValueError(f"protocol overrides must be among {sorted(known)}, got {config.protocol}")
     load_config(config.train_config)
+
+
+def input_digests(config: ActiveConfig) -> dict[str, str]:
+    """What a run depends on, by name: the sha256 of each input file and the protocol."""
+    files = {
+        "pool": config.pool,
+        "train_config": config.train_config,
+        "labelled_pool": config.labelled_pool,
+        "initial_data": config.initial_data,
+        "test": config.test,
+        **{f"committee[{i}]": path for i, path in enumerate(config.committee)},
+    }
+    digests = {
+        name: hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        for name, path in files.items()
+        if path
+    }
+    digests["protocol"] = json.dumps(config.protocol, sort_keys=True)
+    return digests
 
 
 def disagreement(atoms: Atoms, calc) -> float:
@@ -249,10 +269,22 @@ class ActiveLearning:
         self.pool = _read_pool(config.pool)
         self.state_path = self.output / "state.json"
         self._committee: tuple[tuple[str, ...], Any, dict[str, float]] | None = None
+        inputs = input_digests(config)
         if self.state_path.is_file():
             self.state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            changed = sorted(
+                name
+                for name in set(inputs) | set(self.state["inputs"])
+                if inputs.get(name) != self.state["inputs"].get(name)
+            )
+            if changed:
+                raise ValueError(
+                    f"{self.output} was started with other inputs ({', '.join(changed)} "
+                    "changed); restore them to resume, or give a new output_dir"
+                )
         else:
             self.state = {
+                "inputs": inputs,
                 "round": 1,
                 "stage": "start",
                 "committee": list(config.committee),
