@@ -23,7 +23,7 @@ from ase.formula import Formula
 from ase.io import read, write
 from ase.units import GPa
 
-from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotate_back, rotated
+from spinmultinet_ase.dft.orientation import canonical_rotation, rotate_back, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.dft.states import (
     band_gap,
@@ -110,7 +110,8 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
 
     The copy keeps ``initial_magmoms`` (the input guess) and carries energy, free_energy,
     forces, stress and the converged ``magmoms`` as its calculator results, in the frame of
-    ``atoms`` (GPAW may run on a turned copy: ``protocol.align_bonds``). Materials with
+    ``atoms`` (GPAW may run on a copy turned into its canonical orientation:
+    ``protocol.align_bonds``). Materials with
     orbitally degenerate ions start from a broken-symmetry density and must land in the
     insulating orbitally polarised state (``spinmultinet_ase/dft/states.py``); their band gap
     goes into ``info['dft_gap_ev']``.
@@ -124,7 +125,7 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     pulay = protocol.pulay_stress_correction(str(formula), formula_units, atoms.get_volume())
     broken_symmetry = needs_broken_symmetry(str(formula))
     start = time.perf_counter()
-    rotation = bond_alignment_rotation(atoms) if protocol.align_bonds else np.eye(3)
+    rotation = canonical_rotation(atoms) if protocol.align_bonds else np.eye(3)
     work = rotated(atoms, rotation)
     extra = {"symmetry": "off"} if broken_symmetry else {}
     try:
@@ -316,9 +317,14 @@ def unlabelled(structures: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
 
 
 def _check_partner(result: Atoms, labelled: list[Atoms]) -> None:
-    """Reject ``result`` if its accepted ordering partner in ``labelled`` is in another state."""
+    """Reject ``result`` if its accepted ordering partner in ``labelled`` is in another state.
+
+    Only for the materials with several electronic states (``needs_broken_symmetry``): the
+    ordering energies of others, such as α-Fe2O3, can exceed the check's threshold.
+    """
     source_id = result.info.get("partner_of")
-    if result.info[STATUS] != STATUS_OK or source_id is None:
+    formula = str(Formula(result.get_chemical_formula()).reduce()[0])
+    if result.info[STATUS] != STATUS_OK or source_id is None or not needs_broken_symmetry(formula):
         return
     sources = [
         a

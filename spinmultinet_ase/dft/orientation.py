@@ -1,4 +1,4 @@
-"""Turn rocksalt-derived cells so their metal–oxygen bonds lie along x, y and z before DFT.
+"""Turn each structure into the canonical orientation of its crystal family before DFT.
 
 GPAW integrates the exchange-correlation energy inside each PAW sphere on an angular grid
 fixed in the Cartesian frame, so the energy of an anisotropic d shell depends on how the
@@ -11,6 +11,17 @@ AFM-II cell: an offset between all frames of the two cells. MnO (d⁵, a spheric
 hardly feels it. Labelling every structure with its octahedra along the axes makes the
 energies of all cells and strains consistent. The angular grid has the cube's symmetry, so
 which of the equivalent alignments is used does not matter.
+
+Corundum (Cr2O3, Fe2O3) has octahedra in two orientations (its oxygens are nearly hexagonal
+close-packed), so no turn puts all bonds on the axes. Its canonical orientation is that of the
+reference cell (:func:`~spinmultinet_ase.magnetism.corundum.corundum_cell`: 3-fold axis along
+z, a 2-fold axis along x): each structure is turned so that its metal–oxygen bonds fit the
+reference cell's bond directions best (:func:`reference_bond_rotation`), whatever cell,
+strain or rattle it has and however it was handed in. Cr³⁺ (d³, t2g³) is as anisotropic as
+Ni²⁺; Fe³⁺ (d⁵) is nearly spherical but follows the same rule, so both materials' frames are
+consistent. Of the fits related by the crystal's own rotations (equally good for the ideal
+crystal, whose energy they leave unchanged) the one with the smallest residual is taken, so
+the choice depends on the structure alone.
 """
 
 from __future__ import annotations
@@ -19,9 +30,11 @@ import itertools
 
 import numpy as np
 from ase import Atoms
+from ase.formula import Formula
 from ase.neighborlist import neighbor_list
 from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
+from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
 from spinmultinet_ase.magnetism.sites import MOMENT_THRESHOLD, guessed_moments
 
 # Bonds up to this factor times the shortest metal–oxygen distance define the octahedra.
@@ -73,6 +86,81 @@ def bond_alignment_rotation(atoms: Atoms, iterations: int = 10) -> np.ndarray:
         handedness = np.sign(np.linalg.det(u @ vt))
         rotation = u @ np.diag([1.0, 1.0, handedness]) @ vt
     return _closest_to_identity(rotation)
+
+
+def canonical_rotation(atoms: Atoms) -> np.ndarray:
+    """The rotation into the canonical orientation of the structure's family (by formula):
+    :func:`reference_bond_rotation` onto the reference cell for a corundum formula, else the
+    rocksalt rule :func:`bond_alignment_rotation`.
+
+    Returns:
+        R (3, 3): rotated positions are ``positions @ R.T``.
+    """
+    formula = str(Formula(atoms.get_chemical_formula()).reduce()[0])
+    if formula in CORUNDUM_PARAMETERS:
+        return reference_bond_rotation(atoms, _reference_bonds(formula))
+    return bond_alignment_rotation(atoms)
+
+
+def _reference_bonds(formula: str) -> np.ndarray:
+    """The distinct metal–oxygen bond directions of the ideal corundum cell of ``formula``."""
+    return np.unique(np.round(_metal_oxygen_bonds(corundum_cell(formula)), 6), axis=0)
+
+
+def _fit(bonds: np.ndarray, targets: np.ndarray, rotation: np.ndarray, iterations: int):
+    """Kabsch refinement of ``rotation`` with each bond matched to its nearest target; the
+    rotation and its mean squared residual."""
+    for _ in range(iterations):
+        nearest = targets[np.argmax(bonds @ rotation.T @ targets.T, axis=1)]
+        u, _, vt = np.linalg.svd(nearest.T @ bonds)
+        rotation = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+    turned = bonds @ rotation.T
+    nearest = targets[np.argmax(turned @ targets.T, axis=1)]
+    return rotation, float(np.mean(np.sum((turned - nearest) ** 2, axis=1)))
+
+
+def reference_bond_rotation(
+    atoms: Atoms, targets: np.ndarray, iterations: int = 10, tolerance_deg: float = 10.0
+) -> np.ndarray:
+    """The proper rotation R that best fits the metal–oxygen bonds onto the unit vectors
+    ``targets`` (each bond onto its nearest target, least squares).
+
+    Starts: the first bond and the bond most nearly perpendicular to it put onto every pair
+    of targets at the same angle (within ``tolerance_deg``); each start refined (Kabsch). The
+    residual cannot tell apart fits related by a rotation that maps ``targets`` onto itself;
+    of those (residuals equal to 1e-9) the one whose bonds' second-moment tensor
+    ``Σ (R b)(R b)ᵀ`` has the largest xx, then xy, then yy component is taken, a choice made
+    by the structure alone.
+
+    Returns:
+        R (3, 3): rotated positions are ``positions @ R.T``.
+    """
+    bonds = _metal_oxygen_bonds(atoms)
+    first = bonds[0]
+    second = bonds[np.argmin(np.abs(bonds @ first))]
+    angle = np.arccos(np.clip(first @ second, -1.0, 1.0))
+    angles = np.arccos(np.clip(targets @ targets.T, -1.0, 1.0))
+    starts = np.argwhere(np.abs(angles - angle) < np.radians(tolerance_deg))
+    fits = [
+        _fit(bonds, targets, _frame(targets[i], targets[j]).T @ _frame(first, second), iterations)
+        for i, j in starts
+    ]
+    smallest = min(residual for _, residual in fits)
+    tied = [rotation for rotation, residual in fits if residual < smallest + 1e-9]
+
+    def key(rotation: np.ndarray) -> tuple[float, ...]:
+        moments = rotation @ bonds.T @ bonds @ rotation.T
+        return tuple(np.round([moments[0, 0], moments[0, 1], moments[1, 1]], 9))
+
+    return max(tied, key=key)
+
+
+def _frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Orthonormal rows: ``a``, the part of ``b`` perpendicular to it, their cross product."""
+    e1 = a / np.linalg.norm(a)
+    e2 = b - (b @ e1) * e1
+    e2 /= np.linalg.norm(e2)
+    return np.array([e1, e2, np.cross(e1, e2)])
 
 
 def _closest_to_identity(rotation: np.ndarray) -> np.ndarray:

@@ -40,10 +40,12 @@ class DFTProtocol:
         energy_convergence_ev: SCF energy criterion (eV per valence electron).
         density_convergence: SCF density criterion.
         max_scf_iterations: SCF iteration limit; more is a failed run.
-        align_bonds: run GPAW on the structure turned so its metal–oxygen bonds lie along
-            x, y, z (forces and stress turned back), because GPAW's energy of an anisotropic
-            d shell depends on the crystal's orientation: 10 meV per NiO formula unit between
-            two orientations of one crystal (``spinmultinet_ase/dft/orientation.py``).
+        align_bonds: run GPAW on the structure turned into the canonical orientation of its
+            family (rocksalt: metal–oxygen bonds along x, y, z; corundum: bonds fitted to the
+            reference cell's; forces and stress turned back), because GPAW's energy of an
+            anisotropic d shell depends on the crystal's orientation: 10 meV per NiO formula
+            unit between two orientations of one crystal
+            (``spinmultinet_ase/dft/orientation.py``).
         pulay_stress: Pulay-stress calibration ``p`` (eV per formula unit) per reduced
             formula at ``ecut_ev``: ``p · n_fu / V`` is added to each normal stress component
             (``spinmultinet_ase/reference/convergence.py`` measures it). None: raw analytic stress
