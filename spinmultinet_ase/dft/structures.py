@@ -1,4 +1,5 @@
-"""Structures to label: rocksalt oxides in several cells, orderings, strains and rattles.
+"""Structures to label: rocksalt oxides in several cells, orderings, strains and rattles, and
+the reference structures of all materials (corundum ones from ``dft/corundum_structures.py``).
 
 Each frame carries ``initial_magmoms`` set as a user would guess them (the nominal magnitude
 off by up to ±40 %, the sign from the ordering) and ``info`` describing how it was made.
@@ -6,12 +7,24 @@ off by up to ±40 %, the sign from the ordering) and ``info`` describing how it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from ase import Atoms
-from ase.build import niggli_reduce
 
+from spinmultinet_ase.dft.corundum_structures import (
+    CORUNDUM_HELD_OUT_CELLS,
+    corundum_partners,
+    corundum_pool,
+    corundum_yardsticks,
+)
+from spinmultinet_ase.dft.distortions import (
+    Distortion,
+    distort,
+    imperfect_guess,
+    ordering_partner,
+    random_shear,
+    tag,
+)
+from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS
 from spinmultinet_ase.magnetism.rocksalt import (
     ROCKSALT_LATTICE_CONSTANTS,
     minimal_magnetic_cell,
@@ -68,62 +81,6 @@ HELD_OUT_ORDERINGS: tuple[str, ...] = ("AFM-III",)
 HELD_OUT_CELLS: tuple[str, ...] = ("prim222-16",)
 
 RHOMBOHEDRAL_STRAINS = (-0.03, -0.02, -0.01, 0.0, 0.01, 0.02, 0.03)
-_UNIT_111 = np.ones(3) / np.sqrt(3.0)
-
-
-@dataclass(frozen=True)
-class Distortion:
-    """A homogeneous strain and a rattle applied to an ideal cell.
-
-    Attributes:
-        volume_strain: relative volume change (e.g. 0.05 = +5 %).
-        rhombohedral_strain: traceless strain δ (n nᵀ − I/3) along n = [111]; δ < 0 contracts
-            along [111] and opens the pseudo-cubic angle above 90°.
-        shear: symmetric random strain with zero trace, (3, 3).
-        rattle_angstrom: standard deviation of Gaussian displacements (Å).
-    """
-
-    volume_strain: float = 0.0
-    rhombohedral_strain: float = 0.0
-    shear: tuple[tuple[float, ...], ...] = ((0.0,) * 3,) * 3
-    rattle_angstrom: float = 0.0
-
-    def strain_tensor(self) -> np.ndarray:
-        linear = (1.0 + self.volume_strain) ** (1.0 / 3.0) - 1.0
-        rhombo = self.rhombohedral_strain * (np.outer(_UNIT_111, _UNIT_111) - np.eye(3) / 3.0)
-        return linear * np.eye(3) + rhombo + np.array(self.shear)
-
-
-def distort(atoms: Atoms, distortion: Distortion, rng: np.random.Generator) -> Atoms:
-    """Strain the cell (cubic frame) and rattle the atoms of a copy of ``atoms``."""
-    out = atoms.copy()
-    deformation = np.eye(3) + distortion.strain_tensor()
-    out.set_cell(out.cell.array @ deformation.T, scale_atoms=True)
-    if distortion.rattle_angstrom > 0:
-        out.positions += rng.normal(scale=distortion.rattle_angstrom, size=out.positions.shape)
-    return out
-
-
-def imperfect_guess(atoms: Atoms, rng: np.random.Generator, spread: float = 0.4) -> None:
-    """Scale each nonzero initial moment by a random factor in [1 − spread, 1 + spread]."""
-    moments = atoms.get_initial_magnetic_moments()
-    atoms.set_initial_magnetic_moments(moments * rng.uniform(1 - spread, 1 + spread, len(atoms)))
-
-
-def _tag(
-    atoms: Atoms, structure_id: str, material: str, cell: str, ordering: str, distortion: Distortion
-) -> Atoms:
-    niggli_reduce(atoms)
-    atoms.info.update(
-        structure_id=structure_id,
-        material=material,
-        cell_name=cell,
-        ordering=ordering,
-        volume_strain=distortion.volume_strain,
-        rhombohedral_strain=distortion.rhombohedral_strain,
-        rattle_angstrom=distortion.rattle_angstrom,
-    )
-    return atoms
 
 
 def yardstick_structures(material: str) -> list[Atoms]:
@@ -141,22 +98,18 @@ def yardstick_structures(material: str) -> list[Atoms]:
         distortion = Distortion(rhombohedral_strain=delta)
         atoms = distort(rocksalt_ordered(material, ordering, CELLS[cell]), distortion, rng)
         sid = f"{material}-yardstick-{cell}-{ordering}-rh{delta:+.3f}"
-        frames.append(_tag(atoms, sid, material, cell, ordering, distortion))
+        frames.append(tag(atoms, sid, material, cell, ordering, distortion))
         frames[-1].info["yardstick"] = True
     return frames
 
 
 def random_distortion(rng: np.random.Generator) -> Distortion:
     """A random volume strain (±5 %), often a shear or [111] strain, usually a rattle."""
-    shear = np.zeros((3, 3))
-    if rng.random() < 0.5:
-        shear = rng.normal(scale=0.015, size=(3, 3))
-        shear = 0.5 * (shear + shear.T)
-        shear -= np.trace(shear) / 3.0 * np.eye(3)
+    shear = random_shear(rng) if rng.random() < 0.5 else Distortion().shear
     return Distortion(
         volume_strain=float(rng.uniform(-0.05, 0.05)),
         rhombohedral_strain=float(rng.uniform(-0.03, 0.03)) if rng.random() < 0.4 else 0.0,
-        shear=tuple(tuple(float(x) for x in row) for row in shear),
+        shear=shear,
         rattle_angstrom=float(rng.uniform(0.02, 0.15)) if rng.random() < 0.85 else 0.0,
     )
 
@@ -180,63 +133,69 @@ def training_pool(material: str, seed: int = 0) -> list[Atoms]:
             atoms = distort(ideal, distortion, rng)
             imperfect_guess(atoms, rng)
             sid = f"{material}-{cell}-{ordering}-{index:03d}"
-            frames.append(_tag(atoms, sid, material, cell, ordering, distortion))
+            frames.append(tag(atoms, sid, material, cell, ordering, distortion))
     return frames
 
 
-def ordering_partners(material: str, pool: list[Atoms], seed: int = 0) -> dict[str, Atoms]:
+def ordering_partners(material: str, pool: list[Atoms], seed: int = 0) -> dict[str, list[Atoms]]:
     """Partners of the first frames of each :data:`PARTNER_RECIPE` group, by source id.
 
     ``pool`` is :func:`training_pool` of ``material`` (recipe order). A partner keeps its
-    source's cell and positions, gets the ideal moments of its own ordering (in the same atom
-    order, as both come from the same supercell) with a fresh imperfect guess, and records
-    ``partner_of`` so that the split keeps the pair together.
+    source's cell and positions and gets the ideal moments of its own ordering (in the same
+    atom order, as both come from the same supercell) with a fresh imperfect guess
+    (:func:`~spinmultinet_ase.dft.distortions.ordering_partner`).
     """
     rng = np.random.default_rng([seed, sum(map(ord, material)), 1])
-    partners = {}
+    partners: dict[str, list[Atoms]] = {}
     for cell, source_ordering, ordering, count in PARTNER_RECIPE:
         sources = [
             a for a in pool if a.info["cell_name"] == cell and a.info["ordering"] == source_ordering
         ]
         for source in sources[:count]:
-            partner = source.copy()
-            ideal = rocksalt_ordered(material, ordering, CELLS[cell])
-            partner.set_initial_magnetic_moments(ideal.get_initial_magnetic_moments())
-            imperfect_guess(partner, rng)
-            source_id = source.info["structure_id"]
-            partner.info.update(
-                structure_id=f"{source_id}-as-{ordering}", ordering=ordering, partner_of=source_id
-            )
-            partners[source_id] = partner
+            moments = rocksalt_ordered(
+                material, ordering, CELLS[cell]
+            ).get_initial_magnetic_moments()
+            partner = ordering_partner(source, moments, ordering, rng)
+            partners.setdefault(source.info["structure_id"], []).append(partner)
     return partners
 
 
 def reference_structures(materials: tuple[str, ...] = ("MnO", "NiO"), seed: int = 0) -> list[Atoms]:
     """Yardsticks first, then the training pools of all materials interleaved in random order,
-    each ordering partner (:func:`ordering_partners`) right after its source, and last the
-    frames of :data:`HELD_OUT_ORDERINGS` and :data:`HELD_OUT_CELLS` (in the same order).
+    each source's ordering partners right after it, and last the frames held out of training
+    whole (:data:`HELD_OUT_ORDERINGS`, :data:`HELD_OUT_CELLS`, and the corundum cells
+    :data:`~spinmultinet_ase.dft.corundum_structures.CORUNDUM_HELD_OUT_CELLS`), in the same
+    order.
 
-    Labelling in this order means that wherever the labelling stops, what is done is balanced
-    across materials, cells and orderings, and DFT time went to trainable frames first.
+    Rocksalt materials follow this module's recipes, corundum ones
+    ``spinmultinet_ase/dft/corundum_structures.py``. Labelling in this order means that
+    wherever the labelling stops, what is done is balanced across materials, cells and
+    orderings, and DFT time went to trainable frames first.
     """
+    yardsticks, pools, partners = [], {}, {}
     for material in materials:
-        if material not in ROCKSALT_LATTICE_CONSTANTS:
-            raise ValueError(f"no rocksalt reference for {material!r}")
-    yardsticks = [a for m in materials for a in yardstick_structures(m)]
-    pools = {m: training_pool(m, seed) for m in materials}
+        if material in ROCKSALT_LATTICE_CONSTANTS:
+            recipes = (yardstick_structures, training_pool, ordering_partners)
+        elif material in CORUNDUM_PARAMETERS:
+            recipes = (corundum_yardsticks, corundum_pool, corundum_partners)
+        else:
+            known = ", ".join(sorted([*ROCKSALT_LATTICE_CONSTANTS, *CORUNDUM_PARAMETERS]))
+            raise ValueError(f"no reference structures for {material!r}; known: {known}")
+        yardsticks += recipes[0](material)
+        pools[material] = recipes[1](material, seed)
+        partners.update(recipes[2](material, pools[material], seed))
     pool = [a for m in materials for a in pools[m]]
-    partners = {}
-    for material in materials:
-        partners.update(ordering_partners(material, pools[material], seed))
     interleaved = []
     for index in np.random.default_rng(seed).permutation(len(pool)):
         interleaved.append(pool[index])
-        if pool[index].info["structure_id"] in partners:
-            interleaved.append(partners[pool[index].info["structure_id"]])
+        interleaved += partners.get(pool[index].info["structure_id"], [])
     held_out = [a for a in interleaved if _held_out(a)]
     return yardsticks + [a for a in interleaved if not _held_out(a)] + held_out
 
 
 def _held_out(atoms: Atoms) -> bool:
     """Whether the default split keeps this pool frame out of training whole."""
-    return atoms.info["ordering"] in HELD_OUT_ORDERINGS or atoms.info["cell_name"] in HELD_OUT_CELLS
+    return (
+        atoms.info["ordering"] in HELD_OUT_ORDERINGS
+        or atoms.info["cell_name"] in HELD_OUT_CELLS + CORUNDUM_HELD_OUT_CELLS
+    )

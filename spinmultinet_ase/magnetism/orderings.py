@@ -116,3 +116,19 @@ def enumerate_collinear_orderings(cell: Atoms, symprec: float = 1e-4) -> list[At
         seen.update(image.tobytes() for image in images)
         found.append("".join("u" if s > 0 else "d" for s in pattern))
     return [with_pattern(unsigned, pattern) for pattern in found]
+
+
+def repeats_with(ordered: Atoms, lattice: np.ndarray, tolerance: float = 1e-3) -> bool:
+    """Whether the ordering of ``ordered`` is periodic with the finer ``lattice`` (rows: lattice
+    vectors, Å, in the frame of ``ordered``), e.g. that of the cell it is a supercell of: then
+    every moment equals those of its images under the lattice's translations.
+    """
+    fractional = ordered.positions @ np.linalg.inv(lattice)
+    fractional -= np.floor(fractional + tolerance)
+    moments = ordered.get_initial_magnetic_moments()
+    sites: dict[tuple[int, ...], float] = {}
+    for point, moment in zip(fractional, moments, strict=True):
+        key = tuple(np.rint(point / tolerance).astype(int))
+        if np.sign(sites.setdefault(key, moment)) != np.sign(moment):
+            return False
+    return True

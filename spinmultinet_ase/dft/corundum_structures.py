@@ -1,0 +1,148 @@
+"""Structures to label for corundum sesquioxides (Cr2O3, α-Fe2O3): orderings, strains, rattles.
+
+Every ordering comes from the symmetry-aware enumerator
+(:func:`~spinmultinet_ase.magnetism.orderings.enumerate_collinear_orderings`), named by its
+up/down string of the metal sites in index order; in the 10-atom cell that string reads along
+the 3-fold axis (``'udud'`` is + − + −, Cr2O3's ground state; ``'uddu'`` is + − − +,
+α-Fe2O3's). The 10-atom cell holds five classes: the four of the literature (++++, +−+−, +−−+,
+++−−) and the ferrimagnetic +++−. Supercells add orderings the 10-atom cell cannot hold; one
+supercell shape, :data:`CORUNDUM_HELD_OUT_CELLS`, is kept out of training whole to measure the
+error on unseen orderings in an unseen cell.
+
+Each frame carries ``initial_magmoms`` as a user would guess them (the trivalent ion's
+high-spin moment off by up to ±40 %, the sign from the ordering) and ``info`` describing how it
+was made, as the rocksalt frames do (``spinmultinet_ase/dft/structures.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+
+from spinmultinet_ase.dft.distortions import (
+    Distortion,
+    distort,
+    imperfect_guess,
+    ordering_partner,
+    random_shear,
+    tag,
+)
+from spinmultinet_ase.magnetism.corundum import corundum_cell
+from spinmultinet_ase.magnetism.orderings import (
+    enumerate_collinear_orderings,
+    repeats_with,
+    with_pattern,
+)
+
+ALL = "all"  # every enumerated ordering of the cell
+NEW = "new"  # enumerated orderings the 10-atom cell cannot hold, drawn at random
+RANDOM = "random"  # a random sign per metal
+
+# (cell, which orderings, frames per ordering for ALL, else frames in all) per material. Cost
+# grows about as atoms^1.5 at a fixed k-point density (``dft/label.py``): a rattled 10-atom
+# frame is one unit, a 20-atom frame about 2.8, a 30-atom one about 5.2.
+POOL_RECIPE: tuple[tuple[str, str, int], ...] = (
+    ("rh-10", ALL, 5),
+    ("rh211-20", NEW, 6),
+    ("rh2x-20", NEW, 4),
+    ("hex-30", RANDOM, 2),
+    ("rh110-20", NEW, 5),
+)
+
+# Ordering partners: of the first frame of each ordering of the 10-atom cell, the same
+# geometry in every other ordering of that cell (pure magnetic energy differences).
+PARTNER_SOURCES_PER_ORDERING = 1
+
+# The supercell shape the reference split keeps out of training whole (labelled last).
+CORUNDUM_HELD_OUT_CELLS: tuple[str, ...] = ("rh110-20",)
+
+THREE_FOLD_AXIS = (0.0, 0.0, 1.0)
+
+
+def corundum_yardsticks(material: str) -> list[Atoms]:
+    """The ideal 10-atom cell in each enumerated ordering, nominal moments: the ordering
+    energies of the undistorted crystal."""
+    frames = []
+    for ordered in enumerate_collinear_orderings(corundum_cell(material)):
+        ordering = ordered.info["ordering"]
+        sid = f"{material}-yardstick-rh-10-{ordering}"
+        frames.append(tag(ordered, sid, material, "rh-10", ordering, Distortion()))
+        frames[-1].info["yardstick"] = True
+    return frames
+
+
+def corundum_distortion(rng: np.random.Generator) -> Distortion:
+    """A random volume strain (±5 %), often a shear or a strain along the 3-fold axis (±2 %),
+    usually a rattle."""
+    shear = random_shear(rng) if rng.random() < 0.5 else Distortion().shear
+    return Distortion(
+        volume_strain=float(rng.uniform(-0.05, 0.05)),
+        rhombohedral_strain=float(rng.uniform(-0.02, 0.02)) if rng.random() < 0.5 else 0.0,
+        shear=shear,
+        rattle_angstrom=float(rng.uniform(0.02, 0.12)) if rng.random() < 0.85 else 0.0,
+        axis=THREE_FOLD_AXIS,
+    )
+
+
+def _orderings(material: str, cell: str, which: str, count: int, rng) -> list[Atoms]:
+    """The ideal orderings of one recipe line, each as often as it is to be distorted."""
+    ideal = corundum_cell(material, cell)
+    if which == RANDOM:
+        n_metals = int(np.count_nonzero(ideal.get_initial_magnetic_moments()))
+        patterns = []
+        for _ in range(count):
+            signs = rng.choice([-1, 1], size=n_metals)
+            signs *= signs[0]  # an ordering and its global flip are the same state
+            patterns.append("".join("u" if s > 0 else "d" for s in signs))
+        return [with_pattern(ideal, pattern) for pattern in patterns]
+    orderings = enumerate_collinear_orderings(ideal)
+    if which == ALL:
+        return [o for o in orderings for _ in range(count)]
+    parent = corundum_cell(material).cell.array
+    new = [o for o in orderings if not repeats_with(o, parent)]
+    return [new[i] for i in sorted(rng.choice(len(new), size=count, replace=False))]
+
+
+def corundum_pool(material: str, seed: int = 0) -> list[Atoms]:
+    """The training pool of ``material`` following :data:`POOL_RECIPE`, in recipe order."""
+    rng = np.random.default_rng([seed, sum(map(ord, material))])
+    frames, index = [], {}
+    for cell, which, count in POOL_RECIPE:
+        for ideal in _orderings(material, cell, which, count, rng):
+            ordering = ideal.info["ordering"]
+            name = f"{cell}-{ordering}"
+            index[name] = index.get(name, -1) + 1
+            distortion = corundum_distortion(rng)
+            atoms = distort(ideal, distortion, rng)
+            imperfect_guess(atoms, rng)
+            sid = f"{material}-{name}-{index[name]:03d}"
+            frames.append(tag(atoms, sid, material, cell, ordering, distortion))
+    return frames
+
+
+def corundum_partners(material: str, pool: list[Atoms], seed: int = 0) -> dict[str, list[Atoms]]:
+    """Partners of the first :data:`PARTNER_SOURCES_PER_ORDERING` 10-atom frames of each
+    ordering, in every other ordering of the 10-atom cell, by source id.
+
+    ``pool`` is :func:`corundum_pool` of ``material``; a partner keeps its source's cell and
+    positions (:func:`~spinmultinet_ase.dft.distortions.ordering_partner`).
+    """
+    rng = np.random.default_rng([seed, sum(map(ord, material)), 1])
+    orderings = {
+        o.info["ordering"]: o.get_initial_magnetic_moments()
+        for o in enumerate_collinear_orderings(corundum_cell(material))
+    }
+    partners: dict[str, list[Atoms]] = {}
+    for source_ordering in orderings:
+        sources = [
+            a
+            for a in pool
+            if a.info["cell_name"] == "rh-10" and a.info["ordering"] == source_ordering
+        ]
+        for source in sources[:PARTNER_SOURCES_PER_ORDERING]:
+            partners[source.info["structure_id"]] = [
+                ordering_partner(source, moments, ordering, rng)
+                for ordering, moments in orderings.items()
+                if ordering != source_ordering
+            ]
+    return partners
