@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Generate the rocksalt reference structures and label them with GPAW PBE+U on both cores.
+# Generate the reference structures and label them with GPAW PBE+U on both cores.
 # Resumable: rerun to continue where it stopped. Logs to data/labelling.log.
 # Without arguments: MnO and NiO, data/structures.extxyz -> data/reference.extxyz. With
-# materials (e.g. FeO CoO; each needs its Pulay calibration in dft/protocol.py first):
-# data/structures_FeO_CoO.extxyz -> data/reference_FeO_CoO.extxyz.
+# materials (rocksalt FeO CoO, corundum Cr2O3 Fe2O3; each needs its Pulay calibration in
+# dft/protocol.py first, from scripts/convergence_study.py MATERIAL ...):
+# data/structures_Cr2O3_Fe2O3.extxyz -> data/reference_Cr2O3_Fe2O3.extxyz.
 # Usage: nohup bash scripts/label_reference_data.sh [MATERIAL ...] > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."

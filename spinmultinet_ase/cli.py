@@ -578,9 +578,14 @@ def _add_data_card(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_structures(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("structures", help="generate the rocksalt reference structures to label")
+    p = sub.add_parser("structures", help="generate the reference structures to label")
     p.add_argument("output", help="extxyz file to write")
-    p.add_argument("--materials", nargs="+", default=["MnO", "NiO"], help="rocksalt oxides")
+    p.add_argument(
+        "--materials",
+        nargs="+",
+        default=["MnO", "NiO"],
+        help="rocksalt (MnO, FeO, CoO, NiO) or corundum (Cr2O3, Fe2O3) oxides",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed of the distortions")
     _add_overwrite(p)
     p.set_defaults(run=_structures)

@@ -1,9 +1,12 @@
 """Protocol convergence and the Pulay-stress calibration, measured.
 
-For each material a rattled, strained 4-atom cell in FM and AFM-II (the same geometry) is
+For each material a rattled, strained cell in FM and a second ordering (the same geometry) is
 computed at the protocol settings and with the cutoff or the k-point density changed one at
-a time. Reported against the tighter setting of each axis: the error of the FM-AFM-II energy
-difference (meV/atom), of forces (meV/Å) and of stress (GPa).
+a time: the 4-atom cell in AFM-II for the rocksalt monoxides, the 10-atom cell in the ground
+state for the corundum sesquioxides. Reported against the tighter setting of each axis: the
+error of the energy difference of the two orderings (meV/atom), of forces (meV/Å) and of
+stress (GPa). The corundum materials add the ordering energies of the ideal 10-atom cell at
+two k-point densities and an orientation check.
 
 Stress at a finite plane-wave cutoff carries a Pulay error that is isotropic and, per formula
 unit, nearly independent of strain and spin order: ``σ(∞) - σ(E_cut) = p · n_fu / V · I``.
@@ -21,12 +24,17 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.build import niggli_reduce
+from ase.formula import Formula
 from ase.stress import voigt_6_to_full_3x3_stress
 from ase.units import GPa
 
+from spinmultinet_ase.dft.corundum_structures import THREE_FOLD_AXIS, corundum_yardsticks
+from spinmultinet_ase.dft.distortions import Distortion, distort
 from spinmultinet_ase.dft.label import STATUS, STATUS_OK, label_structure
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
-from spinmultinet_ase.dft.structures import CELLS, Distortion, distort
+from spinmultinet_ase.dft.structures import CELLS
+from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
+from spinmultinet_ase.magnetism.orderings import with_pattern
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 from spinmultinet_ase.outputs import write_text_atomic
@@ -39,34 +47,53 @@ Smearing = tuple[str, float]
 # The materials of the study, in the order their runs are made; the orientation check was made
 # on the first two only
 MATERIALS = ("NiO", "MnO", "FeO", "CoO")
+CORUNDUM_MATERIALS = ("Cr2O3", "Fe2O3")
 ORIENTATION_MATERIALS = ("NiO", "MnO")
 # (material, cutoff eV, k-point density Å, smearing), computed in this order; the k-point and
 # smearing axes are taken at the protocol cutoff
-SETTINGS: list[tuple[str, float, float, Smearing]] = [
-    ("NiO", 900.0, 2.0, FERMI_DIRAC),
-    ("NiO", CUTOFF, 2.0, FERMI_DIRAC),
-    ("NiO", REFERENCE_CUTOFF, 2.0, FERMI_DIRAC),
-    ("MnO", CUTOFF, 2.0, FERMI_DIRAC),
-    ("MnO", REFERENCE_CUTOFF, 2.0, FERMI_DIRAC),
-    ("NiO", CUTOFF, 1.5, FERMI_DIRAC),
-    ("NiO", CUTOFF, 2.5, FERMI_DIRAC),
-    ("NiO", CUTOFF, 1.5, COLD),
-    ("MnO", CUTOFF, 1.5, COLD),
-    ("MnO", CUTOFF, 1.5, FERMI_DIRAC),
-    ("MnO", CUTOFF, 3.0, FERMI_DIRAC),
-    ("MnO", CUTOFF, 2.0, COLD),
-    ("MnO", CUTOFF, 2.5, FERMI_DIRAC),
-] + [
-    # every later material: the Pulay calibration pair first, then the k-point axis
-    (material, ecut, density, FERMI_DIRAC)
-    for material in MATERIALS[2:]
-    for ecut, density in ((CUTOFF, 2.0), (REFERENCE_CUTOFF, 2.0), (CUTOFF, 2.5), (CUTOFF, 3.0))
-]
+SETTINGS: list[tuple[str, float, float, Smearing]] = (
+    [
+        ("NiO", 900.0, 2.0, FERMI_DIRAC),
+        ("NiO", CUTOFF, 2.0, FERMI_DIRAC),
+        ("NiO", REFERENCE_CUTOFF, 2.0, FERMI_DIRAC),
+        ("MnO", CUTOFF, 2.0, FERMI_DIRAC),
+        ("MnO", REFERENCE_CUTOFF, 2.0, FERMI_DIRAC),
+        ("NiO", CUTOFF, 1.5, FERMI_DIRAC),
+        ("NiO", CUTOFF, 2.5, FERMI_DIRAC),
+        ("NiO", CUTOFF, 1.5, COLD),
+        ("MnO", CUTOFF, 1.5, COLD),
+        ("MnO", CUTOFF, 1.5, FERMI_DIRAC),
+        ("MnO", CUTOFF, 3.0, FERMI_DIRAC),
+        ("MnO", CUTOFF, 2.0, COLD),
+        ("MnO", CUTOFF, 2.5, FERMI_DIRAC),
+    ]
+    + [
+        # every later material: the Pulay calibration pair first, then the k-point axis
+        (material, ecut, density, FERMI_DIRAC)
+        for material in MATERIALS[2:]
+        for ecut, density in ((CUTOFF, 2.0), (REFERENCE_CUTOFF, 2.0), (CUTOFF, 2.5), (CUTOFF, 3.0))
+    ]
+    + [
+        # corundum: the Pulay calibration pair only (a rattled 10-atom frame costs ~10 4-atom ones);
+        # its k-point axis is taken on the ideal cell (CORUNDUM_DENSITIES)
+        (material, ecut, 2.0, FERMI_DIRAC)
+        for material in CORUNDUM_MATERIALS
+        for ecut in (CUTOFF, REFERENCE_CUTOFF)
+    ]
+)
+# Corundum ordering energies: the ideal 10-atom cell in every enumerated ordering at the
+# protocol's k-point density and a denser one
+CORUNDUM_DENSITIES = (DEFAULT_PROTOCOL.kpoint_density, 3.5)
+# Does a corundum frame's energy depend on its orientation? The ideal cell in its ground state
+# as built (the canonical orientation), turned about the 3-fold axis as given, and turned and
+# then put into the canonical orientation (spinmultinet_ase/dft/orientation.py)
+CORUNDUM_ORIENTATION_CASES: list[tuple[float, bool]] = [(0.0, False), (30.0, False), (30.0, True)]
 # the converged k-point/smearing setting each material's other settings are compared with
 KPOINT_REFERENCE: dict[str, tuple[float, Smearing]] = {
     "NiO": (2.5, FERMI_DIRAC),
     "MnO": (3.0, FERMI_DIRAC),
     **{material: (3.0, FERMI_DIRAC) for material in MATERIALS[2:]},
+    **{material: (CORUNDUM_DENSITIES[-1], FERMI_DIRAC) for material in CORUNDUM_MATERIALS},
 }
 # Do energies need a Pulay correction too? The FM test cell at another volume, at the protocol
 # and the reference cutoff (k 2.0): measured, they do not (see summarise_pulay_energy)
@@ -131,13 +158,32 @@ def cross_cell_key(
     )
 
 
-def orientation_key(material: str, cell: str, turn_deg: float, aligned: bool) -> str:
-    return f"orientation {material} FM {cell} turn={turn_deg:g} aligned={aligned}"
+def orientation_key(
+    material: str, cell: str, turn_deg: float, aligned: bool, ordering: str = "FM"
+) -> str:
+    return f"orientation {material} {ordering} {cell} turn={turn_deg:g} aligned={aligned}"
+
+
+def formula_units(atoms: Atoms) -> int:
+    return Formula(atoms.get_chemical_formula()).reduce()[1]
 
 
 def convergence_structures(material: str, volume_strain: float = 0.02) -> dict:
-    """The test cell of ``material``: rattled, strained 4-atom AFM-II cell, as FM and AFM-II."""
+    """The test cell of ``material``: rattled, strained 4-atom AFM-II cell, as FM and AFM-II;
+    for a corundum material the 10-atom cell (also strained along the 3-fold axis), as FM and
+    its ground state."""
     rng = np.random.default_rng(7)
+    if material in CORUNDUM_PARAMETERS:
+        ground = CORUNDUM_PARAMETERS[material].ground_state
+        distortion = Distortion(
+            volume_strain=volume_strain,
+            rhombohedral_strain=-0.01,
+            rattle_angstrom=0.06,
+            axis=THREE_FOLD_AXIS,
+        )
+        base = distort(corundum_cell(material), distortion, rng)
+        niggli_reduce(base)
+        return {"FM": base, ground: with_pattern(base, ground)}
     distortion = Distortion(
         volume_strain=volume_strain, rhombohedral_strain=-0.01, rattle_angstrom=0.06
     )
@@ -177,15 +223,25 @@ def _label_checked(
 
 
 def _energy_per_formula_unit(labelled: Atoms) -> dict:
-    """The result entry of a rocksalt (MO) run: energy per formula unit and wall time."""
-    energy = labelled.get_potential_energy() / (len(labelled) // 2)
+    """The result entry of a run: energy per formula unit and wall time."""
+    energy = labelled.get_potential_energy() / formula_units(labelled)
     return {"energy_per_fu": energy, "wall_s": labelled.info["dft_wall_s"]}
 
 
-def run_convergence_study(out: Path, log_dir: Path) -> dict:
-    """Compute the settings and cross-cell checks not yet in ``out`` (JSON), saving after
-    each; returns the results."""
+def run_convergence_study(
+    out: Path, log_dir: Path, materials: tuple[str, ...] | None = None
+) -> dict:
+    """Compute the settings and checks not yet in ``out`` (JSON), saving after each; returns
+    the results.
+
+    Args:
+        materials: run only the entries of these materials (all when None), e.g. the corundum
+            ones while a rocksalt entry still fails.
+    """
     from gpaw.mpi import world
+
+    def selected(material: str) -> bool:
+        return materials is None or material in materials
 
     results = json.loads(out.read_text()) if out.exists() else {}
 
@@ -197,7 +253,7 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
 
     for material, ecut, density, smearing in SETTINGS:
         key = setting_key(material, ecut, density, smearing)
-        if key in results:
+        if key in results or not selected(material):
             continue
         entry = {}
         for name, atoms in convergence_structures(material).items():
@@ -208,21 +264,21 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
                 "forces": labelled.get_forces().tolist(),
                 "stress": labelled.get_stress().tolist(),
                 "volume": labelled.get_volume(),
-                "formula_units": len(labelled) // 2,
+                "formula_units": formula_units(labelled),
                 "wall_s": labelled.info["dft_wall_s"],
             }
         save(key, entry)
     for material, volume_strain in PULAY_VOLUME_CHECK:
         for ecut in (CUTOFF, REFERENCE_CUTOFF):
             key = pulay_volume_key(material, ecut, volume_strain)
-            if key in results:
+            if key in results or not selected(material):
                 continue
             atoms = convergence_structures(material, volume_strain)["FM"]
             labelled = _label_checked(atoms, _raw_protocol(ecut, 2.0, FERMI_DIRAC), log_dir, key)
             save(key, {"energy": labelled.get_potential_energy(), "volume": atoms.get_volume()})
     for material, ordering, cell, density, smearing in CROSS_CELL_RUNS:
         key = cross_cell_key(material, ordering, cell, density, smearing)
-        if key in results:
+        if key in results or not selected(material):
             continue
         atoms = rocksalt_ordered(material, ordering, CELLS[cell])
         niggli_reduce(atoms)
@@ -232,26 +288,45 @@ def run_convergence_study(out: Path, log_dir: Path) -> dict:
         for aligned in (False, True):
             for cell, turn in ORIENTATION_CASES:
                 key = orientation_key(material, cell, turn, aligned)
-                if key in results:
+                if key in results or not selected(material):
                     continue
                 atoms = rocksalt_ordered(material, "FM", CELLS[cell])
                 atoms.rotate(turn, "z", rotate_cell=True)
                 protocol = dataclasses.replace(DEFAULT_PROTOCOL, align_bonds=aligned)
                 save(key, _energy_per_formula_unit(_label_checked(atoms, protocol, log_dir, key)))
+    corundum = [m for m in CORUNDUM_MATERIALS if selected(m)]
+    for material in corundum:
+        ground = CORUNDUM_PARAMETERS[material].ground_state
+        for turn, aligned in CORUNDUM_ORIENTATION_CASES:
+            key = orientation_key(material, "rh-10", turn, aligned, ground)
+            if key in results:
+                continue
+            atoms = with_pattern(corundum_cell(material), ground)
+            atoms.rotate(turn, "z", rotate_cell=True)
+            protocol = dataclasses.replace(DEFAULT_PROTOCOL, align_bonds=aligned)
+            save(key, _energy_per_formula_unit(_label_checked(atoms, protocol, log_dir, key)))
+    for density in CORUNDUM_DENSITIES:
+        for material in corundum:
+            for atoms in corundum_yardsticks(material):
+                key = cross_cell_key(material, atoms.info["ordering"], "rh-10", density)
+                if key in results:
+                    continue
+                protocol = _raw_protocol(CUTOFF, density, FERMI_DIRAC)
+                save(key, _energy_per_formula_unit(_label_checked(atoms, protocol, log_dir, key)))
     return results
 
 
 def pulay_calibration(
-    results: dict, material: str, ecut: float, orderings: tuple[str, ...] = ("FM", "AFM-II")
+    results: dict, material: str, ecut: float, orderings: tuple[str, ...] | None = None
 ) -> float | None:
     """``p`` (eV per formula unit) with ``σ(1100 eV) ≈ σ(ecut) + p n_fu / V``, averaged over
-    ``orderings``; None if the runs are missing."""
+    ``orderings`` (default: both of the test cell); None if the runs are missing."""
     low = results.get(setting_key(material, ecut, 2.0))
     high = results.get(setting_key(material, REFERENCE_CUTOFF, 2.0))
     if low is None or high is None:
         return None
     values = []
-    for ordering in orderings:
+    for ordering in orderings or tuple(low):
         offset = np.mean(np.array(high[ordering]["stress"][:3]) - low[ordering]["stress"][:3])
         values.append(offset * low[ordering]["volume"] / low[ordering]["formula_units"])
     return float(np.mean(values))
@@ -275,9 +350,10 @@ def _difference(
     entry: dict, reference: dict, pulay: float | None = None, stress_of: tuple[str, ...] = ()
 ) -> dict:
     q = _common_frame(entry, reference)
-    n = len(entry["FM"]["forces"])
-    d_order = (entry["FM"]["energy"] - entry["AFM-II"]["energy"]) - (
-        reference["FM"]["energy"] - reference["AFM-II"]["energy"]
+    first, second = entry  # FM and the other ordering
+    n = len(entry[first]["forces"])
+    d_order = (entry[first]["energy"] - entry[second]["energy"]) - (
+        reference[first]["energy"] - reference[second]["energy"]
     )
     d_forces = max(
         np.abs(np.array(entry[o]["forces"]) @ q.T - reference[o]["forces"]).max() for o in entry
@@ -313,9 +389,9 @@ def summarise(results: dict) -> dict:
             if cutoff_reference in results:
                 reference = results[cutoff_reference]
                 table[f"{key} vs {cutoff_reference}"] = _difference(entry, reference)
-                # out of sample: calibrated on FM, the stress error measured on AFM-II
+                # out of sample: calibrated on FM, the stress error measured on the other ordering
                 pulay = pulay_calibration(results, material, ecut, ("FM",))
-                corrected = _difference(entry, reference, pulay, stress_of=("AFM-II",))
+                corrected = _difference(entry, reference, pulay, stress_of=tuple(entry)[1:])
                 table[f"{key} + Pulay correction (from FM) vs {cutoff_reference}"] = corrected
         if ecut == CUTOFF and key != kpoint_reference and kpoint_reference in results:
             table[f"{key} vs {kpoint_reference}"] = _difference(entry, results[kpoint_reference])
@@ -444,4 +520,49 @@ def summarise_pulay_energy(results: dict) -> dict:
             "fixed_cutoff_error_meV_per_atom": 1000 * measured / atoms,
             "with_ln_volume_term_error_meV_per_atom": 1000 * (measured - predicted) / atoms,
         }
+    return table
+
+
+def summarise_corundum(results: dict) -> dict:
+    """Per corundum material: the ordering energies of the ideal 10-atom cell (meV per formula
+    unit, against FM) at each k-point density and their change to the densest, the energy of
+    the ground state turned about the 3-fold axis against the canonical orientation
+    (meV/f.u.), and the Pulay calibration ``p`` (eV per formula unit)."""
+    table = {}
+    for material in CORUNDUM_MATERIALS:
+        orderings = [a.info["ordering"] for a in corundum_yardsticks(material)]
+        energies = {}
+        for density in CORUNDUM_DENSITIES:
+            entries = [
+                results.get(cross_cell_key(material, o, "rh-10", density)) for o in orderings
+            ]
+            if None in entries:
+                continue
+            fm = entries[0]["energy_per_fu"]
+            energies[density] = {
+                o: 1000 * (e["energy_per_fu"] - fm) for o, e in zip(orderings, entries, strict=True)
+            }
+            table[f"{material} orderings kdensity={density}"] = {
+                **energies[density],
+                "wall_s": sum(e["wall_s"] for e in entries),
+            }
+        dense = CORUNDUM_DENSITIES[-1]
+        for density in set(energies) - {dense}:
+            if dense in energies:
+                table[f"{material} orderings kdensity={density} - kdensity={dense}"] = {
+                    o: energies[density][o] - energies[dense][o] for o in orderings
+                }
+        ground = CORUNDUM_PARAMETERS[material].ground_state
+        canonical = results.get(orientation_key(material, "rh-10", 0.0, False, ground))
+        for turn, aligned in CORUNDUM_ORIENTATION_CASES[1:]:
+            entry = results.get(orientation_key(material, "rh-10", turn, aligned, ground))
+            if canonical is not None and entry is not None:
+                shown = "canonical orientation" if aligned else "as given"
+                difference = entry["energy_per_fu"] - canonical["energy_per_fu"]
+                table[f"{material} {ground} turned {turn:g}° about z, {shown}"] = {
+                    "meV_per_fu": 1000 * difference
+                }
+        pulay = pulay_calibration(results, material, CUTOFF)
+        if pulay is not None:
+            table[f"{material} Pulay stress calibration at {CUTOFF:.0f} eV"] = {"eV_per_fu": pulay}
     return table
