@@ -88,6 +88,9 @@ CORUNDUM_DENSITIES = (DEFAULT_PROTOCOL.kpoint_density, 3.5)
 # as built (the canonical orientation), turned about the 3-fold axis as given, and turned and
 # then put into the canonical orientation (spinmultinet_ase/dft/orientation.py)
 CORUNDUM_ORIENTATION_CASES: list[tuple[float, bool]] = [(0.0, False), (30.0, False), (30.0, True)]
+# The corundum cells are built from X-ray structures: the ideal ground state also at this
+# volume strain gives, with the ideal cell's own pressure, the protocol's zero-pressure volume
+CORUNDUM_VOLUME_STRAIN = 0.06
 # the converged k-point/smearing setting each material's other settings are compared with
 KPOINT_REFERENCE: dict[str, tuple[float, Smearing]] = {
     "NiO": (2.5, FERMI_DIRAC),
@@ -294,26 +297,56 @@ def run_convergence_study(
                 atoms.rotate(turn, "z", rotate_cell=True)
                 protocol = dataclasses.replace(DEFAULT_PROTOCOL, align_bonds=aligned)
                 save(key, _energy_per_formula_unit(_label_checked(atoms, protocol, log_dir, key)))
-    corundum = [m for m in CORUNDUM_MATERIALS if selected(m)]
-    for material in corundum:
-        ground = CORUNDUM_PARAMETERS[material].ground_state
+    _run_corundum([m for m in CORUNDUM_MATERIALS if selected(m)], results, save, log_dir)
+    return results
+
+
+def _ideal_entry(labelled: Atoms) -> dict:
+    """The result entry of a run on an ideal cell: energy per formula unit, raw pressure,
+    volume and formula units."""
+    return {
+        **_energy_per_formula_unit(labelled),
+        "pressure_gpa": -np.mean(labelled.get_stress()[:3]) / GPa,
+        "volume": labelled.get_volume(),
+        "formula_units": formula_units(labelled),
+    }
+
+
+def _run_corundum(materials: list[str], results: dict, save, log_dir: Path) -> None:
+    """The corundum entries not yet in ``results``, cheapest first: the orientation check,
+    the ordering energies at the protocol's k-point density, the ground state at
+    :data:`CORUNDUM_VOLUME_STRAIN`, then the denser k-point density."""
+    protocol = _raw_protocol(CUTOFF, DEFAULT_PROTOCOL.kpoint_density, FERMI_DIRAC)
+    runs = []
+    for material in materials:
+        ground = with_pattern(corundum_cell(material), CORUNDUM_PARAMETERS[material].ground_state)
         for turn, aligned in CORUNDUM_ORIENTATION_CASES:
-            key = orientation_key(material, "rh-10", turn, aligned, ground)
-            if key in results:
-                continue
-            atoms = with_pattern(corundum_cell(material), ground)
+            atoms = ground.copy()
             atoms.rotate(turn, "z", rotate_cell=True)
-            protocol = dataclasses.replace(DEFAULT_PROTOCOL, align_bonds=aligned)
-            save(key, _energy_per_formula_unit(_label_checked(atoms, protocol, log_dir, key)))
-    for density in CORUNDUM_DENSITIES:
-        for material in corundum:
+            key = orientation_key(material, "rh-10", turn, aligned, ground.info["ordering"])
+            runs.append((key, atoms, dataclasses.replace(protocol, align_bonds=aligned)))
+    for material in materials:
+        for atoms in corundum_yardsticks(material):
+            key = cross_cell_key(material, atoms.info["ordering"], "rh-10", protocol.kpoint_density)
+            runs.append((key, atoms, protocol))
+    for material in materials:
+        ground = with_pattern(corundum_cell(material), CORUNDUM_PARAMETERS[material].ground_state)
+        expand = Distortion(volume_strain=CORUNDUM_VOLUME_STRAIN)
+        strained = distort(ground, expand, np.random.default_rng(0))
+        runs.append((corundum_volume_key(material), strained, protocol))
+    for density in CORUNDUM_DENSITIES[1:]:
+        for material in materials:
             for atoms in corundum_yardsticks(material):
                 key = cross_cell_key(material, atoms.info["ordering"], "rh-10", density)
-                if key in results:
-                    continue
-                protocol = _raw_protocol(CUTOFF, density, FERMI_DIRAC)
-                save(key, _energy_per_formula_unit(_label_checked(atoms, protocol, log_dir, key)))
-    return results
+                runs.append((key, atoms, _raw_protocol(CUTOFF, density, FERMI_DIRAC)))
+    for key, atoms, run_protocol in runs:
+        if key not in results:
+            save(key, _ideal_entry(_label_checked(atoms, run_protocol, log_dir, key)))
+
+
+def corundum_volume_key(material: str) -> str:
+    ground = CORUNDUM_PARAMETERS[material].ground_state
+    return f"zero-pressure {material} {ground} rh-10 volume_strain={CORUNDUM_VOLUME_STRAIN}"
 
 
 def pulay_calibration(
@@ -565,4 +598,18 @@ def summarise_corundum(results: dict) -> dict:
         pulay = pulay_calibration(results, material, CUTOFF)
         if pulay is not None:
             table[f"{material} Pulay stress calibration at {CUTOFF:.0f} eV"] = {"eV_per_fu": pulay}
+        ideal = results.get(cross_cell_key(material, ground, "rh-10", CORUNDUM_DENSITIES[0]))
+        expanded = results.get(corundum_volume_key(material))
+        if ideal is not None and expanded is not None:
+            pressures = [
+                e["pressure_gpa"] - (pulay or 0.0) * e["formula_units"] / e["volume"] / GPa
+                for e in (ideal, expanded)
+            ]
+            slope = (pressures[1] - pressures[0]) / CORUNDUM_VOLUME_STRAIN
+            table[f"{material} {ground} zero pressure"] = {
+                "pressure_gpa": pressures,
+                "volume_strain": [0.0, CORUNDUM_VOLUME_STRAIN],
+                "pulay_corrected": pulay is not None,
+                "zero_pressure_volume_strain": -pressures[0] / slope,
+            }
     return table
