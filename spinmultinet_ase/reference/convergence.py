@@ -161,6 +161,10 @@ def cross_cell_key(
     )
 
 
+def corundum_ordering_key(material: str, ordering: str, density: float) -> str:
+    return f"orderings {material} {ordering} rh-10 kdensity={density}"
+
+
 def orientation_key(
     material: str, cell: str, turn_deg: float, aligned: bool, ordering: str = "FM"
 ) -> str:
@@ -327,7 +331,7 @@ def _run_corundum(materials: list[str], results: dict, save, log_dir: Path) -> N
             runs.append((key, atoms, dataclasses.replace(protocol, align_bonds=aligned)))
     for material in materials:
         for atoms in corundum_yardsticks(material):
-            key = cross_cell_key(material, atoms.info["ordering"], "rh-10", protocol.kpoint_density)
+            key = corundum_ordering_key(material, atoms.info["ordering"], protocol.kpoint_density)
             runs.append((key, atoms, protocol))
     for material in materials:
         ground = with_pattern(corundum_cell(material), CORUNDUM_PARAMETERS[material].ground_state)
@@ -337,7 +341,7 @@ def _run_corundum(materials: list[str], results: dict, save, log_dir: Path) -> N
     for density in CORUNDUM_DENSITIES[1:]:
         for material in materials:
             for atoms in corundum_yardsticks(material):
-                key = cross_cell_key(material, atoms.info["ordering"], "rh-10", density)
+                key = corundum_ordering_key(material, atoms.info["ordering"], density)
                 runs.append((key, atoms, _raw_protocol(CUTOFF, density, FERMI_DIRAC)))
     for key, atoms, run_protocol in runs:
         if key not in results:
@@ -566,9 +570,7 @@ def summarise_corundum(results: dict) -> dict:
         orderings = [a.info["ordering"] for a in corundum_yardsticks(material)]
         energies = {}
         for density in CORUNDUM_DENSITIES:
-            entries = [
-                results.get(cross_cell_key(material, o, "rh-10", density)) for o in orderings
-            ]
+            entries = [results.get(corundum_ordering_key(material, o, density)) for o in orderings]
             if None in entries:
                 continue
             fm = entries[0]["energy_per_fu"]
@@ -598,7 +600,7 @@ def summarise_corundum(results: dict) -> dict:
         pulay = pulay_calibration(results, material, CUTOFF)
         if pulay is not None:
             table[f"{material} Pulay stress calibration at {CUTOFF:.0f} eV"] = {"eV_per_fu": pulay}
-        ideal = results.get(cross_cell_key(material, ground, "rh-10", CORUNDUM_DENSITIES[0]))
+        ideal = results.get(corundum_ordering_key(material, ground, CORUNDUM_DENSITIES[0]))
         expanded = results.get(corundum_volume_key(material))
         if ideal is not None and expanded is not None:
             pressures = [

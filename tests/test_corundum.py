@@ -1,0 +1,262 @@
+"""Corundum reference data without GPAW: the pool, its orderings and partners, the held-out
+shape, the canonical orientation, the state checks and the convergence study's bookkeeping."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from ase.build import make_supercell, niggli_reduce
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.neighborlist import neighbor_list
+
+from spinmultinet_ase.dft.corundum_structures import (
+    CORUNDUM_HELD_OUT_CELLS,
+    POOL_RECIPE,
+    corundum_pool,
+)
+from spinmultinet_ase.dft.label import STATUS, STATUS_OK, STRUCTURE_ID, magnetic_state_problem
+from spinmultinet_ase.dft.orientation import (
+    bond_alignment_rotation,
+    canonical_rotation,
+    rotated,
+)
+from spinmultinet_ase.dft.states import needs_broken_symmetry
+from spinmultinet_ase.dft.structures import reference_structures
+from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
+from spinmultinet_ase.magnetism.orderings import (
+    enumerate_collinear_orderings,
+    repeats_with,
+    site_permutations,
+    with_pattern,
+)
+from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.testing.symmetry import random_orthogonal
+from spinmultinet_ase.train.config import DataConfig
+from spinmultinet_ase.train.dataset import split_of
+
+MATERIALS = tuple(CORUNDUM_PARAMETERS)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return reference_structures(MATERIALS)
+
+
+def _signs(atoms) -> np.ndarray:
+    moments = atoms.get_initial_magnetic_moments()
+    return np.sign(moments[moments != 0]).astype(int)
+
+
+def _parallel_pairs_by_shell(atoms, cutoff: float = 4.1) -> tuple[int, ...]:
+    """Parallel metal pairs per neighbour shell (distances rounded to 0.05 Å) of an ideal cell."""
+    i, j, d = neighbor_list("ijd", atoms, cutoff)
+    m = atoms.get_initial_magnetic_moments()
+    metal = (m[i] != 0) & (m[j] != 0)
+    shells = np.round(d[metal] / 0.05).astype(int)
+    parallel = np.sign(m[i[metal]]) == np.sign(m[j[metal]])
+    return tuple(int(parallel[shells == s].sum()) for s in np.unique(shells))
+
+
+@pytest.mark.parametrize("material", MATERIALS)
+def test_ten_atom_orderings_are_the_distinct_classes_along_the_axis(material):
+    """Every up/down pattern of the four metals is related by a space-group operation (or the
+    global flip) to exactly one ordering of the pool; the literature's four, read along the
+    3-fold axis, are in different classes; and the classes differ in their parallel pairs per
+    neighbour shell (what a Heisenberg model sees)."""
+    cell = corundum_cell(material)
+    metals = np.flatnonzero(cell.get_initial_magnetic_moments())
+    heights = cell.positions[metals, 2]
+    assert np.all(np.diff(heights) > 0)  # index order is the order along the 3-fold axis
+    orderings = enumerate_collinear_orderings(cell)
+    permutations = site_permutations(cell, metals)
+
+    def orbit(signs: np.ndarray) -> set[tuple[int, ...]]:
+        images = signs[permutations]
+        return {tuple(x) for x in np.vstack([images, -images])}
+
+    orbits = [orbit(_signs(o)) for o in orderings]
+    for pattern in itertools.product([1, -1], repeat=len(metals)):
+        assert sum(pattern in o for o in orbits) == 1
+    literature = ["++++", "+-+-", "+--+", "++--"]
+    classes = {
+        next(k for k, o in enumerate(orbits) if tuple(1 if c == "+" else -1 for c in p) in o)
+        for p in literature
+    }
+    assert len(classes) == 4
+    signatures = {_parallel_pairs_by_shell(o) for o in orderings}
+    assert len(signatures) == len(orderings)
+    ground = with_pattern(cell, CORUNDUM_PARAMETERS[material].ground_state)
+    assert "".join("+" if s > 0 else "-" for s in _signs(ground)) == (
+        "+-+-" if material == "Cr2O3" else "+--+"
+    )
+
+
+def test_pool_follows_the_recipe_and_puts_the_useful_frames_first(frames):
+    ids = [a.info[STRUCTURE_ID] for a in frames]
+    assert len(set(ids)) == len(ids)
+    n_orderings = len(enumerate_collinear_orderings(corundum_cell("Cr2O3")))
+    for material in MATERIALS:
+        mine = [a for a in frames if a.info["material"] == material]
+        yardsticks = [a for a in mine if a.info.get("yardstick")]
+        assert len(yardsticks) == n_orderings
+        for cell, which, count in POOL_RECIPE:
+            pool = [a for a in mine if a.info["cell_name"] == cell and not a.info.get("yardstick")]
+            sources = [a for a in pool if "partner_of" not in a.info]
+            assert len(sources) == (count * n_orderings if which == "all" else count)
+        # imperfect guesses around the trivalent ion's high-spin moment
+        nominal = {"Cr2O3": 3.0, "Fe2O3": 5.0}[material]
+        guesses = np.concatenate(
+            [np.abs(a.get_initial_magnetic_moments()) for a in mine if len(a) == 10]
+        )
+        guesses = guesses[guesses > 0] / nominal
+        assert 0.6 <= guesses.min() < 0.8 and 1.2 < guesses.max() <= 1.4
+    # yardsticks first, then trainable frames, the held-out shape last
+    kinds = [
+        0 if a.info.get("yardstick") else 2 if a.info["cell_name"] in CORUNDUM_HELD_OUT_CELLS else 1
+        for a in frames
+    ]
+    assert kinds == sorted(kinds) and set(kinds) == {0, 1, 2}
+    config = DataConfig(test_cells=CORUNDUM_HELD_OUT_CELLS)
+    assert {split_of(a, config) for a in frames if kinds[ids.index(a.info[STRUCTURE_ID])] == 2} == {
+        "test"
+    }
+
+
+def test_partners_share_the_geometry_and_cover_every_other_ordering(frames):
+    ids = [a.info[STRUCTURE_ID] for a in frames]
+    by_id = dict(zip(ids, frames, strict=True))
+    partners = [a for a in frames if "partner_of" in a.info]
+    assert partners
+    grouped: dict[str, set[str]] = {}
+    for partner in partners:
+        source = by_id[partner.info["partner_of"]]
+        distance = ids.index(partner.info[STRUCTURE_ID]) - ids.index(source.info[STRUCTURE_ID])
+        assert 1 <= distance <= 4  # right after its source
+        np.testing.assert_array_equal(partner.positions, source.positions)
+        np.testing.assert_array_equal(partner.cell.array, source.cell.array)
+        # the partner's moments are its ordering's pattern on the same atoms
+        assert "".join("u" if s > 0 else "d" for s in _signs(partner)) == partner.info["ordering"]
+        assert not np.allclose(
+            partner.get_initial_magnetic_moments(), source.get_initial_magnetic_moments()
+        )
+        grouped.setdefault(source.info[STRUCTURE_ID], {source.info["ordering"]}).add(
+            partner.info["ordering"]
+        )
+    every = {o.info["ordering"] for o in enumerate_collinear_orderings(corundum_cell("Cr2O3"))}
+    assert all(orderings == every for orderings in grouped.values())
+
+
+@pytest.mark.parametrize("material", MATERIALS)
+def test_supercell_frames_carry_orderings_the_ten_atom_cell_cannot_hold(material):
+    """A 10-atom ordering tiled into a supercell repeats with the 10-atom lattice; the
+    supercell orderings of the pool do not, so they are new to the model."""
+    parent = corundum_cell(material)
+    for ordering in enumerate_collinear_orderings(parent):
+        tiled = make_supercell(ordering, np.diag([2, 1, 1]))
+        assert repeats_with(tiled, parent.cell.array)
+    pool = corundum_pool(material)
+    supercell = [a for a in pool if len(a) > 10 and a.info["cell_name"] != "hex-30"]
+    assert supercell
+    for atoms in supercell:
+        ideal = with_pattern(
+            corundum_cell(material, atoms.info["cell_name"]), atoms.info["ordering"]
+        )
+        assert not repeats_with(ideal, parent.cell.array)
+
+
+@pytest.mark.parametrize("material", MATERIALS)
+@pytest.mark.parametrize("cell", ["rh-10", "rh211-20"])
+def test_canonical_orientation_depends_on_the_structure_alone(material, cell):
+    """A rattled, strained frame handed in turned at random (and Niggli-reduced) ends in the
+    same orientation; the ideal cell's bonds end on the reference cell's bond directions."""
+    rng = np.random.default_rng(3)
+    atoms = corundum_cell(material, cell)
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + np.diag([0.02, -0.01, 0.015])), scale_atoms=True)
+    atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
+
+    def bonds(a):
+        i, j, vectors = neighbor_list("ijD", a, 2.4)
+        keep = (a.get_initial_magnetic_moments()[i] != 0) & (a.symbols[j] == "O")
+        return np.array(sorted(map(tuple, np.round(vectors[keep], 6))))
+
+    expected = bonds(rotated(atoms, canonical_rotation(atoms)))
+    for seed in range(3):
+        turned = rotated(atoms, random_orthogonal(seed))
+        if seed % 2:
+            niggli_reduce(turned)
+        np.testing.assert_allclose(bonds(rotated(turned, canonical_rotation(turned))), expected)
+    ideal = corundum_cell(material)
+    reference = {tuple(b) for b in np.round(bonds(ideal), 4)}
+    turned = rotated(ideal, random_orthogonal(9))
+    back = np.round(bonds(rotated(turned, canonical_rotation(turned))), 4)
+    assert {tuple(b) for b in back} == reference
+
+
+def test_rocksalt_keeps_its_bond_alignment():
+    atoms = rocksalt_ordered("NiO", "AFM-II")
+    atoms.rotate(20, "z", rotate_cell=True)
+    np.testing.assert_array_equal(canonical_rotation(atoms), bond_alignment_rotation(atoms))
+
+
+def test_fe3_frames_pass_the_state_checks():
+    """α-Fe2O3 (d5 Fe³⁺) is not checked like FeO (d6 Fe²⁺): no broken-symmetry start, high-spin
+    moments accepted, and a partner 0.5 eV per formula unit away (corundum ordering energies
+    are large) is not taken for another electronic state."""
+    from spinmultinet_ase.dft.label import _check_partner
+
+    assert not needs_broken_symmetry("Fe2O3") and needs_broken_symmetry("FeO")
+    frame = with_pattern(corundum_cell("Fe2O3"), "uddu")
+    initial = frame.get_initial_magnetic_moments() * 0.7
+    final = np.sign(initial) * 4.15
+    assert magnetic_state_problem(frame.get_chemical_symbols(), initial, final) == ""
+
+    def labelled(sid, energy, partner_of=None):
+        atoms = frame.copy()
+        atoms.info.update({STRUCTURE_ID: sid, STATUS: STATUS_OK})
+        if partner_of:
+            atoms.info["partner_of"] = partner_of
+        atoms.calc = SinglePointCalculator(atoms, energy=energy)
+        return atoms
+
+    partner = labelled("src-as-uuuu", -70.0 + 2 * 0.5, partner_of="src")
+    _check_partner(partner, [labelled("src", -70.0)])
+    assert partner.info[STATUS] == STATUS_OK
+
+
+def test_pulay_calibration_and_zero_pressure_from_the_study_entries():
+    """Synthetic entries with a known Pulay offset p and a linear pressure-volume relation:
+    the summaries recover p and the zero-pressure volume strain."""
+    from ase.units import GPa
+
+    from spinmultinet_ase.reference import convergence as c
+
+    material, p, bulk_modulus, p0 = "Cr2O3", -0.15, 230.0, 16.0
+    structures = c.convergence_structures(material)
+    assert list(structures) == ["FM", CORUNDUM_PARAMETERS[material].ground_state]
+    first, second = structures.values()
+    np.testing.assert_array_equal(first.positions, second.positions)
+    results = {}
+    for ecut in (c.CUTOFF, c.REFERENCE_CUTOFF):
+        entry = {}
+        for name, atoms in structures.items():
+            volume, n_fu = atoms.get_volume(), c.formula_units(atoms)
+            offset = 0.0 if ecut == c.REFERENCE_CUTOFF else -p * n_fu / volume
+            stress = (
+                np.array([-0.1, -0.11, -0.09, 0.0, 0.0, 0.0]) + offset * np.r_[1, 1, 1, 0, 0, 0]
+            )
+            entry[name] = {"stress": stress.tolist(), "volume": volume, "formula_units": n_fu}
+        results[c.setting_key(material, ecut, 2.0)] = entry
+    assert c.pulay_calibration(results, material, c.CUTOFF) == pytest.approx(p)
+    ground = CORUNDUM_PARAMETERS[material].ground_state
+    for strain, key in (
+        (0.0, c.corundum_ordering_key(material, ground, c.CORUNDUM_DENSITIES[0])),
+        (c.CORUNDUM_VOLUME_STRAIN, c.corundum_volume_key(material)),
+    ):
+        volume = corundum_cell(material).get_volume() * (1 + strain)
+        corrected = p0 - bulk_modulus * strain
+        raw = corrected + p * 2 / volume / GPa
+        results[key] = {"pressure_gpa": raw, "volume": volume, "formula_units": 2}
+    row = c.summarise_corundum(results)[f"{material} {ground} zero pressure"]
+    assert row["zero_pressure_volume_strain"] == pytest.approx(p0 / bulk_modulus)
