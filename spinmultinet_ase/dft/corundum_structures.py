@@ -84,7 +84,9 @@ def corundum_distortion(rng: np.random.Generator) -> Distortion:
     )
 
 
-def _orderings(material: str, cell: str, which: str, count: int, rng) -> list[Atoms]:
+def _orderings(
+    material: str, cell: str, which: str, count: int, rng: np.random.Generator
+) -> list[Atoms]:
     """The ideal orderings of one recipe line, each as often as it is to be distorted."""
     ideal = corundum_cell(material, cell)
     if which == RANDOM:

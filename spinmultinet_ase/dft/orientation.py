@@ -19,9 +19,10 @@ z, a 2-fold axis along x): each structure is turned so that its metal–oxygen b
 reference cell's bond directions best (:func:`reference_bond_rotation`), whatever cell,
 strain or rattle it has and however it was handed in. Cr³⁺ (d³, t2g³) is as anisotropic as
 Ni²⁺; Fe³⁺ (d⁵) is nearly spherical but follows the same rule, so both materials' frames are
-consistent. Of the fits related by the crystal's own rotations (equally good for the ideal
-crystal, whose energy they leave unchanged) the one with the smallest residual is taken, so
-the choice depends on the structure alone.
+consistent. Fits related by a rotation of the crystal's point group are equally good (for
+the ideal crystal they are the same crystal); one of them is picked by a property of the
+structure itself (:func:`reference_bond_rotation`), so a frame ends in the same orientation
+however it was handed in.
 """
 
 from __future__ import annotations
@@ -107,7 +108,9 @@ def _reference_bonds(formula: str) -> np.ndarray:
     return np.unique(np.round(_metal_oxygen_bonds(corundum_cell(formula)), 6), axis=0)
 
 
-def _fit(bonds: np.ndarray, targets: np.ndarray, rotation: np.ndarray, iterations: int):
+def _fit(
+    bonds: np.ndarray, targets: np.ndarray, rotation: np.ndarray, iterations: int
+) -> tuple[np.ndarray, float]:
     """Kabsch refinement of ``rotation`` with each bond matched to its nearest target; the
     rotation and its mean squared residual."""
     for _ in range(iterations):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,7 @@ def orientation_key(
 
 
 def formula_units(atoms: Atoms) -> int:
+    """Formula units in the cell (reduced formula)."""
     return Formula(atoms.get_chemical_formula()).reduce()[1]
 
 
@@ -316,7 +318,9 @@ def _ideal_entry(labelled: Atoms) -> dict:
     }
 
 
-def _run_corundum(materials: list[str], results: dict, save, log_dir: Path) -> None:
+def _run_corundum(
+    materials: list[str], results: dict, save: Callable[[str, dict], None], log_dir: Path
+) -> None:
     """The corundum entries not yet in ``results``, cheapest first: the orientation check,
     the ordering energies at the protocol's k-point density, the ground state at
     :data:`CORUNDUM_VOLUME_STRAIN`, then the denser k-point density."""
