@@ -127,6 +127,26 @@ def test_scan_cli_on_a_cif_file(model, tmp_path, capsys):
     assert "no magnetic site" in capsys.readouterr().err
 
 
+def test_scan_and_relax_take_a_corundum_formula_by_name(model, tmp_path, capsys):
+    """``scan Cr2O3`` enumerates the orderings of the reference cell (the five classes of the
+    file path); ``relax Fe2O3`` starts from the observed + − − + order."""
+    from spinmultinet_ase.magnetism.corundum import corundum_cell
+    from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
+    from spinmultinet_ase.workflows.inputs import single_structure
+
+    model_path = tmp_path / "model.pt"
+    export_model(model, model_path)
+    argv = ["scan", "Cr2O3", "--model", str(model_path), "--steps", "1", "--quiet"]
+    assert main([*argv, "--output-dir", str(tmp_path / "scan")]) == 0
+    out = capsys.readouterr().out
+    expected = {a.info["ordering"] for a in enumerate_collinear_orderings(corundum_cell("Cr2O3"))}
+    assert len(expected) == 5 and all(pattern in out for pattern in expected)
+    fe2o3 = single_structure("Fe2O3")
+    metals = fe2o3.symbols == "Fe"
+    assert np.array_equal(np.sign(fe2o3.get_initial_magnetic_moments()[metals]), [1, -1, -1, 1])
+    np.testing.assert_allclose(fe2o3.positions, corundum_cell("Fe2O3").positions)
+
+
 def test_scan_with_monte_carlo_runs(calc):
     """The scan's Monte Carlo path on bcc Fe (mechanics only: a few sweeps)."""
     atoms = bulk("Fe", "bcc", a=2.87, cubic=True)

@@ -177,4 +177,4 @@ def test_scan_cli(exported_path, tmp_path, capsys):
 
 def test_scan_cli_bad_target(exported_path, capsys):
     assert main(["scan", "CuO2", "--model", str(exported_path), "--quiet"]) == 2
-    assert "neither a rocksalt formula" in capsys.readouterr().err
+    assert "neither a known formula" in capsys.readouterr().err

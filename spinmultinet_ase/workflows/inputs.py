@@ -1,10 +1,11 @@
-"""Workflow inputs: structures from a rocksalt formula or a file, and checked options.
+"""Workflow inputs: structures from a known formula or a file, and checked options.
 
 Every workflow checks its options here, where they enter, so Python callers and the command
 line get the same one-line ``ValueError``. A supercell always means one thing: the matrix
 ``P`` (3 integers: its diagonal; 9: row by row) of the supercell ``P @ cell`` of the given
 cell, ASE's :func:`~ase.build.make_supercell` convention; a rocksalt formula's given cell is
-its 2-atom primitive cell.
+its 2-atom primitive cell. A corundum formula (``Cr2O3``, ``Fe2O3``) stands for its 10-atom
+rhombohedral reference cell in its observed ground state and then follows the path of a file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ase import Atoms
 from ase.build import make_supercell
 from ase.io import read
 
+from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
 from spinmultinet_ase.magnetism.orderings import magnetic_cell, with_pattern
 from spinmultinet_ase.magnetism.rocksalt import (
     ORDERINGS,
@@ -94,10 +96,17 @@ def parse_supercell(values: list[int] | None, what: str = "--supercell") -> np.n
 
 
 def read_structure(path: str) -> Atoms:
-    """One structure from a file ASE can read, with a clear error otherwise."""
+    """One structure from a file ASE can read, or a corundum formula's reference cell in its
+    ground state, with a clear error otherwise."""
+    if path in CORUNDUM_PARAMETERS:
+        return with_pattern(corundum_cell(path), CORUNDUM_PARAMETERS[path].ground_state)
     if not Path(path).is_file():
-        known = ", ".join(sorted(ROCKSALT_LATTICE_CONSTANTS))
-        raise ValueError(f"{path!r} is neither a rocksalt formula ({known}) nor a structure file")
+        rocksalt = ", ".join(sorted(ROCKSALT_LATTICE_CONSTANTS))
+        corundum = ", ".join(sorted(CORUNDUM_PARAMETERS))
+        raise ValueError(
+            f"{path!r} is neither a known formula (rocksalt {rocksalt}; corundum {corundum}) "
+            "nor a structure file"
+        )
     try:
         return read(path)
     except Exception as error:  # ASE raises many types for unreadable files
@@ -113,7 +122,7 @@ def single_structure(
     """One structure at a fixed collinear magnetic order.
 
     Args:
-        target: a rocksalt formula (``'NiO'``) or a structure file.
+        target: a rocksalt formula (``'NiO'``), a corundum formula (``'Cr2O3'``) or a structure file.
         ordering: a formula's named ordering (default AFM-II), or ``FM`` or one letter
             ``u``/``d`` per magnetic site of the supercell. Default for a file: its own
             initial moments (where none are set, the default guesses, all parallel).
@@ -151,7 +160,7 @@ def ordered_structure(
     """A periodic structure at a collinear magnetic order, in a supercell of its given cell.
 
     Args:
-        target: a rocksalt formula (``'NiO'``), the path of a structure file, or a structure.
+        target: a rocksalt or corundum formula (``'NiO'``, ``'Cr2O3'``), the path of a structure file, or a structure.
         ordering: a formula's named ordering, ``FM`` or one letter ``u``/``d`` per magnetic
             site of the supercell. None: the moments set in the structure (where none are
             set, the default guesses, all parallel; a formula: ``FM``).
