@@ -29,12 +29,14 @@ class _Parser(argparse.ArgumentParser):
 def _structures(args: argparse.Namespace) -> None:
     from ase.io import write
 
+    from spinmultinet_ase.dft.ordering_structures import ordering_structures
     from spinmultinet_ase.dft.structures import reference_structures
     from spinmultinet_ase.workflows.inputs import check_count
 
     check_count(args.seed, "--seed", 0)
     check_outputs([args.output], args.overwrite)
-    frames = reference_structures(tuple(args.materials), seed=args.seed)
+    recipe = ordering_structures if args.orderings_pool else reference_structures
+    frames = recipe(tuple(args.materials), seed=args.seed)
     with atomic_path(args.output) as temporary:
         write(temporary, frames, format="extxyz")
     print(f"wrote {len(frames)} structures to {args.output}")
@@ -587,6 +589,12 @@ def _add_structures(sub: argparse._SubParsersAction) -> None:
         help="rocksalt (MnO, FeO, CoO, NiO) or corundum (Cr2O3, Fe2O3) oxides",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the distortions")
+    p.add_argument(
+        "--orderings-pool",
+        action="store_true",
+        help="the ordering-diversity pool of rocksalt oxides instead: every distinct ordering "
+        "of many supercell shapes at the ideal geometry (docs/ordering_data.md)",
+    )
     _add_overwrite(p)
     p.set_defaults(run=_structures)
 
