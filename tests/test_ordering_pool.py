@@ -242,3 +242,23 @@ def test_unseen_orderings_of_a_model_against_itself_and_a_known_perturbation(hel
     reordered = (gap > 0) & (gap < 4.0 - 1.0)
     assert row["swapped_resolved_pairs"] == int(reordered.sum()) > 0
     assert row["same_order"] == (not np.any((gap > 1e-6) & (gap < 4.0)))
+
+
+def test_the_card_marks_the_unseen_ordering_target(held_out_group):
+    from spinmultinet_ase.reference.model_card import _unseen_orderings_table
+
+    group, energies, _ = held_out_group
+    data = load_config(ROOT / "configs" / "default_mno_nio.yaml").data
+    by_id = {a.info["structure_id"]: e for a, e in zip(group, energies, strict=True)}
+
+    def model(atoms):
+        return by_id[atoms.info["structure_id"]]
+
+    n_fu = len(group[0]) // 2
+    rows = []
+    for shift in (0.0005, 0.002):  # 0.5 and 2 meV/f.u. on the highest ordering
+        labels = energies.copy()
+        labels[np.argmax(energies)] += shift * n_fu
+        rows += unseen_ordering_errors(_labelled(group, labels), model, data)
+    table = _unseen_orderings_table(rows)
+    assert [line.endswith("✓ |") for line in table if line.startswith("| NiO")] == [True, False]
