@@ -26,6 +26,7 @@ import numpy as np
 from ase import Atoms
 
 from spinmultinet_ase.dft.distortions import Distortion, imperfect_guess, tag
+from spinmultinet_ase.dft.structures import CELLS, HELD_OUT_CELLS, HELD_OUT_ORDERINGS
 from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
 from spinmultinet_ase.magnetism.rocksalt import (
     ROCKSALT_LATTICE_CONSTANTS,
@@ -46,8 +47,8 @@ ORDERING_CELLS: dict[str, np.ndarray] = {
     "idx4c-8": np.array([[1, 0, 0], [0, 2, 0], [0, 1, 2]]),
     "idx4d-8": np.array([[1, 0, 0], [0, 4, 0], [0, 1, 1]]),
     "idx4e-8": np.array([[1, 0, 0], [0, 4, 0], [0, 3, 1]]),
-    "cubic-8": np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]]),
-    "afm3-8": np.array([[2, 0, 0], [1, 2, 0], [0, 1, 1]]),
+    "cubic-8": CELLS["cubic-8"],
+    "afm3-8": CELLS["afm3-8"],
     "conv112-16": np.array([[-1, 1, 1], [1, -1, 1], [2, 2, -2]]),
     "conv113-24": np.array([[-1, 1, 1], [1, -1, 1], [3, 3, -3]]),
 }
@@ -56,17 +57,24 @@ NEW = "new"  # FM and the orderings this shape is the smallest cell of
 ALL = "all"  # every enumerated ordering
 RANDOM = "random"  # a random sign per metal
 
-# (cell, which orderings, frames for RANDOM) per material, in labelling order within a group.
+# (cell, which orderings, frames for RANDOM) per material, in labelling order.
 ORDERING_POOL_RECIPE: tuple[tuple[str, str, int], ...] = (
-    *((name, NEW, 0) for name in ORDERING_CELLS if name.endswith(("-6", "-8"))),
+    ("idx3a-6", NEW, 0),
+    ("idx3b-6", NEW, 0),
+    ("idx3c-6", NEW, 0),
+    ("idx4a-8", NEW, 0),
+    ("idx4b-8", NEW, 0),
+    ("idx4c-8", NEW, 0),
+    ("idx4d-8", NEW, 0),
+    ("idx4e-8", NEW, 0),
+    ("cubic-8", NEW, 0),
+    ("afm3-8", NEW, 0),
     ("conv112-16", ALL, 0),
     ("conv113-24", RANDOM, 2),
 )
 
-# The shape the default split keeps out of training whole, and the ordering that stays held out
-# as in the reference pool.
-ORDERING_HELD_OUT_CELLS: tuple[str, ...] = ("conv112-16",)
-HELD_OUT_NAMED_ORDERINGS: tuple[str, ...] = ("AFM-III",)
+# The shapes of this pool that the reference split keeps out of training whole.
+ORDERING_HELD_OUT_CELLS: tuple[str, ...] = tuple(c for c in HELD_OUT_CELLS if c in ORDERING_CELLS)
 
 
 def _name(ordered: Atoms, a: float) -> str:
@@ -90,8 +98,8 @@ def _orderings(material: str, cell: str, which: str, count: int, rng: np.random.
     found = []
     for ordered in enumerate_collinear_orderings(rocksalt_ordered(material, "FM", matrix)):
         name = _name(ordered, a)
-        keep = which == ALL or name == "FM" or not has_smaller_period(ordered, a)
-        if keep and (which == ALL or name not in HELD_OUT_NAMED_ORDERINGS):
+        new = not has_smaller_period(ordered, a) and name not in HELD_OUT_ORDERINGS
+        if which == ALL or name == "FM" or new:
             found.append((name, ordered))
     return found
 
