@@ -175,7 +175,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     check_outputs([Path(args.output_dir) / "evaluation.json"], args.overwrite)
     _existing_file(args.model, "model file")
     _existing_file(args.data, "labelled data")
-    result = evaluate_model(args.model, args.data, args.output_dir)
+    result = evaluate_model(args.model, args.data, args.output_dir, tuple(args.test_cells))
     print(format_report(result))
     print(f"details and parity plots in {args.output_dir}/")
 
@@ -185,6 +185,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model file (.pt)")
     p.add_argument("data", help="labelled extxyz")
     p.add_argument("--output-dir", default="evaluation", help="where to write JSON and PNGs")
+    p.add_argument(
+        "--test-cells",
+        nargs="+",
+        default=[],
+        metavar="CELL",
+        help="cell names the model never trained on, held out in this evaluation on top of "
+        "its training config's (e.g. conv112-16 for a model trained before the ordering pool)",
+    )
     _add_overwrite(p)
     p.set_defaults(run=_evaluate)
 

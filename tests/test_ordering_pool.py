@@ -9,6 +9,7 @@ scipy's Kendall tau; a tiny random model against itself with a known perturbatio
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +263,44 @@ def test_the_card_marks_the_unseen_ordering_target(held_out_group):
         rows += unseen_ordering_errors(_labelled(group, labels), model, data)
     table = _unseen_orderings_table(rows)
     assert [line.endswith("✓ |") for line in table if line.startswith("| NiO")] == [True, False]
+
+
+def _heisenberg_labelled(frames, j1s2: float, j2s2: float, a: float):
+    """Frames labelled by a two-shell Heisenberg model (meV, J > 0 antiferromagnetic):
+    E = Σ_i ½ [J1 S² (2 p1 − 12) + J2 S² (2 p2 − 6)] from each metal's parallel neighbours,
+    zero forces (ideal geometry), moments as guessed."""
+    out = []
+    for atoms in frames:
+        counts = parallel_neighbour_counts(atoms, a).values()
+        energy = sum(0.5 * (j1s2 * (2 * p1 - 12) + j2s2 * (2 * p2 - 6)) for p1, p2 in counts)
+        copy = atoms.copy()
+        copy.calc = SinglePointCalculator(
+            copy,
+            energy=energy / 1000,
+            forces=np.zeros((len(copy), 3)),
+            magmoms=copy.get_initial_magnetic_moments(),
+        )
+        out.append(copy)
+    return out
+
+
+def test_evaluate_reports_unseen_orderings_of_cells_held_out_on_the_command_line(tmp_path):
+    from ase.io import write
+
+    from spinmultinet_ase.cli import main
+
+    held = [a for g in ordering_pool("NiO") for a in g if a.info["cell_name"] == "conv112-16"]
+    labelled = _heisenberg_labelled(held, -0.7, 11.2, A_NIO)
+    write(tmp_path / "data.extxyz", labelled, format="extxyz")
+    model = ROOT / "models" / "spinmultinet-mno-nio" / "model.pt"
+    for extra, rows in (([], 0), (["--test-cells", "conv112-16"], 1)):
+        out = tmp_path / f"evaluation{rows}"
+        command = ["evaluate", str(model), str(tmp_path / "data.extxyz"), "--output-dir"]
+        assert main([*command, str(out), *extra]) == 0
+        result = json.loads((out / "evaluation.json").read_text())
+        assert len(result["unseen_orderings"]) == rows
+    (row,) = result["unseen_orderings"]
+    assert row["orderings"] == 18
+    heisenberg = np.array([a.get_potential_energy() for a in labelled]) * 1000 / 8
+    dft = sorted(entry["dft"] for entry in row["relative_meV_per_fu"])
+    np.testing.assert_allclose(dft, np.sort(heisenberg - heisenberg.min()), atol=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections.abc import Callable
@@ -293,8 +294,8 @@ def parity_plot(accumulator: ErrorAccumulator, path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, 4, figsize=(16, 4))
     for ax, target in zip(axes, TARGETS, strict=True):
         values = accumulator.values[target]
-        if values:
-            pairs = torch.cat(values).numpy()
+        pairs = torch.cat(values).numpy() if values else np.empty((0, 2))
+        if len(pairs):  # none: e.g. no frame with a stress label
             ax.scatter(pairs[:, 0], pairs[:, 1], s=4, alpha=0.5)
             low, high = pairs.min(), pairs.max()
             ax.plot([low, high], [low, high], "k--", lw=0.8)
@@ -307,11 +308,18 @@ def parity_plot(accumulator: ErrorAccumulator, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: str | Path) -> dict:
-    """Evaluate a model file on a labelled extxyz; writes ``evaluation.json`` and PNG plots."""
+def evaluate_model(
+    model_path: str | Path,
+    data_path: str | Path,
+    output_dir: str | Path,
+    test_cells: tuple[str, ...] = (),
+) -> dict:
+    """Evaluate a model file on a labelled extxyz; writes ``evaluation.json`` and PNG plots.
+    ``test_cells``: cell names held out on top of those of the model's training config."""
     output = Path(output_dir)
     loaded = load_model(model_path)
     config = data_config_of(loaded.metadata, data_path)
+    config = dataclasses.replace(config, test_cells=config.test_cells + test_cells)
     dtype = DTYPES[loaded.metadata["dtype"]]
     frames = read_frames(config)
     groups: dict[tuple[str, str], list] = {}
