@@ -38,7 +38,11 @@ from spinmultinet_ase.magnetism.rocksalt import (
     same_superlattice,
 )
 from spinmultinet_ase.testing.models import as_loaded, random_model
-from spinmultinet_ase.testing.orderings import EXPECTED_PARALLEL, parallel_neighbour_counts
+from spinmultinet_ase.testing.orderings import (
+    EXPECTED_PARALLEL,
+    parallel_neighbour_counts,
+    two_shell_heisenberg_energy,
+)
 from spinmultinet_ase.train.config import load_config
 from spinmultinet_ase.train.dataset import geometry_of, split_of
 from spinmultinet_ase.train.evaluate import unseen_ordering_errors
@@ -266,17 +270,14 @@ def test_the_card_marks_the_unseen_ordering_target(held_out_group):
 
 
 def _heisenberg_labelled(frames, j1s2: float, j2s2: float, a: float):
-    """Frames labelled by a two-shell Heisenberg model (meV, J > 0 antiferromagnetic):
-    E = Σ_i ½ [J1 S² (2 p1 − 12) + J2 S² (2 p2 − 6)] from each metal's parallel neighbours,
-    zero forces (ideal geometry), moments as guessed."""
+    """Frames labelled by a two-shell Heisenberg model, zero forces (ideal geometry), moments
+    as guessed."""
     out = []
     for atoms in frames:
-        counts = parallel_neighbour_counts(atoms, a).values()
-        energy = sum(0.5 * (j1s2 * (2 * p1 - 12) + j2s2 * (2 * p2 - 6)) for p1, p2 in counts)
         copy = atoms.copy()
         copy.calc = SinglePointCalculator(
             copy,
-            energy=energy / 1000,
+            energy=two_shell_heisenberg_energy(atoms, a, j1s2, j2s2),
             forces=np.zeros((len(copy), 3)),
             magmoms=copy.get_initial_magnetic_moments(),
         )
@@ -304,3 +305,7 @@ def test_evaluate_reports_unseen_orderings_of_cells_held_out_on_the_command_line
     heisenberg = np.array([a.get_potential_energy() for a in labelled]) * 1000 / 8
     dft = sorted(entry["dft"] for entry in row["relative_meV_per_fu"])
     np.testing.assert_allclose(dft, np.sort(heisenberg - heisenberg.min()), atol=1e-9)
+    # the labels follow PHYSICS.md: AFM-I − FM = −8 J1 S² per metal (both AFM-I variants)
+    fm = next(entry["dft"] for entry in row["relative_meV_per_fu"] if entry["ordering"] == "FM")
+    afm1 = [entry["dft"] for entry in row["relative_meV_per_fu"] if entry["ordering"] == "AFM-I"]
+    np.testing.assert_allclose(np.array(afm1) - fm, [-8 * -0.7] * 2, atol=1e-9)
