@@ -161,7 +161,8 @@ def _site_lookup(sites: np.ndarray, lattice: np.ndarray) -> Callable[[np.ndarray
 
 def has_smaller_period(atoms: Atoms, a: float) -> bool:
     """Whether the ordering of a rocksalt supercell repeats under a lattice translation of the
-    fcc lattice that is not one of the supercell's: then a smaller cell holds it."""
+    fcc lattice that is not one of the supercell's: then a smaller cell holds it. ``atoms``:
+    ideal, in the cubic frame, lattice constant ``a`` (Å), as :func:`rocksalt_ordered` builds."""
     sites, signs, lattice = _metal_signs(atoms, a)
     lookup = _site_lookup(sites, lattice)
     shifts = sites[1:] - sites[0]  # one translation per site other than the first
@@ -170,7 +171,8 @@ def has_smaller_period(atoms: Atoms, a: float) -> bool:
 
 def named_ordering(atoms: Atoms, a: float) -> str | None:
     """The name in :data:`ORDERINGS` of the ordering of a rocksalt supercell, if it is one of
-    them up to a cubic rotation, a translation and the global flip; else None."""
+    them up to a cubic rotation, a translation and the global flip; else None. ``atoms``:
+    ideal, in the cubic frame, lattice constant ``a`` (Å), as :func:`rocksalt_ordered` builds."""
     sites, signs, lattice = _metal_signs(atoms, a)
     shifts = _fcc_sites_in_block(4)  # every named ordering repeats within 4 in u
     for name, sign in ORDERINGS.items():
