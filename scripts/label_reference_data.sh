@@ -5,16 +5,21 @@
 # materials (rocksalt FeO CoO, corundum Cr2O3 Fe2O3; each needs its Pulay calibration in
 # dft/protocol.py first, from scripts/convergence_study.py MATERIAL ...):
 # data/structures_Cr2O3_Fe2O3.extxyz -> data/reference_Cr2O3_Fe2O3.extxyz.
-# Usage: nohup bash scripts/label_reference_data.sh [MATERIAL ...] > /dev/null 2>&1 &
+# --orderings first: the ordering-diversity pool of rocksalt materials instead
+# (docs/ordering_data.md): data/structures_orderings_MnO_NiO.extxyz ->
+# data/reference_orderings_MnO_NiO.extxyz (without materials: MnO NiO, data/structures_orderings...).
+# Usage: nohup bash scripts/label_reference_data.sh [--orderings] [MATERIAL ...] > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # GPAW is built against Debian OpenMPI: call its mpiexec, not whichever one is first on PATH
 # (a pip MPI stack, e.g. for LAMMPS, can shadow it).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+pool=() prefix=""
+if [ "${1:-}" = --orderings ]; then pool=(--orderings-pool) prefix="_orderings"; shift; fi
 materials=("$@")
-suffix="_$(IFS=_; echo "${materials[*]}")"
-if [ $# -eq 0 ]; then materials=(MnO NiO) suffix=""; fi
+suffix="${prefix}_$(IFS=_; echo "${materials[*]}")"
+if [ $# -eq 0 ]; then materials=(MnO NiO) suffix="$prefix"; fi
 structures=data/structures$suffix.extxyz
-[ -f "$structures" ] || spinmultinet structures "$structures" --materials "${materials[@]}"
+[ -f "$structures" ] || spinmultinet structures "$structures" --materials "${materials[@]}" "${pool[@]}"
 nice /usr/bin/mpiexec -n 2 spinmultinet label "$structures" "data/reference$suffix.extxyz" \
     --log-dir data/gpaw_logs >> data/labelling.log 2>&1

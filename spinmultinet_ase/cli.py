@@ -29,12 +29,14 @@ class _Parser(argparse.ArgumentParser):
 def _structures(args: argparse.Namespace) -> None:
     from ase.io import write
 
+    from spinmultinet_ase.dft.ordering_structures import ordering_structures
     from spinmultinet_ase.dft.structures import reference_structures
     from spinmultinet_ase.workflows.inputs import check_count
 
     check_count(args.seed, "--seed", 0)
     check_outputs([args.output], args.overwrite)
-    frames = reference_structures(tuple(args.materials), seed=args.seed)
+    recipe = ordering_structures if args.orderings_pool else reference_structures
+    frames = recipe(tuple(args.materials), seed=args.seed)
     with atomic_path(args.output) as temporary:
         write(temporary, frames, format="extxyz")
     print(f"wrote {len(frames)} structures to {args.output}")
@@ -173,7 +175,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     check_outputs([Path(args.output_dir) / "evaluation.json"], args.overwrite)
     _existing_file(args.model, "model file")
     _existing_file(args.data, "labelled data")
-    result = evaluate_model(args.model, args.data, args.output_dir)
+    result = evaluate_model(args.model, args.data, args.output_dir, tuple(args.test_cells))
     print(format_report(result))
     print(f"details and parity plots in {args.output_dir}/")
 
@@ -183,6 +185,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model file (.pt)")
     p.add_argument("data", help="labelled extxyz")
     p.add_argument("--output-dir", default="evaluation", help="where to write JSON and PNGs")
+    p.add_argument(
+        "--test-cells",
+        nargs="+",
+        default=[],
+        metavar="CELL",
+        help="cell names the model never trained on, held out in this evaluation on top of "
+        "its training config's (e.g. conv112-16 for a model trained before the ordering pool)",
+    )
     _add_overwrite(p)
     p.set_defaults(run=_evaluate)
 
@@ -587,6 +597,12 @@ def _add_structures(sub: argparse._SubParsersAction) -> None:
         help="rocksalt (MnO, FeO, CoO, NiO) or corundum (Cr2O3, Fe2O3) oxides",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the distortions")
+    p.add_argument(
+        "--orderings-pool",
+        action="store_true",
+        help="the ordering-diversity pool of rocksalt oxides instead: every distinct ordering "
+        "of many supercell shapes at the ideal geometry (docs/ordering_data.md)",
+    )
     _add_overwrite(p)
     p.set_defaults(run=_structures)
 

@@ -79,6 +79,40 @@ def hermite_normal_forms(det: int) -> Iterator[np.ndarray]:
             yield np.array([[a, 0, 0], [b, c, 0], [d, e, f]])
 
 
+def _cubic_rotations() -> list[np.ndarray]:
+    """The 48 operations of the cubic point group m-3m: signed permutation matrices."""
+    rotations = []
+    for order in itertools.permutations(range(3)):
+        for signs in itertools.product((1, -1), repeat=3):
+            rotation = np.zeros((3, 3), dtype=int)
+            rotation[range(3), order] = signs
+            rotations.append(rotation)
+    return rotations
+
+
+def same_superlattice(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether the supercells ``first @ A`` and ``second @ A`` of the primitive cell span the
+    same lattice up to a cubic point-group operation (the same supercell shape)."""
+    inverse = np.linalg.inv(second)
+    for rotation in _cubic_rotations():
+        # the rows A Rᵀ of the turned primitive cell are M A with M integer
+        m = _PRIMITIVE_VECTORS @ rotation.T @ np.linalg.inv(_PRIMITIVE_VECTORS)
+        change = first @ m @ inverse  # integer and unimodular iff the lattices coincide
+        if np.allclose(change, np.rint(change), atol=1e-9):
+            return True
+    return False
+
+
+def distinct_supercells(det: int) -> list[np.ndarray]:
+    """One Hermite normal form per supercell shape with ``det`` formula units: the
+    superlattices of the fcc lattice of that index up to the cubic point group."""
+    shapes: list[np.ndarray] = []
+    for matrix in hermite_normal_forms(det):
+        if not any(same_superlattice(matrix, shape) for shape in shapes):
+            shapes.append(matrix)
+    return shapes
+
+
 def metal_site_indices(atoms: Atoms, a: float) -> np.ndarray:
     """Integer fcc coordinates ``u = 2 r / a`` of the metal sites of a rocksalt cell."""
     metals = np.array([s != "O" for s in atoms.get_chemical_symbols()])
@@ -102,6 +136,55 @@ def ordering_fits_cell(ordering: str, matrix: np.ndarray) -> bool:
     sites = _fcc_sites_in_block()
     reference = sign(sites)
     return all(np.array_equal(sign(sites + shift), reference) for shift in lattice_u)
+
+
+def _metal_signs(atoms: Atoms, a: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer coordinates ``u`` of the metal sites, their moment signs, and the cell's lattice
+    vectors in the same integer units (rows)."""
+    metals = np.array([s != "O" for s in atoms.get_chemical_symbols()])
+    signs = np.sign(atoms.get_initial_magnetic_moments()[metals]).astype(int)
+    lattice = np.rint(2.0 * atoms.cell.array / a).astype(int)
+    return metal_site_indices(atoms, a), signs, lattice
+
+
+def _site_lookup(sites: np.ndarray, lattice: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A map from integer coordinates to the index of the site they are an image of."""
+    inverse = np.linalg.inv(lattice)
+
+    def key(points: np.ndarray) -> list[tuple[int, ...]]:
+        frac = points @ inverse
+        return [tuple(np.rint(1e6 * (f - np.floor(f + 1e-9))).astype(int)) for f in frac]
+
+    index = {k: i for i, k in enumerate(key(sites))}
+    return lambda points: np.array([index[k] for k in key(points)])
+
+
+def has_smaller_period(atoms: Atoms, a: float) -> bool:
+    """Whether the ordering of a rocksalt supercell repeats under a lattice translation of the
+    fcc lattice that is not one of the supercell's: then a smaller cell holds it. ``atoms``:
+    ideal, in the cubic frame, lattice constant ``a`` (Å), as :func:`rocksalt_ordered` builds."""
+    sites, signs, lattice = _metal_signs(atoms, a)
+    lookup = _site_lookup(sites, lattice)
+    shifts = sites[1:] - sites[0]  # one translation per site other than the first
+    return any(np.array_equal(signs[lookup(sites + shift)], signs) for shift in shifts)
+
+
+def named_ordering(atoms: Atoms, a: float) -> str | None:
+    """The name in :data:`ORDERINGS` of the ordering of a rocksalt supercell, if it is one of
+    them up to a cubic rotation, a translation and the global flip; else None. ``atoms``:
+    ideal, in the cubic frame, lattice constant ``a`` (Å), as :func:`rocksalt_ordered` builds."""
+    sites, signs, lattice = _metal_signs(atoms, a)
+    shifts = _fcc_sites_in_block(4)  # every named ordering repeats within 4 in u
+    for name, sign in ORDERINGS.items():
+        for rotation in _cubic_rotations():
+            turned = sites @ rotation.T
+            steps = lattice @ rotation.T
+            for shift in shifts:
+                values = sign(turned + shift)
+                fits = all(np.array_equal(sign(turned + shift + s), values) for s in steps)
+                if fits and (np.array_equal(values, signs) or np.array_equal(values, -signs)):
+                    return name
+    return None
 
 
 def minimal_magnetic_cell(ordering: str, max_det: int = 8) -> np.ndarray:

@@ -33,3 +33,12 @@ def parallel_neighbour_counts(atoms: Atoms, a: float) -> dict[int, tuple[int, in
         same = np.sign(moments[partners]) == np.sign(moments[site])
         counts[int(site)] = (int(same[:12].sum()), int(same[12:18].sum()))
     return counts
+
+
+def two_shell_heisenberg_energy(atoms: Atoms, a: float, j1s2: float, j2s2: float) -> float:
+    """The energy (eV) of the ordering of an ideal rocksalt cell in a two-shell Heisenberg
+    model, E = Σ_<ij> J S_i·S_j with J1 S² and J2 S² in meV (J > 0 antiferromagnetic): each
+    metal's share is ½ [J1 S² (2 p1 − 12) + J2 S² (2 p2 − 6)] with p1, p2 its parallel nearest
+    and next-nearest metals (PHYSICS.md: FM S²(6 J1 + 3 J2) per metal)."""
+    counts = parallel_neighbour_counts(atoms, a).values()
+    return sum(0.5 * (j1s2 * (2 * p1 - 12) + j2s2 * (2 * p2 - 6)) for p1, p2 in counts) / 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections.abc import Callable
@@ -17,7 +18,14 @@ from spinmultinet_ase.export import DTYPES, load_model
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import DataConfig
-from spinmultinet_ase.train.dataset import SPLITS, Dataset, frame_to_sample, read_frames, split_of
+from spinmultinet_ase.train.dataset import (
+    SPLITS,
+    Dataset,
+    frame_to_sample,
+    geometry_of,
+    read_frames,
+    split_of,
+)
 from spinmultinet_ase.train.loss import REPORT_UNITS, TARGETS, ErrorAccumulator, errors
 
 # Factors applied to the guessed moment sizes of the yardstick cells to measure how much the
@@ -25,6 +33,10 @@ from spinmultinet_ase.train.loss import REPORT_UNITS, TARGETS, ErrorAccumulator,
 GUESS_SCALES = (0.6, 0.8, 1.0, 1.2, 1.4)
 IDEAL_CELLS = "ideal cells"
 LARGEST_ERRORS_SHOWN = 5
+# DFT energy differences of orderings (meV/f.u.) below this are not resolved by the protocol's
+# k-point and cell errors: a model that swaps such a pair is not counted as reordering it.
+RESOLVED_ORDERING_MEV = 1.0
+TIED_MEV = 1e-6  # energy differences (meV/f.u.) that are rounding: the orderings are equal
 
 
 def _undistorted_yardsticks(frames: list) -> list:
@@ -113,6 +125,75 @@ def ordering_partner_errors(
                 "dft_mean_meV_per_fu": float(dft.mean()),
                 "error_mean_meV_per_fu": float((model - dft).mean()),
                 "error_mae_meV_per_fu": float(np.abs(model - dft).mean()),
+            }
+        )
+    return rows
+
+
+def kendall_tau(first: np.ndarray, second: np.ndarray) -> float:
+    """Kendall's rank correlation of two sequences (tau-b, which allows for ties): 1 for the
+    same order, −1 for the reverse."""
+    i, j = np.triu_indices(len(first), k=1)
+    a, b = np.sign(first[i] - first[j]), np.sign(second[i] - second[j])
+    norm = np.sqrt(np.count_nonzero(a) * np.count_nonzero(b))
+    return float((a * b).sum() / norm) if norm else 1.0
+
+
+def unseen_ordering_errors(
+    frames: list, model_energy: Callable[[Any], float], config: DataConfig
+) -> list[dict[str, Any]]:
+    """Ordering energies on orderings never trained on: per material and geometry held out of
+    training whole (``config.test_cells``/``test_orderings``) in two or more orderings (an
+    ordering group: one frame and its partners, ``info['partner_of']``), the energies of all
+    orderings relative to DFT's lowest one, model against DFT, in meV per formula unit.
+
+    Returns:
+        One row per group: material, cell, the reference ordering (DFT's lowest), the number
+        of orderings, the MAE and largest error of the relative energies, Kendall's tau of the
+        two rankings, whether the model orders every pair as DFT does (pairs equal to
+        :data:`TIED_MEV` aside), whether the model's lowest ordering is DFT's lowest (within
+        :data:`RESOLVED_ORDERING_MEV`), the number of pairs DFT separates by more than that
+        which the model puts in the other order, and per ordering (DFT order) its DFT and
+        model relative energies.
+    """
+    groups: dict[tuple[str, str], list] = {}
+    for atoms in frames:
+        info = atoms.info
+        if info.get("ordering") in config.test_orderings or info.get("cell_name") in (
+            config.test_cells
+        ):
+            groups.setdefault((material_of(atoms), geometry_of(atoms)), []).append(atoms)
+    rows = []
+    for (material, _), group in sorted(groups.items()):
+        if len(group) < 2:
+            continue
+        formula_units = len(group[0]) // 2
+        dft = np.array([a.get_potential_energy() for a in group]) / formula_units
+        model = np.array([model_energy(a) for a in group]) / formula_units
+        order = np.argsort(dft, kind="stable")
+        dft = 1000 * (dft[order] - dft[order[0]])
+        model = 1000 * (model[order] - model[order[0]])
+        names = [group[k].info["ordering"] for k in order]
+        error = np.abs(model - dft)[1:]
+        i, j = np.triu_indices(len(dft), k=1)  # i before j in DFT's order
+        reversed_pair = model[i] - model[j] > TIED_MEV
+        swapped = reversed_pair & (dft[j] - dft[i] > RESOLVED_ORDERING_MEV)
+        rows.append(
+            {
+                "material": material,
+                "cell": group[0].info.get("cell_name", "unknown"),
+                "reference": names[0],
+                "orderings": len(group),
+                "error_mae_meV_per_fu": float(error.mean()),
+                "error_max_meV_per_fu": float(error.max()),
+                "kendall_tau": kendall_tau(dft, model),
+                "same_order": not bool(np.any(reversed_pair & (dft[j] - dft[i] > TIED_MEV))),
+                "same_lowest": bool(dft[np.argmin(model)] <= RESOLVED_ORDERING_MEV),
+                "swapped_resolved_pairs": int(swapped.sum()),
+                "relative_meV_per_fu": [
+                    {"ordering": n, "dft": float(d), "model": float(m)}
+                    for n, d, m in zip(names, dft, model, strict=True)
+                ],
             }
         )
     return rows
@@ -213,8 +294,8 @@ def parity_plot(accumulator: ErrorAccumulator, path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, 4, figsize=(16, 4))
     for ax, target in zip(axes, TARGETS, strict=True):
         values = accumulator.values[target]
-        if values:
-            pairs = torch.cat(values).numpy()
+        pairs = torch.cat(values).numpy() if values else np.empty((0, 2))
+        if len(pairs):  # none: e.g. no frame with a stress label
             ax.scatter(pairs[:, 0], pairs[:, 1], s=4, alpha=0.5)
             low, high = pairs.min(), pairs.max()
             ax.plot([low, high], [low, high], "k--", lw=0.8)
@@ -227,11 +308,18 @@ def parity_plot(accumulator: ErrorAccumulator, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: str | Path) -> dict:
-    """Evaluate a model file on a labelled extxyz; writes ``evaluation.json`` and PNG plots."""
+def evaluate_model(
+    model_path: str | Path,
+    data_path: str | Path,
+    output_dir: str | Path,
+    test_cells: tuple[str, ...] = (),
+) -> dict:
+    """Evaluate a model file on a labelled extxyz; writes ``evaluation.json`` and PNG plots.
+    ``test_cells``: cell names held out on top of those of the model's training config."""
     output = Path(output_dir)
     loaded = load_model(model_path)
     config = data_config_of(loaded.metadata, data_path)
+    config = dataclasses.replace(config, test_cells=config.test_cells + test_cells)
     dtype = DTYPES[loaded.metadata["dtype"]]
     frames = read_frames(config)
     groups: dict[tuple[str, str], list] = {}
@@ -277,6 +365,7 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, output_dir: st
     }
     result["ideal_cell_errors_meV_per_fu"] = ideal_cell_errors(frames, model_energy)
     result["ordering_partner_errors"] = ordering_partner_errors(frames, model_energy, config)
+    result["unseen_orderings"] = unseen_ordering_errors(frames, model_energy, config)
     result["guess_sensitivity_meV_per_fu"] = guess_sensitivity(frames, calc)
     write_text_atomic(output / "evaluation.json", json.dumps(result, indent=2))
     return result
@@ -322,6 +411,17 @@ def format_report(result: dict) -> str:
                 f"  {row['split']:<11}{row['material']:<6}{row['cell']:<8}{row['ordering']:<8}"
                 f"{row['pairs']:>4}{row['dft_mean_meV_per_fu']:>10.2f}"
                 f"{row['error_mean_meV_per_fu']:>+10.2f}{row['error_mae_meV_per_fu']:>10.2f}"
+            )
+    if result["unseen_orderings"]:
+        lines.append(
+            "\nunseen orderings (held-out shapes, ideal geometry): orderings, energy relative "
+            "to DFT's lowest, model − DFT MAE and max (meV/f.u.), Kendall tau, same order"
+        )
+        for row in result["unseen_orderings"]:
+            lines.append(
+                f"  {row['material']:<6}{row['cell']:<12}{row['orderings']:>4}"
+                f"{row['error_mae_meV_per_fu']:>10.2f}{row['error_max_meV_per_fu']:>10.2f}"
+                f"{row['kendall_tau']:>8.2f}  {'yes' if row['same_order'] else 'no'}"
             )
     dft, model = result["yardsticks"]["dft"], result["yardsticks"]["model"]
     for material in dft:
