@@ -122,7 +122,8 @@ def single_structure(
     """One structure at a fixed collinear magnetic order.
 
     Args:
-        target: a rocksalt formula (``'NiO'``), a corundum formula (``'Cr2O3'``) or a structure file.
+        target: a rocksalt formula (``'NiO'``), a corundum formula (``'Cr2O3'``) or a
+            structure file.
         ordering: a formula's named ordering (default AFM-II), or ``FM`` or one letter
             ``u``/``d`` per magnetic site of the supercell. Default for a file: its own
             initial moments (where none are set, the default guesses, all parallel).
@@ -160,7 +161,8 @@ def ordered_structure(
     """A periodic structure at a collinear magnetic order, in a supercell of its given cell.
 
     Args:
-        target: a rocksalt or corundum formula (``'NiO'``, ``'Cr2O3'``), the path of a structure file, or a structure.
+        target: a rocksalt or corundum formula (``'NiO'``, ``'Cr2O3'``), the path of a
+            structure file, or a structure.
         ordering: a formula's named ordering, ``FM`` or one letter ``u``/``d`` per magnetic
             site of the supercell. None: the moments set in the structure (where none are
             set, the default guesses, all parallel; a formula: ``FM``).

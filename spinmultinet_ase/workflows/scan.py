@@ -60,7 +60,8 @@ def scan_input(
     """The orderings to scan, from a rocksalt formula, a structure file or an ``Atoms``.
 
     Args:
-        target: a rocksalt or corundum formula (``'NiO'``, ``'Cr2O3'``), the path of a structure file, or a structure.
+        target: a rocksalt or corundum formula (``'NiO'``, ``'Cr2O3'``), the path of a
+            structure file, or a structure.
         orderings: names or patterns: ``FM``, the rocksalt names (formula only), or one
             letter ``u``/``d`` per magnetic site of the supercell. Default: a formula's four
             named orderings, else every symmetry-distinct collinear ordering of the supercell.
