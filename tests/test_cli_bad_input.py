@@ -179,7 +179,7 @@ BAD_OPTIONS = [
         ["structures", "frames.extxyz"],
         "--materials",
         st.text("XYZQ", min_size=1, max_size=4),
-        r"rocksalt",
+        r"no reference structures",
     ),
     (["train", "config.yaml"], "--max-epochs", _BAD_COUNT, r"--max-epochs"),
     (["export", "missing.ckpt", "out.pt"], "--dtype", st.text("abc", max_size=4), r"--dtype"),
