@@ -17,7 +17,9 @@ unrolled for the traced edge count), so a package holds every per-edge tensor at
 from __future__ import annotations
 
 import copy
+import io
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,8 @@ INPUTS = (
 MAX_EDGES = 2**30
 # The smallest atom and edge counts a package accepts: make_fx specialises sizes 0 and 1.
 MIN_ATOMS = MIN_EDGES = 2
+# Where a package keeps its compiled model (torch's pt2 archive layout).
+COMPILED_MODEL = "/data/aotinductor/model/"
 
 
 def _dynamic_shapes() -> tuple[dict[int, torch.export.Dim] | None, ...]:
@@ -189,5 +193,17 @@ def _runner(data: bytes):
 
 
 def read_package(path: str | Path) -> PackageModule:
-    """The package at ``path``; ``RuntimeError`` or ``ValueError`` if it is not one."""
-    return PackageModule(Path(path).read_bytes())
+    """The package at ``path``.
+
+    Raises:
+        ValueError: the file is not a zip archive holding a compiled AOTInductor model.
+        RuntimeError: AOTInductor cannot load the model in it.
+    """
+    data = Path(path).read_bytes()
+    # checked first: torch's loader would log a misleading "outdated pt2 file" for a foreign one
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise ValueError("not a zip archive")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if not any(COMPILED_MODEL in name for name in archive.namelist()):
+            raise ValueError(f"no {COMPILED_MODEL} in the archive")
+    return PackageModule(data)

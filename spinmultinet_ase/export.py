@@ -12,6 +12,7 @@ about it; those warnings are ours to handle, not our users', so they are silence
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import warnings
@@ -203,14 +204,9 @@ def is_aoti_path(path: str | Path) -> bool:
 def _export_torchscript(model: SpinMultiNet, path: str | Path, metadata: dict[str, Any]) -> None:
     from e3nn.util.jit import compile as e3nn_compile
 
-    was_training = model.training
-    model.eval()
-    try:
-        with _quiet_torchscript():
-            scripted = e3nn_compile(model)
-            torch.jit.save(scripted, str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
-    finally:
-        model.train(was_training)
+    with _quiet_torchscript():  # a copy: scripting replaces submodules in place
+        scripted = e3nn_compile(copy.deepcopy(model).eval())
+        torch.jit.save(scripted, str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
 
 
 def _check_metadata(metadata: dict[str, Any], source: str) -> None:
