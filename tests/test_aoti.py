@@ -1,8 +1,9 @@
 """AOTInductor packages (``.pt2``): the calculator on a package against the TorchScript export
 of the same model, on structures of sizes the package was not compiled on, and bad files.
 
-Compiling a package takes about a minute here even for the tiny model, so one package (made
-through the CLI, from the TorchScript file) serves every test of this module.
+Compiling even the tiny model's package takes minutes (C++ compilation of the generated
+kernels: about 3 minutes on the shared 2-core machine, past the minute a test should take), so
+one package, made through the CLI from the TorchScript file, serves every test of this module.
 """
 
 from __future__ import annotations
