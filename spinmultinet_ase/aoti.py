@@ -43,8 +43,9 @@ INPUTS = (
 )
 # Edge counts up to this are one chunk; the exported program guards on it.
 MAX_EDGES = 2**30
-# The smallest atom and edge counts a package accepts: make_fx specialises sizes 0 and 1.
-MIN_ATOMS = MIN_EDGES = 2
+# The smallest atom and edge counts a package is exported for (a structure without neighbour
+# pairs needs the TorchScript model).
+MIN_ATOMS = MIN_EDGES = 1
 # Where a package keeps its compiled model (torch's pt2 archive layout).
 COMPILED_MODEL = "/data/aotinductor/model/"
 
@@ -119,7 +120,7 @@ def example_graph(model: SpinMultiNet) -> dict[str, torch.Tensor]:
         device=parameter.device,
     )
     edges = graph[keys.EDGE_INDEX].shape[1]
-    if edges in (count, 2, 3) or edges < MIN_EDGES:
+    if edges in (0, 1, 2, 3, count):
         raise RuntimeError(f"example structure with {count} atoms has {edges} edges; change it")
     return graph
 
@@ -169,8 +170,8 @@ class PackageModule(torch.nn.Module):
         atoms, edges = inputs[0].shape[0], inputs[INPUTS.index(keys.EDGE_INDEX)].shape[1]
         if atoms < MIN_ATOMS or edges < MIN_EDGES:
             raise ValueError(
-                f"an AOTInductor model needs at least {MIN_ATOMS} atoms and {MIN_EDGES} "
-                f"neighbour pairs, got {atoms} and {edges}; use the TorchScript model (.pt)"
+                f"an AOTInductor model needs at least {MIN_ATOMS} atom and {MIN_EDGES} "
+                f"neighbour pair, got {atoms} and {edges}; use the TorchScript model (.pt)"
             )
         return dict(zip(keys.OUTPUTS, self.runner(*inputs), strict=True))
 
