@@ -74,11 +74,17 @@ def _label(args: argparse.Namespace) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     from spinmultinet_ase.checkpoint import model_from_checkpoint
-    from spinmultinet_ase.export import DTYPES, export_model, is_model_file, reexport_model
+    from spinmultinet_ase.export import (
+        DTYPES,
+        export_model,
+        is_aoti_path,
+        is_model_file,
+        reexport_model,
+    )
 
     check_outputs([args.output], args.overwrite)
     with atomic_path(args.output) as temporary:
-        if is_model_file(args.source):
+        if is_model_file(args.source) or is_aoti_path(args.source):  # a .pt2 is refused there
             reexport_model(args.source, temporary, DTYPES[args.dtype] if args.dtype else None)
         else:
             model = model_from_checkpoint(args.source, weights=args.weights)

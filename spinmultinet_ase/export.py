@@ -332,7 +332,10 @@ def reexport_model(
             replace ``source``, write to :func:`spinmultinet_ase.outputs.atomic_path` of it.
     """
     if is_aoti_path(source):
-        raise ModelFileError(f"{source}: an AOTInductor package holds no weights to re-export")
+        raise ModelFileError(
+            f"{source}: an AOTInductor package holds no weights to re-export; export from "
+            "the model's checkpoint or TorchScript file (.pt)"
+        )
     loaded = load_model(source, dtype=dtype)
     model = model_from_state(loaded.metadata["model_config"], loaded.module.state_dict())
     renewed = model_metadata(model)
