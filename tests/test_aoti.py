@@ -100,3 +100,11 @@ def test_a_package_runs_in_its_own_dtype_only(files):
         SpinMultiNetCalculator(files[1], dtype="float32")
     assert "\n" not in str(error.value)
     assert SpinMultiNetCalculator(files[1], dtype="float64").dtype == torch.float64
+
+
+def test_a_package_is_no_source_to_export(files, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["export", str(files[1]), str(tmp_path / "again.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no weights" in err[0], err
+    assert not (tmp_path / "again.pt").exists()
