@@ -5,15 +5,17 @@ forward, which is what makes export hard. On a small random model (``testing.mod
 tries, each route on its own:
 
 - ``export_nonstrict``, ``export_strict``: ``torch.export.export`` of the model as it is;
-- ``make_fx_export``: ``make_fx`` (symbolic shapes) first, which traces the autograd calls
-  into plain aten ops, then ``torch.export.export`` of that graph with dynamic atom and edge
-  counts (one edge chunk: the chunk loop would otherwise be unrolled for one edge count);
-- ``aoti``: ``torch._inductor.aoti_compile_and_package`` of that program, loaded back.
+- ``make_fx_export``: :func:`spinmultinet_ase.aoti.trace_program` (``make_fx`` with symbolic
+  shapes, which traces the autograd calls into plain aten ops, then ``torch.export.export``
+  of that graph with dynamic atom and edge counts);
+- ``aoti``: ``export_model(model, "model.pt2")`` (that program compiled by
+  ``torch._inductor.aoti_compile_and_package``), loaded back with ``load_model``.
 
 A route "works" if it runs and its outputs on a larger, differently rattled structure (other
 atom and edge counts than the traced one) match the eager model's. If ``aoti`` works, the time
-per call of the TorchScript export and of the AOTI package is measured, interleaved, on a few
-sizes. Writes ``benchmarks/results/<name>.json`` (atomically), with the machine it ran on.
+per call of the TorchScript export and of the AOTI package, each as ``load_model`` returns it
+(graph dict in, output dict out), is measured, interleaved, on a few sizes. Writes
+``benchmarks/results/<name>.json`` (atomically), with the machine it ran on.
 
     python benchmarks/aoti_status.py --name aoti-cpu2
 """
@@ -32,9 +34,8 @@ from pathlib import Path
 
 import torch
 from run import machine
-from torch.export import Dim
-from torch.fx.experimental.proxy_tensor import make_fx
 
+from spinmultinet_ase import aoti, keys
 from spinmultinet_ase.data.graph import atoms_to_graph
 from spinmultinet_ase.export import export_model, load_model
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
@@ -43,18 +44,6 @@ from spinmultinet_ase.outputs import write_text_atomic
 from spinmultinet_ase.testing.models import random_model
 
 HERE = Path(__file__).parent
-# atom and edge counts the exported program accepts: the inputs whose first or second axis
-# is per atom or per edge; the cell (one structure) is fixed.
-ATOMS, EDGES = Dim("atoms", min=2), Dim("edges", min=2, max=2**30)
-DYNAMIC = {
-    "positions": {0: ATOMS},
-    "species": {0: ATOMS},
-    "batch": {0: ATOMS},
-    "initial_magmoms": {0: ATOMS},
-    "edge_index": {1: EDGES},
-    "edge_cell_shift": {0: EDGES},
-    "cell": None,
-}
 
 
 def nio(repeat: int, seed: int, model: SpinMultiNet) -> dict[str, torch.Tensor]:
@@ -62,28 +51,17 @@ def nio(repeat: int, seed: int, model: SpinMultiNet) -> dict[str, torch.Tensor]:
     atoms = rocksalt_ordered("NiO", "AFM-II").repeat((repeat, repeat, repeat))
     atoms.rattle(0.05, seed=seed)
     dtype = next(model.parameters()).dtype
-    graph = atoms_to_graph(atoms, model.config.species, model.config.cutoff, dtype=dtype)
-    return {name: graph[name] for name in DYNAMIC}
-
-
-class Positional(torch.nn.Module):
-    """The model with the graph's tensors as positional inputs and outputs in key order."""
-
-    def __init__(self, model: SpinMultiNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(dict(zip(DYNAMIC, tensors, strict=True)))
-        return tuple(out[key] for key in sorted(out))
+    return atoms_to_graph(atoms, model.config.species, model.config.cutoff, dtype=dtype)
 
 
 def inputs(graph: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    return tuple(graph[name].clone() for name in DYNAMIC)
+    return tuple(tensor.clone() for tensor in aoti.package_inputs(graph))
 
 
-def deviation(reference: tuple, outputs: tuple) -> float:
+def deviation(reference: tuple, outputs: tuple | dict) -> float:
     """Largest deviation over the outputs, each relative to its own scale (at least 1)."""
+    if isinstance(outputs, dict):
+        outputs = tuple(outputs[name] for name in keys.OUTPUTS)
     return max(
         float((a - b).detach().abs().max()) / max(1.0, float(a.detach().abs().max()))
         for a, b in zip(reference, outputs, strict=True)
@@ -120,12 +98,12 @@ def attempt(
     }
 
 
-def time_per_call(run: Callable, args: tuple, repeats: int) -> list[float]:
+def time_per_call(run: Callable, graph: dict, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
-        fresh = tuple(a.clone() for a in args)
+        fresh = {name: tensor.clone() for name, tensor in graph.items()}
         start = time.perf_counter()
-        run(*fresh)
+        run(fresh)
         times.append(time.perf_counter() - start)
     return times
 
@@ -149,11 +127,11 @@ def main() -> None:
     dtype = next(model.parameters()).dtype
     tolerance = {torch.float64: 1e-10, torch.float32: 1e-4}[dtype]
     workdir = Path(tempfile.mkdtemp(prefix="aoti-status-"))
-    # as users get it (edges in chunks); from a copy, as scripting replaces submodules in place
-    export_model(copy.deepcopy(model), workdir / "model.pt")
-    for layer in model.layers:
-        layer.edge_chunk = 2**30
-    wrapped = Positional(model).eval()
+    export_model(model, workdir / "model.pt")  # as users get it (edges in chunks)
+    single = copy.deepcopy(model)  # the plain exports, like the traced one, in one edge chunk
+    for layer in single.layers:
+        layer.edge_chunk = aoti.MAX_EDGES
+    wrapped = aoti.Positional(single).eval()
     traced_on, checked_on = nio(1, 1, model), nio(2, 7, model)
     reference = wrapped(*inputs(checked_on))
 
@@ -165,52 +143,40 @@ def main() -> None:
         return route
 
     def traced_export() -> tuple:
-        graph = make_fx(wrapped, tracing_mode="symbolic", _allow_non_fake_inputs=True)(
-            *inputs(traced_on)
-        )
-        shapes = tuple(DYNAMIC[name] for name in DYNAMIC)
-        program = torch.export.export(graph, inputs(traced_on), dynamic_shapes=shapes)
+        program = aoti.trace_program(model, traced_on)
         return program, program.module()
+
+    def package() -> tuple:
+        export_model(model, workdir / "model.pt2")
+        loaded = load_model(workdir / "model.pt2").module
+        return loaded, lambda *tensors: loaded(dict(zip(aoti.INPUTS, tensors, strict=True)))
 
     routes = [
         attempt("export_nonstrict", plain_export(False), inputs(checked_on), reference, tolerance),
         attempt("export_strict", plain_export(True), inputs(checked_on), reference, tolerance),
         attempt("make_fx_export", traced_export, inputs(checked_on), reference, tolerance),
+        attempt("aoti", package, inputs(checked_on), reference, tolerance),
     ]
-    program = routes[-1]["artefact"]
-
-    def aoti() -> tuple:
-        if program is None:
-            raise RuntimeError("no exported program to compile (make_fx_export failed)")
-        package = torch._inductor.aoti_compile_and_package(
-            program, package_path=str(workdir / "model.pt2")
-        )
-        return package, torch._inductor.aoti_load_package(package)
-
-    routes.append(attempt("aoti", aoti, inputs(checked_on), reference, tolerance))
 
     timings = []
     if routes[-1]["works"]:
-        runner = torch._inductor.aoti_load_package(routes[-1]["artefact"])
-        scripted = load_model(workdir / "model.pt").module
-
-        def torchscript(*tensors: torch.Tensor) -> dict:
-            return scripted(dict(zip(DYNAMIC, tensors, strict=True)))
-
+        formats = {
+            "torchscript": load_model(workdir / "model.pt").module,
+            "aoti": routes[-1]["artefact"],
+        }
         for repeat in args.sizes:
             graph = nio(repeat, 3, model)
-            case = inputs(graph)
-            for run in (torchscript, runner):  # warm-up (TorchScript profiles its first calls)
-                time_per_call(run, case, 3)
-            ts, ao = [], []
+            for run in formats.values():  # warm-up (TorchScript profiles its first calls)
+                time_per_call(run, graph, 3)
+            times = {name: [] for name in formats}
             for _ in range(args.repeats):  # interleaved, so drifts of a shared machine hit both
-                ts += time_per_call(torchscript, case, 1)
-                ao += time_per_call(runner, case, 1)
+                for name, run in formats.items():
+                    times[name] += time_per_call(run, graph, 1)
             row = {
-                "atoms": int(graph["positions"].shape[0]),
-                "edges": int(graph["edge_index"].shape[1]),
-                "torchscript_s": statistics.median(ts),
-                "aoti_s": statistics.median(ao),
+                "atoms": int(graph[keys.POSITIONS].shape[0]),
+                "edges": int(graph[keys.EDGE_INDEX].shape[1]),
+                "torchscript_s": statistics.median(times["torchscript"]),
+                "aoti_s": statistics.median(times["aoti"]),
             }
             row["torchscript_over_aoti"] = row["torchscript_s"] / row["aoti_s"]
             print(row)

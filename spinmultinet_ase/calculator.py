@@ -31,9 +31,9 @@ this package and ASE).
 One calculator may be shared by threads: each property request (``get_property``, hence
 ``atoms.get_forces()`` and the like, and ``calculate``) holds the calculator's lock, so it
 returns the results of the structure it was given; requests run one at a time. A calculator
-pickles (a TorchScript model travels as the bytes of its file), so it can be sent to other
-processes. A non-finite result is never stored: it raises ``CalculationFailed`` naming the
-likely cause.
+pickles (a TorchScript model or an AOTInductor package travels as the bytes of its file), so
+it can be sent to other processes. A non-finite result is never stored: it raises
+``CalculationFailed`` naming the likely cause.
 """
 
 from __future__ import annotations
@@ -84,9 +84,10 @@ class SpinMultiNetCalculator(Calculator):
     """ASE calculator for SpinMultiNet models.
 
     Args:
-        model: path of an exported model (``.pt``), a :class:`LoadedModel`, None for the
-            shipped default model, or a sequence of paths or loaded models for a committee
-            (same species, cutoff and spin mode).
+        model: path of an exported model (TorchScript ``.pt``, or an AOTInductor package
+            ``.pt2``, which runs only in its own dtype and device), a :class:`LoadedModel`,
+            None for the shipped default model, or a sequence of paths or loaded models for a
+            committee (same species, cutoff and spin mode).
         device: torch device, e.g. ``'cpu'``; models are moved there (a loaded model on
             another device or in another dtype is copied, never changed in place).
         dtype: ``'float32'`` or ``'float64'``; default: the dtype the model was saved in.

@@ -76,21 +76,37 @@ def _label(args: argparse.Namespace) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     from spinmultinet_ase.checkpoint import model_from_checkpoint
-    from spinmultinet_ase.export import DTYPES, export_model
+    from spinmultinet_ase.export import (
+        DTYPES,
+        export_model,
+        is_aoti_path,
+        is_model_file,
+        reexport_model,
+    )
 
     check_outputs([args.output], args.overwrite)
-    model = model_from_checkpoint(args.checkpoint, weights=args.weights)
-    model.to(DTYPES[args.dtype])
     with atomic_path(args.output) as temporary:
-        export_model(model, temporary)
-    print(f"exported {args.checkpoint} ({args.weights}, {args.dtype}) to {args.output}")
+        if is_model_file(args.source) or is_aoti_path(args.source):  # a .pt2 is refused there
+            reexport_model(args.source, temporary, DTYPES[args.dtype] if args.dtype else None)
+        else:
+            model = model_from_checkpoint(args.source, weights=args.weights)
+            export_model(model.to(DTYPES[args.dtype or "float64"]), temporary)
+    print(f"exported {args.source} to {args.output}")
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a training checkpoint to a TorchScript model file")
-    p.add_argument("checkpoint", help="checkpoint written by training")
-    p.add_argument("output", help="model file to write (.pt)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p = sub.add_parser(
+        "export",
+        help="export a training checkpoint or a model file to a model file: TorchScript "
+        "(.pt) or, for OUTPUT ending in .pt2, an AOTInductor package compiled for this machine",
+    )
+    p.add_argument("source", help="checkpoint written by training, or a TorchScript model file")
+    p.add_argument("output", help="model file to write (.pt, or .pt2 for AOTInductor)")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        help="default: float64 from a checkpoint, the model file's own from a model file",
+    )
     p.add_argument("--weights", default="model_state", help="checkpoint entry with the weights")
     _add_overwrite(p)
     p.set_defaults(run=_export)

@@ -1,15 +1,22 @@
-"""Save and load deployable models: TorchScript with metadata in ``_extra_files``.
+"""Save and load deployable models, with their metadata, in one of two formats chosen by the
+file's suffix:
 
-Only this module touches the file format, so another backend (torch.export, AOTInductor) can
-be added here without changing callers. TorchScript is deprecated in torch >= 2.10 and warns
+* ``.pt2``: an AOTInductor package (:mod:`spinmultinet_ase.aoti`), metadata in the package's
+  metadata map; compiled for this machine's CPU, one dtype, one structure per call;
+* any other name (conventionally ``.pt``): TorchScript, metadata in ``_extra_files``;
+  portable, also loaded by the LAMMPS plugin.
+
+Callers go through this module only. TorchScript is deprecated in torch >= 2.10 and warns
 about it; those warnings are ours to handle, not our users', so they are silenced here.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import warnings
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +35,7 @@ READABLE_VERSIONS = (1, 2)
 # The floating dtypes a model may run in, by the name written into its metadata.
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 METADATA_FILE = "spinmultinet_metadata.json"
-OUTPUTS = (
-    keys.ENERGY,
-    keys.ENERGIES,
-    keys.FORCES,
-    keys.STRESS,
-    keys.MAGMOMS,
-    keys.MAGNETIC_FORCES,
-    keys.SPIN_LATENTS,
-)
+AOTI_SUFFIX = ".pt2"  # the suffix of AOTInductor packages; any other file is TorchScript
 # Inputs the model reads when present; files written before an input existed lack it here.
 OPTIONAL_INPUTS = (keys.ENERGY_MASK,)
 UNITS = {
@@ -155,7 +154,7 @@ def model_metadata(model: SpinMultiNet, extra: dict[str, Any] | None = None) -> 
         "species": list(config.species),
         "dtype": str(dtype).removeprefix("torch."),
         "spin_mode": config.spin_mode,
-        "outputs": list(OUTPUTS),
+        "outputs": list(keys.OUTPUTS),
         "optional_inputs": list(OPTIONAL_INPUTS),
         "units": UNITS,
         "model_config": config.to_dict(),
@@ -169,24 +168,45 @@ def model_metadata(model: SpinMultiNet, extra: dict[str, Any] | None = None) -> 
 def export_model(
     model: SpinMultiNet, path: str | Path, extra: dict[str, Any] | None = None
 ) -> None:
-    """Compile ``model`` to TorchScript and save it with its metadata.
+    """Compile ``model`` and save it with its metadata, in the format of ``path``'s suffix.
 
     Args:
-        model: an eager :class:`SpinMultiNet` (its current dtype is the file's dtype).
-        path: output file, conventionally ``*.pt``.
+        model: an eager :class:`SpinMultiNet` (its current dtype is the file's dtype);
+            unchanged.
+        path: output file: ``*.pt2`` for an AOTInductor package (compiled for this machine,
+            which takes minutes), any other name (conventionally ``*.pt``) for TorchScript.
         extra: more JSON-serialisable metadata (training summary, data hash, ...).
     """
+    metadata = model_metadata(model, extra)
+    if is_aoti_path(path):
+        from spinmultinet_ase import aoti
+
+        metadata["inputs"] = list(aoti.INPUTS)  # in the order the package takes them
+        program = aoti.trace_program(model)
+        aoti.compile_package(program, path, {METADATA_FILE: json.dumps(metadata)})
+    else:
+        _export_torchscript(model, path, metadata)
+
+
+def is_model_file(path: str | Path) -> bool:
+    """Whether ``path`` is a TorchScript file with SpinMultiNet metadata (by its contents)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith(f"/extra/{METADATA_FILE}") for name in archive.namelist())
+
+
+def is_aoti_path(path: str | Path) -> bool:
+    """Whether ``path`` names an AOTInductor package (by its suffix)."""
+    return Path(path).suffix == AOTI_SUFFIX
+
+
+def _export_torchscript(model: SpinMultiNet, path: str | Path, metadata: dict[str, Any]) -> None:
     from e3nn.util.jit import compile as e3nn_compile
 
-    metadata = model_metadata(model, extra)
-    was_training = model.training
-    model.eval()
-    try:
-        with _quiet_torchscript():
-            scripted = e3nn_compile(model)
-            torch.jit.save(scripted, str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
-    finally:
-        model.train(was_training)
+    with _quiet_torchscript():  # a copy: scripting replaces submodules in place
+        scripted = e3nn_compile(copy.deepcopy(model).eval())
+        torch.jit.save(scripted, str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
 
 
 def _check_metadata(metadata: dict[str, Any], source: str) -> None:
@@ -216,19 +236,51 @@ def load_model(
     """Load a model file written by :func:`export_model`, checking its metadata.
 
     Args:
-        path: the ``.pt`` file.
-        device: where to put the model.
-        dtype: cast the model to this floating dtype (default: the dtype it was saved in).
+        path: the model file (``.pt2``: an AOTInductor package, else TorchScript).
+        device: where to put the model (a package runs on the device it was compiled for).
+        dtype: cast the model to this floating dtype (default: the dtype it was saved in; a
+            package runs only in that one).
 
     Raises:
         FileNotFoundError: no such file.
-        ModelFileError: not a TorchScript file, not a SpinMultiNet model, or a format version
-            this package cannot read.
+        ModelFileError: not a model file of its suffix's format, not a SpinMultiNet model, or
+            a format version this package cannot read; a package asked for another dtype or
+            device than it was compiled for.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
+    if is_aoti_path(path):
+        return _load_package(path, torch.device(device), dtype)
     return _load(str(path), str(path), device, dtype)
+
+
+def _load_package(path: Path, device: torch.device, dtype: torch.dtype | None) -> LoadedModel:
+    from spinmultinet_ase import aoti
+
+    try:
+        module = aoti.read_package(path)
+    except (RuntimeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelFileError(f"{path} is not an AOTInductor package ({first})") from None
+    package_metadata = module.metadata()
+    if METADATA_FILE not in package_metadata:
+        raise ModelFileError(f"{path} is an AOTInductor package but not a SpinMultiNet model")
+    metadata = json.loads(package_metadata[METADATA_FILE])
+    _check_metadata(metadata, str(path))
+    metadata = _upgrade_metadata(metadata)
+    compiled = package_metadata["AOTI_DEVICE_KEY"]
+    if dtype is not None and str(dtype).removeprefix("torch.") != metadata["dtype"]:
+        raise ModelFileError(
+            f"{path} is compiled for {metadata['dtype']} and runs in nothing else; use its "
+            f"dtype or a TorchScript model (.pt)"
+        )
+    if device.type != compiled:
+        raise ModelFileError(
+            f"{path} is compiled for {compiled} and runs there only, not on {device}; "
+            "compile a package there or use a TorchScript model (.pt)"
+        )
+    return LoadedModel(module=module, metadata=metadata)
 
 
 def model_from_bytes(data: bytes, device: str | torch.device = "cpu") -> LoadedModel:
@@ -263,19 +315,28 @@ def _load(
     return LoadedModel(module=module, metadata=metadata)
 
 
-def reexport_model(source: str | Path, target: str | Path) -> None:
+def reexport_model(
+    source: str | Path, target: str | Path, dtype: torch.dtype | None = None
+) -> None:
     """Write the model of ``source`` again with this version's export code.
 
-    The network is rebuilt from the config and weights stored in the file (in their dtype), so
-    the new file has this version's code and metadata (versions, ``optional_inputs``); metadata
-    entries this version does not write itself (training summary, ...) are kept.
+    The network is rebuilt from the config and weights stored in the file (in ``dtype``,
+    default their own), so the new file has this version's code and metadata (versions,
+    ``optional_inputs``); metadata entries this version does not write itself (training
+    summary, ...) are kept.
 
     Args:
-        source: a model file written by :func:`export_model`, of any earlier version.
-        target: the file to write; to replace ``source``, write to
-            :func:`spinmultinet_ase.outputs.atomic_path` of it.
+        source: a TorchScript model file written by :func:`export_model`, of any earlier
+            version.
+        target: the file to write (``*.pt2``: an AOTInductor package of the same model); to
+            replace ``source``, write to :func:`spinmultinet_ase.outputs.atomic_path` of it.
     """
-    loaded = load_model(source)
+    if is_aoti_path(source):
+        raise ModelFileError(
+            f"{source}: an AOTInductor package holds no weights to re-export; export from "
+            "the model's checkpoint or TorchScript file (.pt)"
+        )
+    loaded = load_model(source, dtype=dtype)
     model = model_from_state(loaded.metadata["model_config"], loaded.module.state_dict())
     renewed = model_metadata(model)
     kept = {key: value for key, value in loaded.metadata.items() if key not in renewed}

@@ -27,6 +27,17 @@ STRESS: Final[str] = "stress"  # (B, 3, 3) eV/Å³, (1/V) dE/dε, ASE sign (zero
 MAGMOMS: Final[str] = "magmoms"  # (N,) or (N, 3) μB, predicted moments, time-odd
 MAGNETIC_FORCES: Final[str] = "magnetic_forces"  # like INITIAL_MAGMOMS, eV/μB, -dE/dm
 SPIN_LATENTS: Final[str] = "spin_latents"  # (N, C) or (N, C, 3), time-odd latent features
+# Every output of the model, in the order a model file's metadata lists them (and an
+# AOTInductor package returns them).
+OUTPUTS: Final[tuple[str, ...]] = (
+    ENERGY,
+    ENERGIES,
+    FORCES,
+    STRESS,
+    MAGMOMS,
+    MAGNETIC_FORCES,
+    SPIN_LATENTS,
+)
 
 # ---- training targets (read from extxyz) --------------------------------------------------
 TARGET_MAGMOMS: Final[str] = "target_magmoms"  # like INITIAL_MAGMOMS, μB, converged DFT moments
