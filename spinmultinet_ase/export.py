@@ -39,6 +39,9 @@ OUTPUTS = (
 )
 # Inputs the model reads when present; files written before an input existed lack it here.
 OPTIONAL_INPUTS = (keys.ENERGY_MASK,)
+# The TorchScript methods besides ``forward`` that run the model's stages one by one
+# (:class:`SpinMultiNet`, LAMMPS's per-layer ghost exchange); files written before lack them.
+STAGE_METHODS = ("edge_features", "embed", "interaction", "readout")
 UNITS = {
     "length": "Å",
     "energy": "eV",
@@ -157,6 +160,7 @@ def model_metadata(model: SpinMultiNet, extra: dict[str, Any] | None = None) -> 
         "spin_mode": config.spin_mode,
         "outputs": list(OUTPUTS),
         "optional_inputs": list(OPTIONAL_INPUTS),
+        "stage_methods": list(STAGE_METHODS),
         "units": UNITS,
         "model_config": config.to_dict(),
         "package_version": __version__,
