@@ -255,7 +255,6 @@ class SpinMultiNet(torch.nn.Module):
             keys.SPIN_LATENTS: latents,
         }
 
-
     # The stages of ``forward``, exported as TorchScript methods for a caller that runs them
     # itself (LAMMPS with per-layer ghost exchange, docs/lammps.md): energies and moments of
     # ``forward`` are readout(layer_L(... layer_1(embed(...), edge_features(...)) ...)).
