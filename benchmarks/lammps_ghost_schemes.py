@@ -4,8 +4,9 @@ For AFM-II NiO cells of the given sizes (cubic cells per edge: 4 -> 512 atoms, 8
 runs NVE with the shipped model (float32, one thread per rank) in LAMMPS on one rank (image
 mode) and on several ranks with per-layer ghost exchange (the model re-exported with this
 version, so it has its stage methods) and, for the sizes given to ``--whole``, with the
-whole-model ghost scheme (the shipped file as it is, exported before the stage methods). The runs of one size follow
-each other, so their ratios see the same machine load; the load average is recorded.
+whole-model ghost scheme (the shipped file as it is, exported before the stage methods). The
+runs of one size follow each other, so their ratios see the same machine load; the load average
+is recorded, and each rank's CPU time per step (LAMMPS's "CPU use").
 
 Usage: ``python benchmarks/lammps_ghost_schemes.py --edges 4 8 --steps 3 --whole 4
 --output benchmarks/results/lammps_ghost_schemes.json``

@@ -13,14 +13,15 @@
 // layer k. Gradients by positions and moments of own atoms and ghosts are forces and magnetic
 // forces, which LAMMPS's reverse communication (newton on) adds to the owners.
 //
-// A model exported before the stage methods (the whole-model ghost scheme): a model with L
-// message-passing layers and cutoff rc gives atom i an energy that depends on every atom within
-// L * rc. Each rank keeps ghosts out to L * rc + skin (the communication cutoff, set here), builds the graph
-// over its own atoms and ghosts with plain Cartesian positions (ghosts are the periodic images,
-// so no lattice shifts), and asks the model for E_local = sum of its own atoms' energies (the
-// model's energy_mask). Then -dE_local/dx lands on own atoms and ghosts alike; LAMMPS's reverse
-// communication (newton on) adds the ghost parts to their owners, so the total force on an atom
-// is -dE/dx of the whole system. The magnetic forces go the same way.
+// A model exported before the stage methods runs whole on each rank: a model with L
+// message-passing layers and cutoff rc gives atom i an energy that depends on every atom
+// within L * rc. Each rank keeps ghosts out to L * rc + skin (the communication cutoff, set
+// here), builds the graph over its own atoms and ghosts with plain Cartesian positions
+// (ghosts are the periodic images, so no lattice shifts), and asks the model for E_local =
+// sum of its own atoms' energies (the model's energy_mask). Then -dE_local/dx lands on own
+// atoms and ghosts alike; LAMMPS's reverse communication (newton on) adds the ghost parts to
+// their owners, so the total force on an atom is -dE/dx of the whole system. The magnetic
+// forces go the same way.
 //
 // In both ghost schemes the virial is the symmetric part of sum_i x_i f_i over own atoms and
 // ghosts before the reverse communication: each rank's forces are -dE/dx_i of edge vectors
@@ -283,8 +284,9 @@ void PairSpinMultiNet::init_style()
     error->all(FLERR, "pair_style spinmultinet needs comm_modify mode single");
 
   // One rank, periodic in x, y and z, with an atom map: the model sees the own atoms and
-  // the cell, as in ASE. Otherwise the receptive field of an atom's energy, num_layers *
-  // cutoff, must be in the ghosts (plus the skin: atoms move between neighbour-list builds).
+  // the cell, as in ASE. Otherwise ghosts: with per-layer exchange, out to one cutoff (plus
+  // the skin: atoms move between neighbour-list builds), LAMMPS's default; without, the
+  // receptive field of an atom's energy, num_layers * cutoff, must be in the ghosts.
   periodic_images = comm->nprocs == 1 && domain->xperiodic && domain->yperiodic &&
       domain->zperiodic && atom->map_style != 0;
   if (periodic_images) {

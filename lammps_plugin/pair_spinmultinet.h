@@ -57,7 +57,7 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   bool model_loaded = false;
   std::string model_path;
   double cutoff = 0.0;          // model cutoff radius (Å)
-  int num_layers = 0;           // message-passing layers: the receptive field is num_layers * cutoff
+  int num_layers = 0;           // message-passing layers (receptive field num_layers * cutoff)
   bool noncollinear = false;    // spin mode of the model
   bool periodic_images = false;    // one rank: own atoms and lattice shifts, no ghost nodes
   bool staged = false;    // the model exports its stages: per-layer ghost exchange
