@@ -4,7 +4,8 @@ For AFM-II NiO cells of the given sizes (cubic cells per edge: 4 -> 512 atoms, 8
 runs NVE with the shipped model (float32, one thread per rank) in LAMMPS on one rank (image
 mode) and on several ranks with per-layer ghost exchange (the model re-exported with this
 version, so it has its stage methods) and, for the sizes given to ``--whole``, with the
-whole-model ghost scheme (the shipped file as it is, exported before the stage methods). The
+whole-model ghost scheme (the same file with ``stage_methods`` taken out of its metadata, as
+in a file exported before the stage methods). The
 runs of one size follow each other, so their ratios see the same machine load; the load average
 is recorded, and each rank's CPU time per step (LAMMPS's "CPU use").
 
@@ -25,8 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from spinmultinet_ase.export import default_model_path, reexport_model
+from spinmultinet_ase.export import METADATA_FILE, default_model_path, reexport_model
 from spinmultinet_ase.lammps import build_plugin, find_lammps, lammps_frame, write_spin_data
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 
@@ -73,6 +75,15 @@ def run(lammps, plugin: Path, model: Path, data: Path, ranks: int, steps: int, w
     return float(seconds) / int(count), float(cpu_use[-1]) / 100, float(ghosts[-1]), scheme[-1]
 
 
+def without_stages(source: Path, target: Path) -> None:
+    """A copy of a model file whose metadata does not list its stage methods."""
+    extra = {METADATA_FILE: ""}
+    module = torch.jit.load(str(source), _extra_files=extra)
+    metadata = json.loads(extra[METADATA_FILE])
+    del metadata["stage_methods"]
+    torch.jit.save(module, str(target), _extra_files={METADATA_FILE: json.dumps(metadata)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edges", type=int, nargs="+", default=[4, 8])
@@ -86,11 +97,11 @@ def main() -> None:
     args = parser.parse_args()
     lammps = find_lammps()
     plugin = build_plugin(lammps)
-    shipped = default_model_path()
     results = []
     with tempfile.TemporaryDirectory() as folder:
-        staged = Path(folder) / "staged.pt"
-        reexport_model(shipped, staged)
+        staged, whole = Path(folder) / "staged.pt", Path(folder) / "whole.pt"
+        reexport_model(default_model_path(), staged)
+        without_stages(staged, whole)
         for edges in args.edges:
             atoms = rocksalt_ordered("NiO", "AFM-II", matrix=edges * CONVENTIONAL)
             atoms.rattle(0.02, seed=0)
@@ -98,7 +109,7 @@ def main() -> None:
             write_spin_data(data, lammps_frame(atoms), ["O", "Ni"])
             runs = [("one rank", staged, 1), ("per-layer exchange", staged, args.ranks)]
             if edges in args.whole:
-                runs.append(("whole-model ghosts", shipped, args.ranks))
+                runs.append(("whole-model ghosts", whole, args.ranks))
             for name, model, ranks in runs:
                 load = os.getloadavg()[0]
                 seconds, cpu_use, ghosts, scheme = run(
