@@ -138,7 +138,7 @@ def main() -> None:
             )
             + (" --whole" if args.whole else ""),
             date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            machine=f"{platform.machine()}, {os.cpu_count()} cores, shared with a DFT job",
+            machine=f"{platform.machine()}, {os.cpu_count()} cores",
             threads_per_rank=1,
             model="shipped spinmultinet-mno-nio, float32",
             results=results,
