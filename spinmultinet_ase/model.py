@@ -7,6 +7,9 @@ negative under compression) and magnetic forces ``-∂E/∂m`` come from one bac
 the strain ``ε`` applied symmetrically to positions and cell. An optional ``energy_mask``
 restricts the sum ``E`` (and so every derivative) to some atoms, while ``energies`` stays per
 atom for all: a domain-decomposed caller (LAMMPS) counts its own atoms and not its ghosts.
+The stages of ``forward`` (``edge_features``, ``embed``, ``interaction`` per layer,
+``readout``) are exported methods too, for a caller that runs the layers one by one and
+exchanges features between them (LAMMPS with several ranks, ``docs/lammps.md``).
 """
 
 from __future__ import annotations
