@@ -3,15 +3,29 @@
 // One rank with a periodic cell: the graph is ASE's, own atoms with lattice shifts and the
 // cell, so the model's stress gives the virial.
 //
-// Otherwise (the parallel scheme, exact on any number of ranks): a model with L message-passing
-// layers and cutoff rc gives atom i an energy that depends on every atom within L * rc. Each
-// rank keeps ghosts out to L * rc + skin (the communication cutoff, set here), builds the graph
-// over its own atoms and ghosts with plain Cartesian positions (ghosts are the periodic images,
-// so no lattice shifts), and asks the model for E_local = sum of its own atoms' energies (the
-// model's energy_mask). Then -dE_local/dx lands on own atoms and ghosts alike; LAMMPS's reverse
-// communication (newton on) adds the ghost parts to their owners, so the total force on an atom
-// is -dE/dx of the whole system. The magnetic forces go the same way, and the virial is the
-// symmetric part of sum_i x_i f_i over own atoms and ghosts before that communication.
+// Otherwise, a model that exports its stages (embed, edge_features, interaction, readout;
+// metadata "stage_methods") runs with per-layer ghost exchange, exact on any number of ranks:
+// ghosts only out to rc + skin, the graph's edges from own atoms to own atoms and ghosts. The
+// plugin embeds every node, runs layer k for the own atoms only, and forward-communicates their
+// new features to their ghosts before layer k + 1; the sum of the own atoms' energies is then
+// differentiated layer by layer backwards, and the gradient on the ghost copies of layer k's
+// features is reverse-communicated to their owners and added to theirs before going through
+// layer k. Gradients by positions and moments of own atoms and ghosts are forces and magnetic
+// forces, which LAMMPS's reverse communication (newton on) adds to the owners.
+//
+// A model exported before the stage methods runs whole on each rank: a model with L
+// message-passing layers and cutoff rc gives atom i an energy that depends on every atom
+// within L * rc. Each rank keeps ghosts out to L * rc + skin (the communication cutoff, set
+// here), builds the graph over its own atoms and ghosts with plain Cartesian positions
+// (ghosts are the periodic images, so no lattice shifts), and asks the model for E_local =
+// sum of its own atoms' energies (the model's energy_mask). Then -dE_local/dx lands on own
+// atoms and ghosts alike; LAMMPS's reverse communication (newton on) adds the ghost parts to
+// their owners, so the total force on an atom is -dE/dx of the whole system. The magnetic
+// forces go the same way.
+//
+// In both ghost schemes the virial is the symmetric part of sum_i x_i f_i over own atoms and
+// ghosts before the reverse communication: each rank's forces are -dE/dx_i of edge vectors
+// x_j - x_i (through whatever the other ranks add), so the sum is -sum_edges r (dE/dr)^T.
 
 #include "pair_spinmultinet.h"
 
@@ -28,6 +42,7 @@
 #include "update.h"
 #include "utils.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -41,6 +56,47 @@ namespace {
 constexpr const char *METADATA_FILE = "spinmultinet_metadata.json";
 constexpr int FORMAT_VERSION = 2;    // reads versions 1 and 2 (they differ in spin mode names)
 constexpr double TWO_PI = 6.283185307179586;
+
+// The tensors of a TorchScript method's tuple result.
+std::vector<torch::Tensor> tensors(const c10::IValue &value)
+{
+  std::vector<torch::Tensor> out;
+  for (const auto &element : value.toTupleRef().elements()) out.push_back(element.toTensor());
+  return out;
+}
+
+// Features (N, D), or (K, N, D) for K spin copies, as rows of one atom each: (N, K D).
+torch::Tensor as_rows(const torch::Tensor &features)
+{
+  if (features.dim() == 2) return features;
+  return features.transpose(0, 1).reshape({features.size(1), -1});
+}
+
+// Rows (N, K D) back in the layout of `like` (2-D, or K copies in 3-D).
+torch::Tensor like_features(const torch::Tensor &rows, const torch::Tensor &like)
+{
+  if (like.dim() == 2) return rows.contiguous();
+  return rows.reshape({rows.size(0), like.size(0), -1}).transpose(0, 1).contiguous();
+}
+
+// Gradients by `inputs` of `outputs` weighted by `weights` (zeros where unused).
+std::vector<torch::Tensor> gradients(const std::vector<torch::Tensor> &outputs,
+                                     const std::vector<torch::Tensor> &inputs,
+                                     const std::vector<torch::Tensor> &weights)
+{
+  auto found = torch::autograd::grad(outputs, inputs, weights, false, false, true);
+  for (size_t k = 0; k < found.size(); k++)
+    if (!found[k].defined()) found[k] = torch::zeros_like(inputs[k]);
+  return found;
+}
+
+// A detached copy of each tensor that requires grad: the boundary of one stage.
+std::vector<torch::Tensor> leaves(const std::vector<torch::Tensor> &values)
+{
+  std::vector<torch::Tensor> out;
+  for (const auto &value : values) out.push_back(value.detach().requires_grad_(true));
+  return out;
+}
 
 }    // namespace
 
@@ -141,12 +197,47 @@ void PairSpinMultiNet::load_model(const std::string &path)
     break;
   }
   model_path = path;
+  staged = false;
+  if (metadata.contains("stage_methods")) {
+    const auto methods = metadata["stage_methods"].get<std::vector<std::string>>();
+    staged = true;
+    for (const char *name : {"edge_features", "embed", "interaction", "readout"})
+      staged = staged && std::find(methods.begin(), methods.end(), name) != methods.end();
+  }
+  if (staged) probe_feature_widths();
   model_loaded = true;
   if (comm->me == 0)
     utils::logmesg(lmp, "pair_style spinmultinet: {} ({}, {}, cutoff {} Å, {} layers, "
                    "species {})\n", path, noncollinear ? "non-collinear" : "collinear",
                    metadata.at("dtype").get<std::string>(), cutoff, num_layers,
                    utils::join_words(species, " "));
+}
+
+// The width (doubles per atom) of each layer's output features, from one atom without edges;
+// the widest one sizes LAMMPS's communication buffers (comm_forward, comm_reverse).
+void PairSpinMultiNet::probe_feature_widths()
+{
+  torch::NoGradGuard no_grad;
+  const auto options = torch::TensorOptions().dtype(dtype);
+  const auto as_long = torch::TensorOptions().dtype(torch::kLong);
+  const auto edge_index = torch::empty({2, 0}, as_long);
+  std::vector<torch::Tensor> features, geometry;
+  try {
+    geometry = tensors(model.get_method("edge_features")(
+        {torch::zeros({1, 3}, options), edge_index, torch::zeros({0, 3}, options)}));
+    const auto moments = noncollinear ? torch::zeros({1, 3}, options) : torch::zeros({1}, options);
+    features = tensors(model.get_method("embed")({torch::zeros({1}, as_long), moments}));
+    feature_widths.clear();
+    for (int64_t k = 0; k < num_layers; k++) {
+      features = tensors(model.get_method("interaction")(
+          {k, features[0], features[1], geometry[0], geometry[1], edge_index, int64_t(1)}));
+      feature_widths.push_back(static_cast<int>(features[0].numel() + features[1].numel()));
+    }
+  } catch (const std::exception &err) {
+    error->all(FLERR, "pair_style spinmultinet: the stage methods of {} fail ({}); re-export "
+               "the model", model_path, utils::split_lines(err.what())[0]);
+  }
+  comm_forward = comm_reverse = *std::max_element(feature_widths.begin(), feature_widths.end());
 }
 
 // pair_coeff * * SYMBOL_OF_TYPE_1 SYMBOL_OF_TYPE_2 ...
@@ -193,8 +284,9 @@ void PairSpinMultiNet::init_style()
     error->all(FLERR, "pair_style spinmultinet needs comm_modify mode single");
 
   // One rank, periodic in x, y and z, with an atom map: the model sees the own atoms and
-  // the cell, as in ASE. Otherwise the receptive field of an atom's energy, num_layers *
-  // cutoff, must be in the ghosts (plus the skin: atoms move between neighbour-list builds).
+  // the cell, as in ASE. Otherwise ghosts: with per-layer exchange, out to one cutoff (plus
+  // the skin: atoms move between neighbour-list builds), LAMMPS's default; without, the
+  // receptive field of an atom's energy, num_layers * cutoff, must be in the ghosts.
   periodic_images = comm->nprocs == 1 && domain->xperiodic && domain->yperiodic &&
       domain->zperiodic && atom->map_style != 0;
   if (periodic_images) {
@@ -202,13 +294,20 @@ void PairSpinMultiNet::init_style()
       utils::logmesg(lmp, "pair_style spinmultinet: one rank, periodic cell: own atoms with "
                      "lattice shifts\n");
     neighbor->add_request(this, NeighConst::REQ_FULL);
+  } else if (staged) {
+    if (comm->me == 0)
+      utils::logmesg(lmp, "pair_style spinmultinet: own atoms and ghosts out to {} Å, "
+                     "features exchanged with the ghosts after each of {} layers\n",
+                     cutoff + neighbor->skin, num_layers);
+    neighbor->add_request(this, NeighConst::REQ_FULL);
   } else {
     const double ghost_cutoff = num_layers * cutoff + neighbor->skin;
     if (comm->cutghostuser < ghost_cutoff) comm->cutghostuser = ghost_cutoff;
     if (comm->me == 0)
       utils::logmesg(lmp, "pair_style spinmultinet: own atoms and ghosts, communication "
-                     "cutoff {} Å ({} layers x {} Å + skin {} Å)\n", comm->cutghostuser,
-                     num_layers, cutoff, neighbor->skin);
+                     "cutoff {} Å ({} layers x {} Å + skin {} Å); re-export the model with "
+                     "this version for ghosts out to one cutoff and per-layer exchange\n",
+                     comm->cutghostuser, num_layers, cutoff, neighbor->skin);
     neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
   }
   magmom_index();
@@ -253,13 +352,19 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
     error->all(FLERR, "pair_style spinmultinet computes the virial by fdotr only "
                "(do not turn pair_modify fdotr off)");
   check_spins();
+  if (staged && !periodic_images)
+    compute_staged();
+  else
+    compute_whole();
+}
 
+// The whole model in one call (forward): image mode, or ghosts out to L * rc + skin.
+void PairSpinMultiNet::compute_whole()
+{
   const int nlocal = atom->nlocal;
   if (nlocal == 0) return;
   double **x = atom->x;
-  double **f = atom->f;
   double **sp = atom->sp;
-  double **fm = atom->fm;
   const int *type = atom->type;
 
   // Graph over the model's nodes 0..nnodes-1 (LAMMPS indices): every pair closer than the
@@ -348,10 +453,33 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
   auto result = [&](const char *key) {
     return output.at(key).toTensor().detach().to(torch::kFloat64).contiguous();
   };
-  const torch::Tensor energies = result("energies");
   const torch::Tensor forces = result("forces");
-  const torch::Tensor magnetic = result("magnetic_forces");
-  const torch::Tensor predicted = result("magmoms");
+  store_results(result("energies"), forces, result("magnetic_forces"), result("magmoms"),
+                nnodes);
+  if (vflag_fdotr) {
+    if (periodic_images) {
+      // LAMMPS's virial is -V times the model's stress (ASE sign: (1/V) dE/d(strain)).
+      const torch::Tensor stress = result("stress");
+      const double *sigma = stress.data_ptr<double>();
+      const double volume = domain->xprd * domain->yprd * domain->zprd;
+      const int pairs[6][2] = {{0, 0}, {1, 1}, {2, 2}, {0, 1}, {0, 2}, {1, 2}};
+      for (int k = 0; k < 6; k++) virial[k] -= volume * sigma[3 * pairs[k][0] + pairs[k][1]];
+    } else {
+      virial_symmetric_fdotr(forces.data_ptr<double>(), nnodes);
+    }
+  }
+}
+
+// Adds forces and magnetic forces (double, (nnodes, 3) and (nnodes,) or (nnodes, 3)) to the
+// first nnodes atoms, and stores the own atoms' predicted moments and energies.
+void PairSpinMultiNet::store_results(const torch::Tensor &energies, const torch::Tensor &forces,
+                                     const torch::Tensor &magnetic, const torch::Tensor &predicted,
+                                     int nnodes)
+{
+  const int nlocal = atom->nlocal;
+  double **f = atom->f;
+  double **fm = atom->fm;
+  double **sp = atom->sp;
   const double *energy_data = energies.data_ptr<double>();
   const double *force_data = forces.data_ptr<double>();
   const double *magnetic_data = magnetic.data_ptr<double>();
@@ -386,17 +514,186 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
     for (int i = 0; i < nlocal; i++) eng_vdwl += energy_data[i];
   if (eflag_atom)
     for (int i = 0; i < nlocal; i++) eatom[i] += energy_data[i];
-  if (vflag_fdotr) {
-    if (periodic_images) {
-      // LAMMPS's virial is -V times the model's stress (ASE sign: (1/V) dE/d(strain)).
-      const torch::Tensor stress = result("stress");
-      const double *sigma = stress.data_ptr<double>();
-      const double volume = domain->xprd * domain->yprd * domain->zprd;
-      const int pairs[6][2] = {{0, 0}, {1, 1}, {2, 2}, {0, 1}, {0, 2}, {1, 2}};
-      for (int k = 0; k < 6; k++) virial[k] -= volume * sigma[3 * pairs[k][0] + pairs[k][1]];
-    } else {
-      virial_symmetric_fdotr(force_data, nnodes);
+}
+
+// Per-layer ghost exchange (file comment). Every rank takes part in each layer's forward and
+// reverse communication, also a rank without own atoms.
+void PairSpinMultiNet::compute_staged()
+{
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  if (nlocal == 0) {
+    for (int k = 0; k + 1 < num_layers; k++) {
+      exchange_width = feature_widths[k];
+      exchange.assign(static_cast<size_t>(nall) * exchange_width, 0.0);
+      comm->forward_comm(this, exchange_width);
     }
+    for (int k = num_layers - 2; k >= 0; k--) {
+      exchange_width = feature_widths[k];
+      exchange.assign(static_cast<size_t>(nall) * exchange_width, 0.0);
+      comm->reverse_comm(this, exchange_width);
+    }
+    return;
+  }
+  double **x = atom->x;
+  double **sp = atom->sp;
+  const int *type = atom->type;
+
+  // Edges from own atoms to own atoms and ghosts closer than the cutoff.
+  const double cutoff_sq = cutoff * cutoff;
+  std::vector<int64_t> centres, neighbours;
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = list->ilist[ii];
+    const int *jlist = list->firstneigh[i];
+    for (int jj = 0; jj < list->numneigh[i]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double d[3] = {x[j][0] - x[i][0], x[j][1] - x[i][1], x[j][2] - x[i][2]};
+      if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] >= cutoff_sq) continue;
+      centres.push_back(i);
+      neighbours.push_back(j);
+    }
+  }
+  const int64_t nedges = static_cast<int64_t>(centres.size());
+  const auto as_double = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto as_long = torch::TensorOptions().dtype(torch::kLong);
+  torch::Tensor edge_index = torch::empty({2, nedges}, as_long);
+  std::copy(centres.begin(), centres.end(), edge_index.data_ptr<int64_t>());
+  std::copy(neighbours.begin(), neighbours.end(), edge_index.data_ptr<int64_t>() + nedges);
+
+  torch::Tensor species_index = torch::empty({nall}, as_long);
+  torch::Tensor moments = noncollinear ? torch::empty({nall, 3}, as_double)
+                                       : torch::empty({nall}, as_double);
+  auto species_data = species_index.data_ptr<int64_t>();
+  auto moment_data = moments.data_ptr<double>();
+  for (int i = 0; i < nall; i++) {
+    species_data[i] = type_to_species[type[i]];
+    if (noncollinear)
+      for (int k = 0; k < 3; k++) moment_data[3 * i + k] = sp[i][3] * sp[i][k];
+    else
+      moment_data[i] = sp[i][3] * sp[i][2];
+  }
+  torch::Tensor positions = torch::from_blob(&x[0][0], {nall, 3}, as_double)
+                                .to(dtype, false, true)
+                                .requires_grad_(true);
+  moments = moments.to(dtype).requires_grad_(true);
+  const torch::Tensor own_species = species_index.slice(0, 0, nlocal);
+  const int64_t receivers = nlocal;
+
+  torch::Tensor energies, predicted, grad_positions, grad_moments;
+  try {
+    torch::AutoGradMode grad_mode(true);
+    // Forward: each stage's inputs are leaves, so the backward walks the stages one by one.
+    const auto geometry_out = tensors(model.get_method("edge_features")(
+        {positions, edge_index, torch::zeros({nedges, 3}, positions.options())}));
+    const auto geometry = leaves(geometry_out);
+    const auto embedded = tensors(model.get_method("embed")({species_index, moments}));
+    std::vector<std::vector<torch::Tensor>> inputs{leaves(embedded)}, outputs;
+    for (int64_t k = 0; k < num_layers; k++) {
+      const auto &in = inputs.back();
+      outputs.push_back(tensors(model.get_method("interaction")(
+          {k, in[0], in[1], geometry[0], geometry[1], edge_index, receivers})));
+      if (k + 1 < num_layers) inputs.push_back(to_ghosts(outputs.back(), nall));
+    }
+    const auto last = leaves(outputs.back());
+    const auto readout = tensors(model.get_method("readout")({last[0], last[1], own_species}));
+    energies = readout[0];
+    predicted = readout[1];
+
+    // Backward: the gradient on layer k's output of own atoms is the local one plus what the
+    // other ranks' (and this rank's) ghost copies of those atoms received.
+    auto grad_own = gradients({energies.sum()}, last, {});
+    std::vector<torch::Tensor> grad_geometry{torch::zeros_like(geometry[0]),
+                                             torch::zeros_like(geometry[1])};
+    std::vector<torch::Tensor> grad_inputs;
+    for (int k = num_layers - 1; k >= 0; k--) {
+      const auto found = gradients(outputs[k], {inputs[k][0], inputs[k][1], geometry[0],
+                                                geometry[1]}, grad_own);
+      grad_geometry[0] += found[2];
+      grad_geometry[1] += found[3];
+      grad_inputs = {found[0], found[1]};
+      if (k > 0) grad_own = to_owners(grad_inputs, nall);
+    }
+    // The first layer's inputs are embedded on every node, ghosts too: no exchange.
+    grad_moments = gradients(embedded, {moments}, grad_inputs)[0];
+    grad_positions = gradients(geometry_out, {positions}, grad_geometry)[0];
+  } catch (const std::exception &err) {
+    error->one(FLERR, "pair_style spinmultinet: the model failed on {} own atoms and {} "
+               "ghosts: {}", nlocal, nall - nlocal, utils::split_lines(err.what())[0]);
+  }
+  auto as_result = [](const torch::Tensor &value) {
+    return value.detach().to(torch::kFloat64).contiguous();
+  };
+  const torch::Tensor forces = as_result(-grad_positions);
+  store_results(as_result(energies), forces, as_result(-grad_moments), as_result(predicted),
+                nall);
+  if (vflag_fdotr) virial_symmetric_fdotr(forces.data_ptr<double>(), nall);
+}
+
+// Features of all nodes (own atoms, then ghosts) as new leaves, from those of the own atoms:
+// each ghost gets its owner's rows by LAMMPS's forward communication.
+std::vector<torch::Tensor> PairSpinMultiNet::to_ghosts(const std::vector<torch::Tensor> &own,
+                                                       int nall)
+{
+  const int nlocal = atom->nlocal;
+  const torch::Tensor rows0 = as_rows(own[0].detach()), rows1 = as_rows(own[1].detach());
+  const int64_t width0 = rows0.size(1);
+  exchange_width = static_cast<int>(width0 + rows1.size(1));
+  exchange.assign(static_cast<size_t>(nall) * exchange_width, 0.0);
+  torch::Tensor all = torch::from_blob(exchange.data(), {nall, exchange_width},
+                                       torch::TensorOptions().dtype(torch::kFloat64));
+  all.slice(0, 0, nlocal).copy_(torch::cat({rows0, rows1}, 1));
+  comm->forward_comm(this, exchange_width);
+  const torch::Tensor full = all.to(own[0].scalar_type());
+  return {like_features(full.slice(1, 0, width0), own[0]).requires_grad_(true),
+          like_features(full.slice(1, width0), own[1]).requires_grad_(true)};
+}
+
+// Gradients by the features of all nodes -> those of the own atoms, each with the gradients
+// of its ghost copies added by LAMMPS's reverse communication.
+std::vector<torch::Tensor> PairSpinMultiNet::to_owners(const std::vector<torch::Tensor> &grads,
+                                                       int nall)
+{
+  const int nlocal = atom->nlocal;
+  const torch::Tensor rows0 = as_rows(grads[0]), rows1 = as_rows(grads[1]);
+  const int64_t width0 = rows0.size(1);
+  exchange_width = static_cast<int>(width0 + rows1.size(1));
+  exchange.assign(static_cast<size_t>(nall) * exchange_width, 0.0);
+  torch::Tensor all = torch::from_blob(exchange.data(), {nall, exchange_width},
+                                       torch::TensorOptions().dtype(torch::kFloat64));
+  all.copy_(torch::cat({rows0, rows1}, 1));
+  comm->reverse_comm(this, exchange_width);
+  const torch::Tensor own = all.slice(0, 0, nlocal).to(grads[0].scalar_type());
+  return {like_features(own.slice(1, 0, width0), grads[0]),
+          like_features(own.slice(1, width0), grads[1])};
+}
+
+int PairSpinMultiNet::pack_forward_comm(int n, int *list, double *buf, int, int *)
+{
+  for (int i = 0; i < n; i++)
+    std::copy_n(&exchange[static_cast<size_t>(list[i]) * exchange_width], exchange_width,
+                buf + static_cast<size_t>(i) * exchange_width);
+  return n * exchange_width;
+}
+
+void PairSpinMultiNet::unpack_forward_comm(int n, int first, double *buf)
+{
+  std::copy_n(buf, static_cast<size_t>(n) * exchange_width,
+              &exchange[static_cast<size_t>(first) * exchange_width]);
+}
+
+int PairSpinMultiNet::pack_reverse_comm(int n, int first, double *buf)
+{
+  std::copy_n(&exchange[static_cast<size_t>(first) * exchange_width],
+              static_cast<size_t>(n) * exchange_width, buf);
+  return n * exchange_width;
+}
+
+void PairSpinMultiNet::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  for (int i = 0; i < n; i++) {
+    double *row = &exchange[static_cast<size_t>(list[i]) * exchange_width];
+    const double *in = buf + static_cast<size_t>(i) * exchange_width;
+    for (int k = 0; k < exchange_width; k++) row[k] += in[k];
   }
 }
 

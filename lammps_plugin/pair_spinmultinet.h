@@ -7,6 +7,7 @@
 
 #include "pair.h"
 
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/script.h>
 
 #include <string>
@@ -25,6 +26,14 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   void init_style() override;
   double init_one(int i, int j) override;
 
+  // Per-layer ghost exchange: node features of own atoms out to their ghosts (forward), and
+  // the gradients on ghost features back to their owners (reverse), exchange_width doubles
+  // per atom from the rows of exchange.
+  int pack_forward_comm(int n, int *list, double *buf, int pbc_flag, int *pbc) override;
+  void unpack_forward_comm(int n, int first, double *buf) override;
+  int pack_reverse_comm(int n, int first, double *buf) override;
+  void unpack_reverse_comm(int n, int *list, double *buf) override;
+
   // Name of the per-atom custom property holding the predicted moments (μB): a vector
   // (d_spinmultinet_magmom) for collinear models, a 3-column array
   // (d2_spinmultinet_magmom[1..3]) for non-collinear ones.
@@ -32,6 +41,13 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
 
  private:
   void allocate();
+  void compute_whole();
+  void compute_staged();
+  void probe_feature_widths();
+  std::vector<torch::Tensor> to_ghosts(const std::vector<torch::Tensor> &own, int nall);
+  std::vector<torch::Tensor> to_owners(const std::vector<torch::Tensor> &grads, int nall);
+  void store_results(const torch::Tensor &energies, const torch::Tensor &forces,
+                     const torch::Tensor &magnetic, const torch::Tensor &predicted, int nnodes);
   void load_model(const std::string &path);
   void check_spins() const;
   void virial_symmetric_fdotr(const double *forces, int nnodes);
@@ -41,9 +57,13 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   bool model_loaded = false;
   std::string model_path;
   double cutoff = 0.0;          // model cutoff radius (Å)
-  int num_layers = 0;           // message-passing layers: the receptive field is num_layers * cutoff
+  int num_layers = 0;           // message-passing layers (receptive field num_layers * cutoff)
   bool noncollinear = false;    // spin mode of the model
   bool periodic_images = false;    // one rank: own atoms and lattice shifts, no ghost nodes
+  bool staged = false;    // the model exports its stages: per-layer ghost exchange
+  std::vector<int> feature_widths;    // doubles per atom of each layer's output features
+  std::vector<double> exchange;    // (own atoms + ghosts) x exchange_width, row-major
+  int exchange_width = 0;
   torch::ScalarType dtype = torch::kFloat64;
   std::vector<std::string> species;    // the model's species, in its index order
   std::vector<int64_t> type_to_species;    // LAMMPS type (1-based) -> model species index

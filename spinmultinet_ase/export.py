@@ -38,6 +38,9 @@ METADATA_FILE = "spinmultinet_metadata.json"
 AOTI_SUFFIX = ".pt2"  # the suffix of AOTInductor packages; any other file is TorchScript
 # Inputs the model reads when present; files written before an input existed lack it here.
 OPTIONAL_INPUTS = (keys.ENERGY_MASK,)
+# The TorchScript methods besides ``forward`` that run the model's stages one by one
+# (:class:`SpinMultiNet`, LAMMPS's per-layer ghost exchange); files written before lack them.
+STAGE_METHODS = ("edge_features", "embed", "interaction", "readout")
 UNITS = {
     "length": "Å",
     "energy": "eV",
@@ -156,6 +159,7 @@ def model_metadata(model: SpinMultiNet, extra: dict[str, Any] | None = None) -> 
         "spin_mode": config.spin_mode,
         "outputs": list(keys.OUTPUTS),
         "optional_inputs": list(OPTIONAL_INPUTS),
+        "stage_methods": list(STAGE_METHODS),
         "units": UNITS,
         "model_config": config.to_dict(),
         "package_version": __version__,

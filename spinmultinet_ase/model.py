@@ -7,6 +7,9 @@ negative under compression) and magnetic forces ``-∂E/∂m`` come from one bac
 the strain ``ε`` applied symmetrically to positions and cell. An optional ``energy_mask``
 restricts the sum ``E`` (and so every derivative) to some atoms, while ``energies`` stays per
 atom for all: a domain-decomposed caller (LAMMPS) counts its own atoms and not its ghosts.
+The stages of ``forward`` (``edge_features``, ``embed``, ``interaction`` per layer,
+``readout``) are exported methods too, for a caller that runs the layers one by one and
+exchanges features between them (LAMMPS with several ranks, ``docs/lammps.md``).
 """
 
 from __future__ import annotations
@@ -207,34 +210,27 @@ class SpinMultiNet(torch.nn.Module):
         ).squeeze(1)
         strained_cell = cell + torch.bmm(cell, symmetric)
 
-        centre, neighbour = edge_index[0], edge_index[1]
+        centre = edge_index[0]
         shifts = data[keys.EDGE_CELL_SHIFT]
-        vectors = strained_positions[neighbour] - strained_positions[centre]
-        vectors = vectors + torch.bmm(shifts.unsqueeze(1), strained_cell[batch[centre]]).squeeze(1)
-        lengths = torch.linalg.norm(vectors, dim=-1)
-        edge_sh = self.spherical_harmonics(vectors)
-        edge_radial = self.radial(lengths)
+        offsets = torch.bmm(shifts.unsqueeze(1), strained_cell[batch[centre]]).squeeze(1)
+        edge_sh, edge_radial = self.edge_features(strained_positions, edge_index, offsets)
 
-        even, odd = self.embedding(species, moments if self.spin_input else moments * 0.0)
+        even, odd = self.embed(species, moments)
+        num_nodes = even.shape[0]
         for layer in self.layers:
-            even, odd = layer(even, odd, edge_sh, edge_radial, edge_index)
+            even, odd = layer(even, odd, edge_sh, edge_radial, edge_index, num_nodes)
 
-        energies = self.energy_readout(even[:, : self.num_even_scalars]).squeeze(-1)
-        energies = energies * self.energy_scale + self.energy_shift[species]
+        energies, predicted = self.readout(even, odd, species)
         counted = energies
         if keys.ENERGY_MASK in data:
             counted = torch.where(data[keys.ENERGY_MASK], energies, torch.zeros_like(energies))
         energy = torch.zeros(num_graphs, dtype=energies.dtype, device=energies.device)
         energy = energy.index_add(0, batch, counted)
-        predicted = self.moment_readout(odd) * self.moment_scale
         latents = odd[..., self.latent_start : self.latent_stop]
         if self.spin_copies == 3:  # (3, N, ...) copies -> spin component last
-            predicted = predicted.squeeze(-1).t()
             latents = latents.permute(1, 2, 0)
         elif self.vector:
             latents = latents.reshape(latents.shape[0], -1, 3)
-        else:
-            predicted = predicted.squeeze(-1)
 
         grads = torch.autograd.grad(
             [energy.sum()],
@@ -261,6 +257,67 @@ class SpinMultiNet(torch.nn.Module):
             keys.MAGNETIC_FORCES: magnetic,
             keys.SPIN_LATENTS: latents,
         }
+
+    # The stages of ``forward``, exported as TorchScript methods for a caller that runs them
+    # itself (LAMMPS with per-layer ghost exchange, docs/lammps.md): energies and moments of
+    # ``forward`` are readout(layer_L(... layer_1(embed(...), edge_features(...)) ...)).
+
+    @torch.jit.export
+    def edge_features(
+        self, positions: torch.Tensor, edge_index: torch.Tensor, offsets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spherical harmonics and radial features of the edges ``r_j - r_i + offset`` (Å).
+
+        Args:
+            positions: (N, 3) Cartesian positions.
+            edge_index: (2, E) centre ``i`` and neighbour ``j`` of each edge.
+            offsets: (E, 3) Cartesian lattice vector added to each edge (zeros for ghosts,
+                which are images themselves).
+        """
+        vectors = positions[edge_index[1]] - positions[edge_index[0]]
+        vectors = vectors + offsets
+        lengths = torch.linalg.norm(vectors, dim=-1)
+        return self.spherical_harmonics(vectors), self.radial(lengths)
+
+    @torch.jit.export
+    def embed(
+        self, species: torch.Tensor, moments: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node features before the first layer from species (N,) and moments (N,) or (N, 3)."""
+        return self.embedding(species, moments if self.spin_input else moments * 0.0)
+
+    @torch.jit.export
+    def interaction(
+        self,
+        index: int,
+        even: torch.Tensor,
+        odd: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        edge_index: torch.Tensor,
+        num_receivers: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer ``index`` (from 0): new features of nodes ``0 .. num_receivers - 1``, whose
+        edges are all that is given (:class:`SpinInteraction`)."""
+        for k, layer in enumerate(self.layers):
+            if k == index:
+                return layer(even, odd, edge_sh, edge_radial, edge_index, num_receivers)
+        raise IndexError(f"layer {index} of a model with {len(self.layers)} layers")
+
+    @torch.jit.export
+    def readout(
+        self, even: torch.Tensor, odd: torch.Tensor, species: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-atom energies (N,) (eV) and predicted moments (N,) or (N, 3) (μB) from the
+        features after the last layer."""
+        energies = self.energy_readout(even[:, : self.num_even_scalars]).squeeze(-1)
+        energies = energies * self.energy_scale + self.energy_shift[species]
+        predicted = self.moment_readout(odd) * self.moment_scale
+        if self.spin_copies == 3:  # (3, N, 1) copies -> (N, 3)
+            predicted = predicted.squeeze(-1).t()
+        elif not self.vector:
+            predicted = predicted.squeeze(-1)
+        return energies, predicted
 
 
 def model_from_state(config: dict[str, Any], weights: dict[str, torch.Tensor]) -> SpinMultiNet:

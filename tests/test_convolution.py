@@ -76,7 +76,8 @@ def test_matches_e3nn_tensor_product(
     weights = torch.randn(num_edges, conv.num_groups, len(paths), dtype=dtype)
 
     x_channel_major = to_channel_major(x, channels, dims_in)
-    fast = conv(conv.zeros(x_channel_major), x_channel_major, edge_sh, weights, centre, neighbour)
+    total = conv.zeros(num_nodes, x_channel_major)
+    fast = conv(total, x_channel_major, edge_sh, weights, centre, neighbour)
     # e3nn weights: per path, one per channel, the group's weight repeated over its channels
     group_of_channel = torch.arange(channels) // group_size
     per_channel = weights[:, group_of_channel, :].transpose(1, 2).reshape(num_edges, -1)

@@ -259,6 +259,19 @@ def test_lammps_equals_ase_with_spin_orbit(plugin, tmp_path):
     assert_lammps_equals_ase({name: case}, 1, plugin, tmp_path)
 
 
+def test_lammps_equals_ase_without_stage_methods(plugin, cases, tmp_path):
+    """A model file from before the stage methods runs whole on each rank, with ghosts out to
+    num_layers x cutoff, and gives the same results."""
+    name = "NiO-AFM-II-triclinic"
+    case = dict(cases[name], model=tmp_path / "whole.pt")
+    rewrite_metadata(
+        cases[name]["model"],
+        case["model"],
+        lambda m: {k: v for k, v in m.items() if k != "stage_methods"},
+    )
+    assert_lammps_equals_ase({name: case}, 2, plugin, tmp_path)
+
+
 # Runs each input text in one LAMMPS instance (clearing in between) and writes the error
 # message of each ("" if it ran), from rank 0.
 SCRIPT_DRIVER = """

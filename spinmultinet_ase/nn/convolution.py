@@ -126,9 +126,9 @@ class EdgeConvolution(torch.nn.Module):
             coupling.reshape(self.num_paths * self.dim_sh, self.dim_in * self.dim_out),
         )
 
-    def zeros(self, x: torch.Tensor) -> torch.Tensor:
-        """An empty message sum ``(N, channels, d_out)`` for the nodes of ``x``."""
-        return torch.zeros(x.shape[0], self.channels, self.dim_out, dtype=x.dtype, device=x.device)
+    def zeros(self, num_nodes: int, x: torch.Tensor) -> torch.Tensor:
+        """An empty message sum ``(num_nodes, channels, d_out)`` in the dtype of ``x``."""
+        return torch.zeros(num_nodes, self.channels, self.dim_out, dtype=x.dtype, device=x.device)
 
     def forward(
         self,

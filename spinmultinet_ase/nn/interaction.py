@@ -101,6 +101,10 @@ class SpinInteraction(torch.nn.Module):
 
     Edges are processed in chunks of ``edge_chunk`` (radial MLP, edge matrices and messages
     together), which changes no result and keeps the time per atom flat with system size.
+
+    The layer updates the first ``num_receivers`` nodes only; every edge's centre must be one
+    of them, the neighbours may be any node. A domain-decomposed caller (LAMMPS) puts its own
+    atoms first and its ghosts after them, and gets new features for its own atoms only.
     """
 
     def __init__(
@@ -175,7 +179,10 @@ class SpinInteraction(torch.nn.Module):
         edge_sh: torch.Tensor,
         edge_radial: torch.Tensor,
         edge_index: torch.Tensor,
+        num_receivers: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """New (even, odd) features of nodes ``0 .. num_receivers - 1`` from the features of
+        all nodes: (N, D_even) and (N, D_odd), (K, N, D_odd) for K spin copies."""
         x_even = to_channel_major(
             self.linear_even_in(even), self.conv_even.channels, self.dims_even_in
         )
@@ -183,7 +190,8 @@ class SpinInteraction(torch.nn.Module):
         copies = odd.shape[0] if odd.dim() == 3 else 1
         x_odd = self.linear_odd_in(odd).reshape(copies * num_nodes, -1)
         x_odd = to_channel_major(x_odd, self.conv_odd.channels, self.dims_odd_in)
-        msg_even, msg_odd = self.conv_even.zeros(x_even), self.conv_odd.zeros(x_odd)
+        msg_even = self.conv_even.zeros(num_receivers, x_even)
+        msg_odd = self.conv_odd.zeros(copies * num_receivers, x_odd)
         # split, not sliced: the backward of a slice builds a zero tensor of all edges per chunk
         chunk = self.edge_chunk
         for sh, radial, centre, neighbour in zip(
@@ -198,15 +206,23 @@ class SpinInteraction(torch.nn.Module):
             weights_odd = weights[:, self.num_weights_even :]
             msg_even = self.conv_even(msg_even, x_even, sh, weights_even, centre, neighbour)
             msg_odd = self.conv_odd(msg_odd, x_odd, sh, weights_odd, centre, neighbour)
-            for k in range(1, copies):  # copy k holds rows k·N ... (k+1)·N - 1
-                offset = k * num_nodes
+            for k in range(1, copies):  # copy k: rows k·N ... of x, k·num_receivers ... of msg
                 msg_odd = self.conv_odd(
-                    msg_odd, x_odd, sh, weights_odd, centre + offset, neighbour + offset
+                    msg_odd,
+                    x_odd,
+                    sh,
+                    weights_odd,
+                    centre + k * num_receivers,
+                    neighbour + k * num_nodes,
                 )
         agg_even = to_irreps_layout(msg_even, self.dims_even_msg) * self.norm
         agg_odd = to_irreps_layout(msg_odd, self.dims_odd_msg) * self.norm
         if odd.dim() == 3:
-            agg_odd = agg_odd.reshape(copies, num_nodes, -1)
+            agg_odd = agg_odd.reshape(copies, num_receivers, -1)
+            odd = odd[:, :num_receivers]
+        else:
+            odd = odd[:num_receivers]
+        even = even[:num_receivers]
 
         pre_even = self.linear_even_out(agg_even)
         coupling = self.couple_odd_odd(odd, agg_odd)
@@ -218,7 +234,7 @@ class SpinInteraction(torch.nn.Module):
         )
         even_scalars = self.even_message_scalars(agg_even)
         if odd.dim() == 3:
-            even_scalars = even_scalars.expand(copies, num_nodes, even_scalars.shape[-1])
+            even_scalars = even_scalars.expand(copies, num_receivers, even_scalars.shape[-1])
         pre_odd = self.linear_odd_out(agg_odd) + self.couple_odd_even(odd, even_scalars)
         new_even, new_odd = self.gate(pre_even, pre_odd)
         return new_even + self.self_even(even), new_odd + self.self_odd(odd)
