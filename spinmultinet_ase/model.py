@@ -7,6 +7,9 @@ negative under compression) and magnetic forces ``-∂E/∂m`` come from one bac
 the strain ``ε`` applied symmetrically to positions and cell. An optional ``energy_mask``
 restricts the sum ``E`` (and so every derivative) to some atoms, while ``energies`` stays per
 atom for all: a domain-decomposed caller (LAMMPS) counts its own atoms and not its ghosts.
+In eval mode, graphs of ``low_memory_edges`` edges or more get the same results by
+recomputation, keeping per-edge tensors of one edge chunk at a time instead of all of them
+(``SpinMultiNet._recomputed``, ``docs/performance.md``); training keeps the autograd graph.
 """
 
 from __future__ import annotations
@@ -315,7 +318,8 @@ class SpinMultiNet(torch.nn.Module):
         even = even.detach().requires_grad_(True)
         energies = self._atom_energies(even, species)
         energy = self._total_energy(energies, data)
-        grad_even = vector_jacobian([energy.sum()], [even], [torch.ones_like(energy.sum())])[0]
+        total = energy.sum()
+        grad_even = vector_jacobian([total], [even], [torch.ones_like(total)])[0]
         grad_odd = torch.zeros_like(odd)
         grad_sh, grad_radial = torch.zeros_like(edge_sh), torch.zeros_like(edge_radial)
         for index in range(len(stored) - 1, -1, -1):

@@ -101,6 +101,9 @@ class SpinInteraction(torch.nn.Module):
 
     Edges are processed in chunks of ``edge_chunk`` (radial MLP, edge matrices and messages
     together), which changes no result and keeps the time per atom flat with system size.
+    ``forward`` is :meth:`update` of :meth:`messages`, and :meth:`messages` sums
+    :meth:`chunk_messages` of :meth:`node_inputs`; :meth:`recomputed_gradients` runs the
+    backward pass through the same parts, one edge chunk at a time.
     """
 
     def __init__(
