@@ -30,8 +30,8 @@ from spinmultinet_ase.nn.radial import RadialEmbedding
 from spinmultinet_ase.spin import SpinMode
 
 # Edge count from which an inference call recomputes per-edge tensors in its backward pass
-# instead of keeping them (docs/performance.md).
-LOW_MEMORY_EDGES = 0
+# instead of keeping them: slower per call, a fraction of the memory (docs/performance.md).
+LOW_MEMORY_EDGES = 2**16
 
 
 @dataclass(frozen=True)
