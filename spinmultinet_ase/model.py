@@ -10,6 +10,9 @@ atom for all: a domain-decomposed caller (LAMMPS) counts its own atoms and not i
 The stages of ``forward`` (``edge_features``, ``embed``, ``interaction`` per layer,
 ``readout``) are exported methods too, for a caller that runs the layers one by one and
 exchanges features between them (LAMMPS with several ranks, ``docs/lammps.md``).
+In eval mode, graphs of ``low_memory_edges`` edges or more get the same results by
+recomputation, keeping per-edge tensors of one edge chunk at a time instead of all of them
+(``SpinMultiNet._recomputed``, ``docs/performance.md``); training keeps the autograd graph.
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ from e3nn.util.jit import compile_mode
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.nn.embedding import SpinEmbedding
-from spinmultinet_ase.nn.interaction import SpinInteraction
+from spinmultinet_ase.nn.interaction import EDGE_CHUNK, SpinInteraction, vector_jacobian
 from spinmultinet_ase.nn.radial import RadialEmbedding
 from spinmultinet_ase.spin import SpinMode
+
+# Edge count from which an inference call recomputes per-edge tensors in its backward pass
+# instead of keeping them: slower per call, a fraction of the memory (docs/performance.md).
+LOW_MEMORY_EDGES = 2**16
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,9 @@ class SpinMultiNet(torch.nn.Module):
         self.register_buffer("energy_shift", torch.zeros(num_species))
         self.register_buffer("energy_scale", torch.ones(()))
         self.register_buffer("moment_scale", torch.ones(()))
+        # in eval mode, graphs with at least this many edges take the low-memory path
+        self.low_memory_edges = LOW_MEMORY_EDGES
+        self.edge_chunk = EDGE_CHUNK  # edges per chunk of that path's edge-feature backward
 
     def forward(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         positions = data[keys.POSITIONS]
@@ -213,31 +223,31 @@ class SpinMultiNet(torch.nn.Module):
         centre = edge_index[0]
         shifts = data[keys.EDGE_CELL_SHIFT]
         offsets = torch.bmm(shifts.unsqueeze(1), strained_cell[batch[centre]]).squeeze(1)
-        edge_sh, edge_radial = self.edge_features(strained_positions, edge_index, offsets)
-
-        even, odd = self.embed(species, moments)
-        num_nodes = even.shape[0]
-        for layer in self.layers:
-            even, odd = layer(even, odd, edge_sh, edge_radial, edge_index, num_nodes)
-
-        energies, predicted = self.readout(even, odd, species)
-        counted = energies
-        if keys.ENERGY_MASK in data:
-            counted = torch.where(data[keys.ENERGY_MASK], energies, torch.zeros_like(energies))
-        energy = torch.zeros(num_graphs, dtype=energies.dtype, device=energies.device)
-        energy = energy.index_add(0, batch, counted)
+        if self.training or edge_index.shape[1] < self.low_memory_edges:
+            edge_sh, edge_radial = self.edge_features(strained_positions, edge_index, offsets)
+            even, odd = self.embed(species, moments)
+            num_nodes = even.shape[0]
+            for layer in self.layers:
+                even, odd = layer(even, odd, edge_sh, edge_radial, edge_index, num_nodes)
+            energies, predicted = self.readout(even, odd, species)
+            energy = self._total_energy(energies, data)
+            grads = torch.autograd.grad(
+                [energy.sum()],
+                [positions, strain, moments],
+                create_graph=self.training,
+                allow_unused=True,
+            )
+        else:
+            vectors = strained_positions[edge_index[1]] - strained_positions[centre] + offsets
+            energies, energy, odd, predicted, grads = self._recomputed(
+                data, vectors, positions, strain, moments
+            )
         latents = odd[..., self.latent_start : self.latent_stop]
         if self.spin_copies == 3:  # (3, N, ...) copies -> spin component last
             latents = latents.permute(1, 2, 0)
         elif self.vector:
             latents = latents.reshape(latents.shape[0], -1, 3)
 
-        grads = torch.autograd.grad(
-            [energy.sum()],
-            [positions, strain, moments],
-            create_graph=self.training,
-            allow_unused=True,
-        )
         forces = grads[0]
         virial = grads[1]
         magnetic = grads[2]
@@ -274,10 +284,7 @@ class SpinMultiNet(torch.nn.Module):
             offsets: (E, 3) Cartesian lattice vector added to each edge (zeros for ghosts,
                 which are images themselves).
         """
-        vectors = positions[edge_index[1]] - positions[edge_index[0]]
-        vectors = vectors + offsets
-        lengths = torch.linalg.norm(vectors, dim=-1)
-        return self.spherical_harmonics(vectors), self.radial(lengths)
+        return self._edge_features(positions[edge_index[1]] - positions[edge_index[0]] + offsets)
 
     @torch.jit.export
     def embed(
@@ -318,6 +325,99 @@ class SpinMultiNet(torch.nn.Module):
         elif not self.vector:
             predicted = predicted.squeeze(-1)
         return energies, predicted
+
+    def _edge_features(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spherical harmonics (E, d_sh) and radial features (E, n) of edge vectors (E, 3)."""
+        return self.spherical_harmonics(vectors), self.radial(torch.linalg.norm(vectors, dim=-1))
+
+    def _total_energy(self, energies: torch.Tensor, data: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Energy per graph: the sum of the counted (``energy_mask``) atoms' energies."""
+        counted = energies
+        if keys.ENERGY_MASK in data:
+            counted = torch.where(data[keys.ENERGY_MASK], energies, torch.zeros_like(energies))
+        energy = torch.zeros(data[keys.CELL].shape[0], dtype=energies.dtype, device=energies.device)
+        return energy.index_add(0, data[keys.BATCH], counted)
+
+    def _recomputed(
+        self,
+        data: dict[str, torch.Tensor],
+        vectors: torch.Tensor,
+        positions: torch.Tensor,
+        strain: torch.Tensor,
+        moments: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
+        """``forward``'s energies (N,), energy per graph, last odd features, predicted moments
+        and gradients with respect to (positions, strain, moments), by recomputation
+        (inference only).
+
+        The layers run without autograd, keeping only each layer's input features and message
+        sums; the backward pass then goes layer by layer from the last, recomputing each
+        layer's node-wise parts and, edge chunk by edge chunk, its messages
+        (:meth:`SpinInteraction.recomputed_gradients`). Per-edge tensors of one chunk exist
+        at a time instead of those of every chunk of every layer. The edge vectors, with
+        their graph to positions and strain, and the embedding are the only autograd graphs
+        kept throughout.
+        """
+        species, edge_index = data[keys.SPECIES], data[keys.EDGE_INDEX]
+        with torch.no_grad():
+            edge_sh, edge_radial = self._edge_features(vectors)
+        even_in, odd_in = self.embed(species, moments)
+        stored: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        even, odd = even_in, odd_in
+        with torch.no_grad():
+            for layer in self.layers:
+                msg_even, msg_odd = layer.messages(
+                    even, odd, edge_sh, edge_radial, edge_index, even.shape[0]
+                )
+                stored.append((even, odd, msg_even, msg_odd))
+                even, odd = layer.update(even, odd, msg_even, msg_odd)
+        even = even.detach().requires_grad_(True)
+        energies, predicted = self.readout(even, odd, species)
+        energy = self._total_energy(energies, data)
+        total = energy.sum()
+        grad_even = vector_jacobian([total], [even], [torch.ones_like(total)])[0]
+        grad_odd = torch.zeros_like(odd)
+        grad_sh, grad_radial = torch.zeros_like(edge_sh), torch.zeros_like(edge_radial)
+        for index in range(len(stored) - 1, -1, -1):
+            layer_even, layer_odd, msg_even, msg_odd = stored[index]
+            for k, block in enumerate(self.layers):  # TorchScript: no reversed ModuleList
+                if k == index:
+                    grad_even, grad_odd = block.recomputed_gradients(
+                        layer_even,
+                        layer_odd,
+                        msg_even,
+                        msg_odd,
+                        grad_even,
+                        grad_odd,
+                        edge_sh,
+                        edge_radial,
+                        edge_index,
+                        grad_sh,
+                        grad_radial,
+                    )
+        grad_vectors = torch.zeros_like(vectors)
+        chunk = self.edge_chunk
+        for chunk_vectors, sh_grad, radial_grad, vectors_grad in zip(
+            vectors.detach().split(chunk),
+            grad_sh.split(chunk),
+            grad_radial.split(chunk),
+            grad_vectors.split(chunk),
+            strict=True,
+        ):
+            chunk_vectors = chunk_vectors.detach().requires_grad_(True)
+            chunk_sh, chunk_radial = self._edge_features(chunk_vectors)
+            chunk_grads = vector_jacobian(
+                [chunk_sh, chunk_radial], [chunk_vectors], [sh_grad, radial_grad]
+            )
+            vectors_grad.copy_(chunk_grads[0])
+        weights: list[torch.Tensor | None] = [grad_vectors, grad_even, grad_odd]
+        grads = torch.autograd.grad(
+            [vectors, even_in, odd_in],
+            [positions, strain, moments],
+            grad_outputs=weights,
+            allow_unused=True,
+        )
+        return energies.detach(), energy.detach(), odd, predicted, grads
 
 
 def model_from_state(config: dict[str, Any], weights: dict[str, torch.Tensor]) -> SpinMultiNet:

@@ -140,20 +140,27 @@ class EdgeConvolution(torch.nn.Module):
         neighbour: torch.Tensor,
     ) -> torch.Tensor:
         """Adds the messages of the given edges onto their centres in ``total`` (in place)."""
-        return total.index_add_(0, centre, self._messages(x, edge_sh, weights, neighbour))
+        neighbours = torch.index_select(x, 0, neighbour)
+        messages = self.messages(neighbours, self.edge_matrices(edge_sh, weights))
+        return total.index_add_(0, centre, messages)
 
-    def _messages(
-        self, x: torch.Tensor, edge_sh: torch.Tensor, weights: torch.Tensor, neighbour: torch.Tensor
-    ) -> torch.Tensor:
-        """Messages ``(E, channels, d_out)`` of a set of edges."""
+    def edge_matrices(self, edge_sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The matrices ``B_{e,g}`` (E, groups, d_in, d_out) of a set of edges."""
         num_edges = edge_sh.shape[0]
         g = self.num_groups
         weighted_sh = weights.reshape(num_edges, g, self.num_paths, 1) * edge_sh.reshape(
             num_edges, 1, 1, self.dim_sh
         )
-        matrices = torch.matmul(
+        return torch.matmul(
             weighted_sh.reshape(num_edges * g, self.num_paths * self.dim_sh), self.coupling
         ).reshape(num_edges, g, self.dim_in, self.dim_out)
-        neighbours = torch.index_select(x, 0, neighbour)
-        neighbours = neighbours.reshape(num_edges, g, self.channels // g, self.dim_in)
-        return torch.matmul(neighbours, matrices).reshape(num_edges, self.channels, self.dim_out)
+
+    def messages(self, neighbours: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
+        """Messages ``(..., E, channels, d_out)`` from the neighbours' features
+        ``(..., E, channels, d_in)`` (any leading dimensions, e.g. spin copies) and the
+        edges' :meth:`edge_matrices`."""
+        shape = list(neighbours.shape)
+        grouped = neighbours.reshape(
+            shape[:-2] + [self.num_groups, self.channels // self.num_groups, self.dim_in]
+        )
+        return torch.matmul(grouped, matrices).reshape(shape[:-1] + [self.dim_out])

@@ -101,10 +101,13 @@ class SpinInteraction(torch.nn.Module):
 
     Edges are processed in chunks of ``edge_chunk`` (radial MLP, edge matrices and messages
     together), which changes no result and keeps the time per atom flat with system size.
-
     The layer updates the first ``num_receivers`` nodes only; every edge's centre must be one
     of them, the neighbours may be any node. A domain-decomposed caller (LAMMPS) puts its own
     atoms first and its ghosts after them, and gets new features for its own atoms only.
+
+    ``forward`` is :meth:`update` of :meth:`messages`, and :meth:`messages` sums
+    :meth:`chunk_messages` of :meth:`node_inputs`; :meth:`recomputed_gradients` runs the
+    backward pass through the same parts, one edge chunk at a time.
     """
 
     def __init__(
@@ -182,14 +185,59 @@ class SpinInteraction(torch.nn.Module):
         num_receivers: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """New (even, odd) features of nodes ``0 .. num_receivers - 1`` from the features of
-        all nodes: (N, D_even) and (N, D_odd), (K, N, D_odd) for K spin copies."""
+        all nodes, (N, D_even) and (N, D_odd) or (K, N, D_odd) for K spin copies, and the
+        edges' harmonics (E, d_sh) and radial features (E, n)."""
+        msg_even, msg_odd = self.messages(
+            even, odd, edge_sh, edge_radial, edge_index, num_receivers
+        )
+        return self.update(even, odd, msg_even, msg_odd)
+
+    def node_inputs(
+        self, even: torch.Tensor, odd: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The features the convolutions read, channel-major: even (N, C, d), odd (K·N, C, d)
+        with copy ``k`` in rows ``k·N ... (k+1)·N - 1``."""
         x_even = to_channel_major(
             self.linear_even_in(even), self.conv_even.channels, self.dims_even_in
         )
-        num_nodes = even.shape[0]
-        copies = odd.shape[0] if odd.dim() == 3 else 1
-        x_odd = self.linear_odd_in(odd).reshape(copies * num_nodes, -1)
-        x_odd = to_channel_major(x_odd, self.conv_odd.channels, self.dims_odd_in)
+        x_odd = self.linear_odd_in(odd).reshape(_copies(odd) * even.shape[0], -1)
+        return x_even, to_channel_major(x_odd, self.conv_odd.channels, self.dims_odd_in)
+
+    def chunk_messages(
+        self,
+        neighbours_even: torch.Tensor,
+        neighbours_odd: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Messages of a chunk of E edges from their neighbours' :meth:`node_inputs`, even
+        (E, C, d) and odd (K·E, C, d) (copy ``k`` in rows ``k·E ...``): (E, C, d_out) and
+        (K·E, C, d_out), one radial MLP evaluation and one set of edge matrices for all."""
+        weights = self.radial(edge_radial)
+        num_edges = edge_sh.shape[0]
+        matrices_even = self.conv_even.edge_matrices(edge_sh, weights[:, : self.num_weights_even])
+        matrices_odd = self.conv_odd.edge_matrices(edge_sh, weights[:, self.num_weights_even :])
+        if neighbours_odd.shape[0] != num_edges:  # spin copies: (K, E, C, d) shares matrices
+            neighbours_odd = neighbours_odd.reshape(
+                [-1, num_edges] + list(neighbours_odd.shape[1:])
+            )
+        msg_odd = self.conv_odd.messages(neighbours_odd, matrices_odd)
+        msg_even = self.conv_even.messages(neighbours_even, matrices_even)
+        return msg_even, msg_odd.reshape([-1] + list(msg_odd.shape[-2:]))
+
+    def messages(
+        self,
+        even: torch.Tensor,
+        odd: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        edge_index: torch.Tensor,
+        num_receivers: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sums of the messages onto each of the first ``num_receivers`` nodes R, even
+        (R, C, d_out) and odd (K·R, C, d_out), edge chunk by edge chunk."""
+        x_even, x_odd = self.node_inputs(even, odd)
+        copies, num_nodes = _copies(odd), even.shape[0]
         msg_even = self.conv_even.zeros(num_receivers, x_even)
         msg_odd = self.conv_odd.zeros(copies * num_receivers, x_odd)
         # split, not sliced: the backward of a slice builds a zero tensor of all edges per chunk
@@ -201,20 +249,21 @@ class SpinInteraction(torch.nn.Module):
             edge_index[1].split(chunk),
             strict=True,
         ):
-            weights = self.radial(radial)
-            weights_even = weights[:, : self.num_weights_even]
-            weights_odd = weights[:, self.num_weights_even :]
-            msg_even = self.conv_even(msg_even, x_even, sh, weights_even, centre, neighbour)
-            msg_odd = self.conv_odd(msg_odd, x_odd, sh, weights_odd, centre, neighbour)
-            for k in range(1, copies):  # copy k: rows k·N ... of x, k·num_receivers ... of msg
-                msg_odd = self.conv_odd(
-                    msg_odd,
-                    x_odd,
-                    sh,
-                    weights_odd,
-                    centre + k * num_receivers,
-                    neighbour + k * num_nodes,
-                )
+            neighbours_odd = x_odd.index_select(0, _copy_rows(neighbour, copies, num_nodes))
+            chunk_even, chunk_odd = self.chunk_messages(
+                x_even.index_select(0, neighbour), neighbours_odd, sh, radial
+            )
+            msg_even = msg_even.index_add_(0, centre, chunk_even)
+            msg_odd = msg_odd.index_add_(0, _copy_rows(centre, copies, num_receivers), chunk_odd)
+        return msg_even, msg_odd
+
+    def update(
+        self, even: torch.Tensor, odd: torch.Tensor, msg_even: torch.Tensor, msg_odd: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """New (even, odd) features of the nodes the :meth:`messages` sums were made for (the
+        first R) from the old features and those sums."""
+        num_receivers = msg_even.shape[0]
+        copies = _copies(odd)
         agg_even = to_irreps_layout(msg_even, self.dims_even_msg) * self.norm
         agg_odd = to_irreps_layout(msg_odd, self.dims_odd_msg) * self.norm
         if odd.dim() == 3:
@@ -238,3 +287,96 @@ class SpinInteraction(torch.nn.Module):
         pre_odd = self.linear_odd_out(agg_odd) + self.couple_odd_even(odd, even_scalars)
         new_even, new_odd = self.gate(pre_even, pre_odd)
         return new_even + self.self_even(even), new_odd + self.self_odd(odd)
+
+    def recomputed_gradients(
+        self,
+        even: torch.Tensor,
+        odd: torch.Tensor,
+        msg_even: torch.Tensor,
+        msg_odd: torch.Tensor,
+        grad_even: torch.Tensor,
+        grad_odd: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        edge_index: torch.Tensor,
+        grad_sh: torch.Tensor,
+        grad_radial: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backward pass of this layer that keeps no per-edge tensor beyond one chunk's.
+
+        Given the gradients ``grad_even``, ``grad_odd`` of a scalar ``L`` with respect to the
+        layer's outputs for inputs ``even``, ``odd`` (whose :meth:`messages` sums are
+        ``msg_even``, ``msg_odd``), returns ``L``'s gradients with respect to ``even`` and
+        ``odd``, and adds those with respect to ``edge_sh`` and ``edge_radial`` into
+        ``grad_sh`` and ``grad_radial`` (in place). The node-wise parts are recomputed with
+        autograd once; the messages edge chunk by edge chunk, each chunk's graph freed before
+        the next is built.
+        """
+        even = even.detach().requires_grad_(True)
+        odd = odd.detach().requires_grad_(True)
+        msg_even = msg_even.detach().requires_grad_(True)
+        msg_odd = msg_odd.detach().requires_grad_(True)
+        new_even, new_odd = self.update(even, odd, msg_even, msg_odd)
+        grads = vector_jacobian(
+            [new_even, new_odd], [even, odd, msg_even, msg_odd], [grad_even, grad_odd]
+        )
+        grad_msg_even, grad_msg_odd = grads[2], grads[3]
+        x_even, x_odd = self.node_inputs(even, odd)
+        grad_x_even, grad_x_odd = torch.zeros_like(x_even), torch.zeros_like(x_odd)
+        values_even, values_odd = x_even.detach(), x_odd.detach()
+        copies, num_nodes, num_receivers = _copies(odd), even.shape[0], msg_even.shape[0]
+        chunk = self.edge_chunk
+        for sh, radial, centre, neighbour, sh_grad, radial_grad in zip(
+            edge_sh.split(chunk),
+            edge_radial.split(chunk),
+            edge_index[0].split(chunk),
+            edge_index[1].split(chunk),
+            grad_sh.split(chunk),
+            grad_radial.split(chunk),
+            strict=True,
+        ):
+            neighbour_odd = _copy_rows(neighbour, copies, num_nodes)
+            centre_odd = _copy_rows(centre, copies, num_receivers)
+            neighbours_even = values_even.index_select(0, neighbour).requires_grad_(True)
+            neighbours_odd = values_odd.index_select(0, neighbour_odd).requires_grad_(True)
+            sh = sh.detach().requires_grad_(True)
+            radial = radial.detach().requires_grad_(True)
+            chunk_even, chunk_odd = self.chunk_messages(neighbours_even, neighbours_odd, sh, radial)
+            chunk_grads = vector_jacobian(
+                [chunk_even, chunk_odd],
+                [neighbours_even, neighbours_odd, sh, radial],
+                [grad_msg_even.index_select(0, centre), grad_msg_odd.index_select(0, centre_odd)],
+            )
+            grad_x_even.index_add_(0, neighbour, chunk_grads[0])
+            grad_x_odd.index_add_(0, neighbour_odd, chunk_grads[1])
+            sh_grad.add_(chunk_grads[2])
+            radial_grad.add_(chunk_grads[3])
+        input_grads = vector_jacobian([x_even, x_odd], [even, odd], [grad_x_even, grad_x_odd])
+        return grads[0] + input_grads[0], grads[1] + input_grads[1]
+
+
+def _copies(odd: torch.Tensor) -> int:
+    """Number of spin copies K of odd features (N, D) or (K, N, D)."""
+    return odd.shape[0] if odd.dim() == 3 else 1
+
+
+def _copy_rows(index: torch.Tensor, copies: int, num_nodes: int) -> torch.Tensor:
+    """Rows of node indices ``index`` in every copy of a (K·N, ...) tensor, copy by copy."""
+    if copies == 1:
+        return index
+    return torch.cat([index + k * num_nodes for k in range(copies)])
+
+
+def vector_jacobian(
+    outputs: list[torch.Tensor], inputs: list[torch.Tensor], grad_outputs: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    """``Σ_k grad_outputs[k] · ∂outputs[k]/∂inputs[i]`` for each input (zeros for an input
+    the outputs do not depend on); the graph of ``outputs`` is freed."""
+    weights: list[torch.Tensor | None] = []
+    for weight in grad_outputs:
+        weights.append(weight)
+    grads = torch.autograd.grad(outputs, inputs, grad_outputs=weights, allow_unused=True)
+    result: list[torch.Tensor] = []
+    for grad, tensor in zip(grads, inputs, strict=True):
+        result.append(grad if grad is not None else torch.zeros_like(tensor))
+    return result
