@@ -39,8 +39,18 @@ AOTI_SUFFIX = ".pt2"  # the suffix of AOTInductor packages; any other file is To
 # Inputs the model reads when present; files written before an input existed lack it here.
 OPTIONAL_INPUTS = (keys.ENERGY_MASK,)
 # The TorchScript methods besides ``forward`` that run the model's stages one by one
-# (:class:`SpinMultiNet`, LAMMPS's per-layer ghost exchange); files written before lack them.
-STAGE_METHODS = ("edge_features", "embed", "interaction", "readout")
+# (:class:`SpinMultiNet`, LAMMPS's per-layer ghost exchange) and walk back through them by
+# recomputation (the last four); files written before lack them.
+STAGE_METHODS = (
+    "edge_features",
+    "embed",
+    "interaction",
+    "readout",
+    "interaction_messages",
+    "interaction_update",
+    "interaction_gradients",
+    "edge_features_gradient",
+)
 UNITS = {
     "length": "Å",
     "energy": "eV",

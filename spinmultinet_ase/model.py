@@ -9,7 +9,9 @@ restricts the sum ``E`` (and so every derivative) to some atoms, while ``energie
 atom for all: a domain-decomposed caller (LAMMPS) counts its own atoms and not its ghosts.
 The stages of ``forward`` (``edge_features``, ``embed``, ``interaction`` per layer,
 ``readout``) are exported methods too, for a caller that runs the layers one by one and
-exchanges features between them (LAMMPS with several ranks, ``docs/lammps.md``).
+exchanges features between them (LAMMPS with several ranks, ``docs/lammps.md``), and so are
+the parts of the low-memory path below (``interaction_messages``, ``interaction_update``,
+``interaction_gradients``, ``edge_features_gradient``) for such a caller's backward pass.
 In eval mode, graphs of ``low_memory_edges`` edges or more get the same results by
 recomputation, keeping per-edge tensors of one edge chunk at a time instead of all of them
 (``SpinMultiNet._recomputed``, ``docs/performance.md``); training keeps the autograd graph.
@@ -312,6 +314,95 @@ class SpinMultiNet(torch.nn.Module):
         raise IndexError(f"layer {index} of a model with {len(self.layers)} layers")
 
     @torch.jit.export
+    def interaction_messages(
+        self,
+        index: int,
+        even: torch.Tensor,
+        odd: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        edge_index: torch.Tensor,
+        num_receivers: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Message sums of layer ``index`` onto nodes ``0 .. num_receivers - 1``: the first
+        half of :meth:`interaction` (:meth:`SpinInteraction.messages`)."""
+        for k, layer in enumerate(self.layers):
+            if k == index:
+                return layer.messages(even, odd, edge_sh, edge_radial, edge_index, num_receivers)
+        raise IndexError(f"layer {index} of a model with {len(self.layers)} layers")
+
+    @torch.jit.export
+    def interaction_update(
+        self,
+        index: int,
+        even: torch.Tensor,
+        odd: torch.Tensor,
+        msg_even: torch.Tensor,
+        msg_odd: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """New features of the receivers of layer ``index`` from the old features of all
+        nodes and :meth:`interaction_messages`: the second half of :meth:`interaction`."""
+        for k, layer in enumerate(self.layers):
+            if k == index:
+                return layer.update(even, odd, msg_even, msg_odd)
+        raise IndexError(f"layer {index} of a model with {len(self.layers)} layers")
+
+    @torch.jit.export
+    def interaction_gradients(
+        self,
+        index: int,
+        even: torch.Tensor,
+        odd: torch.Tensor,
+        msg_even: torch.Tensor,
+        msg_odd: torch.Tensor,
+        grad_even: torch.Tensor,
+        grad_odd: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        edge_index: torch.Tensor,
+        grad_sh: torch.Tensor,
+        grad_radial: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Backward pass of layer ``index`` by recomputation: gradients by its input features
+        (all nodes) from those by its outputs (the receivers), adding the gradients by the
+        edge features into ``grad_sh`` and ``grad_radial`` in place
+        (:meth:`SpinInteraction.recomputed_gradients`)."""
+        for k, layer in enumerate(self.layers):
+            if k == index:
+                return layer.recomputed_gradients(
+                    even,
+                    odd,
+                    msg_even,
+                    msg_odd,
+                    grad_even,
+                    grad_odd,
+                    edge_sh,
+                    edge_radial,
+                    edge_index,
+                    grad_sh,
+                    grad_radial,
+                )
+        raise IndexError(f"layer {index} of a model with {len(self.layers)} layers")
+
+    @torch.jit.export
+    def edge_features_gradient(
+        self,
+        positions: torch.Tensor,
+        edge_index: torch.Tensor,
+        offsets: torch.Tensor,
+        grad_sh: torch.Tensor,
+        grad_radial: torch.Tensor,
+    ) -> torch.Tensor:
+        """Gradient (N, 3) by ``positions`` of ``Σ grad_sh · edge_sh + grad_radial ·
+        edge_radial`` for :meth:`edge_features` of the same arguments, edge chunk by edge
+        chunk."""
+        centre, neighbour = edge_index[0], edge_index[1]
+        vectors = (positions[neighbour] - positions[centre] + offsets).detach()
+        grad_vectors = self._edge_vectors_gradient(vectors, grad_sh, grad_radial)
+        grad = torch.zeros_like(positions).index_add(0, neighbour, grad_vectors)
+        return grad.index_add(0, centre, -grad_vectors)
+
+    @torch.jit.export
     def readout(
         self, even: torch.Tensor, odd: torch.Tensor, species: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -329,6 +420,29 @@ class SpinMultiNet(torch.nn.Module):
     def _edge_features(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Spherical harmonics (E, d_sh) and radial features (E, n) of edge vectors (E, 3)."""
         return self.spherical_harmonics(vectors), self.radial(torch.linalg.norm(vectors, dim=-1))
+
+    def _edge_vectors_gradient(
+        self, vectors: torch.Tensor, grad_sh: torch.Tensor, grad_radial: torch.Tensor
+    ) -> torch.Tensor:
+        """Gradient (E, 3) by ``vectors`` of ``Σ grad_sh · sh + grad_radial · radial`` for
+        :meth:`_edge_features` of ``vectors`` (E, 3), recomputed ``edge_chunk`` edges at a
+        time."""
+        grad_vectors = torch.zeros_like(vectors)
+        chunk = self.edge_chunk
+        for chunk_vectors, sh_grad, radial_grad, vectors_grad in zip(
+            vectors.split(chunk),
+            grad_sh.split(chunk),
+            grad_radial.split(chunk),
+            grad_vectors.split(chunk),
+            strict=True,
+        ):
+            chunk_vectors = chunk_vectors.detach().requires_grad_(True)
+            chunk_sh, chunk_radial = self._edge_features(chunk_vectors)
+            chunk_grads = vector_jacobian(
+                [chunk_sh, chunk_radial], [chunk_vectors], [sh_grad, radial_grad]
+            )
+            vectors_grad.copy_(chunk_grads[0])
+        return grad_vectors
 
     def _total_energy(self, energies: torch.Tensor, data: dict[str, torch.Tensor]) -> torch.Tensor:
         """Energy per graph: the sum of the counted (``energy_mask``) atoms' energies."""
@@ -380,36 +494,21 @@ class SpinMultiNet(torch.nn.Module):
         grad_sh, grad_radial = torch.zeros_like(edge_sh), torch.zeros_like(edge_radial)
         for index in range(len(stored) - 1, -1, -1):
             layer_even, layer_odd, msg_even, msg_odd = stored[index]
-            for k, block in enumerate(self.layers):  # TorchScript: no reversed ModuleList
-                if k == index:
-                    grad_even, grad_odd = block.recomputed_gradients(
-                        layer_even,
-                        layer_odd,
-                        msg_even,
-                        msg_odd,
-                        grad_even,
-                        grad_odd,
-                        edge_sh,
-                        edge_radial,
-                        edge_index,
-                        grad_sh,
-                        grad_radial,
-                    )
-        grad_vectors = torch.zeros_like(vectors)
-        chunk = self.edge_chunk
-        for chunk_vectors, sh_grad, radial_grad, vectors_grad in zip(
-            vectors.detach().split(chunk),
-            grad_sh.split(chunk),
-            grad_radial.split(chunk),
-            grad_vectors.split(chunk),
-            strict=True,
-        ):
-            chunk_vectors = chunk_vectors.detach().requires_grad_(True)
-            chunk_sh, chunk_radial = self._edge_features(chunk_vectors)
-            chunk_grads = vector_jacobian(
-                [chunk_sh, chunk_radial], [chunk_vectors], [sh_grad, radial_grad]
+            grad_even, grad_odd = self.interaction_gradients(
+                index,
+                layer_even,
+                layer_odd,
+                msg_even,
+                msg_odd,
+                grad_even,
+                grad_odd,
+                edge_sh,
+                edge_radial,
+                edge_index,
+                grad_sh,
+                grad_radial,
             )
-            vectors_grad.copy_(chunk_grads[0])
+        grad_vectors = self._edge_vectors_gradient(vectors.detach(), grad_sh, grad_radial)
         weights: list[torch.Tensor | None] = [grad_vectors, grad_even, grad_odd]
         grads = torch.autograd.grad(
             [vectors, even_in, odd_in],
