@@ -11,7 +11,10 @@
 // differentiated layer by layer backwards, and the gradient on the ghost copies of layer k's
 // features is reverse-communicated to their owners and added to theirs before going through
 // layer k. Gradients by positions and moments of own atoms and ghosts are forces and magnetic
-// forces, which LAMMPS's reverse communication (newton on) adds to the owners.
+// forces, which LAMMPS's reverse communication (newton on) adds to the owners. From the
+// model's low_memory_edges edges on a rank (as the model's forward switches), and if the model
+// exports the parts, the layers run without autograd and the backward recomputes each layer
+// edge chunk by edge chunk (the model's low-memory path), with the same exchanges.
 //
 // A model exported before the stage methods runs whole on each rank: a model with L
 // message-passing layers and cutoff rc gives atom i an energy that depends on every atom
@@ -46,6 +49,7 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <initializer_list>
 #include <unordered_map>
 
 using namespace LAMMPS_NS;
@@ -197,13 +201,19 @@ void PairSpinMultiNet::load_model(const std::string &path)
     break;
   }
   model_path = path;
-  staged = false;
-  if (metadata.contains("stage_methods")) {
-    const auto methods = metadata["stage_methods"].get<std::vector<std::string>>();
-    staged = true;
-    for (const char *name : {"edge_features", "embed", "interaction", "readout"})
-      staged = staged && std::find(methods.begin(), methods.end(), name) != methods.end();
-  }
+  std::vector<std::string> methods;
+  if (metadata.contains("stage_methods"))
+    methods = metadata["stage_methods"].get<std::vector<std::string>>();
+  auto exports = [&methods](std::initializer_list<const char *> names) {
+    for (const char *name : names)
+      if (std::find(methods.begin(), methods.end(), name) == methods.end()) return false;
+    return true;
+  };
+  staged = exports({"edge_features", "embed", "interaction", "readout"});
+  recomputable = staged && exports({"interaction_messages", "interaction_update",
+                                    "interaction_gradients", "edge_features_gradient"});
+  // the model's own switch between its normal and low-memory paths (forward)
+  if (recomputable) low_memory_edges = model.attr("low_memory_edges").toInt();
   if (staged) probe_feature_widths();
   model_loaded = true;
   if (comm->me == 0)
@@ -572,50 +582,17 @@ void PairSpinMultiNet::compute_staged()
     else
       moment_data[i] = sp[i][3] * sp[i][2];
   }
-  torch::Tensor positions = torch::from_blob(&x[0][0], {nall, 3}, as_double)
-                                .to(dtype, false, true)
-                                .requires_grad_(true);
+  const torch::Tensor positions =
+      torch::from_blob(&x[0][0], {nall, 3}, as_double).to(dtype, false, true);
   moments = moments.to(dtype).requires_grad_(true);
-  const torch::Tensor own_species = species_index.slice(0, 0, nlocal);
-  const int64_t receivers = nlocal;
 
-  torch::Tensor energies, predicted, grad_positions, grad_moments;
+  StageResults found;
   try {
     torch::AutoGradMode grad_mode(true);
-    // Forward: each stage's inputs are leaves, so the backward walks the stages one by one.
-    const auto geometry_out = tensors(model.get_method("edge_features")(
-        {positions, edge_index, torch::zeros({nedges, 3}, positions.options())}));
-    const auto geometry = leaves(geometry_out);
-    const auto embedded = tensors(model.get_method("embed")({species_index, moments}));
-    std::vector<std::vector<torch::Tensor>> inputs{leaves(embedded)}, outputs;
-    for (int64_t k = 0; k < num_layers; k++) {
-      const auto &in = inputs.back();
-      outputs.push_back(tensors(model.get_method("interaction")(
-          {k, in[0], in[1], geometry[0], geometry[1], edge_index, receivers})));
-      if (k + 1 < num_layers) inputs.push_back(to_ghosts(outputs.back(), nall));
-    }
-    const auto last = leaves(outputs.back());
-    const auto readout = tensors(model.get_method("readout")({last[0], last[1], own_species}));
-    energies = readout[0];
-    predicted = readout[1];
-
-    // Backward: the gradient on layer k's output of own atoms is the local one plus what the
-    // other ranks' (and this rank's) ghost copies of those atoms received.
-    auto grad_own = gradients({energies.sum()}, last, {});
-    std::vector<torch::Tensor> grad_geometry{torch::zeros_like(geometry[0]),
-                                             torch::zeros_like(geometry[1])};
-    std::vector<torch::Tensor> grad_inputs;
-    for (int k = num_layers - 1; k >= 0; k--) {
-      const auto found = gradients(outputs[k], {inputs[k][0], inputs[k][1], geometry[0],
-                                                geometry[1]}, grad_own);
-      grad_geometry[0] += found[2];
-      grad_geometry[1] += found[3];
-      grad_inputs = {found[0], found[1]};
-      if (k > 0) grad_own = to_owners(grad_inputs, nall);
-    }
-    // The first layer's inputs are embedded on every node, ghosts too: no exchange.
-    grad_moments = gradients(embedded, {moments}, grad_inputs)[0];
-    grad_positions = gradients(geometry_out, {positions}, grad_geometry)[0];
+    if (recomputable && nedges >= low_memory_edges)
+      found = run_stages_recomputed(positions, moments, species_index, edge_index);
+    else
+      found = run_stages(positions.requires_grad_(true), moments, species_index, edge_index);
   } catch (const std::exception &err) {
     error->one(FLERR, "pair_style spinmultinet: the model failed on {} own atoms and {} "
                "ghosts: {}", nlocal, nall - nlocal, utils::split_lines(err.what())[0]);
@@ -623,13 +600,99 @@ void PairSpinMultiNet::compute_staged()
   auto as_result = [](const torch::Tensor &value) {
     return value.detach().to(torch::kFloat64).contiguous();
   };
-  const torch::Tensor forces = as_result(-grad_positions);
-  store_results(as_result(energies), forces, as_result(-grad_moments), as_result(predicted),
-                nall);
+  const torch::Tensor forces = as_result(-found.grad_positions);
+  store_results(as_result(found.energies), forces, as_result(-found.grad_moments),
+                as_result(found.predicted), nall);
   if (vflag_fdotr) virial_symmetric_fdotr(forces.data_ptr<double>(), nall);
 }
 
-// Features of all nodes (own atoms, then ghosts) as new leaves, from those of the own atoms:
+// The stages with autograd: each stage's inputs are leaves, every layer's graph is kept, and
+// the backward walks the stages one by one.
+PairSpinMultiNet::StageResults PairSpinMultiNet::run_stages(const torch::Tensor &positions,
+                                                            const torch::Tensor &moments,
+                                                            const torch::Tensor &species,
+                                                            const torch::Tensor &edge_index)
+{
+  const int64_t nall = positions.size(0), receivers = atom->nlocal;
+  const auto geometry_out = tensors(model.get_method("edge_features")(
+      {positions, edge_index, torch::zeros({edge_index.size(1), 3}, positions.options())}));
+  const auto geometry = leaves(geometry_out);
+  const auto embedded = tensors(model.get_method("embed")({species, moments}));
+  std::vector<std::vector<torch::Tensor>> inputs{leaves(embedded)}, outputs;
+  for (int64_t k = 0; k < num_layers; k++) {
+    const auto &in = inputs.back();
+    outputs.push_back(tensors(model.get_method("interaction")(
+        {k, in[0], in[1], geometry[0], geometry[1], edge_index, receivers})));
+    if (k + 1 < num_layers) inputs.push_back(leaves(to_ghosts(outputs.back(), nall)));
+  }
+  const auto last = leaves(outputs.back());
+  const auto readout =
+      tensors(model.get_method("readout")({last[0], last[1], species.slice(0, 0, receivers)}));
+
+  // The gradient on layer k's output of own atoms is the local one plus what the other
+  // ranks' (and this rank's) ghost copies of those atoms received.
+  auto grad_own = gradients({readout[0].sum()}, last, {});
+  std::vector<torch::Tensor> grad_geometry{torch::zeros_like(geometry[0]),
+                                           torch::zeros_like(geometry[1])};
+  std::vector<torch::Tensor> grad_inputs;
+  for (int k = num_layers - 1; k >= 0; k--) {
+    const auto found = gradients(outputs[k], {inputs[k][0], inputs[k][1], geometry[0],
+                                              geometry[1]}, grad_own);
+    grad_geometry[0] += found[2];
+    grad_geometry[1] += found[3];
+    grad_inputs = {found[0], found[1]};
+    if (k > 0) grad_own = to_owners(grad_inputs, nall);
+  }
+  // The first layer's inputs are embedded on every node, ghosts too: no exchange.
+  return {readout[0], readout[1], gradients(geometry_out, {positions}, grad_geometry)[0],
+          gradients(embedded, {moments}, grad_inputs)[0]};
+}
+
+// The same by recomputation (the model's low-memory path): the layers run without autograd,
+// keeping each layer's input features (own atoms and ghosts) and message sums (own atoms);
+// the backward recomputes each layer edge chunk by edge chunk (interaction_gradients), which
+// also sums the gradients by the edge features that edge_features_gradient turns into ones by
+// positions. Exchanges as in run_stages.
+PairSpinMultiNet::StageResults PairSpinMultiNet::run_stages_recomputed(
+    const torch::Tensor &positions, const torch::Tensor &moments, const torch::Tensor &species,
+    const torch::Tensor &edge_index)
+{
+  const int64_t nall = positions.size(0), receivers = atom->nlocal;
+  const auto offsets = torch::zeros({edge_index.size(1), 3}, positions.options());
+  const auto embedded = tensors(model.get_method("embed")({species, moments}));
+  std::vector<torch::Tensor> geometry, features{embedded[0].detach(), embedded[1].detach()};
+  std::vector<std::vector<torch::Tensor>> inputs, sums;
+  {
+    torch::NoGradGuard no_grad;
+    geometry = tensors(model.get_method("edge_features")({positions, edge_index, offsets}));
+    for (int64_t k = 0; k < num_layers; k++) {
+      if (k > 0) features = to_ghosts(features, nall);
+      inputs.push_back(features);
+      sums.push_back(tensors(model.get_method("interaction_messages")(
+          {k, features[0], features[1], geometry[0], geometry[1], edge_index, receivers})));
+      features = tensors(model.get_method("interaction_update")(
+          {k, features[0], features[1], sums.back()[0], sums.back()[1]}));
+    }
+  }
+  const auto last = leaves(features);
+  const auto readout =
+      tensors(model.get_method("readout")({last[0], last[1], species.slice(0, 0, receivers)}));
+
+  auto grad = gradients({readout[0].sum()}, last, {});
+  const torch::Tensor grad_sh = torch::zeros_like(geometry[0]);
+  const torch::Tensor grad_radial = torch::zeros_like(geometry[1]);
+  for (int64_t k = num_layers - 1; k >= 0; k--) {
+    grad = tensors(model.get_method("interaction_gradients")(
+        {k, inputs[k][0], inputs[k][1], sums[k][0], sums[k][1], grad[0], grad[1], geometry[0],
+         geometry[1], edge_index, grad_sh, grad_radial}));
+    if (k > 0) grad = to_owners(grad, nall);
+  }
+  const auto grad_positions = model.get_method("edge_features_gradient")(
+      {positions, edge_index, offsets, grad_sh, grad_radial}).toTensor();
+  return {readout[0], readout[1], grad_positions, gradients(embedded, {moments}, grad)[0]};
+}
+
+// Features of all nodes (own atoms, then ghosts) from those of the own atoms:
 // each ghost gets its owner's rows by LAMMPS's forward communication.
 std::vector<torch::Tensor> PairSpinMultiNet::to_ghosts(const std::vector<torch::Tensor> &own,
                                                        int nall)
@@ -644,8 +707,8 @@ std::vector<torch::Tensor> PairSpinMultiNet::to_ghosts(const std::vector<torch::
   all.slice(0, 0, nlocal).copy_(torch::cat({rows0, rows1}, 1));
   comm->forward_comm(this, exchange_width);
   const torch::Tensor full = all.to(own[0].scalar_type());
-  return {like_features(full.slice(1, 0, width0), own[0]).requires_grad_(true),
-          like_features(full.slice(1, width0), own[1]).requires_grad_(true)};
+  return {like_features(full.slice(1, 0, width0), own[0]),
+          like_features(full.slice(1, width0), own[1])};
 }
 
 // Gradients by the features of all nodes -> those of the own atoms, each with the gradients

@@ -43,6 +43,16 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   void allocate();
   void compute_whole();
   void compute_staged();
+  // Energies and predicted moments of the own atoms, gradients by positions and moments of
+  // own atoms and ghosts.
+  struct StageResults {
+    torch::Tensor energies, predicted, grad_positions, grad_moments;
+  };
+  StageResults run_stages(const torch::Tensor &positions, const torch::Tensor &moments,
+                          const torch::Tensor &species, const torch::Tensor &edge_index);
+  StageResults run_stages_recomputed(const torch::Tensor &positions,
+                                     const torch::Tensor &moments, const torch::Tensor &species,
+                                     const torch::Tensor &edge_index);
   void probe_feature_widths();
   std::vector<torch::Tensor> to_ghosts(const std::vector<torch::Tensor> &own, int nall);
   std::vector<torch::Tensor> to_owners(const std::vector<torch::Tensor> &grads, int nall);
@@ -61,6 +71,8 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   bool noncollinear = false;    // spin mode of the model
   bool periodic_images = false;    // one rank: own atoms and lattice shifts, no ghost nodes
   bool staged = false;    // the model exports its stages: per-layer ghost exchange
+  bool recomputable = false;    // ... and the parts of its low-memory backward pass
+  int64_t low_memory_edges = 0;    // edges of a rank from which on the stages recompute
   std::vector<int> feature_widths;    // doubles per atom of each layer's output features
   std::vector<double> exchange;    // (own atoms + ghosts) x exchange_width, row-major
   int exchange_width = 0;

@@ -21,6 +21,7 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import METADATA_FILE, export_model
 from spinmultinet_ase.lammps import build_plugin, find_lammps, lammps_frame, write_spin_data
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.model import LOW_MEMORY_EDGES
 from spinmultinet_ase.spin import SpinMode
 from spinmultinet_ase.testing.models import random_model
 
@@ -128,14 +129,24 @@ def plugin() -> str:
     return str(build_plugin(LAMMPS))
 
 
-def build_case(folder, name: str, make, spin_mode: str, symbols: tuple[str, ...]) -> dict:
-    """Model file, data file and the ASE calculator's results for one case."""
+def build_case(
+    folder,
+    name: str,
+    make,
+    spin_mode: str,
+    symbols: tuple[str, ...],
+    low_memory_edges: int = 0,
+) -> dict:
+    """Model file, data file and the ASE calculator's results for one case. The model takes
+    its low-memory path from ``low_memory_edges`` edges on (default: always, in ASE and in
+    each rank's stages)."""
     atoms = make()
     # full_moment above every guess, so the energy depends on moment sizes and the
     # magnetic forces are not zero; a short cutoff keeps the ghost shell (2 x 3.5 Å) small.
     model = random_model(
         seed=4, species=("O", "Mn", "Ni"), spin_mode=spin_mode, full_moment=6.0, cutoff=3.5
     )
+    model.low_memory_edges = low_memory_edges
     model_path = folder / f"{name}.pt"
     export_model(model, model_path)
     data_path = folder / f"{name}.data"
@@ -257,6 +268,14 @@ def test_lammps_equals_ase_with_spin_orbit(plugin, tmp_path):
     name = "MnO-random-noncollinear-soc"
     case = build_case(tmp_path, name, mno_random_noncollinear, "noncollinear_soc", ("Mn", "O"))
     assert_lammps_equals_ase({name: case}, 1, plugin, tmp_path)
+
+
+def test_lammps_equals_ase_with_autograd_stages(plugin, tmp_path):
+    """Below the model's low_memory_edges the stages keep their autograd graphs instead of
+    recomputing, and give the same results."""
+    names = ["NiO-AFM-II-triclinic", "MnO-random-noncollinear"]
+    cases = {name: build_case(tmp_path, name, *CASES[name], LOW_MEMORY_EDGES) for name in names}
+    assert_lammps_equals_ase(cases, 2, plugin, tmp_path)
 
 
 def test_lammps_equals_ase_without_stage_methods(plugin, cases, tmp_path):
