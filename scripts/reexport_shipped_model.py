@@ -2,8 +2,10 @@
 
 The network is rebuilt from the config and weights inside ``models/<default>/model.pt`` (see
 :func:`spinmultinet_ase.export.reexport_model`). The shipped file is replaced only if the new
-one gives bit-identical outputs on every yardstick cell of ``data/structures.extxyz``;
-otherwise it is left as it is and the script exits with status 1.
+one gives the same outputs on every yardstick cell of ``data/structures.extxyz``, to round-off:
+within :data:`ROUND_OFF_ULPS` units in the last place of the output's largest magnitude (at
+least 1), which code that adds the same terms in another order can change; otherwise it is left
+as it is and the script exits with status 1.
 
 Usage: ``python scripts/reexport_shipped_model.py``
 """
@@ -25,19 +27,30 @@ from spinmultinet_ase.testing.symmetry import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / DEFAULT_MODEL / "model.pt"
+ROUND_OFF_ULPS = 8
+
+
+def same_to_round_off(expected: np.ndarray, actual: np.ndarray, eps: float) -> bool:
+    """Whether ``actual`` equals ``expected`` to :data:`ROUND_OFF_ULPS` units of ``eps``."""
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    return bool(np.all(np.abs(actual - expected) <= ROUND_OFF_ULPS * eps * scale))
 
 
 def differing_outputs(old: Path, new: Path) -> list[str]:
-    """The outputs (cell index, name) in which ``new`` is not bit-identical to ``old``."""
+    """The outputs (cell index, name) in which ``new`` differs from ``old`` beyond round-off."""
     cells = [
         a for a in read(ROOT / "data" / "structures.extxyz", index=":") if a.info.get("yardstick")
     ]
     before, after = SpinMultiNetCalculator(old), SpinMultiNetCalculator(new)
+    eps = torch.finfo(getattr(torch, before.model.metadata["dtype"])).eps
     differing = []
     for index, atoms in enumerate(cells):
         expected, actual = evaluate(before, atoms), evaluate(after, atoms)
         differing += [
-            f"cell {index} {k}" for k in expected if not np.array_equal(expected[k], actual[k])
+            f"cell {index} {k}"
+            for k in expected
+            if not same_to_round_off(expected[k], actual[k], eps)
         ]
     return differing
 
@@ -50,7 +63,7 @@ def main() -> int:
         if differing:
             print(f"not replaced: the re-export differs in {differing}", file=sys.stderr)
             raise SystemExit(1)
-    print(f"re-exported {SHIPPED} (outputs bit-identical on the yardstick cells)")
+    print(f"re-exported {SHIPPED} (outputs the same to round-off on the yardstick cells)")
     return 0
 
 

@@ -116,10 +116,11 @@ def test_shipped_model_takes_the_energy_mask_lammps_needs():
     assert keys.ENERGY_MASK in metadata.get("optional_inputs", [])
 
 
-def test_reexport_keeps_every_output_bit_for_bit(yardstick_cells, tmp_path):
+def test_reexport_keeps_every_output_to_round_off(yardstick_cells, tmp_path):
     """Re-exporting the shipped file from its own config and weights (as
-    ``scripts/reexport_shipped_model.py`` does) changes no output on the yardstick cells by a
-    single bit, and keeps its training metadata."""
+    ``scripts/reexport_shipped_model.py`` does) changes no output on the yardstick cells beyond
+    a few units in the last place of its dtype (code changes may add terms in another order),
+    and keeps its training metadata."""
     shipped, again = MODEL_DIR / "model.pt", tmp_path / "again.pt"
     reexport_model(shipped, again)
     before, after = load_model(shipped), load_model(again)
@@ -134,7 +135,9 @@ def test_reexport_keeps_every_output_bit_for_bit(yardstick_cells, tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert set(actual) == set(expected)
+    eps = torch.finfo(DTYPES[before.metadata["dtype"]]).eps
     for key, value in expected.items():
-        assert torch.equal(value, actual[key]), key
+        scale = max(1.0, value.abs().max().item()) if value.numel() else 1.0
+        torch.testing.assert_close(actual[key], value, rtol=0, atol=8 * eps * scale, msg=key)
     for key in ("training", "model_config", "dtype", "species", "cutoff"):
         assert after.metadata[key] == before.metadata[key], key
