@@ -76,8 +76,10 @@ def test_matches_e3nn_tensor_product(
     weights = torch.randn(num_edges, conv.num_groups, len(paths), dtype=dtype)
 
     x_channel_major = to_channel_major(x, channels, dims_in)
-    total = conv.zeros(num_nodes, x_channel_major)
-    fast = conv(total, x_channel_major, edge_sh, weights, centre, neighbour)
+    messages_fast = conv.messages(
+        x_channel_major.index_select(0, neighbour), conv.edge_matrices(edge_sh, weights)
+    )
+    fast = conv.zeros(num_nodes, x_channel_major).index_add_(0, centre, messages_fast)
     # e3nn weights: per path, one per channel, the group's weight repeated over its channels
     group_of_channel = torch.arange(channels) // group_size
     per_channel = weights[:, group_of_channel, :].transpose(1, 2).reshape(num_edges, -1)

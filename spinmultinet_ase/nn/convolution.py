@@ -130,20 +130,6 @@ class EdgeConvolution(torch.nn.Module):
         """An empty message sum ``(num_nodes, channels, d_out)`` in the dtype of ``x``."""
         return torch.zeros(num_nodes, self.channels, self.dim_out, dtype=x.dtype, device=x.device)
 
-    def forward(
-        self,
-        total: torch.Tensor,
-        x: torch.Tensor,
-        edge_sh: torch.Tensor,
-        weights: torch.Tensor,
-        centre: torch.Tensor,
-        neighbour: torch.Tensor,
-    ) -> torch.Tensor:
-        """Adds the messages of the given edges onto their centres in ``total`` (in place)."""
-        neighbours = torch.index_select(x, 0, neighbour)
-        messages = self.messages(neighbours, self.edge_matrices(edge_sh, weights))
-        return total.index_add_(0, centre, messages)
-
     def edge_matrices(self, edge_sh: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """The matrices ``B_{e,g}`` (E, groups, d_in, d_out) of a set of edges."""
         num_edges = edge_sh.shape[0]
