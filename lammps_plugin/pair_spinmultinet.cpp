@@ -368,14 +368,33 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
     compute_whole();
 }
 
+// The model's species index (long) and input moments (float64, μB) of LAMMPS atoms
+// 0..nnodes-1: collinear models take sp·s_z, non-collinear ones the vector sp·s.
+std::pair<torch::Tensor, torch::Tensor> PairSpinMultiNet::species_and_moments(int nnodes) const
+{
+  const int *type = atom->type;
+  double **sp = atom->sp;
+  torch::Tensor species_index = torch::empty({nnodes}, torch::dtype(torch::kLong));
+  torch::Tensor moments = noncollinear ? torch::empty({nnodes, 3}, torch::dtype(torch::kFloat64))
+                                       : torch::empty({nnodes}, torch::dtype(torch::kFloat64));
+  auto species_data = species_index.data_ptr<int64_t>();
+  auto moment_data = moments.data_ptr<double>();
+  for (int i = 0; i < nnodes; i++) {
+    species_data[i] = type_to_species[type[i]];
+    if (noncollinear)
+      for (int k = 0; k < 3; k++) moment_data[3 * i + k] = sp[i][3] * sp[i][k];
+    else
+      moment_data[i] = sp[i][3] * sp[i][2];
+  }
+  return {species_index, moments};
+}
+
 // The whole model in one call (forward): image mode, or ghosts out to L * rc + skin.
 void PairSpinMultiNet::compute_whole()
 {
   const int nlocal = atom->nlocal;
   if (nlocal == 0) return;
   double **x = atom->x;
-  double **sp = atom->sp;
-  const int *type = atom->type;
 
   // Graph over the model's nodes 0..nnodes-1 (LAMMPS indices): every pair closer than the
   // cutoff, both directions. Ghost mode: nodes are own atoms and ghosts, no lattice shifts.
@@ -420,18 +439,7 @@ void PairSpinMultiNet::compute_whole()
   const auto as_long = torch::TensorOptions().dtype(torch::kLong);
   torch::Tensor positions =
       torch::from_blob(&x[0][0], {nnodes, 3}, as_double).to(dtype, false, true);
-  torch::Tensor species_index = torch::empty({nnodes}, as_long);
-  torch::Tensor moments = noncollinear ? torch::empty({nnodes, 3}, as_double)
-                                       : torch::empty({nnodes}, as_double);
-  auto species_data = species_index.data_ptr<int64_t>();
-  auto moment_data = moments.data_ptr<double>();
-  for (int i = 0; i < nnodes; i++) {
-    species_data[i] = type_to_species[type[i]];
-    if (noncollinear)
-      for (int k = 0; k < 3; k++) moment_data[3 * i + k] = sp[i][3] * sp[i][k];
-    else
-      moment_data[i] = sp[i][3] * sp[i][2];
-  }
+  auto [species_index, moments] = species_and_moments(nnodes);
   torch::Tensor edge_index = torch::empty({2, nedges}, as_long);
   std::copy(centres.begin(), centres.end(), edge_index.data_ptr<int64_t>());
   std::copy(neighbours.begin(), neighbours.end(), edge_index.data_ptr<int64_t>() + nedges);
@@ -546,8 +554,6 @@ void PairSpinMultiNet::compute_staged()
     return;
   }
   double **x = atom->x;
-  double **sp = atom->sp;
-  const int *type = atom->type;
 
   // Edges from own atoms to own atoms and ghosts closer than the cutoff.
   const double cutoff_sq = cutoff * cutoff;
@@ -570,18 +576,7 @@ void PairSpinMultiNet::compute_staged()
   std::copy(centres.begin(), centres.end(), edge_index.data_ptr<int64_t>());
   std::copy(neighbours.begin(), neighbours.end(), edge_index.data_ptr<int64_t>() + nedges);
 
-  torch::Tensor species_index = torch::empty({nall}, as_long);
-  torch::Tensor moments = noncollinear ? torch::empty({nall, 3}, as_double)
-                                       : torch::empty({nall}, as_double);
-  auto species_data = species_index.data_ptr<int64_t>();
-  auto moment_data = moments.data_ptr<double>();
-  for (int i = 0; i < nall; i++) {
-    species_data[i] = type_to_species[type[i]];
-    if (noncollinear)
-      for (int k = 0; k < 3; k++) moment_data[3 * i + k] = sp[i][3] * sp[i][k];
-    else
-      moment_data[i] = sp[i][3] * sp[i][2];
-  }
+  auto [species_index, moments] = species_and_moments(nall);
   const torch::Tensor positions =
       torch::from_blob(&x[0][0], {nall, 3}, as_double).to(dtype, false, true);
   moments = moments.to(dtype).requires_grad_(true);

@@ -11,6 +11,7 @@
 #include <torch/script.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace SpinMultiNetLAMMPS {
@@ -43,6 +44,7 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   void allocate();
   void compute_whole();
   void compute_staged();
+  std::pair<torch::Tensor, torch::Tensor> species_and_moments(int nnodes) const;
   // Energies and predicted moments of the own atoms, gradients by positions and moments of
   // own atoms and ghosts.
   struct StageResults {

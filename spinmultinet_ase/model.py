@@ -307,11 +307,12 @@ class SpinMultiNet(torch.nn.Module):
         num_receivers: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer ``index`` (from 0): new features of nodes ``0 .. num_receivers - 1``, whose
-        edges are all that is given (:class:`SpinInteraction`)."""
-        for k, layer in enumerate(self.layers):
-            if k == index:
-                return layer(even, odd, edge_sh, edge_radial, edge_index, num_receivers)
-        raise IndexError(f"layer {index} of a model with {len(self.layers)} layers")
+        edges are all that is given (:class:`SpinInteraction`): :meth:`interaction_update` of
+        :meth:`interaction_messages`."""
+        msg_even, msg_odd = self.interaction_messages(
+            index, even, odd, edge_sh, edge_radial, edge_index, num_receivers
+        )
+        return self.interaction_update(index, even, odd, msg_even, msg_odd)
 
     @torch.jit.export
     def interaction_messages(
