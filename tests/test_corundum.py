@@ -4,6 +4,8 @@ shape, the canonical orientation, the state checks and the convergence study's b
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +34,7 @@ from spinmultinet_ase.magnetism.orderings import (
     with_pattern,
 )
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
+from spinmultinet_ase.reference import convergence
 from spinmultinet_ase.testing.symmetry import random_orthogonal
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import split_of
@@ -230,33 +233,50 @@ def test_pulay_calibration_and_zero_pressure_from_the_study_entries():
     the summaries recover p and the zero-pressure volume strain."""
     from ase.units import GPa
 
-    from spinmultinet_ase.reference import convergence as c
-
     material, p, bulk_modulus, p0 = "Cr2O3", -0.15, 230.0, 16.0
-    structures = c.convergence_structures(material)
+    structures = convergence.convergence_structures(material)
     assert list(structures) == ["FM", CORUNDUM_PARAMETERS[material].ground_state]
     first, second = structures.values()
     np.testing.assert_array_equal(first.positions, second.positions)
     results = {}
-    for ecut in (c.CUTOFF, c.REFERENCE_CUTOFF):
+    for ecut in (convergence.CUTOFF, convergence.REFERENCE_CUTOFF):
         entry = {}
         for name, atoms in structures.items():
-            volume, n_fu = atoms.get_volume(), c.formula_units(atoms)
-            offset = 0.0 if ecut == c.REFERENCE_CUTOFF else -p * n_fu / volume
+            volume, n_fu = atoms.get_volume(), convergence.formula_units(atoms)
+            offset = 0.0 if ecut == convergence.REFERENCE_CUTOFF else -p * n_fu / volume
             stress = (
                 np.array([-0.1, -0.11, -0.09, 0.0, 0.0, 0.0]) + offset * np.r_[1, 1, 1, 0, 0, 0]
             )
             entry[name] = {"stress": stress.tolist(), "volume": volume, "formula_units": n_fu}
-        results[c.setting_key(material, ecut, 2.0)] = entry
-    assert c.pulay_calibration(results, material, c.CUTOFF) == pytest.approx(p)
+        results[convergence.setting_key(material, ecut, 2.0)] = entry
+    assert convergence.pulay_calibration(results, material, convergence.CUTOFF) == pytest.approx(p)
     ground = CORUNDUM_PARAMETERS[material].ground_state
     for strain, key in (
-        (0.0, c.corundum_ordering_key(material, ground, c.CORUNDUM_DENSITIES[0])),
-        (c.CORUNDUM_VOLUME_STRAIN, c.corundum_volume_key(material)),
+        (
+            0.0,
+            convergence.corundum_ordering_key(material, ground, convergence.CORUNDUM_DENSITIES[0]),
+        ),
+        (convergence.CORUNDUM_VOLUME_STRAIN, convergence.corundum_volume_key(material)),
     ):
-        volume = corundum_cell(material).get_volume() * (1 + strain)
+        volume = corundum_cell(material, xray=True).get_volume() * (1 + strain)
         corrected = p0 - bulk_modulus * strain
         raw = corrected + p * 2 / volume / GPa
         results[key] = {"pressure_gpa": raw, "volume": volume, "formula_units": 2}
-    row = c.summarise_corundum(results)[f"{material} {ground} zero pressure"]
+    row = convergence.summarise_corundum(results)[f"{material} {ground} zero pressure"]
     assert row["zero_pressure_volume_strain"] == pytest.approx(p0 / bulk_modulus)
+
+
+@pytest.mark.parametrize("material", MATERIALS)
+def test_reference_cell_is_at_the_zero_pressure_volume_of_the_convergence_study(material):
+    """The cells the data is built from sit at the protocol's zero pressure that the committed
+    study measured (Pulay-corrected), the X-ray cell scaled uniformly."""
+    study = Path(__file__).resolve().parents[1] / "data" / "convergence.json"
+    results = json.loads(study.read_text())
+    ground = CORUNDUM_PARAMETERS[material].ground_state
+    row = convergence.summarise_corundum(results)[f"{material} {ground} zero pressure"]
+    assert row["pulay_corrected"]
+    strain = CORUNDUM_PARAMETERS[material].protocol_volume_strain
+    assert strain == pytest.approx(row["zero_pressure_volume_strain"], abs=1e-3)
+    xray, protocol = corundum_cell(material, xray=True), corundum_cell(material)
+    assert protocol.get_volume() == pytest.approx(xray.get_volume() * (1 + strain), rel=1e-12)
+    np.testing.assert_allclose(protocol.get_scaled_positions(), xray.get_scaled_positions())

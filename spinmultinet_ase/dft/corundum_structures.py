@@ -59,11 +59,12 @@ CORUNDUM_HELD_OUT_CELLS: tuple[str, ...] = ("rh110-20",)
 THREE_FOLD_AXIS = (0.0, 0.0, 1.0)
 
 
-def corundum_yardsticks(material: str) -> list[Atoms]:
+def corundum_yardsticks(material: str, xray: bool = False) -> list[Atoms]:
     """The ideal 10-atom cell in each enumerated ordering, nominal moments: the ordering
-    energies of the undistorted crystal."""
+    energies of the undistorted crystal (at the X-ray volume with ``xray``, see
+    :func:`~spinmultinet_ase.magnetism.corundum.corundum_cell`)."""
     frames = []
-    for ordered in enumerate_collinear_orderings(corundum_cell(material)):
+    for ordered in enumerate_collinear_orderings(corundum_cell(material, xray=xray)):
         ordering = ordered.info["ordering"]
         sid = f"{material}-yardstick-rh-10-{ordering}"
         frames.append(tag(ordered, sid, material, "rh-10", ordering, Distortion()))

@@ -29,6 +29,9 @@ class CorundumParameters:
         z_metal: metal 12c coordinate z.
         x_oxygen: oxygen 18e coordinate x.
         ground_state: the observed ordering of the four metals along the 3-fold axis.
+        protocol_volume_strain: the volume of our GPAW PBE+U protocol's zero pressure in the
+            ground state, relative to the X-ray cell (the convergence study's
+            "<formula> <ground state> zero pressure" entry, data/convergence.json).
     """
 
     a: float
@@ -36,13 +39,14 @@ class CorundumParameters:
     z_metal: float
     x_oxygen: float
     ground_state: str
+    protocol_volume_strain: float
 
 
-# Room-temperature X-ray structures (Finger and Hazen, J. Appl. Phys. 51, 5362 (1980)), not yet
-# the zero-pressure points of our protocol; ground states from neutron diffraction.
+# Room-temperature X-ray structures (Finger and Hazen, J. Appl. Phys. 51, 5362 (1980)), ground
+# states from neutron diffraction, zero-pressure volumes of our protocol (docs/corundum_data.md).
 CORUNDUM_PARAMETERS: dict[str, CorundumParameters] = {
-    "Cr2O3": CorundumParameters(4.9607, 13.599, 0.34748, 0.30592, "udud"),
-    "Fe2O3": CorundumParameters(5.0355, 13.7471, 0.35534, 0.30592, "uddu"),
+    "Cr2O3": CorundumParameters(4.9607, 13.599, 0.34748, 0.30592, "udud", 0.067),
+    "Fe2O3": CorundumParameters(5.0355, 13.7471, 0.35534, 0.30592, "uddu", 0.055),
 }
 
 # The oxidation state of the metal, which sets the initial-moment guess (Cr³⁺ 3, Fe³⁺ 5 μB).
@@ -68,12 +72,14 @@ def corundum_metal(formula: str) -> str:
     return next(symbol for symbol in Formula(formula).count() if symbol != "O")
 
 
-def corundum_cell(formula: str, supercell: str = "rh-10") -> Atoms:
+def corundum_cell(formula: str, supercell: str = "rh-10", xray: bool = False) -> Atoms:
     """The ideal cell of ``formula`` in the hexagonal frame, all metal moments up.
 
     Args:
         formula: a key of :data:`CORUNDUM_PARAMETERS`.
         supercell: a key of :data:`CORUNDUM_CELLS`.
+        xray: the X-ray cell itself; by default it is scaled uniformly to the protocol's
+            zero-pressure volume (``protocol_volume_strain``).
 
     Returns:
         Metals first (in the 10-atom cell sorted by height along z), then oxygen; initial
@@ -83,11 +89,12 @@ def corundum_cell(formula: str, supercell: str = "rh-10") -> Atoms:
     if supercell not in CORUNDUM_CELLS:
         raise ValueError(f"unknown corundum cell {supercell!r}; known: {', '.join(CORUNDUM_CELLS)}")
     p = CORUNDUM_PARAMETERS[formula]
+    scale = 1.0 if xray else (1.0 + p.protocol_volume_strain) ** (1 / 3)
     atoms = crystal(
         [metal, "O"],
         basis=[(0, 0, p.z_metal), (p.x_oxygen, 0, 0.25)],
         spacegroup=167,
-        cellpar=[p.a, p.a, p.c, 90, 90, 120],
+        cellpar=[scale * p.a, scale * p.a, scale * p.c, 90, 90, 120],
         primitive_cell=True,
     )
     heights = atoms.positions[:, 2] % atoms.cell.array.sum(axis=0)[2]

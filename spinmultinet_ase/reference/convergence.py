@@ -89,8 +89,9 @@ CORUNDUM_DENSITIES = (DEFAULT_PROTOCOL.kpoint_density, 3.5)
 # as built (the canonical orientation), turned about the 3-fold axis as given, and turned and
 # then put into the canonical orientation (spinmultinet_ase/dft/orientation.py)
 CORUNDUM_ORIENTATION_CASES: list[tuple[float, bool]] = [(0.0, False), (30.0, False), (30.0, True)]
-# The corundum cells are built from X-ray structures: the ideal ground state also at this
-# volume strain gives, with the ideal cell's own pressure, the protocol's zero-pressure volume
+# The corundum entries are runs on the X-ray cells (corundum_cell(..., xray=True)): the ideal
+# ground state also at this volume strain gives, with the ideal cell's own pressure, the
+# protocol's zero-pressure volume (CorundumParameters.protocol_volume_strain)
 CORUNDUM_VOLUME_STRAIN = 0.06
 # the converged k-point/smearing setting each material's other settings are compared with
 KPOINT_REFERENCE: dict[str, tuple[float, Smearing]] = {
@@ -190,7 +191,7 @@ def convergence_structures(material: str, volume_strain: float = 0.02) -> dict:
             rattle_angstrom=0.06,
             axis=THREE_FOLD_AXIS,
         )
-        base = distort(corundum_cell(material), distortion, rng)
+        base = distort(corundum_cell(material, xray=True), distortion, rng)
         niggli_reduce(base)
         return {"FM": base, ground: with_pattern(base, ground)}
     distortion = Distortion(
@@ -327,24 +328,28 @@ def _run_corundum(
     protocol = _raw_protocol(CUTOFF, DEFAULT_PROTOCOL.kpoint_density, FERMI_DIRAC)
     runs = []
     for material in materials:
-        ground = with_pattern(corundum_cell(material), CORUNDUM_PARAMETERS[material].ground_state)
+        ground = with_pattern(
+            corundum_cell(material, xray=True), CORUNDUM_PARAMETERS[material].ground_state
+        )
         for turn, aligned in CORUNDUM_ORIENTATION_CASES:
             atoms = ground.copy()
             atoms.rotate(turn, "z", rotate_cell=True)
             key = orientation_key(material, "rh-10", turn, aligned, ground.info["ordering"])
             runs.append((key, atoms, dataclasses.replace(protocol, align_bonds=aligned)))
     for material in materials:
-        for atoms in corundum_yardsticks(material):
+        for atoms in corundum_yardsticks(material, xray=True):
             key = corundum_ordering_key(material, atoms.info["ordering"], protocol.kpoint_density)
             runs.append((key, atoms, protocol))
     for material in materials:
-        ground = with_pattern(corundum_cell(material), CORUNDUM_PARAMETERS[material].ground_state)
+        ground = with_pattern(
+            corundum_cell(material, xray=True), CORUNDUM_PARAMETERS[material].ground_state
+        )
         expand = Distortion(volume_strain=CORUNDUM_VOLUME_STRAIN)
         strained = distort(ground, expand, np.random.default_rng(0))
         runs.append((corundum_volume_key(material), strained, protocol))
     for density in CORUNDUM_DENSITIES[1:]:
         for material in materials:
-            for atoms in corundum_yardsticks(material):
+            for atoms in corundum_yardsticks(material, xray=True):
                 key = corundum_ordering_key(material, atoms.info["ordering"], density)
                 runs.append((key, atoms, _raw_protocol(CUTOFF, density, FERMI_DIRAC)))
     for key, atoms, run_protocol in runs:
