@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     reference = args.reference or default_model_path()
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory() as folder:
         if args.species:
             candidate = with_species(reference, args.species, Path(folder))
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "name": args.name,
         "machine": machine(),
-        "load_before": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "load_before": load_before,
         "threads": args.threads,
         "command": "python benchmarks/species_speed.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
