@@ -410,8 +410,9 @@ void PairSpinMultiNet::compute_single_pair(int i, double *fmi)
   for (int k = 0; k < 3; k++) fmi[k] += field[i][k];
 }
 
-// The own atoms' magnetic forces at the current spins and positions into field (image mode,
-// init_style); energies, forces and the virial are left as compute() stored them.
+// The own atoms' magnetic forces at the current spins and positions into field (image mode:
+// init_style allows fix nve/spin only there); energies, forces, virial and predicted moments
+// stay as compute() stored them.
 void PairSpinMultiNet::evaluate_field()
 {
   const int nlocal = atom->nlocal;
