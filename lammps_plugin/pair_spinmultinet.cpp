@@ -28,9 +28,9 @@
 //
 // fix nve/spin (pair_style spin/spinmultinet, one rank, image mode) advances the spins one by
 // one, asking compute_single_pair for each spin's magnetic force. The model's field is
-// many-body, so each sweep over the own atoms takes the field of one model evaluation at the
-// spins and positions the sweep starts from: compute()'s for the first sweep of a step, a new
-// evaluation (magnetic forces only stored) for each later one.
+// many-body, so each pair of sweeps over the own atoms (half a step of spin motion) takes the
+// field of one model evaluation at predicted midpoint spins (midpoint_field): three model
+// evaluations per step besides compute(), which store only the magnetic forces.
 //
 // In both ghost schemes the virial is the symmetric part of sum_i x_i f_i over own atoms and
 // ghosts before the reverse communication: each rank's forces are -dE/dx_i of edge vectors
@@ -403,11 +403,47 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
     compute_whole();
 }
 
+// fix nve/spin sweeps forward and backward over the own atoms (a pair of sweeps turns each
+// spin by half a step) twice per step, around the position update.
 void PairSpinMultiNet::compute_single_pair(int i, double *fmi)
 {
-  if (field_uses == atom->nlocal) evaluate_field();
-  field_uses++;
+  if (sweep_calls % (2 * atom->nlocal) == 0) midpoint_field();
+  sweep_calls++;
   for (int k = 0; k < 3; k++) fmi[k] += field[i][k];
+}
+
+// field = the model's magnetic forces at the spins half way through the coming pair of sweeps,
+// a quarter step ahead, predicted by turning each spin with its whole field now (this pair
+// style's and the other fields fix nve/spin last added, e.g. fix precession/spin): each spin
+// then turns by its field at the half step's midpoint, which makes the scheme second order.
+void PairSpinMultiNet::midpoint_field()
+{
+  const int nlocal = atom->nlocal;
+  double **sp = atom->sp;
+  double **fm = atom->fm;
+  std::vector<double> others(3 * static_cast<size_t>(nlocal));
+  for (int j = 0; j < nlocal; j++)
+    for (int k = 0; k < 3; k++) others[3 * j + k] = fm[j][k] - field[j][k];
+  if (sweep_calls > 0) evaluate_field();    // else compute()'s, at the current state
+
+  const double dts = 0.25 * update->dt;
+  std::vector<double> saved(3 * static_cast<size_t>(nlocal));
+  for (int j = 0; j < nlocal; j++) {
+    double h[3], s[3];
+    for (int k = 0; k < 3; k++) {
+      h[k] = field[j][k] + others[3 * j + k];
+      s[k] = saved[3 * j + k] = sp[j][k];
+    }
+    const double ahead[3] = {s[0] + dts * (h[1] * s[2] - h[2] * s[1]),
+                             s[1] + dts * (h[2] * s[0] - h[0] * s[2]),
+                             s[2] + dts * (h[0] * s[1] - h[1] * s[0])};
+    const double norm = std::sqrt(ahead[0] * ahead[0] + ahead[1] * ahead[1] +
+                                  ahead[2] * ahead[2]);
+    for (int k = 0; k < 3; k++) sp[j][k] = ahead[k] / norm;
+  }
+  evaluate_field();
+  for (int j = 0; j < nlocal; j++)
+    for (int k = 0; k < 3; k++) sp[j][k] = saved[3 * j + k];
 }
 
 // The own atoms' magnetic forces at the current spins and positions into field (image mode:
@@ -430,7 +466,6 @@ void PairSpinMultiNet::set_field(const torch::Tensor &magnetic)
   }
   for (int i = 0; i < nlocal; i++) field[i][0] = field[i][1] = field[i][2] = 0.0;
   add_spin_forces(magnetic, nlocal, field);
-  field_uses = 0;
 }
 
 // The model's species index (long) and input moments (float64, μB) of LAMMPS atoms
@@ -465,7 +500,10 @@ void PairSpinMultiNet::compute_whole()
   const torch::Tensor magnetic = output_tensor(output, "magnetic_forces");
   store_results(output_tensor(output, "energies"), forces, magnetic,
                 output_tensor(output, "magmoms"), nnodes);
-  if (spin_integrator) set_field(magnetic);
+  if (spin_integrator) {
+    set_field(magnetic);
+    sweep_calls = 0;
+  }
   if (vflag_fdotr) {
     if (periodic_images) {
       // LAMMPS's virial is -V times the model's stress (ASE sign: (1/V) dE/d(strain)).

@@ -27,9 +27,8 @@ class PairSpinMultiNet : public LAMMPS_NS::PairSpin {
   ~PairSpinMultiNet() override;
 
   void compute(int eflag, int vflag) override;
-  // The magnetic force on own atom i (rad/ps) from one model evaluation per sweep of fix
-  // nve/spin over the own atoms: the first sweep after compute() uses compute()'s, each later
-  // sweep re-evaluates the model with the spins and positions it starts from.
+  // The magnetic force on own atom i (rad/ps) for fix nve/spin: one model evaluation per pair
+  // of sweeps over the own atoms, at the spins predicted for the pair's midpoint.
   void compute_single_pair(int i, double *fmi) override;
   void settings(int narg, char **arg) override;
   void coeff(int narg, char **arg) override;
@@ -59,6 +58,7 @@ class PairSpinMultiNet : public LAMMPS_NS::PairSpin {
                                    int nnodes);
   void evaluate_field();
   void set_field(const torch::Tensor &magnetic);
+  void midpoint_field();
   void compute_staged();
   std::pair<torch::Tensor, torch::Tensor> species_and_moments(int nnodes) const;
   // Energies and predicted moments of the own atoms, gradients by positions and moments of
@@ -86,7 +86,7 @@ class PairSpinMultiNet : public LAMMPS_NS::PairSpin {
   bool spin_integrator = false;    // fix nve/spin calls compute_single_pair
   double **field = nullptr;    // own atoms' magnetic forces (rad/ps) for compute_single_pair
   int field_rows = 0;          // allocated rows of field
-  int field_uses = 0;          // compute_single_pair calls since field was evaluated
+  int sweep_calls = 0;         // compute_single_pair calls since compute()
   torch::jit::Module model;
   bool model_loaded = false;
   std::string model_path;
