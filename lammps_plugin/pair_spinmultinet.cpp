@@ -456,7 +456,7 @@ void PairSpinMultiNet::evaluate_field()
   set_field(output_tensor(run_whole(whole_input(nlocal), nlocal), "magnetic_forces"));
 }
 
-// field = the own atoms' magnetic forces in the SPIN convention, from the model's (μB⁻¹ eV).
+// field = the own atoms' magnetic forces in the SPIN convention, from the model's -dE/dm (eV/μB).
 void PairSpinMultiNet::set_field(const torch::Tensor &magnetic)
 {
   const int nlocal = atom->nlocal;
