@@ -26,6 +26,12 @@
 // their owners, so the total force on an atom is -dE/dx of the whole system. The magnetic
 // forces go the same way.
 //
+// fix nve/spin (pair_style spin/spinmultinet, one rank, image mode) advances the spins one by
+// one, asking compute_single_pair for each spin's magnetic force. The model's field is
+// many-body, so each pair of sweeps over the own atoms (half a step of spin motion) takes the
+// field of one model evaluation at predicted midpoint spins (midpoint_field): three model
+// evaluations per step besides compute(), which store only the magnetic forces.
+//
 // In both ghost schemes the virial is the symmetric part of sum_i x_i f_i over own atoms and
 // ghosts before the reverse communication: each rank's forces are -dE/dx_i of edge vectors
 // x_j - x_i (through whatever the other ranks add), so the sum is -sum_edges r (dE/dr)^T.
@@ -59,7 +65,6 @@ namespace {
 
 constexpr const char *METADATA_FILE = "spinmultinet_metadata.json";
 constexpr int FORMAT_VERSION = 2;    // reads versions 1 and 2 (they differ in spin mode names)
-constexpr double TWO_PI = 6.283185307179586;
 
 // The tensors of a TorchScript method's tuple result.
 std::vector<torch::Tensor> tensors(const c10::IValue &value)
@@ -94,6 +99,12 @@ std::vector<torch::Tensor> gradients(const std::vector<torch::Tensor> &outputs,
   return found;
 }
 
+// One output of the whole model as a contiguous float64 tensor.
+torch::Tensor output_tensor(const c10::impl::GenericDict &output, const char *key)
+{
+  return output.at(key).toTensor().detach().to(torch::kFloat64).contiguous();
+}
+
 // A detached copy of each tensor that requires grad: the boundary of one stage.
 std::vector<torch::Tensor> leaves(const std::vector<torch::Tensor> &values)
 {
@@ -104,17 +115,22 @@ std::vector<torch::Tensor> leaves(const std::vector<torch::Tensor> &values)
 
 }    // namespace
 
-PairSpinMultiNet::PairSpinMultiNet(LAMMPS *lmp) : Pair(lmp)
+PairSpinMultiNet::PairSpinMultiNet(LAMMPS *lmp, bool spin_dynamics) :
+    PairSpin(lmp), spin_dynamics(spin_dynamics)
 {
   single_enable = 0;
   restartinfo = 0;
   one_coeff = 1;
   manybody_flag = 1;
   ghostneigh = 1;
+  no_virial_fdotr_compute = 0;    // PairSpin sets it; the virial here is by fdotr
+  nlocal_max = 0;
 }
 
 PairSpinMultiNet::~PairSpinMultiNet()
 {
+  memory->destroy(emag);
+  memory->destroy(field);
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
@@ -137,8 +153,9 @@ void PairSpinMultiNet::allocate()
 void PairSpinMultiNet::settings(int narg, char **arg)
 {
   if (narg != 1)
-    error->all(FLERR, "pair_style spinmultinet takes one argument, the model file: "
-                      "pair_style spinmultinet MODEL.pt");
+    error->all(FLERR, "pair_style {} takes one argument, the model file: pair_style {} "
+               "MODEL.pt", spin_dynamics ? "spin/spinmultinet" : "spinmultinet",
+               spin_dynamics ? "spin/spinmultinet" : "spinmultinet");
   load_model(arg[0]);
 }
 
@@ -284,12 +301,6 @@ void PairSpinMultiNet::init_style()
   if (force->newton_pair == 0)
     error->all(FLERR, "pair_style spinmultinet needs newton on (ghost forces are "
                "communicated back to their owners)");
-  // fix nve/spin drives every pair style whose name starts with "spin" through the SPIN
-  // package's per-spin interface, which this pair style does not have.
-  if (!modify->get_fix_by_style("^nve/spin").empty())
-    error->all(FLERR, "pair_style spinmultinet does not support fix nve/spin yet (it lacks "
-               "the SPIN package's per-spin update); integrate the lattice with fixed moments "
-               "(fix nve, nvt, npt)");
   if (comm->mode != Comm::SINGLE)
     error->all(FLERR, "pair_style spinmultinet needs comm_modify mode single");
 
@@ -299,6 +310,23 @@ void PairSpinMultiNet::init_style()
   // receptive field of an atom's energy, num_layers * cutoff, must be in the ghosts.
   periodic_images = comm->nprocs == 1 && domain->xperiodic && domain->yperiodic &&
       domain->zperiodic && atom->map_style != 0;
+
+  // fix nve/spin takes every pair style whose name contains "spin" for a SPIN package one.
+  // Its sweeps ask for one spin's field at a time, and a new field per sweep is one model
+  // evaluation on the whole cell: one rank (on more, the sweep runs sector by sector and a
+  // collective evaluation cannot be scheduled inside it) in image mode.
+  spin_integrator = !modify->get_fix_by_style("^nve/spin").empty();
+  if (spin_integrator && !spin_dynamics)
+    error->all(FLERR, "pair_style spinmultinet does not drive fix nve/spin; for spin-lattice "
+               "dynamics write `pair_style spin/spinmultinet MODEL.pt` (same model and "
+               "pair_coeff)");
+  if (spin_integrator && comm->nprocs > 1)
+    error->all(FLERR, "pair_style spin/spinmultinet with fix nve/spin runs on one MPI rank, "
+               "not {}: each sweep over the spins needs a new model evaluation, which fix "
+               "nve/spin's sector-by-sector sweep on several ranks cannot schedule", comm->nprocs);
+  if (spin_integrator && !periodic_images)
+    error->all(FLERR, "pair_style spin/spinmultinet with fix nve/spin needs a cell periodic "
+               "in x, y and z (boundary p p p)");
   if (periodic_images) {
     if (comm->me == 0)
       utils::logmesg(lmp, "pair_style spinmultinet: one rank, periodic cell: own atoms with "
@@ -362,10 +390,82 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
     error->all(FLERR, "pair_style spinmultinet computes the virial by fdotr only "
                "(do not turn pair_modify fdotr off)");
   check_spins();
+  // compute spin sums the per-atom magnetic energies of SPIN pair styles; the model's energy
+  // has no separate magnetic part, so they are zero (all of it is in pe).
+  if (atom->nlocal > nlocal_max) {
+    nlocal_max = atom->nlocal;
+    memory->grow(emag, nlocal_max, "pair:emag");
+  }
+  std::fill_n(emag, atom->nlocal, 0.0);
   if (staged && !periodic_images)
     compute_staged();
   else
     compute_whole();
+}
+
+// fix nve/spin sweeps forward and backward over the own atoms (a pair of sweeps turns each
+// spin by half a step) twice per step, around the position update.
+void PairSpinMultiNet::compute_single_pair(int i, double *fmi)
+{
+  if (sweep_calls % (2 * atom->nlocal) == 0) midpoint_field();
+  sweep_calls++;
+  for (int k = 0; k < 3; k++) fmi[k] += field[i][k];
+}
+
+// field = the model's magnetic forces at the spins half way through the coming pair of sweeps,
+// a quarter step ahead, predicted by turning each spin with its whole field now (this pair
+// style's and the other fields fix nve/spin last added, e.g. fix precession/spin): each spin
+// then turns by its field at the half step's midpoint, which makes the scheme second order.
+void PairSpinMultiNet::midpoint_field()
+{
+  const int nlocal = atom->nlocal;
+  double **sp = atom->sp;
+  double **fm = atom->fm;
+  std::vector<double> others(3 * static_cast<size_t>(nlocal));
+  for (int j = 0; j < nlocal; j++)
+    for (int k = 0; k < 3; k++) others[3 * j + k] = fm[j][k] - field[j][k];
+  if (sweep_calls > 0) evaluate_field();    // else compute()'s, at the current state
+
+  const double dts = 0.25 * update->dt;
+  std::vector<double> saved(3 * static_cast<size_t>(nlocal));
+  for (int j = 0; j < nlocal; j++) {
+    double h[3], s[3];
+    for (int k = 0; k < 3; k++) {
+      h[k] = field[j][k] + others[3 * j + k];
+      s[k] = saved[3 * j + k] = sp[j][k];
+    }
+    const double ahead[3] = {s[0] + dts * (h[1] * s[2] - h[2] * s[1]),
+                             s[1] + dts * (h[2] * s[0] - h[0] * s[2]),
+                             s[2] + dts * (h[0] * s[1] - h[1] * s[0])};
+    const double norm = std::sqrt(ahead[0] * ahead[0] + ahead[1] * ahead[1] +
+                                  ahead[2] * ahead[2]);
+    for (int k = 0; k < 3; k++) sp[j][k] = ahead[k] / norm;
+  }
+  evaluate_field();
+  for (int j = 0; j < nlocal; j++)
+    for (int k = 0; k < 3; k++) sp[j][k] = saved[3 * j + k];
+}
+
+// The own atoms' magnetic forces at the current spins and positions into field (image mode:
+// init_style allows fix nve/spin only there); energies, forces, virial and predicted moments
+// stay as compute() stored them.
+void PairSpinMultiNet::evaluate_field()
+{
+  const int nlocal = atom->nlocal;
+  check_spins();
+  set_field(output_tensor(run_whole(whole_input(nlocal), nlocal), "magnetic_forces"));
+}
+
+// field = the own atoms' magnetic forces in the SPIN convention, from the model's -dE/dm (eV/μB).
+void PairSpinMultiNet::set_field(const torch::Tensor &magnetic)
+{
+  const int nlocal = atom->nlocal;
+  if (nlocal > field_rows) {
+    field_rows = nlocal;
+    memory->grow(field, field_rows, 3, "pair:field");
+  }
+  for (int i = 0; i < nlocal; i++) field[i][0] = field[i][1] = field[i][2] = 0.0;
+  add_spin_forces(magnetic, nlocal, field);
 }
 
 // The model's species index (long) and input moments (float64, μB) of LAMMPS atoms
@@ -394,12 +494,38 @@ void PairSpinMultiNet::compute_whole()
 {
   const int nlocal = atom->nlocal;
   if (nlocal == 0) return;
+  const int nnodes = periodic_images ? nlocal : nlocal + atom->nghost;
+  const auto output = run_whole(whole_input(nnodes), nnodes);
+  const torch::Tensor forces = output_tensor(output, "forces");
+  const torch::Tensor magnetic = output_tensor(output, "magnetic_forces");
+  store_results(output_tensor(output, "energies"), forces, magnetic,
+                output_tensor(output, "magmoms"), nnodes);
+  if (spin_integrator) {
+    set_field(magnetic);
+    sweep_calls = 0;
+  }
+  if (vflag_fdotr) {
+    if (periodic_images) {
+      // LAMMPS's virial is -V times the model's stress (ASE sign: (1/V) dE/d(strain)).
+      const torch::Tensor stress = output_tensor(output, "stress");
+      const double *sigma = stress.data_ptr<double>();
+      const double volume = domain->xprd * domain->yprd * domain->zprd;
+      const int pairs[6][2] = {{0, 0}, {1, 1}, {2, 2}, {0, 1}, {0, 2}, {1, 2}};
+      for (int k = 0; k < 6; k++) virial[k] -= volume * sigma[3 * pairs[k][0] + pairs[k][1]];
+    } else {
+      virial_symmetric_fdotr(forces.data_ptr<double>(), nnodes);
+    }
+  }
+}
+
+c10::Dict<std::string, torch::Tensor> PairSpinMultiNet::whole_input(int nnodes) const
+{
+  const int nlocal = atom->nlocal;
   double **x = atom->x;
 
   // Graph over the model's nodes 0..nnodes-1 (LAMMPS indices): every pair closer than the
   // cutoff, both directions. Ghost mode: nodes are own atoms and ghosts, no lattice shifts.
   // Image mode (one rank): nodes are own atoms, a ghost neighbour is its owner plus a shift.
-  const int nnodes = periodic_images ? nlocal : nlocal + atom->nghost;
   const double cutoff_sq = cutoff * cutoff;
   const double box[3][3] = {{domain->xprd, 0.0, 0.0},
                             {domain->xy, domain->yprd, 0.0},
@@ -460,31 +586,37 @@ void PairSpinMultiNet::compute_whole()
   input.insert("edge_cell_shift", edge_shift.to(dtype));
   input.insert("initial_magmoms", moments.to(dtype));
   input.insert("energy_mask", torch::arange(nnodes, as_long) < nlocal);
+  return input;
+}
 
-  c10::impl::GenericDict output(c10::StringType::get(), c10::TensorType::get());
+c10::impl::GenericDict PairSpinMultiNet::run_whole(
+    const c10::Dict<std::string, torch::Tensor> &input, int nnodes)
+{
   try {
-    output = model.forward({input}).toGenericDict();
+    return model.forward({input}).toGenericDict();
   } catch (const std::exception &err) {
     error->one(FLERR, "pair_style spinmultinet: the model failed on a graph of {} atoms ({} "
-               "own): {}", nnodes, nlocal, utils::split_lines(err.what())[0]);
+               "own): {}", nnodes, atom->nlocal, utils::split_lines(err.what())[0]);
   }
-  auto result = [&](const char *key) {
-    return output.at(key).toTensor().detach().to(torch::kFloat64).contiguous();
-  };
-  const torch::Tensor forces = result("forces");
-  store_results(result("energies"), forces, result("magnetic_forces"), result("magmoms"),
-                nnodes);
-  if (vflag_fdotr) {
-    if (periodic_images) {
-      // LAMMPS's virial is -V times the model's stress (ASE sign: (1/V) dE/d(strain)).
-      const torch::Tensor stress = result("stress");
-      const double *sigma = stress.data_ptr<double>();
-      const double volume = domain->xprd * domain->yprd * domain->zprd;
-      const int pairs[6][2] = {{0, 0}, {1, 1}, {2, 2}, {0, 1}, {0, 2}, {1, 2}};
-      for (int k = 0; k < 6; k++) virial[k] -= volume * sigma[3 * pairs[k][0] + pairs[k][1]];
-    } else {
-      virial_symmetric_fdotr(forces.data_ptr<double>(), nnodes);
-    }
+  return c10::impl::GenericDict(c10::StringType::get(), c10::TensorType::get());
+}
+
+// Adds the model's magnetic forces -dE/dm (double, (nnodes,) or (nnodes, 3)) of atoms
+// 0..nnodes-1 to out in the SPIN package's convention (as pair spin/exchange): fm_i =
+// -(1/hbar) dE/ds_i for the unit vector s_i, in rad/ps. The model's input moment is m_i =
+// |sp_i| s_i (non-collinear) or |sp_i| s_iz (collinear), so dE/ds_i = |sp_i| dE/dm_i (along z
+// for collinear models).
+void PairSpinMultiNet::add_spin_forces(const torch::Tensor &magnetic, int nnodes,
+                                       double **out) const
+{
+  double **sp = atom->sp;
+  const double *magnetic_data = magnetic.data_ptr<double>();
+  for (int i = 0; i < nnodes; i++) {
+    const double scale = sp[i][3] / hbar;
+    if (noncollinear)
+      for (int k = 0; k < 3; k++) out[i][k] += scale * magnetic_data[3 * i + k];
+    else
+      out[i][2] += scale * magnetic_data[i];
   }
 }
 
@@ -496,27 +628,14 @@ void PairSpinMultiNet::store_results(const torch::Tensor &energies, const torch:
 {
   const int nlocal = atom->nlocal;
   double **f = atom->f;
-  double **fm = atom->fm;
-  double **sp = atom->sp;
   const double *energy_data = energies.data_ptr<double>();
   const double *force_data = forces.data_ptr<double>();
-  const double *magnetic_data = magnetic.data_ptr<double>();
   const double *predicted_data = predicted.data_ptr<double>();
 
   for (int i = 0; i < nnodes; i++)
     for (int k = 0; k < 3; k++) f[i][k] += force_data[3 * i + k];
 
-  // SPIN package convention (as pair spin/exchange): fm_i = -(1/hbar) dE/ds_i for the unit
-  // vector s_i, in rad/ps. The model's input moment is m_i = |sp_i| s_i (non-collinear) or
-  // |sp_i| s_iz (collinear), so dE/ds_i = |sp_i| dE/dm_i (along z for collinear models).
-  const double hbar = force->hplanck / TWO_PI;
-  for (int i = 0; i < nnodes; i++) {
-    const double scale = sp[i][3] / hbar;
-    if (noncollinear)
-      for (int k = 0; k < 3; k++) fm[i][k] += scale * magnetic_data[3 * i + k];
-    else
-      fm[i][2] += scale * magnetic_data[i];
-  }
+  add_spin_forces(magnetic, nnodes, atom->fm);
 
   const int index = magmom_index();
   if (noncollinear) {

@@ -3,9 +3,13 @@
 // The pair style is thin: it turns the atoms this rank owns plus its ghosts into the model's
 // graph dictionary, calls the exported model, and stores energy, forces, per-atom energies,
 // predicted moments and magnetic forces back into LAMMPS. All physics is in the model.
+//
+// Registered twice: `spinmultinet`, and `spin/spinmultinet` for the SPIN package's fix nve/spin,
+// which updates one spin at a time through compute_single_pair (docs/lammps.md, "Spin-lattice
+// dynamics").
 #pragma once
 
-#include "pair.h"
+#include "pair_spin_wheel.h"
 
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/script.h>
@@ -16,12 +20,16 @@
 
 namespace SpinMultiNetLAMMPS {
 
-class PairSpinMultiNet : public LAMMPS_NS::Pair {
+class PairSpinMultiNet : public LAMMPS_NS::PairSpin {
  public:
-  explicit PairSpinMultiNet(LAMMPS_NS::LAMMPS *lmp);
+  // spin_dynamics: made as `spin/spinmultinet`, the name that may drive fix nve/spin.
+  PairSpinMultiNet(LAMMPS_NS::LAMMPS *lmp, bool spin_dynamics);
   ~PairSpinMultiNet() override;
 
   void compute(int eflag, int vflag) override;
+  // The magnetic force on own atom i (rad/ps) for fix nve/spin: one model evaluation per pair
+  // of sweeps over the own atoms, at the spins predicted for the pair's midpoint.
+  void compute_single_pair(int i, double *fmi) override;
   void settings(int narg, char **arg) override;
   void coeff(int narg, char **arg) override;
   void init_style() override;
@@ -41,8 +49,16 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   static constexpr const char *MAGMOM_PROPERTY = "spinmultinet_magmom";
 
  private:
-  void allocate();
+  void allocate() override;
   void compute_whole();
+  // The model's graph input over LAMMPS atoms 0..nnodes-1 (image mode: own atoms with
+  // lattice shifts; ghost mode: own atoms and ghosts), and its output on that input.
+  c10::Dict<std::string, torch::Tensor> whole_input(int nnodes) const;
+  c10::impl::GenericDict run_whole(const c10::Dict<std::string, torch::Tensor> &input,
+                                   int nnodes);
+  void evaluate_field();
+  void set_field(const torch::Tensor &magnetic);
+  void midpoint_field();
   void compute_staged();
   std::pair<torch::Tensor, torch::Tensor> species_and_moments(int nnodes) const;
   // Energies and predicted moments of the own atoms, gradients by positions and moments of
@@ -60,11 +76,17 @@ class PairSpinMultiNet : public LAMMPS_NS::Pair {
   std::vector<torch::Tensor> to_owners(const std::vector<torch::Tensor> &grads, int nall);
   void store_results(const torch::Tensor &energies, const torch::Tensor &forces,
                      const torch::Tensor &magnetic, const torch::Tensor &predicted, int nnodes);
+  void add_spin_forces(const torch::Tensor &magnetic, int nnodes, double **out) const;
   void load_model(const std::string &path);
   void check_spins() const;
   void virial_symmetric_fdotr(const double *forces, int nnodes);
   int magmom_index();
 
+  const bool spin_dynamics;
+  bool spin_integrator = false;    // fix nve/spin calls compute_single_pair
+  double **field = nullptr;    // own atoms' magnetic forces (rad/ps) for compute_single_pair
+  int field_rows = 0;          // allocated rows of field
+  int sweep_calls = 0;         // compute_single_pair calls since compute()
   torch::jit::Module model;
   bool model_loaded = false;
   std::string model_path;

