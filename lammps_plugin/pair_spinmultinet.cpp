@@ -26,7 +26,7 @@
 // their owners, so the total force on an atom is -dE/dx of the whole system. The magnetic
 // forces go the same way.
 //
-// fix nve/spin (pair_style spin/spinmultinet, one rank, image mode) advances the spins one by
+// fix nve/spin (one rank, image mode) advances the spins one by
 // one, asking compute_single_pair for each spin's magnetic force. The model's field is
 // many-body, so each pair of sweeps over the own atoms (half a step of spin motion) takes the
 // field of one model evaluation at predicted midpoint spins (midpoint_field): three model
@@ -115,8 +115,7 @@ std::vector<torch::Tensor> leaves(const std::vector<torch::Tensor> &values)
 
 }    // namespace
 
-PairSpinMultiNet::PairSpinMultiNet(LAMMPS *lmp, bool spin_dynamics) :
-    PairSpin(lmp), spin_dynamics(spin_dynamics)
+PairSpinMultiNet::PairSpinMultiNet(LAMMPS *lmp) : PairSpin(lmp)
 {
   single_enable = 0;
   restartinfo = 0;
@@ -153,9 +152,8 @@ void PairSpinMultiNet::allocate()
 void PairSpinMultiNet::settings(int narg, char **arg)
 {
   if (narg != 1)
-    error->all(FLERR, "pair_style {} takes one argument, the model file: pair_style {} "
-               "MODEL.pt", spin_dynamics ? "spin/spinmultinet" : "spinmultinet",
-               spin_dynamics ? "spin/spinmultinet" : "spinmultinet");
+    error->all(FLERR, "pair_style spinmultinet takes one argument, the model file: "
+                      "pair_style spinmultinet MODEL.pt");
   load_model(arg[0]);
 }
 
@@ -311,21 +309,17 @@ void PairSpinMultiNet::init_style()
   periodic_images = comm->nprocs == 1 && domain->xperiodic && domain->yperiodic &&
       domain->zperiodic && atom->map_style != 0;
 
-  // fix nve/spin takes every pair style whose name contains "spin" for a SPIN package one.
+  // fix nve/spin takes every pair style whose name starts with "spin" for a SPIN package one.
   // Its sweeps ask for one spin's field at a time, and a new field per sweep is one model
   // evaluation on the whole cell: one rank (on more, the sweep runs sector by sector and a
   // collective evaluation cannot be scheduled inside it) in image mode.
   spin_integrator = !modify->get_fix_by_style("^nve/spin").empty();
-  if (spin_integrator && !spin_dynamics)
-    error->all(FLERR, "pair_style spinmultinet does not drive fix nve/spin; for spin-lattice "
-               "dynamics write `pair_style spin/spinmultinet MODEL.pt` (same model and "
-               "pair_coeff)");
   if (spin_integrator && comm->nprocs > 1)
-    error->all(FLERR, "pair_style spin/spinmultinet with fix nve/spin runs on one MPI rank, "
+    error->all(FLERR, "pair_style spinmultinet with fix nve/spin runs on one MPI rank, "
                "not {}: each sweep over the spins needs a new model evaluation, which fix "
                "nve/spin's sector-by-sector sweep on several ranks cannot schedule", comm->nprocs);
   if (spin_integrator && !periodic_images)
-    error->all(FLERR, "pair_style spin/spinmultinet with fix nve/spin needs a cell periodic "
+    error->all(FLERR, "pair_style spinmultinet with fix nve/spin needs a cell periodic "
                "in x, y and z (boundary p p p)");
   if (periodic_images) {
     if (comm->me == 0)

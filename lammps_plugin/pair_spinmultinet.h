@@ -4,9 +4,9 @@
 // graph dictionary, calls the exported model, and stores energy, forces, per-atom energies,
 // predicted moments and magnetic forces back into LAMMPS. All physics is in the model.
 //
-// Registered twice: `spinmultinet`, and `spin/spinmultinet` for the SPIN package's fix nve/spin,
-// which updates one spin at a time through compute_single_pair (docs/lammps.md, "Spin-lattice
-// dynamics").
+// A PairSpin, so the SPIN package's fix nve/spin (which takes pair styles whose names start
+// with "spin") drives it, one spin at a time through compute_single_pair (docs/lammps.md,
+// "Spin-lattice dynamics").
 #pragma once
 
 #include "pair_spin_wheel.h"
@@ -22,8 +22,7 @@ namespace SpinMultiNetLAMMPS {
 
 class PairSpinMultiNet : public LAMMPS_NS::PairSpin {
  public:
-  // spin_dynamics: made as `spin/spinmultinet`, the name that may drive fix nve/spin.
-  PairSpinMultiNet(LAMMPS_NS::LAMMPS *lmp, bool spin_dynamics);
+  explicit PairSpinMultiNet(LAMMPS_NS::LAMMPS *lmp);
   ~PairSpinMultiNet() override;
 
   void compute(int eflag, int vflag) override;
@@ -82,7 +81,6 @@ class PairSpinMultiNet : public LAMMPS_NS::PairSpin {
   void virial_symmetric_fdotr(const double *forces, int nnodes);
   int magmom_index();
 
-  const bool spin_dynamics;
   bool spin_integrator = false;    // fix nve/spin calls compute_single_pair
   double **field = nullptr;    // own atoms' magnetic forces (rad/ps) for compute_single_pair
   int field_rows = 0;          // allocated rows of field

