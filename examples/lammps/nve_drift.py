@@ -14,13 +14,9 @@ of the checkout (atomically) with the machine and the command:
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import json
-import os
-import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,27 +34,20 @@ from spinmultinet_ase.lammps import (
     LammpsInstall,
     build_plugin,
     find_lammps,
+    input_head,
     lammps_frame,
     write_spin_data,
 )
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.outputs import write_text_atomic
+from spinmultinet_ase.provenance import machine
 
 CONVENTIONAL = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])  # fcc primitive -> cubic cell
 STEP0_TOLERANCE = 1e-6  # eV/atom, LAMMPS against ASE at the shared starting point
 # Å/(ASE time unit) -> Å/ps (LAMMPS metal units)
 VELOCITY_TO_METAL = 1000.0 * units.fs
 
-INPUT = """units metal
-atom_style spin
-atom_modify map array
-boundary p p p
-read_data {data}
-plugin load {plugin}
-pair_style spinmultinet {model}
-pair_coeff * * O Ni
-neighbor 0.5 bin
-fix md all nve
+RUN = """fix md all nve
 timestep {timestep_ps!r}
 thermo_style custom step temp pe ke etotal
 thermo_modify format float %.12f
@@ -95,29 +84,13 @@ def run_lammps(
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / "nio.data"
         write_data(data, atoms)
-        text = INPUT.format(
-            data=data,
-            plugin=plugin,
-            model=model,
-            timestep_ps=timestep_fs / 1000.0,
-            every=every,
-            steps=steps,
+        text = input_head(data, plugin, model, ["O", "Ni"]) + RUN.format(
+            timestep_ps=timestep_fs / 1000.0, every=every, steps=steps
         )
-        input_path = Path(folder) / "in.nve"
-        input_path.write_text(text)
-        command = [str(lammps.mpiexec), "-n", "1", str(lammps.lmp), "-in", str(input_path)]
         start = time.perf_counter()
-        done = subprocess.run(
-            [*command, "-log", "none", "-nocite"],
-            capture_output=True,
-            text=True,
-            env=lammps.environment(threads=1),
-            check=False,
-        )
+        output = lammps.run(text)
         seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError("LAMMPS failed:\n" + done.stdout[-3000:] + done.stderr[-3000:])
-    table = done.stdout.split("Step ", 1)[1].split("Loop time", 1)[0]
+    table = output.split("Step ", 1)[1].split("Loop time", 1)[0]
     rows = np.array([[float(x) for x in line.split()] for line in table.splitlines()[1:] if line])
     return rows[:, 0].astype(int), rows[:, 4], seconds, text
 
@@ -150,23 +123,6 @@ def drift(times_ps: np.ndarray, energies_per_atom: np.ndarray) -> dict[str, floa
     return {
         "drift_mev_per_atom_per_ps": 1000.0 * float(slope),
         "max_excursion_mev_per_atom": 1000.0 * float(excursion),
-    }
-
-
-def machine() -> dict[str, str | int | None]:
-    """CPU model, core count, platform and the date (UTC) of this run."""
-    cpu = "unknown"
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
