@@ -26,13 +26,13 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from run import machine  # noqa: E402
 from worker import nio_afm2  # noqa: E402
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator  # noqa: E402
 from spinmultinet_ase.export import default_model_path, export_model, load_model  # noqa: E402
 from spinmultinet_ase.model import ModelConfig, SpinMultiNet  # noqa: E402
 from spinmultinet_ase.outputs import write_text_atomic  # noqa: E402
+from spinmultinet_ase.provenance import machine  # noqa: E402
 
 
 def with_species(reference: Path, species: list[str], folder: Path) -> Path:
