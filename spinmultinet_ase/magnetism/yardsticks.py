@@ -15,6 +15,7 @@ their DFT energies or with a model's, so the two can be compared number by numbe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -47,6 +48,12 @@ def dft_energy(atoms: Atoms) -> float:
 def formula_units(atoms: Atoms) -> int:
     """Formula units in the cell (of the reduced formula: 4 for Ni4O4, 2 for Cr4O6)."""
     return Formula(atoms.get_chemical_formula()).reduce()[1]
+
+
+def exchange_keys(entry: Mapping[str, object]) -> list[tuple[str, int]]:
+    """The exchange constants of a yardstick entry: (key ``'J<k>S2_meV'``, shell k), by k."""
+    found = [(key, re.fullmatch(r"J(\d+)S2_meV", key)) for key in entry]
+    return sorted(((key, int(m.group(1))) for key, m in found if m), key=lambda item: item[1])
 
 
 def pseudo_cubic_angle(rhombohedral_strain: float) -> float:

@@ -15,7 +15,7 @@ import torch
 from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import DTYPES, load_model
-from spinmultinet_ase.magnetism.yardsticks import yardstick_table
+from spinmultinet_ase.magnetism.yardsticks import exchange_keys, formula_units, yardstick_table
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import (
@@ -63,7 +63,7 @@ def guess_sensitivity(frames: list, calc: SpinMultiNetCalculator) -> dict[str, f
             with warnings.catch_warnings():  # probing guesses outside the training range is
                 warnings.simplefilter("ignore", UserWarning)  # the point here
                 energies.append(copy.get_potential_energy())
-        spread = 1000 * (max(energies) - min(energies)) / (len(atoms) // 2)
+        spread = 1000 * (max(energies) - min(energies)) / formula_units(atoms)
         material = atoms.info["material"]
         spreads[material] = max(spreads.get(material, 0.0), spread)
     return spreads
@@ -78,7 +78,7 @@ def ideal_cell_errors(
     table: dict[str, dict[str, float]] = {}
     for atoms in _undistorted_yardsticks(frames):
         info = atoms.info
-        error = (model_energy(atoms) - atoms.get_potential_energy()) / (len(atoms) // 2)
+        error = (model_energy(atoms) - atoms.get_potential_energy()) / formula_units(atoms)
         cell = f"{info['cell_name']} {info['ordering']}"
         table.setdefault(info["material"], {})[cell] = 1000 * error
     return table
@@ -100,9 +100,9 @@ def ordering_partner_errors(
         if source is None:
             continue
         fm, afm = (atoms, source) if atoms.info["ordering"] == "FM" else (source, atoms)
-        formula_units = len(atoms) // 2
-        dft = (afm.get_potential_energy() - fm.get_potential_energy()) / formula_units
-        model = (model_energy(afm) - model_energy(fm)) / formula_units
+        units = formula_units(atoms)
+        dft = (afm.get_potential_energy() - fm.get_potential_energy()) / units
+        model = (model_energy(afm) - model_energy(fm)) / units
         key = (
             split_of(atoms, config),
             material_of(atoms),
@@ -167,9 +167,9 @@ def unseen_ordering_errors(
     for (material, _), group in sorted(groups.items()):
         if len(group) < 2:
             continue
-        formula_units = len(group[0]) // 2
-        dft = np.array([a.get_potential_energy() for a in group]) / formula_units
-        model = np.array([model_energy(a) for a in group]) / formula_units
+        units = formula_units(group[0])
+        dft = np.array([a.get_potential_energy() for a in group]) / units
+        model = np.array([model_energy(a) for a in group]) / units
         order = np.argsort(dft, kind="stable")
         dft = 1000 * (dft[order] - dft[order[0]])
         model = 1000 * (model[order] - model[order[0]])
@@ -425,16 +425,29 @@ def format_report(result: dict) -> str:
             )
     dft, model = result["yardsticks"]["dft"], result["yardsticks"]["model"]
     for material in dft:
-        lines.append(f"\n{material}: ordering energies (meV/f.u., FM = 0), DFT vs model")
-        for ordering, value in dft[material]["orderings_meV_per_fu"].items():
-            predicted = model[material]["orderings_meV_per_fu"].get(ordering, np.nan)
-            lines.append(f"  {ordering:<8}{value:>10.1f}{predicted:>10.1f}")
-        for key in ("J1S2_meV", "J2S2_meV"):
-            if key in dft[material]:
-                lines.append(f"  {key:<8}{dft[material][key]:>10.2f}{model[material][key]:>10.2f}")
+        lines += _yardstick_lines(material, dft[material], model[material])
     for material, spread in result["guess_sensitivity_meV_per_fu"].items():
         lines.append(
             f"\n{material}: energy spread over guesses ×{min(GUESS_SCALES)}–{max(GUESS_SCALES)} "
             f"(undistorted yardstick cells): {spread:.1f} meV/f.u. (DFT: 0)"
         )
     return "\n".join(lines)
+
+
+def _yardstick_lines(material: str, dft: dict, model: dict) -> list[str]:
+    """One material's yardsticks (:func:`yardstick_table`), DFT against model."""
+    reference = dft.get("reference", "FM")
+    lines = [f"\n{material}: ordering energies (meV/f.u., {reference} = 0), DFT vs model"]
+    for ordering, value in dft["orderings_meV_per_fu"].items():
+        predicted = model["orderings_meV_per_fu"].get(ordering, np.nan)
+        lines.append(f"  {ordering:<8}{value:>10.1f}{predicted:>10.1f}")
+    if "lowest" in dft:
+        lines.append(f"  {'lowest':<8}{dft['lowest']:>10}{model.get('lowest', '–'):>10}")
+    if "ground_state" in dft:
+        lines.append(f"  observed ground state: {dft['ground_state']}")
+    distances = {s["shell"]: s["distance_A"] for s in dft.get("exchange_shells", [])}
+    for key, shell in exchange_keys(dft):
+        at = f" ({distances[shell]:.3f} Å)" if shell in distances else ""
+        predicted = model.get(key, np.nan)
+        lines.append(f"  {key:<8}{dft[key]:>10.2f}{predicted:>10.2f}{at}")
+    return lines
