@@ -164,3 +164,15 @@ def test_rocksalt_yardsticks_keep_their_scheme():
     assert entry["orderings_meV_per_fu"]["AFM-II"] == pytest.approx(-6 * (j1 + j2), abs=1e-8)
     assert entry["lowest"] == "AFM-II"
     assert "exchange_shells" not in entry and "ground_state" not in entry
+
+
+def test_without_the_ferromagnet_the_first_ordering_is_the_reference(frames):
+    """While labelling runs, DFT and model measure against the same ordering."""
+    partial = [a for a in frames if a.info["ordering"] != "uuuu"]
+    dft = yardstick_table(labelled(partial, heisenberg(EXCHANGE)))
+    model = yardstick_table(partial, heisenberg({k: 2 * v for k, v in EXCHANGE.items()}))
+    for material in MATERIALS:
+        first = next(a.info["ordering"] for a in partial if a.info["material"] == material)
+        assert dft[material]["reference"] == model[material]["reference"] == first
+        checks = yardstick_checks({"dft": dft, "model": model})[material]
+        assert f"E(udud)-E({first})" in checks

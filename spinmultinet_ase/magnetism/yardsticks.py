@@ -117,8 +117,8 @@ def ordering_yardsticks(
         ground_state: the observed ordering of lowest energy, if known.
 
     Returns:
-        ``orderings_meV_per_fu`` (against ``reference``, the ferromagnetic ordering, when
-        present), ``above_lowest_meV_per_fu``, ``lowest``, with a ground state
+        ``orderings_meV_per_fu`` against ``reference`` (the ferromagnetic ordering, else the
+        first frame's), ``above_lowest_meV_per_fu``, ``lowest``, with a ground state
         ``ground_state`` and ``lowest_is_ground_state``; with a fit ``exchange_shells`` (per
         shell its number, distance in Å, partners per magnetic ion and ``JS2_meV``, None where
         undetermined), ``J<k>S2_meV`` per determined shell ``k``, the fit's rms residual
@@ -130,14 +130,16 @@ def ordering_yardsticks(
         if ordering in by_ordering:
             raise ValueError(f"two yardstick frames of ordering {ordering!r}")
         by_ordering[ordering] = atoms
-    per_fu = {o: 1000 * _per_fu(a, energy(a)) for o, a in by_ordering.items()}
-    entry: dict = {}
+    energies = {o: energy(a) for o, a in by_ordering.items()}
+    per_fu = {o: 1000 * _per_fu(by_ordering[o], e) for o, e in energies.items()}
     parallel = [o for o, a in by_ordering.items() if _is_parallel(a)]
-    if parallel:
-        entry["reference"] = parallel[0]
-        entry["orderings_meV_per_fu"] = {o: e - per_fu[parallel[0]] for o, e in per_fu.items()}
+    reference = parallel[0] if parallel else next(iter(by_ordering))
     low = min(per_fu.values())
-    entry["above_lowest_meV_per_fu"] = {o: e - low for o, e in per_fu.items()}
+    entry: dict = {
+        "reference": reference,
+        "orderings_meV_per_fu": {o: e - per_fu[reference] for o, e in per_fu.items()},
+        "above_lowest_meV_per_fu": {o: e - low for o, e in per_fu.items()},
+    }
     if len(per_fu) < 2:
         return entry
     entry["lowest"] = _lowest(per_fu)
@@ -149,7 +151,7 @@ def ordering_yardsticks(
     if num_shells == 0:
         return entry
     shells = exchange_shells(structures[0], num_shells)
-    per_ion = [1000 * energy(a) / len(magnetic_sites(a)) for a in structures]
+    per_ion = [1000 * energies[o] / len(magnetic_sites(a)) for o, a in by_ordering.items()]
     fit = fit_exchange(shells, structures, np.array(per_ion) - min(per_ion))
     entry["exchange_shells"] = [
         {
