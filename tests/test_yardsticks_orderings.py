@@ -176,3 +176,47 @@ def test_without_the_ferromagnet_the_first_ordering_is_the_reference(frames):
         assert dft[material]["reference"] == model[material]["reference"] == first
         checks = yardstick_checks({"dft": dft, "model": model})[material]
         assert f"E(udud)-E({first})" in checks
+
+
+def test_ordering_partners_of_corundum_are_measured_against_ferromagnet_or_source(tmp_path):
+    from spinmultinet_ase.dft.corundum_structures import corundum_partners, corundum_pool
+    from spinmultinet_ase.train.config import DataConfig
+    from spinmultinet_ase.train.evaluate import ordering_partner_errors
+
+    pool = corundum_pool("Cr2O3")
+    partners = [a for group in corundum_partners("Cr2O3", pool).values() for a in group]
+    sources = {a.info["partner_of"] for a in partners}
+    rng = np.random.default_rng(1)
+    orderings = sorted({a.info["ordering"] for a in partners})
+    dft_offset = dict(zip(orderings, rng.uniform(-0.1, 0.1, len(orderings)), strict=True))
+    model_offset = dict(zip(orderings, rng.uniform(-0.01, 0.01, len(orderings)), strict=True))
+
+    def formula_units(atoms: Atoms) -> int:
+        return sum(a.symbol != "O" for a in atoms) // 2
+
+    frames = labelled(
+        [a for a in pool if a.info["structure_id"] in sources] + partners,
+        lambda a: -7.0 * len(a) + dft_offset[a.info["ordering"]] * formula_units(a),
+    )
+
+    def model(atoms: Atoms) -> float:
+        offset = model_offset[atoms.info["ordering"]]
+        return atoms.get_potential_energy() + offset * formula_units(atoms)
+
+    rows = ordering_partner_errors(frames, model, DataConfig(path=str(tmp_path / "x.extxyz")))
+    assert sum(row["pairs"] for row in rows) == len(partners)
+    by_id = {a.info["structure_id"]: a for a in frames}
+    expected_references = {
+        "uuuu"
+        if "uuuu" in (a.info["ordering"], by_id[a.info["partner_of"]].info["ordering"])
+        else by_id[a.info["partner_of"]].info["ordering"]
+        for a in partners
+    }
+    assert {row["reference"] for row in rows} == expected_references
+    for row in rows:
+        ordering, reference = row["ordering"], row["reference"]
+        assert ordering != reference
+        dft = 1000 * (dft_offset[ordering] - dft_offset[reference])
+        error = 1000 * (model_offset[ordering] - model_offset[reference])
+        assert row["dft_mean_meV_per_fu"] == pytest.approx(dft, abs=1e-6)
+        assert row["error_mean_meV_per_fu"] == pytest.approx(error, abs=1e-6)

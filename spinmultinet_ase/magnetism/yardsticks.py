@@ -24,7 +24,7 @@ from ase.formula import Formula
 
 from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS
 from spinmultinet_ase.magnetism.exchange import exchange_shells, fit_exchange
-from spinmultinet_ase.magnetism.sites import magnetic_sites
+from spinmultinet_ase.magnetism.sites import is_ferromagnetic, magnetic_sites
 
 EnergyFunction = Callable[[Atoms], float]
 
@@ -83,12 +83,6 @@ def _lowest(energies: Mapping[str, float]) -> str:
     return "none (all equal)" if degenerate else lowest
 
 
-def _is_parallel(atoms: Atoms) -> bool:
-    """Whether all magnetic moments of ``atoms`` point the same way (the FM ordering)."""
-    signs = np.sign(atoms.get_initial_magnetic_moments()[magnetic_sites(atoms)])
-    return bool(np.all(signs == signs[0]))
-
-
 def _determined_shells(reference: Atoms, structures: Sequence[Atoms]) -> int:
     """How many shells, nearest first, a fit needs to hold every exchange constant the
     orderings ``structures`` determine (0: none); the shells between that the orderings cannot
@@ -132,7 +126,7 @@ def ordering_yardsticks(
         by_ordering[ordering] = atoms
     energies = {o: energy(a) for o, a in by_ordering.items()}
     per_fu = {o: 1000 * _per_fu(by_ordering[o], e) for o, e in energies.items()}
-    parallel = [o for o, a in by_ordering.items() if _is_parallel(a)]
+    parallel = [o for o, a in by_ordering.items() if is_ferromagnetic(a)]
     reference = parallel[0] if parallel else next(iter(by_ordering))
     low = min(per_fu.values())
     entry: dict = {

@@ -362,18 +362,19 @@ def _partner_table(rows: list[dict[str, Any]]) -> list[str]:
         return []
     lines = [
         "",
-        "Ordering partners: one geometry in the same cell as FM and as an antiferromagnet "
-        "(rattled, strained), so DFT's k-point error largely cancels in E(AFM) − E(FM). A "
+        "Ordering partners: one geometry in the same cell in two orderings (rattled, "
+        "strained), so DFT's k-point error largely cancels in their energy difference. A "
         "bias shared by the training pairs is not a generalisation error but one the model did "
         "not fit (meV/f.u.):",
         "",
-        "| split | material | cell | E(AFM) − E(FM) | pairs | DFT mean | model − DFT mean "
+        "| split | material | cell | energy difference | pairs | DFT mean | model − DFT mean "
         "| model − DFT MAE |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['split']} | {row['material']} | {row['cell']} | {row['ordering']} − FM | "
+            f"| {row['split']} | {row['material']} | {row['cell']} | "
+            f"{row['ordering']} − {row.get('reference', 'FM')} | "
             f"{row['pairs']} | {row['dft_mean_meV_per_fu']:.1f} | "
             f"{row['error_mean_meV_per_fu']:+.2f} | {row['error_mae_meV_per_fu']:.2f} |"
         )
