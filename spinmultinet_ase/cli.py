@@ -255,7 +255,9 @@ def _yardsticks(args: argparse.Namespace) -> None:
 
 
 def _add_yardsticks(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("yardsticks", help="DFT ordering energies, J1/J2, E(δ) from labelled data")
+    p = sub.add_parser(
+        "yardsticks", help="DFT ordering energies, exchange constants, E(δ) from labelled data"
+    )
     p.add_argument("data", help="labelled extxyz with the yardstick frames")
     p.add_argument("output", help="JSON file to write")
     _add_overwrite(p)

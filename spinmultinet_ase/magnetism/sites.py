@@ -92,6 +92,12 @@ def magnetic_sites(atoms: Atoms, indices: Sequence[int] | None = None) -> np.nda
     return sites
 
 
+def is_ferromagnetic(atoms: Atoms) -> bool:
+    """Whether the collinear initial moments of all magnetic sites point the same way."""
+    signs = np.sign(atoms.get_initial_magnetic_moments()[magnetic_sites(atoms)])
+    return bool(np.all(signs == signs[0]))
+
+
 def site_types(atoms: Atoms) -> list[int]:
     """Symmetry types for spglib: element and moment magnitude (the sign does not count)."""
     moments = atoms.get_initial_magnetic_moments()

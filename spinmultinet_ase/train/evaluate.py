@@ -15,7 +15,8 @@ import torch
 from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import DTYPES, load_model
-from spinmultinet_ase.magnetism.yardsticks import yardstick_table
+from spinmultinet_ase.magnetism.sites import is_ferromagnetic
+from spinmultinet_ase.magnetism.yardsticks import exchange_keys, formula_units, yardstick_table
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import (
@@ -63,7 +64,7 @@ def guess_sensitivity(frames: list, calc: SpinMultiNetCalculator) -> dict[str, f
             with warnings.catch_warnings():  # probing guesses outside the training range is
                 warnings.simplefilter("ignore", UserWarning)  # the point here
                 energies.append(copy.get_potential_energy())
-        spread = 1000 * (max(energies) - min(energies)) / (len(atoms) // 2)
+        spread = 1000 * (max(energies) - min(energies)) / formula_units(atoms)
         material = atoms.info["material"]
         spreads[material] = max(spreads.get(material, 0.0), spread)
     return spreads
@@ -78,7 +79,7 @@ def ideal_cell_errors(
     table: dict[str, dict[str, float]] = {}
     for atoms in _undistorted_yardsticks(frames):
         info = atoms.info
-        error = (model_energy(atoms) - atoms.get_potential_energy()) / (len(atoms) // 2)
+        error = (model_energy(atoms) - atoms.get_potential_energy()) / formula_units(atoms)
         cell = f"{info['cell_name']} {info['ordering']}"
         table.setdefault(info["material"], {})[cell] = 1000 * error
     return table
@@ -87,10 +88,11 @@ def ideal_cell_errors(
 def ordering_partner_errors(
     frames: list, model_energy: Callable[[Any], float], config: DataConfig
 ) -> list[dict[str, Any]]:
-    """The magnetic energy of ordering partners (one geometry in the same cell, FM and an
-    antiferromagnetic ordering: ``info['partner_of']``), per split, material, cell and
-    ordering: the number of pairs, DFT's mean E(AFM) − E(FM) and the model's mean and mean
-    absolute error of it, in meV per formula unit. Within a pair DFT's k-point error largely
+    """The magnetic energy of ordering partners (one geometry in the same cell in two
+    orderings: ``info['partner_of']``), per split, material, cell, ordering and reference
+    ordering (the pair's ferromagnetic frame, else its source frame): the number of pairs,
+    DFT's mean E(ordering) − E(reference) and the model's mean and mean absolute error of it,
+    in meV per formula unit. Within a pair DFT's k-point error largely
     cancels, so these are the cleanest magnetic energies in the data; a bias shared by the
     training pairs is not a generalisation error but one the model did not fit."""
     by_id = {atoms.info["structure_id"]: atoms for atoms in frames}
@@ -99,19 +101,20 @@ def ordering_partner_errors(
         source = by_id.get(atoms.info.get("partner_of"))
         if source is None:
             continue
-        fm, afm = (atoms, source) if atoms.info["ordering"] == "FM" else (source, atoms)
-        formula_units = len(atoms) // 2
-        dft = (afm.get_potential_energy() - fm.get_potential_energy()) / formula_units
-        model = (model_energy(afm) - model_energy(fm)) / formula_units
+        fm, afm = (atoms, source) if is_ferromagnetic(atoms) else (source, atoms)
+        units = formula_units(atoms)
+        dft = (afm.get_potential_energy() - fm.get_potential_energy()) / units
+        model = (model_energy(afm) - model_energy(fm)) / units
         key = (
             split_of(atoms, config),
             material_of(atoms),
             atoms.info["cell_name"],
             afm.info["ordering"],
+            fm.info["ordering"],
         )
         groups.setdefault(key, []).append((1000 * dft, 1000 * model))
     rows = []
-    for (split, material, cell, ordering), pairs in sorted(
+    for (split, material, cell, ordering, reference), pairs in sorted(
         groups.items(), key=lambda item: (SPLITS.index(item[0][0]), item[0][1:])
     ):
         dft, model = np.array(pairs).T
@@ -121,6 +124,7 @@ def ordering_partner_errors(
                 "material": material,
                 "cell": cell,
                 "ordering": ordering,
+                "reference": reference,
                 "pairs": len(pairs),
                 "dft_mean_meV_per_fu": float(dft.mean()),
                 "error_mean_meV_per_fu": float((model - dft).mean()),
@@ -167,9 +171,9 @@ def unseen_ordering_errors(
     for (material, _), group in sorted(groups.items()):
         if len(group) < 2:
             continue
-        formula_units = len(group[0]) // 2
-        dft = np.array([a.get_potential_energy() for a in group]) / formula_units
-        model = np.array([model_energy(a) for a in group]) / formula_units
+        units = formula_units(group[0])
+        dft = np.array([a.get_potential_energy() for a in group]) / units
+        model = np.array([model_energy(a) for a in group]) / units
         order = np.argsort(dft, kind="stable")
         dft = 1000 * (dft[order] - dft[order[0]])
         model = 1000 * (model[order] - model[order[0]])
@@ -403,12 +407,13 @@ def format_report(result: dict) -> str:
             )
     if result["ordering_partner_errors"]:
         lines.append(
-            "\nordering partners (same geometry and cell): pairs, DFT E(AFM) − E(FM) and model "
-            "− DFT error mean and MAE (meV/f.u.)"
+            "\nordering partners (same geometry and cell): pairs, DFT E(ordering) − "
+            "E(reference) and model − DFT error mean and MAE (meV/f.u.)"
         )
         for row in result["ordering_partner_errors"]:
             lines.append(
-                f"  {row['split']:<11}{row['material']:<6}{row['cell']:<8}{row['ordering']:<8}"
+                f"  {row['split']:<11}{row['material']:<6}{row['cell']:<8}"
+                f"{row['ordering'] + ' − ' + row['reference']:<14}"
                 f"{row['pairs']:>4}{row['dft_mean_meV_per_fu']:>10.2f}"
                 f"{row['error_mean_meV_per_fu']:>+10.2f}{row['error_mae_meV_per_fu']:>10.2f}"
             )
@@ -425,16 +430,29 @@ def format_report(result: dict) -> str:
             )
     dft, model = result["yardsticks"]["dft"], result["yardsticks"]["model"]
     for material in dft:
-        lines.append(f"\n{material}: ordering energies (meV/f.u., FM = 0), DFT vs model")
-        for ordering, value in dft[material]["orderings_meV_per_fu"].items():
-            predicted = model[material]["orderings_meV_per_fu"].get(ordering, np.nan)
-            lines.append(f"  {ordering:<8}{value:>10.1f}{predicted:>10.1f}")
-        for key in ("J1S2_meV", "J2S2_meV"):
-            if key in dft[material]:
-                lines.append(f"  {key:<8}{dft[material][key]:>10.2f}{model[material][key]:>10.2f}")
+        lines += _yardstick_lines(material, dft[material], model[material])
     for material, spread in result["guess_sensitivity_meV_per_fu"].items():
         lines.append(
             f"\n{material}: energy spread over guesses ×{min(GUESS_SCALES)}–{max(GUESS_SCALES)} "
             f"(undistorted yardstick cells): {spread:.1f} meV/f.u. (DFT: 0)"
         )
     return "\n".join(lines)
+
+
+def _yardstick_lines(material: str, dft: dict, model: dict) -> list[str]:
+    """One material's yardsticks (:func:`yardstick_table`), DFT against model."""
+    reference = dft.get("reference", "FM")
+    lines = [f"\n{material}: ordering energies (meV/f.u., {reference} = 0), DFT vs model"]
+    for ordering, value in dft["orderings_meV_per_fu"].items():
+        predicted = model["orderings_meV_per_fu"].get(ordering, np.nan)
+        lines.append(f"  {ordering:<8}{value:>10.1f}{predicted:>10.1f}")
+    if "lowest" in dft:
+        lines.append(f"  {'lowest':<8}{dft['lowest']:>10}{model.get('lowest', '–'):>10}")
+    if "ground_state" in dft:
+        lines.append(f"  observed ground state: {dft['ground_state']}")
+    distances = {s["shell"]: s["distance_A"] for s in dft.get("exchange_shells", [])}
+    for key, shell in exchange_keys(dft):
+        at = f" ({distances[shell]:.3f} Å)" if shell in distances else ""
+        predicted = model.get(key, np.nan)
+        lines.append(f"  {key:<8}{dft[key]:>10.2f}{predicted:>10.2f}{at}")
+    return lines
