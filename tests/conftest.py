@@ -16,9 +16,10 @@ from spinmultinet_ase.testing.models import as_loaded, random_model
 
 @pytest.fixture(scope="session", autouse=True)
 def _unoptimised_torchscript():
-    """TorchScript models run without the graph executor's optimisation passes, which take
-    seconds per loaded model over its first calls and change results only at round-off.
-    Tests of the optimised path, the one users run, take :func:`optimised_torchscript`."""
+    """TorchScript models called from the tests' thread run without the graph executor's
+    optimisation passes (a per-thread setting), which take seconds per loaded model over its
+    first calls and change results only at round-off. Tests of the optimised path, the one
+    users run, take :func:`optimised_torchscript`; subprocesses and other threads run it."""
     with torch.jit.optimized_execution(False):
         yield
 
