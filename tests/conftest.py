@@ -1,4 +1,5 @@
-"""Shared fixtures: small random models, eager and exported, and rocksalt test structures."""
+"""Shared fixtures: small random models, eager and exported, rocksalt test structures, and
+the TorchScript executor mode."""
 
 from __future__ import annotations
 
@@ -11,6 +12,23 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import export_model
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.testing.models import as_loaded, random_model
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _unoptimised_torchscript():
+    """TorchScript models called from the tests' thread run without the graph executor's
+    optimisation passes (a per-thread setting), which take seconds per loaded model over its
+    first calls and change results only at round-off. Tests of the optimised path, the one
+    users run, take :func:`optimised_torchscript`; subprocesses and other threads run it."""
+    with torch.jit.optimized_execution(False):
+        yield
+
+
+@pytest.fixture
+def optimised_torchscript():
+    """TorchScript models run with the graph executor's optimisation, as outside the tests."""
+    with torch.jit.optimized_execution(True):
+        yield
 
 
 @pytest.fixture(scope="session")

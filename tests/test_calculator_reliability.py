@@ -19,6 +19,9 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.testing.models import as_loaded, random_model
 
+# The TorchScript model runs optimised, as users run it (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("optimised_torchscript")
+
 PROPERTIES = ("energy", "forces", "stress", "magmoms")
 
 
@@ -116,13 +119,14 @@ def test_a_request_waits_for_the_other_threads_calculation():
     _assert_same(found["B"], serial[1])
 
 
-def test_four_processes_share_one_calculator(exported_path):
-    """The calculator pickles (its TorchScript model as file bytes) into spawned processes,
-    which give exactly the results of its copies (each first called, as there) in this one."""
+def test_spawned_processes_share_one_calculator(exported_path):
+    """The calculator pickles (its TorchScript model as file bytes) into two spawned processes,
+    each given two of four structures, which give exactly the results of its copies (each first
+    called, as there) in this one."""
     calc = SpinMultiNetCalculator(exported_path)
     structures = _structures(4)
     serial = [_properties(pickle.loads(pickle.dumps(calc)), atoms) for atoms in structures]
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
         parallel = pool.starmap(_properties, [(calc, atoms) for atoms in structures])
     for result, expected in zip(parallel, serial, strict=True):
         _assert_same(result, expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.stress import voigt_6_to_full_3x3_stress
@@ -13,6 +14,9 @@ from spinmultinet_ase.testing.finite_difference import (
     numerical_hessian,
     numerical_magnetic_forces,
 )
+
+# The TorchScript model runs optimised, as users run it (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("optimised_torchscript")
 
 
 def test_forces_match_finite_differences(calc, nio_afm2):

@@ -26,6 +26,9 @@ from spinmultinet_ase.export import (
 from spinmultinet_ase.testing.models import as_loaded
 from spinmultinet_ase.testing.symmetry import evaluate
 
+# The TorchScript model runs optimised, as users run it (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("optimised_torchscript")
+
 
 def test_exported_matches_eager(eager_model, exported_path, nio_afm2):
     eager = evaluate(SpinMultiNetCalculator(as_loaded(eager_model)), nio_afm2)

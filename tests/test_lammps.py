@@ -9,7 +9,6 @@ absent. Oracle: the ASE calculator on the same structure, model and float64 dtyp
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import warnings
 
@@ -82,10 +81,8 @@ thermo_style custom step pe
 run 0
 """
 CONVENTIONAL = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])  # fcc primitive -> cubic cell
-# Cubic cells per edge: 2 (64 atoms) in the suite; SPINMULTINET_LAMMPS_ISSUE_SIZES=1 gives the
-# sizes of issue 31, 512-atom NiO and 1000-atom MnO (minutes).
-ISSUE_SIZES = os.environ.get("SPINMULTINET_LAMMPS_ISSUE_SIZES") == "1"
-NIO_CELLS, MNO_CELLS = (4, 5) if ISSUE_SIZES else (2, 2)
+# Cubic cells per edge: 512-atom NiO and 1000-atom MnO.
+NIO_CELLS, MNO_CELLS = 4, 5
 
 
 def nio_afm2_triclinic() -> Atoms:
@@ -118,10 +115,37 @@ def nio_afm2_primitive() -> Atoms:
 
 
 CASES = {
-    # name: (structure, spin mode, LAMMPS type symbols)
+    # name: (structure, spin mode, LAMMPS type symbols[, low_memory_edges])
     "NiO-AFM-II-triclinic": (nio_afm2_triclinic, "collinear", ("O", "Ni")),
     "NiO-AFM-II-4-atoms": (nio_afm2_primitive, "collinear", ("O", "Ni")),
     "MnO-random-noncollinear": (mno_random_noncollinear, "noncollinear", ("Mn", "O")),
+    # the plugin reads (N, 3) moments for a noncollinear_soc model as well
+    "MnO-random-noncollinear-soc": (mno_random_noncollinear, "noncollinear_soc", ("Mn", "O")),
+    # below the model's low_memory_edges the stages keep their autograd graphs instead of
+    # recomputing
+    "NiO-AFM-II-triclinic-autograd": (
+        nio_afm2_triclinic,
+        "collinear",
+        ("O", "Ni"),
+        LOW_MEMORY_EDGES,
+    ),
+    "MnO-random-noncollinear-autograd": (
+        mno_random_noncollinear,
+        "noncollinear",
+        ("Mn", "O"),
+        LOW_MEMORY_EDGES,
+    ),
+}
+# A model file from before the stage methods (no stage_methods in its metadata) runs whole on
+# each rank, with ghosts out to num_layers x cutoff: this case is the first one's model so.
+WHOLE_MODEL_CASE = ("NiO-AFM-II-triclinic-whole", "NiO-AFM-II-triclinic")
+# The variants run on one rank count each (every LAMMPS job loads its model anew, seconds);
+# the other cases on 1, 2 and 4 ranks.
+ONLY_ON_RANKS = {
+    "MnO-random-noncollinear-soc": 1,
+    "NiO-AFM-II-triclinic-autograd": 2,
+    "MnO-random-noncollinear-autograd": 2,
+    "NiO-AFM-II-triclinic-whole": 2,
 }
 
 
@@ -176,7 +200,15 @@ def build_case(
 def cases(tmp_path_factory) -> dict:
     """Per case: model file, data file, input file and the ASE calculator's results."""
     folder = tmp_path_factory.mktemp("lammps")
-    return {name: build_case(folder, name, *case) for name, case in CASES.items()}
+    cases = {name: build_case(folder, name, *case) for name, case in CASES.items()}
+    whole, source = WHOLE_MODEL_CASE
+    cases[whole] = dict(cases[source], model=folder / f"{whole}.pt")
+    rewrite_metadata(
+        cases[source]["model"],
+        cases[whole]["model"],
+        lambda m: {k: v for k, v in m.items() if k != "stage_methods"},
+    )
+    return cases
 
 
 def run_driver(driver, ranks: int, *arguments) -> None:
@@ -261,35 +293,9 @@ def assert_lammps_equals_ase(cases: dict, ranks: int, plugin: str, tmp_path) -> 
 
 @pytest.mark.parametrize("ranks", [1, 2, 4])
 def test_lammps_equals_ase(ranks, plugin, cases, tmp_path):
-    assert_lammps_equals_ase(cases, ranks, plugin, tmp_path)
-
-
-def test_lammps_equals_ase_with_spin_orbit(plugin, tmp_path):
-    """The plugin reads (N, 3) moments for a noncollinear_soc model as well."""
-    name = "MnO-random-noncollinear-soc"
-    case = build_case(tmp_path, name, mno_random_noncollinear, "noncollinear_soc", ("Mn", "O"))
-    assert_lammps_equals_ase({name: case}, 1, plugin, tmp_path)
-
-
-def test_lammps_equals_ase_with_autograd_stages(plugin, tmp_path):
-    """Below the model's low_memory_edges the stages keep their autograd graphs instead of
-    recomputing, and give the same results."""
-    names = ["NiO-AFM-II-triclinic", "MnO-random-noncollinear"]
-    cases = {name: build_case(tmp_path, name, *CASES[name], LOW_MEMORY_EDGES) for name in names}
-    assert_lammps_equals_ase(cases, 2, plugin, tmp_path)
-
-
-def test_lammps_equals_ase_without_stage_methods(plugin, cases, tmp_path):
-    """A model file from before the stage methods runs whole on each rank, with ghosts out to
-    num_layers x cutoff, and gives the same results."""
-    name = "NiO-AFM-II-triclinic"
-    case = dict(cases[name], model=tmp_path / "whole.pt")
-    rewrite_metadata(
-        cases[name]["model"],
-        case["model"],
-        lambda m: {k: v for k, v in m.items() if k != "stage_methods"},
-    )
-    assert_lammps_equals_ase({name: case}, 2, plugin, tmp_path)
+    """The cases for ``ranks`` (:data:`ONLY_ON_RANKS`)."""
+    chosen = {name: case for name, case in cases.items() if ONLY_ON_RANKS.get(name, ranks) == ranks}
+    assert_lammps_equals_ase(chosen, ranks, plugin, tmp_path)
 
 
 # Runs each input text in one LAMMPS instance (clearing in between) and writes the error

@@ -16,6 +16,9 @@ from spinmultinet_ase.testing.symmetry import (
     translation_deviation,
 )
 
+# The TorchScript model runs optimised, as users run it (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("optimised_torchscript")
+
 TOL = 1e-10
 
 
