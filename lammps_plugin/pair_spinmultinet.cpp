@@ -26,11 +26,11 @@
 // their owners, so the total force on an atom is -dE/dx of the whole system. The magnetic
 // forces go the same way.
 //
-// fix nve/spin (one rank, image mode) advances the spins one by
-// one, asking compute_single_pair for each spin's magnetic force. The model's field is
-// many-body, so each pair of sweeps over the own atoms (half a step of spin motion) takes the
-// field of one model evaluation at predicted midpoint spins (midpoint_field): three model
-// evaluations per step besides compute(), which store only the magnetic forces.
+// fix nve/spin (one rank, image mode, group all) advances the spins one by one, asking
+// compute_single_pair for each spin's magnetic force. The model's field is many-body, so
+// each pair of sweeps over the own atoms (half a step of spin motion) takes the field of one
+// model evaluation at predicted midpoint spins (midpoint_field): three model evaluations per
+// step besides compute(), which store only the magnetic forces.
 //
 // In both ghost schemes the virial is the symmetric part of sum_i x_i f_i over own atoms and
 // ghosts before the reverse communication: each rank's forces are -dE/dx_i of edge vectors
@@ -42,7 +42,9 @@
 #include "comm.h"
 #include "domain.h"
 #include "error.h"
+#include "fix.h"
 #include "force.h"
+#include "group.h"
 #include "json.h"
 #include "memory.h"
 #include "modify.h"
@@ -312,8 +314,21 @@ void PairSpinMultiNet::init_style()
   // fix nve/spin takes every pair style whose name starts with "spin" for a SPIN package one.
   // Its sweeps ask for one spin's field at a time, and a new field per sweep is one model
   // evaluation on the whole cell: one rank (on more, the sweep runs sector by sector and a
-  // collective evaluation cannot be scheduled inside it) in image mode.
-  spin_integrator = !modify->get_fix_by_style("^nve/spin").empty();
+  // collective evaluation cannot be scheduled inside it) in image mode, and a fix on group all,
+  // so that each sweep asks for every own atom (compute_single_pair counts the calls;
+  // atom_modify first shortens only the sweeps of a fix on the first group, never all).
+  const auto spin_fixes = modify->get_fix_by_style("^nve/spin");
+  spin_integrator = !spin_fixes.empty();
+  for (const Fix *fix : spin_fixes)
+    if (fix->igroup != 0)
+      error->all(FLERR, "pair_style spinmultinet with fix nve/spin needs the fix on group all, "
+                 "not {} (fix {}): each model evaluation turns every spin; use `fix {} all "
+                 "nve/spin ...`, and to hold spins still `fix ID GROUP setforce/spin 0.0 0.0 "
+                 "0.0`", group->names[fix->igroup], fix->id, fix->id);
+  if (spin_integrator && !modify->get_fix_by_style("^langevin/spin").empty() && comm->me == 0)
+    utils::logmesg(lmp, "pair_style spinmultinet: with fix langevin/spin at a temperature "
+                   "above 0 the spin update is first order in the time step, not second "
+                   "(docs/lammps.md, Spin-lattice dynamics)\n");
   if (spin_integrator && comm->nprocs > 1)
     error->all(FLERR, "pair_style spinmultinet with fix nve/spin runs on one MPI rank, "
                "not {}: each sweep over the spins needs a new model evaluation, which fix "
@@ -397,8 +412,8 @@ void PairSpinMultiNet::compute(int eflag, int vflag)
     compute_whole();
 }
 
-// fix nve/spin sweeps forward and backward over the own atoms (a pair of sweeps turns each
-// spin by half a step) twice per step, around the position update.
+// fix nve/spin (on group all, init_style) sweeps forward and backward over the own atoms (a
+// pair of sweeps turns each spin by half a step) twice per step, around the position update.
 void PairSpinMultiNet::compute_single_pair(int i, double *fmi)
 {
   if (sweep_calls % (2 * atom->nlocal) == 0) midpoint_field();
@@ -410,6 +425,10 @@ void PairSpinMultiNet::compute_single_pair(int i, double *fmi)
 // a quarter step ahead, predicted by turning each spin with its whole field now (this pair
 // style's and the other fields fix nve/spin last added, e.g. fix precession/spin): each spin
 // then turns by its field at the half step's midpoint, which makes the scheme second order.
+// Not so with fix langevin/spin at a temperature above 0: fm then also holds the last sweep's
+// random field, added before the fix scales the sum by the Gilbert factor, so it cannot be
+// told apart from the deterministic fields here; the prediction turns the spins by a stale
+// random angle and the scheme is first order (docs/lammps.md).
 void PairSpinMultiNet::midpoint_field()
 {
   const int nlocal = atom->nlocal;

@@ -363,6 +363,19 @@ def write_spin_data(path: str | Path, atoms: Atoms, type_symbols: Sequence[str])
     os.replace(staged, path)
 
 
+def lammps_word(text: str | Path) -> str:
+    """``text`` as one word of a LAMMPS input line: in double quotes, so that spaces, ``#`` and
+    ``$`` in it are kept as they are.
+
+    Raises:
+        ValueError: ``text`` contains a double quote.
+    """
+    text = str(text)
+    if '"' in text:
+        raise ValueError(f"a LAMMPS input word cannot hold a double quote: {text}")
+    return f'"{text}"'
+
+
 def input_head(
     data: str | Path, plugin: str | Path, model: str | Path, type_symbols: Sequence[str]
 ) -> str:
@@ -370,24 +383,31 @@ def input_head(
     ``atom_style spin`` and a periodic box read from ``data`` (:func:`write_spin_data`), the
     plugin loaded from ``plugin``, the pair style with the model file ``model`` and
     ``type_symbols`` as the elements of atom types 1, 2, ..., and a 0.5 Å neighbour skin.
+    The paths are quoted (:func:`lammps_word`).
     """
     return (
         "units metal\n"
         "atom_style spin\n"
         "atom_modify map array\n"
         "boundary p p p\n"
-        f"read_data {data}\n"
-        f"plugin load {plugin}\n"
-        f"pair_style spinmultinet {model}\n"
+        f"read_data {lammps_word(data)}\n"
+        f"plugin load {lammps_word(plugin)}\n"
+        f"pair_style spinmultinet {lammps_word(model)}\n"
         f"pair_coeff * * {' '.join(type_symbols)}\n"
         "neighbor 0.5 bin\n"
     )
 
 
 def seconds_per_step(output: str) -> float:
-    """Wall seconds per step of the last run in LAMMPS's screen ``output`` (its "Loop time")."""
+    """Wall seconds per step of the last run with steps in LAMMPS's screen ``output`` (its
+    "Loop time"); runs of 0 steps (``run 0``) are passed over.
+
+    Raises:
+        ValueError: no run of at least one step in ``output``.
+    """
     loops = re.findall(r"Loop time of ([0-9.e+-]+) on \d+ procs for (\d+) steps", output)
-    if not loops:
-        raise ValueError("no 'Loop time' line in the LAMMPS output")
-    seconds, steps = loops[-1]
-    return float(seconds) / int(steps)
+    timed = [(float(seconds), int(steps)) for seconds, steps in loops if int(steps) > 0]
+    if not timed:
+        raise ValueError("no 'Loop time' line of a run with steps in the LAMMPS output")
+    seconds, steps = timed[-1]
+    return seconds / steps
