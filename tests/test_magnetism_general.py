@@ -22,7 +22,7 @@ from spinmultinet_ase.magnetism.rocksalt import (
     rocksalt_ordered,
     rocksalt_primitive,
 )
-from spinmultinet_ase.magnetism.sites import magnetic_sites
+from spinmultinet_ase.magnetism.sites import is_ferromagnetic, magnetic_sites
 from spinmultinet_ase.testing.crystals import corundum, perovskite, rutile, spinel
 from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.workflows.scan import run_scan
@@ -167,6 +167,37 @@ def test_clear_errors(calc):
         run_scan("NiO", calc, orderings=["AFM-II"], supercell=np.diag([2, 1, 1]), **FAST)
     with pytest.raises(ValueError, match="does not fit this cell"):
         run_scan(corundum(), calc, orderings=["uudduu"], **FAST)
+
+
+def test_ferromagnetic_means_all_magnetic_moments_parallel():
+    """Collinear: one sign. Non-collinear: the same orderings as vectors m ẑ turned by any
+    rotation agree; moments of any sizes along one direction are parallel, moments whose
+    components merely share their signs are not."""
+    from scipy.spatial.transform import Rotation
+
+    from spinmultinet_ase.magnetism.corundum import corundum_cell
+    from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
+
+    rotation = Rotation.random(random_state=3).as_matrix()
+    orderings = enumerate_collinear_orderings(corundum_cell("Cr2O3"))
+    assert {is_ferromagnetic(a) for a in orderings} == {True, False}
+    for atoms in orderings:
+        moments = atoms.get_initial_magnetic_moments()
+        signs = np.sign(moments[moments != 0])
+        assert is_ferromagnetic(atoms) == bool(np.all(signs == signs[0]))
+        vectors = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
+        vectors.set_initial_magnetic_moments(np.outer(moments, [0, 0, 1.0]) @ rotation.T)
+        assert is_ferromagnetic(vectors) == is_ferromagnetic(atoms)
+    atoms = bulk("Fe", "bcc", a=2.87, cubic=True)
+    direction = rotation[0]
+    atoms.set_initial_magnetic_moments([2.0 * direction, 0.5 * direction])
+    assert is_ferromagnetic(atoms)
+    atoms.set_initial_magnetic_moments([[1.0, 1.0, 0.0], [1.0, 2.0, 0.0]])
+    assert not is_ferromagnetic(atoms)
+    atoms.set_initial_magnetic_moments([direction, -direction])
+    assert not is_ferromagnetic(atoms)
+    with pytest.raises(ValueError, match="no magnetic site"):
+        is_ferromagnetic(bulk("MgO", "rocksalt", a=4.2))
 
 
 def test_sites_that_differ_split_a_shell():
