@@ -188,7 +188,7 @@ def test_ferromagnetic_means_all_magnetic_moments_parallel():
         vectors = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
         vectors.set_initial_magnetic_moments(np.outer(moments, [0, 0, 1.0]) @ rotation.T)
         assert is_ferromagnetic(vectors) == is_ferromagnetic(atoms)
-    atoms = bulk("Fe", "bcc", a=2.87, cubic=True)
+    atoms = Atoms("Fe2", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[2.87] * 3, pbc=True)
     direction = rotation[0]
     atoms.set_initial_magnetic_moments([2.0 * direction, 0.5 * direction])
     assert is_ferromagnetic(atoms)
