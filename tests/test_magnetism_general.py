@@ -147,6 +147,35 @@ def test_scan_and_relax_take_a_corundum_formula_by_name(model, tmp_path, capsys)
     np.testing.assert_allclose(fe2o3.positions, corundum_cell("Fe2O3").positions)
 
 
+@pytest.mark.parametrize("command", ["relax", "md"])
+def test_structure_help_is_true_for_both_formula_families(command, capsys):
+    """The help names both families and their given cells and default orderings, and the
+    structures built follow it: a rocksalt formula's supercell of its 2-atom cell, AFM-II by
+    default; a corundum formula's of its 10-atom cell, in its observed ground state."""
+    from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
+    from spinmultinet_ase.workflows.inputs import single_structure
+
+    assert main([command, "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("Cr2O3, Fe2O3", "2-atom primitive cell", "10-atom rhombohedral cell"):
+        assert phrase in help_text
+    assert "AFM-II for a rocksalt formula, the observed ground state for a corundum" in help_text
+    assert len(single_structure("NiO", "FM", [1, 1, 1])) == 2
+    afm2 = rocksalt_ordered("NiO", "AFM-II")
+    default = single_structure("NiO")
+    np.testing.assert_allclose(default.cell.array, afm2.cell.array)
+    np.testing.assert_allclose(
+        default.get_initial_magnetic_moments(), afm2.get_initial_magnetic_moments()
+    )
+    for formula, parameters in CORUNDUM_PARAMETERS.items():
+        doubled = single_structure(formula, supercell=[2, 1, 1])
+        cell = corundum_cell(formula).cell.array
+        np.testing.assert_allclose(doubled.cell.array, np.diag([2, 1, 1]) @ cell, atol=1e-12)
+        moments = single_structure(formula).get_initial_magnetic_moments()
+        pattern = "".join("u" if m > 0 else "d" for m in moments if m != 0)
+        assert pattern == parameters.ground_state
+
+
 def test_scan_with_monte_carlo_runs(calc):
     """The scan's Monte Carlo path on bcc Fe (mechanics only: a few sweeps)."""
     atoms = bulk("Fe", "bcc", a=2.87, cubic=True)
