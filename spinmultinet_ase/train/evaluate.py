@@ -457,12 +457,10 @@ def _yardstick_lines(key: str, dft: dict, model: dict) -> list[str]:
         lines.append(f"  observed ground state: {dft['ground_state']}")
     shells = {s["shell"]: s for s in dft.get("exchange_shells", [])}
     for name, k in exchange_keys(dft):
-        at = ""
-        if k in shells:
-            fitted_as = shells[k]["fitted_as"]
-            at = f" ({shells[k]['distance_A']:.3f} Å" + (
-                f", = {fitted_as})" if fitted_as != f"J{k}" else ")"
-            )
+        notes = [f"{shells[k]['distance_A']:.3f} Å"] if k in shells else []
+        if k in shells and shells[k]["fitted_as"] != f"J{k}":
+            notes.append(f"= {shells[k]['fitted_as']}")
+        at = f" ({', '.join(notes)})" if notes else ""
         predicted = model.get(name, np.nan)
         lines.append(f"  {name:<8}{dft[name]:>10.2f}{predicted:>10.2f}{at}")
     return lines
