@@ -343,8 +343,8 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
     _add_structure_options(
         p,
         orderings_help="orderings by name or pattern: FM, the rocksalt names (AFM-I AFM-II "
-        "AFM-III), or one letter u/d per magnetic site of the supercell (default: a formula's "
-        "four named orderings, else every symmetry-distinct ordering of the supercell)",
+        "AFM-III), or one letter u/d per magnetic site of the supercell (default: a rocksalt "
+        "formula's four named orderings, else every symmetry-distinct ordering of the supercell)",
     )
     p.add_argument(
         "--shells",
@@ -461,13 +461,18 @@ def _add_structure_options(p: argparse.ArgumentParser, orderings_help: str | Non
     """The structure to work on: ``target``, its magnetic ordering (``--ordering``, or
     several ``--orderings`` described by ``orderings_help``), ``--supercell`` and
     ``--magnitudes``."""
-    p.add_argument("target", help="rocksalt formula (MnO, FeO, CoO, NiO) or structure file")
+    p.add_argument(
+        "target",
+        help="rocksalt formula (MnO, FeO, CoO, NiO), corundum formula (Cr2O3, Fe2O3) or "
+        "structure file",
+    )
     if orderings_help is None:
         p.add_argument(
             "--ordering",
             default=None,
-            help="a rocksalt name (default for a formula: AFM-II), FM, or one letter "
-            "u/d per magnetic site of the supercell (default for a file: its initial_magmoms)",
+            help="a rocksalt name, FM, or one letter u/d per magnetic site of the supercell "
+            "(default: AFM-II for a rocksalt formula, the observed ground state for a corundum "
+            "one, a file's initial_magmoms)",
         )
     else:
         p.add_argument("--orderings", nargs="+", default=None, help=orderings_help)
@@ -476,8 +481,9 @@ def _add_structure_options(p: argparse.ArgumentParser, orderings_help: str | Non
         nargs="+",
         type=int,
         default=None,
-        help="supercell of the given cell (a formula's: its 2-atom primitive cell): 3 integers "
-        "(diagonal) or 9 (a 3x3 matrix, row by row, as ASE's make_supercell)",
+        help="supercell of the given cell (a rocksalt formula's: its 2-atom primitive cell; a "
+        "corundum one's: its 10-atom rhombohedral cell): 3 integers (diagonal) or 9 (a 3x3 "
+        "matrix, row by row, as ASE's make_supercell)",
     )
     p.add_argument(
         "--magnitudes",
@@ -554,7 +560,8 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
     _add_structure_options(
         p,
         orderings_help="orderings: rocksalt names, FM, or one letter u/d per magnetic site of "
-        "the supercell (default: a formula's AFM-II and FM; a file's own moments)",
+        "the supercell (default: a rocksalt formula's AFM-II and FM, else the structure's "
+        "own moments)",
     )
     p.add_argument(
         "--phonon-supercell",

@@ -22,7 +22,7 @@ from spinmultinet_ase.magnetism.rocksalt import (
     rocksalt_ordered,
     rocksalt_primitive,
 )
-from spinmultinet_ase.magnetism.sites import magnetic_sites
+from spinmultinet_ase.magnetism.sites import is_ferromagnetic, magnetic_sites
 from spinmultinet_ase.testing.crystals import corundum, perovskite, rutile, spinel
 from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.workflows.scan import run_scan
@@ -147,6 +147,35 @@ def test_scan_and_relax_take_a_corundum_formula_by_name(model, tmp_path, capsys)
     np.testing.assert_allclose(fe2o3.positions, corundum_cell("Fe2O3").positions)
 
 
+@pytest.mark.parametrize("command", ["relax", "md"])
+def test_structure_help_is_true_for_both_formula_families(command, capsys):
+    """The help names both families and their given cells and default orderings, and the
+    structures built follow it: a rocksalt formula's supercell of its 2-atom cell, AFM-II by
+    default; a corundum formula's of its 10-atom cell, in its observed ground state."""
+    from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
+    from spinmultinet_ase.workflows.inputs import single_structure
+
+    assert main([command, "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("Cr2O3, Fe2O3", "2-atom primitive cell", "10-atom rhombohedral cell"):
+        assert phrase in help_text
+    assert "AFM-II for a rocksalt formula, the observed ground state for a corundum" in help_text
+    assert len(single_structure("NiO", "FM", [1, 1, 1])) == 2
+    afm2 = rocksalt_ordered("NiO", "AFM-II")
+    default = single_structure("NiO")
+    np.testing.assert_allclose(default.cell.array, afm2.cell.array)
+    np.testing.assert_allclose(
+        default.get_initial_magnetic_moments(), afm2.get_initial_magnetic_moments()
+    )
+    for formula, parameters in CORUNDUM_PARAMETERS.items():
+        doubled = single_structure(formula, supercell=[2, 1, 1])
+        cell = corundum_cell(formula).cell.array
+        np.testing.assert_allclose(doubled.cell.array, np.diag([2, 1, 1]) @ cell, atol=1e-12)
+        moments = single_structure(formula).get_initial_magnetic_moments()
+        pattern = "".join("u" if m > 0 else "d" for m in moments if m != 0)
+        assert pattern == parameters.ground_state
+
+
 def test_scan_with_monte_carlo_runs(calc):
     """The scan's Monte Carlo path on bcc Fe (mechanics only: a few sweeps)."""
     atoms = bulk("Fe", "bcc", a=2.87, cubic=True)
@@ -167,6 +196,37 @@ def test_clear_errors(calc):
         run_scan("NiO", calc, orderings=["AFM-II"], supercell=np.diag([2, 1, 1]), **FAST)
     with pytest.raises(ValueError, match="does not fit this cell"):
         run_scan(corundum(), calc, orderings=["uudduu"], **FAST)
+
+
+def test_ferromagnetic_means_all_magnetic_moments_parallel():
+    """Collinear: one sign. Non-collinear: the same orderings as vectors m ẑ turned by any
+    rotation agree; moments of any sizes along one direction are parallel, moments whose
+    components merely share their signs are not."""
+    from scipy.spatial.transform import Rotation
+
+    from spinmultinet_ase.magnetism.corundum import corundum_cell
+    from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
+
+    rotation = Rotation.random(random_state=3).as_matrix()
+    orderings = enumerate_collinear_orderings(corundum_cell("Cr2O3"))
+    assert {is_ferromagnetic(a) for a in orderings} == {True, False}
+    for atoms in orderings:
+        moments = atoms.get_initial_magnetic_moments()
+        signs = np.sign(moments[moments != 0])
+        assert is_ferromagnetic(atoms) == bool(np.all(signs == signs[0]))
+        vectors = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
+        vectors.set_initial_magnetic_moments(np.outer(moments, [0, 0, 1.0]) @ rotation.T)
+        assert is_ferromagnetic(vectors) == is_ferromagnetic(atoms)
+    atoms = Atoms("Fe2", scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]], cell=[2.87] * 3, pbc=True)
+    direction = rotation[0]
+    atoms.set_initial_magnetic_moments([2.0 * direction, 0.5 * direction])
+    assert is_ferromagnetic(atoms)
+    atoms.set_initial_magnetic_moments([[1.0, 1.0, 0.0], [1.0, 2.0, 0.0]])
+    assert not is_ferromagnetic(atoms)
+    atoms.set_initial_magnetic_moments([direction, -direction])
+    assert not is_ferromagnetic(atoms)
+    with pytest.raises(ValueError, match="no magnetic site"):
+        is_ferromagnetic(bulk("MgO", "rocksalt", a=4.2))
 
 
 def test_sites_that_differ_split_a_shell():

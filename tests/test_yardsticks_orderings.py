@@ -10,9 +10,15 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.neighborlist import neighbor_list
 
 from spinmultinet_ase.dft.corundum_structures import corundum_yardsticks
+from spinmultinet_ase.dft.distortions import Distortion, tag
 from spinmultinet_ase.dft.structures import yardstick_structures
-from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS
-from spinmultinet_ase.magnetism.yardsticks import yardstick_table
+from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
+from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
+from spinmultinet_ase.magnetism.yardsticks import (
+    ordering_yardsticks,
+    yardstick_key,
+    yardstick_table,
+)
 from spinmultinet_ase.reference.model_card import (
     EXCHANGE_TOLERANCE,
     ORDERING_TOLERANCE,
@@ -22,6 +28,7 @@ from spinmultinet_ase.reference.model_card import (
 from spinmultinet_ase.train.evaluate import _yardstick_lines
 
 MATERIALS = ("Cr2O3", "Fe2O3")
+KEYS = {material: yardstick_key(material, "rh-10") for material in MATERIALS}
 # J S² (meV) by metal–metal shell, nearest first; shell 3 is left at zero: in the orderings
 # of the 10-atom cell its pair counts are those of shell 1 (three times), so no fit over
 # them can tell the two apart.
@@ -76,11 +83,11 @@ def labelled(frames: list[Atoms], energy) -> list[Atoms]:
 
 def test_ordering_yardsticks_recover_the_heisenberg_model(frames):
     table = yardstick_table(labelled(frames, heisenberg(EXCHANGE)))
-    assert set(table) == set(MATERIALS)
+    assert set(table) == {"Cr2O3 rh-10", "Fe2O3 rh-10"} == set(KEYS.values())
     model = heisenberg(EXCHANGE)
     for material in MATERIALS:
         mine = [a for a in frames if a.info["material"] == material]
-        entry = table[material]
+        entry = table[KEYS[material]]
         energies = {a.info["ordering"]: per_fu(a, model(a)) for a in mine}
         assert entry["reference"] == "uuuu"
         for ordering, value in energies.items():
@@ -102,7 +109,7 @@ def test_ordering_yardsticks_recover_the_heisenberg_model(frames):
         assert [s["JS2_meV"] is None for s in shells] == [False, False, True, False]
         assert entry["exchange_rms_residual_meV"] == pytest.approx(0.0, abs=1e-8)
     # with the same model the two ground states cannot both be lowest
-    assert {table[m]["lowest_is_ground_state"] for m in MATERIALS} == {True, False}
+    assert {table[KEYS[m]]["lowest_is_ground_state"] for m in MATERIALS} == {True, False}
 
 
 def test_a_different_model_gives_the_right_errors(frames):
@@ -118,7 +125,7 @@ def test_a_different_model_gives_the_right_errors(frames):
     for material in MATERIALS:
         mine = [a for a in frames if a.info["material"] == material]
         fm = next(a for a in mine if a.info["ordering"] == "uuuu")
-        entry = checks[material]
+        entry = checks[KEYS[material]]
         for atoms in mine:
             ordering = atoms.info["ordering"]
             if ordering == "uuuu":
@@ -134,20 +141,103 @@ def test_a_different_model_gives_the_right_errors(frames):
             assert (dft, predicted) == pytest.approx((value, model_exchange[shell]), abs=1e-8)
             assert ok == (scaled[shell] - 1 <= EXCHANGE_TOLERANCE)
         assert entry["lowest ordering"][2]
-        lines = _yardstick_lines(
-            material, yardsticks["dft"][material], yardsticks["model"][material]
-        )
+        key = KEYS[material]
+        lines = _yardstick_lines(key, yardsticks["dft"][key], yardsticks["model"][key])
         assert any(line.split()[:3] == ["J4S2_meV", f"{EXCHANGE[4]:.2f}", "2.60"] for line in lines)
     shell_lines = "\n".join(_exchange_shell_lines(yardsticks["dft"]))
-    assert "Cr2O3: Heisenberg fit over the 5 ideal-cell orderings" in shell_lines
+    assert "Cr2O3 rh-10: Heisenberg fit over the 5 ideal-cell orderings" in shell_lines
     assert "shell(s) 3 (" in shell_lines
 
     flipped = heisenberg({k: -v for k, v in EXCHANGE.items()})  # ferromagnetic couplings
     checks = yardstick_checks({"dft": yardsticks["dft"], "model": yardstick_table(frames, flipped)})
     for material in MATERIALS:
         ground = CORUNDUM_PARAMETERS[material].ground_state
-        assert checks[material]["lowest ordering"][1:] == ("uuuu", False)
-        assert checks[material][f"observed ground state {ground} lowest"][1:] == ("no", False)
+        assert checks[KEYS[material]]["lowest ordering"][1:] == ("uuuu", False)
+        assert checks[KEYS[material]][f"observed ground state {ground} lowest"][1:] == (
+            "no",
+            False,
+        )
+
+
+def test_shell_3_is_absorbed_in_j1_three_times_and_the_fit_says_so(frames):
+    """With J3 ≠ 0 the 10-atom orderings fit J1 + 3·J3 (shell 3's pair counts are three times
+    shell 1's in each of them), and the fit's warning, the report and the card say so."""
+    exchange = {**EXCHANGE, 3: 4.0}
+    model = heisenberg(exchange)
+    table = yardstick_table(labelled(frames, model))
+    shown = yardstick_table(frames, heisenberg({**exchange, 3: 5.0}))
+    card = "\n".join(_exchange_shell_lines(table))
+    for material in MATERIALS:
+        key = KEYS[material]
+        entry = table[key]
+        assert entry["J1S2_meV"] == pytest.approx(exchange[1] + 3 * exchange[3], abs=1e-8)
+        for shell in (2, 4):
+            assert entry[f"J{shell}S2_meV"] == pytest.approx(exchange[shell], abs=1e-8)
+        assert entry["exchange_rms_residual_meV"] == pytest.approx(0.0, abs=1e-8)
+        assert [s["fitted_as"] for s in entry["exchange_shells"]] == [
+            "J1 + 3·J3",
+            "J2",
+            None,
+            "J4",
+        ]
+        assert any("absorbed in the fitted J1 = J1 + 3·J3" in w for w in entry["exchange_warnings"])
+        assert f"{key}: Heisenberg fit" in card
+        lines = _yardstick_lines(key, entry, shown[key])
+        j1 = next(line for line in lines if line.split()[0] == "J1S2_meV")
+        assert j1.split()[1:3] == ["32.00", "35.00"] and j1.endswith("= J1 + 3·J3)")
+    assert card.count("Å (1 per ion) = J1 + 3·J3") == len(MATERIALS)
+    assert "absorbed in the fitted J as shown" in card
+
+
+def cell_yardsticks(material: str, cell: str) -> list[Atoms]:
+    """The ideal cell ``cell`` of a corundum material in every enumerated ordering, tagged as
+    yardsticks."""
+    frames = []
+    for ordered in enumerate_collinear_orderings(corundum_cell(material, cell)):
+        ordering = ordered.info["ordering"]
+        sid = f"{material}-yardstick-{cell}-{ordering}"
+        frames.append(tag(ordered, sid, material, cell, ordering, Distortion()))
+        frames[-1].info["yardstick"] = True
+    return frames
+
+
+def test_yardstick_cells_get_a_table_each(frames):
+    """Yardsticks in three cells (two of them 20-atom cells with the same ordering names)
+    give one table per material and cell, each measured within its cell, as that cell alone
+    gives it; only the 10-atom cell's orderings name the observed ground state."""
+    exchange = {**EXCHANGE, 3: 4.0}
+    model = heisenberg(exchange)
+    cells = ("rh211-20", "rh2x-20")
+    extra = {cell: cell_yardsticks("Cr2O3", cell) for cell in cells}
+    table = yardstick_table(labelled(frames + extra["rh211-20"] + extra["rh2x-20"], model))
+    assert set(table) == {*KEYS.values(), "Cr2O3 rh211-20", "Cr2O3 rh2x-20"}
+    alone = yardstick_table(labelled(frames, model))
+    for key in KEYS.values():
+        assert table[key] == alone[key]
+    for cell, mine in extra.items():
+        entry = table[yardstick_key("Cr2O3", cell)]
+        energies = {a.info["ordering"]: per_fu(a, model(a)) for a in mine}
+        assert entry["reference"] == "u" * 8
+        assert entry["orderings_meV_per_fu"] == pytest.approx(
+            {o: e - energies["u" * 8] for o, e in energies.items()}, abs=1e-8
+        )
+        assert "ground_state" not in entry
+        # these cells tell shell 3 from shell 1
+        for shell, value in exchange.items():
+            assert entry[f"J{shell}S2_meV"] == pytest.approx(value, abs=1e-8)
+
+
+def test_a_cell_without_an_ideal_frame_is_left_out(frames):
+    strained = []
+    for atoms in frames:
+        copy = atoms.copy()
+        if atoms.info["material"] == "Cr2O3":
+            copy.info["rhombohedral_strain"] = 0.01
+        strained.append(copy)
+    table = yardstick_table(labelled(strained, heisenberg(EXCHANGE)))
+    assert set(table) == {KEYS["Fe2O3"]}
+    with pytest.raises(ValueError, match="at least one ideal cell"):
+        ordering_yardsticks([])
 
 
 def test_rocksalt_yardsticks_keep_their_scheme():
@@ -173,8 +263,9 @@ def test_without_the_ferromagnet_the_first_ordering_is_the_reference(frames):
     model = yardstick_table(partial, heisenberg({k: 2 * v for k, v in EXCHANGE.items()}))
     for material in MATERIALS:
         first = next(a.info["ordering"] for a in partial if a.info["material"] == material)
-        assert dft[material]["reference"] == model[material]["reference"] == first
-        checks = yardstick_checks({"dft": dft, "model": model})[material]
+        key = KEYS[material]
+        assert dft[key]["reference"] == model[key]["reference"] == first
+        checks = yardstick_checks({"dft": dft, "model": model})[key]
         assert f"E(udud)-E({first})" in checks
 
 

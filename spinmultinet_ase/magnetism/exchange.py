@@ -265,14 +265,32 @@ def exchange_shells(
 
 @dataclass
 class ExchangeFit:
-    """Least-squares Heisenberg fit (energies per magnetic ion, eV)."""
+    """Least-squares Heisenberg fit of energies per magnetic ion; energies and exchange
+    constants in the unit of the energies given (eV or meV)."""
 
     E0: float
-    JS2: list[float | None]  # J_k |S|² per shell (eV); None where the orderings cannot tell
-    rms_residual: float  # rms departure of the energies from the fitted model (eV per ion)
+    JS2: list[float | None]  # J_k |S|² per shell; None where the orderings cannot tell
+    rms_residual: float  # rms departure of the energies from the fitted model (per ion)
     condition: float  # condition number of the column-scaled design matrix
     degrees_of_freedom: int  # orderings minus fitted parameters
     warnings: list[str]
+    # Per shell left out (numbered from 1): the multiple of its J in each fitted J, by shell
+    # (fitted J_k = J_k + Σ_c absorbed[c][k] J_c).
+    absorbed: dict[int, dict[int, float]] = field(default_factory=dict)
+
+    def fitted_as(self, shell: int) -> str:
+        """What the fitted J of ``shell`` (numbered from 1) stands for, e.g. ``'J1 + 3·J3'``."""
+        return _fitted_as(shell, self.absorbed)
+
+
+def _fitted_as(shell: int, absorbed: dict[int, dict[int, float]]) -> str:
+    terms = [f"J{shell}"]
+    for left_out, multiples in sorted(absorbed.items()):
+        multiple = multiples.get(shell, 0.0)
+        if multiple:
+            factor = "" if abs(multiple) == 1 else f"{abs(multiple):g}·"
+            terms.append(f"{'−' if multiple < 0 else '+'} {factor}J{left_out}")
+    return " ".join(terms)
 
 
 def fit_exchange(
@@ -280,11 +298,14 @@ def fit_exchange(
     structures: Sequence[Atoms],
     energies_per_ion: Sequence[float],
 ) -> ExchangeFit:
-    """Least-squares ``E0`` and ``J_k |S|²`` (eV) from energies per magnetic ion (eV).
+    """Least-squares ``E0`` and ``J_k |S|²`` from energies per magnetic ion, in the unit of
+    the energies given.
 
     ``structures`` are ideal (undistorted) cells of the crystal of ``shells`` with
     ``initial_magmoms`` giving the ordering. Shells that the orderings cannot separate from
-    nearer ones (dependent pair counts) are left out of the fit, with a warning.
+    nearer ones (pair counts a combination of theirs) are left out of the fit; their exchange
+    is absorbed in the fitted J of those shells (:attr:`ExchangeFit.absorbed`), with a
+    warning that says how.
     """
     if len(structures) != len(energies_per_ion):
         raise ValueError("one energy per structure")
@@ -302,13 +323,25 @@ def fit_exchange(
             f"{len(structures)} orderings cannot determine any exchange constant: their pair "
             "counts are all the same; add orderings that differ in their neighbour counts"
         )
+    sub = design[:, kept]
+    absorbed = {}
+    for column in dropped:  # design[:, column] = sub @ multiples, exactly (same rank)
+        multiples = np.linalg.lstsq(sub, design[:, column], rcond=None)[0]
+        absorbed[column] = {
+            shell: round(float(m), 6)
+            for shell, m in zip(kept[1:], multiples[1:], strict=True)
+            if abs(m) > 1e-6
+        }
     if dropped:
+        combined = {k: _fitted_as(k, absorbed) for k in kept[1:]}
+        fitted = [f"J{k} = {c}" for k, c in combined.items() if c != f"J{k}"]
         warnings.append(
             f"the {len(structures)} orderings cannot determine shell(s) "
             f"{', '.join(str(c) for c in dropped)} (pair counts dependent on nearer shells): "
-            "left out of the fit; add orderings or a larger supercell"
+            "left out of the fit, their exchange absorbed in "
+            + (f"the fitted {', '.join(fitted)}" if fitted else "E0")
+            + "; add orderings or a larger supercell"
         )
-    sub = design[:, kept]
     scale = np.linalg.norm(sub, axis=0)
     condition = float(np.linalg.cond(sub / scale))
     solution, *_ = np.linalg.lstsq(sub, energies, rcond=None)
@@ -328,4 +361,5 @@ def fit_exchange(
         condition=condition,
         degrees_of_freedom=dof,
         warnings=warnings,
+        absorbed=absorbed,
     )

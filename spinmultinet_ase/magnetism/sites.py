@@ -37,6 +37,8 @@ OXIDATION_STATE_MOMENTS: dict[tuple[str, int], float] = {
 
 # Moments below this (μB) count as zero: the atom is not a magnetic site.
 MOMENT_THRESHOLD = 1e-6
+# Unit moment directions whose dot product is within this of 1 count as parallel.
+PARALLEL_TOLERANCE = 1e-9
 
 
 def default_magnitude(symbol: str, oxidation_state: int | None = None) -> float:
@@ -93,9 +95,17 @@ def magnetic_sites(atoms: Atoms, indices: Sequence[int] | None = None) -> np.nda
 
 
 def is_ferromagnetic(atoms: Atoms) -> bool:
-    """Whether the collinear initial moments of all magnetic sites point the same way."""
-    signs = np.sign(atoms.get_initial_magnetic_moments()[magnetic_sites(atoms)])
-    return bool(np.all(signs == signs[0]))
+    """Whether the initial moments of all magnetic sites are parallel: one sign (collinear,
+    ``(N,)``) or one direction (non-collinear, ``(N, 3)``), whatever their sizes.
+
+    Raises:
+        ValueError: no magnetic site.
+    """
+    moments = atoms.get_initial_magnetic_moments()[magnetic_sites(atoms)]
+    if moments.ndim == 1:
+        return bool(np.all(np.sign(moments) == np.sign(moments[0])))
+    directions = moments / np.linalg.norm(moments, axis=1, keepdims=True)
+    return bool(np.all(directions @ directions[0] > 1 - PARALLEL_TOLERANCE))
 
 
 def site_types(atoms: Atoms) -> list[int]:

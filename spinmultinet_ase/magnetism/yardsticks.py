@@ -8,9 +8,11 @@ their DFT energies or with a model's, so the two can be compared number by numbe
   AFM-I cell, AFM-II against FM in the AFM-II cell), which cancels k-point differences
   between cells; the FM energy difference between the two cells is reported as a
   consistency check. J1 S², J2 S² and E(δ) along [111].
-* Any other material: ideal cells of one crystal in several collinear orderings
-  (:func:`ordering_yardsticks`): ordering energies, the lowest ordering against a known
-  ground state, and a Heisenberg fit over the shells the orderings determine.
+* Any other yardstick cell: ideal copies of one cell in several collinear orderings
+  (:func:`ordering_yardsticks`), one table per material and cell (:func:`yardstick_key`),
+  so that every energy difference is again taken within one cell: ordering energies, the
+  lowest ordering against a known ground state, and a Heisenberg fit over the shells the
+  orderings determine.
 """
 
 from __future__ import annotations
@@ -34,9 +36,20 @@ DEGENERATE_MEV = 1e-3
 ROCKSALT_CELLS = ("afm1-4", "afm2-4")
 # Shells (nearest first) searched for those whose exchange the orderings determine.
 CANDIDATE_SHELLS = 8
-# Observed ground-state orderings by material, where the yardstick orderings are named so.
+# The corundum cell whose ordering names the observed ground states use.
+CORUNDUM_GROUND_STATE_CELL = "rh-10"
+
+
+def yardstick_key(material: str, cell: str) -> str:
+    """The key of a yardstick table entry: the material for the rocksalt scheme's cells,
+    else ``'<material> <cell>'`` (one ordering table per material and cell)."""
+    return material if cell in ROCKSALT_CELLS else f"{material} {cell}"
+
+
+# Observed ground-state orderings by yardstick key, for the cells whose orderings name them.
 KNOWN_GROUND_STATES: dict[str, str] = {
-    material: parameters.ground_state for material, parameters in CORUNDUM_PARAMETERS.items()
+    yardstick_key(material, CORUNDUM_GROUND_STATE_CELL): parameters.ground_state
+    for material, parameters in CORUNDUM_PARAMETERS.items()
 }
 
 
@@ -106,7 +119,7 @@ def ordering_yardsticks(
     and its exchange is absorbed in theirs.
 
     Args:
-        frames: the ideal cells, initial moments giving the ordering.
+        frames: the ideal cells (at least one), initial moments giving the ordering.
         energy: the energy of a frame (eV), DFT's or a model's.
         ground_state: the observed ordering of lowest energy, if known.
 
@@ -114,10 +127,14 @@ def ordering_yardsticks(
         ``orderings_meV_per_fu`` against ``reference`` (the ferromagnetic ordering, else the
         first frame's), ``above_lowest_meV_per_fu``, ``lowest``, with a ground state
         ``ground_state`` and ``lowest_is_ground_state``; with a fit ``exchange_shells`` (per
-        shell its number, distance in Å, partners per magnetic ion and ``JS2_meV``, None where
-        undetermined), ``J<k>S2_meV`` per determined shell ``k``, the fit's rms residual
-        (meV per magnetic ion) and warnings. Energies in meV per formula unit, J in meV.
+        shell its number, distance in Å, partners per magnetic ion, ``JS2_meV`` and
+        ``fitted_as``, what that J stands for (``'J1 + 3·J3'`` where shell 3 is absorbed),
+        both None where undetermined), ``J<k>S2_meV`` per determined shell ``k``, the fit's
+        rms residual (meV per magnetic ion) and warnings. Energies in meV per formula unit,
+        J in meV.
     """
+    if not frames:
+        raise ValueError("ordering yardsticks need at least one ideal cell")
     by_ordering: dict[str, Atoms] = {}
     for atoms in frames:
         ordering = atoms.info["ordering"]
@@ -153,6 +170,7 @@ def ordering_yardsticks(
             "distance_A": shell.distance,
             "coordination": shell.coordination,
             "JS2_meV": value,
+            "fitted_as": None if value is None else fit.fitted_as(k + 1),
         }
         for k, (shell, value) in enumerate(zip(shells.shells, fit.JS2, strict=True))
     ]
@@ -169,32 +187,31 @@ def yardstick_table(
     energy: EnergyFunction = dft_energy,
     ground_states: Mapping[str, str] = KNOWN_GROUND_STATES,
 ) -> dict:
-    """Yardsticks per material from the yardstick frames among ``frames``: the rocksalt
-    scheme for materials with :data:`ROCKSALT_CELLS`, else :func:`ordering_yardsticks` of
-    the undistorted cells (``ground_states``: known ground-state orderings by material).
+    """Yardsticks by :func:`yardstick_key` from the yardstick frames among ``frames``: the
+    rocksalt scheme for a material's :data:`ROCKSALT_CELLS`, else :func:`ordering_yardsticks`
+    of the undistorted frames of each cell (``ground_states``: known ground-state orderings
+    by key).
 
-    Missing frames (labelling still running) leave the quantities that need them out.
-    Energies are in meV per formula unit, exchange constants in meV.
+    Missing frames (labelling still running) leave the quantities that need them out, and a
+    cell with no undistorted frame yet has no entry. Energies are in meV per formula unit,
+    exchange constants in meV.
     """
-    by_key = {}
+    groups: dict[str, dict[tuple[str, str, float], Atoms]] = {}
     for atoms in frames:
         info = atoms.info
         if info.get("yardstick"):
-            key = (
-                info["material"],
-                info["cell_name"],
-                info["ordering"],
-                round(info["rhombohedral_strain"], 6),
-            )
-            by_key[key] = atoms
+            cell = info["cell_name"]
+            strain = round(info["rhombohedral_strain"], 6)
+            group = groups.setdefault(yardstick_key(info["material"], cell), {})
+            group[(cell, info["ordering"], strain)] = atoms
     table: dict[str, dict] = {}
-    for material in sorted({k[0] for k in by_key}):
-        mine = {k[1:]: atoms for k, atoms in by_key.items() if k[0] == material}
-        if any(cell in ROCKSALT_CELLS for cell, _, _ in mine):
-            table[material] = _rocksalt_yardsticks(mine, energy)
-        else:
-            ideal = [atoms for (_, _, strain), atoms in mine.items() if strain == 0.0]
-            table[material] = ordering_yardsticks(ideal, energy, ground_states.get(material))
+    for key, mine in sorted(groups.items()):
+        if all(cell in ROCKSALT_CELLS for cell, _, _ in mine):
+            table[key] = _rocksalt_yardsticks(mine, energy)
+            continue
+        ideal = [atoms for (_, _, strain), atoms in mine.items() if strain == 0.0]
+        if ideal:
+            table[key] = ordering_yardsticks(ideal, energy, ground_states.get(key))
     return table
 
 

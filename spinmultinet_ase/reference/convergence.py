@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.build import niggli_reduce
-from ase.formula import Formula
 from ase.stress import voigt_6_to_full_3x3_stress
 from ase.units import GPa
 
@@ -37,7 +36,7 @@ from spinmultinet_ase.dft.structures import CELLS
 from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
 from spinmultinet_ase.magnetism.orderings import with_pattern
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
-from spinmultinet_ase.magnetism.yardsticks import yardstick_table
+from spinmultinet_ase.magnetism.yardsticks import formula_units, yardstick_table
 from spinmultinet_ase.outputs import write_text_atomic
 
 REFERENCE_CUTOFF = 1100.0
@@ -171,11 +170,6 @@ def orientation_key(
     material: str, cell: str, turn_deg: float, aligned: bool, ordering: str = "FM"
 ) -> str:
     return f"orientation {material} {ordering} {cell} turn={turn_deg:g} aligned={aligned}"
-
-
-def formula_units(atoms: Atoms) -> int:
-    """Formula units in the cell (reduced formula)."""
-    return Formula(atoms.get_chemical_formula()).reduce()[1]
 
 
 def convergence_structures(material: str, volume_strain: float = 0.02) -> dict:

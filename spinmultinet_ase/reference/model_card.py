@@ -59,13 +59,14 @@ def _relative_error(model: float, dft: float) -> float:
 
 
 def yardstick_checks(yardsticks: dict) -> dict[str, dict[str, Any]]:
-    """Per material: ordering energies, the lowest ordering (and whether it is the observed
-    ground state, where one is known), exchange constants and the rhombohedral minimum of the
-    model against DFT, each with whether it meets its target."""
+    """Per yardstick table entry (a material, or a material and cell): ordering energies, the
+    lowest ordering (and whether it is the observed ground state, where one is known),
+    exchange constants and the rhombohedral minimum of the model against DFT, each with
+    whether it meets its target."""
     checks: dict[str, dict[str, Any]] = {}
     dft_all, model_all = yardsticks["dft"], yardsticks["model"]
-    for material, dft in dft_all.items():
-        model = model_all[material]
+    for key, dft in dft_all.items():
+        model = model_all[key]
         entry: dict[str, Any] = {}
         reference = dft.get("reference", "FM")
         for ordering, value in dft.get("orderings_meV_per_fu", {}).items():
@@ -88,13 +89,14 @@ def yardstick_checks(yardsticks: dict) -> dict[str, dict[str, Any]]:
                 model["lowest"] == ground,
             )
         distances = {s["shell"]: s["distance_A"] for s in dft.get("exchange_shells", [])}
-        for key, shell in exchange_keys(dft):
-            name = f"{key} ({distances[shell]:.3f} Å)" if shell in distances else key
-            predicted = model.get(key)
+        for exchange, shell in exchange_keys(dft):
+            name = f"{exchange} ({distances[shell]:.3f} Å)" if shell in distances else exchange
+            predicted = model.get(exchange)
             ok = (
-                predicted is not None and _relative_error(predicted, dft[key]) <= EXCHANGE_TOLERANCE
+                predicted is not None
+                and _relative_error(predicted, dft[exchange]) <= EXCHANGE_TOLERANCE
             )
-            entry[name] = (dft[key], predicted, ok)
+            entry[name] = (dft[exchange], predicted, ok)
         for ordering, curve in dft.get("rhombohedral", {}).items():
             ours = model["rhombohedral"].get(ordering)
             if ours is None:
@@ -105,19 +107,21 @@ def yardstick_checks(yardsticks: dict) -> dict[str, dict[str, Any]]:
                 predicted,
                 _same_minimum(strain, predicted),
             )
-        checks[material] = entry
+        checks[key] = entry
     return checks
 
 
 def _exchange_shell_lines(dft: dict) -> list[str]:
-    """Which pair shells the exchange constants of ordering yardsticks belong to."""
+    """Which pair shells the exchange constants of ordering yardsticks belong to, and what
+    each fitted J stands for."""
     lines = []
-    for material, entry in dft.items():
+    for key, entry in dft.items():
         shells = entry.get("exchange_shells", [])
         if not shells:
             continue
         fitted = [
             f"J{s['shell']} at {s['distance_A']:.3f} Å ({s['coordination']:g} per ion)"
+            + (f" = {s['fitted_as']}" if s["fitted_as"] != f"J{s['shell']}" else "")
             for s in shells
             if s["JS2_meV"] is not None
         ]
@@ -125,13 +129,14 @@ def _exchange_shell_lines(dft: dict) -> list[str]:
             f"{s['shell']} ({s['distance_A']:.3f} Å)" for s in shells if s["JS2_meV"] is None
         ]
         line = (
-            f"* {material}: Heisenberg fit over the {len(entry['above_lowest_meV_per_fu'])} "
+            f"* {key}: Heisenberg fit over the {len(entry['above_lowest_meV_per_fu'])} "
             f"ideal-cell orderings, shells by distance: {', '.join(fitted)}"
         )
         if absorbed:
+            into = "the fitted J as shown" if any(" = " in f for f in fitted) else "E0"
             line += (
                 f"; shell(s) {', '.join(absorbed)} not separable from nearer ones in these "
-                "orderings, their exchange absorbed in those"
+                f"orderings, their exchange absorbed in {into}"
             )
         lines.append(line + f"; rms residual {entry['exchange_rms_residual_meV']:.2g} meV per ion.")
     return ["", *lines] if lines else []

@@ -16,7 +16,12 @@ from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import DTYPES, load_model
 from spinmultinet_ase.magnetism.sites import is_ferromagnetic
-from spinmultinet_ase.magnetism.yardsticks import exchange_keys, formula_units, yardstick_table
+from spinmultinet_ase.magnetism.yardsticks import (
+    exchange_keys,
+    formula_units,
+    yardstick_key,
+    yardstick_table,
+)
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import (
@@ -50,9 +55,9 @@ def _undistorted_yardsticks(frames: list) -> list:
 
 
 def guess_sensitivity(frames: list, calc: SpinMultiNetCalculator) -> dict[str, float]:
-    """Per material: the largest spread (meV per formula unit) of the model energy of an
-    undistorted yardstick cell when all its guessed moments are scaled by :data:`GUESS_SCALES`.
-    """
+    """Per yardstick table entry (:func:`yardstick_key`: a material, or a material and
+    cell): the largest spread (meV per formula unit) of the model energy of an undistorted
+    yardstick cell when all its guessed moments are scaled by :data:`GUESS_SCALES`."""
     spreads: dict[str, float] = {}
     for atoms in _undistorted_yardsticks(frames):
         copy = atoms.copy()
@@ -65,8 +70,8 @@ def guess_sensitivity(frames: list, calc: SpinMultiNetCalculator) -> dict[str, f
                 warnings.simplefilter("ignore", UserWarning)  # the point here
                 energies.append(copy.get_potential_energy())
         spread = 1000 * (max(energies) - min(energies)) / formula_units(atoms)
-        material = atoms.info["material"]
-        spreads[material] = max(spreads.get(material, 0.0), spread)
+        key = yardstick_key(atoms.info["material"], atoms.info["cell_name"])
+        spreads[key] = max(spreads.get(key, 0.0), spread)
     return spreads
 
 
@@ -101,16 +106,16 @@ def ordering_partner_errors(
         source = by_id.get(atoms.info.get("partner_of"))
         if source is None:
             continue
-        fm, afm = (atoms, source) if is_ferromagnetic(atoms) else (source, atoms)
+        reference, ordered = (atoms, source) if is_ferromagnetic(atoms) else (source, atoms)
         units = formula_units(atoms)
-        dft = (afm.get_potential_energy() - fm.get_potential_energy()) / units
-        model = (model_energy(afm) - model_energy(fm)) / units
+        dft = (ordered.get_potential_energy() - reference.get_potential_energy()) / units
+        model = (model_energy(ordered) - model_energy(reference)) / units
         key = (
             split_of(atoms, config),
             material_of(atoms),
             atoms.info["cell_name"],
-            afm.info["ordering"],
-            fm.info["ordering"],
+            ordered.info["ordering"],
+            reference.info["ordering"],
         )
         groups.setdefault(key, []).append((1000 * dft, 1000 * model))
     rows = []
@@ -429,20 +434,20 @@ def format_report(result: dict) -> str:
                 f"{row['kendall_tau']:>8.2f}  {'yes' if row['same_order'] else 'no'}"
             )
     dft, model = result["yardsticks"]["dft"], result["yardsticks"]["model"]
-    for material in dft:
-        lines += _yardstick_lines(material, dft[material], model[material])
-    for material, spread in result["guess_sensitivity_meV_per_fu"].items():
+    for key in dft:
+        lines += _yardstick_lines(key, dft[key], model[key])
+    for key, spread in result["guess_sensitivity_meV_per_fu"].items():
         lines.append(
-            f"\n{material}: energy spread over guesses ×{min(GUESS_SCALES)}–{max(GUESS_SCALES)} "
+            f"\n{key}: energy spread over guesses ×{min(GUESS_SCALES)}–{max(GUESS_SCALES)} "
             f"(undistorted yardstick cells): {spread:.1f} meV/f.u. (DFT: 0)"
         )
     return "\n".join(lines)
 
 
-def _yardstick_lines(material: str, dft: dict, model: dict) -> list[str]:
-    """One material's yardsticks (:func:`yardstick_table`), DFT against model."""
+def _yardstick_lines(key: str, dft: dict, model: dict) -> list[str]:
+    """One yardstick table entry (:func:`yardstick_table`), DFT against model."""
     reference = dft.get("reference", "FM")
-    lines = [f"\n{material}: ordering energies (meV/f.u., {reference} = 0), DFT vs model"]
+    lines = [f"\n{key}: ordering energies (meV/f.u., {reference} = 0), DFT vs model"]
     for ordering, value in dft["orderings_meV_per_fu"].items():
         predicted = model["orderings_meV_per_fu"].get(ordering, np.nan)
         lines.append(f"  {ordering:<8}{value:>10.1f}{predicted:>10.1f}")
@@ -450,9 +455,12 @@ def _yardstick_lines(material: str, dft: dict, model: dict) -> list[str]:
         lines.append(f"  {'lowest':<8}{dft['lowest']:>10}{model.get('lowest', '–'):>10}")
     if "ground_state" in dft:
         lines.append(f"  observed ground state: {dft['ground_state']}")
-    distances = {s["shell"]: s["distance_A"] for s in dft.get("exchange_shells", [])}
-    for key, shell in exchange_keys(dft):
-        at = f" ({distances[shell]:.3f} Å)" if shell in distances else ""
-        predicted = model.get(key, np.nan)
-        lines.append(f"  {key:<8}{dft[key]:>10.2f}{predicted:>10.2f}{at}")
+    shells = {s["shell"]: s for s in dft.get("exchange_shells", [])}
+    for name, k in exchange_keys(dft):
+        notes = [f"{shells[k]['distance_A']:.3f} Å"] if k in shells else []
+        if k in shells and shells[k]["fitted_as"] != f"J{k}":
+            notes.append(f"= {shells[k]['fitted_as']}")
+        at = f" ({', '.join(notes)})" if notes else ""
+        predicted = model.get(name, np.nan)
+        lines.append(f"  {name:<8}{dft[name]:>10.2f}{predicted:>10.2f}{at}")
     return lines

@@ -124,11 +124,13 @@ def single_structure(
     Args:
         target: a rocksalt formula (``'NiO'``), a corundum formula (``'Cr2O3'``) or a
             structure file.
-        ordering: a formula's named ordering (default AFM-II), or ``FM`` or one letter
-            ``u``/``d`` per magnetic site of the supercell. Default for a file: its own
-            initial moments (where none are set, the default guesses, all parallel).
-        supercell: 3 or 9 integers, the supercell of the given cell (a formula's: its 2-atom
-            primitive cell). Default: a file's cell, a named ordering's smallest cell.
+        ordering: a rocksalt name, ``FM`` or one letter ``u``/``d`` per magnetic site of the
+            supercell. Default: AFM-II for a rocksalt formula, the observed ground state for a
+            corundum one, a file's own initial moments (where none are set, the default
+            guesses, all parallel).
+        supercell: 3 or 9 integers, the supercell of the given cell (a rocksalt formula's:
+            its 2-atom primitive cell; a corundum one's: its 10-atom rhombohedral cell).
+            Default: a file's or corundum formula's cell, a named ordering's smallest cell.
         magnitudes: ``EL=MU`` moment magnitudes (μB) over the moments set or guessed.
 
     Raises:
@@ -163,11 +165,13 @@ def ordered_structure(
     Args:
         target: a rocksalt or corundum formula (``'NiO'``, ``'Cr2O3'``), the path of a
             structure file, or a structure.
-        ordering: a formula's named ordering, ``FM`` or one letter ``u``/``d`` per magnetic
-            site of the supercell. None: the moments set in the structure (where none are
-            set, the default guesses, all parallel; a formula: ``FM``).
-        matrix: 3x3 integer supercell matrix of the given cell (a formula's: its 2-atom
-            primitive cell). None: the given cell, a named ordering's smallest cell.
+        ordering: a rocksalt formula's named ordering, ``FM`` or one letter ``u``/``d`` per
+            magnetic site of the supercell. None: the moments set in the structure (where none
+            are set, the default guesses, all parallel; a rocksalt formula: ``FM``; a corundum
+            one: its observed ground state).
+        matrix: 3x3 integer supercell matrix of the given cell (a rocksalt formula's: its
+            2-atom primitive cell; a corundum one's: its 10-atom rhombohedral cell). None: the
+            given cell, a named ordering's smallest cell.
         magnitudes: moment magnitude (μB) per element, over the moments set or guessed.
 
     Raises:

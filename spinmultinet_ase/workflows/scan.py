@@ -20,7 +20,6 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.formula import Formula
 from tqdm import tqdm
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
@@ -29,17 +28,13 @@ from spinmultinet_ase.magnetism.heisenberg import HeisenbergLattice
 from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
 from spinmultinet_ase.magnetism.rocksalt import ORDERINGS, ROCKSALT_LATTICE_CONSTANTS
 from spinmultinet_ase.magnetism.sites import magnetic_sites
+from spinmultinet_ase.magnetism.yardsticks import formula_units
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.spin import SpinMode
 from spinmultinet_ase.workflows.inputs import in_spin_mode, ordered_structure, read_structure
 from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, pseudo_cubic_angles, relax
 
 STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
-
-
-def formula_units(atoms: Atoms) -> int:
-    """Number of formula units of the reduced formula (4 for Ni4O4)."""
-    return Formula(atoms.get_chemical_formula()).reduce()[1]
 
 
 @dataclass
