@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,13 @@ from ase import Atoms, units
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.export import METADATA_FILE, export_model
-from spinmultinet_ase.lammps import build_plugin, find_lammps, lammps_frame, write_spin_data
+from spinmultinet_ase.lammps import (
+    build_plugin,
+    find_lammps,
+    input_head,
+    lammps_frame,
+    write_spin_data,
+)
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.model import LOW_MEMORY_EDGES
 from spinmultinet_ase.spin import SpinMode
@@ -63,16 +70,8 @@ lmp.close()
 lmp.finalize()
 """
 
-INPUT = """units metal
-atom_style spin
-atom_modify map array
-boundary p p p
-read_data {data}
-plugin load {plugin}
-pair_style spinmultinet {model}
-pair_coeff * * {symbols}
-neighbor 0.5 bin
-compute atom_energy all pe/atom
+# What each parity run computes and prints after the input head (input_head).
+OUTPUTS = """compute atom_energy all pe/atom
 compute fm all property/atom fmx fmy fmz
 compute sp all property/atom spx spy spz sp
 compute virial_pressure all pressure NULL virial
@@ -80,6 +79,13 @@ compute magmom all property/atom {magmom}
 thermo_style custom step pe
 run 0
 """
+
+
+def head(case: dict, plugin: str | Path) -> str:
+    """The input head (units to neighbour skin) of a test case's data, model and symbols."""
+    return input_head(case["data"], plugin, case["model"], case["symbols"])
+
+
 CONVENTIONAL = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])  # fcc primitive -> cubic cell
 # Cubic cells per edge: 512-atom NiO and 1000-atom MnO.
 NIO_CELLS, MNO_CELLS = 4, 5
@@ -246,15 +252,7 @@ def assert_lammps_equals_ase(cases: dict, ranks: int, plugin: str, tmp_path) -> 
             if case["noncollinear"]
             else "d_spinmultinet_magmom"
         )
-        input_path.write_text(
-            INPUT.format(
-                data=case["data"],
-                plugin=plugin,
-                model=case["model"],
-                symbols=" ".join(case["symbols"]),
-                magmom=magmom,
-            )
-        )
+        input_path.write_text(head(case, plugin) + OUTPUTS.format(magmom=magmom))
         jobs.append(
             {
                 "input": str(input_path),
@@ -352,7 +350,7 @@ def test_lammps_errors_are_clear(plugin, cases, tmp_path):
     rewrite_metadata(single, mislabelled, lambda m: {**m, "dtype": "float64"})
     not_a_model = tmp_path / "notes.pt"
     not_a_model.write_text("not a model\n")
-    setup = INPUT.split("pair_style")[0].format(data=good["data"], plugin=plugin)
+    setup = head(good, plugin).split("pair_style")[0]
 
     def with_pair(model, symbols="O Ni", prefix=setup):
         return prefix + f"pair_style spinmultinet {model}\npair_coeff * * {symbols}\nrun 0\n"
@@ -389,9 +387,7 @@ def test_lammps_errors_are_clear(plugin, cases, tmp_path):
 def test_restart_continues_the_trajectory(ranks, plugin, cases, tmp_path):
     """NVE from a restart file written mid-run ends where the uninterrupted run ends."""
     case = cases["NiO-AFM-II-triclinic"]
-    setup = INPUT.split("compute")[0].format(
-        data=case["data"], plugin=plugin, model=case["model"], symbols=" ".join(case["symbols"])
-    )
+    setup = head(case, plugin)
     pair = "\n".join(line for line in setup.splitlines() if line.startswith(("plugin", "pair")))
     final = (
         "run 3\nwrite_dump all custom {out} id x y z vx vy vz modify sort id format float %.17g\n"
@@ -421,17 +417,7 @@ SPIN_STEPS = 10
 # A Zeeman field of 1000 T along z (fix precession/spin; its energy in pe), turning the spins
 # at about 180 rad/ps, faster than the model's transverse field does.
 ZEEMAN = "fix zeeman all precession/spin zeeman 1000.0 0.0 0.0 1.0\nfix_modify zeeman energy yes\n"
-SPIN_SETUP = """units metal
-atom_style spin
-atom_modify map array
-boundary p p p
-read_data {data}
-plugin load {plugin}
-pair_style spinmultinet {model}
-pair_coeff * * {symbols}
-neighbor 0.5 bin
-compute s all property/atom spx spy spz sp
-"""
+SPIN_COMPUTE = "compute s all property/atom spx spy spz sp\n"
 # One run from the data file; step, pe, ke of every step (every digit of the double: drifts
 # reach down to 1e-12 eV of a few eV) and the spins (id, direction, size) at the end.
 SPIN_RUN = """{setup}{extra}fix integrate all nve/spin lattice {lattice}
@@ -464,9 +450,7 @@ def spin_runs(plugin, tmp_path_factory) -> dict:
     "moving" (SPIN_DT, lattice moving from 300 K)."""
     folder = tmp_path_factory.mktemp("spin_dynamics")
     case = build_case(folder, "MnO-8", mno_noncollinear_cubic, "noncollinear", ("Mn", "O"))
-    setup = SPIN_SETUP.format(
-        data=case["data"], plugin=plugin, model=case["model"], symbols=" ".join(case["symbols"])
-    )
+    setup = head(case, plugin) + SPIN_COMPUTE
     velocity = "velocity all create 300 2026 mom yes rot yes\n"
     runs = {
         "step": ("frozen", 1e-6, 1, ""),
@@ -560,12 +544,7 @@ def test_nve_spin_conserves_energy_with_the_lattice_moving(spin_runs):
 
 def test_nve_spin_on_two_ranks_is_a_clear_error(spin_runs, plugin, tmp_path):
     case = spin_runs["case"]
-    text = (
-        SPIN_SETUP.format(
-            data=case["data"], plugin=plugin, model=case["model"], symbols=" ".join(case["symbols"])
-        )
-        + "fix integrate all nve/spin lattice moving\nrun 0\n"
-    )
+    text = head(case, plugin) + SPIN_COMPUTE + "fix integrate all nve/spin lattice moving\nrun 0\n"
     (message,) = run_scripts([text], 2, tmp_path)
     assert "with fix nve/spin runs on one MPI rank, not 2" in message, message
     assert "ERROR" in message and len(message.splitlines()) <= 3, message
