@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The DFT work still open, in priority order, one 2-rank GPAW job at a time: what each session
+# restarts first (the MnO/NiO reference data itself is scripts/dft_queue.sh).
+# Every step resumes where it stopped and returns at once when it has nothing left, so after a
+# stop the same command continues the queue; a step that fails is logged and the queue goes on.
+#   1. corundum reference data (docs/corundum_data.md)
+#   2. the rest of the corundum convergence entries (scripts/corundum_convergence.sh)
+#   3. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   4. the FeO/CoO state study and the corundum stress check (scripts/dft_studies.sh)
+# Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
+# progress in data/queue.log.
+# Usage: setsid nohup bash scripts/session_queue.sh > /dev/null 2>&1 &
+set -uo pipefail
+cd "$(dirname "$0")/.."
+step() {
+    echo "$(date -u +%FT%TZ) start: $*" >> data/queue.log
+    if "$@"; then
+        echo "$(date -u +%FT%TZ) done: $*" >> data/queue.log
+    else
+        echo "$(date -u +%FT%TZ) failed ($?): $*" >> data/queue.log
+    fi
+}
+step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
+step bash scripts/corundum_convergence.sh
+step bash scripts/label_reference_data.sh --orderings MnO NiO
+step bash scripts/dft_studies.sh
