@@ -18,7 +18,7 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.export import export_model, load_model
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
-from spinmultinet_ase.testing.models import as_loaded, random_model
+from spinmultinet_ase.testing.models import TINY_CONFIG, as_loaded, random_model
 from spinmultinet_ase.train.active import (
     ActiveLearning,
     fingerprint,
@@ -30,12 +30,11 @@ ROOT = Path(__file__).parents[1]
 REFERENCE = ROOT / "data" / "reference.extxyz"
 SPECIES = ("O", "Mn", "Ni")
 MPIEXEC = "/usr/bin/mpiexec"  # GPAW's (Debian OpenMPI)
-TINY = dict(channels=4, spin_channels=4, lmax=1, num_layers=1, radial_hidden=8)
 
 
 def _members() -> list:
     """Two tiny random models that differ (seeds 1 and 2)."""
-    return [random_model(seed=seed, species=SPECIES, **TINY) for seed in (1, 2)]
+    return [random_model(seed=seed, species=SPECIES, **TINY_CONFIG) for seed in (1, 2)]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +102,7 @@ def _config(folder: Path, committee, reference, output: str) -> Path:
     write(folder / "test.extxyz", reference[3])
     train = {
         "data": {"validation_fraction": 0.0, "test_fraction": 0.0, "guess_rescale": 0.0},
-        "model": {**TINY, "species": list(SPECIES), "radial_group_size": 4},
+        "model": {**TINY_CONFIG, "species": list(SPECIES)},
         "optim": {"max_epochs": 1, "batch_size": 2},
         "dtype": "float64",
         "num_threads": 1,

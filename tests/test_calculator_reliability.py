@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.testing.models import as_loaded, random_model
+from spinmultinet_ase.testing.threads import in_threads
 
 # The TorchScript model runs optimised, as users run it (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("optimised_torchscript")
@@ -62,17 +63,7 @@ def test_two_threads_share_one_calculator(exported_path):
     calc = _warm(SpinMultiNetCalculator(exported_path))
     structures = _structures(2)
     serial = [_properties(calc, atoms) for atoms in structures]
-    found: list[list[dict]] = [[], []]
-
-    def work(k: int) -> None:
-        for _ in range(8):
-            found[k].append(_properties(calc, structures[k]))
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    found = in_threads(lambda atoms: _properties(calc, atoms), structures, repeats=8)
     for k in range(2):
         assert len(found[k]) == 8
         for result in found[k]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import threading
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from spinmultinet_ase.committee import SPREADS, committee_results
 from spinmultinet_ase.export import export_model
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.testing.models import as_loaded, random_model
+from spinmultinet_ase.testing.threads import in_threads
 
 AVERAGED = ("energy", "energies", "forces", "stress", "magmoms", "magmom", "magnetic_forces")
 
@@ -173,18 +173,12 @@ def test_a_committee_pickles_and_serves_threads(committee):
     np.testing.assert_allclose(
         _results(copied, structures[0])["forces_std"], serial[0]["forces_std"], rtol=1e-10
     )
-    found: list[list] = [[], []]
 
-    def work(k: int) -> None:
-        for _ in range(2):
-            atoms = structures[k].copy()
-            found[k].append((calc.get_property("energy", atoms), calc.get_forces(atoms)))
+    def energy_and_forces(atoms: Atoms) -> tuple:
+        atoms = atoms.copy()
+        return calc.get_property("energy", atoms), calc.get_forces(atoms)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    found = in_threads(energy_and_forces, structures, repeats=2)
     for k in range(2):
         assert len(found[k]) == 2
         for energy, forces in found[k]:

@@ -18,6 +18,7 @@ from ase.io import read, write
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.checkpoint import load_checkpoint
+from spinmultinet_ase.testing.models import TINY_CONFIG
 from spinmultinet_ase.train.config import config_from_dict
 from spinmultinet_ase.train.distributed import (
     check_batch_size,
@@ -28,15 +29,7 @@ from spinmultinet_ase.train.distributed import (
 from spinmultinet_ase.train.trainer import Trainer
 
 REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
-TINY_MODEL = {
-    "channels": 4,
-    "spin_channels": 4,
-    "lmax": 1,
-    "num_layers": 1,
-    "radial_hidden": 8,
-    "radial_group_size": 4,
-    "cutoff": 4.0,
-}
+TINY_MODEL = {**TINY_CONFIG, "cutoff": 4.0}
 
 
 def _config(data: Path, output: Path) -> dict:

@@ -14,7 +14,7 @@ from spinmultinet_ase.checkpoint import save_checkpoint
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.data.graph import collate
 from spinmultinet_ase.export import load_model
-from spinmultinet_ase.testing.models import random_model
+from spinmultinet_ase.testing.models import TINY_CONFIG, random_model
 from spinmultinet_ase.train.config import DataConfig, config_from_dict
 from spinmultinet_ase.train.dataset import split_of
 from spinmultinet_ase.train.finetune import load_source
@@ -23,14 +23,6 @@ from spinmultinet_ase.train.trainer import Trainer
 ROOT = Path(__file__).parents[1]
 REFERENCE = ROOT / "data" / "reference.extxyz"
 SHIPPED = ROOT / "models" / "spinmultinet-mno-nio" / "model.pt"
-TINY_MODEL = {
-    "channels": 4,
-    "spin_channels": 4,
-    "lmax": 1,
-    "num_layers": 1,
-    "radial_hidden": 8,
-    "radial_group_size": 4,
-}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +46,7 @@ def _config(data: Path, output: Path, **top) -> dict:
             "test_fraction": 0.0,
             "guess_rescale": 0.0,
         },
-        "model": dict(TINY_MODEL),
+        "model": dict(TINY_CONFIG),
         "optim": {"max_epochs": 1, "batch_size": 4},
         "output_dir": str(output),
         "dtype": "float64",
@@ -155,8 +147,8 @@ def test_fine_tuning_keeps_the_spin_mode(frames, tmp_path):
 
 def _source_with_split(path: Path, **split) -> Path:
     """A tiny checkpoint of O, Mn, Ni recording a training config with these split rules."""
-    model = random_model(seed=3, **{**TINY_MODEL, "species": ("O", "Mn", "Ni")})
-    recorded = config_from_dict(_config(REFERENCE, path.parent, model=TINY_MODEL)).to_dict()
+    model = random_model(seed=3, **{**TINY_CONFIG, "species": ("O", "Mn", "Ni")})
+    recorded = config_from_dict(_config(REFERENCE, path.parent, model=TINY_CONFIG)).to_dict()
     recorded["data"].update(split)
     save_checkpoint(model, path, train_config=recorded)
     return path
@@ -179,7 +171,7 @@ def test_replay_keeps_the_source_test_frames_out(frames, tmp_path):
 
 
 def test_replay_from_a_source_without_recorded_split_is_refused(frames, tmp_path):
-    bare = random_model(**{**TINY_MODEL, "species": ("O", "Mn", "Ni")})
+    bare = random_model(**{**TINY_CONFIG, "species": ("O", "Mn", "Ni")})
     save_checkpoint(bare, tmp_path / "bare.ckpt")
     config = _config(frames[1], tmp_path / "run", init_from=str(tmp_path / "bare.ckpt"))
     config["data"].update(replay_paths=[str(frames[0])], replay_fraction=0.5)

@@ -82,6 +82,33 @@ def grads(outputs, inputs, grad_outputs) -> list[torch.Tensor]:
     return [torch.zeros_like(x) if g is None else g for g, x in zip(found, inputs, strict=True)]
 
 
+def chain_results(
+    graph: dict,
+    positions: torch.Tensor,
+    owners: torch.Tensor,
+    energy: torch.Tensor,
+    energies: torch.Tensor,
+    predicted: torch.Tensor,
+    grad_positions: torch.Tensor,
+    grad_moments: torch.Tensor,
+) -> dict[str, np.ndarray]:
+    """``forward``'s results from a chain's outputs and its gradients on every node: forces
+    and magnetic forces summed onto the owners, the virial over own atoms and ghosts."""
+    n = len(graph[keys.POSITIONS])
+    forces = -grad_positions
+    virial = positions.detach().t() @ forces  # Σ x f over own atoms and ghosts
+    virial = 0.5 * (virial + virial.t())
+    volume = torch.abs(torch.linalg.det(graph[keys.CELL][0]))
+    return {
+        keys.ENERGY: energy.detach().numpy(),
+        keys.ENERGIES: energies.detach().numpy(),
+        keys.FORCES: to_owners(forces, owners, n).numpy(),
+        keys.STRESS: (-virial / volume).numpy(),
+        keys.MAGNETIC_FORCES: -to_owners(grad_moments, owners, n).numpy(),
+        keys.MAGMOMS: predicted.detach().numpy(),
+    }
+
+
 def staged_results(module, graph: dict, num_layers: int) -> dict[str, np.ndarray]:
     """Energy, forces, stress, magnetic forces, energies and moments by the stage methods."""
     positions, owners, edge_index = ghost_graph(graph)
@@ -113,18 +140,9 @@ def staged_results(module, graph: dict, num_layers: int) -> dict[str, np.ndarray
     (grad_moments,) = grads(list(embedded), [moments], grad_inputs)
     (grad_positions,) = grads([edge_sh, edge_radial], [positions], grad_geometry)
 
-    forces = -grad_positions
-    virial = positions.detach().t() @ forces  # Σ x f over own atoms and ghosts
-    virial = 0.5 * (virial + virial.t())
-    volume = torch.abs(torch.linalg.det(graph[keys.CELL][0]))
-    return {
-        keys.ENERGY: energy.detach().numpy(),
-        keys.ENERGIES: energies.detach().numpy(),
-        keys.FORCES: to_owners(forces, owners, n).numpy(),
-        keys.STRESS: (-virial / volume).numpy(),
-        keys.MAGNETIC_FORCES: -to_owners(grad_moments, owners, n).numpy(),
-        keys.MAGMOMS: predicted.detach().numpy(),
-    }
+    return chain_results(
+        graph, positions, owners, energy, energies, predicted, grad_positions, grad_moments
+    )
 
 
 def recomputed_results(module, graph: dict, num_layers: int) -> dict[str, np.ndarray]:
@@ -166,18 +184,9 @@ def recomputed_results(module, graph: dict, num_layers: int) -> dict[str, np.nda
         positions, edge_index, offsets, grad_sh, grad_radial
     )
 
-    forces = -grad_positions
-    virial = positions.t() @ forces
-    virial = 0.5 * (virial + virial.t())
-    volume = torch.abs(torch.linalg.det(graph[keys.CELL][0]))
-    return {
-        keys.ENERGY: energy.detach().numpy(),
-        keys.ENERGIES: energies.detach().numpy(),
-        keys.FORCES: to_owners(forces, owners, n).numpy(),
-        keys.STRESS: (-virial / volume).numpy(),
-        keys.MAGNETIC_FORCES: -to_owners(grad_moments, owners, n).numpy(),
-        keys.MAGMOMS: predicted.detach().numpy(),
-    }
+    return chain_results(
+        graph, positions, owners, energy, energies, predicted, grad_positions, grad_moments
+    )
 
 
 @pytest.mark.parametrize("chain", [staged_results, recomputed_results])

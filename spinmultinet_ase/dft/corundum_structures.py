@@ -21,10 +21,10 @@ from ase import Atoms
 
 from spinmultinet_ase.dft.distortions import (
     Distortion,
-    distort,
-    imperfect_guess,
     ordering_partner,
+    pool_frame,
     random_shear,
+    random_signs,
     tag,
 )
 from spinmultinet_ase.magnetism.corundum import corundum_cell
@@ -92,11 +92,10 @@ def _orderings(
     ideal = corundum_cell(material, cell)
     if which == RANDOM:
         n_metals = int(np.count_nonzero(ideal.get_initial_magnetic_moments()))
-        patterns = []
-        for _ in range(count):
-            signs = rng.choice([-1, 1], size=n_metals)
-            signs *= signs[0]  # an ordering and its global flip are the same state
-            patterns.append("".join("u" if s > 0 else "d" for s in signs))
+        patterns = [
+            "".join("u" if s > 0 else "d" for s in random_signs(rng, n_metals))
+            for _ in range(count)
+        ]
         return [with_pattern(ideal, pattern) for pattern in patterns]
     orderings = enumerate_collinear_orderings(ideal)
     if which == ALL:
@@ -115,11 +114,10 @@ def corundum_pool(material: str, seed: int = 0) -> list[Atoms]:
             ordering = ideal.info["ordering"]
             name = f"{cell}-{ordering}"
             index[name] = index.get(name, -1) + 1
-            distortion = corundum_distortion(rng)
-            atoms = distort(ideal, distortion, rng)
-            imperfect_guess(atoms, rng)
             sid = f"{material}-{name}-{index[name]:03d}"
-            frames.append(tag(atoms, sid, material, cell, ordering, distortion))
+            frames.append(
+                pool_frame(ideal, corundum_distortion(rng), rng, sid, material, cell, ordering)
+            )
     return frames
 
 

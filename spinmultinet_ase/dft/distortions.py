@@ -1,4 +1,5 @@
-"""Frames made from ideal cells: strains, rattles, imperfect moment guesses and tags.
+"""Frames made from ideal cells: random orderings, strains, rattles, imperfect moment guesses
+and tags.
 
 Shared by the pool recipes of every crystal family (``dft/structures.py`` for rocksalt,
 ``dft/corundum_structures.py`` for corundum).
@@ -60,6 +61,14 @@ def random_shear(rng: np.random.Generator, scale: float = 0.015) -> tuple[tuple[
     return tuple(tuple(float(x) for x in row) for row in shear)
 
 
+def random_signs(rng: np.random.Generator, n_metals: int) -> np.ndarray:
+    """A random collinear ordering of ``n_metals`` metal sites as signs ±1, the first +1 (an
+    ordering and its global flip are the same state)."""
+    signs = rng.choice([-1, 1], size=n_metals)
+    signs *= signs[0]
+    return signs
+
+
 def imperfect_guess(atoms: Atoms, rng: np.random.Generator, spread: float = 0.4) -> None:
     """Scale each nonzero initial moment by a random factor in [1 − spread, 1 + spread]."""
     moments = atoms.get_initial_magnetic_moments()
@@ -81,6 +90,21 @@ def tag(
         rattle_angstrom=distortion.rattle_angstrom,
     )
     return atoms
+
+
+def pool_frame(
+    ideal: Atoms,
+    distortion: Distortion,
+    rng: np.random.Generator,
+    structure_id: str,
+    material: str,
+    cell: str,
+    ordering: str,
+) -> Atoms:
+    """``ideal`` distorted (:func:`distort`), with an imperfect moment guess, tagged."""
+    atoms = distort(ideal, distortion, rng)
+    imperfect_guess(atoms, rng)
+    return tag(atoms, structure_id, material, cell, ordering, distortion)
 
 
 def ordering_partner(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from spinmultinet_ase.dft.distortions import Distortion, imperfect_guess, tag
+from spinmultinet_ase.dft.distortions import Distortion, imperfect_guess, random_signs, tag
 from spinmultinet_ase.dft.structures import CELLS, HELD_OUT_CELLS, HELD_OUT_ORDERINGS
 from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
 from spinmultinet_ase.magnetism.rocksalt import (
@@ -89,12 +89,10 @@ def _orderings(material: str, cell: str, which: str, count: int, rng: np.random.
     matrix = ORDERING_CELLS[cell]
     if which == RANDOM:
         n_metals = int(round(abs(np.linalg.det(matrix))))
-        found = []
-        for _ in range(count):
-            signs = rng.choice([-1, 1], size=n_metals)
-            signs *= signs[0]  # an ordering and its global flip are the same state
-            found.append((RANDOM, rocksalt_ordered(material, signs, matrix)))
-        return found
+        return [
+            (RANDOM, rocksalt_ordered(material, random_signs(rng, n_metals), matrix))
+            for _ in range(count)
+        ]
     found = []
     for ordered in enumerate_collinear_orderings(rocksalt_ordered(material, "FM", matrix)):
         name = _name(ordered, a)

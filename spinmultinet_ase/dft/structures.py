@@ -19,9 +19,10 @@ from spinmultinet_ase.dft.corundum_structures import (
 from spinmultinet_ase.dft.distortions import (
     Distortion,
     distort,
-    imperfect_guess,
     ordering_partner,
+    pool_frame,
     random_shear,
+    random_signs,
     tag,
 )
 from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS
@@ -125,17 +126,14 @@ def training_pool(material: str, seed: int = 0) -> list[Atoms]:
         for index in range(count):
             if ordering == RANDOM:
                 n_metals = int(round(abs(np.linalg.det(matrix))))
-                signs = rng.choice([-1, 1], size=n_metals)
-                signs *= signs[0]  # an ordering and its global flip are the same state
-                ideal = rocksalt_ordered(material, signs, matrix)
+                ideal = rocksalt_ordered(material, random_signs(rng, n_metals), matrix)
             else:
                 assert ordering_fits_cell(ordering, matrix), (cell, ordering)
                 ideal = rocksalt_ordered(material, ordering, matrix)
-            distortion = random_distortion(rng)
-            atoms = distort(ideal, distortion, rng)
-            imperfect_guess(atoms, rng)
             sid = f"{material}-{cell}-{ordering}-{index:03d}"
-            frames.append(tag(atoms, sid, material, cell, ordering, distortion))
+            frames.append(
+                pool_frame(ideal, random_distortion(rng), rng, sid, material, cell, ordering)
+            )
     return frames
 
 

@@ -16,6 +16,15 @@ SMALL_CONFIG = dict(
     cutoff=4.5,
     radial_group_size=4,
 )
+# A smaller model still, for tests that train one.
+TINY_CONFIG = dict(
+    channels=4,
+    spin_channels=4,
+    lmax=1,
+    num_layers=1,
+    radial_hidden=8,
+    radial_group_size=4,
+)
 
 
 def random_model(seed: int = 0, dtype: torch.dtype = torch.float64, **overrides) -> SpinMultiNet:
