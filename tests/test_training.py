@@ -479,6 +479,8 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     assert main(card_command) == 0
     card = (card_dir / "card.md").read_text()
     assert "Magnetic yardsticks" in card and "Intended use" in card
+    materials = sorted({a.info["material"] for a in read(subset, index=":")})
+    assert f"potential for rocksalt {' and '.join(materials)} with collinear spins" in card
     assert "| NiO kdensity=4.0 | " in card  # DFT's own precision, from the convergence study
     ideal_rows = card.split("on each undistorted yardstick cell")[1]
     assert f"| {ideal.info['material']} model − DFT | " in ideal_rows

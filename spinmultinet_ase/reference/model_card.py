@@ -20,6 +20,8 @@ from typing import Any
 from ase.io import read
 
 from spinmultinet_ase.export import load_model
+from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS
+from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
 from spinmultinet_ase.magnetism.yardsticks import exchange_keys
 from spinmultinet_ase.outputs import write_text_atomic
 from spinmultinet_ase.reference.convergence import ORDERING_DENSITIES, yardstick_kpoint_errors
@@ -158,6 +160,28 @@ def _test_errors(evaluation: dict) -> dict[str, dict[str, float]]:
         }
         for group, errs in evaluation["errors"].get("test", {}).items()
     }
+
+
+def _materials_phrase(evaluation: dict) -> str:
+    """The evaluated materials (every split) with their structure family, e.g. "rocksalt MnO
+    and NiO, corundum Cr2O3"."""
+    materials = sorted(
+        {group.split()[0] for groups in evaluation["errors"].values() for group in groups}
+    )
+    families: dict[str, list[str]] = {}
+    for material in materials:
+        if material in ROCKSALT_LATTICE_CONSTANTS:
+            family = "rocksalt"
+        elif material in CORUNDUM_PARAMETERS:
+            family = "corundum"
+        else:
+            family = "other"
+        families.setdefault(family, []).append(material)
+    parts = []
+    for family, names in families.items():
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        parts.append(listed if family == "other" else f"{family} {listed}")
+    return ", ".join(parts)
 
 
 def _train_config(metadata: dict) -> TrainConfig:
@@ -481,10 +505,11 @@ def write_model_card(
     frames_used = sum(summary["num_frames"].values())
     tested = sum(values["frames"] for values in errors.values())
     data_status, provisional = _data_status(train_config.data, summary, tested)
+    materials = _materials_phrase(evaluation)
     lines = [
         f"# Model card: {out_dir.name}",
         "",
-        "SpinMultiNet potential for rocksalt MnO and NiO with collinear spins. Input: the "
+        f"SpinMultiNet potential for {materials} with {metadata['spin_mode']} spins. Input: the "
         "structure and the initial moments a user would set (`initial_magmoms`); output: "
         "energy, forces, stress, predicted moments (μB) and spin latents.",
         "",
@@ -619,8 +644,8 @@ def write_model_card(
         "",
         "## Intended use and limits",
         "",
-        "* Rocksalt MnO and NiO near their equilibrium volume (±5 %), rattles up to ~0.15 Å, "
-        "[111] and shear strains of a few percent, collinear FM/AFM/random orderings, with "
+        f"* {materials[0].upper()}{materials[1:]} near their equilibrium volume (±5 %), rattles "
+        "up to ~0.15 Å, strains of a few percent, collinear FM/AFM/random orderings, with "
         "initial moments as a user would guess them (nominal ±40 %)." + full_moment_note,
         "* Not trained on: other elements or structures, surfaces, defects, non-collinear "
         "spins, high temperature melts, moments far from the nominal ones (low-spin states).",
