@@ -21,6 +21,7 @@ from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.testing.models import TINY_CONFIG, as_loaded, random_model
 from spinmultinet_ase.train.active import (
     ActiveLearning,
+    curve_errors,
     fingerprint,
     load_active_config,
     select,
@@ -226,3 +227,61 @@ def test_labelling_under_mpiexec_gives_the_serial_labels(tmp_path, monkeypatch):
     for mine, theirs in zip(parallel, serial, strict=True):
         assert abs(mine.get_potential_energy() - theirs.get_potential_energy()) < 1e-4
         np.testing.assert_allclose(mine.get_stress(), theirs.get_stress(), atol=1e-5)
+
+
+def test_curve_errors_per_material_and_yardstick_match_the_members_run_one_by_one(tmp_path):
+    """The learning-curve columns, against energies and forces of each member on its own:
+    per-material MAEs of the members' mean, and MnO's ordering energies (AFM-I and AFM-II
+    against FM in their own 4-atom cells) from those energies."""
+    every = read(REFERENCE, index=":")
+    ideal = {
+        (a.info["cell_name"], a.info["ordering"]): a
+        for a in every
+        if a.info.get("yardstick")
+        and a.info["material"] == "MnO"
+        and a.info["rhombohedral_strain"] == 0.0
+    }
+    nio = [a for a in every if a.info["material"] == "NiO" and not a.info.get("yardstick")][:3]
+    frames = [*ideal.values(), *nio]
+    write(tmp_path / "test.extxyz", frames)
+    members = [as_loaded(model) for model in _members()]
+    singles = [SpinMultiNetCalculator(member) for member in members]
+
+    def mean_of_members(atoms):
+        energies, forces = [], []
+        for single in singles:
+            copy = atoms.copy()
+            copy.calc = single
+            energies.append(copy.get_potential_energy())
+            forces.append(copy.get_forces())
+        return np.mean(energies), np.mean(forces, axis=0)
+
+    row = curve_errors(str(tmp_path / "test.extxyz"), SpinMultiNetCalculator(members))
+    for material, group in (("MnO", list(ideal.values())), ("NiO", nio)):
+        energy_errors, force_errors = [], []
+        for atoms in group:
+            energy, forces = mean_of_members(atoms)
+            energy_errors.append(abs(energy - atoms.get_potential_energy()) / len(atoms))
+            force_errors.append(np.abs(forces - atoms.get_forces()).mean())
+        assert row[f"{material}_energy_mae_meV_per_atom"] == pytest.approx(
+            1e3 * np.mean(energy_errors), rel=1e-6
+        )
+        assert row[f"{material}_forces_mae_meV_per_A"] == pytest.approx(
+            1e3 * np.mean(force_errors), rel=1e-6
+        )
+
+    def orderings(energy_of) -> dict[str, float]:
+        per_fu = {key: energy_of(atoms) / 2 for key, atoms in ideal.items()}  # 2 MnO per cell
+        return {
+            "FM": 0.0,
+            "AFM-I": 1e3 * (per_fu[("afm1-4", "AFM-I")] - per_fu[("afm1-4", "FM")]),
+            "AFM-II": 1e3 * (per_fu[("afm2-4", "AFM-II")] - per_fu[("afm2-4", "FM")]),
+        }
+
+    dft = orderings(lambda atoms: atoms.get_potential_energy())
+    model = orderings(lambda atoms: mean_of_members(atoms)[0])
+    largest = max(abs(model[name] - dft[name]) for name in dft)
+    assert largest > 1.0  # random members: the check below is not trivially zero
+    assert row["MnO_ordering_error_max_meV_per_fu"] == pytest.approx(largest, rel=1e-6)
+    assert row["MnO_lowest_agrees"] == (min(model, key=model.get) == min(dft, key=dft.get))
+    assert not any(column.startswith("NiO_ordering") for column in row)  # no NiO yardsticks

@@ -15,7 +15,7 @@ one finished, so a kill at any instant resumes at the stage it interrupted:
 
 After each round (and once before the first) a row is added to ``OUTPUT/curve.csv``: DFT
 frames so far, the committee's mean and largest disagreement on the pool, and (with a test
-file) its energy and force errors there.
+file) its errors there per material (:func:`curve_errors`).
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ from ase.neighborlist import neighbor_list
 
 from spinmultinet_ase.dft.label import STRUCTURE_ID, label_file
 from spinmultinet_ase.dft.protocol import DFTProtocol
+from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import load_config
+from spinmultinet_ase.train.evaluate import material_of
 
 STAGES = ("selected", "labelled", "trained")
 FINGERPRINT_CUTOFF = 4.5  # Å
@@ -300,7 +302,8 @@ class ActiveLearning:
         rows = self.state["curve"]
         if rows:
             text = io.StringIO()
-            writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+            columns = list(dict.fromkeys(column for row in rows for column in row))
+            writer = csv.DictWriter(text, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
             write_text_atomic(self.output / "curve.csv", text.getvalue())
@@ -426,7 +429,7 @@ class ActiveLearning:
             "pool_disagreement_max_eV_per_A": float(np.max(scores)) if scores else "",
         }
         if self.config.test:
-            row.update(_test_errors(self.config.test, self._calculator()))
+            row.update(curve_errors(self.config.test, self._calculator()))
         self.state["curve"] = [r for r in self.state["curve"] if r["round"] != round_] + [row]
 
     # ---- the loop ------------------------------------------------------------------------
@@ -483,16 +486,44 @@ def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpi
         )
 
 
-def _test_errors(path: str, calc) -> dict[str, float]:
-    """The committee mean's energy (meV/atom) and force (meV/Å) mean absolute errors."""
-    energy, forces = [], []
-    for atoms in read(path, ":"):
-        reference_energy = atoms.get_potential_energy()
-        reference_forces = atoms.get_forces()
-        atoms.calc = calc
-        energy.append(abs(atoms.get_potential_energy() - reference_energy) / len(atoms))
-        forces.append(np.abs(atoms.get_forces() - reference_forces).mean())
-    return {
-        "test_energy_mae_meV_per_atom": 1e3 * np.mean(energy),
-        "test_forces_mae_meV_per_A": 1e3 * np.mean(forces),
-    }
+def curve_errors(path: str, calc) -> dict[str, float | bool]:
+    """Learning-curve columns on the labelled frames at ``path``, for the committee ``calc``.
+
+    Per material (``info['material']``, else ``all``): the committee mean's energy (meV/atom)
+    and force (meV/Å) mean absolute errors. Per yardstick entry
+    (:func:`~spinmultinet_ase.magnetism.yardsticks.yardstick_table` of the frames): the
+    largest error of an ordering energy against DFT (meV/f.u.) and, where DFT's lowest
+    ordering is determined, whether the committee's is the same.
+    """
+    frames = read(path, ":")
+    energies: dict[str, list[float]] = {}
+    forces: dict[str, list[float]] = {}
+    for atoms in frames:
+        copy = atoms.copy()
+        copy.calc = calc
+        material = material_of(atoms)
+        error = copy.get_potential_energy() - atoms.get_potential_energy()
+        energies.setdefault(material, []).append(abs(error) / len(atoms))
+        forces.setdefault(material, []).append(
+            np.abs(copy.get_forces() - atoms.get_forces()).mean()
+        )
+    row: dict[str, float | bool] = {}
+    for material in sorted(energies):
+        row[f"{material}_energy_mae_meV_per_atom"] = 1e3 * float(np.mean(energies[material]))
+        row[f"{material}_forces_mae_meV_per_A"] = 1e3 * float(np.mean(forces[material]))
+
+    def model_energy(atoms: Atoms) -> float:
+        copy = atoms.copy()
+        copy.calc = calc
+        return copy.get_potential_energy()
+
+    dft = yardstick_table(frames)
+    model = yardstick_table(frames, model_energy)
+    for key, entry in dft.items():
+        mine = model[key]["orderings_meV_per_fu"]
+        row[f"{key}_ordering_error_max_meV_per_fu"] = max(
+            abs(mine[ordering] - value) for ordering, value in entry["orderings_meV_per_fu"].items()
+        )
+        if "lowest" in entry:
+            row[f"{key}_lowest_agrees"] = model[key]["lowest"] == entry["lowest"]
+    return row
