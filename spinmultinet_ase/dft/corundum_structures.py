@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
+from ase.build import make_supercell
 
 from spinmultinet_ase.dft.distortions import (
     Distortion,
@@ -27,12 +28,13 @@ from spinmultinet_ase.dft.distortions import (
     random_signs,
     tag,
 )
-from spinmultinet_ase.magnetism.corundum import corundum_cell
+from spinmultinet_ase.magnetism.corundum import CORUNDUM_CELLS, CORUNDUM_PARAMETERS, corundum_cell
 from spinmultinet_ase.magnetism.orderings import (
     enumerate_collinear_orderings,
     repeats_with,
     with_pattern,
 )
+from spinmultinet_ase.magnetism.sites import magnetic_sites
 
 ALL = "all"  # every enumerated ordering of the cell
 NEW = "new"  # enumerated orderings the 10-atom cell cannot hold, drawn at random
@@ -46,15 +48,18 @@ POOL_RECIPE: tuple[tuple[str, str, int], ...] = (
     ("rh211-20", NEW, 6),
     ("rh2x-20", NEW, 4),
     ("hex-30", RANDOM, 2),
-    ("rh110-20", NEW, 5),
 )
 
 # Ordering partners: of the first frame of each ordering of the 10-atom cell, the same
 # geometry in every other ordering of that cell (pure magnetic energy differences).
 PARTNER_SOURCES_PER_ORDERING = 1
 
-# The supercell shape the reference split keeps out of training whole (labelled last).
+# The supercell shape the reference split keeps out of training whole (labelled last): its
+# ideal cell with nominal moments (as a scan sets them) in FM, the ground state of the 10-atom
+# cell and this many orderings the 10-atom cell cannot hold, drawn at random, all partners of
+# the FM frame (one geometry: their energy differences are the unseen-ordering yardstick).
 CORUNDUM_HELD_OUT_CELLS: tuple[str, ...] = ("rh110-20",)
+HELD_OUT_NEW_ORDERINGS = 6
 
 THREE_FOLD_AXIS = (0.0, 0.0, 1.0)
 
@@ -118,6 +123,34 @@ def corundum_pool(material: str, seed: int = 0) -> list[Atoms]:
             frames.append(
                 pool_frame(ideal, corundum_distortion(rng), rng, sid, material, cell, ordering)
             )
+    return frames
+
+
+def corundum_held_out(material: str, seed: int = 0) -> list[Atoms]:
+    """The frames of the held-out shapes (:data:`CORUNDUM_HELD_OUT_CELLS`), each shape's FM
+    frame first and the others its partners (``info['partner_of']``)."""
+    rng = np.random.default_rng([seed, sum(map(ord, material)), 3])
+    ground_state = with_pattern(corundum_cell(material), CORUNDUM_PARAMETERS[material].ground_state)
+    frames = []
+    for cell in CORUNDUM_HELD_OUT_CELLS:
+        ideal = corundum_cell(material, cell)
+        tiled = make_supercell(ground_state, CORUNDUM_CELLS[cell])
+        signs = tiled.get_initial_magnetic_moments()[magnetic_sites(tiled)]
+        repeated = "".join("u" if sign > 0 else "d" for sign in signs)
+        orderings = [
+            with_pattern(ideal, "FM"),
+            with_pattern(ideal, repeated),
+            *_orderings(material, cell, NEW, HELD_OUT_NEW_ORDERINGS, rng),
+        ]
+        source = f"{material}-{cell}-{orderings[0].info['ordering']}"
+        for ordered in orderings:
+            ordering = ordered.info["ordering"]
+            frame = tag(
+                ordered, f"{material}-{cell}-{ordering}", material, cell, ordering, Distortion()
+            )
+            if frame.info["structure_id"] != source:
+                frame.info["partner_of"] = source
+            frames.append(frame)
     return frames
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from ase import Atoms
 
 from spinmultinet_ase.dft.corundum_structures import (
-    CORUNDUM_HELD_OUT_CELLS,
+    corundum_held_out,
     corundum_partners,
     corundum_pool,
     corundum_yardsticks,
@@ -163,21 +163,22 @@ def ordering_partners(material: str, pool: list[Atoms], seed: int = 0) -> dict[s
 def reference_structures(materials: tuple[str, ...] = ("MnO", "NiO"), seed: int = 0) -> list[Atoms]:
     """Yardsticks first, then the training pools of all materials interleaved in random order,
     each source's ordering partners right after it, and last the frames held out of training
-    whole (:data:`HELD_OUT_ORDERINGS`, :data:`HELD_OUT_CELLS`, and the corundum cells
-    :data:`~spinmultinet_ase.dft.corundum_structures.CORUNDUM_HELD_OUT_CELLS`), in the same
-    order.
+    whole (:data:`HELD_OUT_ORDERINGS` and :data:`HELD_OUT_CELLS` in the same order, then the
+    corundum held-out shapes,
+    :func:`~spinmultinet_ase.dft.corundum_structures.corundum_held_out`).
 
     Rocksalt materials follow this module's recipes, corundum ones
     ``spinmultinet_ase/dft/corundum_structures.py``. Labelling in this order means that
     wherever the labelling stops, what is done is balanced across materials, cells and
     orderings, and DFT time went to trainable frames first.
     """
-    yardsticks, pools, partners = [], {}, {}
+    yardsticks, pools, partners, held_out_shapes = [], {}, {}, []
     for material in materials:
         if material in ROCKSALT_LATTICE_CONSTANTS:
             recipes = (yardstick_structures, training_pool, ordering_partners)
         elif material in CORUNDUM_PARAMETERS:
             recipes = (corundum_yardsticks, corundum_pool, corundum_partners)
+            held_out_shapes += corundum_held_out(material, seed)
         else:
             known = ", ".join(sorted([*ROCKSALT_LATTICE_CONSTANTS, *CORUNDUM_PARAMETERS]))
             raise ValueError(f"no reference structures for {material!r}; known: {known}")
@@ -190,12 +191,9 @@ def reference_structures(materials: tuple[str, ...] = ("MnO", "NiO"), seed: int 
         interleaved.append(pool[index])
         interleaved += partners.get(pool[index].info["structure_id"], [])
     held_out = [a for a in interleaved if _held_out(a)]
-    return yardsticks + [a for a in interleaved if not _held_out(a)] + held_out
+    return yardsticks + [a for a in interleaved if not _held_out(a)] + held_out + held_out_shapes
 
 
 def _held_out(atoms: Atoms) -> bool:
     """Whether the default split keeps this pool frame out of training whole."""
-    return (
-        atoms.info["ordering"] in HELD_OUT_ORDERINGS
-        or atoms.info["cell_name"] in HELD_OUT_CELLS + CORUNDUM_HELD_OUT_CELLS
-    )
+    return atoms.info["ordering"] in HELD_OUT_ORDERINGS or atoms.info["cell_name"] in HELD_OUT_CELLS
