@@ -531,21 +531,13 @@ void PairSpinMultiNet::compute_whole()
   }
 }
 
-c10::Dict<std::string, torch::Tensor> PairSpinMultiNet::whole_input(int nnodes) const
+PairSpinMultiNet::Edges PairSpinMultiNet::cutoff_edges(int ncentres, bool images) const
 {
   const int nlocal = atom->nlocal;
   double **x = atom->x;
-
-  // Graph over the model's nodes 0..nnodes-1 (LAMMPS indices): every pair closer than the
-  // cutoff, both directions. Ghost mode: nodes are own atoms and ghosts, no lattice shifts.
-  // Image mode (one rank): nodes are own atoms, a ghost neighbour is its owner plus a shift.
   const double cutoff_sq = cutoff * cutoff;
-  const double box[3][3] = {{domain->xprd, 0.0, 0.0},
-                            {domain->xy, domain->yprd, 0.0},
-                            {domain->xz, domain->yz, domain->zprd}};
   std::vector<int64_t> centres, neighbours;
   std::vector<double> shifts;
-  const int ncentres = periodic_images ? list->inum : list->inum + list->gnum;
   for (int ii = 0; ii < ncentres; ii++) {
     const int i = list->ilist[ii];
     const int *jlist = list->firstneigh[i];
@@ -554,7 +546,7 @@ c10::Dict<std::string, torch::Tensor> PairSpinMultiNet::whole_input(int nnodes) 
       const double d[3] = {x[j][0] - x[i][0], x[j][1] - x[i][1], x[j][2] - x[i][2]};
       if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] >= cutoff_sq) continue;
       centres.push_back(i);
-      if (!periodic_images) {
+      if (!images) {
         neighbours.push_back(j);
         continue;
       }
@@ -563,31 +555,51 @@ c10::Dict<std::string, torch::Tensor> PairSpinMultiNet::whole_input(int nnodes) 
         error->one(FLERR, "pair_style spinmultinet: no own atom for ghost of atom {}",
                    atom->tag[j]);
       neighbours.push_back(owner);
-      // x_j - x_owner = n_a a + n_b b + n_c c; the box matrix is lower triangular.
+      // x_j - x_owner = n_a a + n_b b + n_c c with the box's lattice vectors
+      // a = (xprd, 0, 0), b = (xy, yprd, 0), c = (xz, yz, zprd).
       double image[3];
       for (int k = 0; k < 3; k++) image[k] = x[j][k] - x[owner][k];
-      const double nc = std::round(image[2] / box[2][2]);
-      const double nb = std::round((image[1] - nc * box[2][1]) / box[1][1]);
-      const double na = std::round((image[0] - nc * box[2][0] - nb * box[1][0]) / box[0][0]);
+      const double nc = std::round(image[2] / domain->zprd);
+      const double nb = std::round((image[1] - nc * domain->yz) / domain->yprd);
+      const double na = std::round((image[0] - nc * domain->xz - nb * domain->xy) / domain->xprd);
       shifts.insert(shifts.end(), {na, nb, nc});
     }
   }
   const int64_t nedges = static_cast<int64_t>(centres.size());
+  Edges edges;
+  edges.index = torch::empty({2, nedges}, torch::dtype(torch::kLong));
+  std::copy(centres.begin(), centres.end(), edges.index.data_ptr<int64_t>());
+  std::copy(neighbours.begin(), neighbours.end(), edges.index.data_ptr<int64_t>() + nedges);
+  if (images) {
+    edges.shifts = torch::empty({nedges, 3}, torch::dtype(torch::kFloat64));
+    std::copy(shifts.begin(), shifts.end(), edges.shifts.data_ptr<double>());
+  }
+  return edges;
+}
+
+// Graph over the model's nodes 0..nnodes-1 (LAMMPS indices), every pair closer than the
+// cutoff in both directions. Ghost mode: nodes are own atoms and ghosts, no lattice shifts.
+// Image mode (one rank): nodes are own atoms, a ghost neighbour is its owner plus a shift.
+c10::Dict<std::string, torch::Tensor> PairSpinMultiNet::whole_input(int nnodes) const
+{
+  const int nlocal = atom->nlocal;
+  const Edges edges =
+      cutoff_edges(periodic_images ? list->inum : list->inum + list->gnum, periodic_images);
 
   const auto as_double = torch::TensorOptions().dtype(torch::kFloat64);
   const auto as_long = torch::TensorOptions().dtype(torch::kLong);
   torch::Tensor positions =
-      torch::from_blob(&x[0][0], {nnodes, 3}, as_double).to(dtype, false, true);
+      torch::from_blob(&atom->x[0][0], {nnodes, 3}, as_double).to(dtype, false, true);
   auto [species_index, moments] = species_and_moments(nnodes);
-  torch::Tensor edge_index = torch::empty({2, nedges}, as_long);
-  std::copy(centres.begin(), centres.end(), edge_index.data_ptr<int64_t>());
-  std::copy(neighbours.begin(), neighbours.end(), edge_index.data_ptr<int64_t>() + nedges);
   torch::Tensor cell = torch::zeros({1, 3, 3}, as_double);
-  torch::Tensor edge_shift = torch::zeros({nedges, 3}, as_double);
   if (periodic_images) {
+    const double box[3][3] = {{domain->xprd, 0.0, 0.0},
+                              {domain->xy, domain->yprd, 0.0},
+                              {domain->xz, domain->yz, domain->zprd}};
     std::copy(&box[0][0], &box[0][0] + 9, cell.data_ptr<double>());
-    std::copy(shifts.begin(), shifts.end(), edge_shift.data_ptr<double>());
   }
+  const torch::Tensor edge_shift =
+      periodic_images ? edges.shifts : torch::zeros({edges.index.size(1), 3}, as_double);
 
   c10::Dict<std::string, torch::Tensor> input;
   input.insert("positions", positions);
@@ -595,7 +607,7 @@ c10::Dict<std::string, torch::Tensor> PairSpinMultiNet::whole_input(int nnodes) 
   input.insert("cell", cell.to(dtype));
   input.insert("pbc", torch::full({1, 3}, periodic_images, torch::dtype(torch::kBool)));
   input.insert("batch", torch::zeros({nnodes}, as_long));
-  input.insert("edge_index", edge_index);
+  input.insert("edge_index", edges.index);
   input.insert("edge_cell_shift", edge_shift.to(dtype));
   input.insert("initial_magmoms", moments.to(dtype));
   input.insert("energy_mask", torch::arange(nnodes, as_long) < nlocal);
@@ -685,32 +697,14 @@ void PairSpinMultiNet::compute_staged()
     }
     return;
   }
-  double **x = atom->x;
-
-  // Edges from own atoms to own atoms and ghosts closer than the cutoff.
-  const double cutoff_sq = cutoff * cutoff;
-  std::vector<int64_t> centres, neighbours;
-  for (int ii = 0; ii < list->inum; ii++) {
-    const int i = list->ilist[ii];
-    const int *jlist = list->firstneigh[i];
-    for (int jj = 0; jj < list->numneigh[i]; jj++) {
-      const int j = jlist[jj] & NEIGHMASK;
-      const double d[3] = {x[j][0] - x[i][0], x[j][1] - x[i][1], x[j][2] - x[i][2]};
-      if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] >= cutoff_sq) continue;
-      centres.push_back(i);
-      neighbours.push_back(j);
-    }
-  }
-  const int64_t nedges = static_cast<int64_t>(centres.size());
+  // Edges from own atoms to own atoms and ghosts.
+  const torch::Tensor edge_index = cutoff_edges(list->inum, false).index;
+  const int64_t nedges = edge_index.size(1);
   const auto as_double = torch::TensorOptions().dtype(torch::kFloat64);
-  const auto as_long = torch::TensorOptions().dtype(torch::kLong);
-  torch::Tensor edge_index = torch::empty({2, nedges}, as_long);
-  std::copy(centres.begin(), centres.end(), edge_index.data_ptr<int64_t>());
-  std::copy(neighbours.begin(), neighbours.end(), edge_index.data_ptr<int64_t>() + nedges);
 
   auto [species_index, moments] = species_and_moments(nall);
   const torch::Tensor positions =
-      torch::from_blob(&x[0][0], {nall, 3}, as_double).to(dtype, false, true);
+      torch::from_blob(&atom->x[0][0], {nall, 3}, as_double).to(dtype, false, true);
   moments = moments.to(dtype).requires_grad_(true);
 
   StageResults found;

@@ -50,6 +50,14 @@ class PairSpinMultiNet : public LAMMPS_NS::PairSpin {
  private:
   void allocate() override;
   void compute_whole();
+  // Edges from the neighbour list's first ncentres centres to their neighbours closer than
+  // the cutoff: index (2, nedges) long, centres then neighbours. With images, a ghost
+  // neighbour is its owner and shifts (nedges, 3) float64 holds the lattice shifts from owner
+  // to ghost; shifts is undefined otherwise.
+  struct Edges {
+    torch::Tensor index, shifts;
+  };
+  Edges cutoff_edges(int ncentres, bool images) const;
   // The model's graph input over LAMMPS atoms 0..nnodes-1 (image mode: own atoms with
   // lattice shifts; ghost mode: own atoms and ghosts), and its output on that input.
   c10::Dict<std::string, torch::Tensor> whole_input(int nnodes) const;
