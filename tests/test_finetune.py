@@ -115,6 +115,25 @@ def test_replay_frames_fill_their_share_of_every_batch(frames, tmp_path):
     assert sum(v for k, v in seen.items() if k not in nio) == 18
 
 
+def test_without_validation_frames_the_new_training_frames_choose_the_model(frames, tmp_path):
+    """Replay frames stay out of the stand-in validation set, and building it leaves the
+    training set's partner groups as they were."""
+    config = _config(frames[1], tmp_path / "run")
+    config["data"].update(replay_paths=[str(frames[0])], replay_fraction=0.5)
+    trainer = Trainer(config_from_dict(config), progress=False)
+    train = trainer.data["train"]
+    groups = [sample[keys.PARTNER_GROUP].clone() for sample in train.samples]
+    validation = trainer.validation_set()
+    nio = {a.info["structure_id"] for a in read(frames[1], index=":")}
+    assert {a.info["structure_id"] for a in validation.frames} == nio
+    assert all(a.get_chemical_symbols()[0] == "Ni" for a in validation.frames)
+    for sample, group in zip(train.samples, groups, strict=True):
+        assert torch.equal(sample[keys.PARTNER_GROUP], group)
+    config["data"].update(validation_fraction=0.5)
+    split = Trainer(config_from_dict(config), progress=False)
+    assert split.validation_set() is split.data["validation"] and len(split.data["validation"])
+
+
 def test_replay_share_that_rounds_to_nothing_is_refused(frames, tmp_path):
     config = _config(frames[1], tmp_path / "run")
     config["data"].update(replay_paths=[str(frames[0])], replay_fraction=0.1)

@@ -386,9 +386,20 @@ class Trainer:
             return "learning rate floor"
         return ""
 
+    def validation_set(self) -> Dataset:
+        """The frames the best model is chosen on: the validation split, else the training
+        frames of the data itself (replayed frames left out: they are the old materials'
+        training data, many and unchanged, and would dominate the choice)."""
+        if len(self.data["validation"]):
+            return self.data["validation"]
+        train = self.data["train"]
+        own = [i for i, origin in enumerate(train.origins) if origin == 0]
+        # copies: Dataset numbers its partner groups in the samples it is given
+        return Dataset([train.frames[i] for i in own], [dict(train.samples[i]) for i in own])
+
     def run(self) -> dict[str, Any]:
         """Train, then export the best EMA model and write ``summary.json``."""
-        validation = self.data["validation"] if len(self.data["validation"]) else self.data["train"]
+        validation = self.validation_set()
         bar = tqdm(
             total=self.config.optim.max_epochs,
             initial=self.epoch,
