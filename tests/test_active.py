@@ -13,6 +13,7 @@ import torch
 import yaml
 from ase.build import bulk
 from ase.io import read, write
+from scipy.spatial.transform import Rotation
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.cli import main
@@ -26,6 +27,8 @@ from spinmultinet_ase.train.active import (
     load_active_config,
     select,
 )
+from spinmultinet_ase.train.config import config_from_dict, load_config
+from spinmultinet_ase.train.dataset import split_of
 
 ROOT = Path(__file__).parents[1]
 REFERENCE = ROOT / "data" / "reference.extxyz"
@@ -97,27 +100,85 @@ def test_fingerprint_sees_orderings_not_rotations_or_global_spin_flips():
     assert np.linalg.norm(fingerprint(afm, SPECIES) - fingerprint(fm, SPECIES)) > 0.5
 
 
-def _config(folder: Path, committee, reference, output: str) -> Path:
-    """A two-round retrospective run: the pool's labels are known, the training is tiny."""
+def test_fingerprint_of_noncollinear_moments_weighs_pairs_by_the_cosine_of_their_angle():
+    """Moments along x, along z and collinear scalars give one fingerprint; an AFM in the xy
+    plane is not an FM; a two-sublattice state canted by α interpolates FM and AFM with
+    (1 ± cos α)/2 (pairs within a sublattice weigh 1, across it cos α); rotating moments and
+    structure together changes nothing."""
+    afm = rocksalt_ordered("NiO", "AFM-II", matrix=2 * np.eye(3, dtype=int))
+    afm.rattle(0.05, seed=1)
+    signed = afm.get_initial_magnetic_moments()
+    assert set(np.sign(signed)) == {-1.0, 0.0, 1.0}
+
+    def with_moments(vectors: np.ndarray):
+        copy = afm.copy()
+        copy.set_initial_magnetic_moments(None)  # the shape may change: (N,) to (N, 3)
+        copy.set_initial_magnetic_moments(vectors)
+        return copy
+
+    def distance(first, second) -> float:
+        return float(np.linalg.norm(fingerprint(first, SPECIES) - fingerprint(second, SPECIES)))
+
+    x, y, z = np.eye(3)
+    along_x = with_moments(signed[:, None] * x)
+    fm_xy = with_moments(np.abs(signed)[:, None] * (x + y) / np.sqrt(2))
+    fm = with_moments(np.abs(signed))
+    assert distance(along_x, afm) < 1e-12
+    assert distance(with_moments(signed[:, None] * z), afm) < 1e-12
+    assert distance(fm_xy, fm) < 1e-12
+    assert distance(along_x, fm_xy) > 0.5
+
+    alpha = np.radians(70.0)
+    down = np.array([np.sin(alpha), 0.0, np.cos(alpha)])
+    canted = with_moments(np.abs(signed)[:, None] * np.where(signed[:, None] < 0, down, z))
+    expected = (1 + np.cos(alpha)) / 2 * fingerprint(fm, SPECIES) + (
+        1 - np.cos(alpha)
+    ) / 2 * fingerprint(afm, SPECIES)
+    np.testing.assert_allclose(fingerprint(canted, SPECIES), expected, atol=1e-12)
+
+    turn = Rotation.from_rotvec([0.4, -1.1, 0.7]).as_matrix()
+    turned = canted.copy()
+    turned.set_cell(canted.cell[:] @ turn.T)
+    turned.positions = canted.positions @ turn.T
+    turned.set_initial_magnetic_moments(canted.get_initial_magnetic_moments() @ turn.T)
+    turned = turned[np.random.default_rng(0).permutation(len(turned))]
+    assert distance(turned, canted) < 1e-12
+
+
+def _config(
+    folder: Path, committee, reference, output: str, data: dict | None = None, **changes
+) -> Path:
+    """A two-round retrospective run: the pool's labels are known, the training is tiny.
+
+    Args:
+        data: overrides of the training config's data section.
+        changes: overrides of the active-learning config.
+    """
     write(folder / "pool.extxyz", reference[:3])
     write(folder / "test.extxyz", reference[3])
     train = {
-        "data": {"validation_fraction": 0.0, "test_fraction": 0.0, "guess_rescale": 0.0},
+        "data": {
+            "validation_fraction": 0.0,
+            "test_fraction": 0.0,
+            "guess_rescale": 0.0,
+            **(data or {}),
+        },
         "model": {**TINY_CONFIG, "species": list(SPECIES)},
         "optim": {"max_epochs": 1, "batch_size": 2},
         "dtype": "float64",
         "num_threads": 1,
     }
-    (folder / "train.yaml").write_text(yaml.safe_dump(train))
+    (folder / f"{output}-train.yaml").write_text(yaml.safe_dump(train))
     active = {
         "pool": str(folder / "pool.extxyz"),
         "labelled_pool": str(folder / "pool.extxyz"),
         "test": str(folder / "test.extxyz"),
         "committee": [str(p) for p in committee],
-        "train_config": str(folder / "train.yaml"),
+        "train_config": str(folder / f"{output}-train.yaml"),
         "per_round": 1,
         "rounds": 2,
         "output_dir": str(folder / output),
+        **changes,
     }
     path = folder / f"{output}.yaml"
     path.write_text(yaml.safe_dump(active))
@@ -170,8 +231,10 @@ def test_a_run_stopped_after_any_stage_resumes_to_the_uninterrupted_state(
 def test_resuming_with_changed_inputs_is_refused_in_one_line(
     tmp_path, committee, reference, capsys
 ):
-    """A run stopped after selection, resumed with another pool, stops with exit 2."""
+    """A run stopped after selection, resumed with another pool, ``per_round`` or
+    ``min_distance``, stops with exit 2; with more ``rounds`` it goes on."""
     path = _config(tmp_path, committee, reference, "changed")
+    values = yaml.safe_load(path.read_text())
 
     def stop(round_: int, stage: str) -> None:
         raise Stop
@@ -182,22 +245,110 @@ def test_resuming_with_changed_inputs_is_refused_in_one_line(
     assert main(["active-learn", str(path)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "(labelled_pool, pool changed)" in error, error
+    write(tmp_path / "pool.extxyz", reference[:3])
+    for change, name in (({"per_round": 2}, "per_round"), ({"min_distance": 0.5}, "min_distance")):
+        path.write_text(yaml.safe_dump({**values, **change}))
+        assert main(["active-learn", str(path)]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and f"({name} changed)" in error, error
+    path.write_text(yaml.safe_dump({**values, "rounds": 3}))
+    resumed = ActiveLearning(load_active_config(path), progress=False, hook=stop)
+    with pytest.raises(Stop):
+        resumed.run()
+    assert resumed.state["stage"] == "labelled"
 
 
 def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, capsys):
+    """Each refused before any work: no output folder is made."""
     path = _config(tmp_path, committee, reference, "bad")
     values = yaml.safe_load(path.read_text())
+    noncollinear = yaml.safe_load((tmp_path / "bad-train.yaml").read_text())
+    noncollinear["model"]["spin_mode"] = "noncollinear"
+    (tmp_path / "noncollinear.yaml").write_text(yaml.safe_dump(noncollinear))
     for change, message in (
         ({"committee": [str(committee[0])]}, "two or more"),
+        ({"committee": str(committee[0])}, "committee must be a list of model files"),
+        ({"committee": [str(committee[0]), 3]}, "committee must be a list of model files"),
         ({"per_round": 0}, "per_round"),
         ({"pool": str(tmp_path / "missing.extxyz")}, "no file at"),
+        ({"pool": [values["pool"]]}, "pool must be a path"),
+        ({"test": {"path": values["test"]}}, "test must be a path"),
+        ({"output_dir": 7}, "output_dir must be a path"),
+        ({"mpiexec": ["mpiexec", "-n", "2"]}, "mpiexec must be a path"),
         ({"protocol": {"ecut": 300}}, "ecut"),
         ({"round": 2}, "unknown keys"),
+        (
+            {"train_config": str(tmp_path / "noncollinear.yaml")},
+            "is a collinear model but",
+        ),
     ):
         path.write_text(yaml.safe_dump({**values, **change}))
         assert main(["active-learn", str(path)]) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and message in error, error
+        assert not Path(values["output_dir"]).exists()
+
+
+def test_curve_and_members_data_with_initial_data_and_a_labeller_that_rejects(
+    tmp_path, committee, reference, monkeypatch
+):
+    """A run labelling through a stand-in for GPAW that rejects round 2's frame (into
+    ``OUT.rejected.extxyz``, as the labeller does), from four initial frames:
+
+    - the curve counts DFT frames, rejected runs and the frames trained on;
+    - its disagreement columns are those of each round's members, run one by one, on the
+      whole pool (picked structures too);
+    - every member trains or validates on every frame no explicit rule (``test_cells``)
+      holds out, although the training config asks for a random test share.
+    """
+    write(tmp_path / "initial.extxyz", reference[4:8])
+    known = {a.info["structure_id"]: a for a in reference[:3]}
+
+    def stand_in(candidates: Path, out: Path, protocol) -> None:
+        frames = [known[a.info["structure_id"]] for a in read(candidates, ":")]
+        rejecting = out.parent.name == "round_2"
+        write(out.with_name("labelled.rejected.extxyz") if rejecting else out, frames)
+
+    monkeypatch.setattr("spinmultinet_ase.train.active.label_file", stand_in)
+    held_out = ["prim-2"]
+    data = {"validation_fraction": 0.2, "test_fraction": 0.5, "test_cells": held_out}
+    initial = str(tmp_path / "initial.extxyz")
+    path = _config(
+        tmp_path, committee, reference, "curve", data, labelled_pool="", initial_data=initial
+    )
+    curve = ActiveLearning(load_active_config(path), progress=False).run()["curve"]
+    assert [r["dft_frames"] for r in curve] == [0, 1, 1]
+    assert [r["dft_rejected"] for r in curve] == [0, 0, 1]
+    assert [r["training_frames"] for r in curve] == [4, 5, 5]
+    assert [r["pool_left"] for r in curve] == [3, 2, 1]
+    output = tmp_path / "curve"
+    for row in curve:
+        round_ = row["round"]
+        members = (
+            committee
+            if round_ == 0
+            else [output / f"round_{round_}" / f"member_{m}" / "model.pt" for m in (0, 1)]
+        )
+        oracle = _oracle_scores(reference[:3], [str(m) for m in members])
+        assert row["pool_disagreement_mean_eV_per_A"] == pytest.approx(oracle.mean(), rel=1e-6)
+        assert row["pool_disagreement_max_eV_per_A"] == pytest.approx(oracle.max(), rel=1e-6)
+
+    asked = load_config(tmp_path / "curve-train.yaml").data
+    for round_ in (1, 2):
+        frames = read(output / f"round_{round_}" / "train.extxyz", ":")
+        assert len(frames) == curve[round_]["training_frames"]
+        held = [a for a in frames if a.info["cell_name"] in held_out]
+        free = [a for a in frames if a.info["cell_name"] not in held_out]
+        assert held and any(split_of(a, asked) == "test" for a in free)  # not trivially true
+        for member in (0, 1):
+            folder = output / f"round_{round_}" / f"member_{member}"
+            trained = load_model(folder / "model.pt").metadata["train_config"]
+            used = config_from_dict(trained).data
+            assert all(split_of(a, used) in ("train", "validation") for a in free)
+            assert all(split_of(a, used) == "test" for a in held)
+            counts = json.loads((folder / "summary.json").read_text())["num_frames"]
+            assert counts["test"] == len(held)
+            assert counts["train"] + counts["validation"] == len(free)
 
 
 def test_labelling_under_mpiexec_gives_the_serial_labels(tmp_path, monkeypatch):

@@ -3,19 +3,27 @@
 Each round has three stages, and ``OUTPUT/state.json`` (written atomically) records the last
 one finished, so a kill at any instant resumes at the stage it interrupted:
 
-1. **select**: score every pool structure not picked before by the committee's disagreement
-   (:func:`disagreement`), then pick greedily by score, skipping structures within
+1. **select**: score the pool by the committee's disagreement (:func:`disagreement`), then
+   pick greedily by score among the structures not picked before, skipping those within
    ``min_distance`` of one already picked (:func:`fingerprint`); ``round_K/candidates.extxyz``.
 2. **label**: GPAW (:func:`spinmultinet_ase.dft.label.label_file`, itself resumable frame by
    frame) into ``round_K/labelled.extxyz``; or, for a retrospective study, the picked frames
    are taken from an already-labelled pool (``labelled_pool``).
 3. **train**: each committee member is fine-tuned from its previous self (its own seed) on all
    frames labelled so far (``round_K/train.extxyz``) into ``round_K/member_M/model.pt``; a
-   member killed mid-training resumes from its last checkpoint.
+   member killed mid-training resumes from its last checkpoint. The training config's random
+   test share is set to 0 (its validation share stays), so only frames its explicit rules
+   hold out (``test_orderings``, ``test_cells``, ``test_yardsticks``) are kept from training.
 
-After each round (and once before the first) a row is added to ``OUTPUT/curve.csv``: DFT
-frames so far, the committee's mean and largest disagreement on the pool, and (with a test
-file) its errors there per material (:func:`curve_errors`).
+After each round (and once before the first) a row is added to ``OUTPUT/curve.csv``: frames
+labelled by the rounds' DFT (``dft_frames``) and rejected by it (``dft_rejected``), frames
+given to training (``training_frames``: ``initial_data`` and ``dft_frames``), structures left
+to pick (``pool_left``), the committee's mean and largest disagreement on the whole pool
+(picked structures included, so they fall only when the committee agrees more), and (with a
+test file) its errors there per material (:func:`curve_errors`).
+
+A run resumes only with the inputs it was started with (:func:`input_digests`), except
+``rounds``: raising it continues a finished run.
 """
 
 from __future__ import annotations
@@ -40,8 +48,9 @@ from ase import Atoms
 from ase.io import read, write
 from ase.neighborlist import neighbor_list
 
-from spinmultinet_ase.dft.label import STRUCTURE_ID, label_file
+from spinmultinet_ase.dft.label import STRUCTURE_ID, label_file, rejected_path
 from spinmultinet_ase.dft.protocol import DFTProtocol
+from spinmultinet_ase.export import load_model
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import load_config
@@ -50,6 +59,7 @@ from spinmultinet_ase.train.evaluate import material_of
 STAGES = ("selected", "labelled", "trained")
 FINGERPRINT_CUTOFF = 4.5  # Å
 FINGERPRINT_BINS = 18  # 0.25 Å wide
+MAGNETIC_MOMENT = 1e-3  # μB: a smaller initial moment counts as none in the fingerprint
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,9 @@ class ActiveConfig:
     Attributes:
         pool: extxyz of candidate structures with ``initial_magmoms`` (ids are made if absent).
         committee: the starting committee's model files (two or more).
-        train_config: training YAML; its ``data.path``, ``init_from``, ``seed`` and
-            ``output_dir`` are set per member and round.
+        train_config: training YAML with the committee's ``model.spin_mode``; its
+            ``data.path``, ``init_from``, ``seed`` and ``output_dir`` are set per member and
+            round, and ``data.test_fraction`` to 0.
         per_round: structures labelled per round.
         rounds: number of rounds.
         min_distance: fingerprint distance below which two structures count as the same.
@@ -111,7 +122,10 @@ def load_active_config(path: str | Path) -> ActiveConfig:
     if unknown:
         raise ValueError(f"{path}: unknown keys {unknown}; known: {', '.join(known)}")
     try:
-        config = ActiveConfig(**{**values, "committee": tuple(values.get("committee") or ())})
+        committee = values.get("committee", ())
+        if isinstance(committee, list):
+            committee = tuple(committee)
+        config = ActiveConfig(**{**values, "committee": committee})
     except TypeError as error:
         raise ValueError(f"{path}: {error}") from None
     check_active_config(config)
@@ -119,7 +133,21 @@ def load_active_config(path: str | Path) -> ActiveConfig:
 
 
 def check_active_config(config: ActiveConfig) -> None:
-    """Raise a one-line error if ``config`` cannot run (before any work is done)."""
+    """Raise a one-line error if ``config`` cannot run (before any work is done).
+
+    Raises:
+        FileNotFoundError: a file it names does not exist.
+        ValueError: a value of the wrong kind, a committee member that is not a model file, or
+            a training config whose ``model.spin_mode`` is not the committee's.
+    """
+    paths = ("pool", "train_config", "labelled_pool", "initial_data", "test", "output_dir")
+    for name in (*paths, "mpiexec"):
+        value = getattr(config, name)
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a path (a string), got {value!r}")
+    committee = config.committee
+    if not isinstance(committee, tuple | list) or not all(isinstance(p, str) for p in committee):
+        raise ValueError(f"committee must be a list of model files, got {committee!r}")
     if len(config.committee) < 2:
         raise ValueError("committee needs two or more model files (the disagreement needs them)")
     for name in ("per_round", "rounds", "dft_processes"):
@@ -136,11 +164,20 @@ def check_active_config(config: ActiveConfig) -> None:
     known = {f.name for f in dataclasses.fields(DFTProtocol)}
     if not isinstance(config.protocol, dict) or set(config.protocol) - known:
         raise ValueError(f"protocol overrides must be among {sorted(known)}, got {config.protocol}")
-    load_config(config.train_config)
+    spin_mode = load_config(config.train_config).model.spin_mode
+    for path in config.committee:
+        member = load_model(path).metadata["spin_mode"]
+        if member != spin_mode:
+            raise ValueError(
+                f"committee member {path} is a {member} model but {config.train_config} sets "
+                f"model.spin_mode: {spin_mode} (fine-tuning keeps the spin mode)"
+            )
 
 
 def input_digests(config: ActiveConfig) -> dict[str, str]:
-    """What a run depends on, by name: the sha256 of each input file and the protocol."""
+    """What a run depends on, by name: the sha256 of each input file, the protocol,
+    ``per_round`` and ``min_distance`` (they decide the picks). Not ``rounds``: raising it
+    continues a finished run."""
     files = {
         "pool": config.pool,
         "train_config": config.train_config,
@@ -155,6 +192,8 @@ def input_digests(config: ActiveConfig) -> dict[str, str]:
         if path
     }
     digests["protocol"] = json.dumps(config.protocol, sort_keys=True)
+    digests["per_round"] = str(config.per_round)
+    digests["min_distance"] = repr(float(config.min_distance))
     return digests
 
 
@@ -176,24 +215,26 @@ def fingerprint(atoms: Atoms, species: Sequence[str]) -> np.ndarray:
     and reversing all moments.
 
     For each species pair, the histogram of neighbour distances up to
-    :data:`FINGERPRINT_CUTOFF` (per atom), and the same histogram weighted by the sign product
-    ``sign(m_i) sign(m_j)`` of the two initial moments (zero for a nonmagnetic atom), so the
-    magnetic ordering counts as much as the geometry. Distances are Euclidean norms of
-    differences of fingerprints.
+    :data:`FINGERPRINT_CUTOFF` (per atom), and the same histogram weighted by
+    ``m̂_i · m̂_j``, the cosine of the angle between the two initial moments (zero for an atom
+    with ``|m| ≤`` :data:`MAGNETIC_MOMENT`; for collinear moments ``sign(m_i) sign(m_j)``), so
+    the magnetic ordering counts as much as the geometry. Rotating moments and structure
+    together changes nothing, and so does rotating all moments alone: orientations that
+    differ only through spin–orbit coupling count as the same. Distances are Euclidean norms
+    of differences of fingerprints.
     """
     first, second, distance = neighbor_list("ijd", atoms, FINGERPRINT_CUTOFF)
     symbols = np.array(atoms.get_chemical_symbols())
-    moments = atoms.get_initial_magnetic_moments()
-    if moments.ndim == 2:
-        moments = np.linalg.norm(moments, axis=1) * np.sign(moments[:, 2] + 1e-12)
-    signs = np.where(np.abs(moments) > 1e-3, np.sign(moments), 0.0)
+    moments = atoms.get_initial_magnetic_moments().reshape(len(atoms), -1)  # (N, 1) or (N, 3)
+    sizes = np.linalg.norm(moments, axis=1, keepdims=True)
+    units = np.where(sizes > MAGNETIC_MOMENT, moments / np.maximum(sizes, MAGNETIC_MOMENT), 0.0)
     edges = np.linspace(0.0, FINGERPRINT_CUTOFF, FINGERPRINT_BINS + 1)
     parts = []
     for a, b in combinations_with_replacement(species, 2):
         pair = ((symbols[first] == a) & (symbols[second] == b)) | (
             (symbols[first] == b) & (symbols[second] == a)
         )
-        spin = signs[first[pair]] * signs[second[pair]]
+        spin = np.einsum("ij,ij->i", units[first[pair]], units[second[pair]])
         parts.append(np.histogram(distance[pair], edges)[0] / len(atoms))
         parts.append(np.histogram(distance[pair], edges, weights=spin)[0] / len(atoms))
     return np.concatenate(parts)
@@ -324,21 +365,26 @@ class ActiveLearning:
             self._committee = (committee, SpinMultiNetCalculator(list(committee)), {})
         return self._committee[1]
 
-    def _remaining(self) -> tuple[list[Atoms], list[float]]:
-        """The pool structures not picked yet and the current committee's disagreement on
-        each (computed once per committee)."""
+    def _scores(self) -> dict[str, float]:
+        """The current committee's disagreement on every pool structure, by id (computed once
+        per committee)."""
         calc = self._calculator()
         known = self._committee[2]
-        picked = set(self.state["picked"])
-        remaining = [a for a in self.pool if a.info[STRUCTURE_ID] not in picked]
-        for atoms in remaining:
+        for atoms in self.pool:
             if atoms.info[STRUCTURE_ID] not in known:
                 known[atoms.info[STRUCTURE_ID]] = disagreement(atoms, calc)
-        return remaining, [known[a.info[STRUCTURE_ID]] for a in remaining]
+        return known
+
+    def _remaining(self) -> list[Atoms]:
+        """The pool structures not picked yet."""
+        picked = set(self.state["picked"])
+        return [a for a in self.pool if a.info[STRUCTURE_ID] not in picked]
 
     # ---- stages --------------------------------------------------------------------------
     def _select(self, round_: int) -> None:
-        remaining, scores = self._remaining()
+        remaining = self._remaining()
+        known = self._scores()
+        scores = [known[a.info[STRUCTURE_ID]] for a in remaining]
         if not remaining:
             raise ValueError(
                 f"every pool structure was picked by round {round_ - 1}; add structures to "
@@ -402,7 +448,7 @@ class ActiveLearning:
                 continue
             config = dataclasses.replace(
                 base,
-                data=dataclasses.replace(base.data, path=str(data)),
+                data=dataclasses.replace(base.data, path=str(data), test_fraction=0.0),
                 init_from=source,
                 seed=base.seed + member,
                 output_dir=str(output),
@@ -415,18 +461,18 @@ class ActiveLearning:
         self._save(stage="trained")
 
     def _add_curve_row(self, round_: int) -> None:
-        remaining, scores = self._remaining()
-        frames = 0
-        for earlier in range(1, round_ + 1):
-            labelled = self._round_dir(earlier) / "labelled.extxyz"
-            if labelled.is_file() and labelled.stat().st_size:
-                frames += len(read(labelled, ":"))
+        scores = list(self._scores().values())
+        labelled = [self._round_dir(r) / "labelled.extxyz" for r in range(1, round_ + 1)]
+        frames = sum(_frame_count(path) for path in labelled)
+        initial = _frame_count(Path(self.config.initial_data)) if self.config.initial_data else 0
         row = {
             "round": round_,
             "dft_frames": frames,
-            "pool_left": len(remaining),
-            "pool_disagreement_mean_eV_per_A": float(np.mean(scores)) if scores else "",
-            "pool_disagreement_max_eV_per_A": float(np.max(scores)) if scores else "",
+            "dft_rejected": sum(_frame_count(rejected_path(path)) for path in labelled),
+            "training_frames": initial + frames,
+            "pool_left": len(self._remaining()),
+            "pool_disagreement_mean_eV_per_A": float(np.mean(scores)),
+            "pool_disagreement_max_eV_per_A": float(np.max(scores)),
         }
         if self.config.test:
             row.update(curve_errors(self.config.test, self._calculator()))
@@ -452,6 +498,11 @@ class ActiveLearning:
             self._say(f"{self.state['stage']}")
             self.hook(round_, self.state["stage"])
         return self.state
+
+
+def _frame_count(path: Path) -> int:
+    """How many frames the extxyz file at ``path`` holds (0 if there is none)."""
+    return len(read(path, ":")) if path.is_file() and path.stat().st_size else 0
 
 
 def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpiexec: str) -> None:
