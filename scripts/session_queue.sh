@@ -4,9 +4,10 @@
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
 #   1. corundum reference data (docs/corundum_data.md)
-#   2. the rest of the corundum convergence entries (scripts/corundum_convergence.sh)
-#   3. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   4. the FeO/CoO state study and the corundum stress check (scripts/dft_studies.sh)
+#   2. the FeO/CoO state study and the corundum stress check (scripts/dft_studies.sh): FeO/CoO
+#      labelling waits on the rule it chooses
+#   3. the rest of the corundum convergence entries (scripts/corundum_convergence.sh)
+#   4. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
 # Usage: setsid nohup bash scripts/session_queue.sh > /dev/null 2>&1 &
@@ -21,6 +22,6 @@ step() {
     fi
 }
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
+step bash scripts/dft_studies.sh
 step bash scripts/corundum_convergence.sh
 step bash scripts/label_reference_data.sh --orderings MnO NiO
-step bash scripts/dft_studies.sh
