@@ -3,13 +3,22 @@
 For each frame count N, two models are trained on the first N training-split frames of the
 new material's labelled data (file order): one from scratch with the base config, one
 fine-tuned from a trained model (``init_from``) with the old data replayed
-(``data.replay_paths``). Both are judged on the held-out (test-split) frames of the new
-material and of the old data, per material: the new material shows what fine-tuning buys,
-the old ones what it costs. The table is written as JSON and markdown, atomically. A run
-whose ``model.pt`` exists is reused, so an interrupted study continues where it stopped.
+(``data.replay_paths``). Both arms know the base config's species and, appended in order of
+atomic number, the elements of the new and old data it lacks (as fine-tuning appends them
+to the source's). Both are judged per material on the held-out (test-split) frames of the
+new material (by the base config's split rules) and of the old data (by the rules the source
+model was trained with, which keep its test frames out of the replay too): the new material
+shows what fine-tuning buys, the old ones what it costs. The table is written as JSON and
+markdown, atomically.
+
+Each run's inputs (its config, the sha256 of its N frames, N, and the sha256 of the source
+model and of the replayed files; files count by content, not path) are recorded beside its
+folder in ``RUN.inputs.json``. A rerun reuses a finished run, resumes a killed one from its
+last checkpoint, and refuses (one line) a run whose recorded inputs differ from this
+invocation's: choose another ``--output-dir``.
 
 Run (hours on a CPU; one training per row and column):
-    python scripts/finetune_vs_scratch.py --new-data data/feo.extxyz \\
+    python scripts/finetune_vs_scratch.py --new-data data/reference_Cr2O3_Fe2O3.extxyz \\
         --source models/spinmultinet-mno-nio/model.pt --replay data/reference.extxyz \\
         --config configs/default_mno_nio.yaml --frames 10 20 40 80 \\
         --output-dir runs/finetune_vs_scratch
@@ -19,19 +28,28 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from ase import Atoms
+from ase.data import atomic_numbers
 from ase.io import write
 
 from spinmultinet_ase.export import DTYPES, load_model
-from spinmultinet_ase.outputs import atomic_path, write_text_atomic
-from spinmultinet_ase.train.config import load_config
+from spinmultinet_ase.outputs import write_text_atomic
+from spinmultinet_ase.train.config import DataConfig, TrainConfig, load_config
 from spinmultinet_ase.train.dataset import Dataset, frame_to_sample, read_frames, split_of
 from spinmultinet_ase.train.evaluate import errors_by_group, material_of
+from spinmultinet_ase.train.finetune import load_source
+from spinmultinet_ase.train.replay import replay_split_rules
 from spinmultinet_ase.train.trainer import Trainer
 
 REPORTED = ("energy_mae", "forces_mae", "magmoms_mae")
+ARMS = ("scratch", "finetuned")
 
 
 def _parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,13 +68,86 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _held_out(path: str, data_config) -> list:
-    config = dataclasses.replace(data_config, path=path)
-    return [a for a in read_frames(config) if split_of(a, config) == "test"]
+def with_species(config: TrainConfig, frames: Sequence[Atoms]) -> TrainConfig:
+    """``config`` with the elements of ``frames`` that ``model.species`` lacks appended, in
+    order of atomic number."""
+    known = config.model.species
+    present = {symbol for atoms in frames for symbol in atoms.get_chemical_symbols()}
+    added = tuple(sorted(present - set(known), key=atomic_numbers.__getitem__))
+    return dataclasses.replace(
+        config, model=dataclasses.replace(config.model, species=known + added)
+    )
 
 
-def _errors(model_path: Path, frames: list, data_config) -> dict[str, dict[str, float]]:
-    """Test errors of the model per material (meV/atom, meV/Å, μB)."""
+def _sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_inputs(config: TrainConfig, frames_text: str, count: int) -> dict[str, Any]:
+    """What a run's model depends on: its config (less where it is written and the paths of its
+    files), the sha256 of its training frames (extxyz text), their number, and the sha256 of
+    its source model and replayed files."""
+    values = config.to_dict()
+    for section, key in (("data", "path"), ("data", "replay_paths")):
+        del values[section][key]
+    for key in ("output_dir", "init_from"):
+        del values[key]
+    inputs = {
+        "config": values,
+        "data_sha256": hashlib.sha256(frames_text.encode()).hexdigest(),
+        "frames": count,
+        "source_sha256": _sha256(config.init_from) if config.init_from else None,
+        "replay_sha256": [_sha256(path) for path in config.data.replay_paths],
+    }
+    return json.loads(json.dumps(inputs))  # as read back from the record
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the entries in which two nested mappings differ."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [prefix]
+    names = []
+    for key in sorted(set(old) | set(new)):
+        names += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+    return [name.rstrip(".") for name in names]
+
+
+def _record_of(run: Path) -> Path:
+    # beside the run folder: a folder holding anything but a run is refused by Trainer
+    return run.with_name(f"{run.name}.inputs.json")
+
+
+def check_reusable(run: Path, inputs: dict[str, Any]) -> None:
+    """Raise ValueError (one line) unless ``run`` is new or was started with ``inputs``."""
+    record = _record_of(run)
+    if record.is_file():
+        changed = _differences(json.loads(record.read_text(encoding="utf-8")), inputs)
+        if changed:
+            raise ValueError(
+                f"{run} was trained with other inputs ({', '.join(changed)} differ, see "
+                f"{record.name}); rerun with the same inputs or choose another --output-dir"
+            )
+    elif run.is_dir() and any(run.iterdir()):
+        raise ValueError(
+            f"{run} holds a run without a record of its inputs ({record.name}); delete it or "
+            "choose another --output-dir"
+        )
+
+
+def _train(config: TrainConfig, inputs: dict[str, Any], run: Path) -> Path:
+    """The model of ``run``: reused if finished, else trained, resuming a killed run."""
+    record = _record_of(run)
+    if not record.is_file():
+        write_text_atomic(record, json.dumps(inputs, indent=2))
+    if not (run / "model.pt").is_file():
+        config = dataclasses.replace(config, output_dir=str(run))
+        Trainer(config, resume=True, progress=False).run()
+    return run / "model.pt"
+
+
+def _errors(model_path: Path, frames: list[Atoms], data_config: DataConfig) -> dict[str, dict]:
+    """Per material: the number of frames and the model's errors on them (meV/atom, meV/Å,
+    μB)."""
     loaded = load_model(model_path)
     dtype = DTYPES[loaded.metadata["dtype"]]
     result = {}
@@ -67,30 +158,90 @@ def _errors(model_path: Path, frames: list, data_config) -> dict[str, dict[str, 
             for a in subset
         ]
         summary = errors_by_group(loaded.module, Dataset(subset, samples))[0]
-        result[material] = {k: summary[k] for k in REPORTED if k in summary}
+        result[material] = {"frames": len(subset), **{k: summary[k] for k in REPORTED}}
     return result
 
 
-def _train(config, output: Path) -> Path:
-    if not (output / "model.pt").is_file():
-        Trainer(
-            dataclasses.replace(config, output_dir=str(output)), progress=False, overwrite=True
-        ).run()
-    return output / "model.pt"
-
-
-def _markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict]) -> str:
+    """The table's rows as markdown, one line per frame count, arm and material."""
     lines = [
-        "| DFT frames | start | material | energy MAE (meV/atom) | force MAE (meV/Å) "
-        "| moment MAE (μB) |",
-        "|---|---|---|---|---|---|",
+        "| DFT frames | start | material | test frames | energy MAE (meV/atom) "
+        "| force MAE (meV/Å) | moment MAE (μB) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        for start in ("scratch", "finetuned"):
-            for material, errors in row[start].items():
-                values = " | ".join(f"{errors.get(k, float('nan')):.4g}" for k in REPORTED)
-                lines.append(f"| {row['frames']} | {start} | {material} | {values} |")
+        for arm in ARMS:
+            for material, errors in row[arm].items():
+                values = " | ".join(f"{errors[k]:.4g}" for k in REPORTED)
+                lines.append(
+                    f"| {row['frames']} | {arm} | {material} | {errors['frames']} | {values} |"
+                )
     return "\n".join(lines) + "\n"
+
+
+def compare(
+    base: TrainConfig,
+    new_data: str,
+    source: str,
+    replay: Sequence[str],
+    frames: Sequence[int],
+    replay_fraction: float,
+    output: Path,
+) -> dict[str, Any]:
+    """Train (or reuse) both arms at every frame count and write ``table.json`` and
+    ``table.md`` into ``output`` after each count; the table.
+
+    Raises:
+        ValueError: a count exceeds the new material's training frames, the source records
+            no split rules, or a run in ``output`` was started with other inputs (one line).
+    """
+    new = read_frames(dataclasses.replace(base.data, path=new_data))
+    pool = [a for a in new if split_of(a, base.data) != "test"]
+    too_many = [n for n in frames if n > len(pool)]
+    if too_many:
+        raise ValueError(f"--frames {too_many[0]}: only {len(pool)} training frames in {new_data}")
+    rules = replay_split_rules(base.data, load_source(source))
+    old = [a for path in replay for a in read_frames(dataclasses.replace(rules, path=path))]
+    held_out = [a for a in new if split_of(a, base.data) == "test"]
+    held_out += [a for a in old if split_of(a, rules) == "test"]
+    base = with_species(base, new + old)
+    output.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for count in frames:
+        text = io.StringIO()
+        write(text, pool[:count], format="extxyz")
+        data = output / f"frames-{count}.extxyz"
+        # the base split rules: the subset holds no test frame, the replay keeps its own out
+        training = dataclasses.replace(base.data, path=str(data))
+        configs = {
+            "scratch": dataclasses.replace(base, data=training),
+            "finetuned": dataclasses.replace(
+                base,
+                init_from=source,
+                data=dataclasses.replace(
+                    training, replay_paths=tuple(replay), replay_fraction=replay_fraction
+                ),
+            ),
+        }
+        inputs = {arm: run_inputs(configs[arm], text.getvalue(), count) for arm in ARMS}
+        for arm in ARMS:
+            check_reusable(output / f"{arm}-{count}", inputs[arm])
+        write_text_atomic(data, text.getvalue())
+        row: dict[str, Any] = {"frames": count}
+        for arm in ARMS:
+            model = _train(configs[arm], inputs[arm], output / f"{arm}-{count}")
+            row[arm] = _errors(model, held_out, base.data)
+        rows.append(row)
+        table = {
+            "source": source,
+            "new_data": new_data,
+            "replay": list(replay),
+            "species": list(base.model.species),
+            "rows": rows,
+        }
+        write_text_atomic(output / "table.json", json.dumps(table, indent=2))
+        write_text_atomic(output / "table.md", markdown(rows))
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,51 +251,19 @@ def main(argv: list[str] | None = None) -> None:
         base = dataclasses.replace(
             base, optim=dataclasses.replace(base.optim, max_epochs=args.max_epochs)
         )
-    output = Path(args.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    new_config = dataclasses.replace(base.data, path=args.new_data)
-    pool = [a for a in read_frames(new_config) if split_of(a, new_config) != "test"]
-    held_out = _held_out(args.new_data, base.data)
-    held_out += [a for path in args.replay for a in _held_out(path, base.data)]
-    rows = []
-    for count in args.frames:
-        if count > len(pool):
-            raise SystemExit(
-                f"--frames {count}: only {len(pool)} training frames in {args.new_data}"
-            )
-        data = output / f"frames-{count}.extxyz"
-        with atomic_path(data) as temporary:
-            write(temporary, pool[:count], format="extxyz")
-        # the base split rules: the subset holds no test frame, the replay keeps its own out
-        training = dataclasses.replace(base.data, path=str(data))
-        scratch = dataclasses.replace(base, data=training)
-        finetuned = dataclasses.replace(
+    try:
+        table = compare(
             base,
-            init_from=args.source,
-            data=dataclasses.replace(
-                training, replay_paths=tuple(args.replay), replay_fraction=args.replay_fraction
-            ),
+            args.new_data,
+            args.source,
+            args.replay,
+            args.frames,
+            args.replay_fraction,
+            Path(args.output_dir),
         )
-        rows.append(
-            {
-                "frames": count,
-                "scratch": _errors(
-                    _train(scratch, output / f"scratch-{count}"), held_out, base.data
-                ),
-                "finetuned": _errors(
-                    _train(finetuned, output / f"finetuned-{count}"), held_out, base.data
-                ),
-            }
-        )
-        table = {
-            "source": args.source,
-            "new_data": args.new_data,
-            "replay": args.replay,
-            "rows": rows,
-        }
-        write_text_atomic(output / "table.json", json.dumps(table, indent=2))
-        write_text_atomic(output / "table.md", _markdown(rows))
-    print((output / "table.md").read_text(encoding="utf-8"))
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"finetune_vs_scratch: error: {error}") from None
+    print(markdown(table["rows"]), end="")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ renamed over the target in one step, so a kill at any instant never leaves half 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
@@ -55,6 +56,46 @@ def appending(path: str | Path) -> Iterator[Path]:
         if path.exists():
             shutil.copyfile(path, temporary)
         yield temporary
+
+
+@contextmanager
+def sole_writer(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock (``fcntl.flock``) on ``PATH.lock`` while writing ``path``, so
+    that no two processes write it at once; the lock file is removed on leaving.
+
+    The lock dies with its process: a killed writer leaves at most an unlocked file, which the
+    next writer takes over. A writer that locked a file its holder has just removed opens the
+    new one instead.
+
+    Raises:
+        ValueError: another process holds the lock (one line naming ``path``).
+    """
+    path = Path(path)
+    lock = path.with_name(f"{path.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            opened = os.fstat(descriptor)
+            current = os.stat(lock)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise ValueError(
+                f"another process is writing {path} (it holds {lock}); wait for it to end or "
+                "stop it, then run again"
+            ) from None
+        except FileNotFoundError:  # removed by its holder after we opened it
+            os.close(descriptor)
+            continue
+        if (opened.st_dev, opened.st_ino) == (current.st_dev, current.st_ino):
+            break
+        os.close(descriptor)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # while still held: no one else can be using this file
+        os.close(descriptor)
 
 
 def temporaries_of(path: str | Path) -> list[Path]:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from ase.io import read, write
 
 from spinmultinet_ase import keys
+from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.checkpoint import save_checkpoint
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.data.graph import collate
@@ -216,3 +222,164 @@ def test_replay_and_new_frames_sharing_an_id_stay_in_separate_groups(frames, tmp
     assert len(train.groups) == 12 and len(trainer.replay_groups) == 6
     for group in train.groups:
         assert len({train.frames[i].get_chemical_symbols()[0] for i in group}) == 1
+
+
+# ---- scripts/finetune_vs_scratch.py ---------------------------------------------------------
+
+CORUNDUM = ROOT / "data" / "reference_Cr2O3_Fe2O3.extxyz"
+SOURCE_SPLIT = {"split_seed": 1, "validation_fraction": 0.3, "test_fraction": 0.3}
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "finetune_vs_scratch", ROOT / "scripts" / "finetune_vs_scratch.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def study(frames, tmp_path_factory):
+    """Both arms at 2 and 4 frames of Cr2O3 (its yardstick cells held out), fine-tuned from a
+    tiny O/Mn/Ni source that held out 30% of the MnO/NiO frames; 2 epochs each."""
+    root = tmp_path_factory.mktemp("study")
+    cr2o3 = [a for a in read(CORUNDUM, index=":") if a.info["material"] == "Cr2O3"]
+    new = [a for a in cr2o3 if a.info.get("yardstick")] + [
+        a for a in cr2o3 if not a.info.get("yardstick")
+    ][:5]
+    write(root / "new.extxyz", new)
+    config = _config(REFERENCE, root / "unused")
+    config["data"]["test_yardsticks"] = True
+    config["optim"]["max_epochs"] = 2
+    config["model"]["species"] = ["O", "Mn", "Ni"]
+    arguments = dict(
+        base=config_from_dict(config),
+        new_data=str(root / "new.extxyz"),
+        source=str(_source_with_split(root / "source.ckpt", **SOURCE_SPLIT)),
+        replay=[str(path) for path in frames],
+        frames=[2, 4],
+        replay_fraction=0.5,
+        output=root / "out",
+    )
+    table = _script().compare(**arguments)
+    return arguments, table
+
+
+def _copy(arguments: dict, folder: Path) -> dict:
+    """The study's arguments with its output copied to ``folder``."""
+    shutil.copytree(arguments["output"], folder)
+    return {**arguments, "output": folder}
+
+
+def _calculator_errors(model: Path, frames: list) -> dict[str, float]:
+    """Energy MAE (meV/atom) and force MAE (meV/Å) of a model file, through the calculator."""
+    calc = SpinMultiNetCalculator(str(model))
+    energy, forces = [], []
+    for atoms in frames:
+        reference = atoms.get_potential_energy(), atoms.get_forces()
+        copy = atoms.copy()
+        copy.calc = calc
+        energy.append(abs(copy.get_potential_energy() - reference[0]) / len(atoms))
+        forces.append(np.abs(copy.get_forces() - reference[1]).ravel())
+    return {
+        "energy_mae": 1000 * np.mean(energy),
+        "forces_mae": 1000 * np.concatenate(forces).mean(),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:two .* atoms are .* apart:UserWarning")  # 2-epoch models
+def test_the_study_judges_both_arms_on_the_test_frames_by_the_right_rules(study, frames):
+    """New data by the base rules (its yardstick cells), old data by the source's recorded
+    rules (30% held out; the base rules hold none out); both arms know Cr."""
+    arguments, table = study
+    expected = {
+        "Cr2O3": [a for a in read(arguments["new_data"], index=":") if a.info.get("yardstick")],
+    }
+    rules = DataConfig(**SOURCE_SPLIT)
+    for path in frames:
+        old = [a for a in read(path, index=":") if split_of(a, rules) == "test"]
+        expected[old[0].info["material"]] = old
+    assert all(len(held) > 0 for held in expected.values()) and len(expected) == 3
+    assert [row["frames"] for row in table["rows"]] == [2, 4]
+    output = arguments["output"]
+    for row in table["rows"]:
+        for arm in ("scratch", "finetuned"):
+            model = output / f"{arm}-{row['frames']}" / "model.pt"
+            assert load_model(model).species == ("O", "Mn", "Ni", "Cr")
+            assert sorted(row[arm]) == sorted(expected)
+            for material, held in expected.items():
+                reported = row[arm][material]
+                assert reported["frames"] == len(held)
+                oracle = _calculator_errors(model, held)
+                for key, value in oracle.items():
+                    assert reported[key] == pytest.approx(value, rel=1e-6), (arm, material, key)
+    assert json.loads((output / "table.json").read_text())["rows"] == table["rows"]
+    assert len(read(output / "frames-4.extxyz", index=":")) == 4
+
+
+def test_a_rerun_reuses_every_run(study, tmp_path):
+    arguments = _copy(study[0], tmp_path / "out")
+    models = sorted(arguments["output"].glob("*/model.pt"))
+    assert len(models) == 4
+    before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in models}
+    assert _script().compare(**arguments) == study[1]
+    assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in models} == before
+
+
+def _changed_source(arguments: dict, folder: Path) -> dict:
+    return {**arguments, "source": str(_source_with_split(folder / "other.ckpt", split_seed=1))}
+
+
+def _changed_budget(arguments: dict, folder: Path) -> dict:
+    optim = dataclasses.replace(arguments["base"].optim, max_epochs=3)
+    return {**arguments, "base": dataclasses.replace(arguments["base"], optim=optim)}
+
+
+def _changed_frames(arguments: dict, folder: Path) -> dict:
+    new = read(arguments["new_data"], index=":")
+    new[-4].calc.results["energy"] += 0.1  # the second training frame
+    write(folder / "new.extxyz", new)
+    return {**arguments, "new_data": str(folder / "new.extxyz")}
+
+
+@pytest.mark.parametrize(
+    ("change", "arm", "named"),
+    [
+        (_changed_source, "finetuned", "source_sha256"),
+        (_changed_budget, "scratch", "config.optim.max_epochs"),
+        (_changed_frames, "scratch", "data_sha256"),
+    ],
+)
+def test_a_run_with_other_inputs_is_refused_in_one_line(study, tmp_path, change, arm, named):
+    arguments = change(_copy(study[0], tmp_path / "out"), tmp_path)
+    run = arguments["output"] / f"{arm}-2"
+    files = sorted(p for p in arguments["output"].rglob("*") if p.is_file())
+    before = [p.read_bytes() for p in files]
+    with pytest.raises(ValueError) as error:
+        _script().compare(**arguments)
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"{run} was trained with other inputs ({named} differ" in message
+    assert [p.read_bytes() for p in files] == before
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(study, tmp_path, monkeypatch):
+    """Killed in its second epoch (its last checkpoint: the first), a run trains one epoch
+    more and ends where the uninterrupted run did."""
+    arguments = _copy(study[0], tmp_path / "out")
+    run = arguments["output"] / "finetuned-4"
+    finished = load_model(run / "model.pt", dtype=torch.float64).module.state_dict()
+    (run / "previous.ckpt").replace(run / "last.ckpt")
+    for name in ("model.pt", "summary.json", "best.ckpt", "metrics.csv"):
+        (run / name).unlink()
+    epochs = []
+    train_epoch = Trainer._train_epoch
+    monkeypatch.setattr(
+        Trainer, "_train_epoch", lambda self: epochs.append(self.epoch) or train_epoch(self)
+    )
+    assert _script().compare(**arguments) == study[1]
+    assert epochs == [1]
+    resumed = load_model(run / "model.pt", dtype=torch.float64).module.state_dict()
+    for name, value in finished.items():
+        assert torch.equal(resumed[name], value), name

@@ -6,6 +6,7 @@ first GPAW run."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import random
@@ -161,6 +162,42 @@ def test_a_torn_last_frame_is_dropped_and_labelled_again(reference, tmp_path):
         label_file(tmp_path / "in.extxyz", out, protocol=CHEAP)
     _assert_same(_frames(out), _frames(root / "out.extxyz"))
     assert not leftover.exists()
+
+
+def test_a_second_labeller_of_a_locked_output_stops_before_reading_it(tmp_path):
+    _structures(tmp_path / "in.extxyz", crash=False)
+    out = tmp_path / "out.extxyz"
+    with open(tmp_path / "out.extxyz.lock", "w") as holder:  # another labeller's lock
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match="another process is writing") as error:
+            label_file(tmp_path / "in.extxyz", out, protocol=CHEAP)
+    assert str(out) in str(error.value) and "\n" not in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.extxyz", "out.extxyz.lock"]
+
+
+def test_a_labeller_running_on_holds_off_a_second_one_to_the_end(reference, tmp_path):
+    """As when a killed parent's mpiexec child runs on and a resume starts another labeller:
+    the second stops at once, the first ends as the uninterrupted run did."""
+    root, duration = reference
+    _structures(tmp_path / "in.extxyz")
+    out = tmp_path / "out.extxyz"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env.pop("GPAW_MPI_BACKEND", None)
+    first = subprocess.Popen(_labeller(tmp_path / "in.extxyz", out), env=env)
+    try:
+        started = time.perf_counter()
+        while not (tmp_path / "out_logs").is_dir():  # made once the lock is held
+            assert first.poll() is None and time.perf_counter() - started < 60
+            time.sleep(0.02)
+        with pytest.raises(ValueError, match=f"another process is writing {out}"):
+            label_file(tmp_path / "in.extxyz", out, protocol=CHEAP)
+        assert first.wait(timeout=10 * duration + 60) == 0
+    finally:
+        first.kill()
+        first.wait()
+    _assert_same(_frames(out), _frames(root / "out.extxyz"))
+    _assert_same(_frames(rejected_path(out)), _frames(rejected_path(root / "out.extxyz")))
+    assert not (tmp_path / "out.extxyz.lock").exists()
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from io import StringIO
 from pathlib import Path
 
@@ -34,7 +36,13 @@ from spinmultinet_ase.dft.states import (
     state_problem,
 )
 from spinmultinet_ase.magnetism.sites import MOMENT_THRESHOLD, default_magnitude
-from spinmultinet_ase.outputs import appending, atomic_path, check_outputs, temporaries_of
+from spinmultinet_ase.outputs import (
+    appending,
+    atomic_path,
+    check_outputs,
+    sole_writer,
+    temporaries_of,
+)
 
 STRUCTURE_ID = "structure_id"
 STATUS = "dft_status"
@@ -350,6 +358,9 @@ def label_file(
 ) -> None:
     """Label every frame of ``in_path`` not yet in ``out_path``, appending as each finishes.
 
+    One labeller at a time writes an output: rank 0 holds ``OUT.lock`` (:func:`sole_writer`)
+    from before the output is read until the run ends.
+
     Args:
         in_path: extxyz of structures with ``initial_magmoms`` and a unique ``structure_id``.
         out_path: extxyz the accepted frames are appended to.
@@ -359,8 +370,9 @@ def label_file(
 
     Raises:
         ValueError: before the first GPAW run, if the structures cannot be read or lack unique
-            ids, an output cannot be written, the output holds frames of another protocol, or
-            a material to label has no Pulay-stress calibration.
+            ids, an output cannot be written, another labeller is writing it, the output holds
+            frames of another protocol, or a material to label has no Pulay-stress
+            calibration.
     """
     from gpaw.mpi import world
 
@@ -370,6 +382,38 @@ def label_file(
     log_dir = Path(log_dir) if log_dir else out_path.with_name(out_path.stem + "_logs")
     frames = _read_structures(in_path)
     check_outputs([out_path, rejected_path(out_path), log_dir / "log.txt"], overwrite=True)
+    with _sole_labeller(out_path, world):
+        _label_unlabelled(frames, out_path, log_dir, protocol, limit, world)
+
+
+@contextmanager
+def _sole_labeller(out_path: Path, world) -> Iterator[None]:
+    """Rank 0 holds the lock of ``out_path`` inside the block; if another labeller holds it,
+    every rank raises its one-line ValueError."""
+    from gpaw.mpi import broadcast
+
+    with ExitStack() as stack:
+        refused = ""
+        if world.rank == 0:
+            try:
+                stack.enter_context(sole_writer(out_path))
+            except ValueError as error:
+                refused = str(error)
+        refused = broadcast(refused if world.rank == 0 else None, 0, comm=world)
+        if refused:
+            raise ValueError(refused)
+        yield
+
+
+def _label_unlabelled(
+    frames: list[Atoms],
+    out_path: Path,
+    log_dir: Path,
+    protocol: DFTProtocol,
+    limit: int | None,
+    world,
+) -> None:
+    """The work of :func:`label_file` once its arguments are checked and its output locked."""
     outputs = {path: read_output(path) for path in (out_path, rejected_path(out_path))}
     labelled = [atoms for frames, _ in outputs.values() for atoms in frames]
     mismatch = protocol_mismatch(labelled, protocol)
