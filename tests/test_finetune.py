@@ -23,6 +23,7 @@ from spinmultinet_ase.export import load_model
 from spinmultinet_ase.testing.models import TINY_CONFIG, random_model
 from spinmultinet_ase.train.config import DataConfig, config_from_dict
 from spinmultinet_ase.train.dataset import split_of
+from spinmultinet_ase.train.evaluate import data_config_of
 from spinmultinet_ase.train.finetune import load_source
 from spinmultinet_ase.train.trainer import Trainer
 
@@ -193,6 +194,31 @@ def test_replay_keeps_the_source_test_frames_out(frames, tmp_path):
     assert 0 < len(kept) < len(mno)
     replayed = trainer.data["train"].frames[len(read(frames[1], index=":")) :]
     assert {a.info["structure_id"] for a in replayed} == kept
+
+
+def test_evaluation_splits_a_replayed_file_as_its_training_did(frames, tmp_path):
+    """On a file it replayed, a fine-tuned model's test frames are the source's (which it never
+    trained on), not those its own rules would pick; on its own data its own rules hold."""
+    split = {"split_seed": 1, "validation_fraction": 0.3, "test_fraction": 0.3}
+    source = _source_with_split(tmp_path / "source.ckpt", **split)
+    config = _config(frames[1], tmp_path / "run", init_from=str(source))
+    config["data"].update(replay_paths=[str(frames[0])], replay_fraction=0.5)
+    own = {"split_seed": 7, "validation_fraction": 0.2, "test_fraction": 0.4}
+    config["data"].update(own)
+    Trainer(config_from_dict(config), progress=False).run()
+    metadata = load_model(tmp_path / "run" / "model.pt").metadata
+    source_rules = DataConfig(path=str(frames[0]), **split)
+    own_rules = DataConfig(path=str(frames[0]), **own)
+    mno = read(frames[0], index=":")
+    on_replay = data_config_of(metadata, frames[0])
+    assert [split_of(a, on_replay) for a in mno] == [split_of(a, source_rules) for a in mno]
+    assert [split_of(a, own_rules) for a in mno] != [split_of(a, source_rules) for a in mno]
+    nio = read(frames[1], index=":")
+    on_own = data_config_of(metadata, frames[1])
+    assert [split_of(a, on_own) for a in nio] == [split_of(a, own_rules) for a in nio]
+    del metadata["replay_split_rules"]  # a model that did not record them is refused
+    with pytest.raises(ValueError, match="did not record how it was split"):
+        data_config_of(metadata, frames[0])
 
 
 def test_replay_from_a_source_without_recorded_split_is_refused(frames, tmp_path):

@@ -221,8 +221,18 @@ def error_group(atoms) -> str:
 
 
 def data_config_of(metadata: dict[str, Any], data_path: str | Path) -> DataConfig:
-    """The split rules the model was trained with (defaults if it does not say), on new data."""
+    """The split rules the model was trained with (defaults if it does not say), on new data;
+    on a file it replayed (``data.replay_paths``), the rules that file was split by in its
+    training (the source model's), so its test frames are ones the model never trained on."""
     data = dict(metadata.get("train_config", {}).get("data", {}))
+    replayed = [Path(p).resolve() for p in data.get("replay_paths", ())]
+    if Path(data_path).resolve() in replayed:
+        if "replay_split_rules" not in metadata:
+            raise ValueError(
+                f"{data_path} was replayed in this model's training, which did not record how "
+                "it was split; evaluate its source model on it, or retrain the model"
+            )
+        data.update(metadata["replay_split_rules"])
     data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return DataConfig(**{**data, "path": str(data_path)})
 

@@ -51,7 +51,13 @@ from spinmultinet_ase.train.dataset import (
 )
 from spinmultinet_ase.train.finetune import Source, fit_new_shifts, grown_model, load_source
 from spinmultinet_ase.train.loss import ErrorAccumulator, MultiTaskLoss, partner_deviations
-from spinmultinet_ase.train.replay import mixed_batch_indices, replay_share, with_replay
+from spinmultinet_ase.train.replay import (
+    SPLIT_RULES,
+    mixed_batch_indices,
+    replay_share,
+    replay_split_rules,
+    with_replay,
+)
 
 
 def _target_scales(train: Dataset, shifts: np.ndarray) -> dict[str, float]:
@@ -193,7 +199,10 @@ class Trainer:
             config.data, model_config.species, model_config.cutoff, dtype, model_config.spin_mode
         )
         self.replay_groups: list[int] = []
+        self.replay_rules: dict[str, Any] = {}
         if config.data.replay_paths:
+            rules = replay_split_rules(config.data, source)
+            self.replay_rules = {name: getattr(rules, name) for name in SPLIT_RULES}
             self.data["train"], self.replay_groups = with_replay(
                 self.data["train"],
                 config.data,
@@ -466,9 +475,10 @@ class Trainer:
             "metrics": results,
         }
         with atomic_path(self.output / "model.pt") as temporary:
-            export_model(
-                best, temporary, extra={"training": summary, "train_config": self.config.to_dict()}
-            )
+            extra = {"training": summary, "train_config": self.config.to_dict()}
+            if self.replay_rules:  # how the replayed files were split: the source's rules
+                extra["replay_split_rules"] = self.replay_rules
+            export_model(best, temporary, extra=extra)
         write_text_atomic(self.output / "summary.json", json.dumps(summary, indent=2))
         return summary
 
