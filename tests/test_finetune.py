@@ -25,6 +25,7 @@ from spinmultinet_ase.train.config import DataConfig, config_from_dict
 from spinmultinet_ase.train.dataset import split_of
 from spinmultinet_ase.train.evaluate import data_config_of
 from spinmultinet_ase.train.finetune import load_source
+from spinmultinet_ase.train.replay import replay_split_rules
 from spinmultinet_ase.train.trainer import Trainer
 
 ROOT = Path(__file__).parents[1]
@@ -219,6 +220,35 @@ def test_evaluation_splits_a_replayed_file_as_its_training_did(frames, tmp_path)
     del metadata["replay_split_rules"]  # a model that did not record them is refused
     with pytest.raises(ValueError, match="did not record how it was split"):
         data_config_of(metadata, frames[0])
+
+
+def test_fine_tuning_a_fine_tuned_model_replays_by_the_first_source_rules(frames, tmp_path):
+    """A model fine-tuned with replay, fine-tuned again with the same replay file (as active
+    learning does round after round), keeps the first source's held-out frames out, not those
+    its own config would hold out; a source that cannot say how it split them is refused."""
+    split = {"split_seed": 1, "validation_fraction": 0.3, "test_fraction": 0.3}
+    source = _source_with_split(tmp_path / "source.ckpt", **split)
+    first = _config(frames[1], tmp_path / "first", init_from=str(source))
+    first["data"].update(replay_paths=[str(frames[0])], replay_fraction=0.5)
+    Trainer(config_from_dict(first), progress=False).run()
+    for middle in ("model.pt", "last.ckpt"):
+        second = _config(frames[1], tmp_path / f"second-{middle}")
+        second.update(init_from=str(tmp_path / "first" / middle))
+        second["data"].update(replay_paths=[str(frames[0])], replay_fraction=0.5)
+        trainer = Trainer(config_from_dict(second), progress=False)
+        kept = {
+            a.info["structure_id"]
+            for a in read(frames[0], index=":")
+            if split_of(a, DataConfig(path=str(frames[0]), **split)) == "train"
+        }
+        replayed = trainer.data["train"].frames[len(read(frames[1], index=":")) :]
+        assert {a.info["structure_id"] for a in replayed} == kept, middle
+    unrecorded = dataclasses.replace(
+        load_source(tmp_path / "first" / "model.pt"), replay_rules=None
+    )
+    rules = DataConfig(path=str(frames[1]), replay_paths=(str(frames[0]),), replay_fraction=0.5)
+    with pytest.raises(ValueError, match="does not record how it split them"):
+        replay_split_rules(rules, unrecorded)
 
 
 def test_replay_from_a_source_without_recorded_split_is_refused(frames, tmp_path):

@@ -31,13 +31,15 @@ SPECIES_INPUT_WEIGHTS = ("embedding.even.layer0.weight", "embedding.odd_amplitud
 
 @dataclass(frozen=True)
 class Source:
-    """A trained model to start from: where it came from, its config, its weights and the
-    data section of the config it was trained with (None if the file records none)."""
+    """A trained model to start from: where it came from, its config, its weights, the data
+    section of the config it was trained with (None if the file records none) and the split
+    rules by which it replayed that section's ``replay_paths`` (None if it records none)."""
 
     path: str
     config: dict
     weights: dict[str, torch.Tensor]
     data: dict | None = None
+    replay_rules: dict | None = None
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -75,6 +77,7 @@ def load_source(path: str | Path) -> Source:
             loaded.metadata["model_config"],
             loaded.module.state_dict(),
             loaded.metadata.get("train_config", {}).get("data"),
+            loaded.metadata.get("replay_split_rules"),
         )
     except ModelFileError:
         pass
@@ -89,6 +92,7 @@ def load_source(path: str | Path) -> Source:
         content["model_config"],
         content["model_state"],
         content.get("train_config", {}).get("data"),
+        content.get("replay_split_rules"),
     )
 
 

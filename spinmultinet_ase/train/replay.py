@@ -26,11 +26,15 @@ SPLIT_RULES = (
 
 
 def replay_split_rules(config: DataConfig, source: Source | None) -> DataConfig:
-    """``config`` with the split rules the source model was trained with (recorded in its file),
+    """``config`` with the split rules the source model's training split the replay files by,
     so the frames it held out stay out of the replay; without a source, ``config`` itself.
 
+    The source's own data rules, or, for files the source itself replayed (a fine-tuned model
+    fine-tuned again), the rules it recorded for them.
+
     Raises:
-        ValueError: the source records no training config (one line).
+        ValueError: the source records no training config, or replayed these files without
+            recording how it split them (one line).
     """
     if source is None:
         return config
@@ -42,6 +46,15 @@ def replay_split_rules(config: DataConfig, source: Source | None) -> DataConfig:
         )
     defaults = DataConfig()
     rules = {name: source.data.get(name, getattr(defaults, name)) for name in SPLIT_RULES}
+    replayed_before = {Path(p).resolve() for p in source.data.get("replay_paths", ())}
+    if {Path(p).resolve() for p in config.replay_paths} & replayed_before:
+        if source.replay_rules is None:
+            raise ValueError(
+                f"init_from {source.path} replayed {', '.join(config.replay_paths)} itself but "
+                "does not record how it split them; start from a model that records it "
+                "(written by this version) or from the model it was fine-tuned from"
+            )
+        rules = {name: source.replay_rules[name] for name in SPLIT_RULES}
     rules["test_orderings"] = tuple(rules["test_orderings"])
     rules["test_cells"] = tuple(rules["test_cells"])
     return dataclasses.replace(config, **rules)

@@ -250,6 +250,7 @@ class Trainer:
             "metrics": self.rows,
             "scales": self.scales,
             "data_fingerprint": self.data_fingerprint,
+            "replay_split_rules": self.replay_rules or None,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -316,6 +317,7 @@ class Trainer:
                 epoch=self.best_epoch,
                 best_loss=self.best_loss,
                 data_fingerprint=self.data_fingerprint,
+                replay_split_rules=self.replay_rules or None,
             )
 
     # ---- loop ----------------------------------------------------------------------------
