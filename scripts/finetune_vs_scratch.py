@@ -1,7 +1,8 @@
 """Fine-tuned against from scratch, at the same number of DFT frames of a new material.
 
-For each frame count N, two models are trained on the first N training-split frames of the
-new material's labelled data (file order): one from scratch with the base config, one
+For each frame count N, two models are trained on the first N frames outside the test split
+(training and validation) of the new material's labelled data (file order): one from scratch
+with the base config (its ``init_from`` and replay ignored), one
 fine-tuned from a trained model (``init_from``) with the old data replayed
 (``data.replay_paths``). Both arms know the base config's species and, appended in order of
 atomic number, the elements of the new and old data it lacks (as fine-tuning appends them
@@ -20,7 +21,7 @@ invocation's: choose another ``--output-dir``.
 Run (hours on a CPU; one training per row and column):
     python scripts/finetune_vs_scratch.py --new-data data/reference_Cr2O3_Fe2O3.extxyz \\
         --source models/spinmultinet-mno-nio/model.pt --replay data/reference.extxyz \\
-        --config configs/default_mno_nio.yaml --frames 10 20 40 80 \\
+        --config configs/finetune_study_corundum.yaml --frames 10 20 40 80 \\
         --output-dir runs/finetune_vs_scratch
 """
 
@@ -31,6 +32,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -212,9 +214,11 @@ def compare(
         write(text, pool[:count], format="extxyz")
         data = output / f"frames-{count}.extxyz"
         # the base split rules: the subset holds no test frame, the replay keeps its own out
-        training = dataclasses.replace(base.data, path=str(data))
+        training = dataclasses.replace(
+            base.data, path=str(data), replay_paths=(), replay_fraction=0.0
+        )
         configs = {
-            "scratch": dataclasses.replace(base, data=training),
+            "scratch": dataclasses.replace(base, init_from="", data=training),
             "finetuned": dataclasses.replace(
                 base,
                 init_from=source,
@@ -262,7 +266,8 @@ def main(argv: list[str] | None = None) -> None:
             Path(args.output_dir),
         )
     except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"finetune_vs_scratch: error: {error}") from None
+        print(f"finetune_vs_scratch: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(markdown(table["rows"]), end="")
 
 

@@ -439,3 +439,35 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(study, tmp_path, monkeypa
     resumed = load_model(run / "model.pt", dtype=torch.float64).module.state_dict()
     for name, value in finished.items():
         assert torch.equal(resumed[name], value), name
+
+
+def test_the_scratch_arm_ignores_a_base_config_that_fine_tunes(study, tmp_path):
+    """A base config with init_from and replay (a fine-tuning config) still gives a scratch arm
+    trained from random weights on the new frames alone."""
+    arguments, _ = study
+    base = dataclasses.replace(
+        arguments["base"],
+        init_from=arguments["source"],
+        data=dataclasses.replace(
+            arguments["base"].data, replay_paths=tuple(arguments["replay"]), replay_fraction=0.5
+        ),
+    )
+    output = tmp_path / "out"
+    _script().compare(**{**arguments, "base": base, "frames": [2], "output": output})
+    scratch = json.loads((output / "scratch-2" / "summary.json").read_text())
+    assert scratch["init_from"] == ""
+    assert sum(scratch["num_frames"].values()) == 2  # no replayed frame
+    finetuned = json.loads((output / "finetuned-2" / "summary.json").read_text())
+    assert finetuned["init_from"] == arguments["source"]
+    assert sum(finetuned["num_frames"].values()) > 2
+
+
+def test_the_script_stops_bad_input_with_exit_code_2(tmp_path, capsys):
+    argv = ["--new-data", str(tmp_path / "missing.extxyz"), "--source", str(SHIPPED)]
+    argv += ["--replay", str(REFERENCE), "--config", str(ROOT / "configs" / "example.yaml")]
+    argv += ["--frames", "2", "--output-dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as stop:
+        _script().main(argv)
+    assert stop.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "missing.extxyz" in error

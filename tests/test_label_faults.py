@@ -175,6 +175,18 @@ def test_a_second_labeller_of_a_locked_output_stops_before_reading_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.extxyz", "out.extxyz.lock"]
 
 
+def test_an_output_whose_lock_cannot_be_taken_stops_in_one_line(tmp_path):
+    """A lock path that is a folder (any error taking the lock) stops the run before any work,
+    in one line naming the output, rather than leaving other ranks waiting."""
+    _structures(tmp_path / "in.extxyz", crash=False)
+    out = tmp_path / "out.extxyz"
+    (tmp_path / "out.extxyz.lock").mkdir()
+    with pytest.raises(ValueError, match=f"cannot lock {out} for writing") as error:
+        label_file(tmp_path / "in.extxyz", out, protocol=CHEAP)
+    assert "\n" not in str(error.value)
+    assert not out.exists()
+
+
 def test_a_labeller_running_on_holds_off_a_second_one_to_the_end(reference, tmp_path):
     """As when a killed parent's mpiexec child runs on and a resume starts another labeller:
     the second stops at once, the first ends as the uninterrupted run did."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import warnings
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from ase.io import read, write
 from ase.neighborlist import neighbor_list
 
@@ -18,6 +20,7 @@ from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.checkpoint import load_checkpoint
 from spinmultinet_ase.cli import main
+from spinmultinet_ase.export import load_model
 from spinmultinet_ase.reference.model_card import yardstick_checks
 from spinmultinet_ase.testing.models import as_loaded, random_model
 from spinmultinet_ase.train.config import DataConfig, LossConfig, config_from_dict
@@ -37,7 +40,8 @@ from spinmultinet_ase.train.evaluate import (
 from spinmultinet_ase.train.loss import MultiTaskLoss, partner_deviations
 from spinmultinet_ase.train.trainer import Trainer
 
-REFERENCE = Path(__file__).parents[1] / "data" / "reference.extxyz"
+ROOT = Path(__file__).parents[1]
+REFERENCE = ROOT / "data" / "reference.extxyz"
 SMALL_MODEL = {
     "channels": 8,
     "spin_channels": 8,
@@ -480,7 +484,7 @@ def test_evaluate_cli(subset, tmp_path, capsys):
     card = (card_dir / "card.md").read_text()
     assert "Magnetic yardsticks" in card and "Intended use" in card
     materials = sorted({a.info["material"] for a in read(subset, index=":")})
-    assert f"potential for rocksalt {' and '.join(materials)} with collinear spins" in card
+    assert f"potential for rocksalt {' and '.join(materials)} (collinear spin input)" in card
     assert "| NiO kdensity=4.0 | " in card  # DFT's own precision, from the convergence study
     ideal_rows = card.split("on each undistorted yardstick cell")[1]
     assert f"| {ideal.info['material']} model − DFT | " in ideal_rows
@@ -554,3 +558,25 @@ def test_yardstick_checks_apply_the_targets():
     assert minimum_check(-0.00096, -0.00141)  # NiO's provisional model: 0.00045 apart
     assert not minimum_check(-0.0009, -0.0035)  # 0.0026 apart: beyond the 0.002 floor
     assert not minimum_check(0.0015, -0.0004)  # DFT resolved (expansion), model contracts
+
+
+def test_train_committee_script_trains_one_member_per_seed(subset, tmp_path):
+    """Members differ only in seed (their weights differ, their split is one), each in the
+    config's output_dir with -seedK; a rerun resumes; a bad member count exits 2."""
+    config = _config(subset, "runs/committee", epochs=1).to_dict()
+    (tmp_path / "committee.yaml").write_text(yaml.safe_dump(config))
+    script = str(ROOT / "scripts" / "train_committee.sh")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = ["bash", script, "committee.yaml", "2", "--quiet"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    members = [load_model(tmp_path / "runs" / f"committee-seed{k}" / "model.pt") for k in (0, 1)]
+    assert [m.metadata["train_config"]["seed"] for m in members] == [0, 1]
+    splits = [m.metadata["training"]["num_frames"] for m in members]
+    assert splits[0] == splits[1]
+    weights = [m.module.state_dict() for m in members]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "stopped (max_epochs)" in again.stdout
+    bad = subprocess.run([*command[:3], "two"], cwd=tmp_path, env=env, capture_output=True)
+    assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1

@@ -397,8 +397,10 @@ def _sole_labeller(out_path: Path, world) -> Iterator[None]:
         if world.rank == 0:
             try:
                 stack.enter_context(sole_writer(out_path))
-            except ValueError as error:
+            except ValueError as error:  # every rank stops on rank 0's refusal
                 refused = str(error)
+            except OSError as error:
+                refused = f"cannot lock {out_path} for writing: {error}"
         refused = broadcast(refused if world.rank == 0 else None, 0, comm=world)
         if refused:
             raise ValueError(refused)

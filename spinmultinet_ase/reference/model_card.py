@@ -163,8 +163,8 @@ def _test_errors(evaluation: dict) -> dict[str, dict[str, float]]:
 
 
 def _materials_phrase(evaluation: dict) -> str:
-    """The evaluated materials (every split) with their structure family, e.g. "rocksalt MnO
-    and NiO, corundum Cr2O3"."""
+    """The evaluated materials (every split, in alphabetical order) with their structure
+    family, e.g. "corundum Cr2O3, rocksalt MnO and NiO"."""
     materials = sorted(
         {group.split()[0] for groups in evaluation["errors"].values() for group in groups}
     )
@@ -509,7 +509,7 @@ def write_model_card(
     lines = [
         f"# Model card: {out_dir.name}",
         "",
-        f"SpinMultiNet potential for {materials} with {metadata['spin_mode']} spins. Input: the "
+        f"SpinMultiNet potential for {materials} ({metadata['spin_mode']} spin input). Input: the "
         "structure and the initial moments a user would set (`initial_magmoms`); output: "
         "energy, forces, stress, predicted moments (μB) and spin latents.",
         "",
