@@ -679,12 +679,40 @@ def _add_active_learn(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_active_learn)
 
 
+def _pool(args: argparse.Namespace) -> None:
+    from ase.io import write
+
+    from spinmultinet_ase.workflows.pool import pool_from_trajectories
+
+    check_outputs([args.output], args.overwrite)
+    frames = pool_from_trajectories(args.trajectories, args.every)
+    with atomic_path(args.output) as temporary:
+        write(temporary, frames, format="extxyz")
+    print(
+        f"wrote {len(frames)} structures from {len(args.trajectories)} trajectories to "
+        f"{args.output} (pool: of an active-learning config)"
+    )
+
+
+def _add_pool(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pool",
+        help="candidate structures for active learning from MD trajectories (spinmultinet md)",
+    )
+    p.add_argument("trajectories", nargs="+", metavar="TRAJ", help="ASE trajectories (md.traj)")
+    p.add_argument("--every", type=int, default=1, help="keep every K-th frame (from the first)")
+    p.add_argument("--output", default="pool.extxyz", help="extxyz of the candidates")
+    _add_overwrite(p)
+    p.set_defaults(run=_pool)
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_structures,
     _add_label,
     _add_export,
     _add_train,
     _add_active_learn,
+    _add_pool,
     _add_evaluate,
     _add_model_card,
     _add_yardsticks,

@@ -29,6 +29,7 @@ from spinmultinet_ase.train.active import (
 )
 from spinmultinet_ase.train.config import config_from_dict, load_config
 from spinmultinet_ase.train.dataset import split_of
+from spinmultinet_ase.train.trainer import Trainer
 
 ROOT = Path(__file__).parents[1]
 REFERENCE = ROOT / "data" / "reference.extxyz"
@@ -436,3 +437,128 @@ def test_curve_errors_per_material_and_yardstick_match_the_members_run_one_by_on
     assert row["MnO_ordering_error_max_meV_per_fu"] == pytest.approx(largest, rel=1e-6)
     assert row["MnO_lowest_agrees"] == (min(model, key=model.get) == min(dft, key=dft.get))
     assert not any(column.startswith("NiO_ordering") for column in row)  # no NiO yardsticks
+
+
+# ---- committees fine-tuned from one source model -------------------------------------------
+COMMITTED = ("state.json", "curve.csv", "candidates.extxyz", "labelled.extxyz")
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """A tiny random model every committee is fine-tuned from."""
+    path = tmp_path_factory.mktemp("source") / "source.pt"
+    export_model(random_model(seed=5, species=SPECIES, **TINY_CONFIG), path)
+    return path
+
+
+def _source_config(folder: Path, source, reference, output: str, **changes) -> Path:
+    """A two-round retrospective run in source mode (two members), from four initial frames."""
+    write(folder / "initial.extxyz", reference[4:8])
+    values = {
+        "source": str(source),
+        "committee_size": 2,
+        "initial_data": str(folder / "initial.extxyz"),
+        **changes,
+    }
+    return _config(folder, (), reference, output, **values)
+
+
+def _stop_at(round_: int, stage: str):
+    def hook(at_round: int, at_stage: str) -> None:
+        if (at_round, at_stage) == (round_, stage):
+            raise Stop
+
+    return hook
+
+
+def test_source_mode_trains_every_committee_from_the_source(tmp_path, source, reference):
+    """Round 0's members and each round's are, weight for weight, the source fine-tuned by
+    the Trainer on its own (seed ``seed + M``) on the initial frames plus those picked so
+    far."""
+    path = _source_config(tmp_path, source, reference, "source")
+    state = ActiveLearning(load_active_config(path), progress=False).run()
+    assert [r["round"] for r in state["curve"]] == [0, 1, 2]
+    assert [r["training_frames"] for r in state["curve"]] == [4, 5, 6]
+    assert len(set(state["picked"])) == 2
+    pool = {a.info["structure_id"]: a for a in reference[:3]}
+    base = load_config(tmp_path / "source-train.yaml")
+    output = tmp_path / "source"
+    for round_ in (0, 1, 2):
+        record = state["trainings"][str(round_)]
+        assert record["init_from"] == [str(source)] * 2
+        frames = reference[4:8] + [pool[sid] for sid in state["picked"][:round_]]
+        data = tmp_path / f"oracle_{round_}.extxyz"
+        write(data, frames)
+        members = []
+        for member in (0, 1):
+            oracle = dataclasses.replace(
+                base,
+                data=dataclasses.replace(base.data, path=str(data), test_fraction=0.0),
+                init_from=str(source),
+                seed=base.seed + member,
+                output_dir=str(tmp_path / f"oracle_{round_}_{member}"),
+            )
+            Trainer(oracle, progress=False).run()
+            mine = _weights(output / f"round_{round_}" / f"member_{member}" / "model.pt")
+            for key, value in _weights(Path(oracle.output_dir) / "model.pt").items():
+                torch.testing.assert_close(mine[key], value, rtol=0, atol=0)
+            members.append(mine)
+        # the two seeds give two members (the disagreement is not trivially zero)
+        assert any(not torch.equal(members[0][k], members[1][k]) for k in members[0])
+    final = [str(output / "round_2" / f"member_{m}" / "model.pt") for m in (0, 1)]
+    assert state["committee"] == final
+
+
+def test_source_mode_rebuilds_members_lost_with_the_uncommitted_files(
+    tmp_path, source, reference, capsys
+):
+    """Stopped after round 1, with only the files the docs say to commit kept, the run
+    trains its members again and picks and records what an uninterrupted run does; a resume
+    with another committee_size is refused."""
+    whole = ActiveLearning(
+        load_active_config(_source_config(tmp_path, source, reference, "whole")), progress=False
+    ).run()
+    path = _source_config(tmp_path, source, reference, "kept")
+    with pytest.raises(Stop):
+        ActiveLearning(load_active_config(path), progress=False, hook=_stop_at(1, "trained")).run()
+    output = tmp_path / "kept"
+    for file in sorted(output.rglob("*"), reverse=True):
+        if file.is_file() and file.name not in COMMITTED:
+            file.unlink()
+        elif file.is_dir() and not any(file.iterdir()):
+            file.rmdir()
+    assert not list(output.rglob("member_*")) and not list(output.rglob("*.pt"))
+    values = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**values, "committee_size": 3}))
+    assert main(["active-learn", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "(committee_size changed)" in error, error
+    path.write_text(yaml.safe_dump(values))
+    state = ActiveLearning(load_active_config(path), progress=False).run()
+    assert state["picked"] == whole["picked"]
+    assert [r["round"] for r in state["curve"]] == [0, 1, 2]
+    for mine, theirs in zip(state["curve"], whole["curve"], strict=True):
+        assert mine.keys() == theirs.keys()
+        for key, value in theirs.items():
+            assert mine[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    rebuilt = _weights(output / "round_1" / "member_1" / "model.pt")
+    for key, value in _weights(tmp_path / "whole" / "round_1" / "member_1" / "model.pt").items():
+        torch.testing.assert_close(rebuilt[key], value, rtol=0, atol=1e-12)
+
+
+def test_bad_source_configs_are_one_line_and_exit_2(tmp_path, committee, source, reference, capsys):
+    path = _source_config(tmp_path, source, reference, "badsource")
+    values = yaml.safe_load(path.read_text())
+    for change, message in (
+        ({"committee": [str(p) for p in committee]}, "either source"),
+        ({"committee_size": 1}, "committee_size must be 2 or more"),
+        ({"committee_size": 0}, "committee_size must be 2 or more"),
+        ({"initial_data": ""}, "source needs initial_data"),
+        ({"source": str(tmp_path / "missing.pt")}, "no model file or checkpoint at"),
+        ({"source": "", "committee": [str(p) for p in committee]}, "applies only with source"),
+    ):
+        path.write_text(yaml.safe_dump({**values, **change}))
+        assert main(["active-learn", str(path)]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and message in error, error
+        assert not Path(values["output_dir"]).exists()

@@ -15,6 +15,14 @@ one finished, so a kill at any instant resumes at the stage it interrupted:
    test share is set to 0 (its validation share stays), so only frames its explicit rules
    hold out (``test_orderings``, ``test_cells``, ``test_yardsticks``) are kept from training.
 
+With ``source`` instead of ``committee``, every committee is fine-tuned from that one model:
+the starting one (``round_0``, on ``initial_data``) by the run itself, and each round's member
+M again from ``source`` (seed ``seed + M``), not from its previous self. The state records, per
+round, what its committee was trained on (the sha256 of ``round_K/train.extxyz``, each
+member's ``init_from`` and seed), so a member whose ``model.pt`` is missing when it is needed
+(an output folder copied without its model files) is trained again from that record, resuming
+from its checkpoint if one is left.
+
 After each round (and once before the first) a row is added to ``OUTPUT/curve.csv``: frames
 labelled by the rounds' DFT (``dft_frames``) and rejected by it (``dft_rejected``), frames
 given to training (``training_frames``: ``initial_data`` and ``dft_frames``), structures left
@@ -55,6 +63,7 @@ from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import load_config
 from spinmultinet_ase.train.evaluate import material_of
+from spinmultinet_ase.train.finetune import load_source
 
 STAGES = ("selected", "labelled", "trained")
 FINGERPRINT_CUTOFF = 4.5  # Å
@@ -68,10 +77,13 @@ class ActiveConfig:
 
     Attributes:
         pool: extxyz of candidate structures with ``initial_magmoms`` (ids are made if absent).
-        committee: the starting committee's model files (two or more).
         train_config: training YAML with the committee's ``model.spin_mode``; its
             ``data.path``, ``init_from``, ``seed`` and ``output_dir`` are set per member and
             round, and ``data.test_fraction`` to 0.
+        committee: the starting committee's model files (two or more), or none with ``source``.
+        source: a model file or checkpoint every committee is fine-tuned from (instead of
+            ``committee``; needs ``committee_size`` and ``initial_data``).
+        committee_size: members per committee with ``source`` (two or more).
         per_round: structures labelled per round.
         rounds: number of rounds.
         min_distance: fingerprint distance below which two structures count as the same.
@@ -87,8 +99,10 @@ class ActiveConfig:
     """
 
     pool: str
-    committee: tuple[str, ...]
     train_config: str
+    committee: tuple[str, ...] = ()
+    source: str = ""
+    committee_size: int = 0
     per_round: int = 10
     rounds: int = 1
     min_distance: float = 0.1
@@ -137,10 +151,19 @@ def check_active_config(config: ActiveConfig) -> None:
 
     Raises:
         FileNotFoundError: a file it names does not exist.
-        ValueError: a value of the wrong kind, a committee member that is not a model file, or
-            a training config whose ``model.spin_mode`` is not the committee's.
+        ValueError: a value of the wrong kind, a committee member that is not a model file, a
+            ``source`` with a committee, fewer than two members or no ``initial_data``, or a
+            training config whose ``model.spin_mode`` is not the committee's (the source's).
     """
-    paths = ("pool", "train_config", "labelled_pool", "initial_data", "test", "output_dir")
+    paths = (
+        "pool",
+        "train_config",
+        "source",
+        "labelled_pool",
+        "initial_data",
+        "test",
+        "output_dir",
+    )
     for name in (*paths, "mpiexec"):
         value = getattr(config, name)
         if not isinstance(value, str):
@@ -148,7 +171,26 @@ def check_active_config(config: ActiveConfig) -> None:
     committee = config.committee
     if not isinstance(committee, tuple | list) or not all(isinstance(p, str) for p in committee):
         raise ValueError(f"committee must be a list of model files, got {committee!r}")
-    if len(config.committee) < 2:
+    size = config.committee_size
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError(f"committee_size must be a whole number, got {size!r}")
+    if config.source:
+        if committee:
+            raise ValueError(
+                "give either source (every committee fine-tuned from it) or committee, not both"
+            )
+        if size < 2:
+            raise ValueError(
+                f"committee_size must be 2 or more with source (the disagreement needs two "
+                f"members), got {size}"
+            )
+        if not config.initial_data:
+            raise ValueError(
+                "source needs initial_data: the starting committee is fine-tuned on it"
+            )
+    elif size:
+        raise ValueError("committee_size applies only with source; a committee is its files")
+    elif len(committee) < 2:
         raise ValueError("committee needs two or more model files (the disagreement needs them)")
     for name in ("per_round", "rounds", "dft_processes"):
         value = getattr(config, name)
@@ -164,23 +206,28 @@ def check_active_config(config: ActiveConfig) -> None:
     known = {f.name for f in dataclasses.fields(DFTProtocol)}
     if not isinstance(config.protocol, dict) or set(config.protocol) - known:
         raise ValueError(f"protocol overrides must be among {sorted(known)}, got {config.protocol}")
+    if config.source and not Path(config.source).is_file():
+        raise FileNotFoundError(f"no model file or checkpoint at {config.source} (source)")
     spin_mode = load_config(config.train_config).model.spin_mode
-    for path in config.committee:
-        member = load_model(path).metadata["spin_mode"]
+    modes = {path: load_model(path).metadata["spin_mode"] for path in config.committee}
+    if config.source:
+        modes[config.source] = load_source(config.source).config["spin_mode"]
+    for path, member in modes.items():
         if member != spin_mode:
             raise ValueError(
-                f"committee member {path} is a {member} model but {config.train_config} sets "
+                f"{path} is a {member} model but {config.train_config} sets "
                 f"model.spin_mode: {spin_mode} (fine-tuning keeps the spin mode)"
             )
 
 
 def input_digests(config: ActiveConfig) -> dict[str, str]:
     """What a run depends on, by name: the sha256 of each input file, the protocol,
-    ``per_round`` and ``min_distance`` (they decide the picks). Not ``rounds``: raising it
-    continues a finished run."""
+    ``per_round``, ``min_distance`` (they decide the picks) and, with ``source``,
+    ``committee_size``. Not ``rounds``: raising it continues a finished run."""
     files = {
         "pool": config.pool,
         "train_config": config.train_config,
+        "source": config.source,
         "labelled_pool": config.labelled_pool,
         "initial_data": config.initial_data,
         "test": config.test,
@@ -194,6 +241,8 @@ def input_digests(config: ActiveConfig) -> dict[str, str]:
     digests["protocol"] = json.dumps(config.protocol, sort_keys=True)
     digests["per_round"] = str(config.per_round)
     digests["min_distance"] = repr(float(config.min_distance))
+    if config.source:
+        digests["committee_size"] = str(config.committee_size)
     return digests
 
 
@@ -315,6 +364,7 @@ class ActiveLearning:
         inputs = input_digests(config)
         if self.state_path.is_file():
             self.state = json.loads(self.state_path.read_text(encoding="utf-8"))
+            self.state.setdefault("trainings", {})
             changed = sorted(
                 name
                 for name in set(inputs) | set(self.state["inputs"])
@@ -333,6 +383,7 @@ class ActiveLearning:
                 "committee": list(config.committee),
                 "picked": [],
                 "members_done": [],
+                "trainings": {},
                 "curve": [],
             }
 
@@ -356,11 +407,16 @@ class ActiveLearning:
     def _round_dir(self, round_: int) -> Path:
         return self.output / f"round_{round_}"
 
+    def _member_model(self, round_: int, member: int) -> str:
+        return str(self._round_dir(round_) / f"member_{member}" / "model.pt")
+
     def _calculator(self):
         """The current committee (one calculator per committee, reused)."""
         from spinmultinet_ase.calculator import SpinMultiNetCalculator
 
         committee = tuple(self.state["committee"])
+        for path in committee:
+            self._ensure(path)
         if self._committee is None or self._committee[0] != committee:
             self._committee = (committee, SpinMultiNetCalculator(list(committee)), {})
         return self._committee[1]
@@ -435,27 +491,79 @@ class ActiveLearning:
             write(temporary, frames, format="extxyz")
         return path
 
-    def _train(self, round_: int) -> None:
-        from spinmultinet_ase.train.trainer import Trainer
-
+    def _train_committee(self, round_: int) -> list[str]:
+        """Train round ``round_``'s committee (members done before are skipped), after
+        recording what it is trained on in ``state['trainings']``; its model files."""
         base = load_config(self.config.train_config)
         data = self._training_data(round_)
-        members = []
-        for member, source in enumerate(self.state["committee"]):
-            output = self._round_dir(round_) / f"member_{member}"
-            members.append(str(output / "model.pt"))
+        if self.config.source:
+            sources = [self.config.source] * self.config.committee_size
+        else:
+            sources = list(self.state["committee"])
+        self.state["trainings"][str(round_)] = {
+            "data_sha256": _sha256(data),
+            "init_from": sources,
+            "seeds": [base.seed + member for member in range(len(sources))],
+        }
+        self._save()
+        for member in range(len(sources)):
             if member in self.state["members_done"]:
                 continue
-            config = dataclasses.replace(
-                base,
-                data=dataclasses.replace(base.data, path=str(data), test_fraction=0.0),
-                init_from=source,
-                seed=base.seed + member,
-                output_dir=str(output),
-            )
-            Trainer(config, resume=True, progress=self.progress).run()
+            self._train_member(round_, member)
             self._save(members_done=self.state["members_done"] + [member])
             self.hook(round_, f"member_{member}")
+        return [self._member_model(round_, member) for member in range(len(sources))]
+
+    def _train_member(self, round_: int, member: int) -> None:
+        """Fine-tune member ``member`` of round ``round_`` as its record says, on
+        ``round_K/train.extxyz`` as it is (resuming from its checkpoint if there is one)."""
+        from spinmultinet_ase.train.trainer import Trainer
+
+        record = self.state["trainings"][str(round_)]
+        source = record["init_from"][member]
+        self._ensure(source)
+        base = load_config(self.config.train_config)
+        data = self._round_dir(round_) / "train.extxyz"
+        output = self._round_dir(round_) / f"member_{member}"
+        config = dataclasses.replace(
+            base,
+            data=dataclasses.replace(base.data, path=str(data), test_fraction=0.0),
+            init_from=source,
+            seed=record["seeds"][member],
+            output_dir=str(output),
+        )
+        resume = any((output / name).is_file() for name in ("last.ckpt", "previous.ckpt"))
+        Trainer(config, resume=resume, overwrite=not resume, progress=self.progress).run()
+
+    def _ensure(self, path: str) -> None:
+        """Train the model at ``path`` again from its record if its file is missing (then the
+        disagreement cache, which may be of the lost model, is dropped).
+
+        Raises:
+            FileNotFoundError: it is missing and no round's record names it.
+            ValueError: its round's training frames are no longer those it was trained on.
+        """
+        if Path(path).is_file():
+            return
+        for key, record in self.state["trainings"].items():
+            round_ = int(key)
+            for member in range(len(record["init_from"])):
+                if self._member_model(round_, member) != path:
+                    continue
+                self._say(f"training {path} again (missing) as recorded")
+                data = self._training_data(round_)
+                if _sha256(data) != record["data_sha256"]:
+                    raise ValueError(
+                        f"cannot rebuild {path}: {data} no longer holds the frames it was "
+                        "trained on (restore the rounds' labelled files and initial_data)"
+                    )
+                self._train_member(round_, member)
+                self._committee = None
+                return
+        raise FileNotFoundError(f"no model at {path} and no record of its training to redo")
+
+    def _train(self, round_: int) -> None:
+        members = self._train_committee(round_)
         self.state["committee"] = members
         self._add_curve_row(round_)
         self._save(stage="trained")
@@ -482,8 +590,10 @@ class ActiveLearning:
     def run(self) -> dict[str, Any]:
         """Run the rounds not yet done; returns the final state."""
         if not self.state["curve"]:
+            if self.config.source:
+                self.state["committee"] = self._train_committee(0)
             self._add_curve_row(0)
-            self._save()
+            self._save(members_done=[])
         while self.state["round"] <= self.config.rounds:
             round_, stage = self.state["round"], self.state["stage"]
             if stage == "start":
@@ -498,6 +608,10 @@ class ActiveLearning:
             self._say(f"{self.state['stage']}")
             self.hook(round_, self.state["stage"])
         return self.state
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _frame_count(path: Path) -> int:
