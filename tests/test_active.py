@@ -471,19 +471,28 @@ def _stop_at(round_: int, stage: str):
     return hook
 
 
-def test_source_mode_trains_every_committee_from_the_source(tmp_path, source, reference):
-    """Round 0's members and each round's are, weight for weight, the source fine-tuned by
-    the Trainer on its own (seed ``seed + M``) on the initial frames plus those picked so
-    far."""
-    path = _source_config(tmp_path, source, reference, "source")
-    state = ActiveLearning(load_active_config(path), progress=False).run()
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory, source, reference) -> tuple[Path, dict]:
+    """An uninterrupted two-round run in source mode: its folder and final state."""
+    folder = tmp_path_factory.mktemp("source_run")
+    path = _source_config(folder, source, reference, "source")
+    return folder, ActiveLearning(load_active_config(path), progress=False).run()
+
+
+def test_source_mode_trains_every_committee_from_the_source(
+    tmp_path, source_run, source, reference
+):
+    """Round 0's members and the last round's are, weight for weight, the source fine-tuned
+    by the Trainer on its own (seed ``seed + M``) on the initial frames plus those picked so
+    far (round 1's are checked against this run by the rebuild test)."""
+    folder, state = source_run
     assert [r["round"] for r in state["curve"]] == [0, 1, 2]
     assert [r["training_frames"] for r in state["curve"]] == [4, 5, 6]
     assert len(set(state["picked"])) == 2
     pool = {a.info["structure_id"]: a for a in reference[:3]}
-    base = load_config(tmp_path / "source-train.yaml")
-    output = tmp_path / "source"
-    for round_ in (0, 1, 2):
+    base = load_config(folder / "source-train.yaml")
+    output = folder / "source"
+    for round_ in (0, 2):
         record = state["trainings"][str(round_)]
         assert record["init_from"] == [str(source)] * 2
         frames = reference[4:8] + [pool[sid] for sid in state["picked"][:round_]]
@@ -510,14 +519,12 @@ def test_source_mode_trains_every_committee_from_the_source(tmp_path, source, re
 
 
 def test_source_mode_rebuilds_members_lost_with_the_uncommitted_files(
-    tmp_path, source, reference, capsys
+    tmp_path, source_run, source, reference, capsys
 ):
     """Stopped after round 1, with only the files the docs say to commit kept, the run
     trains its members again and picks and records what an uninterrupted run does; a resume
     with another committee_size is refused."""
-    whole = ActiveLearning(
-        load_active_config(_source_config(tmp_path, source, reference, "whole")), progress=False
-    ).run()
+    folder, whole = source_run
     path = _source_config(tmp_path, source, reference, "kept")
     with pytest.raises(Stop):
         ActiveLearning(load_active_config(path), progress=False, hook=_stop_at(1, "trained")).run()
@@ -542,7 +549,7 @@ def test_source_mode_rebuilds_members_lost_with_the_uncommitted_files(
         for key, value in theirs.items():
             assert mine[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
     rebuilt = _weights(output / "round_1" / "member_1" / "model.pt")
-    for key, value in _weights(tmp_path / "whole" / "round_1" / "member_1" / "model.pt").items():
+    for key, value in _weights(folder / "source" / "round_1" / "member_1" / "model.pt").items():
         torch.testing.assert_close(rebuilt[key], value, rtol=0, atol=1e-12)
 
 
