@@ -215,7 +215,7 @@ def material_of(atoms) -> str:
 
 def error_group(atoms) -> str:
     """The row a frame's errors go to: its material, with the yardstick cells apart (their
-    ideal geometries have zero forces by symmetry, which would dilute force errors)."""
+    undistorted geometries have zero or small forces, which would dilute force errors)."""
     material = material_of(atoms)
     return f"{material} {IDEAL_CELLS}" if atoms.info.get("yardstick") else material
 
