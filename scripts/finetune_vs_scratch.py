@@ -7,8 +7,9 @@ fine-tuned from a trained model (``init_from``) with the old data replayed
 (``data.replay_paths``). Both arms know the base config's species and, appended in order of
 atomic number, the elements of the new and old data it lacks (as fine-tuning appends them
 to the source's). Both are judged per material on the held-out (test-split) frames of the
-new material (by the base config's split rules) and of the old data (by the rules the source
-model was trained with, which keep its test frames out of the replay too): the new material
+new material (by the base config's split rules) and of the old data (each file by the rules
+the fine-tuned arm replays it by: the source's, or those the source recorded for a file it
+replayed itself; they keep its test frames out of the replay too): the new material
 shows what fine-tuning buys, the old ones what it costs. The table is written as JSON and
 markdown, atomically.
 
@@ -47,7 +48,7 @@ from spinmultinet_ase.train.config import DataConfig, TrainConfig, load_config
 from spinmultinet_ase.train.dataset import Dataset, frame_to_sample, read_frames, split_of
 from spinmultinet_ase.train.evaluate import errors_by_group, material_of
 from spinmultinet_ase.train.finetune import load_source
-from spinmultinet_ase.train.replay import replay_split_rules
+from spinmultinet_ase.train.replay import replay_split_rules, split_by
 from spinmultinet_ase.train.trainer import Trainer
 
 REPORTED = ("energy_mae", "forces_mae", "magmoms_mae")
@@ -202,11 +203,17 @@ def compare(
     too_many = [n for n in frames if n > len(pool)]
     if too_many:
         raise ValueError(f"--frames {too_many[0]}: only {len(pool)} training frames in {new_data}")
-    rules = replay_split_rules(base.data, load_source(source))
-    old = [a for path in replay for a in read_frames(dataclasses.replace(rules, path=path))]
+    # the old data split as the fine-tuned arm's replay splits it, file by file
+    replayed = dataclasses.replace(
+        base.data, replay_paths=tuple(replay), replay_fraction=replay_fraction
+    )
+    old = []
+    for record in replay_split_rules(replayed, load_source(source)):
+        rules = split_by(dataclasses.replace(base.data, path=record["path"]), record["rules"])
+        old.append((rules, read_frames(rules)))
     held_out = [a for a in new if split_of(a, base.data) == "test"]
-    held_out += [a for a in old if split_of(a, rules) == "test"]
-    base = with_species(base, new + old)
+    held_out += [a for rules, frames in old for a in frames if split_of(a, rules) == "test"]
+    base = with_species(base, new + [a for _, frames in old for a in frames])
     output.mkdir(parents=True, exist_ok=True)
     rows = []
     for count in frames:

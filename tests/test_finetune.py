@@ -25,7 +25,7 @@ from spinmultinet_ase.train.config import DataConfig, config_from_dict
 from spinmultinet_ase.train.dataset import split_of
 from spinmultinet_ase.train.evaluate import data_config_of
 from spinmultinet_ase.train.finetune import load_source
-from spinmultinet_ase.train.replay import replay_split_rules
+from spinmultinet_ase.train.replay import replay_split_rules, split_rules
 from spinmultinet_ase.train.trainer import Trainer
 
 ROOT = Path(__file__).parents[1]
@@ -217,9 +217,10 @@ def test_evaluation_splits_a_replayed_file_as_its_training_did(frames, tmp_path)
     nio = read(frames[1], index=":")
     on_own = data_config_of(metadata, frames[1])
     assert [split_of(a, on_own) for a in nio] == [split_of(a, own_rules) for a in nio]
-    del metadata["replay_split_rules"]  # a model that did not record them is refused
-    with pytest.raises(ValueError, match="did not record how it was split"):
-        data_config_of(metadata, frames[0])
+    for unrecorded in (None, split):  # none, or one set of rules for all files: refused
+        metadata["replay_split_rules"] = unrecorded
+        with pytest.raises(ValueError, match="did not record how it split each file"):
+            data_config_of(metadata, frames[1])
 
 
 def test_fine_tuning_a_fine_tuned_model_replays_by_the_first_source_rules(frames, tmp_path):
@@ -243,12 +244,109 @@ def test_fine_tuning_a_fine_tuned_model_replays_by_the_first_source_rules(frames
         }
         replayed = trainer.data["train"].frames[len(read(frames[1], index=":")) :]
         assert {a.info["structure_id"] for a in replayed} == kept, middle
-    unrecorded = dataclasses.replace(
-        load_source(tmp_path / "first" / "model.pt"), replay_rules=None
-    )
     rules = DataConfig(path=str(frames[1]), replay_paths=(str(frames[0]),), replay_fraction=0.5)
-    with pytest.raises(ValueError, match="does not record how it split them"):
-        replay_split_rules(rules, unrecorded)
+    for recorded in (None, split):  # none, or one set of rules for all files: refused
+        unrecorded = dataclasses.replace(
+            load_source(tmp_path / "first" / "model.pt"), replay_rules=recorded
+        )
+        with pytest.raises(ValueError, match="did not record how it split each file"):
+            replay_split_rules(rules, unrecorded)
+
+
+def _held_out(path: Path, **split) -> list[str]:
+    """The ids of the frames of ``path`` outside the training split by these rules."""
+    rules = DataConfig(path=str(path), **split)
+    return [a.info["structure_id"] for a in read(path, index=":") if split_of(a, rules) != "train"]
+
+
+def _replayed_ids(trainer: Trainer, new: Path) -> set[str]:
+    return {a.info["structure_id"] for a in trainer.data["train"].frames[len(read(new, ":")) :]}
+
+
+def test_replay_records_match_by_content_from_any_working_directory(frames, tmp_path, monkeypatch):
+    """Trained with a relative replay path in one folder, a model still finds that file's
+    rules from another folder, given by an absolute or another relative path, both when
+    fine-tuned again and when evaluated."""
+    split = {"split_seed": 1, "validation_fraction": 0.3, "test_fraction": 0.3}
+    own = {"split_seed": 7, "validation_fraction": 0.2, "test_fraction": 0.4}
+    source = _source_with_split(tmp_path / "source.ckpt", **split)
+    (tmp_path / "first").mkdir()
+    shutil.copy(frames[0], tmp_path / "first" / "old.extxyz")
+    monkeypatch.chdir(tmp_path / "first")
+    first = _config(frames[1], tmp_path / "first" / "run", init_from=str(source))
+    first["data"].update(own, replay_paths=["old.extxyz"], replay_fraction=0.5)
+    Trainer(config_from_dict(first), progress=False).run()
+    model = tmp_path / "first" / "run" / "model.pt"
+    assert load_model(model).metadata["replay_split_rules"][0]["path"] == "old.extxyz"
+    held = _held_out(frames[0], **split)
+    assert held != _held_out(frames[0], **own)
+    monkeypatch.chdir(tmp_path)
+    for given in (str(tmp_path / "first" / "old.extxyz"), "first/old.extxyz"):
+        on_old = data_config_of(load_model(model).metadata, given)
+        assert _held_out(frames[0], **split_rules(dataclasses.asdict(on_old))) == held, given
+        second = _config(frames[1], tmp_path / "second", init_from=str(model))
+        second["data"].update(replay_paths=[given], replay_fraction=0.5)
+        trainer = Trainer(config_from_dict(second), progress=False, overwrite=True)
+        every = {a.info["structure_id"] for a in read(frames[0], index=":")}
+        assert _replayed_ids(trainer, frames[1]) == every - set(held), given
+
+
+def test_each_replay_file_is_split_by_its_own_rules(frames, tmp_path):
+    """Fine-tuned again with two replay files, one the source replayed (split by the rules it
+    recorded for it) and one the source's own training file (split by its data rules), each
+    file keeps its own held-out frames out, in training and in evaluation."""
+    split = {"split_seed": 1, "validation_fraction": 0.3, "test_fraction": 0.3}
+    own = {"split_seed": 7, "validation_fraction": 0.2, "test_fraction": 0.4}
+    source = _source_with_split(tmp_path / "source.ckpt", **split)
+    first = _config(frames[1], tmp_path / "first", init_from=str(source))
+    first["data"].update(own, replay_paths=[str(frames[0])], replay_fraction=0.5)
+    Trainer(config_from_dict(first), progress=False).run()
+    mno = [a for a in read(REFERENCE, index=":") if a.get_chemical_symbols()[0] == "Mn"]
+    write(tmp_path / "new.extxyz", mno[22:26])
+    second = _config(tmp_path / "new.extxyz", tmp_path / "second")
+    second.update(init_from=str(tmp_path / "first" / "model.pt"))
+    second["data"].update(replay_paths=[str(p) for p in frames], replay_fraction=0.5)
+    trainer = Trainer(config_from_dict(second), progress=False)
+    kept = set()
+    for path, rules, other in ((frames[0], split, own), (frames[1], own, split)):
+        assert _held_out(path, **rules) != _held_out(path, **other)  # the rules matter here
+        kept |= {a.info["structure_id"] for a in read(path, ":")} - set(_held_out(path, **rules))
+    assert _replayed_ids(trainer, tmp_path / "new.extxyz") == kept
+    records = trainer.replay_records
+    assert [r["path"] for r in records] == [str(p) for p in frames]
+    assert [r["rules"] for r in records] == [
+        split_rules(dataclasses.asdict(DataConfig(**rules))) for rules in (split, own)
+    ]
+    trainer.run()
+    metadata = load_model(tmp_path / "second" / "model.pt").metadata
+    assert metadata["replay_split_rules"] == records
+    for path, rules in zip(frames, (split, own), strict=True):
+        evaluated = split_rules(dataclasses.asdict(data_config_of(metadata, path)))
+        assert _held_out(path, **evaluated) == _held_out(path, **rules)
+
+
+def test_a_replayed_file_changed_since_is_refused_in_one_line(frames, tmp_path):
+    split = {"split_seed": 1, "validation_fraction": 0.3, "test_fraction": 0.3}
+    source = _source_with_split(tmp_path / "source.ckpt", **split)
+    replayed = tmp_path / "old" / frames[0].name
+    replayed.parent.mkdir()
+    shutil.copy(frames[0], replayed)
+    first = _config(frames[1], tmp_path / "first", init_from=str(source))
+    first["data"].update(replay_paths=[str(replayed)], replay_fraction=0.5)
+    Trainer(config_from_dict(first), progress=False).run()
+    write(replayed, read(frames[0], index=":")[:-1])  # a frame dropped
+    shutil.copy(replayed, tmp_path / frames[0].name)  # the same name elsewhere
+    model = tmp_path / "first" / "model.pt"
+    for given in (replayed, tmp_path / frames[0].name):
+        with pytest.raises(ValueError) as error:
+            data_config_of(load_model(model).metadata, given)
+        message = str(error.value)
+        assert "\n" not in message and "content differs" in message and str(given) in message
+        second = _config(frames[1], tmp_path / "second", init_from=str(model))
+        second["data"].update(replay_paths=[str(given)], replay_fraction=0.5)
+        with pytest.raises(ValueError) as error:
+            Trainer(config_from_dict(second), progress=False, overwrite=True)
+        assert "\n" not in str(error.value) and "content differs" in str(error.value)
 
 
 def test_replay_from_a_source_without_recorded_split_is_refused(frames, tmp_path):

@@ -33,6 +33,7 @@ from spinmultinet_ase.train.dataset import (
     split_of,
 )
 from spinmultinet_ase.train.loss import REPORT_UNITS, TARGETS, ErrorAccumulator, errors
+from spinmultinet_ase.train.replay import checked_records, file_sha256, recorded_rules, split_by
 
 # Factors applied to the guessed moment sizes of the yardstick cells to measure how much the
 # model's energy depends on the guess (DFT converges all of them to the same state).
@@ -222,19 +223,23 @@ def error_group(atoms) -> str:
 
 def data_config_of(metadata: dict[str, Any], data_path: str | Path) -> DataConfig:
     """The split rules the model was trained with (defaults if it does not say), on new data;
-    on a file it replayed (``data.replay_paths``), the rules that file was split by in its
-    training (the source model's), so its test frames are ones the model never trained on."""
+    on a file it replayed (``data.replay_paths``, matched by content), the rules that file was
+    split by in its training, so its test frames are ones the model never trained on.
+
+    Raises:
+        ValueError: the model replayed files without recording how it split each, or
+            ``data_path`` is named like a file it replayed but its content differs
+            (:func:`~spinmultinet_ase.train.replay.recorded_rules`; one line).
+    """
     data = dict(metadata.get("train_config", {}).get("data", {}))
-    replayed = [Path(p).resolve() for p in data.get("replay_paths", ())]
-    if Path(data_path).resolve() in replayed:
-        if "replay_split_rules" not in metadata:
-            raise ValueError(
-                f"{data_path} was replayed in this model's training, which did not record how "
-                "it was split; evaluate its source model on it, or retrain the model"
-            )
-        data.update(metadata["replay_split_rules"])
     data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return DataConfig(**{**data, "path": str(data_path)})
+    config = DataConfig(**{**data, "path": str(data_path)})
+    owner = "the model"
+    records = checked_records(metadata.get("replay_split_rules"), config.replay_paths, owner)
+    if not records:
+        return config
+    rules = recorded_rules(records, data_path, file_sha256(data_path), owner)
+    return config if rules is None else split_by(config, rules)
 
 
 def errors_by_group(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,14 +33,16 @@ SPECIES_INPUT_WEIGHTS = ("embedding.even.layer0.weight", "embedding.odd_amplitud
 @dataclass(frozen=True)
 class Source:
     """A trained model to start from: where it came from, its config, its weights, the data
-    section of the config it was trained with (None if the file records none) and the split
-    rules by which it replayed that section's ``replay_paths`` (None if it records none)."""
+    section of the config it was trained with (None if the file records none) and how it split
+    each file of that section's ``replay_paths`` (records of
+    :func:`~spinmultinet_ase.train.replay.replay_split_rules`, as the file holds them; None if
+    it records none)."""
 
     path: str
     config: dict
     weights: dict[str, torch.Tensor]
     data: dict | None = None
-    replay_rules: dict | None = None
+    replay_rules: Any = None
 
     @property
     def species(self) -> tuple[str, ...]:

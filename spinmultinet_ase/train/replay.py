@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from ase import Atoms
@@ -25,73 +27,137 @@ SPLIT_RULES = (
 )
 
 
-def replay_split_rules(config: DataConfig, source: Source | None) -> DataConfig:
-    """``config`` with the split rules the source model's training split the replay files by,
-    so the frames it held out stay out of the replay; without a source, ``config`` itself.
+def file_sha256(path: str | Path) -> str:
+    """The sha256 (hex) of the bytes of the file at ``path``."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
-    The source's own data rules, or, for files the source itself replayed (a fine-tuned model
-    fine-tuned again), the rules it recorded for them.
+
+def split_rules(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The split rules (:data:`SPLIT_RULES`) of a config's data section (the defaults where it
+    says nothing), as JSON values."""
+    defaults = DataConfig()
+    rules = {name: data.get(name, getattr(defaults, name)) for name in SPLIT_RULES}
+    return {name: list(v) if isinstance(v, tuple) else v for name, v in rules.items()}
+
+
+def split_by(config: DataConfig, rules: Mapping[str, Any]) -> DataConfig:
+    """``config`` with the split rules ``rules`` (:func:`split_rules`)."""
+    return dataclasses.replace(
+        config, **{name: tuple(v) if isinstance(v, list) else v for name, v in rules.items()}
+    )
+
+
+def checked_records(records: Any, replayed: Sequence[str], owner: str) -> list[dict[str, Any]]:
+    """The per-file replay records (:func:`replay_split_rules`) of ``owner``, a model that
+    replayed the files ``replayed`` in its training ([] if it replayed none).
 
     Raises:
-        ValueError: the source records no training config, or replayed these files without
-            recording how it split them (one line).
+        ValueError: it replayed files but records no per-file split rules (one line).
     """
-    if source is None:
-        return config
-    if source.data is None:
+    if not replayed:
+        return []
+    fields = {"path", "sha256", "rules"}
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and fields <= r.keys() for r in records
+    ):
         raise ValueError(
-            f"init_from {source.path} records no training config, so the frames it held out "
-            "cannot be kept out of data.replay_paths; start from a model.pt or checkpoint "
-            "written by spinmultinet train, or replay no data"
+            f"{owner} replayed {', '.join(replayed)} in its training but did not record how it "
+            "split each file (by content); retrain it with this version, or use the model it "
+            "was fine-tuned from"
         )
-    defaults = DataConfig()
-    rules = {name: source.data.get(name, getattr(defaults, name)) for name in SPLIT_RULES}
-    replayed_before = {Path(p).resolve() for p in source.data.get("replay_paths", ())}
-    if {Path(p).resolve() for p in config.replay_paths} & replayed_before:
-        if source.replay_rules is None:
+    return records
+
+
+def recorded_rules(
+    records: Sequence[Mapping[str, Any]], path: str | Path, digest: str, owner: str
+) -> dict[str, Any] | None:
+    """The split rules ``owner`` recorded for the file at ``path`` (sha256 ``digest``): those
+    of the record of the same content, or None if it replayed no such file.
+
+    Raises:
+        ValueError: a record has the resolved path or file name of ``path`` but other content:
+            the file it replayed, changed since, or another one of that name (one line).
+    """
+    for record in records:
+        if record["sha256"] == digest:
+            return dict(record["rules"])
+    here = Path(path)
+    for record in records:
+        there = Path(record["path"])
+        if there.name == here.name or there.resolve() == here.resolve():
             raise ValueError(
-                f"init_from {source.path} replayed {', '.join(config.replay_paths)} itself but "
-                "does not record how it split them; start from a model that records it "
-                "(written by this version) or from the model it was fine-tuned from"
+                f"{path} is named like {record['path']}, which {owner} replayed, but its content "
+                f"differs (sha256 {digest[:12]}, recorded {record['sha256'][:12]}); refused "
+                "rather than assuming it is that file, changed since: give the file as it was "
+                "replayed, or rename this one if it is another file"
             )
-        rules = {name: source.replay_rules[name] for name in SPLIT_RULES}
-    rules["test_orderings"] = tuple(rules["test_orderings"])
-    rules["test_cells"] = tuple(rules["test_cells"])
-    return dataclasses.replace(config, **rules)
+    return None
 
 
-def replay_frames(config: DataConfig) -> list[list[Atoms]]:
-    """The training-split frames of each of ``config.replay_paths`` (their held-out frames stay
-    out), one list per file.
+def replay_split_rules(config: DataConfig, source: Source | None) -> list[dict[str, Any]]:
+    """How each of ``config.replay_paths`` is split, one record per file: ``{"path": as given,
+    "sha256": of its bytes, "rules": its split rules}``.
+
+    A file's rules are those the source recorded for a file of the same content (one the source
+    itself replayed: a fine-tuned model fine-tuned again), else the source's own data rules, so
+    the frames the source's training held out stay out of the replay; without a source,
+    ``config``'s own rules.
 
     Raises:
         FileNotFoundError: a replay file does not exist.
+        ValueError: the source records no training config, replayed files without recording
+            how it split each, or replayed a file of this name whose content has changed
+            since (:func:`recorded_rules`; one line).
     """
-    frames: list[list[Atoms]] = []
+    if source is None:
+        own, earlier, owner = split_rules(dataclasses.asdict(config)), [], "this run"
+    else:
+        if source.data is None:
+            raise ValueError(
+                f"init_from {source.path} records no training config, so the frames it held "
+                "out cannot be kept out of data.replay_paths; start from a model.pt or "
+                "checkpoint written by spinmultinet train, or replay no data"
+            )
+        owner = f"init_from {source.path}"
+        own = split_rules(source.data)
+        earlier = checked_records(source.replay_rules, source.data.get("replay_paths", ()), owner)
+    records = []
     for path in config.replay_paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"no replay data at {path} (data.replay_paths)")
-        read = read_frames(dataclasses.replace(config, path=path))
-        frames.append([atoms for atoms in read if split_of(atoms, config) == "train"])
+        digest = file_sha256(path)
+        rules = recorded_rules(earlier, path, digest, owner)
+        records.append({"path": path, "sha256": digest, "rules": own if rules is None else rules})
+    return records
+
+
+def replay_frames(config: DataConfig, records: Sequence[Mapping[str, Any]]) -> list[list[Atoms]]:
+    """The training-split frames of each replay file of ``records``
+    (:func:`replay_split_rules`), each split by its own rules (its held-out frames stay out),
+    one list per file; ``config`` gives the label names."""
+    frames: list[list[Atoms]] = []
+    for record in records:
+        rules = split_by(dataclasses.replace(config, path=record["path"]), record["rules"])
+        frames.append([atoms for atoms in read_frames(rules) if split_of(atoms, rules) == "train"])
     return frames
 
 
 def with_replay(
     train: Dataset,
     config: DataConfig,
-    source: Source | None,
+    records: Sequence[Mapping[str, Any]],
     species: Sequence[str],
     cutoff: float,
     dtype: torch.dtype,
     spin_mode: SpinMode | str = "collinear",
 ) -> tuple[Dataset, list[int]]:
-    """The training set with the replay frames added, and the numbers of its replay groups.
+    """The training set with the replay frames of ``records`` (:func:`replay_split_rules`)
+    added, and the numbers of its replay groups.
 
-    The replay files are split by the source's rules (:func:`replay_split_rules`); each file's
-    structure ids are its own, so its frames never join another file's partner groups.
+    Each file is split by its own rules; each file's structure ids are its own, so its frames
+    never join another file's partner groups.
     """
-    rules = replay_split_rules(config, source)
-    per_file = replay_frames(rules)
+    per_file = replay_frames(config, records)
     extra = [atoms for frames in per_file for atoms in frames]
     samples = [frame_to_sample(a, config, species, cutoff, dtype, spin_mode) for a in extra]
     origins = [number for number, frames in enumerate(per_file, start=1) for _ in frames]

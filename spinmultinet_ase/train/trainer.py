@@ -52,7 +52,6 @@ from spinmultinet_ase.train.dataset import (
 from spinmultinet_ase.train.finetune import Source, fit_new_shifts, grown_model, load_source
 from spinmultinet_ase.train.loss import ErrorAccumulator, MultiTaskLoss, partner_deviations
 from spinmultinet_ase.train.replay import (
-    SPLIT_RULES,
     mixed_batch_indices,
     replay_share,
     replay_split_rules,
@@ -199,14 +198,15 @@ class Trainer:
             config.data, model_config.species, model_config.cutoff, dtype, model_config.spin_mode
         )
         self.replay_groups: list[int] = []
-        self.replay_rules: dict[str, Any] = {}
+        # how each replay file is split (replay_split_rules), recorded for evaluation and for
+        # fine-tuning this model again
+        self.replay_records: list[dict[str, Any]] = []
         if config.data.replay_paths:
-            rules = replay_split_rules(config.data, source)
-            self.replay_rules = {name: getattr(rules, name) for name in SPLIT_RULES}
+            self.replay_records = replay_split_rules(config.data, source)
             self.data["train"], self.replay_groups = with_replay(
                 self.data["train"],
                 config.data,
-                source,
+                self.replay_records,
                 model_config.species,
                 model_config.cutoff,
                 dtype,
@@ -250,7 +250,7 @@ class Trainer:
             "metrics": self.rows,
             "scales": self.scales,
             "data_fingerprint": self.data_fingerprint,
-            "replay_split_rules": self.replay_rules or None,
+            "replay_split_rules": self.replay_records or None,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -317,7 +317,7 @@ class Trainer:
                 epoch=self.best_epoch,
                 best_loss=self.best_loss,
                 data_fingerprint=self.data_fingerprint,
-                replay_split_rules=self.replay_rules or None,
+                replay_split_rules=self.replay_records or None,
             )
 
     # ---- loop ----------------------------------------------------------------------------
@@ -478,8 +478,8 @@ class Trainer:
         }
         with atomic_path(self.output / "model.pt") as temporary:
             extra = {"training": summary, "train_config": self.config.to_dict()}
-            if self.replay_rules:  # how the replayed files were split: the source's rules
-                extra["replay_split_rules"] = self.replay_rules
+            if self.replay_records:
+                extra["replay_split_rules"] = self.replay_records
             export_model(best, temporary, extra=extra)
         write_text_atomic(self.output / "summary.json", json.dumps(summary, indent=2))
         return summary
