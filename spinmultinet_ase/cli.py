@@ -663,8 +663,10 @@ def _active_learn(args: argparse.Namespace) -> None:
     from spinmultinet_ase.train.active import ActiveLearning, load_active_config
 
     config = load_active_config(args.config)
-    state = ActiveLearning(config, progress=not args.quiet).run()
-    print(f"done: {state['round'] - 1} rounds; committee: {' '.join(state['committee'])}")
+    run = ActiveLearning(config, progress=not args.quiet)
+    state = run.run()
+    files = " ".join(str(run.model_file(name)) for name in state["committee"])
+    print(f"done: {state['round'] - 1} rounds; committee: {files}")
     print(f"learning curve: {config.output_dir}/curve.csv")
 
 

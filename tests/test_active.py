@@ -219,10 +219,12 @@ def test_a_run_stopped_after_any_stage_resumes_to_the_uninterrupted_state(
     assert state["picked"] == whole["picked"] and len(set(whole["picked"])) == 2
     assert state["curve"] == whole["curve"] and [r["round"] for r in state["curve"]] == [0, 1, 2]
     assert [r["dft_frames"] for r in state["curve"]] == [0, 1, 2]
-    for mine, theirs in zip(state["committee"], whole["committee"], strict=True):
-        assert Path(mine).parent.name == Path(theirs).parent.name
-        mine_weights = _weights(mine)
-        for key, value in _weights(theirs).items():
+    assert (
+        state["committee"] == whole["committee"] == [f"round_2/member_{m}/model.pt" for m in (0, 1)]
+    )
+    for name in state["committee"]:
+        mine_weights = _weights(Path(config.output_dir) / name)
+        for key, value in _weights(tmp_path / "whole" / name).items():
             torch.testing.assert_close(mine_weights[key], value, rtol=0, atol=0)
     saved = json.loads((Path(config.output_dir) / "state.json").read_text())
     assert saved["round"] == 3 or saved["stage"] == "trained"
@@ -451,8 +453,15 @@ def source(tmp_path_factory) -> Path:
     return path
 
 
-def _source_config(folder: Path, source, reference, output: str, **changes) -> Path:
-    """A two-round retrospective run in source mode (two members), from four initial frames."""
+def _source_config(
+    folder: Path, source, reference, output: str, data: dict | None = None, **changes
+) -> Path:
+    """A two-round retrospective run in source mode (two members), from four initial frames.
+
+    Args:
+        data: overrides of the training config's data section.
+        changes: overrides of the active-learning config.
+    """
     write(folder / "initial.extxyz", reference[4:8])
     values = {
         "source": str(source),
@@ -460,7 +469,14 @@ def _source_config(folder: Path, source, reference, output: str, **changes) -> P
         "initial_data": str(folder / "initial.extxyz"),
         **changes,
     }
-    return _config(folder, (), reference, output, **values)
+    return _config(folder, (), reference, output, data=data, **values)
+
+
+def _refused(argv: list[str], message: str, capsys) -> None:
+    """``spinmultinet`` run with ``argv`` stops with exit 2 and one line saying ``message``."""
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error, error
 
 
 def _stop_at(round_: int, stage: str):
@@ -494,7 +510,7 @@ def test_source_mode_trains_every_committee_from_the_source(
     output = folder / "source"
     for round_ in (0, 2):
         record = state["trainings"][str(round_)]
-        assert record["init_from"] == [str(source)] * 2
+        assert record["init_from"] == ["source"] * 2
         frames = reference[4:8] + [pool[sid] for sid in state["picked"][:round_]]
         data = tmp_path / f"oracle_{round_}.extxyz"
         write(data, frames)
@@ -514,33 +530,52 @@ def test_source_mode_trains_every_committee_from_the_source(
             members.append(mine)
         # the two seeds give two members (the disagreement is not trivially zero)
         assert any(not torch.equal(members[0][k], members[1][k]) for k in members[0])
-    final = [str(output / "round_2" / f"member_{m}" / "model.pt") for m in (0, 1)]
-    assert state["committee"] == final
+    assert state["committee"] == [f"round_2/member_{m}/model.pt" for m in (0, 1)]
 
 
 def test_source_mode_rebuilds_members_lost_with_the_uncommitted_files(
-    tmp_path, source_run, source, reference, capsys
+    tmp_path, source_run, source, reference, capsys, monkeypatch
 ):
-    """Stopped after round 1, with only the files the docs say to commit kept, the run
-    trains its members again and picks and records what an uninterrupted run does; a resume
-    with another committee_size is refused."""
+    """Stopped after round 1, with only the files the docs say to commit kept, moved to
+    another folder (``output_dir`` then relative) and the source moved with another model left
+    at its old path, the run trains its members again from the source and picks and records
+    what an uninterrupted run does. A resume with another committee_size, with a round's frames
+    changed or without the record of a lost member is refused."""
     folder, whole = source_run
-    path = _source_config(tmp_path, source, reference, "kept")
+    first = tmp_path / "first" / "source.pt"
+    first.parent.mkdir()
+    first.write_bytes(source.read_bytes())
+    path = _source_config(tmp_path, first, reference, "kept")
     with pytest.raises(Stop):
         ActiveLearning(load_active_config(path), progress=False, hook=_stop_at(1, "trained")).run()
-    output = tmp_path / "kept"
-    for file in sorted(output.rglob("*"), reverse=True):
+    for file in sorted((tmp_path / "kept").rglob("*"), reverse=True):
         if file.is_file() and file.name not in COMMITTED:
             file.unlink()
         elif file.is_dir() and not any(file.iterdir()):
             file.rmdir()
+    output = tmp_path / "moved" / "kept"
+    output.parent.mkdir()
+    (tmp_path / "kept").rename(output)
     assert not list(output.rglob("member_*")) and not list(output.rglob("*.pt"))
-    values = yaml.safe_load(path.read_text())
+    moved = tmp_path / "second" / "source.pt"
+    moved.parent.mkdir()
+    first.rename(moved)
+    export_model(random_model(seed=6, species=SPECIES, **TINY_CONFIG), first)
+    monkeypatch.chdir(output.parent)
+    values = {**yaml.safe_load(path.read_text()), "source": str(moved), "output_dir": "kept"}
     path.write_text(yaml.safe_dump({**values, "committee_size": 3}))
-    assert main(["active-learn", str(path)]) == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "(committee_size changed)" in error, error
+    _refused(["active-learn", str(path)], "(committee_size changed)", capsys)
     path.write_text(yaml.safe_dump(values))
+    labelled = output / "round_1" / "labelled.extxyz"
+    kept = labelled.read_bytes()
+    write(labelled, reference[0])
+    _refused(["active-learn", str(path)], "no longer holds the frames it was trained on", capsys)
+    labelled.write_bytes(kept)
+    state_file = output / "state.json"
+    saved = state_file.read_text()
+    state_file.write_text(json.dumps({**json.loads(saved), "trainings": {}}))
+    _refused(["active-learn", str(path)], "no record of its training to redo", capsys)
+    state_file.write_text(saved)
     state = ActiveLearning(load_active_config(path), progress=False).run()
     assert state["picked"] == whole["picked"]
     assert [r["round"] for r in state["curve"]] == [0, 1, 2]
@@ -551,6 +586,58 @@ def test_source_mode_rebuilds_members_lost_with_the_uncommitted_files(
     rebuilt = _weights(output / "round_1" / "member_1" / "model.pt")
     for key, value in _weights(folder / "source" / "round_1" / "member_1" / "model.pt").items():
         torch.testing.assert_close(rebuilt[key], value, rtol=0, atol=1e-12)
+
+
+def test_a_rebuild_on_changed_replay_data_is_refused_in_one_line(
+    tmp_path, source_run, reference, capsys
+):
+    """A lost member of round 0 trained with replay data is not rebuilt once the replay file
+    changed; nor is a round resumed whose record disagrees with its inputs."""
+    folder, _ = source_run
+    replay = tmp_path / "replay.extxyz"
+    frames = read(REFERENCE, index=":")[:2]
+    write(replay, frames)
+    data = {"replay_paths": [str(replay)], "replay_fraction": 0.5}
+    trained = folder / "source" / "round_0" / "member_0" / "model.pt"  # records its config
+    path = _source_config(tmp_path, trained, reference, "replay", data=data)
+    with pytest.raises(Stop):
+        ActiveLearning(load_active_config(path), progress=False, hook=_stop_at(0, "member_1")).run()
+    output = tmp_path / "replay"
+    state_file = output / "state.json"
+    saved = state_file.read_text()
+    record = json.loads(saved)["trainings"]["0"]
+    assert len(record["data_fingerprints"]) == 2 and None not in record["data_fingerprints"]
+    other = json.loads(saved)
+    other["trainings"]["0"]["seeds"] = [7, 8]
+    state_file.write_text(json.dumps(other))
+    _refused(["active-learn", str(path)], "round 0 was started on other training inputs", capsys)
+    state_file.write_text(saved)
+    for file in (output / "round_0" / "member_0").iterdir():
+        file.unlink()
+    for atoms in frames:
+        atoms.calc.results["energy"] += 0.1
+    write(replay, frames)
+    _refused(["active-learn", str(path)], "are not those it was trained on", capsys)
+    assert not (output / "round_0" / "member_0" / "model.pt").exists()
+
+
+def test_a_pool_id_also_in_initial_data_is_refused_in_one_line(tmp_path, source, reference, capsys):
+    """Refused before any work (no output folder), and a repeat inside initial_data when the
+    training data are gathered."""
+    path = _source_config(tmp_path, source, reference, "repeats")
+    values = yaml.safe_load(path.read_text())
+    initial = [a.copy() for a in reference[4:8]]
+    for atoms, labelled in zip(initial, reference[4:8], strict=True):
+        atoms.calc = labelled.calc
+    shared = reference[0].info["structure_id"]
+    initial[1].info["structure_id"] = shared
+    write(tmp_path / "initial.extxyz", initial)
+    _refused(["active-learn", str(path)], f"structure_id {shared!r} is in both", capsys)
+    assert not Path(values["output_dir"]).exists()
+    initial[1].info["structure_id"] = initial[0].info["structure_id"]
+    write(tmp_path / "initial.extxyz", initial)
+    message = f"structure_id {initial[0].info['structure_id']!r} repeats"
+    _refused(["active-learn", str(path)], message, capsys)
 
 
 def test_bad_source_configs_are_one_line_and_exit_2(tmp_path, committee, source, reference, capsys):

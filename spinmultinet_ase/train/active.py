@@ -19,9 +19,15 @@ With ``source`` instead of ``committee``, every committee is fine-tuned from tha
 the starting one (``round_0``, on ``initial_data``) by the run itself, and each round's member
 M again from ``source`` (seed ``seed + M``), not from its previous self. The state records, per
 round, what its committee was trained on (the sha256 of ``round_K/train.extxyz``, each
-member's ``init_from`` and seed), so a member whose ``model.pt`` is missing when it is needed
-(an output folder copied without its model files) is trained again from that record, resuming
-from its checkpoint if one is left.
+member's ``init_from`` and seed, and the :func:`~spinmultinet_ase.train.dataset.data_fingerprint`
+of the frames it learned from, replay files included), so a member whose ``model.pt`` is
+missing when it is needed (an output folder copied without its model files) is trained again
+from that record, resuming from its checkpoint if one is left.
+
+The state names models by where they are in the run, not by a path that a moved folder or
+another spelling of ``output_dir`` would change: ``source`` and ``committee[I]`` for the
+config's models, ``round_K/member_M/model.pt`` (relative to ``output_dir``) for the run's own
+(:meth:`ActiveLearning.model_file` turns a name into a file).
 
 After each round (and once before the first) a row is added to ``OUTPUT/curve.csv``: frames
 labelled by the rounds' DFT (``dft_frames``) and rejected by it (``dft_rejected``), frames
@@ -152,8 +158,9 @@ def check_active_config(config: ActiveConfig) -> None:
     Raises:
         FileNotFoundError: a file it names does not exist.
         ValueError: a value of the wrong kind, a committee member that is not a model file, a
-            ``source`` with a committee, fewer than two members or no ``initial_data``, or a
-            training config whose ``model.spin_mode`` is not the committee's (the source's).
+            ``source`` with a committee, fewer than two members or no ``initial_data``, a
+            ``structure_id`` both in the pool and in ``initial_data``, or a training config
+            whose ``model.spin_mode`` is not the committee's (the source's).
     """
     paths = (
         "pool",
@@ -208,6 +215,15 @@ def check_active_config(config: ActiveConfig) -> None:
         raise ValueError(f"protocol overrides must be among {sorted(known)}, got {config.protocol}")
     if config.source and not Path(config.source).is_file():
         raise FileNotFoundError(f"no model file or checkpoint at {config.source} (source)")
+    if config.initial_data:
+        initial = {a.info.get(STRUCTURE_ID) for a in read(config.initial_data, index=":")}
+        shared = set(_pool_ids(config.pool)) & (initial - {None})
+        if shared:
+            raise ValueError(
+                f"structure_id {min(shared)!r} is in both {config.pool} and "
+                f"{config.initial_data}: a labelled pool frame would join another geometry's "
+                "partner group (give the pool other ids)"
+            )
     spin_mode = load_config(config.train_config).model.spin_mode
     modes = {path: load_model(path).metadata["spin_mode"] for path in config.committee}
     if config.source:
@@ -332,6 +348,15 @@ def _read_pool(path: str) -> list[Atoms]:
     return frames
 
 
+def _pool_ids(path: str) -> list[str]:
+    """The ``structure_id`` of each pool frame (``pool-INDEX`` if absent, as
+    :func:`_read_pool` names them)."""
+    return [
+        atoms.info.get(STRUCTURE_ID, f"pool-{index}")
+        for index, atoms in enumerate(read(path, index=":"))
+    ]
+
+
 class ActiveLearning:
     """One active-learning run in ``config.output_dir``; :meth:`run` resumes where it stopped.
 
@@ -380,7 +405,7 @@ class ActiveLearning:
                 "inputs": inputs,
                 "round": 1,
                 "stage": "start",
-                "committee": list(config.committee),
+                "committee": [f"committee[{i}]" for i in range(len(config.committee))],
                 "picked": [],
                 "members_done": [],
                 "trainings": {},
@@ -407,18 +432,28 @@ class ActiveLearning:
     def _round_dir(self, round_: int) -> Path:
         return self.output / f"round_{round_}"
 
-    def _member_model(self, round_: int, member: int) -> str:
-        return str(self._round_dir(round_) / f"member_{member}" / "model.pt")
+    @staticmethod
+    def _member_name(round_: int, member: int) -> str:
+        return f"round_{round_}/member_{member}/model.pt"
+
+    def model_file(self, name: str) -> Path:
+        """The file of the model the state calls ``name``: ``source``, ``committee[I]`` (the
+        config's) or a member's path relative to ``output_dir``."""
+        config_models = {f"committee[{i}]": path for i, path in enumerate(self.config.committee)}
+        if self.config.source:
+            config_models["source"] = self.config.source
+        return Path(config_models[name]) if name in config_models else self.output / name
 
     def _calculator(self):
         """The current committee (one calculator per committee, reused)."""
         from spinmultinet_ase.calculator import SpinMultiNetCalculator
 
         committee = tuple(self.state["committee"])
-        for path in committee:
-            self._ensure(path)
+        for name in committee:
+            self._ensure(name)
         if self._committee is None or self._committee[0] != committee:
-            self._committee = (committee, SpinMultiNetCalculator(list(committee)), {})
+            files = [str(self.model_file(name)) for name in committee]
+            self._committee = (committee, SpinMultiNetCalculator(files), {})
         return self._committee[1]
 
     def _scores(self) -> dict[str, float]:
@@ -478,12 +513,29 @@ class ActiveLearning:
         self._save(stage="labelled", members_done=[])
 
     def _training_data(self, round_: int) -> Path:
-        """All frames labelled so far, in one file (rewritten atomically)."""
-        frames = read(self.config.initial_data, ":") if self.config.initial_data else []
-        for earlier in range(1, round_ + 1):
-            labelled = self._round_dir(earlier) / "labelled.extxyz"
-            if labelled.is_file() and labelled.stat().st_size:
-                frames += read(labelled, ":")
+        """All frames labelled so far, in one file (rewritten atomically).
+
+        Raises:
+            ValueError: there are none, or two hold one ``structure_id`` (the training would
+                take them for one geometry).
+        """
+        files = [Path(self.config.initial_data)] if self.config.initial_data else []
+        files += [self._round_dir(r) / "labelled.extxyz" for r in range(1, round_ + 1)]
+        frames: list[Atoms] = []
+        origin: dict[str, Path] = {}
+        for path in files:
+            if not path.is_file() or not path.stat().st_size:
+                continue
+            for atoms in read(path, ":"):
+                sid = atoms.info.get(STRUCTURE_ID)
+                if sid is not None and sid in origin:
+                    raise ValueError(
+                        f"structure_id {sid!r} repeats ({origin[sid]} and {path}): two frames "
+                        "of one id would be trained on as one geometry; give them their own ids"
+                    )
+                if sid is not None:
+                    origin[sid] = path
+                frames.append(atoms)
         if not frames:
             raise ValueError("no labelled frames to train on (every DFT run was rejected)")
         path = self._round_dir(round_) / "train.extxyz"
@@ -493,30 +545,49 @@ class ActiveLearning:
 
     def _train_committee(self, round_: int) -> list[str]:
         """Train round ``round_``'s committee (members done before are skipped), after
-        recording what it is trained on in ``state['trainings']``; its model files."""
+        recording what it is trained on in ``state['trainings']``; its members' names.
+
+        Raises:
+            ValueError: a record of the round (from before a stop) says otherwise.
+        """
         base = load_config(self.config.train_config)
         data = self._training_data(round_)
         if self.config.source:
-            sources = [self.config.source] * self.config.committee_size
+            sources = ["source"] * self.config.committee_size
         else:
             sources = list(self.state["committee"])
-        self.state["trainings"][str(round_)] = {
+        record = {
             "data_sha256": _sha256(data),
             "init_from": sources,
             "seeds": [base.seed + member for member in range(len(sources))],
         }
-        self._save()
+        old = self.state["trainings"].get(str(round_))
+        if old is None:
+            self.state["trainings"][str(round_)] = record
+            self._save()
+        else:
+            differ = [key for key, value in record.items() if old.get(key) != value]
+            if differ:
+                raise ValueError(
+                    f"round {round_} was started on other training inputs ({', '.join(differ)} "
+                    f"differ from its record in {self.state_path}); restore them to resume"
+                )
         for member in range(len(sources)):
             if member in self.state["members_done"]:
                 continue
             self._train_member(round_, member)
             self._save(members_done=self.state["members_done"] + [member])
             self.hook(round_, f"member_{member}")
-        return [self._member_model(round_, member) for member in range(len(sources))]
+        return [self._member_name(round_, member) for member in range(len(sources))]
 
     def _train_member(self, round_: int, member: int) -> None:
         """Fine-tune member ``member`` of round ``round_`` as its record says, on
-        ``round_K/train.extxyz`` as it is (resuming from its checkpoint if there is one)."""
+        ``round_K/train.extxyz`` as it is (resuming from its checkpoint if there is one); the
+        fingerprint of the frames it learns from is recorded the first time.
+
+        Raises:
+            ValueError: the frames differ from those recorded (a replay file changed).
+        """
         from spinmultinet_ase.train.trainer import Trainer
 
         record = self.state["trainings"][str(round_)]
@@ -528,27 +599,39 @@ class ActiveLearning:
         config = dataclasses.replace(
             base,
             data=dataclasses.replace(base.data, path=str(data), test_fraction=0.0),
-            init_from=source,
+            init_from=str(self.model_file(source)),
             seed=record["seeds"][member],
             output_dir=str(output),
         )
         resume = any((output / name).is_file() for name in ("last.ckpt", "previous.ckpt"))
-        Trainer(config, resume=resume, overwrite=not resume, progress=self.progress).run()
+        trainer = Trainer(config, resume=resume, overwrite=not resume, progress=self.progress)
+        fingerprints = record.setdefault("data_fingerprints", [None] * len(record["seeds"]))
+        if fingerprints[member] is None:
+            fingerprints[member] = trainer.data_fingerprint
+            self._save()
+        elif fingerprints[member] != trainer.data_fingerprint:
+            raise ValueError(
+                f"cannot train {self._member_name(round_, member)} as recorded: its training "
+                f"frames (train.extxyz and the replay files of {self.config.train_config}) "
+                "are not those it was trained on; restore them"
+            )
+        trainer.run()
 
-    def _ensure(self, path: str) -> None:
-        """Train the model at ``path`` again from its record if its file is missing (then the
-        disagreement cache, which may be of the lost model, is dropped).
+    def _ensure(self, name: str) -> None:
+        """Train the model the state calls ``name`` again from its record if its file is
+        missing (then the disagreement cache, which may be of the lost model, is dropped).
 
         Raises:
             FileNotFoundError: it is missing and no round's record names it.
             ValueError: its round's training frames are no longer those it was trained on.
         """
-        if Path(path).is_file():
+        path = self.model_file(name)
+        if path.is_file():
             return
         for key, record in self.state["trainings"].items():
             round_ = int(key)
             for member in range(len(record["init_from"])):
-                if self._member_model(round_, member) != path:
+                if self._member_name(round_, member) != name:
                     continue
                 self._say(f"training {path} again (missing) as recorded")
                 data = self._training_data(round_)
