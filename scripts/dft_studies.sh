@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The DFT studies of data/studies/ in one background chain (each step resumable or cheap to
-# rerun): the FeO/CoO start study runs given as arguments, then one rattled, strained Cr2O3
-# frame end to end at the protocol, then the rest of the FeO/CoO runs, then the Cr2O3
-# stress-against-finite-differences check.
+# rerun): one rattled, strained Cr2O3 frame end to end at the protocol, then the FeO/CoO start
+# study runs still missing, then the Cr2O3 stress-against-finite-differences check. With
+# FeO/CoO run names as arguments: only those runs (those already done are skipped).
 # Usage: nohup bash scripts/dft_studies.sh [FeO/CoO RUN ...] > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 export GPAW_MPI_BACKEND=cgpaw PYTHONPATH=$PWD
 run() { nice /usr/bin/mpiexec -n 2 python "$@"; }
-if [ $# -gt 0 ]; then run scripts/feo_coo_states.py "$@" >> data/studies/feo_coo_states.log 2>&1; fi
+if [ $# -gt 0 ]; then
+    run scripts/feo_coo_states.py "$@" >> data/studies/feo_coo_states.log 2>&1
+    exit
+fi
 grep -q '"rattled-strained"' data/studies/corundum_stress.jsonl 2>/dev/null ||
     run scripts/corundum_stress.py rattled-strained '{}' '{}' '{"rattle": 0.05, "strain": 0.01}' \
         >> data/studies/corundum_stress.log 2>&1
