@@ -265,7 +265,7 @@ def test_fe3_frames_pass_the_state_checks():
     """α-Fe2O3 (d5 Fe³⁺) is not checked like FeO (d6 Fe²⁺): no broken-symmetry start, high-spin
     moments accepted, and a partner 0.5 eV per formula unit away (corundum ordering energies
     are large) is not taken for another electronic state."""
-    from spinmultinet_ase.dft.label import _check_partner
+    from spinmultinet_ase.dft.label import _check_partners
 
     assert not needs_broken_symmetry("Fe2O3") and needs_broken_symmetry("FeO")
     frame = with_pattern(corundum_cell("Fe2O3"), "uddu")
@@ -281,9 +281,10 @@ def test_fe3_frames_pass_the_state_checks():
         atoms.calc = SinglePointCalculator(atoms, energy=energy)
         return atoms
 
-    partner = labelled("src-as-uuuu", -70.0 + 2 * 0.5, partner_of="src")
-    _check_partner(partner, [labelled("src", -70.0)])
-    assert partner.info[STATUS] == STATUS_OK
+    source = labelled("src", -70.0 + 2 * 0.5)
+    partner = labelled("src-as-uuuu", -70.0, partner_of="src")
+    assert _check_partners(partner, [source]) == []
+    assert partner.info[STATUS] == STATUS_OK and source.info[STATUS] == STATUS_OK
 
 
 def test_pulay_calibration_and_zero_pressure_from_the_study_entries():

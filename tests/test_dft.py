@@ -332,27 +332,127 @@ def test_partner_check_flags_a_pair_in_two_electronic_states():
     assert partner_problem(-0.0623 * 2, 0.0, 2) == ""
 
 
-def test_labeller_rejects_a_partner_in_another_state_than_its_source():
-    """The energies of the study's two FeO AFM-II states, as a frame and its partner."""
+# Energies (eV per formula unit) of ideal AFM-II FeO, 4-atom cell, protocol settings
+# (data/studies/feo_coo_states.md): the insulating broken-symmetry state, the trigonal a1g
+# insulator, and the metal the symmetric start keeps; and FM in that cell in the a1g state.
+FEO_AFM_II_INSULATOR = -15.18327
+FEO_AFM_II_A1G = -15.16845
+FEO_AFM_II_METAL = -14.25469
+FEO_FM_A1G = -15.1448
+
+
+def test_the_higher_states_of_a_partner_group_are_the_wrong_ones():
+    from spinmultinet_ase.dft.states import higher_states
+
+    def per_cell(*energies):  # two formula units in the cell
+        return [2 * e for e in energies]
+
+    source_high = higher_states(per_cell(FEO_AFM_II_METAL, FEO_AFM_II_INSULATOR), 2)
+    assert list(source_high) == [0] and source_high[0].startswith("0.93 eV per formula unit")
+    assert list(higher_states(per_cell(FEO_AFM_II_INSULATOR, FEO_AFM_II_METAL), 2)) == [1]
+    three = per_cell(FEO_AFM_II_INSULATOR, FEO_AFM_II_METAL, FEO_AFM_II_A1G)
+    assert list(higher_states(three, 2)) == [1]
+    # AFM-II and FM in one orbital order: an exchange-sized 24 meV per formula unit apart.
+    assert higher_states(per_cell(FEO_AFM_II_A1G, FEO_FM_A1G), 2) == {}
+    assert higher_states([-1.0], 1) == {}
+
+
+def _feo_frame(sid: str, ordering: str, energy: float | None = None, partner_of: str = ""):
+    """Ideal FeO in the 4-atom AFM-II cell with ``ordering``'s moments (FM or AFM-II), with a
+    DFT ``energy`` (eV) if given."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    from spinmultinet_ase.dft.label import STRUCTURE_ID, _check_partner
+    from spinmultinet_ase.dft.label import STRUCTURE_ID
 
-    def frame(sid: str, energy: float, partner_of: str | None = None):
-        atoms = rocksalt_ordered("FeO", "AFM-II")
-        atoms.info.update({STRUCTURE_ID: sid, STATUS: STATUS_OK})
-        if partner_of:
-            atoms.info["partner_of"] = partner_of
+    atoms = rocksalt_ordered("FeO", "AFM-II")
+    if ordering == "FM":
+        atoms.set_initial_magnetic_moments(np.abs(atoms.get_initial_magnetic_moments()))
+    atoms.info[STRUCTURE_ID] = sid
+    if partner_of:
+        atoms.info["partner_of"] = partner_of
+    if energy is not None:
+        atoms.info[STATUS] = STATUS_OK
         atoms.calc = SinglePointCalculator(atoms, energy=energy)
-        return atoms
+    return atoms
 
-    source = frame("src", -30.366545)
-    far = frame("src-as-FM", -28.509389, partner_of="src")
-    _check_partner(far, [source])
+
+def test_labeller_rejects_the_higher_frame_of_a_pair_in_two_electronic_states():
+    from spinmultinet_ase.dft.label import _check_partners
+
+    source = _feo_frame("src", "AFM-II", 2 * FEO_AFM_II_INSULATOR)
+    far = _feo_frame("src-as-FM", "FM", 2 * FEO_AFM_II_METAL, partner_of="src")
+    assert _check_partners(far, [source]) == []
     assert far.info[STATUS].startswith("wrong electronic state: 0.93 eV per formula unit")
-    near = frame("src-as-FM", -30.366545 + 2 * 0.0623, partner_of="src")
-    _check_partner(near, [source])
+    assert source.info[STATUS] == STATUS_OK
+
+    source = _feo_frame("src", "AFM-II", 2 * FEO_AFM_II_METAL)
+    near = _feo_frame("src-as-FM", "FM", 2 * FEO_AFM_II_INSULATOR, partner_of="src")
+    assert _check_partners(near, [source]) == [source]
+    assert source.info[STATUS].startswith("wrong electronic state: 0.93 eV per formula unit")
     assert near.info[STATUS] == STATUS_OK
+
+    # Another geometry's frames are not compared, nor are frames rejected already.
+    other = _feo_frame("other", "AFM-II", 2 * FEO_AFM_II_INSULATOR)
+    failed = _feo_frame("src", "AFM-II", 2 * FEO_AFM_II_INSULATOR)
+    failed.info[STATUS] = "not converged"
+    metal = _feo_frame("src-as-FM", "FM", 2 * FEO_AFM_II_METAL, partner_of="src")
+    assert _check_partners(metal, [other, failed]) == []
+    assert metal.info[STATUS] == STATUS_OK
+
+
+def test_labeller_moves_a_source_in_a_higher_state_than_its_partner_out_of_the_output(
+    tmp_path, monkeypatch, capsys
+):
+    """A source in FeO's metallic AFM-II state, its FM partner in the insulating a1g state."""
+    pytest.importorskip("gpaw")
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from spinmultinet_ase.dft import label
+
+    energies = {"FeO-0": 2 * FEO_AFM_II_METAL, "FeO-0-as-FM": 2 * FEO_FM_A1G}
+    runs = []
+
+    def study_run(atoms, protocol, txt):
+        """Stands in for the hour-long GPAW run: the study's energy of this frame's state."""
+        sid = atoms.info[label.STRUCTURE_ID]
+        runs.append(sid)
+        result = atoms.copy()
+        result.info.update({STATUS: STATUS_OK, "dft_wall_s": 1.0})
+        forces = np.zeros((len(atoms), 3))
+        result.calc = SinglePointCalculator(result, energy=energies[sid], forces=forces)
+        return result
+
+    monkeypatch.setattr(label, "label_structure", study_run)
+    source, partner = _feo_frame("FeO-0", "AFM-II"), _feo_frame("FeO-0-as-FM", "FM", None, "FeO-0")
+    write(tmp_path / "in.extxyz", [source, partner])
+    out = tmp_path / "out.extxyz"
+    protocol = DFTProtocol(pulay_stress=None)
+    label.label_file(tmp_path / "in.extxyz", out, protocol=protocol)
+
+    printed = capsys.readouterr().out
+    assert "[1/2] FeO-0 (4 atoms) 1 s: ok" in printed  # accepted first, then moved
+    assert "moved FeO-0 to rejected: wrong electronic state: 0.89 eV per formula unit" in printed
+    accepted = read(out, index=":")
+    assert [a.info[label.STRUCTURE_ID] for a in accepted] == ["FeO-0-as-FM"]
+    assert accepted[0].info[STATUS] == STATUS_OK
+    assert accepted[0].get_potential_energy() == pytest.approx(2 * FEO_FM_A1G)
+    assert np.array_equal(accepted[0].get_initial_magnetic_moments(), [4, 0, 4, 0])
+    rejected = read(rejected_path(out), index=":")
+    assert [a.info[label.STRUCTURE_ID] for a in rejected] == ["FeO-0"]
+    assert rejected[0].info[STATUS].startswith("wrong electronic state: 0.89 eV per formula unit")
+    assert rejected[0].get_potential_energy() == pytest.approx(2 * FEO_AFM_II_METAL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.extxyz",
+        "out.extxyz",
+        "out.rejected.extxyz",
+        "out_logs",
+    ]
+
+    files = {path: path.read_bytes() for path in (out, rejected_path(out))}
+    runs.clear()
+    label.label_file(tmp_path / "in.extxyz", out, protocol=protocol)  # resumes: nothing to do
+    assert runs == []
+    assert {path: path.read_bytes() for path in files} == files
 
 
 RANK_SPLIT_DRIVER = """

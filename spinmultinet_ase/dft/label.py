@@ -4,8 +4,11 @@ Run on both cores with ``mpiexec -n 2 spinmultinet label IN.extxyz OUT.extxyz``.
 did not converge, whose converged moments left the magnetic state that was asked for, or (FeO,
 CoO) that landed in another electronic state (``spinmultinet_ase/dft/states.py``) go to
 ``OUT.rejected.extxyz`` with the reason, never into ``OUT``; so do frames on which GPAW failed
-(the queue goes on). Each frame is appended atomically, so a kill at any instant loses at most
-the frame being computed, and a rerun resumes after the last frame written.
+(the queue goes on), and FeO and CoO frames in a higher electronic state than another frame of
+their geometry (an ordering partner), moved there from ``OUT`` if they were in it. Each frame
+is written atomically, so a kill at any instant loses at most the frame being computed (and
+frames being moved, which a rerun labels again), and a rerun resumes after the last frame
+written.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from spinmultinet_ase.dft.orientation import canonical_rotation, rotate_back, ro
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.dft.states import (
     band_gap,
+    higher_states,
     minority_d_occupations,
     needs_broken_symmetry,
-    partner_problem,
     seed_structure,
     state_problem,
 )
@@ -324,29 +327,60 @@ def unlabelled(structures: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
     return [atoms for atoms in structures if atoms.info[STRUCTURE_ID] not in done]
 
 
-def _check_partner(result: Atoms, labelled: list[Atoms]) -> None:
-    """Reject ``result`` if its accepted ordering partner in ``labelled`` is in another state.
+def _check_partners(result: Atoms, labelled: list[Atoms]) -> list[Atoms]:
+    """Reject the frames of ``result``'s partner group in a higher electronic state.
 
-    Only for the materials with several electronic states (``needs_broken_symmetry``): the
-    ordering energies of others, such as α-Fe2O3, can exceed the check's threshold.
+    The group is a source and every frame whose ``partner_of`` names it (one geometry); among
+    its accepted frames in ``labelled`` and ``result``, those more than the threshold above
+    the lowest (:func:`~spinmultinet_ase.dft.states.higher_states`) get the status "wrong
+    electronic state". Only for the materials with several electronic states
+    (``needs_broken_symmetry``): the ordering energies of others, such as α-Fe2O3, can exceed
+    the threshold.
+
+    Returns:
+        The frames of ``labelled`` rejected now (to move out of the output).
     """
-    source_id = result.info.get("partner_of")
-    formula = str(Formula(result.get_chemical_formula()).reduce()[0])
-    if result.info[STATUS] != STATUS_OK or source_id is None or not needs_broken_symmetry(formula):
-        return
-    sources = [
+    formula, formula_units = Formula(result.get_chemical_formula()).reduce()
+    if result.info[STATUS] != STATUS_OK or not needs_broken_symmetry(str(formula)):
+        return []
+    group = _partner_group(result)
+    accepted = [
         a
         for a in labelled
-        if a.info[STRUCTURE_ID] == source_id and a.info[STATUS] == STATUS_OK and a.calc
+        if a.info[STATUS] == STATUS_OK and a.calc is not None and _partner_group(a) == group
     ]
-    if not sources:
-        return
-    formula_units = Formula(result.get_chemical_formula()).reduce()[1]
-    problem = partner_problem(
-        result.get_potential_energy(), sources[0].get_potential_energy(), formula_units
-    )
-    if problem:
-        result.info[STATUS] = f"wrong electronic state: {problem}"
+    frames = [*accepted, result]
+    off = higher_states([a.get_potential_energy() for a in frames], formula_units)
+    for index, problem in off.items():
+        frames[index].info[STATUS] = f"wrong electronic state: {problem}"
+    return [accepted[index] for index in off if index < len(accepted)]
+
+
+def _partner_group(atoms: Atoms) -> str:
+    """The id of the source whose geometry ``atoms`` shares (its own id for a source)."""
+    return atoms.info.get("partner_of", atoms.info[STRUCTURE_ID])
+
+
+def _write_result(result: Atoms, moved: list[Atoms], out_path: Path) -> None:
+    """Add ``result`` to ``out_path`` (accepted) or its rejected file, and move the frames
+    ``moved`` from ``out_path`` to the rejected file.
+
+    ``out_path`` is rewritten before the rejected file grows: a kill between the two loses
+    the moved frames from both files (a rerun labels them again), never keeps one in both.
+    """
+    accepted = [result] if result.info[STATUS] == STATUS_OK else []
+    rejected = moved + ([] if accepted else [result])
+    if moved:
+        gone = {atoms.info[STRUCTURE_ID] for atoms in moved}
+        kept = [a for a in read_output(out_path)[0] if a.info[STRUCTURE_ID] not in gone]
+        with atomic_path(out_path) as temporary:
+            write(temporary, kept + accepted, format="extxyz", parallel=False)
+    elif accepted:
+        with appending(out_path) as temporary:
+            write(temporary, accepted, format="extxyz", append=True, parallel=False)
+    if rejected:
+        with appending(rejected_path(out_path)) as temporary:
+            write(temporary, rejected, format="extxyz", append=True, parallel=False)
 
 
 def label_file(
@@ -441,19 +475,21 @@ def _label_unlabelled(
         sid = atoms.info[STRUCTURE_ID]
         result = label_structure(atoms, protocol, log_dir / f"{sid}.txt")
         spent += result.info["dft_wall_s"]
-        _check_partner(result, labelled)
+        moved = _check_partners(result, labelled)
         labelled.append(result)
-        status = result.info[STATUS]
         if world.rank == 0:
-            target = out_path if status == STATUS_OK else rejected_path(out_path)
-            with appending(target) as temporary:
-                write(temporary, result, format="extxyz", append=True, parallel=False)
+            _write_result(result, moved, out_path)
             eta = estimated_hours(labelled, todo[count:])
             print(
                 f"[{count}/{len(todo)}] {sid} ({len(atoms)} atoms) "
-                f"{result.info['dft_wall_s']:.0f} s: {status} (ETA {eta:.1f} h)",
+                f"{result.info['dft_wall_s']:.0f} s: {result.info[STATUS]} (ETA {eta:.1f} h)",
                 flush=True,
             )
+            if moved:
+                moves = "; ".join(
+                    f"{a.info[STRUCTURE_ID]} to rejected: {a.info[STATUS]}" for a in moved
+                )
+                print(f"moved {moves}", flush=True)
         world.barrier()
     if world.rank == 0:
         print(f"done: {len(todo)} frames in {spent / 3600:.2f} h", file=sys.stderr, flush=True)

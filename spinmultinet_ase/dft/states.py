@@ -13,6 +13,8 @@ elsewhere are recognised (:func:`state_problem`) and rejected.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from ase import Atoms
 
@@ -118,3 +120,19 @@ def partner_problem(energy: float, partner_energy: float, formula_units: int) ->
             f"{MAX_PARTNER_DIFFERENCE_EV} eV: another electronic state)"
         )
     return ""
+
+
+def higher_states(energies: Sequence[float], formula_units: int) -> dict[int, str]:
+    """The frames of one geometry (a source and its ordering partners) in a higher electronic
+    state than the lowest of them: index -> :func:`partner_problem` against the lowest frame.
+
+    A DFT+U solution more than :data:`MAX_PARTNER_DIFFERENCE_EV` per formula unit above
+    another of the same geometry is a metastable state, so the higher frames are the wrong ones.
+
+    Args:
+        energies: DFT energies of the frames, one or more (eV).
+        formula_units: formula units in the cell (the same for all: one geometry).
+    """
+    lowest = min(energies)
+    problems = {i: partner_problem(e, lowest, formula_units) for i, e in enumerate(energies)}
+    return {i: problem for i, problem in problems.items() if problem}
