@@ -168,3 +168,20 @@ def test_structures_that_crash_the_neighbour_search(exported_path):
     assert lines["apart"] == "True"
     for name in ("wire", "flat"):
         assert lines[name].startswith("ValueError the atoms and cell span"), lines[name]
+
+
+def test_overlapping_atoms_in_a_symmetry_search_are_one_line_and_no_warning(recwarn):
+    """spglib's failure on two atoms at one place is a ValueError naming the material, with no
+    deprecation warning from spglib, and spglib's global error mode is left as it was."""
+    import spglib.error
+
+    from spinmultinet_ase.magnetism.spacegroup import symmetry_operations
+
+    before = spglib.error.OLD_ERROR_HANDLING
+    cell = (4.0 * np.eye(3), np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1e-5]]), np.array([28, 28]))
+    with pytest.raises(ValueError, match="no symmetry for Ni2 .*too close"):
+        symmetry_operations(cell, "Ni2", symprec=1e-4)
+    simple_cubic = (4.0 * np.eye(3), np.zeros((1, 3)), np.array([28]))
+    assert symmetry_operations(simple_cubic, "Ni", symprec=1e-4)["rotations"].shape == (48, 3, 3)
+    assert spglib.error.OLD_ERROR_HANDLING == before
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]

@@ -178,3 +178,12 @@ def test_scan_cli(exported_path, tmp_path, capsys):
 def test_scan_cli_bad_target(exported_path, capsys):
     assert main(["scan", "CuO2", "--model", str(exported_path), "--quiet"]) == 2
     assert "neither a known formula" in capsys.readouterr().err
+
+
+def test_scan_cli_refuses_a_material_the_model_lacks_before_any_work(exported_path, capsys):
+    """A scan of Cr2O3 with a model that knows no Cr is one line on stderr, before the
+    progress bar of the first ordering."""
+    assert main(["scan", "Cr2O3", "--model", str(exported_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Cr not in this model" in err
+    assert "orderings" not in err and len(err.strip().splitlines()) == 1

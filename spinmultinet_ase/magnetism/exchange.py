@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import spglib
 from ase import Atoms
 from ase.neighborlist import neighbor_list
 
 from spinmultinet_ase.data.graph import require_periodic
 from spinmultinet_ase.magnetism.sites import magnetic_sites, site_types
+from spinmultinet_ase.magnetism.spacegroup import symmetry_dataset, symmetry_operations
 
 # Pair vectors (Å) closer than this are the same pair; distances closer than this one shell.
 PAIR_TOLERANCE = 1e-3
@@ -130,16 +130,12 @@ def space_group_generators(atoms: Atoms, symprec: float = 1e-4) -> tuple[np.ndar
     """
     types = np.array(site_types(atoms))
     cell = (atoms.cell.array, atoms.get_scaled_positions(), types)
-    dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
-    if dataset is None:
-        raise ValueError(
-            f"spglib found no symmetry for {atoms.get_chemical_formula()}: check the structure "
-            "for overlapping atoms"
-        )
+    formula = atoms.get_chemical_formula()
+    dataset = symmetry_dataset(cell, formula, symprec)
     lattice = np.asarray(dataset.primitive_lattice)
     _, first = np.unique(dataset.mapping_to_primitive, return_index=True)
     primitive = (lattice, atoms.positions[first] @ np.linalg.inv(lattice), types[first])
-    symmetry = spglib.get_symmetry(primitive, symprec=symprec)
+    symmetry = symmetry_operations(primitive, formula, symprec)
     inverse = np.linalg.inv(lattice)
     rotations = np.array([lattice.T @ w @ inverse.T for w in symmetry["rotations"]])
     translations = symmetry["translations"] @ lattice

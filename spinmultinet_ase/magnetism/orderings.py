@@ -10,12 +10,12 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import spglib
 from ase import Atoms
 from ase.build import make_supercell
 
 from spinmultinet_ase.data.graph import require_periodic
 from spinmultinet_ase.magnetism.sites import guessed_moments, magnetic_sites, site_types
+from spinmultinet_ase.magnetism.spacegroup import symmetry_operations
 
 MAX_ENUMERATED_SITES = 20
 
@@ -23,12 +23,7 @@ MAX_ENUMERATED_SITES = 20
 def site_permutations(atoms: Atoms, sites: np.ndarray, symprec: float = 1e-4) -> np.ndarray:
     """How each space-group operation of ``atoms`` permutes ``sites``: (n_ops, n_sites)."""
     cell = (atoms.cell.array, atoms.get_scaled_positions(), site_types(atoms))
-    symmetry = spglib.get_symmetry(cell, symprec=symprec)
-    if symmetry is None:
-        raise ValueError(
-            f"spglib found no symmetry for {atoms.get_chemical_formula()}: check the structure "
-            "for overlapping atoms"
-        )
+    symmetry = symmetry_operations(cell, atoms.get_chemical_formula(), symprec)
     frac = atoms.get_scaled_positions()[sites]
     permutations = []
     for rotation, translation in zip(symmetry["rotations"], symmetry["translations"], strict=True):

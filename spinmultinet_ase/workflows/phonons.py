@@ -21,6 +21,7 @@ from ase.calculators.calculator import Calculator
 from tqdm import tqdm
 
 from spinmultinet_ase.data.graph import require_periodic
+from spinmultinet_ase.magnetism.spacegroup import symmetry_operations
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.workflows.inputs import check_count, check_number
 from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, check_relax_options, relax
@@ -117,7 +118,7 @@ def _to_ase(cell, moments: np.ndarray) -> Atoms:
 def parent_translations(atoms: Atoms, symprec: float = 1e-4) -> np.ndarray:
     """Atom permutations by the pure translations of the structure without its spins."""
     cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
-    symmetry = spglib.get_symmetry(cell, symprec=symprec)
+    symmetry = symmetry_operations(cell, atoms.get_chemical_formula(), symprec)
     identity = np.all(symmetry["rotations"] == np.eye(3, dtype=int), axis=(1, 2))
     frac = atoms.get_scaled_positions()
     permutations = []

@@ -23,6 +23,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm import tqdm
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.data.graph import species_indices
 from spinmultinet_ase.magnetism.exchange import ExchangeShells, exchange_shells, fit_exchange
 from spinmultinet_ase.magnetism.heisenberg import HeisenbergLattice
 from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
@@ -148,6 +149,9 @@ def scan_orderings(
         ordering name.
     """
     mode = scanned_mode(calc)
+    if isinstance(calc, SpinMultiNetCalculator):  # a missing element fails before any work
+        for atoms in structures.values():
+            species_indices(atoms.get_chemical_symbols(), calc.model.species)
     results, relaxed_structures = [], {}
     for name, atoms in tqdm(structures.items(), desc="orderings", disable=not progress):
         n_fu = formula_units(atoms)

@@ -1,0 +1,43 @@
+"""Space-group operations of a crystal from spglib, with spglib's failures raised as one-line
+errors (spglib's own error handling is switched to exceptions for the call, so it neither
+returns None nor warns)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import spglib
+import spglib.error
+
+# spglib's cell: lattice rows (Å), fractional positions, one integer type per atom
+SpglibCell = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@contextmanager
+def _spglib_raising(formula: str) -> Iterator[None]:
+    """Inside the block spglib raises on failure; a failure is a ValueError naming ``formula``."""
+    previous = spglib.error.OLD_ERROR_HANDLING
+    spglib.error.OLD_ERROR_HANDLING = False
+    try:
+        yield
+    except spglib.error.SpglibError as error:
+        raise ValueError(
+            f"spglib found no symmetry for {formula} ({error}): check the structure for "
+            "overlapping atoms"
+        ) from None
+    finally:
+        spglib.error.OLD_ERROR_HANDLING = previous
+
+
+def symmetry_operations(cell: SpglibCell, formula: str, symprec: float) -> dict:
+    """spglib's ``rotations`` (fractional) and ``translations`` of ``cell``."""
+    with _spglib_raising(formula):
+        return spglib.get_symmetry(cell, symprec=symprec)
+
+
+def symmetry_dataset(cell: SpglibCell, formula: str, symprec: float):
+    """spglib's symmetry dataset of ``cell`` (primitive lattice, mapping, operations)."""
+    with _spglib_raising(formula):
+        return spglib.get_symmetry_dataset(cell, symprec=symprec)
