@@ -87,6 +87,22 @@ def test_select_picks_the_most_disputed_and_never_a_duplicate(reference):
     assert select(pool, calc, n=2, min_distance=0.0)[0] == [top, len(pool) - 1]
 
 
+def test_random_select_is_uniform_and_never_takes_a_duplicate(reference):
+    """With a generator the first pick is uniform over the pool (counted over 160 seeds, each
+    of 4 structures first 40 times on average), whatever the scores, and the distance rule
+    holds."""
+    calc = SpinMultiNetCalculator([as_loaded(model) for model in _members()])
+    pool = [a.copy() for a in reference[:3]] + [reference[0].copy()]  # the duplicate: last
+    scores = np.arange(len(pool), dtype=float)  # a disagreement order the picks must not follow
+    first = np.zeros(len(pool), dtype=int)
+    for seed in range(160):
+        rng = np.random.default_rng(seed)
+        picked, _ = select(pool, calc, n=len(pool), min_distance=1e-6, scores=scores, rng=rng)
+        assert len(picked) == len(pool) - 1 and not {0, len(pool) - 1} <= set(picked)
+        first[picked[0]] += 1
+    assert first.min() > 20 and first.max() < 60, first  # binomial: 40 ± 5.5
+
+
 def test_fingerprint_sees_orderings_not_rotations_or_global_spin_flips():
     afm = rocksalt_ordered("NiO", "AFM-II")
     afm.rattle(0.05, seed=1)
@@ -261,6 +277,60 @@ def test_resuming_with_changed_inputs_is_refused_in_one_line(
     assert resumed.state["stage"] == "labelled"
 
 
+def test_random_selection_is_a_function_of_the_seed_and_not_the_disagreement(
+    tmp_path, committee, reference, capsys
+):
+    """Retrospective runs picking 2 of 3 pool structures in round 1 (stopped after the pick):
+
+    - ``selection: random`` picks the same on a rerun in a fresh folder, and others with
+      another training ``seed`` (seeds 0 and 3 give other pairs for this pool);
+    - the disagreement run picks the committee's top two (members run one by one), which
+      neither random run does;
+    - a resume with ``selection`` changed is refused in one line, and a state recorded
+      without ``selection`` (as before the key existed) resumes as ``disagreement``.
+    """
+
+    def stop(round_: int, stage: str) -> None:
+        raise Stop
+
+    def picks(output: str, selection: str, seed: int) -> list[str]:
+        path = _config(
+            tmp_path, committee, reference, output, selection=selection, per_round=2, rounds=1
+        )
+        train = tmp_path / f"{output}-train.yaml"
+        train.write_text(yaml.safe_dump({**yaml.safe_load(train.read_text()), "seed": seed}))
+        with pytest.raises(Stop):
+            ActiveLearning(load_active_config(path), progress=False, hook=stop).run()
+        return json.loads((tmp_path / output / "state.json").read_text())["picked"]
+
+    ids = [a.info["structure_id"] for a in reference[:3]]
+    oracle = _oracle_scores(reference[:3], [str(p) for p in committee])
+    top = [ids[i] for i in np.argsort(-oracle)[:2]]
+    assert picks("disagreement", "disagreement", 0) == top
+    first = picks("random", "random", 0)
+    assert picks("again", "random", 0) == first
+    other = picks("other", "random", 3)
+    assert len({frozenset(first), frozenset(other), frozenset(top)}) == 3
+
+    again = tmp_path / "again.yaml"
+    values = yaml.safe_load(again.read_text())
+    again.write_text(yaml.safe_dump({**values, "selection": "disagreement"}))
+    assert main(["active-learn", str(again)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "(selection changed)" in error, error
+
+    state_path = tmp_path / "disagreement" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["inputs"].pop("selection", None)
+    state_path.write_text(json.dumps(state))
+    resumed = ActiveLearning(
+        load_active_config(tmp_path / "disagreement.yaml"), progress=False, hook=stop
+    )
+    with pytest.raises(Stop):
+        resumed.run()
+    assert resumed.state["stage"] == "labelled"
+
+
 def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, capsys):
     """Each refused before any work: no output folder is made."""
     path = _config(tmp_path, committee, reference, "bad")
@@ -273,6 +343,7 @@ def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, cap
         ({"committee": str(committee[0])}, "committee must be a list of model files"),
         ({"committee": [str(committee[0]), 3]}, "committee must be a list of model files"),
         ({"per_round": 0}, "per_round"),
+        ({"selection": "greedy"}, "selection must be one of disagreement, random"),
         ({"pool": str(tmp_path / "missing.extxyz")}, "no file at"),
         ({"pool": [values["pool"]]}, "pool must be a path"),
         ({"test": {"path": values["test"]}}, "test must be a path"),

@@ -6,6 +6,8 @@ one finished, so a kill at any instant resumes at the stage it interrupted:
 1. **select**: score the pool by the committee's disagreement (:func:`disagreement`), then
    pick greedily by score among the structures not picked before, skipping those within
    ``min_distance`` of one already picked (:func:`fingerprint`); ``round_K/candidates.extxyz``.
+   With ``selection: random`` (the baseline a retrospective study compares against) they are
+   taken in a random order instead, seeded by the training config's ``seed`` and the round.
 2. **label**: GPAW (:func:`spinmultinet_ase.dft.label.label_file`, itself resumable frame by
    frame) into ``round_K/labelled.extxyz``; or, for a retrospective study, the picked frames
    are taken from an already-labelled pool (``labelled_pool``).
@@ -75,6 +77,7 @@ STAGES = ("selected", "labelled", "trained")
 FINGERPRINT_CUTOFF = 4.5  # Å
 FINGERPRINT_BINS = 18  # 0.25 Å wide
 MAGNETIC_MOMENT = 1e-3  # μB: a smaller initial moment counts as none in the fingerprint
+SELECTIONS = ("disagreement", "random")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class ActiveConfig:
             ``committee``; needs ``committee_size`` and ``initial_data``).
         committee_size: members per committee with ``source`` (two or more).
         per_round: structures labelled per round.
+        selection: ``disagreement`` (the committee's most disputed first) or ``random`` (a
+            baseline: a random order seeded by the training config's ``seed`` and the round).
         rounds: number of rounds.
         min_distance: fingerprint distance below which two structures count as the same.
         protocol: overrides of the DFT protocol's fields (``spinmultinet_ase/dft/protocol.py``).
@@ -110,6 +115,7 @@ class ActiveConfig:
     source: str = ""
     committee_size: int = 0
     per_round: int = 10
+    selection: str = "disagreement"
     rounds: int = 1
     min_distance: float = 0.1
     protocol: dict[str, Any] = field(default_factory=dict)
@@ -203,6 +209,10 @@ def check_active_config(config: ActiveConfig) -> None:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if config.selection not in SELECTIONS:
+        raise ValueError(
+            f"selection must be one of {', '.join(SELECTIONS)}, got {config.selection!r}"
+        )
     if not isinstance(config.min_distance, int | float) or config.min_distance < 0:
         raise ValueError(f"min_distance must be a number ≥ 0, got {config.min_distance!r}")
     files = [config.pool, config.train_config, *config.committee]
@@ -238,7 +248,8 @@ def check_active_config(config: ActiveConfig) -> None:
 
 def input_digests(config: ActiveConfig) -> dict[str, str]:
     """What a run depends on, by name: the sha256 of each input file, the protocol,
-    ``per_round``, ``min_distance`` (they decide the picks) and, with ``source``,
+    ``per_round``, ``min_distance``, ``selection`` unless it is ``disagreement`` (they decide
+    the picks; a state from before ``selection`` existed thus resumes) and, with ``source``,
     ``committee_size``. Not ``rounds``: raising it continues a finished run."""
     files = {
         "pool": config.pool,
@@ -257,6 +268,8 @@ def input_digests(config: ActiveConfig) -> dict[str, str]:
     digests["protocol"] = json.dumps(config.protocol, sort_keys=True)
     digests["per_round"] = str(config.per_round)
     digests["min_distance"] = repr(float(config.min_distance))
+    if config.selection != "disagreement":
+        digests["selection"] = config.selection
     if config.source:
         digests["committee_size"] = str(config.committee_size)
     return digests
@@ -311,25 +324,30 @@ def select(
     n: int,
     min_distance: float,
     scores: Sequence[float] | None = None,
+    rng: np.random.Generator | None = None,
 ) -> tuple[list[int], np.ndarray]:
-    """Pick up to ``n`` structures of ``pool`` the committee ``calc`` disagrees on most.
+    """Pick up to ``n`` structures of ``pool`` the committee ``calc`` disagrees on most, or,
+    with ``rng``, at random.
 
-    Greedy: in order of decreasing :func:`disagreement`, take a structure unless its
-    :func:`fingerprint` lies within ``min_distance`` of one already taken.
+    Greedy: in order of decreasing :func:`disagreement` (with ``rng``: in the order of
+    ``rng.permutation``), take a structure unless its :func:`fingerprint` lies within
+    ``min_distance`` of one already taken.
 
     Args:
         scores: the pool's disagreements if already computed with ``calc``.
+        rng: the generator of a random selection (the baseline of active learning).
 
     Returns:
-        the picked indices into ``pool`` (highest disagreement first) and every score (eV/Å).
+        the picked indices into ``pool`` (in the order taken) and every score (eV/Å).
     """
     if scores is None:
         scores = [disagreement(atoms, calc) for atoms in pool]
     scores = np.asarray(scores, dtype=float)
     species = calc.model.metadata["species"]
     prints = [fingerprint(atoms, species) for atoms in pool]
+    order = np.argsort(-scores, kind="stable") if rng is None else rng.permutation(len(pool))
     picked: list[int] = []
-    for index in np.argsort(-scores, kind="stable"):
+    for index in order:
         if len(picked) == n:
             break
         if all(np.linalg.norm(prints[index] - prints[p]) >= min_distance for p in picked):
@@ -481,8 +499,17 @@ class ActiveLearning:
                 f"every pool structure was picked by round {round_ - 1}; add structures to "
                 f"{self.config.pool} or lower rounds"
             )
+        rng = None
+        if self.config.selection == "random":
+            seed = load_config(self.config.train_config).seed
+            rng = np.random.default_rng([seed, round_])
         picked, scores = select(
-            remaining, self._calculator(), self.config.per_round, self.config.min_distance, scores
+            remaining,
+            self._calculator(),
+            self.config.per_round,
+            self.config.min_distance,
+            scores,
+            rng,
         )
         chosen = [remaining[i] for i in picked]
         with atomic_path(self._round_dir(round_) / "candidates.extxyz") as temporary:
