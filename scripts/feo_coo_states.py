@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from spinmultinet_ase.dft.label import gpaw_calculator
+from spinmultinet_ase.dft.orbital_bias import OrbitalBias, bias_targets, run_biased_start
 from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
@@ -43,12 +44,29 @@ LOGS = Path("data/studies/feo_coo_logs")
 #       cell's 3-fold axis (a cubic body diagonal), a strain that splits t2g into a1g + e_g'.
 #   nosym-tetra-U2: as nosym-tetra with the seed SCF at twice the protocol's U (which favours
 #       whole-orbital occupations), then the protocol's U restored for the run itself.
+#   bias: GPAW symmetry on, nominal moments, the first SCF steps with an orbital bias
+#       (spinmultinet_ase/dft/orbital_bias.py: -λ on the minority-spin a1g orbital of Fe / the
+#       e_g' pair of Co about [111], the AFM-II axis of the bond-aligned frame), then released
+#       and converged without it. The cells run here keep [111] as their 3-fold axis, so GPAW's
+#       symmetrisation keeps the bias.
+#   bias-tr: as bias with symmetry={'point_group': False} (time reversal kept): the form
+#       that works for any frame, whatever its symmetry.
 # Orderings: AFM-II and FM in their own minimal cells (the FM cell is the cubic 2-atom
 # primitive cell), and FM-trigonal: FM in the 4-atom AFM-II cell, the geometry of the
 # labelling pool's FM partners, whose trigonal symmetry already splits the t2g shell.
 # the starts each ordering is run from
 ORDERING_STARTS = {
-    "AFM-II": ("sym", "nosym-seed", "nosym", "mag0.6", "mag1.4", "nosym-tetra", "nosym-tetra-U2"),
+    "AFM-II": (
+        "sym",
+        "nosym-seed",
+        "nosym",
+        "mag0.6",
+        "mag1.4",
+        "nosym-tetra",
+        "nosym-tetra-U2",
+        "bias",
+        "bias-tr",
+    ),
     "FM": ("sym", "nosym-seed"),
     "FM-trigonal": (
         "sym",
@@ -58,6 +76,8 @@ ORDERING_STARTS = {
         "nosym-tetra-U2",
         "nosym-trig+",
         "nosym-trig-",
+        "bias",
+        "bias-tr",
     ),
 }
 RUNS = {
@@ -79,6 +99,10 @@ FIRST = (
     "FeO-FM-trigonal-nosym-tetra-U2",
     "CoO-AFM-II-nosym-tetra",
     "FeO-AFM-II-nosym-tetra-U2",
+    "FeO-AFM-II-bias",
+    "FeO-FM-trigonal-bias",
+    "CoO-AFM-II-bias",
+    "CoO-FM-trigonal-bias",
     "CoO-FM-trigonal-nosym-trig+",
     "CoO-FM-trigonal-nosym-trig-",
     "FeO-AFM-II-nosym-tetra",
@@ -171,9 +195,18 @@ def run(name: str, formula: str, ordering: str, start: str, a: float) -> dict:
     atoms.set_initial_magnetic_moments(moments)
     work = rotated(atoms, bond_alignment_rotation(atoms))
     extra = {"symmetry": "off"} if start.startswith("nosym") else {}
+    if start == "bias-tr":
+        extra = {"symmetry": {"point_group": False}}
+    bias = OrbitalBias(bias_targets(work)) if start.startswith("bias") else None
+    if bias is not None:
+        extra["extensions"] = [bias]
     calc = gpaw_calculator(work, DEFAULT_PROTOCOL, LOGS / f"{name}.txt", **extra)
     t0 = time.perf_counter()
     iterations = 0
+    biased = None
+    if bias is not None:
+        biased = run_biased_start(calc, work, bias)
+        iterations += biased.steps
     if start.startswith(("nosym-seed", "nosym-tetra", "nosym-trig")):
         seed = work.copy()
         if start.startswith("nosym-tetra"):
@@ -215,6 +248,11 @@ def run(name: str, formula: str, ordering: str, start: str, a: float) -> dict:
         "stress_ev_a3": np.round(stress, 6).tolist(),
         "d_occupation_eigenvalues": d_occupations(calc),
         "hubbard_u_ev": hubbard_u_ev(calc),
+        "symmetry": extra.get("symmetry", "on"),
+        "bias_strength_ev": None if biased is None else biased.strength_ev,
+        "bias_max_steps": None if biased is None else biased.max_steps,
+        "bias_steps": None if biased is None else biased.steps,
+        "bias_target_occupations": None if biased is None else biased.occupations,
     }
 
 

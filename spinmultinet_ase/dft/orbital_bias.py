@@ -1,0 +1,254 @@
+"""Orbital bias: one start that puts the minority d electrons of Fe²⁺ and Co²⁺ in chosen orbitals.
+
+High-spin Fe²⁺ (d⁶) and Co²⁺ (d⁷) have one and two minority-spin electrons in the threefold
+t2g shell, and DFT+U has several self-consistent states that differ in which t2g orbitals
+hold them (``data/studies/feo_coo_states.md``). The AFM-II order of the rocksalt lattice
+stacks ferromagnetic (111) planes, so its 3-fold axis n splits t2g into a1g (the orbital
+(n·r)² − r²/3, lobes along n) and the pair e_g' orthogonal to it. The target state is the
+trigonal one about n: FeO's minority electron in a1g, CoO's two in e_g'.
+
+During the first SCF steps of a run a potential V = −λ P is added to the minority-spin d block
+of every metal's PAW Hamiltonian (P the projector on the target orbitals, in GPAW's real
+spherical harmonics), which lowers the target orbitals by λ; it enters like GPAW's Hubbard U
+term (``gpaw/hubbard.py``). Once the target orbitals hold their electrons the +U term itself
+keeps them below the others, the bias is released and the SCF converges without it, so the
+converged state is a solution of the unbiased DFT+U functional.
+
+The frame is the one GPAW runs on: rocksalt bonds along the Cartesian axes
+(``dft/orientation.py``), where the AFM-II stacking axis of
+:func:`~spinmultinet_ase.magnetism.rocksalt.rocksalt_ordered` is [111]. The same axis is used
+for every frame (any ordering, strain, rattle or supercell), so all start in one orbital order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.formula import Formula
+from ase.units import Ha
+from gpaw.extensions import Extension
+from gpaw.hubbard import aoom
+
+from spinmultinet_ase.dft.states import FILLED, MINORITY_T2G_ELECTRONS
+
+# The AFM-II stacking axis of the bond-aligned rocksalt frame (unit vector).
+AFM_II_AXIS = np.ones(3) / np.sqrt(3.0)
+
+# Indices of xy, yz, zx (the t2g orbitals) in GPAW's real spherical harmonics for l = 2,
+# ordered xy, yz, 3z²−r², zx, x²−y² (``gpaw/sphere/spherical_harmonics.py``).
+T2G = (0, 1, 3)
+
+# Bias strength λ (eV): above the trigonal crystal-field and band preferences of the t2g shell
+# (tenths of an eV), below U (Fe 5.3, Co 3.32 eV), whose splitting holds the order once formed.
+STRENGTH_EV = 2.0
+# Most SCF steps run with the bias before it is released regardless.
+MAX_BIAS_STEPS = 20
+
+
+def a1g_vector(axis: np.ndarray) -> np.ndarray:
+    """Coefficients (GPAW's l = 2 real harmonics) of the a1g orbital (n·r)² − r²/3 about ``axis``.
+
+    For a body diagonal n only the xy, yz, zx components of (n·r)² survive the traceless part:
+    (n_x n_y, n_y n_z, 0, n_z n_x, 0), normalised.
+    """
+    n = np.asarray(axis, dtype=float)
+    if np.count_nonzero(np.abs(n) > 1e-12) != 3 or not np.allclose(np.abs(n), np.abs(n[0])):
+        raise ValueError(f"axis {n.tolist()} is not a cubic body diagonal")
+    vector = np.array([n[0] * n[1], n[1] * n[2], 0.0, n[2] * n[0], 0.0])
+    return vector / np.linalg.norm(vector)
+
+
+def trigonal_projector(electrons: int, axis: np.ndarray = AFM_II_AXIS) -> np.ndarray:
+    """Projector (5, 5) on the t2g orbitals that ``electrons`` minority electrons fill in the
+    trigonal state about ``axis``: a1g for one, the e_g' pair (t2g minus a1g) for two."""
+    a1g = np.outer(a1g_vector(axis), a1g_vector(axis))
+    if electrons == 1:
+        return a1g
+    if electrons == 2:
+        t2g = np.zeros((5, 5))
+        t2g[T2G, T2G] = 1.0
+        return t2g - a1g
+    raise ValueError(f"no trigonal target for {electrons} minority t2g electrons")
+
+
+@dataclass(frozen=True)
+class BiasTarget:
+    """The spin channel (0 up, 1 down) and d-orbital projector (5, 5) biased on one atom."""
+
+    spin: int
+    projector: np.ndarray
+
+
+def bias_targets(atoms: Atoms, axis: np.ndarray = AFM_II_AXIS) -> dict[int, BiasTarget]:
+    """Per metal atom of an FeO or CoO frame, the minority spin and its target projector.
+
+    The minority spin of each metal is opposite to its initial moment (positive: spin down).
+
+    Args:
+        atoms: the frame GPAW runs on (bonds along the axes), with ``initial_magmoms``.
+        axis: the trigonal axis (default :data:`AFM_II_AXIS`).
+    """
+    formula = str(Formula(atoms.get_chemical_formula()).reduce()[0])
+    if formula not in MINORITY_T2G_ELECTRONS:
+        known = ", ".join(sorted(MINORITY_T2G_ELECTRONS))
+        raise ValueError(f"no orbital bias for {formula}; known: {known}")
+    metal = formula.removesuffix("O")
+    projector = trigonal_projector(MINORITY_T2G_ELECTRONS[formula], axis)
+    moments = atoms.get_initial_magnetic_moments()
+    targets = {}
+    for a in np.flatnonzero(np.array(atoms.get_chemical_symbols()) == metal):
+        if moments[a] == 0.0:
+            raise ValueError(f"{metal} atom {a} has no initial moment to define its minority spin")
+        targets[int(a)] = BiasTarget(spin=1 if moments[a] > 0 else 0, projector=projector)
+    return targets
+
+
+def target_occupations(
+    density_matrices: Mapping[int, np.ndarray], setups, targets: Mapping[int, BiasTarget]
+) -> dict[int, float]:
+    """Per target atom, Tr(P N): the electrons in its target orbitals (N: GPAW's d occupation
+    matrix of the biased spin, the one the +U term acts on).
+
+    Args:
+        density_matrices: atom -> PAW density matrices D_sii (all atoms, e.g. gathered).
+        setups: GPAW setups, indexed by atom.
+        targets: :func:`bias_targets`.
+    """
+    result = {}
+    for a, target in targets.items():
+        setup = setups[a]
+        n_mm, _ = aoom(
+            np.asarray(density_matrices[a][target.spin]).real,
+            2,
+            setup.l_j,
+            setup.n_j,
+            setup.N0_q,
+            True,
+        )
+        result[a] = float(np.sum(target.projector * n_mm))
+    return result
+
+
+class OrbitalBias(Extension):
+    """GPAW (new code) extension adding V = −λ P to the biased spin's d block of target atoms.
+
+    The energy term is E = −λ Σ_a Tr(P_a N_a), linear in the PAW density matrix, with N the
+    d occupation matrix of :func:`gpaw.hubbard.aoom`; its derivative w.r.t. D_ii is embedded
+    in dH_sii exactly as GPAW embeds the Hubbard U potential. Setting ``active`` to False
+    removes it from the next potential evaluation on.
+    """
+
+    name = "orbital_bias"
+
+    def __init__(self, targets: Mapping[int, BiasTarget], strength_ev: float = STRENGTH_EV):
+        self.targets = dict(targets)
+        self.strength_ev = strength_ev
+        self.active = True
+
+    def __repr__(self) -> str:
+        return f"OrbitalBias(strength_ev={self.strength_ev}, atoms={sorted(self.targets)})"
+
+    def todict(self) -> dict:
+        return {
+            "strength_ev": self.strength_ev,
+            "targets": {
+                str(a): {"spin": t.spin, "projector": t.projector.tolist()}
+                for a, t in self.targets.items()
+            },
+        }
+
+    def update_non_local_hamiltonian(self, D_sii, setup, atom_index, dH_sii) -> float:
+        """Add the bias to ``dH_sii`` (Hartree) in place; return its energy (Hartree)."""
+        target = self.targets.get(atom_index)
+        if not self.active or target is None:
+            return 0.0
+        n_mm, w_ii = aoom(D_sii[target.spin].real, 2, setup.l_j, setup.n_j, setup.N0_q, True)
+        v_mm = -self.strength_ev / Ha * target.projector
+        starts = np.cumsum([0] + [2 * ell + 1 for ell in setup.l_j])
+        d_blocks = [slice(starts[j], starts[j] + 5) for j, ell in enumerate(setup.l_j) if ell == 2]
+        for rows in d_blocks:
+            for columns in d_blocks:
+                dH_sii[target.spin][rows, columns] += w_ii[rows, columns] * v_mm
+        return float(np.sum(v_mm * n_mm))
+
+
+def check_symmetric(targets: Mapping[int, BiasTarget], symmetries) -> None:
+    """Raise ValueError unless every symmetry operation GPAW uses maps the bias onto itself.
+
+    GPAW symmetrises the density with its point group but not an extension's potential, so a
+    bias that an operation changes is cancelled (or made inconsistent) by the symmetrisation;
+    such a run needs ``symmetry={'point_group': False}``.
+
+    Args:
+        targets: :func:`bias_targets`.
+        symmetries: the run's ``gpaw.new.symmetry.Symmetries`` (``dft.ibzwfs.ibz.symmetries``).
+    """
+    from gpaw.rotation import rotation
+
+    cell = symmetries.cell_cv
+    cartesian = np.linalg.inv(cell) @ symmetries.rotation_scc @ cell
+    for r_vv, atommap in zip(cartesian, symmetries.atommap_sa, strict=True):
+        r_mm = rotation(2, r_vv)
+        for a, target in targets.items():
+            image = targets.get(int(atommap[a]))
+            if (
+                image is None
+                or image.spin != target.spin
+                or not np.allclose(r_mm @ image.projector @ r_mm.T, target.projector, atol=1e-8)
+            ):
+                raise ValueError(
+                    f"symmetry operation {r_vv.round(3).tolist()} does not keep the orbital bias "
+                    f"of atom {a}; run with symmetry={{'point_group': False}}"
+                )
+
+
+@dataclass(frozen=True)
+class BiasedStart:
+    """What a biased start did: λ (eV), the step limit, the biased SCF steps run, and the
+    electrons in each target atom's target orbitals when the bias was released."""
+
+    strength_ev: float
+    max_steps: int
+    steps: int
+    occupations: dict[int, float]
+
+
+def run_biased_start(
+    calc, atoms: Atoms, bias: OrbitalBias, max_steps: int = MAX_BIAS_STEPS
+) -> BiasedStart:
+    """Run the first SCF steps of ``atoms`` on ``calc`` with ``bias`` active, then release it.
+
+    ``calc`` is a GPAW (new code) ASE calculator built with ``extensions=[bias]``. A new
+    calculation is created for ``atoms`` and SCF steps run with the bias until every target
+    atom holds at least :data:`~spinmultinet_ase.dft.states.FILLED` electrons per target
+    electron in its target orbitals, or ``max_steps`` steps. The bias is then switched off and
+    the potential recomputed without it; the next ``atoms.get_potential_energy()`` continues
+    this SCF from the same wave functions and density (GPAW's mixer and iteration count
+    restart) to the unbiased solution. The stop decision is rank 0's on every MPI rank.
+    """
+    calc.create_new_calculation(atoms)
+    dft = calc.dft
+    check_symmetric(bias.targets, dft.ibzwfs.ibz.symmetries)
+    needed = {a: FILLED * np.trace(t.projector) for a, t in bias.targets.items()}
+    steps = 0
+    occupations: dict[int, float] = {}
+    for context in dft.iconverge():
+        steps = context.niter
+        density_matrices = dft.density.D_asii.gather(broadcast=True, copy=True)
+        occupations = target_occupations(density_matrices, dft.setups, bias.targets)
+        filled = all(occupations[a] >= needed[a] for a in needed)
+        release = np.array([1.0 if filled or steps >= max_steps else 0.0])
+        dft.comm.broadcast(release, 0)
+        if release[0]:
+            break
+    bias.active = False
+    dft.potential, dft.energies, _ = dft.pot_calc.calculate(
+        dft.density, dft.ibzwfs, dft.potential.vHt_x
+    )
+    shown = ", ".join(f"{a}: {n:.3f}" for a, n in occupations.items())
+    dft.log(f"orbital bias {bias.strength_ev} eV released after {steps} SCF steps ({shown})\n")
+    atoms.calc = calc
+    return BiasedStart(bias.strength_ev, max_steps, steps, occupations)

@@ -1,0 +1,209 @@
+"""The orbital bias of FeO/CoO starts on a real GPAW setup, without any SCF."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.units import Ha
+
+from spinmultinet_ase.dft.orbital_bias import (
+    AFM_II_AXIS,
+    T2G,
+    BiasTarget,
+    OrbitalBias,
+    a1g_vector,
+    bias_targets,
+    check_symmetric,
+    target_occupations,
+    trigonal_projector,
+)
+from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotated
+from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
+from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS, rocksalt_ordered
+
+LAMBDA_EV = 2.0
+
+
+@pytest.fixture(scope="module")
+def fe_setup():
+    """GPAW's PAW setup of Fe with the protocol's U on d (two d partial waves)."""
+    from gpaw.setup import create_setup
+
+    return create_setup("Fe", "PBE", lmax=2, type=DEFAULT_PROTOCOL.setups({"Fe"})["Fe"])
+
+
+def _random_density_matrices(setup, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    d = rng.normal(size=(2, setup.ni, setup.ni))
+    return d + d.transpose(0, 2, 1)
+
+
+def _d_slices(setup) -> list[slice]:
+    starts = np.cumsum([0] + [2 * ell + 1 for ell in setup.l_j])
+    return [slice(starts[j], starts[j] + 5) for j, ell in enumerate(setup.l_j) if ell == 2]
+
+
+def _turn(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues rotation matrix by ``angle`` about the unit vector ``axis``."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+
+
+def _frame(formula: str, ordering: str, ferromagnetic: bool = False):
+    atoms = rocksalt_ordered(formula, ordering)
+    if ferromagnetic:
+        atoms.set_initial_magnetic_moments(np.abs(atoms.get_initial_magnetic_moments()))
+    return rotated(atoms, bond_alignment_rotation(atoms))
+
+
+def test_bias_enters_the_minority_d_block_as_gpaw_embeds_the_hubbard_u(fe_setup):
+    from gpaw.hubbard import hubbard
+
+    projector = trigonal_projector(1)
+    bias = OrbitalBias({0: BiasTarget(spin=1, projector=projector)}, LAMBDA_EV)
+    dh = np.zeros((2, fe_setup.ni, fe_setup.ni))
+    bias.update_non_local_hamiltonian(_random_density_matrices(fe_setup), fe_setup, 0, dh)
+    # GPAW's own embedding: at zero occupation its U term is U/2 on the d diagonal, each
+    # partial-wave pair weighted by the radial overlap factor it uses.
+    zero = np.zeros((2, fe_setup.ni, fe_setup.ni))
+    _, dh_u = hubbard(
+        zero, U=2.0, l=2, l_j=fe_setup.l_j, n_j=fe_setup.n_j, N0_q=fe_setup.N0_q, scale=True
+    )
+    expected = np.zeros_like(dh)
+    for rows in _d_slices(fe_setup):
+        for columns in _d_slices(fe_setup):
+            weight = dh_u[1][rows, columns][0, 0]
+            assert np.allclose(dh_u[1][rows, columns], weight * np.eye(5))
+            expected[1][rows, columns] = weight * (-LAMBDA_EV / Ha) * projector
+    assert np.allclose(dh, expected, rtol=0, atol=1e-14)
+    bound = _d_slices(fe_setup)[0]
+    assert np.allclose(dh[1][bound, bound], -LAMBDA_EV / Ha * projector, rtol=0, atol=1e-14)
+    assert not dh[0].any()
+
+
+def test_bias_energy_is_minus_lambda_times_the_target_occupation(fe_setup):
+    from gpaw.hubbard import aoom
+
+    projector = trigonal_projector(2)
+    bias = OrbitalBias({3: BiasTarget(spin=0, projector=projector)}, LAMBDA_EV)
+    density = _random_density_matrices(fe_setup, seed=1)
+    dh = np.zeros((2, fe_setup.ni, fe_setup.ni))
+    energy = bias.update_non_local_hamiltonian(density, fe_setup, 3, dh)
+    # A term linear in D: its energy is Tr(D dH), the identity GPAW's kinetic-energy
+    # correction relies on (gpaw/new/pot_calc.py).
+    assert energy == pytest.approx(np.sum(density * dh), rel=1e-12)
+    n_mm, _ = aoom(density[0], 2, fe_setup.l_j, fe_setup.n_j, fe_setup.N0_q, True)
+    assert energy == pytest.approx(-LAMBDA_EV / Ha * np.trace(projector @ n_mm), rel=1e-12)
+    assert target_occupations({3: density}, {3: fe_setup}, bias.targets) == {
+        3: pytest.approx(np.trace(projector @ n_mm), rel=1e-12)
+    }
+
+
+def test_released_or_untargeted_bias_adds_nothing(fe_setup):
+    bias = OrbitalBias({0: BiasTarget(spin=1, projector=trigonal_projector(1))}, LAMBDA_EV)
+    density = _random_density_matrices(fe_setup, seed=2)
+    before = _random_density_matrices(fe_setup, seed=3)
+    dh = before.copy()
+    assert bias.update_non_local_hamiltonian(density, fe_setup, 1, dh) == 0.0
+    assert np.array_equal(dh, before)
+    bias.active = False
+    assert bias.update_non_local_hamiltonian(density, fe_setup, 0, dh) == 0.0
+    assert np.array_equal(dh, before)
+
+
+@pytest.mark.parametrize("diagonal", [(1, 1, 1), (1, -1, 1), (-1, 1, 1)])
+def test_a1g_is_the_orbital_along_the_axis_and_keeps_its_threefold_turn(diagonal):
+    from gpaw.rotation import rotation
+    from gpaw.sphere.spherical_harmonics import Y
+
+    axis = np.array(diagonal) / np.sqrt(3.0)
+    vector = a1g_vector(axis)
+    # GPAW's harmonics combined with these coefficients give (n·r)² − r²/3 up to a factor.
+    points = np.random.default_rng(4).normal(size=(20, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    orbital = np.array([sum(c * Y(4 + m, *r) for m, c in enumerate(vector)) for r in points])
+    polynomial = (points @ axis) ** 2 - 1.0 / 3.0
+    factor = orbital @ polynomial / (polynomial @ polynomial)
+    assert np.allclose(orbital, factor * polynomial, atol=1e-12)
+    assert abs(factor) > 0.1
+    turn = rotation(2, _turn(axis, 2 * np.pi / 3))
+    assert np.allclose(turn @ vector, vector, atol=1e-12)
+    pair = trigonal_projector(2, axis)
+    assert np.allclose(turn @ pair @ turn.T, pair, atol=1e-12)
+    other = np.array([-diagonal[0], diagonal[1], diagonal[2]]) / np.sqrt(3.0)
+    assert not np.allclose(rotation(2, _turn(other, 2 * np.pi / 3)) @ vector, vector, atol=1e-3)
+
+
+def test_a1g_along_111_is_xy_plus_yz_plus_zx_and_eg_prime_the_rest_of_t2g():
+    assert np.allclose(a1g_vector(AFM_II_AXIS), np.array([1, 1, 0, 1, 0]) / np.sqrt(3.0))
+    pair = trigonal_projector(2)
+    assert np.allclose(pair @ pair, pair) and np.trace(pair) == pytest.approx(2.0)
+    assert np.allclose(pair @ a1g_vector(AFM_II_AXIS), 0.0)
+    outside = [m for m in range(5) if m not in T2G]
+    assert not pair[outside].any() and not pair[:, outside].any()
+    with pytest.raises(ValueError, match="body diagonal"):
+        a1g_vector(np.array([0.0, 0.0, 1.0]))
+
+
+def test_the_afm2_stacking_axis_of_the_bond_aligned_frame_is_111():
+    atoms = _frame("FeO", "AFM-II").repeat((2, 2, 2))
+    metals = np.array(atoms.get_chemical_symbols()) == "Fe"
+    signs = np.sign(atoms.get_initial_magnetic_moments()[metals])
+    a = ROCKSALT_LATTICE_CONSTANTS["FeO"]
+    for diagonal in ([1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]):
+        # AFM-II: ferromagnetic planes r·n = const, alternating every a/√3 along n.
+        planes = np.rint(atoms.positions[metals] @ np.array(diagonal) / a).astype(int)
+        stacked = np.all(signs == signs[0] * (-1.0) ** (planes - planes[0]))
+        assert stacked == (diagonal == [1, 1, 1]), diagonal
+
+
+def test_targets_bias_each_metal_s_minority_spin_with_its_material_s_orbitals():
+    feo = _frame("FeO", "AFM-II")
+    moments = feo.get_initial_magnetic_moments()
+    targets = bias_targets(feo)
+    assert sorted(targets) == [i for i, s in enumerate(feo.get_chemical_symbols()) if s == "Fe"]
+    assert {t.spin for t in targets.values()} == {0, 1}
+    for a, target in targets.items():
+        assert target.spin == (1 if moments[a] > 0 else 0)
+        assert np.allclose(target.projector, np.outer(*[a1g_vector(AFM_II_AXIS)] * 2))
+    coo = _frame("CoO", "AFM-II", ferromagnetic=True)
+    assert all(t.spin == 1 for t in bias_targets(coo).values())
+    assert all(np.trace(t.projector) == pytest.approx(2.0) for t in bias_targets(coo).values())
+    with pytest.raises(ValueError, match="no orbital bias for MnO"):
+        bias_targets(_frame("MnO", "AFM-II"))
+    feo.set_initial_magnetic_moments(np.zeros(len(feo)))
+    with pytest.raises(ValueError, match="no initial moment"):
+        bias_targets(feo)
+
+
+@pytest.mark.filterwarnings("ignore:.*grid:UserWarning")
+@pytest.mark.parametrize(
+    ("formula", "ordering", "ferromagnetic", "symmetry", "allowed"),
+    [
+        ("FeO", "AFM-II", False, "on", True),
+        ("CoO", "AFM-II", True, "on", True),
+        ("FeO", "FM", False, "on", False),
+        ("CoO", "AFM-I", False, "on", False),
+        ("FeO", "FM", False, {"point_group": False}, True),
+    ],
+)
+def test_symmetry_on_keeps_the_bias_only_in_trigonal_cells(
+    formula, ordering, ferromagnetic, symmetry, allowed
+):
+    from gpaw.dft import PW, Parameters
+
+    atoms = _frame(formula, ordering, ferromagnetic)
+    params = Parameters(
+        mode=PW(300),
+        xc="PBE",
+        setups=DEFAULT_PROTOCOL.setups(set(atoms.get_chemical_symbols())),
+        kpts={"density": 1.0, "gamma": True},
+        spinpol=True,
+        symmetry=symmetry,
+    )
+    symmetries = params.dft_component_builder(atoms, log=None).ibz.symmetries
+    if allowed:
+        check_symmetric(bias_targets(atoms), symmetries)
+    else:
+        with pytest.raises(ValueError, match="point_group"):
+            check_symmetric(bias_targets(atoms), symmetries)
