@@ -22,8 +22,8 @@ step() {
         echo "$(date -u +%FT%TZ) failed ($?): $*" >> data/queue.log
     fi
 }
-step bash scripts/dft_studies.sh FeO-FM-trigonal-nosym-seed FeO-AFM-II-bias FeO-FM-trigonal-bias \
-    CoO-AFM-II-bias CoO-FM-trigonal-bias
+step bash scripts/dft_studies.sh FeO-AFM-II-bias FeO-FM-trigonal-bias CoO-AFM-II-bias \
+    CoO-FM-trigonal-bias
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/dft_studies.sh
 step bash scripts/corundum_convergence.sh
