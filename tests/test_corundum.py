@@ -262,7 +262,7 @@ def test_rocksalt_keeps_its_bond_alignment():
 
 
 def test_fe3_frames_pass_the_state_checks():
-    """α-Fe2O3 (d5 Fe³⁺) is not checked like FeO (d6 Fe²⁺): no broken-symmetry start, high-spin
+    """α-Fe2O3 (d5 Fe³⁺) is not checked like FeO (d6 Fe²⁺): no orbital-bias start, high-spin
     moments accepted, and a partner 0.5 eV per formula unit away (corundum ordering energies
     are large) is not taken for another electronic state."""
     from spinmultinet_ase.dft.label import _check_partners

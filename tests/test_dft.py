@@ -295,30 +295,22 @@ def test_state_check_rejects_the_symmetric_feo_metal_and_accepts_whole_orbitals(
     """Numbers of real GPAW runs of ideal AFM-II FeO (data/studies/feo_coo_states.md)."""
     from spinmultinet_ase.dft.states import state_problem
 
-    # The symmetric start (protocol settings): the minority electron split over two orbitals.
+    # The symmetric start (protocol settings): the minority electron split over two orbitals,
+    # the two e_g' of the trigonal cell (half an electron in the a1g target at most).
     split = {0: np.array([0.461, 0.461, 0.068, 0.068, 0.029])}
-    problem = state_problem("FeO", 0.134, split)
+    problem = state_problem("FeO", 0.134, split, {0: 0.07})
     assert "band gap 0.13 eV" in problem and "not 1 whole orbital" in problem
-    # The broken-symmetry seed (protocol settings, 0.93 eV/f.u. lower): one whole orbital.
-    whole = {0: np.array([0.976, 0.073, 0.063, 0.019, 0.017])}
-    assert state_problem("FeO", 1.726, whole) == ""
+    assert "atom 0 target orbitals hold 0.07 of 1 electrons" in problem
+    # Moments x 1.4 (protocol settings): one whole orbital, the a1g target.
+    whole = {0: np.array([0.973, 0.07, 0.07, 0.02, 0.02])}
+    assert state_problem("FeO", 1.91, whole, {0: 0.973}) == ""
     # The same occupations are one electron short for Co2+ (two minority t2g electrons).
-    assert "not 2 whole orbital" in state_problem("CoO", 1.726, whole)
+    assert "not 2 whole orbital" in state_problem("CoO", 1.91, whole, {0: 1.04})
 
 
-def test_seed_structure_is_a_fixed_small_displacement():
-    from spinmultinet_ase.dft.states import (
-        SEED_RATTLE_ANGSTROM,
-        needs_broken_symmetry,
-        seed_structure,
-    )
+def test_only_feo_and_coo_follow_the_orbital_state_rule():
+    from spinmultinet_ase.dft.states import needs_broken_symmetry
 
-    atoms = rocksalt_ordered("FeO", "AFM-II")
-    first, second = seed_structure(atoms), seed_structure(atoms)
-    assert np.array_equal(first.positions, second.positions)
-    shift = np.linalg.norm(first.positions - atoms.positions, axis=1)
-    assert 0 < shift.max() < 5 * SEED_RATTLE_ANGSTROM
-    assert np.array_equal(first.cell, atoms.cell)
     assert needs_broken_symmetry("FeO") and needs_broken_symmetry("CoO")
     assert not needs_broken_symmetry("NiO") and not needs_broken_symmetry("Fe2O3")
 
@@ -417,7 +409,7 @@ def test_labeller_moves_a_source_in_a_higher_state_than_its_partner_out_of_the_o
         sid = atoms.info[label.STRUCTURE_ID]
         runs.append(sid)
         result = atoms.copy()
-        result.info.update({STATUS: STATUS_OK, "dft_wall_s": 1.0})
+        result.info.update({STATUS: STATUS_OK, "dft_wall_s": 1.0}, **label._start_info("FeO"))
         forces = np.zeros((len(atoms), 3))
         result.calc = SinglePointCalculator(result, energy=energies[sid], forces=forces)
         return result
@@ -505,3 +497,116 @@ def test_rank_agreed_criteria_keep_gpaw_from_aborting_when_ranks_disagree(tmp_pa
     assert "nconverged" in runs["plain"].stderr + runs["plain"].stdout
     assert runs["agreed"].returncode == 0, runs["agreed"].stderr[-2000:]
     assert "energy" in runs["agreed"].stdout
+
+
+def _stacking_axes(atoms, a: float) -> list[tuple[int, ...]]:
+    """The body diagonals along which the metal moments of ``atoms`` (bonds along the axes)
+    alternate between ferromagnetic (111) planes, AFM-II's stacking (in a 2x2x2 repeat)."""
+    atoms = atoms.repeat((2, 2, 2))
+    metals = np.array(atoms.get_chemical_symbols()) != "O"
+    signs = np.sign(atoms.get_initial_magnetic_moments()[metals])
+    axes = []
+    for diagonal in ((1, 1, 1), (1, 1, -1), (1, -1, 1), (-1, 1, 1)):
+        planes = np.rint(atoms.positions[metals] @ np.array(diagonal) / a).astype(int)
+        if np.all(signs == signs[0] * (-1.0) ** (planes - planes[0])):
+            axes.append(diagonal)
+    return axes
+
+
+def test_feo_frames_get_the_orbital_bias_about_their_own_axis_with_point_group_symmetry_off(
+    tmp_path,
+):
+    """The labeller's calculator for pool frames of FeO (built, not run): on every Fe the
+    minority spin of its initial moment and the a1g projector about the frame's AFM-II stacking
+    axis in the bond-aligned frame GPAW runs on, also where that axis is not [111]; the FM
+    partner in the same cell gets the same axis; GPAW uses no point-group operation."""
+    pytest.importorskip("gpaw")
+    from spinmultinet_ase.dft.label import canonical_rotation, frame_calculator, start_bias
+    from spinmultinet_ase.dft.orbital_bias import check_symmetric, trigonal_projector
+
+    frames = reference_structures(("FeO",))
+    by_id = {a.info["structure_id"]: a for a in frames}
+    a = ROCKSALT_LATTICE_CONSTANTS["FeO"]
+
+    def work_of(atoms):
+        return rotated(atoms, canonical_rotation(atoms))
+
+    turned = [
+        atoms
+        for atoms in frames
+        if atoms.info["ordering"] == "AFM-II"
+        and atoms.info["cell_name"] == "prim222-16"
+        and _stacking_axes(work_of(atoms), a) != [(1, 1, 1)]
+    ]
+    partner = next(
+        p
+        for p in frames
+        if p.info.get("ordering") == "FM"
+        and by_id.get(p.info.get("partner_of"), p).info["ordering"] == "AFM-II"
+        and _stacking_axes(work_of(by_id[p.info["partner_of"]]), a) != [(1, 1, 1)]
+    )
+    source = by_id[partner.info["partner_of"]]
+    assert turned
+    for atoms, axis_frame in [(t, t) for t in turned] + [(source, source), (partner, source)]:
+        work = work_of(atoms)
+        (diagonal,) = _stacking_axes(work_of(axis_frame), a)
+        bias = start_bias(work)
+        calc = frame_calculator(work, CHEAP, tmp_path / "gpaw.txt", bias)
+        assert calc.params.extensions == [bias]
+        moments = work.get_initial_magnetic_moments()
+        iron = [i for i, s in enumerate(work.get_chemical_symbols()) if s == "Fe"]
+        assert sorted(bias.targets) == iron
+        expected = trigonal_projector(1, np.array(diagonal) / np.sqrt(3.0))
+        for i in iron:
+            assert bias.targets[i].spin == (1 if moments[i] > 0 else 0)
+            assert np.allclose(bias.targets[i].projector, expected, atol=1e-12)
+        symmetries = calc.params.dft_component_builder(work, log=None).ibz.symmetries
+        assert np.array_equal(symmetries.rotation_scc, [np.eye(3, dtype=int)])
+        check_symmetric(bias.targets, symmetries)
+
+
+@pytest.mark.filterwarnings("ignore:.*grid:UserWarning")
+@pytest.mark.parametrize("formula", ["MnO", "NiO", "Cr2O3"])
+def test_other_materials_get_no_orbital_bias_and_keep_gpaw_s_symmetry(formula, tmp_path):
+    pytest.importorskip("gpaw")
+    from spinmultinet_ase.dft.label import canonical_rotation, frame_calculator, start_bias
+    from spinmultinet_ase.magnetism.corundum import corundum_cell
+
+    atoms = corundum_cell(formula) if formula == "Cr2O3" else rocksalt_ordered(formula, "AFM-II")
+    work = rotated(atoms, canonical_rotation(atoms))
+    assert start_bias(work) is None
+    calc = frame_calculator(work, CHEAP, tmp_path / "gpaw.txt", None)
+    assert calc.params.extensions == []
+    assert len(calc.params.dft_component_builder(work, log=None).ibz.symmetries) > 1
+
+
+def test_an_feo_frame_without_a_minority_spin_to_bias_is_rejected_before_any_run(tmp_path):
+    pytest.importorskip("gpaw")
+    from spinmultinet_ase.dft.label import ORBITAL_BIAS_START, label_structure
+    from spinmultinet_ase.dft.orbital_bias import STRENGTH_EV
+
+    atoms = rocksalt_ordered("FeO", "AFM-II")
+    atoms.set_initial_magnetic_moments([4.0, 0.0, 0.0, 0.0])
+    protocol = DFTProtocol(ecut_ev=300.0, pulay_stress=None)
+    result = label_structure(atoms, protocol, tmp_path / "gpaw.txt")
+    assert result.info[STATUS].startswith("no orbital-bias start: Fe atom 2 has no initial moment")
+    assert result.info["dft_start"] == ORBITAL_BIAS_START
+    assert result.info["dft_bias_strength_ev"] == STRENGTH_EV
+    assert result.calc is None and not (tmp_path / "gpaw.txt").exists()
+
+
+def test_feo_frames_of_another_start_rule_are_not_resumed():
+    pytest.importorskip("gpaw")
+    from spinmultinet_ase.dft.label import ORBITAL_BIAS_START, STRUCTURE_ID, protocol_mismatch
+    from spinmultinet_ase.dft.orbital_bias import STRENGTH_EV
+
+    feo, mno = rocksalt_ordered("FeO", "AFM-II"), rocksalt_ordered("MnO", "AFM-II")
+    feo.info[STRUCTURE_ID], mno.info[STRUCTURE_ID] = "FeO-0", "MnO-0"
+    assert protocol_mismatch([mno], CHEAP) == ""  # a plain start records no start rule
+    assert protocol_mismatch([feo], CHEAP) == (
+        f"FeO-0 has dft_start=None, this run {ORBITAL_BIAS_START}"
+    )
+    feo.info.update(dft_start=ORBITAL_BIAS_START, dft_bias_strength_ev=STRENGTH_EV)
+    assert protocol_mismatch([feo], CHEAP) == ""
+    feo.info["dft_bias_strength_ev"] = STRENGTH_EV / 2
+    assert "dft_bias_strength_ev" in protocol_mismatch([feo], CHEAP)

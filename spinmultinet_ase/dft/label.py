@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from io import StringIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
@@ -35,7 +36,6 @@ from spinmultinet_ase.dft.states import (
     higher_states,
     minority_d_occupations,
     needs_broken_symmetry,
-    seed_structure,
     state_problem,
 )
 from spinmultinet_ase.magnetism.sites import MOMENT_THRESHOLD, default_magnitude
@@ -47,9 +47,14 @@ from spinmultinet_ase.outputs import (
     temporaries_of,
 )
 
+if TYPE_CHECKING:
+    from spinmultinet_ase.dft.orbital_bias import OrbitalBias
+
 STRUCTURE_ID = "structure_id"
 STATUS = "dft_status"
 STATUS_OK = "ok"
+# ``info['dft_start']`` of frames whose run started with an orbital bias (FeO, CoO).
+ORBITAL_BIAS_START = "orbital-bias"
 
 # A converged moment below this fraction of the element's nominal magnitude has collapsed.
 COLLAPSE_FRACTION = 0.4
@@ -101,6 +106,44 @@ def gpaw_calculator(atoms: Atoms, protocol: DFTProtocol, txt: str | Path, **extr
     )
 
 
+def start_bias(work: Atoms) -> OrbitalBias | None:
+    """The orbital bias the labeller starts the run of ``work`` with, or None (a plain start
+    from the initial moments).
+
+    FeO and CoO frames (:func:`~spinmultinet_ase.dft.states.needs_broken_symmetry`) get an
+    :class:`~spinmultinet_ase.dft.orbital_bias.OrbitalBias` on the minority target orbitals
+    of every metal, about the 3-fold axis of ``work``'s magnetic structure in ``work``'s own
+    Cartesian frame (:func:`~spinmultinet_ase.dft.orbital_bias.three_fold_axis`), each metal's
+    minority spin opposite to its initial moment.
+
+    Args:
+        work: the frame GPAW runs on (bond-aligned: :mod:`~spinmultinet_ase.dft.orientation`).
+
+    Raises:
+        ValueError: a metal of an FeO or CoO frame has no initial moment (no minority spin),
+            or its cell is not a bond-aligned rocksalt supercell.
+    """
+    formula = str(Formula(work.get_chemical_formula()).reduce()[0])
+    if not needs_broken_symmetry(formula):
+        return None
+    from spinmultinet_ase.dft.orbital_bias import OrbitalBias, bias_targets, three_fold_axis
+
+    return OrbitalBias(bias_targets(work, three_fold_axis(work)))
+
+
+def frame_calculator(work: Atoms, protocol: DFTProtocol, txt: str | Path, bias: OrbitalBias | None):
+    """The GPAW calculator the labeller runs ``work`` with, started with ``bias``
+    (:func:`start_bias`).
+
+    With a bias, GPAW's point-group symmetry is off (time reversal kept): the frames are
+    strained, rattled or supercells of any ordering, whose symmetry operations would not in
+    general keep the bias (``orbital_bias.check_symmetric``).
+    """
+    if bias is None:
+        return gpaw_calculator(work, protocol, txt)
+    return gpaw_calculator(work, protocol, txt, symmetry={"point_group": False}, extensions=[bias])
+
+
 def _protocol_info(protocol: DFTProtocol) -> dict:
     import gpaw
 
@@ -116,16 +159,27 @@ def _protocol_info(protocol: DFTProtocol) -> dict:
     }
 
 
+def _start_info(formula: str) -> dict:
+    """The start rule of runs of the material ``formula`` (reduced): recorded with each of its
+    frames and compared on resume, like the protocol; empty for a plain start."""
+    if not needs_broken_symmetry(formula):
+        return {}
+    from spinmultinet_ase.dft.orbital_bias import STRENGTH_EV
+
+    return {"dft_start": ORBITAL_BIAS_START, "dft_bias_strength_ev": STRENGTH_EV}
+
+
 def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Atoms:
     """One GPAW single point of ``atoms``; returns a labelled copy with ``info[dft_status]``.
 
     The copy keeps ``initial_magmoms`` (the input guess) and carries energy, free_energy,
     forces, stress and the converged ``magmoms`` as its calculator results, in the frame of
     ``atoms`` (GPAW may run on a copy turned into its canonical orientation:
-    ``protocol.align_bonds``). Materials with
-    orbitally degenerate ions start from a broken-symmetry density and must land in the
-    insulating orbitally polarised state (``spinmultinet_ase/dft/states.py``); their band gap
-    goes into ``info['dft_gap_ev']``.
+    ``protocol.align_bonds``). Materials with orbitally degenerate ions (FeO, CoO) start with
+    an orbital bias (:func:`start_bias`, released after the first SCF steps:
+    ``info['dft_start']``, ``info['dft_bias_strength_ev']``, ``info['dft_bias_steps']``) and
+    must land in the insulating target state (``spinmultinet_ase/dft/states.py``); their band
+    gap goes into ``info['dft_gap_ev']``.
     """
     from gpaw import KohnShamConvergenceError
     from gpaw.mpi import world
@@ -133,18 +187,22 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     labelled = atoms.copy()
     labelled.info.update(_protocol_info(protocol))
     formula, formula_units = Formula(atoms.get_chemical_formula()).reduce()
+    labelled.info.update(_start_info(str(formula)))
     pulay = protocol.pulay_stress_correction(str(formula), formula_units, atoms.get_volume())
-    broken_symmetry = needs_broken_symmetry(str(formula))
     start = time.perf_counter()
     rotation = canonical_rotation(atoms) if protocol.align_bonds else np.eye(3)
     work = rotated(atoms, rotation)
-    extra = {"symmetry": "off"} if broken_symmetry else {}
     try:
-        work.calc = gpaw_calculator(work, protocol, txt, **extra)
-        if broken_symmetry:
-            seed = seed_structure(work)
-            seed.calc = work.calc
-            seed.get_potential_energy()
+        bias = start_bias(work)
+    except ValueError as error:  # no minority spin or no bond-aligned cell to bias
+        return _failed(labelled, f"no orbital-bias start: {error}", start)
+    try:
+        work.calc = frame_calculator(work, protocol, txt, bias)
+        if bias is not None:
+            from spinmultinet_ase.dft.orbital_bias import run_biased_start
+
+            biased = run_biased_start(work.calc, work, bias)
+            labelled.info["dft_bias_steps"] = biased.steps
         results = {
             "energy": work.get_potential_energy(),
             "free_energy": work.get_potential_energy(force_consistent=True),
@@ -166,11 +224,14 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         atoms.get_chemical_symbols(), atoms.get_initial_magnetic_moments(), results["magmoms"]
     )
     labelled.info[STATUS] = f"wrong magnetic state: {problem}" if problem else STATUS_OK
-    if broken_symmetry:
+    if bias is not None:
+        from spinmultinet_ase.dft.orbital_bias import current_target_occupations
+
         gap = band_gap(work.calc)
         labelled.info["dft_gap_ev"] = gap
         occupations = minority_d_occupations(work.calc, results["magmoms"])
-        problem = state_problem(str(formula), gap, occupations)
+        filling = current_target_occupations(work.calc.dft, bias.targets)
+        problem = state_problem(str(formula), gap, occupations, filling)
         if problem and labelled.info[STATUS] == STATUS_OK:
             labelled.info[STATUS] = f"wrong electronic state: {problem}"
     labelled.calc = SinglePointCalculator(labelled, **results)
@@ -270,8 +331,10 @@ def _tidy_output(path: Path, size: int) -> None:
 def protocol_mismatch(labelled: list[Atoms], protocol: DFTProtocol) -> str:
     """How the first frame of ``labelled`` labelled with other settings differs ('' if none).
 
-    Settings a frame does not record are not compared; U is compared on its own elements
-    (adding U for another element changes nothing for it).
+    Protocol settings a frame does not record are not compared; U is compared on its own
+    elements (adding U for another element changes nothing for it). The start rule of its
+    material (:func:`_start_info`) is compared whether recorded or not: a frame of FeO or CoO
+    without it was labelled by an earlier rule.
     """
     expected = _protocol_info(protocol)
     for atoms in labelled:
@@ -282,6 +345,11 @@ def protocol_mismatch(labelled: list[Atoms], protocol: DFTProtocol) -> str:
             recorded = atoms.info[key]
             if key == "dft_hubbard_u":
                 recorded, value = (_hubbard_u(u, present) for u in (recorded, value))
+            if recorded != value:
+                return f"{atoms.info[STRUCTURE_ID]} has {key}={recorded}, this run {value}"
+        formula = str(Formula(atoms.get_chemical_formula()).reduce()[0])
+        for key, value in _start_info(formula).items():
+            recorded = atoms.info.get(key)
             if recorded != value:
                 return f"{atoms.info[STRUCTURE_ID]} has {key}={recorded}, this run {value}"
     return ""

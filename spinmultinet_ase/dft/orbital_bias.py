@@ -16,8 +16,11 @@ converged state is a solution of the unbiased DFT+U functional.
 
 The frame is the one GPAW runs on: rocksalt bonds along the Cartesian axes
 (``dft/orientation.py``), where the AFM-II stacking axis of
-:func:`~spinmultinet_ase.magnetism.rocksalt.rocksalt_ordered` is [111]. The same axis is used
-for every frame (any ordering, strain, rattle or supercell), so all start in one orbital order.
+:func:`~spinmultinet_ase.magnetism.rocksalt.rocksalt_ordered` is [111]. A frame turned before
+its bonds were put on the axes may have its stacking axis on another body diagonal; the
+labeller takes each frame's own 3-fold axis (:func:`three_fold_axis`: the AFM-II stacking
+axis, shared by the FM partner in the same cell; [111] where no single one exists), so every
+frame starts in the same orbital order relative to its magnetic structure.
 """
 
 from __future__ import annotations
@@ -72,6 +75,61 @@ def trigonal_projector(electrons: int, axis: np.ndarray = AFM_II_AXIS) -> np.nda
         t2g[T2G, T2G] = 1.0
         return t2g - a1g
     raise ValueError(f"no trigonal target for {electrons} minority t2g electrons")
+
+
+# The four body diagonals of the cubic frame (unit vectors, one of each ± pair).
+BODY_DIAGONALS = np.array([[1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]]) / np.sqrt(3.0)
+# Largest deviation (units of the cubic lattice constant) of a bond-aligned cell vector from
+# its ideal fcc vector: strains of several per cent pass, a cell turned off the axes does not.
+MAX_STRAIN = 0.15
+
+
+def three_fold_axis(atoms: Atoms) -> np.ndarray:
+    """The bias axis of a rocksalt frame with bonds along the axes: the one body diagonal about
+    which a 120° turn maps its ideal magnetic structure (lattice, metal sites and the signs of
+    their initial moments) onto itself, else :data:`AFM_II_AXIS` (several such diagonals, as in
+    FM cubic cells, or none, as in AFM-I).
+
+    The ideal structure undoes the frame's strain and rattle: the cell rounded to fcc vectors
+    (units a/2, a from the volume per metal), sites rounded in that cell. So an AFM-II frame gets
+    its stacking axis and a frame in the AFM-II cell (its FM partner) the same axis, however the
+    frame was turned before its bonds were put on the axes.
+
+    Raises:
+        ValueError: the cell is not a rocksalt supercell in the bond-aligned frame.
+    """
+    metal = np.array(atoms.get_chemical_symbols()) != "O"
+    a = (4.0 * atoms.get_volume() / np.count_nonzero(metal)) ** (1.0 / 3.0)
+    lattice = np.rint(2.0 * atoms.cell.array / a)
+    if abs(np.linalg.det(lattice)) < 0.5 or not np.allclose(
+        lattice * a / 2.0, atoms.cell.array, atol=MAX_STRAIN * a
+    ):
+        raise ValueError(
+            f"{atoms.get_chemical_formula()}: the cell is not a rocksalt supercell with bonds "
+            "along the axes"
+        )
+    to_ideal = np.linalg.solve(atoms.cell.array, lattice)  # Å -> units a/2 of the ideal cell
+    offsets = atoms.positions[metal] - atoms.positions[metal][0]
+    sites = np.rint(offsets @ to_ideal)
+    signs = np.sign(atoms.get_initial_magnetic_moments()[metal])
+
+    def in_lattice(vectors: np.ndarray) -> np.ndarray:
+        fractional = np.linalg.solve(lattice.T, np.atleast_2d(vectors).T).T
+        return np.all(np.abs(fractional - np.rint(fractional)) < 1e-6, axis=-1)
+
+    axes = []
+    for n in BODY_DIAGONALS:
+        cross = np.array([[0, -n[2], n[1]], [n[2], 0, -n[0]], [-n[1], n[0], 0]])
+        turn = np.rint(-0.5 * np.eye(3) + np.sqrt(0.75) * cross + 1.5 * np.outer(n, n))
+        if not in_lattice(lattice @ turn.T).all():
+            continue
+        images = sites @ turn.T
+        if all(
+            in_lattice(image - sites[signs == sign]).any()
+            for image, sign in zip(images, signs, strict=True)
+        ):
+            axes.append(n)
+    return axes[0] if len(axes) == 1 else AFM_II_AXIS
 
 
 @dataclass(frozen=True)
@@ -130,6 +188,13 @@ def target_occupations(
         )
         result[a] = float(np.sum(target.projector * n_mm))
     return result
+
+
+def current_target_occupations(dft, targets: Mapping[int, BiasTarget]) -> dict[int, float]:
+    """:func:`target_occupations` of the current density of a GPAW (new code) calculation
+    ``dft`` (``calc.dft``), its density matrices gathered on every MPI rank."""
+    density_matrices = dft.density.D_asii.gather(broadcast=True, copy=True)
+    return target_occupations(density_matrices, dft.setups, targets)
 
 
 class OrbitalBias(Extension):
@@ -237,8 +302,7 @@ def run_biased_start(
     occupations: dict[int, float] = {}
     for context in dft.iconverge():
         steps = context.niter
-        density_matrices = dft.density.D_asii.gather(broadcast=True, copy=True)
-        occupations = target_occupations(density_matrices, dft.setups, bias.targets)
+        occupations = current_target_occupations(dft, bias.targets)
         filled = all(occupations[a] >= needed[a] for a in needed)
         release = np.array([1.0 if filled or steps >= max_steps else 0.0])
         dft.comm.broadcast(release, 0)

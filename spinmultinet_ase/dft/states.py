@@ -3,33 +3,29 @@
 High-spin Fe²⁺ (d⁶) and Co²⁺ (d⁷) in an oxygen octahedron put one and two minority-spin
 electrons into the threefold t2g shell. DFT+U then has several self-consistent solutions:
 a metal with the minority electrons spread over the t2g orbitals (what a start with the
-crystal's symmetry keeps), and insulators with them in whole orbitals. The labeller asks for
-the insulating, orbitally polarised state (the lower energy in ``data/studies/feo_coo_states.md``)
-by starting every run of these materials from a density without symmetry: GPAW's symmetry off
-and the SCF first converged on a copy with every atom displaced a little
-(:func:`seed_structure`), then moved to the frame's own positions. Frames that land
-elsewhere are recognised (:func:`state_problem`) and rejected.
+crystal's symmetry keeps), and insulators with them in whole orbitals, which differ in the
+orbitals they fill (``data/studies/feo_coo_states.md``). The labeller asks for one of them in
+every frame: the minority electrons in the target orbitals about the frame's 3-fold axis
+(FeO: a1g, CoO: the e_g' pair), the trigonal state of the AFM-II cell. Every run of these
+materials starts with an orbital bias on those orbitals (``dft/orbital_bias.py``); frames that
+land elsewhere are recognised (:func:`state_problem`) and rejected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-from ase import Atoms
 
 # Minority-spin d electrons in the t2g shell of the metal ion, by reduced formula: the
-# materials whose runs start from a broken-symmetry density and whose state is checked.
+# materials whose runs start with an orbital bias and whose state is checked.
 MINORITY_T2G_ELECTRONS: dict[str, int] = {"FeO": 1, "CoO": 2}
-
-# Displacement (Å, standard deviation, fixed seed) of the copy the seed SCF runs on.
-SEED_RATTLE_ANGSTROM = 0.03
-SEED = 0
 
 # An accepted frame has a band gap of at least this (eV) ...
 MIN_GAP_EV = 0.25
 # ... and each metal's minority-spin d occupation eigenvalues near-integer: the n largest
-# (n from MINORITY_T2G_ELECTRONS) at least FILLED, the next one at most EMPTY.
+# (n from MINORITY_T2G_ELECTRONS) at least FILLED, the next one at most EMPTY; and its target
+# orbitals holding at least FILLED × n electrons.
 FILLED = 0.8
 EMPTY = 0.3
 
@@ -44,14 +40,6 @@ MAX_PARTNER_DIFFERENCE_EV = 0.3
 def needs_broken_symmetry(formula: str) -> bool:
     """Whether runs of the material with reduced formula ``formula`` follow this module's rule."""
     return formula in MINORITY_T2G_ELECTRONS
-
-
-def seed_structure(atoms: Atoms) -> Atoms:
-    """The copy of ``atoms`` whose SCF seeds the run: each atom displaced at random (fixed seed)."""
-    seed = atoms.copy()
-    rng = np.random.default_rng(SEED)
-    seed.positions += rng.normal(scale=SEED_RATTLE_ANGSTROM, size=seed.positions.shape)
-    return seed
 
 
 def band_gap(calc) -> float:
@@ -86,13 +74,20 @@ def minority_d_occupations(calc, magmoms: np.ndarray) -> dict[int, np.ndarray]:
     return occupations
 
 
-def state_problem(formula: str, gap: float, occupations: dict[int, np.ndarray]) -> str:
-    """Why a run of ``formula`` is not in the insulating orbitally polarised state ('' if ok).
+def state_problem(
+    formula: str,
+    gap: float,
+    occupations: Mapping[int, np.ndarray],
+    target_filling: Mapping[int, float],
+) -> str:
+    """Why a run of ``formula`` is not in the insulating target state ('' if ok).
 
     Args:
         formula: reduced formula, a key of :data:`MINORITY_T2G_ELECTRONS`.
         gap: band gap (eV), :func:`band_gap`.
         occupations: :func:`minority_d_occupations`.
+        target_filling: per metal atom, the electrons in its target orbitals, Tr(P N) of the
+            converged density (``orbital_bias.target_occupations``).
     """
     n = MINORITY_T2G_ELECTRONS[formula]
     problems = []
@@ -102,6 +97,9 @@ def state_problem(formula: str, gap: float, occupations: dict[int, np.ndarray]) 
         if eigenvalues[n - 1] < FILLED or eigenvalues[n] > EMPTY:
             shown = ", ".join(f"{x:.2f}" for x in eigenvalues)
             problems.append(f"atom {atom} minority d occupations {shown} not {n} whole orbital(s)")
+    for atom, filling in target_filling.items():
+        if filling < FILLED * n:
+            problems.append(f"atom {atom} target orbitals hold {filling:.2f} of {n} electrons")
     return "; ".join(problems)
 
 
