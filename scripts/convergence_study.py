@@ -5,7 +5,7 @@ With materials as arguments only their entries run (e.g. ``Cr2O3 Fe2O3``: the co
 Pulay calibrations first, then their orientation check and ordering energies at two k-point
 densities), without redoing or waiting for the others.
 
-Run (corundum only: scripts/corundum_convergence.sh):
+Run (some materials only: scripts/convergence.sh MATERIAL ...):
      OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 GPAW_MPI_BACKEND=cgpaw \
      nice /usr/bin/mpiexec -n 2 python scripts/convergence_study.py [MATERIAL ...]
      # GPAW's Debian OpenMPI

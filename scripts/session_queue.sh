@@ -3,12 +3,13 @@
 # restarts first (the MnO/NiO reference data itself is scripts/dft_queue.sh).
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
-#   1. the FeO/CoO runs that decide the labeller's start rule (data/studies/feo_coo_states.md)
+#   1. the FeO/CoO convergence entries, the Pulay calibrations first (FeO/CoO labelling needs
+#      them), from the labeller's orbital-bias start (data/studies/feo_coo_states.md)
 #   2. corundum reference data (docs/corundum_data.md)
-#   3. the rest of the FeO/CoO state study and the corundum stress check
-#      (scripts/dft_studies.sh): FeO/CoO labelling waits on the rule it chooses
-#   4. the rest of the corundum convergence entries (scripts/corundum_convergence.sh)
-#   5. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   3. the rest of the corundum convergence entries
+#   4. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   5. the rest of the FeO/CoO state study and the corundum stress check
+#      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
 # Usage: setsid nohup bash scripts/session_queue.sh > /dev/null 2>&1 &
@@ -22,9 +23,8 @@ step() {
         echo "$(date -u +%FT%TZ) failed ($?): $*" >> data/queue.log
     fi
 }
-step bash scripts/dft_studies.sh FeO-AFM-II-bias FeO-FM-trigonal-bias CoO-AFM-II-bias \
-    CoO-FM-trigonal-bias
+step bash scripts/convergence.sh FeO CoO
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
-step bash scripts/dft_studies.sh
-step bash scripts/corundum_convergence.sh
+step bash scripts/convergence.sh Cr2O3 Fe2O3
 step bash scripts/label_reference_data.sh --orderings MnO NiO
+step bash scripts/dft_studies.sh
