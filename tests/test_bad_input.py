@@ -179,9 +179,20 @@ def test_overlapping_atoms_in_a_symmetry_search_are_one_line_and_no_warning(recw
 
     before = spglib.error.OLD_ERROR_HANDLING
     cell = (4.0 * np.eye(3), np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1e-5]]), np.array([28, 28]))
-    with pytest.raises(ValueError, match="no symmetry for Ni2 .*too close"):
+    with pytest.raises(ValueError, match="search failed on Ni2 .*too close"):
         symmetry_operations(cell, "Ni2", symprec=1e-4)
     simple_cubic = (4.0 * np.eye(3), np.zeros((1, 3)), np.array([28]))
     assert symmetry_operations(simple_cubic, "Ni", symprec=1e-4)["rotations"].shape == (48, 3, 3)
     assert spglib.error.OLD_ERROR_HANDLING == before
     assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
+
+
+def test_spglib_old_error_mode_from_the_environment_is_one_line_too(monkeypatch):
+    """With spglib's old error mode chosen by its environment variable, a failed search still
+    raises the one-line error instead of handing None on."""
+    from spinmultinet_ase.magnetism.spacegroup import symmetry_dataset
+
+    monkeypatch.setenv("SPGLIB_OLD_ERROR_HANDLING", "1")
+    cell = (4.0 * np.eye(3), np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1e-5]]), np.array([28, 28]))
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="no symmetry for Ni2"):
+        symmetry_dataset(cell, "Ni2", symprec=1e-4)

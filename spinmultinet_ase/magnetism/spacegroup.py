@@ -1,6 +1,6 @@
 """Space-group operations of a crystal from spglib, with spglib's failures raised as one-line
-errors (spglib's own error handling is switched to exceptions for the call, so it neither
-returns None nor warns)."""
+errors (spglib's own error handling, a process-wide setting of spglib 2.7 and later, is switched
+to exceptions for the call, so it does not warn)."""
 
 from __future__ import annotations
 
@@ -24,20 +24,30 @@ def _spglib_raising(formula: str) -> Iterator[None]:
         yield
     except spglib.error.SpglibError as error:
         raise ValueError(
-            f"spglib found no symmetry for {formula} ({error}): check the structure for "
+            f"spglib's symmetry search failed on {formula} ({error}): check the structure for "
             "overlapping atoms"
         ) from None
     finally:
         spglib.error.OLD_ERROR_HANDLING = previous
 
 
+def _found(result, formula: str):
+    """``result``, or the one-line error for a search that returned nothing (spglib's old error
+    mode, which the environment variable ``SPGLIB_OLD_ERROR_HANDLING`` can still select)."""
+    if result is None:
+        raise ValueError(
+            f"spglib found no symmetry for {formula}: check the structure for overlapping atoms"
+        )
+    return result
+
+
 def symmetry_operations(cell: SpglibCell, formula: str, symprec: float) -> dict:
     """spglib's ``rotations`` (fractional) and ``translations`` of ``cell``."""
     with _spglib_raising(formula):
-        return spglib.get_symmetry(cell, symprec=symprec)
+        return _found(spglib.get_symmetry(cell, symprec=symprec), formula)
 
 
 def symmetry_dataset(cell: SpglibCell, formula: str, symprec: float):
     """spglib's symmetry dataset of ``cell`` (primitive lattice, mapping, operations)."""
     with _spglib_raising(formula):
-        return spglib.get_symmetry_dataset(cell, symprec=symprec)
+        return _found(spglib.get_symmetry_dataset(cell, symprec=symprec), formula)
