@@ -2,7 +2,8 @@
 # Candidate pool for active learning on Cr2O3 and α-Fe2O3 from MD of a model that knows them
 # (e.g. the shipped model fine-tuned with configs/finetune_corundum.yaml): NVT at 300, 600 and
 # 900 K in the 10-atom cell and its 2x1x1 supercell (shapes in training; the held-out rh110-20
-# stays unseen), in the ground state, FM and other orderings, every 100th step kept.
+# stays unseen), in the ground state, FM and other orderings: every 100th step from the 500th
+# (the built cells and the first 0.5 ps of equilibration skipped).
 # Usage: bash scripts/corundum_md_pool.sh MODEL OUTPUT_DIR   (pool: OUTPUT_DIR/pool.extxyz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,4 +37,4 @@ for run in "${runs[@]}"; do
     fi
     trajectories+=("$dir/md.traj")
 done
-spinmultinet pool "${trajectories[@]}" --every 1 --output "$out/pool.extxyz" --overwrite
+spinmultinet pool "${trajectories[@]}" --start 5 --every 1 --output "$out/pool.extxyz" --overwrite

@@ -687,7 +687,7 @@ def _pool(args: argparse.Namespace) -> None:
     from spinmultinet_ase.workflows.pool import pool_from_trajectories
 
     check_outputs([args.output], args.overwrite)
-    frames = pool_from_trajectories(args.trajectories, args.every)
+    frames = pool_from_trajectories(args.trajectories, args.every, args.start)
     with atomic_path(args.output) as temporary:
         write(temporary, frames, format="extxyz")
     print(
@@ -702,7 +702,13 @@ def _add_pool(sub: argparse._SubParsersAction) -> None:
         help="candidate structures for active learning from MD trajectories (spinmultinet md)",
     )
     p.add_argument("trajectories", nargs="+", metavar="TRAJ", help="ASE trajectories (md.traj)")
-    p.add_argument("--every", type=int, default=1, help="keep every K-th frame (from the first)")
+    p.add_argument("--every", type=int, default=1, help="keep every K-th frame (from --start)")
+    p.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help="first frame kept (skip the built starting structure and the equilibration)",
+    )
     p.add_argument("--output", default="pool.extxyz", help="extxyz of the candidates")
     _add_overwrite(p)
     p.set_defaults(run=_pool)

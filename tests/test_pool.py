@@ -64,6 +64,12 @@ def test_pool_keeps_every_kth_frame_with_its_moments_and_a_unique_id(runs, tmp_p
     assert main([*argv[:-2], "--every", "5", "--output", str(output), "--overwrite"]) == 0
     ids = [a.info["structure_id"] for a in read(output, ":")]
     assert ids == ["md_NiO-0", "md_NiO-5", "md_MnO-0", "md_MnO-5"]
+    skipped = [*argv[:-2], "--every", "2", "--start", "3", "--output", str(output), "--overwrite"]
+    assert main(skipped) == 0
+    pool = read(output, ":")
+    ids = [a.info["structure_id"] for a in pool]
+    assert ids == ["md_NiO-3", "md_NiO-5", "md_MnO-3", "md_MnO-5"]
+    np.testing.assert_allclose(pool[0].positions, read(runs[0], 3).positions, atol=1e-7)
 
 
 def test_bad_pool_input_is_one_line_and_exit_2(runs, tmp_path, capsys):
@@ -81,6 +87,8 @@ def test_bad_pool_input_is_one_line_and_exit_2(runs, tmp_path, capsys):
         ([text], [], "cannot read"),
         ([runs[0], runs[0]], [], "structure ids would repeat"),
         (runs, ["--every", "0"], "--every must be a whole number"),
+        (runs, ["--start", "-1"], "--start must be a whole number >= 0"),
+        (runs, ["--start", "6"], "no frames from frame 6 on"),
     ):
         assert main(["pool", *map(str, inputs), *options, "--output", str(output)]) == 2
         error = capsys.readouterr().err

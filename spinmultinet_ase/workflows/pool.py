@@ -35,8 +35,9 @@ def trajectory_names(paths: Sequence[str | Path]) -> list[str]:
     )
 
 
-def pool_from_trajectories(paths: Sequence[str | Path], every: int) -> list[Atoms]:
-    """Every ``every``-th frame (from the first) of each trajectory, as a pool structure.
+def pool_from_trajectories(paths: Sequence[str | Path], every: int, start: int = 0) -> list[Atoms]:
+    """Every ``every``-th frame of each trajectory from its frame ``start`` (the frames before
+    it skipped: the built starting structure and the equilibration), as a pool structure.
 
     Each keeps positions, cell, periodicity and ``initial_magmoms`` (collinear ``(N,)`` or
     non-collinear ``(N, 3)``, μB), and gets ``structure_id`` ``NAME-INDEX``:
@@ -47,6 +48,7 @@ def pool_from_trajectories(paths: Sequence[str | Path], every: int) -> list[Atom
         ValueError: a file is not an ASE trajectory, or a frame has no ``initial_magmoms``.
     """
     check_count(every, "--every")
+    check_count(start, "--start", minimum=0)
     for path in paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"no trajectory at {path}")
@@ -55,7 +57,7 @@ def pool_from_trajectories(paths: Sequence[str | Path], every: int) -> list[Atom
     for path, name in zip(paths, names, strict=True):
         try:
             with Trajectory(path) as frames:
-                kept = [(index, frames[index]) for index in range(0, len(frames), every)]
+                kept = [(index, frames[index]) for index in range(start, len(frames), every)]
         except Exception as error:  # ASE raises many types for unreadable files
             raise ValueError(
                 f"cannot read {path} as an ASE trajectory ({type(error).__name__}: {error})"
@@ -73,5 +75,5 @@ def pool_from_trajectories(paths: Sequence[str | Path], every: int) -> list[Atom
             atoms.info[STRUCTURE_ID] = f"{name}-{index}"
             pool.append(atoms)
     if not pool:
-        raise ValueError("the trajectories hold no frames")
+        raise ValueError(f"the trajectories hold no frames from frame {start} on")
     return pool
