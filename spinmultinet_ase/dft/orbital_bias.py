@@ -49,6 +49,9 @@ T2G = (0, 1, 3)
 STRENGTH_EV = 2.0
 # Most SCF steps run with the bias before it is released regardless.
 MAX_BIAS_STEPS = 20
+# Release once the biased SCF's density error (electrons per valence electron) is below this,
+# with the targets filled; None: as soon as they are filled.
+RELEASE_DENSITY: float | None = None
 
 
 def a1g_vector(axis: np.ndarray) -> np.ndarray:
@@ -282,14 +285,19 @@ class BiasedStart:
 
 
 def run_biased_start(
-    calc, atoms: Atoms, bias: OrbitalBias, max_steps: int = MAX_BIAS_STEPS
+    calc,
+    atoms: Atoms,
+    bias: OrbitalBias,
+    max_steps: int = MAX_BIAS_STEPS,
+    release_density: float | None = RELEASE_DENSITY,
 ) -> BiasedStart:
     """Run the first SCF steps of ``atoms`` on ``calc`` with ``bias`` active, then release it.
 
     ``calc`` is a GPAW (new code) ASE calculator built with ``extensions=[bias]``. A new
     calculation is created for ``atoms`` and SCF steps run with the bias until every target
     atom holds at least :data:`~spinmultinet_ase.dft.states.FILLED` electrons per target
-    electron in its target orbitals, or ``max_steps`` steps. The bias is then switched off and
+    electron in its target orbitals (and, with ``release_density``, the SCF's density error
+    per valence electron is below it), or ``max_steps`` steps. The bias is then switched off and
     the potential recomputed without it; the next ``atoms.get_potential_energy()`` continues
     this SCF from the same wave functions and density (GPAW's mixer and iteration count
     restart) to the unbiased solution. The stop decision is rank 0's on every MPI rank.
@@ -304,7 +312,10 @@ def run_biased_start(
         steps = context.niter
         occupations = current_target_occupations(dft, bias.targets)
         filled = all(occupations[a] >= needed[a] for a in needed)
-        release = np.array([1.0 if filled or steps >= max_steps else 0.0])
+        settled = release_density is None or (
+            context.dens.error / context.wfs.nvalence < release_density
+        )
+        release = np.array([1.0 if (filled and settled) or steps >= max_steps else 0.0])
         dft.comm.broadcast(release, 0)
         if release[0]:
             break
