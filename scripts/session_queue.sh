@@ -4,8 +4,9 @@
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
 #   1. the CoO convergence entries, the Pulay calibration first (CoO labelling needs it),
-#      from the orbital-bias start; FeO's wait: its rattled FM frame does not converge after
-#      the bias is released (data/studies/feo_coo_states.md, scripts/bias_release_study.py)
+#      from the orbital-bias start; then damped-mixer runs of FeO's rattled FM frame, which
+#      does not converge after the bias is released with GPAW's default mixer
+#      (data/studies/feo_coo_states.md, scripts/bias_release_study.py); FeO's entries wait
 #   2. corundum reference data (docs/corundum_data.md)
 #   3. the rest of the corundum convergence entries
 #   4. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
@@ -25,6 +26,8 @@ step() {
     fi
 }
 step bash scripts/convergence.sh CoO
+step bash scripts/gpaw_run.sh data/studies/bias_release.log scripts/bias_release_study.py FeO \
+    filled-pulay filled-msr1
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
 step bash scripts/label_reference_data.sh --orderings MnO NiO
