@@ -8,18 +8,32 @@
 # --orderings first: the ordering-diversity pool of rocksalt materials instead
 # (docs/ordering_data.md): data/structures_orderings_MnO_NiO.extxyz ->
 # data/reference_orderings_MnO_NiO.extxyz (without materials: MnO NiO, data/structures_orderings...).
-# Usage: nohup bash scripts/label_reference_data.sh [--orderings] [MATERIAL ...] > /dev/null 2>&1 &
+# --until N: stop once N structures of the file are labelled (accepted or rejected), e.g. 16
+# for a rocksalt material's yardstick cells, which come first.
+# Usage: nohup bash scripts/label_reference_data.sh [--until N] [--orderings] [MATERIAL ...] \
+#     > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # GPAW is built against Debian OpenMPI: call its mpiexec, not whichever one is first on PATH
 # (a pip MPI stack, e.g. for LAMMPS, can shadow it).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-pool=() prefix=""
+until="" pool=() prefix=""
+if [ "${1:-}" = --until ]; then until=$2; shift 2; fi
 if [ "${1:-}" = --orderings ]; then pool=(--orderings-pool) prefix="_orderings"; shift; fi
 materials=("$@")
 suffix="${prefix}_$(IFS=_; echo "${materials[*]}")"
 if [ $# -eq 0 ]; then materials=(MnO NiO) suffix="$prefix"; fi
 structures=data/structures$suffix.extxyz
 [ -f "$structures" ] || spinmultinet structures "$structures" --materials "${materials[@]}" "${pool[@]}"
-nice /usr/bin/mpiexec -n 2 spinmultinet label "$structures" "data/reference$suffix.extxyz" \
+output=data/reference$suffix.extxyz
+limit=()
+if [ -n "$until" ]; then
+    done=$(python -c "import sys; from pathlib import Path
+from spinmultinet_ase.dft.label import read_output, rejected_path
+out = Path(sys.argv[1])
+print(sum(len(read_output(p)[0]) for p in (out, rejected_path(out))))" "$output")
+    [ "$done" -lt "$until" ] || exit 0
+    limit=(--limit $((until - done)))
+fi
+nice /usr/bin/mpiexec -n 2 spinmultinet label "$structures" "$output" "${limit[@]}" \
     --log-dir data/gpaw_logs >> data/labelling.log 2>&1

@@ -6,7 +6,8 @@
 #   1. the CoO convergence entries, the Pulay calibration first (CoO labelling needs it),
 #      from the orbital-bias start; then damped-mixer runs of FeO's rattled FM frame, which
 #      does not converge after the bias is released with GPAW's default mixer
-#      (data/studies/feo_coo_states.md, scripts/bias_release_study.py); FeO's entries wait
+#      (data/studies/feo_coo_states.md, scripts/bias_release_study.py); FeO's entries wait;
+#      then CoO's 16 yardstick cells (the first structures of data/structures_CoO.extxyz)
 #   2. corundum reference data (docs/corundum_data.md)
 #   3. the rest of the corundum convergence entries
 #   4. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
@@ -28,6 +29,7 @@ step() {
 step bash scripts/convergence.sh CoO
 step bash scripts/gpaw_run.sh data/studies/bias_release.log scripts/bias_release_study.py FeO \
     filled-pulay filled-msr1
+step bash scripts/label_reference_data.sh --until 16 CoO
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
 step bash scripts/label_reference_data.sh --orderings MnO NiO
