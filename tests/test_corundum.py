@@ -339,3 +339,18 @@ def test_reference_cell_is_at_the_zero_pressure_volume_of_the_convergence_study(
     xray, protocol = corundum_cell(material, xray=True), corundum_cell(material)
     assert protocol.get_volume() == pytest.approx(xray.get_volume() * (1 + strain), rel=1e-12)
     np.testing.assert_allclose(protocol.get_scaled_positions(), xray.get_scaled_positions())
+
+
+def test_the_library_s_pulay_calibrations_are_those_of_the_committed_study():
+    """Every material's Pulay calibration in the protocol is what ``pulay_calibration`` gives
+    on the committed convergence entries (``data/convergence.json``), to its printed digits."""
+    import json
+    from pathlib import Path
+
+    from spinmultinet_ase.dft.protocol import PULAY_STRESS_700EV
+
+    entries = Path(__file__).parents[1] / "data" / "convergence.json"
+    results = json.loads(entries.read_text())
+    for material, p in PULAY_STRESS_700EV.items():
+        measured = convergence.pulay_calibration(results, material, convergence.CUTOFF)
+        assert measured == pytest.approx(p, abs=5e-6), material

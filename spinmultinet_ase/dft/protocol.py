@@ -15,12 +15,14 @@ HUBBARD_U_EV: dict[str, float] = {"Cr": 3.7, "Mn": 3.9, "Fe": 5.3, "Co": 3.32, "
 
 # Pulay-stress calibration at 700 eV (eV per formula unit), measured by
 # spinmultinet_ase/reference/convergence.py (data/convergence.json): the mean over FM and AFM-II of
-# (σ(1100 eV) − σ(700 eV)) · V / n_fu on a strained, rattled 4-atom cell. Calibrated on FM
-# alone, it leaves 0.001 (NiO) and 0.002 GPa (MnO) error on AFM-II against 1100 eV. Corundum
-# oxides: FM alone on a strained, rattled 10-atom cell (docs/corundum_data.md).
+# (σ(1100 eV) − σ(700 eV)) · V / n_fu on a strained, rattled 4-atom cell (FeO, CoO: run from the
+# orbital-bias start of the labeller). Calibrated on FM alone, it leaves 0.001 (NiO) and
+# 0.002 GPa (MnO) error on AFM-II against 1100 eV. Corundum oxides: the mean over FM and the
+# ground state of a strained, rattled 10-atom cell (docs/corundum_data.md).
 PULAY_STRESS_700EV: dict[str, float] = {
     "MnO": -0.12081,
     "NiO": -0.12133,
+    "CoO": -0.12733,
     "Cr2O3": -0.50757,
     "Fe2O3": -0.55980,
 }
