@@ -9,7 +9,8 @@ no stress) with the bias released:
     settled-beta0.02  as settled, with GPAW's density mixing at beta 0.02 instead of 0.05 (in
                       GPAW's default MSR1 mixer beta sets only the first step)
     filled-pulay      as filled, with Pulay mixing at beta 0.03 (5 densities kept) and PPCG
-                      eigensolver steps 4 per SCF step (GPAW default 2)
+                      eigensolver steps 4 per SCF step (GPAW default 2): the labeller's FeO
+                      settings since (``orbital_bias.SCF_KEYWORDS``)
     filled-msr1       as filled, with MSR1 steps capped (max_A 0.15, trust_scale 0.5, 5
                       densities kept) and PPCG steps 4
 Runs stop after 150 SCF steps (the protocol allows 300).
@@ -32,7 +33,11 @@ from pathlib import Path
 from ase.formula import Formula
 
 from spinmultinet_ase.dft.label import gpaw_calculator, start_bias
-from spinmultinet_ase.dft.orbital_bias import current_target_occupations, run_biased_start
+from spinmultinet_ase.dft.orbital_bias import (
+    SCF_KEYWORDS,
+    current_target_occupations,
+    run_biased_start,
+)
 from spinmultinet_ase.dft.orientation import canonical_rotation, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
 from spinmultinet_ase.dft.states import band_gap, minority_d_occupations, state_problem
@@ -46,12 +51,7 @@ VARIANTS = {
     "filled": (None, 20, {}),
     "settled": (1e-3, 40, {}),
     "settled-beta0.02": (1e-3, 40, {"mixer": {"beta": 0.02}}),
-    "filled-pulay": (
-        None,
-        20,
-        {"mixer": {"backend": "pulay", "beta": 0.03, "nmaxold": 5, "weight": 50}}
-        | {"eigensolver": EIGENSOLVER},
-    ),
+    "filled-pulay": (None, 20, SCF_KEYWORDS["FeO"]),
     "filled-msr1": (
         None,
         20,

@@ -249,7 +249,7 @@ def _yardsticks(args: argparse.Namespace) -> None:
     from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 
     check_outputs([args.output], args.overwrite)
-    table = yardstick_table(_read_frames(args.data))
+    table = yardstick_table([atoms for path in args.data for atoms in _read_frames(path)])
     write_text_atomic(args.output, json.dumps(table, indent=2))
     print(json.dumps(table, indent=2))
 
@@ -258,7 +258,7 @@ def _add_yardsticks(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "yardsticks", help="DFT ordering energies, exchange constants, E(δ) from labelled data"
     )
-    p.add_argument("data", help="labelled extxyz with the yardstick frames")
+    p.add_argument("data", nargs="+", help="labelled extxyz files with the yardstick frames")
     p.add_argument("output", help="JSON file to write")
     _add_overwrite(p)
     p.set_defaults(run=_yardsticks)

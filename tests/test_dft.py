@@ -519,7 +519,8 @@ def test_feo_frames_get_the_orbital_bias_about_their_own_axis_with_point_group_s
     """The labeller's calculator for pool frames of FeO (built, not run): on every Fe the
     minority spin of its initial moment and the a1g projector about the frame's AFM-II stacking
     axis in the bond-aligned frame GPAW runs on, also where that axis is not [111]; the FM
-    partner in the same cell gets the same axis; GPAW uses no point-group operation."""
+    partner in the same cell gets the same axis; GPAW uses no point-group operation, and FeO's
+    damped Pulay mixing with four PPCG steps per SCF step."""
     pytest.importorskip("gpaw")
     from spinmultinet_ase.dft.label import canonical_rotation, frame_calculator, start_bias
     from spinmultinet_ase.dft.orbital_bias import check_symmetric, trigonal_projector
@@ -553,6 +554,11 @@ def test_feo_frames_get_the_orbital_bias_about_their_own_axis_with_point_group_s
         bias = start_bias(work)
         calc = frame_calculator(work, CHEAP, tmp_path / "gpaw.txt", bias)
         assert calc.params.extensions == [bias]
+        mixer, eigensolver = calc.params.mixer, calc.params.eigensolver
+        assert mixer.name == "pulay"
+        assert mixer.mixer_params == {"beta": 0.03, "nmaxold": 5}
+        assert mixer.metric_params["weight"] == 50
+        assert (eigensolver.name, eigensolver.niter, eigensolver.min_niter) == ("ppcg", 4, 2)
         moments = work.get_initial_magnetic_moments()
         iron = [i for i, s in enumerate(work.get_chemical_symbols()) if s == "Fe"]
         assert sorted(bias.targets) == iron
@@ -598,7 +604,7 @@ def test_an_feo_frame_without_a_minority_spin_to_bias_is_rejected_before_any_run
 def test_feo_frames_of_another_start_rule_are_not_resumed():
     pytest.importorskip("gpaw")
     from spinmultinet_ase.dft.label import ORBITAL_BIAS_START, STRUCTURE_ID, protocol_mismatch
-    from spinmultinet_ase.dft.orbital_bias import STRENGTH_EV
+    from spinmultinet_ase.dft.orbital_bias import SCF_KEYWORDS, STRENGTH_EV, scf_record
 
     feo, mno = rocksalt_ordered("FeO", "AFM-II"), rocksalt_ordered("MnO", "AFM-II")
     feo.info[STRUCTURE_ID], mno.info[STRUCTURE_ID] = "FeO-0", "MnO-0"
@@ -607,6 +613,14 @@ def test_feo_frames_of_another_start_rule_are_not_resumed():
         f"FeO-0 has dft_start=None, this run {ORBITAL_BIAS_START}"
     )
     feo.info.update(dft_start=ORBITAL_BIAS_START, dft_bias_strength_ev=STRENGTH_EV)
+    # FeO's damped mixing belongs to its rule: a frame run with GPAW's default mixer differs
+    assert "dft_scf=None" in protocol_mismatch([feo], CHEAP)
+    feo.info["dft_scf"] = scf_record(SCF_KEYWORDS["FeO"])
     assert protocol_mismatch([feo], CHEAP) == ""
     feo.info["dft_bias_strength_ev"] = STRENGTH_EV / 2
     assert "dft_bias_strength_ev" in protocol_mismatch([feo], CHEAP)
+    coo = rocksalt_ordered("CoO", "AFM-II")
+    coo.info.update(
+        {STRUCTURE_ID: "CoO-0", "dft_start": ORBITAL_BIAS_START, "dft_bias_strength_ev": 2.0}
+    )
+    assert protocol_mismatch([coo], CHEAP) == ""  # CoO keeps GPAW's default mixer

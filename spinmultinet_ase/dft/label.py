@@ -137,11 +137,22 @@ def frame_calculator(work: Atoms, protocol: DFTProtocol, txt: str | Path, bias: 
 
     With a bias, GPAW's point-group symmetry is off (time reversal kept): the frames are
     strained, rattled or supercells of any ordering, whose symmetry operations would not in
-    general keep the bias (``orbital_bias.check_symmetric``).
+    general keep the bias (``orbital_bias.check_symmetric``); the material's mixer and
+    eigensolver settings (:data:`~spinmultinet_ase.dft.orbital_bias.SCF_KEYWORDS`) apply.
     """
     if bias is None:
         return gpaw_calculator(work, protocol, txt)
-    return gpaw_calculator(work, protocol, txt, symmetry={"point_group": False}, extensions=[bias])
+    from spinmultinet_ase.dft.orbital_bias import SCF_KEYWORDS
+
+    formula = str(Formula(work.get_chemical_formula()).reduce()[0])
+    return gpaw_calculator(
+        work,
+        protocol,
+        txt,
+        symmetry={"point_group": False},
+        extensions=[bias],
+        **SCF_KEYWORDS.get(formula, {}),
+    )
 
 
 def _protocol_info(protocol: DFTProtocol) -> dict:
@@ -164,9 +175,12 @@ def _start_info(formula: str) -> dict:
     frames and compared on resume, like the protocol; empty for a plain start."""
     if not needs_broken_symmetry(formula):
         return {}
-    from spinmultinet_ase.dft.orbital_bias import STRENGTH_EV
+    from spinmultinet_ase.dft.orbital_bias import SCF_KEYWORDS, STRENGTH_EV, scf_record
 
-    return {"dft_start": ORBITAL_BIAS_START, "dft_bias_strength_ev": STRENGTH_EV}
+    start = {"dft_start": ORBITAL_BIAS_START, "dft_bias_strength_ev": STRENGTH_EV}
+    if formula in SCF_KEYWORDS:
+        start["dft_scf"] = scf_record(SCF_KEYWORDS[formula])
+    return start
 
 
 def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Atoms:

@@ -52,6 +52,25 @@ MAX_BIAS_STEPS = 20
 # Release once the biased SCF's density error (electrons per valence electron) is below this,
 # with the targets filled; None: as soon as they are filled.
 RELEASE_DENSITY: float | None = None
+# GPAW keywords of a biased run besides the protocol's, by reduced formula. FeO's single
+# minority electron can turn within t2g at little cost once the bias is released; GPAW's
+# default (MSR1) mixing lets it wander or leave the target orbital, damped Pulay mixing with
+# more eigensolver steps per SCF step keeps it (data/studies/feo_coo_states.md).
+SCF_KEYWORDS: dict[str, dict[str, dict[str, object]]] = {
+    "FeO": {
+        "mixer": {"backend": "pulay", "beta": 0.03, "nmaxold": 5, "weight": 50},
+        "eigensolver": {"name": "ppcg", "niter": 4, "min_niter": 2},
+    }
+}
+
+
+def scf_record(keywords: Mapping[str, Mapping[str, object]]) -> str:
+    """``keywords`` (:data:`SCF_KEYWORDS` of a material) as one extxyz-safe line, e.g.
+    ``mixer:backend=pulay,beta=0.03``."""
+    return ";".join(
+        f"{name}:" + ",".join(f"{key}={value}" for key, value in sorted(options.items()))
+        for name, options in sorted(keywords.items())
+    )
 
 
 def a1g_vector(axis: np.ndarray) -> np.ndarray:

@@ -60,8 +60,17 @@ it after labelling more. Everything here was computed on this project's 2-core m
   each structure so its metal–oxygen bonds lie along the axes (the orientation check below);
   relabelled since. MnO frames from before the change are kept: MnO's energy hardly depends
   on orientation (same table).
+* `structures_MATERIALS.extxyz` → `reference_MATERIALS.extxyz`: the other materials, labelled
+  with the same protocol (`bash scripts/label_reference_data.sh MATERIAL ...`): corundum
+  Cr2O3 and Fe2O3 (`docs/corundum_data.md`), rocksalt CoO (and FeO, after its convergence
+  entries). FeO and CoO have several DFT+U states (Fe²⁺ d⁶ and Co²⁺ d⁷ are orbitally
+  degenerate); every frame starts with an orbital bias that fills the trigonal target
+  orbitals (Fe a1g, Co e_g' about the AFM-II 3-fold axis), released after the first SCF
+  steps (FeO then with damped Pulay mixing), and frames that end elsewhere (gap < 0.25 eV,
+  fractional occupations, targets not filled, or 0.3 eV/f.u. above an ordering partner) are
+  rejected: `data/studies/feo_coo_states.md`, `spinmultinet_ase/dft/states.py`.
 * `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
-  energies, J1/J2 and E(δ) under [111] strain.
+  energies, J1/J2 and E(δ) under [111] strain, of every material labelled so far.
 * `checks/`: small DFT checks of the workflows, labelled with the same protocol, each with
   `comparison.md` (DFT against the shipped model; `bash scripts/dft_checks.sh CHECK`):
   `gamma_phonons/`, the undistorted 4-atom AFM-II and FM yardstick cells with one atom
@@ -73,7 +82,8 @@ it after labelling more. Everything here was computed on this project's 2-core m
 ```bash
 spinmultinet structures data/structures.extxyz            # deterministic (seed 0)
 nohup bash scripts/dft_queue.sh > /dev/null 2>&1 &         # convergence study, then labelling
-spinmultinet yardsticks data/reference.extxyz data/yardsticks.json --overwrite
+spinmultinet yardsticks data/reference.extxyz data/reference_CoO.extxyz \\
+    data/reference_Cr2O3_Fe2O3.extxyz data/yardsticks.json --overwrite
 spinmultinet data-card data/ --overwrite
 ```
 The labelling resumes where it stopped (frames are matched by `structure_id`) and runs under
