@@ -3,15 +3,14 @@
 # restarts first (the MnO/NiO reference data itself is scripts/dft_queue.sh).
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
-#   1. damped-mixer runs of FeO's rattled FM frame, which does not converge after the orbital
-#      bias is released with GPAW's default mixer (data/studies/feo_coo_states.md,
-#      scripts/bias_release_study.py; FeO's convergence entries wait on them); CoO's 16
-#      yardstick cells (the first structures of data/structures_CoO.extxyz); the rest of the
-#      CoO convergence entries (its Pulay calibration is in the library)
-#   2. corundum reference data (docs/corundum_data.md)
-#   3. the rest of the corundum convergence entries
-#   4. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   5. the rest of the FeO/CoO state study and the corundum stress check
+#   1. CoO's active-learning campaign (scripts/active_learning.sh: GPAW labels its test
+#      structures and the committee's picks, the committee is fine-tuned between rounds)
+#   2. FeO's convergence entries, its Pulay calibration pair first (FeO's labelling waits on
+#      it; data/studies/feo_coo_states.md, "The rule for FeO")
+#   3. corundum reference data (docs/corundum_data.md)
+#   4. the rest of the corundum convergence entries
+#   5. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   6. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
@@ -26,10 +25,8 @@ step() {
         echo "$(date -u +%FT%TZ) failed ($?): $*" >> data/queue.log
     fi
 }
-step bash scripts/gpaw_run.sh data/studies/bias_release.log scripts/bias_release_study.py FeO \
-    filled-pulay filled-msr1
-step bash scripts/label_reference_data.sh --until 16 CoO
-step bash scripts/convergence.sh CoO
+step bash scripts/active_learning.sh CoO
+step bash scripts/convergence.sh FeO
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
 step bash scripts/label_reference_data.sh --orderings MnO NiO
