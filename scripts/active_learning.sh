@@ -3,7 +3,8 @@
 # resumable, so after a kill at any point the same command continues; returns at once when
 # the campaign is done:
 #   1. scripts/active_split.py MATERIAL: test structures, pool and initial data into
-#      data/active_MATERIAL/ (deterministic; never overwrites other content);
+#      data/active_MATERIAL/ (deterministic; never overwrites other content), unless all three
+#      files are there;
 #   2. GPAW labels the test structures (2 ranks) into test_labelled.extxyz, then the test file
 #      test.extxyz is written (ideal yardstick cells + labelled test structures);
 #   3. spinmultinet active-learn configs/active_MATERIAL.yaml (select, label, fine-tune, repeat).
@@ -23,7 +24,11 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 # one progress-bar line a minute at most in the log
 export PYTHONPATH=$PWD TQDM_MININTERVAL=60
 mkdir -p "$folder"
-python scripts/active_split.py "$material" >> "$folder/split.log" 2>&1
+# the split once: the committed files are the campaign's inputs from then on
+for name in test_structures pool initial; do
+    [ -f "$folder/$name.extxyz" ] || { python scripts/active_split.py "$material" \
+        >> "$folder/split.log" 2>&1; break; }
+done
 if [ ! -f "$folder/test.extxyz" ]; then
     nice /usr/bin/mpiexec -n 2 spinmultinet label "$folder/test_structures.extxyz" \
         "$folder/test_labelled.extxyz" --log-dir "$folder/gpaw_logs" >> "$folder/labelling.log" 2>&1
