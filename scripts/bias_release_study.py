@@ -10,7 +10,7 @@ no stress) with the bias released:
                       GPAW's default MSR1 mixer beta sets only the first step)
     filled-pulay      as filled, with Pulay mixing at beta 0.03 (5 densities kept) and PPCG
                       eigensolver steps 4 per SCF step (GPAW default 2): the labeller's FeO
-                      settings since (``orbital_bias.SCF_KEYWORDS``)
+                      settings (``orbital_bias.SCF_KEYWORDS``)
     filled-msr1       as filled, with MSR1 steps capped (max_A 0.15, trust_scale 0.5, 5
                       densities kept) and PPCG steps 4
 Runs stop after 150 SCF steps (the protocol allows 300).

@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from spinmultinet_ase.dft.label import gpaw_calculator
-from spinmultinet_ase.dft.orbital_bias import OrbitalBias, bias_targets, run_biased_start
+from spinmultinet_ase.dft.orbital_bias import (
+    SCF_KEYWORDS,
+    OrbitalBias,
+    bias_targets,
+    run_biased_start,
+    scf_record,
+)
 from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
@@ -49,8 +55,9 @@ LOGS = Path("data/studies/feo_coo_logs")
 #       e_g' pair of Co about [111], the AFM-II axis of the bond-aligned frame), then released
 #       and converged without it. The cells run here keep [111] as their 3-fold axis, so GPAW's
 #       symmetrisation keeps the bias.
-#   bias-tr: as bias with symmetry={'point_group': False} (time reversal kept): the form
-#       that works for any frame, whatever its symmetry.
+#   bias-tr: as bias with symmetry={'point_group': False} (time reversal kept) and the
+#       material's SCF settings (orbital_bias.SCF_KEYWORDS): the labeller's start, which works
+#       for any frame, whatever its symmetry.
 # Orderings: AFM-II and FM in their own minimal cells (the FM cell is the cubic 2-atom
 # primitive cell), and FM-trigonal: FM in the 4-atom AFM-II cell, the geometry of the
 # labelling pool's FM partners, whose trigonal symmetry already splits the t2g shell.
@@ -196,7 +203,7 @@ def run(name: str, formula: str, ordering: str, start: str, a: float) -> dict:
     work = rotated(atoms, bond_alignment_rotation(atoms))
     extra = {"symmetry": "off"} if start.startswith("nosym") else {}
     if start == "bias-tr":
-        extra = {"symmetry": {"point_group": False}}
+        extra = {"symmetry": {"point_group": False}, **SCF_KEYWORDS.get(formula, {})}
     bias = OrbitalBias(bias_targets(work)) if start.startswith("bias") else None
     if bias is not None:
         extra["extensions"] = [bias]
@@ -249,6 +256,7 @@ def run(name: str, formula: str, ordering: str, start: str, a: float) -> dict:
         "d_occupation_eigenvalues": d_occupations(calc),
         "hubbard_u_ev": hubbard_u_ev(calc),
         "symmetry": extra.get("symmetry", "on"),
+        "scf": scf_record({k: extra[k] for k in ("mixer", "eigensolver") if k in extra}),
         "bias_strength_ev": None if biased is None else biased.strength_ev,
         "bias_max_steps": None if biased is None else biased.max_steps,
         "bias_steps": None if biased is None else biased.steps,

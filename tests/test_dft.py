@@ -601,7 +601,7 @@ def test_an_feo_frame_without_a_minority_spin_to_bias_is_rejected_before_any_run
     assert result.calc is None and not (tmp_path / "gpaw.txt").exists()
 
 
-def test_feo_frames_of_another_start_rule_are_not_resumed():
+def test_feo_frames_of_another_start_rule_are_not_resumed(tmp_path):
     pytest.importorskip("gpaw")
     from spinmultinet_ase.dft.label import ORBITAL_BIAS_START, STRUCTURE_ID, protocol_mismatch
     from spinmultinet_ase.dft.orbital_bias import SCF_KEYWORDS, STRENGTH_EV, scf_record
@@ -617,10 +617,11 @@ def test_feo_frames_of_another_start_rule_are_not_resumed():
     assert "dft_scf=None" in protocol_mismatch([feo], CHEAP)
     feo.info["dft_scf"] = scf_record(SCF_KEYWORDS["FeO"])
     assert protocol_mismatch([feo], CHEAP) == ""
+    write(tmp_path / "feo.extxyz", feo)  # the record survives the output file
+    assert protocol_mismatch([read(tmp_path / "feo.extxyz")], CHEAP) == ""
     feo.info["dft_bias_strength_ev"] = STRENGTH_EV / 2
     assert "dft_bias_strength_ev" in protocol_mismatch([feo], CHEAP)
     coo = rocksalt_ordered("CoO", "AFM-II")
-    coo.info.update(
-        {STRUCTURE_ID: "CoO-0", "dft_start": ORBITAL_BIAS_START, "dft_bias_strength_ev": 2.0}
-    )
+    coo.info.update(dft_start=ORBITAL_BIAS_START, dft_bias_strength_ev=STRENGTH_EV)
+    coo.info[STRUCTURE_ID] = "CoO-0"
     assert protocol_mismatch([coo], CHEAP) == ""  # CoO keeps GPAW's default mixer

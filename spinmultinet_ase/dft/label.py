@@ -191,7 +191,8 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     ``atoms`` (GPAW may run on a copy turned into its canonical orientation:
     ``protocol.align_bonds``). Materials with orbitally degenerate ions (FeO, CoO) start with
     an orbital bias (:func:`start_bias`, released after the first SCF steps:
-    ``info['dft_start']``, ``info['dft_bias_strength_ev']``, ``info['dft_bias_steps']``) and
+    ``info['dft_start']``, ``info['dft_bias_strength_ev']``, ``info['dft_bias_steps']``; FeO
+    with its own mixer and eigensolver settings, ``info['dft_scf']``) and
     must land in the insulating target state (``spinmultinet_ase/dft/states.py``); their band
     gap goes into ``info['dft_gap_ev']``.
     """

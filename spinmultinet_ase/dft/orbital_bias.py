@@ -66,7 +66,7 @@ SCF_KEYWORDS: dict[str, dict[str, dict[str, object]]] = {
 
 def scf_record(keywords: Mapping[str, Mapping[str, object]]) -> str:
     """``keywords`` (:data:`SCF_KEYWORDS` of a material) as one extxyz-safe line, e.g.
-    ``mixer:backend=pulay,beta=0.03``."""
+    ``eigensolver:name=ppcg,niter=4;mixer:backend=pulay,beta=0.03`` ('' for none)."""
     return ";".join(
         f"{name}:" + ",".join(f"{key}={value}" for key, value in sorted(options.items()))
         for name, options in sorted(keywords.items())
