@@ -119,7 +119,8 @@ def _train(args: argparse.Namespace) -> None:
 
     config = load_config(args.config)
     if args.data:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=args.data))
+        data = dataclasses.replace(config.data, path=tuple(args.data))
+        config = dataclasses.replace(config, data=data)
     if args.max_epochs is not None:
         optim = dataclasses.replace(config.optim, max_epochs=args.max_epochs)
         config = dataclasses.replace(config, optim=optim)
@@ -160,8 +161,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--data",
-        help="labelled extxyz to train on instead of the config's data.path (e.g. a frozen "
-        "copy of a file a DFT job is still appending to)",
+        nargs="+",
+        metavar="FILE",
+        help="labelled extxyz file(s) to train on instead of the config's data.path (e.g. a "
+        "frozen copy of a file a DFT job is still appending to)",
     )
     p.add_argument(
         "--max-epochs",

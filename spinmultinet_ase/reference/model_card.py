@@ -193,12 +193,12 @@ def _train_config(metadata: dict) -> TrainConfig:
 def _data_status(data: DataConfig, summary: dict, tested: int) -> tuple[str, bool]:
     """One line on how complete the data was: the training and validation frames the model
     learned from (``data``: its training data and split rules), and the ``tested`` test frames
-    it was evaluated on, each against the structure pool next to the data
+    it was evaluated on, each against the structure pool next to the (first) data file
     (``structures.extxyz``); and whether the model is provisional, trained before the pool's
     training and validation structures were all labelled."""
     trained = {name: summary["num_frames"][name] for name in TRAINING_SPLITS}
     counts = f"train {trained['train']}, validation {trained['validation']}, test {tested}"
-    data_path = Path(data.path)
+    data_path = Path(data.paths[0])
     pool_path = data_path.with_name("structures.extxyz")
     if not pool_path.exists():
         return f"* Frames: {counts} (no structure pool found next to `{data_path}`)", False
@@ -528,7 +528,7 @@ def write_model_card(
         "`data/README.md`), split deterministically by structure id; the test split holds "
         "every AFM-III frame, every 16-atom cell and the undistorted yardstick cells.",
         data_status,
-        f"* Trained on `{summary['data']['path']}`, data fingerprint "
+        f"* Trained on {', '.join(f'`{p}`' for p in train_config.data.paths)}, data fingerprint "
         f"`{summary['data']['fingerprint'][:16]}` (`spinmultinet_ase.train.dataset."
         "data_fingerprint`: which frames, with their energies, the model learned from)"
         if "data" in summary
@@ -582,7 +582,7 @@ def write_model_card(
                 f"| {material} | {name} | {_fmt(dft)} | {_fmt(model)} | {'✓' if ok else '✗'} |"
             )
     lines += _exchange_shell_lines(evaluation["yardsticks"]["dft"])
-    lines += _dft_cell_dependence(evaluation, Path(train_config.data.path))
+    lines += _dft_cell_dependence(evaluation, Path(train_config.data.paths[0]))
     sensitivity = evaluation["guess_sensitivity_meV_per_fu"]
     lines += [
         "",

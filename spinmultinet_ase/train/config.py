@@ -62,7 +62,10 @@ _RANGES: dict[tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     ("", "num_threads"): (lambda v: v >= 1, ">= 1"),
     ("", "dtype"): (lambda v: v in ("float32", "float64"), "float32 or float64"),
     ("", "output_dir"): (lambda v: v.strip() != "", "a folder name"),
-    ("data", "path"): (lambda v: v.strip() != "", "a file name"),
+    ("data", "path"): (
+        lambda v: bool(v) and all(p.strip() != "" for p in ((v,) if isinstance(v, str) else v)),
+        "a file name or a list of file names",
+    ),
     ("loss", "kind"): (lambda v: v in ("mse", "huber"), "mse or huber"),
     ("model", "spin_mode"): (lambda v: v in SPIN_MODES, " or ".join(SPIN_MODES)),
 }
@@ -103,6 +106,11 @@ def _check_type(value: Any, hint: Any, name: str) -> Any:
         value = float(value) if ok else value
     elif hint is str:
         ok, wanted = isinstance(value, str), "text"
+    elif hint == str | tuple[str, ...]:
+        ok = isinstance(value, str) or (
+            isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        )
+        wanted = "a file name or a list of file names"
     elif origin is tuple:
         ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
         wanted, value = "a list of names", tuple(value) if ok else value
@@ -123,7 +131,11 @@ class DataConfig:
     """Where the data is, which extxyz fields hold the labels, and how it is split.
 
     Attributes:
-        path: extxyz file of labelled frames (each with ``info['structure_id']``).
+        path: extxyz file of labelled frames (each with ``info['structure_id']``), or a list
+            of such files: their frames are read in the order given, as if the files were one
+            (a frame without an id is numbered by its place in that concatenation), so the
+            split and the data fingerprint are those of the concatenation. A structure id in
+            one file must not appear in another.
         keys: extxyz names of energy, forces, stress, magmoms (DFT targets) and
             initial_magmoms (the input guess).
         split_seed: seed of the deterministic split (by structure id).
@@ -136,7 +148,7 @@ class DataConfig:
             guess's size, only on the state it leads to, so this teaches the model the same.
     """
 
-    path: str = "data/reference.extxyz"
+    path: str | tuple[str, ...] = "data/reference.extxyz"
     keys: dict[str, str] = field(default_factory=dict)
     split_seed: int = 0
     validation_fraction: float = 0.1
@@ -149,7 +161,13 @@ class DataConfig:
     replay_fraction: float = 0.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.path, str):  # one way to write each: a list of one is its file
+            path = tuple(self.path)
+            object.__setattr__(self, "path", path[0] if len(path) == 1 else path)
         _check_ranges(self, "data")
+        repeated = sorted({p for p in self.paths if self.paths.count(p) > 1})
+        if repeated:
+            raise ValueError(f"data.path names {', '.join(repeated)} more than once")
         if self.validation_fraction + self.test_fraction >= 1:
             raise ValueError(
                 "data.validation_fraction + data.test_fraction must be < 1 (the rest trains), "
@@ -165,6 +183,11 @@ class DataConfig:
         if unknown:
             raise ValueError(f"unknown data.keys {sorted(unknown)}; known: {sorted(DEFAULT_KEYS)}")
         object.__setattr__(self, "keys", {**DEFAULT_KEYS, **self.keys})
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The labelled files of ``path``, in the order given."""
+        return (self.path,) if isinstance(self.path, str) else self.path
 
 
 @dataclass(frozen=True)

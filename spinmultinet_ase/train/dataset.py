@@ -63,17 +63,41 @@ def split_of(atoms: Atoms, config: DataConfig) -> str:
 
 
 def read_frames(config: DataConfig) -> list[Atoms]:
-    """All frames of the data file, with the configured label names checked on each."""
-    frames = read(config.path, index=":")
-    for index, atoms in enumerate(frames):
-        if "structure_id" not in atoms.info:
-            atoms.info["structure_id"] = f"frame-{index}"
-        for target in ("energy", "forces", "magmoms", "initial_magmoms"):
-            if _label(atoms, config.keys[target]) is None:
+    """All frames of the data files (``config.paths``, in order, as one concatenated file),
+    with the configured label names checked on each.
+
+    Raises:
+        ValueError: a file cannot be read, a frame lacks a label, or a structure id appears in
+            two files (one line naming the file).
+    """
+    frames: list[Atoms] = []
+    origin: dict[str, int] = {}  # structure id -> the number of the file it came from
+    for number, path in enumerate(config.paths):
+        try:
+            read_here = read(path, index=":")
+        except Exception as error:  # ASE raises many types for unreadable files
+            raise ValueError(
+                f"cannot read labelled frames from {path} ({type(error).__name__}: {error})"
+            ) from None
+        here: set[str] = set()
+        for index, atoms in enumerate(read_here):
+            atoms.info.setdefault("structure_id", f"frame-{len(frames) + index}")
+            structure_id = atoms.info["structure_id"]
+            if origin.get(structure_id, number) != number:
                 raise ValueError(
-                    f"{config.path} frame {index} has no '{config.keys[target]}' ({target}); "
-                    "set data.keys in the config to the name your file uses"
+                    f"{path} frame {index} has structure id {structure_id!r}, which "
+                    f"{config.paths[origin[structure_id]]} has too; structure ids must be "
+                    "unique across the data.path files"
                 )
+            here.add(structure_id)
+            for target in ("energy", "forces", "magmoms", "initial_magmoms"):
+                if _label(atoms, config.keys[target]) is None:
+                    raise ValueError(
+                        f"{path} frame {index} has no '{config.keys[target]}' ({target}); "
+                        "set data.keys in the config to the name your file uses"
+                    )
+        origin.update(dict.fromkeys(here, number))
+        frames.extend(read_here)
     return frames
 
 
@@ -123,8 +147,9 @@ class Dataset:
     Frames of one geometry (ordering partners) form one group, numbered in
     ``keys.PARTNER_GROUP``, stored next to each other (in order of first appearance) and
     always in one batch, so the loss can compare their energies. Structure ids name a geometry
-    within one data file: ``origins`` (default: all one file) numbers each frame's file, and
-    frames of different files are never partners.
+    within one data set (the ``data.path`` files, or one replay file): ``origins`` (default:
+    all one data set) numbers each frame's data set, and frames of different ones are never
+    partners.
     """
 
     frames: list[Atoms]
@@ -190,7 +215,7 @@ def build_datasets(
     for atoms in frames:
         grouped[split_of(atoms, config)].append(atoms)
     if not grouped["train"]:
-        raise ValueError(f"{config.path}: no frames left for training after the split")
+        raise ValueError(f"{', '.join(config.paths)}: no frames left for training after the split")
     return {
         name: Dataset(
             group, [frame_to_sample(a, config, species, cutoff, dtype, spin_mode) for a in group]

@@ -181,8 +181,9 @@ class Trainer:
         self.config = config
         self.progress = progress
         self.output = Path(config.output_dir)
-        if not Path(config.data.path).is_file():
-            raise FileNotFoundError(f"no labelled data at {config.data.path} (data.path)")
+        for path in config.data.paths:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"no labelled data at {path} (data.path)")
         self.world = distributed.world()
         distributed.check_batch_size(config.optim.batch_size, self.world.size)
         if config.data.replay_paths:
@@ -254,8 +255,8 @@ class Trainer:
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
-        # The budget (optim) may change on resume; what defines the run may not. The data file
-        # may move (the fingerprint below checks its frames), so its path is not compared.
+        # The budget (optim) may change on resume; what defines the run may not. The data files
+        # may move (the fingerprint below checks their frames), so their paths are not compared.
         if "metrics" not in state or "best_model_state" not in state:
             raise ValueError(
                 f"{self.output}/last.ckpt was written by an older spinmultinet-ase (no metrics "
@@ -273,9 +274,10 @@ class Trainer:
             )
         if state.get("data_fingerprint") != self.data_fingerprint:
             raise ValueError(
-                f"{self.output}/last.ckpt was trained on other data than {self.config.data.path} "
-                "holds now (frames were added or changed); resume on a frozen copy of the data "
-                "it started with (spinmultinet train --data COPY) or choose a new output_dir"
+                f"{self.output}/last.ckpt was trained on other data than is now in "
+                f"{', '.join(self.config.data.paths)} (frames were added or changed); "
+                "resume on frozen copies of the data it started with (spinmultinet train --data "
+                "COPY ...) or choose a new output_dir"
             )
         self.model.load_state_dict(state["raw_model_state"])
         self.ema.load_state_dict(state["ema_state"])
