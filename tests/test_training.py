@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -185,6 +186,15 @@ def test_train_never_overwrites_a_run_unasked(subset, tmp_path, capsys):
         assert {path.name: path.read_bytes() for path in run.iterdir()} == before
     with pytest.raises(ValueError, match="--resume continues its run"):
         Trainer(_config(subset, run, epochs=2), progress=False)
+    twice = tmp_path / "twice.extxyz"  # data that cannot train: the old run stays
+    write(twice, read(subset, index=":1"))
+    config_twice = _config(subset, run, epochs=1)
+    config_twice = dataclasses.replace(
+        config_twice, data=dataclasses.replace(config_twice.data, path=[str(subset), str(twice)])
+    )
+    with pytest.raises(ValueError, match="twice"):
+        Trainer(config_twice, overwrite=True, progress=False)
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
 
     (run / "evaluation").mkdir()  # not a run file: --overwrite leaves it
     assert main(["train", str(config), "--quiet", "--overwrite", "--max-epochs", "1"]) == 0

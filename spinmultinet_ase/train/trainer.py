@@ -215,6 +215,8 @@ class Trainer:
             )
         self.data_fingerprint = data_fingerprint(self.data)
         self.model, self.scales = initial_model(config, self.data["train"], source)
+        if overwrite:  # only now: bad data or a bad source leaves the old run as it was
+            _on_main(lambda: _clear_run_files(self.output))
         self.loss = MultiTaskLoss(config.loss, self.scales)
         optim = config.optim
         self.optimizer = torch.optim.AdamW(
@@ -552,6 +554,8 @@ def _resumable_checkpoint(last: Path, previous: Path) -> dict[str, Any]:
 
 def _prepare_run_folder(output: Path, resume: bool, overwrite: bool) -> dict[str, Any] | None:
     """Check (and create) the run folder before any work; the checkpoint to resume from.
+    With ``overwrite`` the old run's files stay until :func:`_clear_run_files`, once the new
+    run's data and model are built.
 
     Raises:
         ValueError: both ``resume`` and ``overwrite``; the folder is not writable; it holds a
@@ -562,9 +566,6 @@ def _prepare_run_folder(output: Path, resume: bool, overwrite: bool) -> dict[str
     writable_folder(output, "output_dir")
     for stale in filter(is_temporary, output.iterdir()):  # left by a kill mid-write
         stale.unlink()
-    if overwrite:
-        for name in RUN_FILES:
-            (output / name).unlink(missing_ok=True)
     present = sorted(p.name for p in output.iterdir())
     if resume and {"last.ckpt", "previous.ckpt"} & set(present):
         return _resumable_checkpoint(output / "last.ckpt", output / "previous.ckpt")
@@ -580,3 +581,9 @@ def _prepare_run_folder(output: Path, resume: bool, overwrite: bool) -> dict[str
             "--overwrite starts over (deleting its run files) or choose another output_dir"
         )
     return None
+
+
+def _clear_run_files(output: Path) -> None:
+    """Delete the files of the run in ``output`` (what ``--overwrite`` replaces)."""
+    for name in RUN_FILES:
+        (output / name).unlink(missing_ok=True)
