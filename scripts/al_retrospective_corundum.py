@@ -19,8 +19,9 @@ A file that exists with other content is refused (a run started on it would not 
 choose another ``--output-dir``. Paths in the configs are as given (relative to where the
 study runs, the repository root).
 
-``collect`` copies each arm's ``curve.csv`` to ``DEST/ARM_curve.csv`` and writes
-its picks (``round_K/candidates.extxyz``) to ``DEST/ARM_picks.csv``.
+``collect`` copies each arm's (``--arms``, default all) ``curve.csv`` to
+``DEST/ARM_curve.csv`` and writes its picks (``round_K/candidates.extxyz``) to
+``DEST/ARM_picks.csv``.
 
 Run (scripts/al_retrospective_corundum.sh runs the study):
     python scripts/al_retrospective_corundum.py inputs --output-dir runs/al_retro
@@ -156,12 +157,13 @@ def write_inputs(args: argparse.Namespace) -> None:
 
 def collect(args: argparse.Namespace) -> None:
     """The ``collect`` subcommand."""
-    for arm in ARMS:
+    for arm in args.arms:
         run = Path(args.output_dir) / arm
         with atomic_path(Path(args.dest) / f"{arm}_curve.csv") as temporary:
             shutil.copyfile(run / "curve.csv", temporary)
         write_text_atomic(Path(args.dest) / f"{arm}_picks.csv", picks_csv(run))
-    print(f"wrote {', '.join(f'{arm}_curve.csv, {arm}_picks.csv' for arm in ARMS)} to {args.dest}")
+    written = ", ".join(f"{arm}_curve.csv, {arm}_picks.csv" for arm in args.arms)
+    print(f"wrote {written} to {args.dest}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -182,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = sub.add_parser("collect", help="the arms' curves and picks")
     results.add_argument("output_dir", help="the study's folder (inputs --output-dir)")
     results.add_argument("dest", help="folder of the collected files")
+    results.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     results.set_defaults(run=collect)
     args = parser.parse_args(argv)
     try:
