@@ -9,7 +9,9 @@ and the committee mean's true errors against the labels: force MAE (meV/Å, over
 components, as the learning curve's), largest per-atom force error (eV/Å, the norm; the
 disagreement's counterpart) and energy error (meV/atom); Spearman's ρ between the
 disagreement and each error (with its p-value), over all of them and per material, and which
-structures round K + 1 picked. Written as JSON, atomically.
+structures round K + 1 picked. Likewise for the energy: the committee's energy spread per
+magnetic ion (:func:`spinmultinet_ase.train.active.spreads`, the ``score: energy``) against
+the energy error per magnetic ion (both meV). Written as JSON, atomically.
 
 Run: python scripts/al_disagreement_vs_error.py runs/al_retro/disagreement \\
         --pool runs/al_retro/pool.extxyz --labelled runs/al_retro/labelled_pool.extxyz \\
@@ -31,10 +33,12 @@ from scipy.stats import spearmanr
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.dft.label import STRUCTURE_ID
+from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.outputs import write_text_atomic
-from spinmultinet_ase.train.active import disagreement
+from spinmultinet_ase.train.active import spreads
 
 ERRORS = ("forces_mae_meV_per_A", "forces_max_eV_per_A", "energy_meV_per_atom")
+ENERGY_SPREAD = "energy_spread_meV_per_ion"  # ranked against energy_meV_per_ion
 
 
 def picks(run: Path, round_: int) -> list[str]:
@@ -44,8 +48,9 @@ def picks(run: Path, round_: int) -> list[str]:
 
 
 def frame_row(atoms: Atoms, labelled: Atoms, calc: SpinMultiNetCalculator) -> dict[str, Any]:
-    """One pool structure's disagreement and the committee mean's errors against its labels."""
-    spread = disagreement(atoms, calc)
+    """One pool structure's disagreements and the committee mean's errors against its labels."""
+    spread, energy_spread = spreads(atoms, calc)
+    ions = len(magnetic_sites(atoms))
     copy = atoms.copy()
     copy.calc = calc
     error = copy.get_forces() - labelled.get_forces()
@@ -58,6 +63,8 @@ def frame_row(atoms: Atoms, labelled: Atoms, calc: SpinMultiNetCalculator) -> di
         "forces_mae_meV_per_A": 1e3 * float(np.abs(error).mean()),
         "forces_max_eV_per_A": float(np.linalg.norm(error, axis=1).max()),
         "energy_meV_per_atom": 1e3 * abs(energy) / len(atoms),
+        "energy_spread_meV_per_ion": 1e3 * energy_spread,
+        "energy_meV_per_ion": 1e3 * abs(energy) / ions,
     }
 
 
@@ -88,12 +95,15 @@ def round_report(
 
 
 def spearman(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Spearman's ρ (and p-value) between the disagreement and each error of ``rows``."""
+    """Spearman's ρ (and p-value) between the disagreement and each error of ``rows``, and
+    between the energy spread and the energy error per magnetic ion."""
     spreads = [row["disagreement_eV_per_A"] for row in rows]
     result = {"structures": len(rows)}
     for name in ERRORS:
         rho = spearmanr(spreads, [row[name] for row in rows])
         result[name] = {"rho": float(rho.statistic), "p_value": float(rho.pvalue)}
+    rho = spearmanr(*([row[k] for row in rows] for k in (ENERGY_SPREAD, "energy_meV_per_ion")))
+    result[ENERGY_SPREAD] = {"rho": float(rho.statistic), "p_value": float(rho.pvalue)}
     return result
 
 
@@ -115,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for group, result in groups.items():
             rhos = ", ".join(
                 f"{name} {result[name]['rho']:.2f} (p {result[name]['p_value']:.2g})"
-                for name in ERRORS
+                for name in (*ERRORS, ENERGY_SPREAD)
             )
             print(f"round {report['round']} {group} ({result['structures']} structures): ρ {rhos}")
 

@@ -10,16 +10,18 @@ by the rules of ``--split-config`` (:func:`~spinmultinet_ase.train.dataset.split
 - ``pool.extxyz``: the rest of the others, without labels (what the rounds pick from);
 - ``train.yaml``: ``--split-config`` with ``optim.max_epochs`` set to ``--epochs`` and
   ``output_dir`` to ``OUTPUT_DIR/member`` (the active-learning run sets it per member);
-- ``disagreement.yaml``, ``random.yaml``: the two arms' active-learning configs (a committee
-  of ``--committee`` members fine-tuned from ``--source``, ``--per-round`` picks per round,
-  ``--rounds`` rounds), output in ``OUTPUT_DIR/disagreement`` and ``OUTPUT_DIR/random``.
+- ``disagreement.yaml``, ``random.yaml``, ``energy.yaml``: the three arms' active-learning
+  configs (a committee of ``--committee`` members fine-tuned from ``--source``,
+  ``--per-round`` picks per round, ``--rounds`` rounds; picks by the committee's force
+  spread, at random, or by its energy spread per magnetic ion), output in ``OUTPUT_DIR/ARM``.
 
 A file that exists with other content is refused (a run started on it would not resume):
 choose another ``--output-dir``. Paths in the configs are as given (relative to where the
 study runs, the repository root).
 
-``collect`` copies each finished arm's ``curve.csv`` to ``DEST/ARM_curve.csv`` and writes
-its picks (``round_K/candidates.extxyz``) to ``DEST/ARM_picks.csv``.
+``collect`` copies each arm's (``--arms``, default all) ``curve.csv`` to
+``DEST/ARM_curve.csv`` and writes its picks (``round_K/candidates.extxyz``) to
+``DEST/ARM_picks.csv``.
 
 Run (scripts/al_retrospective_corundum.sh runs the study):
     python scripts/al_retrospective_corundum.py inputs --output-dir runs/al_retro
@@ -45,7 +47,12 @@ from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import load_config
 from spinmultinet_ase.train.dataset import split_of
 
-ARMS = ("disagreement", "random")
+# arm -> its settings of the active-learning config
+ARMS = {
+    "disagreement": {"selection": "disagreement"},
+    "random": {"selection": "random"},
+    "energy": {"selection": "disagreement", "score": "energy"},
+}
 
 
 def extxyz_text(frames: Sequence[Atoms]) -> str:
@@ -96,7 +103,7 @@ def study_files(args: argparse.Namespace) -> dict[str, str]:
         "pool.extxyz": extxyz_text([unlabelled(a) for a in trainable[args.initial :]]),
         "train.yaml": training_config_text(Path(args.split_config), args.epochs, f"{out}/member"),
     }
-    for arm in ARMS:
+    for arm, settings in ARMS.items():
         arm_config = {
             "pool": f"{out}/pool.extxyz",
             "labelled_pool": f"{out}/labelled_pool.extxyz",
@@ -108,7 +115,7 @@ def study_files(args: argparse.Namespace) -> dict[str, str]:
             "per_round": args.per_round,
             "rounds": args.rounds,
             "min_distance": 0.1,
-            "selection": arm,
+            **settings,
             "output_dir": f"{out}/{arm}",
         }
         files[f"{arm}.yaml"] = yaml.safe_dump(arm_config, sort_keys=False)
@@ -150,12 +157,13 @@ def write_inputs(args: argparse.Namespace) -> None:
 
 def collect(args: argparse.Namespace) -> None:
     """The ``collect`` subcommand."""
-    for arm in ARMS:
+    for arm in args.arms:
         run = Path(args.output_dir) / arm
         with atomic_path(Path(args.dest) / f"{arm}_curve.csv") as temporary:
             shutil.copyfile(run / "curve.csv", temporary)
         write_text_atomic(Path(args.dest) / f"{arm}_picks.csv", picks_csv(run))
-    print(f"wrote {', '.join(f'{arm}_curve.csv, {arm}_picks.csv' for arm in ARMS)} to {args.dest}")
+    written = ", ".join(f"{arm}_curve.csv, {arm}_picks.csv" for arm in args.arms)
+    print(f"wrote {written} to {args.dest}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -173,9 +181,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     inputs.add_argument("--rounds", type=int, default=3)
     inputs.add_argument("--output-dir", default="runs/al_retro")
     inputs.set_defaults(run=write_inputs)
-    results = sub.add_parser("collect", help="both arms' curves and picks")
+    results = sub.add_parser("collect", help="the arms' curves and picks")
     results.add_argument("output_dir", help="the study's folder (inputs --output-dir)")
     results.add_argument("dest", help="folder of the collected files")
+    results.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     results.set_defaults(run=collect)
     args = parser.parse_args(argv)
     try:

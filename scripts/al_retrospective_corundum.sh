@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Retrospective active learning on corundum (docs/corundum_learning.md): the inputs from the
-# first 45 labelled frames (scripts/al_retrospective_corundum.py), both arms (disagreement and
-# random selection) with `spinmultinet active-learn`, the labels taken from those frames;
-# then each arm's curve and picks, and how well each round's committee disagreement ranked
+# first 45 labelled frames (scripts/al_retrospective_corundum.py), the three arms (picks by
+# the committee's force spread, at random, by its energy spread per magnetic ion) with
+# `spinmultinet active-learn`, the labels taken from those frames; then each arm's curve and picks, and how well each round's committee disagreement ranked
 # the true errors of the pool it picked from (scripts/al_disagreement_vs_error.py), into
 # RESULTS_DIR. Resumable: a rerun continues each arm where it stopped (a finished arm is
 # left as it is). Each arm's log: OUTPUT_DIR/ARM.log.
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/al_retro} results=${2:-data/studies/al_retro_corundum}
 export OMP_NUM_THREADS=1
-arms=(disagreement random)
+arms=(disagreement random energy)
 python scripts/al_retrospective_corundum.py inputs --output-dir "$out"
 for arm in "${arms[@]}"; do
     nice -n 5 spinmultinet active-learn "$out/$arm.yaml" >> "$out/$arm.log" 2>&1

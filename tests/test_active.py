@@ -24,8 +24,11 @@ from spinmultinet_ase.train.active import (
     ActiveLearning,
     curve_errors,
     fingerprint,
+    input_digests,
     load_active_config,
+    pool_scores,
     select,
+    spreads,
 )
 from spinmultinet_ase.train.config import config_from_dict, load_config
 from spinmultinet_ase.train.dataset import split_of
@@ -71,6 +74,43 @@ def _oracle_scores(pool, members) -> np.ndarray:
             forces.append(copy.get_forces())
         scores.append(np.linalg.norm(np.std(forces, axis=0), axis=1).max())
     return np.array(scores)
+
+
+def _oracle_energy_spreads(pool, members) -> np.ndarray:
+    """The members' energy standard deviation per atom with a nonzero initial moment (per atom
+    in a structure without one), from each member run on its own."""
+    singles = [SpinMultiNetCalculator(member) for member in members]
+    spreads = []
+    for atoms in pool:
+        energies = []
+        for single in singles:
+            copy = atoms.copy()
+            copy.calc = single
+            energies.append(copy.get_potential_energy())
+        ions = np.count_nonzero(atoms.get_initial_magnetic_moments()) or len(atoms)
+        spreads.append(np.std(energies) / ions)
+    return np.array(spreads)
+
+
+def test_energy_and_combined_scores_match_the_members_run_one_by_one(reference):
+    """``energy`` is the members' energy spread per magnetic ion (per atom without moments),
+    ``combined`` the larger of the two spreads each over its pool median; picks follow each."""
+    members = [as_loaded(model) for model in _members()]
+    nonmagnetic = reference[0].copy()
+    nonmagnetic.set_initial_magnetic_moments(None)
+    pool = [*reference, nonmagnetic]
+    forces = _oracle_scores(pool, members)
+    energy = _oracle_energy_spreads(pool, members)
+    calc = SpinMultiNetCalculator(members)
+    measured = np.array([spreads(atoms, calc) for atoms in pool])
+    np.testing.assert_allclose(measured[:, 0], forces, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(measured[:, 1], energy, rtol=1e-6, atol=1e-12)
+    combined = np.maximum(forces / np.median(forces), energy / np.median(energy))
+    for score, oracle in (("forces", forces), ("energy", energy), ("combined", combined)):
+        np.testing.assert_allclose(pool_scores(measured, score), oracle, rtol=1e-5)
+        picked, _ = select(pool, calc, n=3, min_distance=0.0, score=score)
+        assert picked == list(np.argsort(-oracle)[:3]), score
+    assert list(np.argsort(-energy)[:3]) != list(np.argsort(-forces)[:3])
 
 
 def test_select_picks_the_most_disputed_and_never_a_duplicate(reference):
@@ -331,6 +371,38 @@ def test_random_selection_is_a_function_of_the_seed_and_not_the_disagreement(
     assert resumed.state["stage"] == "labelled"
 
 
+def test_an_energy_score_run_picks_by_energy_and_records_the_score_unless_forces(
+    tmp_path, committee, reference, capsys
+):
+    """A run with ``score: energy`` picks the committee's top two by energy spread per
+    magnetic ion (members run one by one) and adds its pool mean to the curve; its inputs
+    record the score, a forces run's do not (so a state from before the key resumes), and a
+    resume with the score changed is refused in one line."""
+
+    def stop(round_: int, stage: str) -> None:
+        raise Stop
+
+    path = _config(tmp_path, committee, reference, "energy", score="energy", per_round=2, rounds=1)
+    with pytest.raises(Stop):
+        ActiveLearning(load_active_config(path), progress=False, hook=stop).run()
+    state = json.loads((tmp_path / "energy" / "state.json").read_text())
+    ids = [a.info["structure_id"] for a in reference[:3]]
+    oracle = _oracle_energy_spreads(reference[:3], [str(p) for p in committee])
+    assert state["picked"] == [ids[i] for i in np.argsort(-oracle)[:2]]
+    row = state["curve"][0]
+    assert row["pool_energy_disagreement_mean_meV_per_ion"] == pytest.approx(
+        1e3 * oracle.mean(), rel=1e-6
+    )
+    assert state["inputs"]["score"] == "energy"
+    forces = dataclasses.replace(load_active_config(path), score="forces")
+    assert "score" not in input_digests(forces)
+    values = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**values, "score": "combined"}))
+    assert main(["active-learn", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "(score changed)" in error, error
+
+
 def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, capsys):
     """Each refused before any work: no output folder is made."""
     path = _config(tmp_path, committee, reference, "bad")
@@ -344,6 +416,7 @@ def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, cap
         ({"committee": [str(committee[0]), 3]}, "committee must be a list of model files"),
         ({"per_round": 0}, "per_round"),
         ({"selection": "greedy"}, "selection must be one of disagreement, random"),
+        ({"score": "stress"}, "score must be one of forces, energy, combined, got 'stress'"),
         ({"pool": str(tmp_path / "missing.extxyz")}, "no file at"),
         ({"pool": [values["pool"]]}, "pool must be a path"),
         ({"test": {"path": values["test"]}}, "test must be a path"),

@@ -3,9 +3,10 @@
 Each round has three stages, and ``OUTPUT/state.json`` (written atomically) records the last
 one finished, so a kill at any instant resumes at the stage it interrupted:
 
-1. **select**: score the pool by the committee's disagreement (:func:`disagreement`), then
-   pick greedily by score among the structures not picked before, skipping those within
-   ``min_distance`` of one already picked (:func:`fingerprint`); ``round_K/candidates.extxyz``.
+1. **select**: score the pool by the committee's disagreement (``score``: on forces, the
+   default, on energies or both, :func:`pool_scores`), then pick greedily by score among the
+   structures not picked before, skipping those within ``min_distance`` of one already picked
+   (:func:`fingerprint`); ``round_K/candidates.extxyz``.
    With ``selection: random`` (the baseline a retrospective study compares against) they are
    taken in a random order instead, seeded by the training config's ``seed`` and the round.
 2. **label**: GPAW (:func:`spinmultinet_ase.dft.label.label_file`, itself resumable frame by
@@ -34,9 +35,10 @@ config's models, ``round_K/member_M/model.pt`` (relative to ``output_dir``) for 
 After each round (and once before the first) a row is added to ``OUTPUT/curve.csv``: frames
 labelled by the rounds' DFT (``dft_frames``) and rejected by it (``dft_rejected``), frames
 given to training (``training_frames``: ``initial_data`` and ``dft_frames``), structures left
-to pick (``pool_left``), the committee's mean and largest disagreement on the whole pool
-(picked structures included, so they fall only when the committee agrees more), and (with a
-test file) its errors there per material (:func:`curve_errors`).
+to pick (``pool_left``), the committee's mean and largest force disagreement on the whole
+pool (picked structures included, so they fall only when the committee agrees more; with a
+``score`` other than ``forces`` its energy disagreement too), and (with a test file) its
+errors there per material (:func:`curve_errors`).
 
 A run resumes only with the inputs it was started with (:func:`input_digests`), except
 ``rounds``: raising it continues a finished run.
@@ -67,6 +69,7 @@ from ase.neighborlist import neighbor_list
 from spinmultinet_ase.dft.label import STRUCTURE_ID, label_file, rejected_path
 from spinmultinet_ase.dft.protocol import DFTProtocol
 from spinmultinet_ase.export import load_model
+from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import load_config
@@ -78,6 +81,7 @@ FINGERPRINT_CUTOFF = 4.5  # Å
 FINGERPRINT_BINS = 18  # 0.25 Å wide
 MAGNETIC_MOMENT = 1e-3  # μB: a smaller initial moment counts as none in the fingerprint
 SELECTIONS = ("disagreement", "random")
+SCORES = ("forces", "energy", "combined")
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ class ActiveConfig:
         per_round: structures labelled per round.
         selection: ``disagreement`` (the committee's most disputed first) or ``random`` (a
             baseline: a random order seeded by the training config's ``seed`` and the round).
+        score: what the disagreement measures (:func:`pool_scores`): ``forces`` (the largest
+            per-atom force spread), ``energy`` (the energy spread per magnetic ion) or
+            ``combined`` (each divided by its median over the structures to pick, the larger).
         rounds: number of rounds.
         min_distance: fingerprint distance below which two structures count as the same.
         protocol: overrides of the DFT protocol's fields (``spinmultinet_ase/dft/protocol.py``).
@@ -116,6 +123,7 @@ class ActiveConfig:
     committee_size: int = 0
     per_round: int = 10
     selection: str = "disagreement"
+    score: str = "forces"
     rounds: int = 1
     min_distance: float = 0.1
     protocol: dict[str, Any] = field(default_factory=dict)
@@ -213,6 +221,8 @@ def check_active_config(config: ActiveConfig) -> None:
         raise ValueError(
             f"selection must be one of {', '.join(SELECTIONS)}, got {config.selection!r}"
         )
+    if config.score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}, got {config.score!r}")
     if not isinstance(config.min_distance, int | float) or config.min_distance < 0:
         raise ValueError(f"min_distance must be a number ≥ 0, got {config.min_distance!r}")
     files = [config.pool, config.train_config, *config.committee]
@@ -248,9 +258,10 @@ def check_active_config(config: ActiveConfig) -> None:
 
 def input_digests(config: ActiveConfig) -> dict[str, str]:
     """What a run depends on, by name: the sha256 of each input file, the protocol,
-    ``per_round``, ``min_distance``, ``selection`` unless it is ``disagreement`` (they decide
-    the picks; a state from before ``selection`` existed thus resumes) and, with ``source``,
-    ``committee_size``. Not ``rounds``: raising it continues a finished run."""
+    ``per_round``, ``min_distance``, ``selection`` unless it is ``disagreement`` and ``score``
+    unless it is ``forces`` (they decide the picks; a state from before either existed thus
+    resumes) and, with ``source``, ``committee_size``. Not ``rounds``: raising it continues a
+    finished run."""
     files = {
         "pool": config.pool,
         "train_config": config.train_config,
@@ -270,22 +281,58 @@ def input_digests(config: ActiveConfig) -> dict[str, str]:
     digests["min_distance"] = repr(float(config.min_distance))
     if config.selection != "disagreement":
         digests["selection"] = config.selection
+    if config.score != "forces":
+        digests["score"] = config.score
     if config.source:
         digests["committee_size"] = str(config.committee_size)
     return digests
 
 
-def disagreement(atoms: Atoms, calc) -> float:
-    """The committee's disagreement on ``atoms``: the largest per-atom force spread (eV/Å).
+def spreads(atoms: Atoms, calc) -> tuple[float, float]:
+    """The committee's disagreement on ``atoms``: its force spread (eV/Å) and its energy
+    spread per magnetic ion (eV).
 
-    ``max_i |σ_F,i|`` with ``σ_F,i`` the members' standard deviation of atom i's force (per
-    component, then the norm over x, y, z). Forces are what a potential is used for, and the
-    largest atom flags a single bad environment that a per-structure mean would dilute.
+    The force spread is ``max_i |σ_F,i|`` with ``σ_F,i`` the members' standard deviation of
+    atom i's force (per component, then the norm over x, y, z): forces are what a potential is
+    used for, and the largest atom flags a single bad environment that a per-structure mean
+    would dilute. The energy spread is the members' standard deviation of the total energy
+    divided by the number of magnetic ions (:func:`magnetic_sites`; all atoms in a structure
+    without one, which has no ordering energy): ordering energies are
+    per formula unit, a fixed number of magnetic ions, so this is the uncertainty of the
+    quantity they are differences of, comparable across cell sizes. Per atom would rank one
+    material's cells the same but weigh materials by their oxygen share.
     """
     atoms = atoms.copy()
     atoms.calc = calc
     atoms.get_potential_energy()
-    return float(np.linalg.norm(calc.results["forces_std"], axis=1).max())
+    try:
+        ions = len(magnetic_sites(atoms))
+    except ValueError:
+        ions = len(atoms)
+    force = float(np.linalg.norm(calc.results["forces_std"], axis=1).max())
+    return force, float(calc.results["energy_std"]) / ions
+
+
+def disagreement(atoms: Atoms, calc) -> float:
+    """The committee's largest per-atom force spread on ``atoms`` (eV/Å; :func:`spreads`)."""
+    return spreads(atoms, calc)[0]
+
+
+def pool_scores(pool_spreads: Sequence[tuple[float, float]], score: str) -> np.ndarray:
+    """The selection score of each structure from its :func:`spreads`.
+
+    ``forces``: the force spread (eV/Å); ``energy``: the energy spread per magnetic ion (eV);
+    ``combined``: each spread divided by its median over ``pool_spreads`` (in a run, the
+    structures still to pick; a zero median leaves it as it is), then the larger of the two
+    (dimensionless), so a structure ranks high if either spread is large for this committee.
+    """
+    values = np.asarray(pool_spreads, dtype=float).reshape(-1, 2)
+    if score == "forces":
+        return values[:, 0]
+    if score == "energy":
+        return values[:, 1]
+    medians = np.median(values, axis=0) if len(values) else np.ones(2)
+    return (values / np.where(medians > 0, medians, 1.0)).max(axis=1)
 
 
 def fingerprint(atoms: Atoms, species: Sequence[str]) -> np.ndarray:
@@ -325,23 +372,26 @@ def select(
     min_distance: float,
     scores: Sequence[float] | None = None,
     rng: np.random.Generator | None = None,
+    score: str = "forces",
 ) -> tuple[list[int], np.ndarray]:
     """Pick up to ``n`` structures of ``pool`` the committee ``calc`` disagrees on most, or,
     with ``rng``, at random.
 
-    Greedy: in order of decreasing :func:`disagreement` (with ``rng``: in the order of
-    ``rng.permutation``), take a structure unless its :func:`fingerprint` lies within
-    ``min_distance`` of one already taken.
+    Greedy: in order of decreasing score (:func:`pool_scores` of ``pool``; with ``rng``: in
+    the order of ``rng.permutation``), take a structure unless its :func:`fingerprint` lies
+    within ``min_distance`` of one already taken.
 
     Args:
-        scores: the pool's disagreements if already computed with ``calc``.
+        scores: the pool's scores if already computed with ``calc``.
         rng: the generator of a random selection (the baseline of active learning).
+        score: what the scores measure when they are computed here (``forces``, ``energy``
+            or ``combined``).
 
     Returns:
-        the picked indices into ``pool`` (in the order taken) and every score (eV/Å).
+        the picked indices into ``pool`` (in the order taken) and every score.
     """
     if scores is None:
-        scores = [disagreement(atoms, calc) for atoms in pool]
+        scores = pool_scores([spreads(atoms, calc) for atoms in pool], score)
     scores = np.asarray(scores, dtype=float)
     species = calc.model.metadata["species"]
     prints = [fingerprint(atoms, species) for atoms in pool]
@@ -403,7 +453,7 @@ class ActiveLearning:
         self.output = Path(config.output_dir)
         self.pool = _read_pool(config.pool)
         self.state_path = self.output / "state.json"
-        self._committee: tuple[tuple[str, ...], Any, dict[str, float]] | None = None
+        self._committee: tuple[tuple[str, ...], Any, dict[str, tuple[float, float]]] | None = None
         inputs = input_digests(config)
         if self.state_path.is_file():
             self.state = json.loads(self.state_path.read_text(encoding="utf-8"))
@@ -474,14 +524,14 @@ class ActiveLearning:
             self._committee = (committee, SpinMultiNetCalculator(files), {})
         return self._committee[1]
 
-    def _scores(self) -> dict[str, float]:
-        """The current committee's disagreement on every pool structure, by id (computed once
-        per committee)."""
+    def _spreads(self) -> dict[str, tuple[float, float]]:
+        """The current committee's :func:`spreads` on every pool structure, by id (computed
+        once per committee)."""
         calc = self._calculator()
         known = self._committee[2]
         for atoms in self.pool:
             if atoms.info[STRUCTURE_ID] not in known:
-                known[atoms.info[STRUCTURE_ID]] = disagreement(atoms, calc)
+                known[atoms.info[STRUCTURE_ID]] = spreads(atoms, calc)
         return known
 
     def _remaining(self) -> list[Atoms]:
@@ -492,8 +542,8 @@ class ActiveLearning:
     # ---- stages --------------------------------------------------------------------------
     def _select(self, round_: int) -> None:
         remaining = self._remaining()
-        known = self._scores()
-        scores = [known[a.info[STRUCTURE_ID]] for a in remaining]
+        known = self._spreads()
+        scores = pool_scores([known[a.info[STRUCTURE_ID]] for a in remaining], self.config.score)
         if not remaining:
             raise ValueError(
                 f"every pool structure was picked by round {round_ - 1}; add structures to "
@@ -515,8 +565,11 @@ class ActiveLearning:
         with atomic_path(self._round_dir(round_) / "candidates.extxyz") as temporary:
             write(temporary, chosen, format="extxyz")
         ids = [a.info[STRUCTURE_ID] for a in chosen]
-        spreads = ", ".join(f"{scores[i]:.3f}" for i in picked)
-        self._say(f"picked {len(ids)} of {len(remaining)} (disagreement {spreads} eV/Å)")
+        scale, unit = {"forces": (1.0, "eV/Å"), "energy": (1e3, "meV/ion")}.get(
+            self.config.score, (1.0, "× median")
+        )
+        values = ", ".join(f"{scale * scores[i]:.3f}" for i in picked)
+        self._say(f"picked {len(ids)} of {len(remaining)} (disagreement {values} {unit})")
         self._save(stage="selected", picked=self.state["picked"] + ids)
 
     def _label(self, round_: int) -> None:
@@ -679,7 +732,7 @@ class ActiveLearning:
         self._save(stage="trained")
 
     def _add_curve_row(self, round_: int) -> None:
-        scores = list(self._scores().values())
+        pool = np.array(list(self._spreads().values()))
         labelled = [self._round_dir(r) / "labelled.extxyz" for r in range(1, round_ + 1)]
         frames = sum(_frame_count(path) for path in labelled)
         initial = _frame_count(Path(self.config.initial_data)) if self.config.initial_data else 0
@@ -689,9 +742,12 @@ class ActiveLearning:
             "dft_rejected": sum(_frame_count(rejected_path(path)) for path in labelled),
             "training_frames": initial + frames,
             "pool_left": len(self._remaining()),
-            "pool_disagreement_mean_eV_per_A": float(np.mean(scores)),
-            "pool_disagreement_max_eV_per_A": float(np.max(scores)),
+            "pool_disagreement_mean_eV_per_A": float(np.mean(pool[:, 0])),
+            "pool_disagreement_max_eV_per_A": float(np.max(pool[:, 0])),
         }
+        if self.config.score != "forces":
+            row["pool_energy_disagreement_mean_meV_per_ion"] = 1e3 * float(np.mean(pool[:, 1]))
+            row["pool_energy_disagreement_max_meV_per_ion"] = 1e3 * float(np.max(pool[:, 1]))
         if self.config.test:
             row.update(curve_errors(self.config.test, self._calculator()))
         self.state["curve"] = [r for r in self.state["curve"] if r["round"] != round_] + [row]
