@@ -3,14 +3,15 @@
 # restarts first (the MnO/NiO reference data itself is scripts/dft_queue.sh).
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
-#   1. CoO's active-learning campaign (scripts/active_learning.sh: GPAW labels its test
-#      structures and the committee's picks, the committee is fine-tuned between rounds)
-#   2. FeO's convergence entries, its Pulay calibration pair first (FeO's labelling waits on
+#   1. FeO's convergence entries, its Pulay calibration pair first (FeO's labelling waits on
 #      it; data/studies/feo_coo_states.md, "The rule for FeO")
-#   3. corundum reference data (docs/corundum_data.md)
-#   4. the rest of the corundum convergence entries
-#   5. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   6. the rest of the FeO/CoO state study and the corundum stress check
+#   2. FeO's 16 yardstick cells, the first of its reference data
+#   3. CoO's active-learning campaign (scripts/active_learning.sh: GPAW labels its test
+#      structures and the committee's picks, the committee is fine-tuned between rounds)
+#   4. corundum reference data (docs/corundum_data.md)
+#   5. the rest of the corundum convergence entries
+#   6. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   7. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
@@ -25,8 +26,9 @@ step() {
         echo "$(date -u +%FT%TZ) failed ($?): $*" >> data/queue.log
     fi
 }
-step bash scripts/active_learning.sh CoO
 step bash scripts/convergence.sh FeO
+step bash scripts/label_reference_data.sh --until 16 FeO
+step bash scripts/active_learning.sh CoO
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
 step bash scripts/label_reference_data.sh --orderings MnO NiO
