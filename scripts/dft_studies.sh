@@ -3,7 +3,11 @@
 # rerun): one rattled, strained Cr2O3 frame end to end at the protocol, then the FeO/CoO start
 # study runs still missing, then the Cr2O3 stress-against-finite-differences check. With
 # FeO/CoO run names as arguments: only those runs (those already done are skipped).
-# Usage: nohup bash scripts/dft_studies.sh [FeO/CoO RUN ...] > /dev/null 2>&1 &
+# With coo-scf: only the CoO SCF study (runs already done are skipped): FeO's SCF settings
+# (bias_release_study.py's filled-pulay) on an accepted CoO frame labelled with GPAW's default
+# mixer, then on the three 8-atom frames of round 1 of CoO's active-learning campaign that
+# stalled (data/studies/feo_coo_states.md, "CoO frames without a single 3-fold axis").
+# Usage: nohup bash scripts/dft_studies.sh [coo-scf | FeO/CoO RUN ...] > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # GPAW is built against Debian OpenMPI: call its mpiexec, not whichever one is first on PATH
@@ -11,6 +15,14 @@ cd "$(dirname "$0")/.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 export GPAW_MPI_BACKEND=cgpaw PYTHONPATH=$PWD
 run() { nice /usr/bin/mpiexec -n 2 python "$@"; }
+if [ "${1:-}" = coo-scf ]; then
+    run scripts/bias_release_study.py --variant filled-pulay \
+        --frames data/active_CoO/test_structures.extxyz CoO-afm2-4-AFM-II-068 \
+        --frames data/active_CoO/run/round_1/candidates.extxyz \
+        CoO-afm3-8-AFM-III-008 CoO-cubic-8-FM-004 CoO-cubic-8-random-015 \
+        >> data/studies/bias_release.log 2>&1
+    exit
+fi
 if [ $# -gt 0 ]; then
     run scripts/feo_coo_states.py "$@" >> data/studies/feo_coo_states.log 2>&1
     exit
