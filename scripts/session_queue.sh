@@ -6,8 +6,10 @@
 #   1. FeO's convergence entries, its Pulay calibration pair first (FeO's labelling waits on
 #      it; data/studies/feo_coo_states.md, "The rule for FeO")
 #   2. FeO's 16 yardstick cells, the first of its reference data
-#   3. CoO's active-learning campaign (scripts/active_learning.sh: GPAW labels its test
-#      structures and the committee's picks, the committee is fine-tuned between rounds)
+#   3. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's mixer and eigensolver settings
+#      on an accepted CoO frame and on the 8-atom frames that stalled), which decides CoO's
+#      rule for frames without a single 3-fold axis; the CoO campaign
+#      (scripts/active_learning.sh CoO) waits for that rule
 #   4. corundum reference data (docs/corundum_data.md)
 #   5. the rest of the corundum convergence entries
 #   6. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
@@ -28,7 +30,7 @@ step() {
 }
 step bash scripts/convergence.sh FeO
 step bash scripts/label_reference_data.sh --until 16 FeO
-step bash scripts/active_learning.sh CoO
+step bash scripts/dft_studies.sh coo-scf
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
 step bash scripts/label_reference_data.sh --orderings MnO NiO
