@@ -25,7 +25,8 @@ step() {
     if "$@"; then
         echo "$(date -u +%FT%TZ) done: $*" >> data/queue.log
     else
-        echo "$(date -u +%FT%TZ) failed ($?): $*" >> data/queue.log
+        local code=$?  # before the date's command substitution resets $?
+        echo "$(date -u +%FT%TZ) failed ($code): $*" >> data/queue.log
     fi
 }
 step bash scripts/convergence.sh FeO
