@@ -4,14 +4,15 @@ For each round K of a finished ``spinmultinet active-learn`` run with a ``labell
 (committee ``RUN/round_K/member_*/model.pt``), on the pool structures not yet picked when
 that committee picked (the picks of ``round_1 … round_K``, from their ``candidates.extxyz``,
 left out): per structure the committee's disagreement
-(:func:`spinmultinet_ase.train.active.disagreement`, the largest per-atom force spread, eV/Å)
+(:func:`spinmultinet_ase.train.active.spreads`: the largest per-atom force spread, eV/Å)
 and the committee mean's true errors against the labels: force MAE (meV/Å, over atoms and
 components, as the learning curve's), largest per-atom force error (eV/Å, the norm; the
 disagreement's counterpart) and energy error (meV/atom); Spearman's ρ between the
 disagreement and each error (with its p-value), over all of them and per material, and which
 structures round K + 1 picked. Likewise for the energy: the committee's energy spread per
 magnetic ion (:func:`spinmultinet_ase.train.active.spreads`, the ``score: energy``) against
-the energy error per magnetic ion (both meV). Written as JSON, atomically.
+the energy error per magnetic ion (both meV; per atom in a structure without moments, as
+:func:`spinmultinet_ase.train.active.magnetic_ions` counts). Written as JSON, atomically.
 
 Run: python scripts/al_disagreement_vs_error.py runs/al_retro/disagreement \\
         --pool runs/al_retro/pool.extxyz --labelled runs/al_retro/labelled_pool.extxyz \\
@@ -33,9 +34,8 @@ from scipy.stats import spearmanr
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.dft.label import STRUCTURE_ID
-from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.outputs import write_text_atomic
-from spinmultinet_ase.train.active import spreads
+from spinmultinet_ase.train.active import magnetic_ions, spreads
 
 ERRORS = ("forces_mae_meV_per_A", "forces_max_eV_per_A", "energy_meV_per_atom")
 ENERGY_SPREAD = "energy_spread_meV_per_ion"  # ranked against energy_meV_per_ion
@@ -50,7 +50,6 @@ def picks(run: Path, round_: int) -> list[str]:
 def frame_row(atoms: Atoms, labelled: Atoms, calc: SpinMultiNetCalculator) -> dict[str, Any]:
     """One pool structure's disagreements and the committee mean's errors against its labels."""
     spread, energy_spread = spreads(atoms, calc)
-    ions = len(magnetic_sites(atoms))
     copy = atoms.copy()
     copy.calc = calc
     error = copy.get_forces() - labelled.get_forces()
@@ -64,7 +63,7 @@ def frame_row(atoms: Atoms, labelled: Atoms, calc: SpinMultiNetCalculator) -> di
         "forces_max_eV_per_A": float(np.linalg.norm(error, axis=1).max()),
         "energy_meV_per_atom": 1e3 * abs(energy) / len(atoms),
         "energy_spread_meV_per_ion": 1e3 * energy_spread,
-        "energy_meV_per_ion": 1e3 * abs(energy) / ions,
+        "energy_meV_per_ion": 1e3 * abs(energy) / magnetic_ions(atoms),
     }
 
 

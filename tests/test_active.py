@@ -113,6 +113,34 @@ def test_energy_and_combined_scores_match_the_members_run_one_by_one(reference):
     assert list(np.argsort(-energy)[:3]) != list(np.argsort(-forces)[:3])
 
 
+def test_disagreement_report_divides_energy_errors_like_the_spreads(reference):
+    """scripts/al_disagreement_vs_error.py: a structure's energy error and spread are per
+    magnetic ion, per atom in a structure without moments (as the ``energy`` score)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "al_disagreement_vs_error", ROOT / "scripts" / "al_disagreement_vs_error.py"
+    )
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    calc = SpinMultiNetCalculator([as_loaded(model) for model in _members()])
+    labelled = reference[0]
+    nonmagnetic = labelled.copy()
+    nonmagnetic.set_initial_magnetic_moments(None)
+    for atoms, ions in (
+        (labelled, np.count_nonzero(labelled.get_initial_magnetic_moments())),
+        (nonmagnetic, len(labelled)),
+    ):
+        row = report.frame_row(atoms, labelled, calc)
+        copy = atoms.copy()
+        copy.calc = calc
+        error = abs(copy.get_potential_energy() - labelled.get_potential_energy())
+        assert row["energy_meV_per_ion"] == pytest.approx(1e3 * error / ions, rel=1e-9)
+        assert row["energy_spread_meV_per_ion"] == pytest.approx(
+            1e3 * calc.results["energy_std"] / ions, rel=1e-9
+        )
+
+
 def test_select_picks_the_most_disputed_and_never_a_duplicate(reference):
     members = [as_loaded(model) for model in _members()]
     oracle = _oracle_scores(reference, members)

@@ -296,26 +296,26 @@ def spreads(atoms: Atoms, calc) -> tuple[float, float]:
     atom i's force (per component, then the norm over x, y, z): forces are what a potential is
     used for, and the largest atom flags a single bad environment that a per-structure mean
     would dilute. The energy spread is the members' standard deviation of the total energy
-    divided by the number of magnetic ions (:func:`magnetic_sites`; all atoms in a structure
-    without one, which has no ordering energy): ordering energies are
-    per formula unit, a fixed number of magnetic ions, so this is the uncertainty of the
-    quantity they are differences of, comparable across cell sizes. Per atom would rank one
-    material's cells the same but weigh materials by their oxygen share.
+    divided by :func:`magnetic_ions`: ordering energies are per formula unit, a fixed number
+    of magnetic ions, so this is the uncertainty of the quantity they are differences of,
+    comparable across cell sizes. Per atom would rank one material's cells the same but weigh
+    materials by their oxygen share.
     """
     atoms = atoms.copy()
     atoms.calc = calc
     atoms.get_potential_energy()
-    try:
-        ions = len(magnetic_sites(atoms))
-    except ValueError:
-        ions = len(atoms)
     force = float(np.linalg.norm(calc.results["forces_std"], axis=1).max())
-    return force, float(calc.results["energy_std"]) / ions
+    return force, float(calc.results["energy_std"]) / magnetic_ions(atoms)
 
 
-def disagreement(atoms: Atoms, calc) -> float:
-    """The committee's largest per-atom force spread on ``atoms`` (eV/Å; :func:`spreads`)."""
-    return spreads(atoms, calc)[0]
+def magnetic_ions(atoms: Atoms) -> int:
+    """What an energy spread (or error) is divided by to be per magnetic ion: the number of
+    magnetic sites (:func:`magnetic_sites`), or of all atoms in a structure without one
+    (which has no ordering energy)."""
+    try:
+        return len(magnetic_sites(atoms))
+    except ValueError:
+        return len(atoms)
 
 
 def pool_scores(pool_spreads: Sequence[tuple[float, float]], score: str) -> np.ndarray:
