@@ -228,7 +228,9 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         }
         results = rotate_back(results, rotation)
     except KohnShamConvergenceError as error:
-        return _failed(labelled, f"not converged: {error}", start)
+        detail = f": {error}" if str(error) else ""
+        steps = protocol.max_scf_iterations
+        return _failed(labelled, f"not converged in {steps} SCF steps{detail}", start)
     except Exception as error:  # GPAW failed on this frame: reject it, the queue goes on
         if world.size > 1:  # the other ranks may wait in GPAW: let GPAW's handler abort all
             raise
