@@ -230,7 +230,9 @@ def _model_card(args: argparse.Namespace) -> None:
         if not sep:
             raise ValueError(f"--ablation takes NAME=RUN_DIR, got {item!r}")
         ablations[name] = path
-    print(write_model_card(args.run_dir, args.output_dir, ablations))
+    if args.config:
+        _existing_file(args.config, "training config")
+    print(write_model_card(args.run_dir, args.output_dir, ablations, args.config))
 
 
 def _add_model_card(sub: argparse._SubParsersAction) -> None:
@@ -244,6 +246,11 @@ def _add_model_card(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=RUN_DIR",
         help="an ablation run to report next to the model (repeatable)",
     )
+    p.add_argument(
+        "--config",
+        help="the training config the model was trained from: its data.path files are the "
+        "card's reference data (where training read a frozen copy of them)",
+    )
     _add_overwrite(p)
     p.set_defaults(run=_model_card)
 
@@ -255,6 +262,10 @@ def _yardsticks(args: argparse.Namespace) -> None:
     table = yardstick_table([atoms for path in args.data for atoms in _read_frames(path)])
     write_text_atomic(args.output, json.dumps(table, indent=2))
     print(json.dumps(table, indent=2))
+    measured = {key.split()[0] for key in table}
+    for material in args.materials:
+        if material not in measured:
+            print(f"{material}: missing, no yardstick frames in {', '.join(args.data)}")
 
 
 def _add_yardsticks(sub: argparse._SubParsersAction) -> None:
@@ -263,6 +274,13 @@ def _add_yardsticks(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("data", nargs="+", help="labelled extxyz files with the yardstick frames")
     p.add_argument("output", help="JSON file to write")
+    p.add_argument(
+        "--materials",
+        nargs="+",
+        default=[],
+        metavar="MATERIAL",
+        help="materials expected: those the data has no yardstick frames of are named missing",
+    )
     _add_overwrite(p)
     p.set_defaults(run=_yardsticks)
 

@@ -157,8 +157,9 @@ def test_test_frames_labelled_later_join_the_frozen_data_without_changing_the_mo
     config = _config(frozen, tmp_path / "run", epochs=1, test_yardsticks=True)
     Trainer(config, progress=False).run()
 
-    assert add_test_frames(frozen, labelled, config.data) == 2
-    assert add_test_frames(frozen, labelled, config.data) == 0
+    sources = dataclasses.replace(config.data, path=str(labelled))
+    assert add_test_frames(frozen, sources) == 2
+    assert add_test_frames(frozen, sources) == 0
     held = [atoms.info["structure_id"] for atoms in read(frozen, index=":")]
     assert held == [atoms.info["structure_id"] for atoms in pool[:6] + yardsticks]
     resumed = Trainer(

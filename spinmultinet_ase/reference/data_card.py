@@ -83,7 +83,8 @@ it after labelling more. Everything here was computed on this project's 2-core m
 spinmultinet structures data/structures.extxyz            # deterministic (seed 0)
 nohup bash scripts/dft_queue.sh > /dev/null 2>&1 &         # convergence study, then labelling
 spinmultinet yardsticks data/reference.extxyz data/reference_CoO.extxyz \\
-    data/reference_Cr2O3_Fe2O3.extxyz data/yardsticks.json --overwrite
+    data/reference_Cr2O3_Fe2O3.extxyz data/yardsticks.json --overwrite \\
+    --materials MnO FeO CoO NiO Cr2O3 Fe2O3   # names those with no yardstick frames yet
 spinmultinet data-card data/ --overwrite
 ```
 The labelling resumes where it stopped (frames are matched by `structure_id`) and runs under

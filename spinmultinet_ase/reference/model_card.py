@@ -1,6 +1,6 @@
 """The model card of a trained model, written from its evaluation files.
 
-``spinmultinet model-card RUN_DIR OUT_DIR --ablation NAME=RUN_DIR ...`` reads
+``spinmultinet model-card RUN_DIR OUT_DIR [--ablation NAME=RUN_DIR ...] [--config CONFIG]`` reads
 ``RUN_DIR/summary.json``, ``RUN_DIR/evaluation/evaluation.json`` and the model's metadata,
 compares the held-out test errors and the DFT yardsticks with the accuracy targets below, and
 writes ``OUT_DIR/card.md`` plus ``metrics.json``. Every number in the card comes from those
@@ -14,6 +14,7 @@ import dataclasses
 import json
 import platform
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from spinmultinet_ase.train.config import (
     LossConfig,
     TrainConfig,
     config_from_dict,
+    load_config,
 )
 from spinmultinet_ase.train.dataset import TRAINING_SPLITS, split_of
 from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS, RESOLVED_ORDERING_MEV
@@ -190,39 +192,71 @@ def _train_config(metadata: dict) -> TrainConfig:
     return config_from_dict(metadata["train_config"])
 
 
-def _data_status(data: DataConfig, summary: dict, tested: int) -> tuple[str, bool]:
+def _pool_of(data_path: Path) -> Path | None:
+    """The structure pool a labelled file was labelled from: ``structures<suffix>.extxyz`` for
+    ``reference<suffix>.extxyz`` (None for a file not named so)."""
+    name = data_path.name
+    if not name.startswith("reference"):
+        return None
+    return data_path.with_name("structures" + name.removeprefix("reference"))
+
+
+def _data_status(
+    data: DataConfig, summary: dict, tested: int, sources: tuple[str, ...] = ()
+) -> tuple[str, bool]:
     """One line on how complete the data was: the training and validation frames the model
     learned from (``data``: its training data and split rules), and the ``tested`` test frames
-    it was evaluated on, each against the structure pool next to the (first) data file
-    (``structures.extxyz``); and whether the model is provisional, trained before the pool's
-    training and validation structures were all labelled."""
+    it was evaluated on, against the structure pools the data was labelled from; and whether
+    the model is provisional, trained before the pools' training and validation structures
+    were all labelled.
+
+    ``sources``: the labelled files the training data was frozen from, each judged against its
+    own pool (:func:`_pool_of`; a file without one counts with the frames it holds); without
+    them, the pool is ``structures.extxyz`` next to the (first) training file.
+    """
     trained = {name: summary["num_frames"][name] for name in TRAINING_SPLITS}
     counts = f"train {trained['train']}, validation {trained['validation']}, test {tested}"
-    data_path = Path(data.paths[0])
-    pool_path = data_path.with_name("structures.extxyz")
-    if not pool_path.exists():
-        return f"* Frames: {counts} (no structure pool found next to `{data_path}`)", False
-    pool = dataclasses.replace(data, path=str(pool_path))
-    planned = Counter(split_of(atoms, pool) for atoms in read(pool_path, index=":"))
+    if sources:
+        files = [(Path(p), _pool_of(Path(p))) for p in sources]
+        pools = [(path, pool) for path, pool in files if pool is not None and pool.exists()]
+    else:
+        path = Path(data.paths[0])
+        pools = [(path, path.with_name("structures.extxyz"))]
+        pools = [(p, pool) for p, pool in pools if pool.exists()]
+        files = pools
+    if not pools:
+        where = ", ".join(f"`{p}`" for p, _ in files) or f"`{data.paths[0]}`"
+        return f"* Frames: {counts} (no structure pool found next to {where})", False
+    planned: Counter[str] = Counter()
+    for path, pool in files:
+        frames = read(pool if pool is not None and pool.exists() else path, index=":")
+        rules = dataclasses.replace(data, path=str(path))
+        planned.update(split_of(atoms, rules) for atoms in frames)
     to_learn = sum(planned[name] for name in TRAINING_SPLITS)
+    named = ", ".join(f"`{pool}`" for _, pool in pools)
     if sum(trained.values()) < to_learn:
         return (
             f"* **Provisional model**: trained while the reference data was being labelled, "
             f"on {sum(trained.values())} of the {to_learn} training and validation structures "
-            f"of the pool (`{pool_path}`); it will be retrained on the full set, and its errors "
+            f"of the pool ({named}); it will be retrained on the full set, and its errors "
             f"below are those of this small set. Frames: {counts}."
         ), True
     return (
         f"* Frames: {counts}: all {to_learn} training and validation structures of the pool "
-        f"(`{pool_path}`), and {tested} of its {planned['test']} test structures (the test "
-        "split grows as its frames are labelled; they do not change the model)."
+        f"({named}), and {tested} of its {planned['test']} test structures (the test split "
+        "grows as its frames are labelled; they do not change the model)."
     ), False
 
 
-def _reproduce_line(frames: int, provisional: bool, with_ablations: bool) -> str:
+def _reproduce_line(
+    frames: int, provisional: bool, with_ablations: bool, config_path: str | None = None
+) -> str:
     """The command that retrains this model on the same frames (the first ``frames`` of the
-    growing data file for a provisional model), with or without the ablations."""
-    options = ["--fresh"]
+    growing data file for a provisional model trained on one file; the data as it is then,
+    for several), with or without the ablations, from the training config at ``config_path``
+    (None: the script's default config)."""
+    options = [config_path] if config_path else []
+    options.append("--fresh")
     if not with_ablations:
         options.append("--no-ablations")
     if provisional:
@@ -232,6 +266,20 @@ def _reproduce_line(frames: int, provisional: bool, with_ablations: bool) -> str
         f"* Reproduce: `bash scripts/train_default_model.sh {' '.join(options)}` (resumable; "
         f"trains {trains}, evaluates and writes this card)."
     )
+
+
+def _held_out_phrase(data: DataConfig) -> str:
+    """What the split rules ``data`` hold out of training whole, in words."""
+    parts = [f"every {o} frame" for o in data.test_orderings]
+    if data.test_cells:
+        shapes = "shapes" if len(data.test_cells) > 1 else "shape"
+        parts.append(f"every frame of the cell {shapes} {', '.join(data.test_cells)}")
+    if data.test_yardsticks:
+        parts.append("the yardstick cells")
+    if not parts:
+        return "split deterministically by structure id"
+    listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f"split deterministically by structure id; the test split holds {listed}"
 
 
 def _ablation_tables(
@@ -437,10 +485,11 @@ def _ordering_errors_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _unseen_orderings_table(rows: list[dict[str, Any]]) -> list[str]:
+def _unseen_orderings_table(rows: list[dict[str, Any]], missing: Sequence[str] = ()) -> list[str]:
     """Per material and held-out shape: the ordering energies of orderings never trained on,
-    model against DFT, with the target (:data:`UNSEEN_ORDERING_TARGET`, the same ranking)."""
-    if not rows:
+    model against DFT, with the target (:data:`UNSEEN_ORDERING_TARGET`, the same ranking);
+    a row marked missing for each material of ``missing``, whose data has no such shape."""
+    if not rows and not missing:
         return []
     lines = [
         "",
@@ -467,6 +516,11 @@ def _unseen_orderings_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{'yes' if row['same_lowest'] else 'no'} | {row['swapped_resolved_pairs']} | "
             f"{'✓' if ok else '✗'} |"
         )
+    for material in missing:
+        lines.append(
+            f"| {material} | – | missing: no held-out shape labelled in two or more orderings "
+            "| – | – | – | – | – | – | ✗ |"
+        )
     return lines
 
 
@@ -492,26 +546,45 @@ def _largest_errors_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def write_model_card(
-    run_dir: str | Path, out_dir: str | Path, ablations: dict[str, str | Path] | None = None
+    run_dir: str | Path,
+    out_dir: str | Path,
+    ablations: dict[str, str | Path] | None = None,
+    config_path: str | Path | None = None,
 ) -> str:
-    """Write ``card.md`` and ``metrics.json`` for the model trained in ``run_dir``."""
+    """Write ``card.md`` and ``metrics.json`` for the model trained in ``run_dir``.
+
+    ``config_path``: the training config the model was trained from (its ``data.path`` the
+    labelled files, where the training itself read a frozen copy of them); named in the
+    reproduce line.
+    """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     summary, evaluation = _read_run(run_dir)
     metadata = load_model(run_dir / "model.pt").metadata
     train_config = _train_config(metadata)
+    sources = load_config(config_path).data.paths if config_path else train_config.data.paths
     errors = _test_errors(evaluation)
+    missing = evaluation.get("missing", {})
     checks = yardstick_checks(evaluation["yardsticks"])
     units = evaluation["units"]
     frames_used = sum(summary["num_frames"].values())
     tested = sum(values["frames"] for values in errors.values())
-    data_status, provisional = _data_status(train_config.data, summary, tested)
+    data_status, provisional = _data_status(
+        train_config.data, summary, tested, sources if config_path else ()
+    )
     materials = _materials_phrase(evaluation)
+    evaluated = {group.split()[0] for groups in evaluation["errors"].values() for group in groups}
+    absent = [m for m in train_config.data.materials if m not in evaluated]
     lines = [
         f"# Model card: {out_dir.name}",
         "",
         f"SpinMultiNet potential for {materials} ({metadata['spin_mode']} spin input). Input: the "
         "structure and the initial moments a user would set (`initial_magmoms`); output: "
-        "energy, forces, stress, predicted moments (μB) and spin latents.",
+        "energy, forces, stress, predicted moments (μB) and spin latents."
+        + (
+            f" Meant also for {', '.join(absent)}, of which its data holds no frames yet."
+            if absent
+            else ""
+        ),
         "",
         "## Model",
         "",
@@ -524,9 +597,8 @@ def write_model_card(
         "",
         "## Data and training",
         "",
-        "* Reference data: `data/reference.extxyz` (GPAW PBE+U, protocol and card in "
-        "`data/README.md`), split deterministically by structure id; the test split holds "
-        "every AFM-III frame, every 16-atom cell and the undistorted yardstick cells.",
+        f"* Reference data: {', '.join(f'`{p}`' for p in sources)} (GPAW PBE+U, protocol "
+        f"and card in `data/README.md`), {_held_out_phrase(train_config.data)}.",
         data_status,
         f"* Trained on {', '.join(f'`{p}`' for p in train_config.data.paths)}, data fingerprint "
         f"`{summary['data']['fingerprint'][:16]}` (`spinmultinet_ase.train.dataset."
@@ -537,7 +609,12 @@ def write_model_card(
         f"{summary['wall_time_minutes']:.0f} min wall time on {platform.machine()} with the "
         f"config's threads; stopped because: {summary['stopped_because']}.",
         _loss_line(train_config.loss),
-        _reproduce_line(frames_used, provisional, with_ablations=bool(ablations)),
+        _reproduce_line(
+            frames_used,
+            provisional and len(sources) == 1,
+            with_ablations=bool(ablations),
+            config_path=str(config_path) if config_path else None,
+        ),
         "",
         "## Accuracy on the held-out test split (MAE)",
         "",
@@ -556,10 +633,17 @@ def write_model_card(
             for t in ERROR_TARGETS
         ]
         lines.append(f"| {material} | {values['frames']} | " + " | ".join(cells) + " |")
+    for material, lacks in missing.items():
+        if "test frames" in lacks:
+            cells = " | ".join("–" for _ in ERROR_TARGETS)
+            lines.append(f"| {material} | 0 (missing: no test frames) | {cells} |")
     targets = " | ".join(f"≤ {v:g}" for v in ERROR_TARGETS.values())
     lines.append(f"| target | | {targets} |")
     lines += _ordering_errors_table(evaluation.get("test_errors_by_ordering", []))
-    lines += _unseen_orderings_table(evaluation.get("unseen_orderings", []))
+    lines += _unseen_orderings_table(
+        evaluation.get("unseen_orderings", []),
+        [material for material, lacks in missing.items() if "unseen orderings" in lacks],
+    )
     lines += _largest_errors_table(evaluation.get("largest_test_errors", []))
     lines += [
         "",
@@ -581,8 +665,11 @@ def write_model_card(
             lines.append(
                 f"| {material} | {name} | {_fmt(dft)} | {_fmt(model)} | {'✓' if ok else '✗'} |"
             )
+    for material, lacks in missing.items():
+        if "DFT yardsticks" in lacks:
+            lines.append(f"| {material} | DFT yardsticks | missing (none labelled) | – | ✗ |")
     lines += _exchange_shell_lines(evaluation["yardsticks"]["dft"])
-    lines += _dft_cell_dependence(evaluation, Path(train_config.data.paths[0]))
+    lines += _dft_cell_dependence(evaluation, Path(sources[0]))
     sensitivity = evaluation["guess_sensitivity_meV_per_fu"]
     lines += [
         "",
@@ -596,6 +683,7 @@ def write_model_card(
         "yardsticks": evaluation["yardsticks"],
         "guess_sensitivity_meV_per_fu": sensitivity,
         "unseen_orderings": evaluation.get("unseen_orderings", []),
+        "missing": missing,
         "ablations": {},
     }
     if not ablations:

@@ -146,6 +146,9 @@ class DataConfig:
         guess_rescale: in training, every guessed moment is scaled by a factor drawn from
             U(1 − r, 1 + r) each time it is seen (0: off). The DFT labels do not depend on the
             guess's size, only on the state it leads to, so this teaches the model the same.
+        materials: the materials (``info['material']``) the model is meant for: evaluation
+            and the model card report each, and name those with no test frames or no DFT
+            yardsticks in the data as missing (empty: only the materials the data holds).
     """
 
     path: str | tuple[str, ...] = "data/reference.extxyz"
@@ -159,6 +162,7 @@ class DataConfig:
     guess_rescale: float = 0.3
     replay_paths: tuple[str, ...] = ()
     replay_fraction: float = 0.0
+    materials: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str):  # one way to write each: a list of one is its file

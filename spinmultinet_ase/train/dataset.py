@@ -235,14 +235,15 @@ def data_fingerprint(datasets: dict[str, Dataset]) -> str:
     return digest.hexdigest()
 
 
-def add_test_frames(frozen_path: str | Path, source_path: str | Path, config: DataConfig) -> int:
-    """Append to a frozen copy of the data the test-split frames labelled in ``source_path``
-    since the copy was made; returns how many. Training and validation frames are left out,
-    so a model trained on the copy still matches it (:func:`data_fingerprint`)."""
+def add_test_frames(frozen_path: str | Path, config: DataConfig) -> int:
+    """Append to a frozen copy of the data files ``config.paths`` the test-split frames
+    labelled in them since the copy was made; returns how many. Training and validation
+    frames are left out, so a model trained on the copy still matches it
+    (:func:`data_fingerprint`)."""
     held = {atoms.info["structure_id"] for atoms in read(frozen_path, index=":")}
     new = [
         atoms
-        for atoms in read(source_path, index=":")
+        for atoms in read_frames(config)
         if atoms.info["structure_id"] not in held and split_of(atoms, config) == "test"
     ]
     if new:

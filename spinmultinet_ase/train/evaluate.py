@@ -221,6 +221,30 @@ def error_group(atoms) -> str:
     return f"{material} {IDEAL_CELLS}" if atoms.info.get("yardstick") else material
 
 
+def missing_materials(
+    materials: tuple[str, ...],
+    test_errors: dict[str, Any],
+    dft_yardsticks: dict[str, Any],
+    unseen_orderings: list[dict[str, Any]],
+) -> dict[str, list[str]]:
+    """Per material of ``materials`` that the evaluation cannot judge fully: what the data
+    lacks for it: ``"test frames"`` (no row of ``test_errors``, keyed by :func:`error_group`),
+    ``"DFT yardsticks"`` (no entry of ``dft_yardsticks``, keyed by
+    :func:`~spinmultinet_ase.magnetism.yardsticks.yardstick_key`) and/or ``"unseen
+    orderings"`` (no row of :func:`unseen_ordering_errors`)."""
+    present = {
+        "test frames": {group.split()[0] for group in test_errors},
+        "DFT yardsticks": {key.split()[0] for key in dft_yardsticks},
+        "unseen orderings": {row["material"] for row in unseen_orderings},
+    }
+    missing = {}
+    for material in materials:
+        lacks = [what for what, have in present.items() if material not in have]
+        if lacks:
+            missing[material] = lacks
+    return missing
+
+
 def data_config_of(metadata: dict[str, Any], data_path: str | Path) -> DataConfig:
     """The split rules the model was trained with (defaults if it does not say), on new data;
     on a file it replayed (``data.replay_paths``, matched by content), the rules that file was
@@ -390,6 +414,12 @@ def evaluate_model(
     result["ideal_cell_errors_meV_per_fu"] = ideal_cell_errors(frames, model_energy)
     result["ordering_partner_errors"] = ordering_partner_errors(frames, model_energy, config)
     result["unseen_orderings"] = unseen_ordering_errors(frames, model_energy, config)
+    result["missing"] = missing_materials(
+        config.materials,
+        result["errors"].get("test", {}),
+        result["yardsticks"]["dft"],
+        result["unseen_orderings"],
+    )
     result["guess_sensitivity_meV_per_fu"] = guess_sensitivity(frames, calc)
     write_text_atomic(output / "evaluation.json", json.dumps(result, indent=2))
     return result
@@ -448,6 +478,8 @@ def format_report(result: dict) -> str:
                 f"{row['error_mae_meV_per_fu']:>10.2f}{row['error_max_meV_per_fu']:>10.2f}"
                 f"{row['kendall_tau']:>8.2f}  {'yes' if row['same_order'] else 'no'}"
             )
+    for material, lacks in result.get("missing", {}).items():
+        lines.append(f"\n{material}: missing, the data has no {' and no '.join(lacks)} of it")
     dft, model = result["yardsticks"]["dft"], result["yardsticks"]["model"]
     for key in dft:
         lines += _yardstick_lines(key, dft[key], model[key])

@@ -258,14 +258,18 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         # The budget (optim) may change on resume; what defines the run may not. The data files
-        # may move (the fingerprint below checks their frames), so their paths are not compared.
+        # may move (the fingerprint below checks their frames), so their paths are not compared,
+        # nor the materials the run's reports cover.
         if "metrics" not in state or "best_model_state" not in state:
             raise ValueError(
                 f"{self.output}/last.ckpt was written by an older spinmultinet-ase (no metrics "
                 "inside); start over with --overwrite or choose a new output_dir"
             )
         saved, current = (
-            {**config, "data": {k: v for k, v in config["data"].items() if k != "path"}}
+            {
+                **config,
+                "data": {k: v for k, v in config["data"].items() if k not in ("path", "materials")},
+            }
             for config in (state["train_config"], self.config.to_dict())
         )
         changed = [k for k in ("data", "model", "loss", "seed", "dtype") if saved[k] != current[k]]

@@ -1,0 +1,134 @@
+"""The data steps of ``scripts/train_default_model.sh``: where a default model's run, frozen
+data and shipped folder are, the frozen copy of its labelled files, and the test frames
+labelled since.
+
+``python -m spinmultinet_ase.reference.default_model {paths,freeze,add-test-frames} CONFIG``;
+a user error (a missing data file, a bad config) is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ase.io import read, write
+
+from spinmultinet_ase.outputs import atomic_path
+from spinmultinet_ase.train.config import DataConfig, TrainConfig, load_config
+from spinmultinet_ase.train.dataset import add_test_frames, read_frames
+
+
+def model_dir(config_path: str | Path) -> Path:
+    """Where the model of a default-model config is shipped: ``configs/default_mno_nio.yaml``
+    -> ``models/spinmultinet-mno-nio``."""
+    stem = Path(config_path).stem.removeprefix("default_")
+    return Path("models") / f"spinmultinet-{stem.replace('_', '-')}"
+
+
+def snapshot_path(config: TrainConfig) -> Path:
+    """The frozen copy of the labelled data that every run of a batch trains on: next to the
+    data file for one file (``data/reference.training.extxyz``), next to the run folder for
+    several (``runs/default_oxides.training.extxyz``)."""
+    paths = config.data.paths
+    if len(paths) == 1:
+        return Path(paths[0]).with_suffix(".training.extxyz")
+    return Path(f"{config.output_dir.rstrip('/')}.training.extxyz")
+
+
+def check_data_files(data: DataConfig) -> None:
+    """Raise a FileNotFoundError naming every file of ``data.path`` that does not exist."""
+    missing = [path for path in data.paths if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"data.path names {len(missing)} file(s) that do not exist (not labelled yet?): "
+            f"{', '.join(missing)}"
+        )
+
+
+def freeze(data: DataConfig, snapshot: str | Path, frames: int | None = None) -> int:
+    """Write the frames of the files ``data.paths`` (the first ``frames`` of the one file when
+    given) to ``snapshot`` unless it exists; returns how many frames it holds.
+
+    Raises:
+        FileNotFoundError: a data file does not exist.
+        ValueError: ``frames`` with several data files (their concatenation is not one growing
+            file whose first frames stay the same), a snapshot that holds another number of
+            frames than ``frames``, or unreadable data (one line each).
+    """
+    check_data_files(data)
+    if frames is not None and len(data.paths) > 1:
+        raise ValueError(
+            f"--frames takes the first frames of one growing data file; the config lists "
+            f"{len(data.paths)} ({', '.join(data.paths)})"
+        )
+    snapshot = Path(snapshot)
+    if snapshot.exists():
+        held = len(read(snapshot, index=":"))
+        if frames is not None and held != frames:
+            raise ValueError(
+                f"{snapshot} holds {held} frames, not {frames}: add --fresh to start over"
+            )
+        return held
+    labelled = read_frames(data)[:frames]
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(snapshot) as temporary:
+        write(temporary, labelled, format="extxyz")
+    return len(labelled)
+
+
+def _paths(args: argparse.Namespace) -> None:
+    config = load_config(args.config)
+    values = {
+        "run_dir": config.output_dir,
+        "snapshot": snapshot_path(config),
+        "target": args.model_dir or model_dir(args.config),
+    }
+    for name, value in values.items():
+        print(f"{name}={shlex.quote(str(value))}")
+
+
+def _freeze(args: argparse.Namespace) -> None:
+    config = load_config(args.config)
+    held = freeze(config.data, args.snapshot, args.frames)
+    print(f"{args.snapshot}: {held} frames of {', '.join(config.data.paths)}")
+
+
+def _add_test_frames(args: argparse.Namespace) -> None:
+    data = load_config(args.config).data
+    check_data_files(data)
+    added = add_test_frames(args.snapshot, data)
+    print(f"{args.snapshot}: {added} test frames labelled since it was made added")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one step; user errors are one line on stderr and exit code 2."""
+    parser = argparse.ArgumentParser(prog="default_model", description=__doc__)
+    sub = parser.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("paths", help="the run folder, frozen data and model folder (shell)")
+    p.add_argument("config")
+    p.add_argument("--model-dir", help="ship the model here instead of models/spinmultinet-*")
+    p.set_defaults(run=_paths)
+    p = sub.add_parser("freeze", help="write the frozen copy of the data unless it exists")
+    p.add_argument("config")
+    p.add_argument("snapshot")
+    p.add_argument("--frames", type=int, help="the first N frames of the one data file only")
+    p.set_defaults(run=_freeze)
+    p = sub.add_parser("add-test-frames", help="add test frames labelled since the copy")
+    p.add_argument("config")
+    p.add_argument("snapshot")
+    p.set_defaults(run=_add_test_frames)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        message = " ".join(str(error).split())
+        print(f"{args.config}: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
