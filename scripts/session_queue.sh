@@ -3,17 +3,16 @@
 # restarts first (the MnO/NiO reference data itself is scripts/dft_queue.sh).
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
-#   1. FeO's convergence entries, its Pulay calibration pair first (FeO's labelling waits on
-#      it; data/studies/feo_coo_states.md, "The rule for FeO")
-#   2. FeO's 16 yardstick cells, the first of its reference data
-#   3. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's mixer and eigensolver settings
+#   1. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's mixer and eigensolver settings
 #      on an accepted CoO frame and on the 8-atom frames that stalled), which decides CoO's
 #      rule for frames without a single 3-fold axis; the CoO campaign
-#      (scripts/active_learning.sh CoO) waits for that rule
-#   4. corundum reference data (docs/corundum_data.md)
-#   5. the rest of the corundum convergence entries
-#   6. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   7. the rest of the FeO/CoO state study and the corundum stress check
+#      (scripts/active_learning.sh CoO) waits for that rule. FeO waits too: its rattled
+#      AFM-II convergence frame did not converge under its rule
+#      (data/studies/feo_coo_states.md)
+#   2. corundum reference data (docs/corundum_data.md)
+#   3. the rest of the corundum convergence entries
+#   4. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   5. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
@@ -29,8 +28,6 @@ step() {
         echo "$(date -u +%FT%TZ) failed ($code): $*" >> data/queue.log
     fi
 }
-step bash scripts/convergence.sh FeO
-step bash scripts/label_reference_data.sh --until 16 FeO
 step bash scripts/dft_studies.sh coo-scf
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
