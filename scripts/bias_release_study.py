@@ -1,8 +1,8 @@
 """How the labeller's FeO/CoO orbital-bias start behaves with other release rules and SCF settings.
 
 Every run is the labeller's (bonds on the axes, the orbital bias of ``label.start_bias`` on the
-turned frame, point group off, protocol settings, no stress), with the bias released and the
-SCF driven by one of these variants:
+turned frame, point group off, protocol settings including its SCF step limit, no stress), with
+the bias released and the SCF driven by one of these variants:
     filled            as soon as the target orbitals hold their electrons (the labeller's rule)
     settled           once also the biased SCF's density error is below 1e-3 per valence
                       electron (at most 40 biased steps)
@@ -13,13 +13,18 @@ SCF driven by one of these variants:
                       settings (``orbital_bias.SCF_KEYWORDS``)
     filled-msr1       as filled, with MSR1 steps capped (max_A 0.15, trust_scale 0.5, 5
                       densities kept) and PPCG steps 4
-on one of two kinds of frame:
-    the test cell     the convergence study's FM cell of MATERIAL (FeO unless given; rattled
-                      0.06 Å, strained; ``convergence_structures``), stopped after 150 SCF
-                      steps; run name ``{MATERIAL}-FM-{variant}``
+    offaxis-msr1      as filled-msr1, with the bias about another body diagonal than the frame's
+                      3-fold axis (for FeO the a1g orbital of that diagonal: 1/9 of it in the
+                      frame's own a1g, 8/9 in its e_g' pair): a second start, as in occupation
+                      matrix control, to see whether capped MSR1 ends in the same state
+The state check and the recorded target filling are those of the labeller (the frame's own
+axis) in every variant. On one of two kinds of frame:
+    the test cell     the convergence study's 4-atom cell of MATERIAL (FeO unless given;
+                      rattled 0.06 Å, strained; ``convergence_structures``) in ORDERING (FM
+                      unless given, or AFM-II: the same geometry); run name
+                      ``{MATERIAL}-{ORDERING}-{variant}``
     --frames          frames of an extxyz file picked by ``info['structure_id']`` (e.g. the
-                      active-learning campaign's), stopped after the protocol's SCF steps as
-                      in the labeller; run name ``{structure_id}-{variant}``
+                      active-learning campaign's); run name ``{structure_id}-{variant}``
 One JSON line per run in data/studies/bias_release.jsonl (energy per formula unit, gap, moments,
 minority d occupations, target filling, the state check, SCF steps, wall time); GPAW logs in
 bias_release_logs/. Runs already in the file are skipped. Every frame is checked (file, ids,
@@ -27,7 +32,7 @@ bias start) before the first run; a bad one stops the script with one line and e
 Run:
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 GPAW_MPI_BACKEND=cgpaw \
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD nice /usr/bin/mpiexec -n 2 python \
-    scripts/bias_release_study.py [MATERIAL] [VARIANT ...]
+    scripts/bias_release_study.py [MATERIAL] [ORDERING] [VARIANT ...]
 or, instead of the test cell, frames (each --frames a file and its ids; runs in the order given):
     ... scripts/bias_release_study.py --variant VARIANT [VARIANT ...] \
         --frames FILE ID [ID ...] [--frames FILE ID [ID ...] ...]
@@ -36,23 +41,26 @@ or, instead of the test cell, frames (each --frames a file and its ids; runs in 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 from ase import Atoms
 from ase.formula import Formula
 from ase.io import read
 
 from spinmultinet_ase.dft.label import STRUCTURE_ID, gpaw_calculator, start_bias
 from spinmultinet_ase.dft.orbital_bias import (
+    BODY_DIAGONALS,
     SCF_KEYWORDS,
     OrbitalBias,
+    bias_targets,
     current_target_occupations,
     run_biased_start,
+    three_fold_axis,
 )
 from spinmultinet_ase.dft.orientation import canonical_rotation, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
@@ -61,31 +69,47 @@ from spinmultinet_ase.reference.convergence import convergence_structures
 
 OUT = Path(__file__).parents[1] / "data" / "studies" / "bias_release.jsonl"
 LOGS = OUT.with_name("bias_release_logs")
-# variant -> (release density error per valence electron, most biased steps, GPAW keywords)
-EIGENSOLVER = {"name": "ppcg", "niter": 4, "min_niter": 2}
-VARIANTS = {
-    "filled": (None, 20, {}),
-    "settled": (1e-3, 40, {}),
-    "settled-beta0.02": (1e-3, 40, {"mixer": {"beta": 0.02}}),
-    "filled-pulay": (None, 20, SCF_KEYWORDS["FeO"]),
-    "filled-msr1": (
-        None,
-        20,
-        {"mixer": {"name": "msr1", "max_A": 0.15, "trust_scale": 0.5, "nmaxold": 5}}
-        | {"eigensolver": EIGENSOLVER},
-    ),
+
+
+class Variant(NamedTuple):
+    """How a run releases the bias and drives the SCF.
+
+    Attributes:
+        release_density: release only once the biased SCF's density error (electrons per
+            valence electron) is below this as well (None: as soon as the targets are filled).
+        max_bias_steps: most biased SCF steps.
+        keywords: GPAW keywords besides the protocol's.
+        off_axis: bias about :func:`other_axis` instead of the frame's 3-fold axis.
+    """
+
+    release_density: float | None
+    max_bias_steps: int
+    keywords: dict
+    off_axis: bool = False
+
+
+CAPPED_MSR1 = {
+    "mixer": {"name": "msr1", "max_A": 0.15, "trust_scale": 0.5, "nmaxold": 5},
+    "eigensolver": {"name": "ppcg", "niter": 4, "min_niter": 2},
 }
-# SCF step limit of the test-cell runs; frames from files get the protocol's.
-TEST_CELL_SCF_STEPS = 150
+VARIANTS = {
+    "filled": Variant(None, 20, {}),
+    "settled": Variant(1e-3, 40, {}),
+    "settled-beta0.02": Variant(1e-3, 40, {"mixer": {"beta": 0.02}}),
+    "filled-pulay": Variant(None, 20, SCF_KEYWORDS["FeO"]),
+    "filled-msr1": Variant(None, 20, CAPPED_MSR1),
+    "offaxis-msr1": Variant(None, 20, CAPPED_MSR1, off_axis=True),
+}
+# The orderings of the test cell (keys of ``convergence_structures`` for a rocksalt monoxide).
+TEST_CELL_ORDERINGS = ("FM", "AFM-II")
 
 
 class Run(NamedTuple):
-    """One run: its name in the JSON lines, the frame as given, the variant, the SCF limit."""
+    """One run: its name in the JSON lines, the frame as given, the variant."""
 
     name: str
     atoms: Atoms
     variant: str
-    max_scf_steps: int
 
 
 def labeller_start(atoms: Atoms) -> tuple[Atoms, OrbitalBias]:
@@ -101,6 +125,22 @@ def labeller_start(atoms: Atoms) -> tuple[Atoms, OrbitalBias]:
         formula = Formula(atoms.get_chemical_formula()).reduce()[0]
         raise ValueError(f"{formula}: no orbital-bias start (FeO, CoO only)")
     return work, bias
+
+
+def other_axis(axis: np.ndarray) -> np.ndarray:
+    """The first body diagonal of :data:`~spinmultinet_ase.dft.orbital_bias.BODY_DIAGONALS`
+    other than ±``axis`` (a unit body diagonal)."""
+    return next(n for n in BODY_DIAGONALS if abs(float(n @ axis)) < 0.5)
+
+
+def variant_bias(work: Atoms, variant: Variant) -> tuple[np.ndarray, OrbitalBias]:
+    """The bias axis and the orbital bias a run of ``variant`` starts ``work`` (turned by
+    :func:`labeller_start`) with: the labeller's, or with ``off_axis`` the same targets about
+    :func:`other_axis` of the frame's 3-fold axis."""
+    axis = three_fold_axis(work)
+    if variant.off_axis:
+        axis = other_axis(axis)
+    return axis, OrbitalBias(bias_targets(work, axis))
 
 
 def file_frames(path: Path, ids: list[str]) -> list[Atoms]:
@@ -130,14 +170,20 @@ def run(planned: Run) -> dict:
     """The summary of ``planned`` run the labeller's way with its variant's release and SCF."""
     from gpaw import KohnShamConvergenceError
 
-    release_density, max_steps, keywords = VARIANTS[planned.variant]
-    work, bias = labeller_start(planned.atoms)
-    extra = {"symmetry": {"point_group": False}, "extensions": [bias], **keywords}
-    protocol = dataclasses.replace(DEFAULT_PROTOCOL, max_scf_iterations=planned.max_scf_steps)
-    work.calc = gpaw_calculator(work, protocol, LOGS / f"{planned.name}.txt", **extra)
+    variant = VARIANTS[planned.variant]
+    work, labeller_bias = labeller_start(planned.atoms)
+    axis, bias = variant_bias(work, variant)
+    extra = {"symmetry": {"point_group": False}, "extensions": [bias], **variant.keywords}
+    work.calc = gpaw_calculator(work, DEFAULT_PROTOCOL, LOGS / f"{planned.name}.txt", **extra)
     start = time.perf_counter()
-    biased = run_biased_start(work.calc, work, bias, max_steps, release_density)
-    summary = {"name": planned.name, "biased_steps": biased.steps}
+    biased = run_biased_start(
+        work.calc, work, bias, variant.max_bias_steps, variant.release_density
+    )
+    summary = {
+        "name": planned.name,
+        "biased_steps": biased.steps,
+        "bias_axis": [round(float(x), 4) for x in axis],
+    }
     try:
         energy = work.get_potential_energy()
     except KohnShamConvergenceError as error:
@@ -150,7 +196,7 @@ def run(planned: Run) -> dict:
     magmoms = work.get_magnetic_moments()
     gap = band_gap(work.calc)
     occupations = minority_d_occupations(work.calc, magmoms)
-    filling = current_target_occupations(work.calc.dft, bias.targets)
+    filling = current_target_occupations(work.calc.dft, labeller_bias.targets)
     return summary | {
         "converged": True,
         "energy_per_fu_ev": energy / formula_units,
@@ -169,7 +215,7 @@ def run(planned: Run) -> dict:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bias_release_study.py",
-        usage="%(prog)s [MATERIAL] [VARIANT ...]\n"
+        usage="%(prog)s [MATERIAL] [ORDERING] [VARIANT ...]\n"
         "       %(prog)s --variant VARIANT [VARIANT ...] --frames FILE ID [ID ...] "
         "[--frames FILE ID [ID ...] ...]",
         description="Run FeO/CoO frames the labeller's way with other bias releases and SCF "
@@ -178,8 +224,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "test_cell",
         nargs="*",
-        metavar="MATERIAL|VARIANT",
-        help="the test cell: [MATERIAL] [VARIANT ...] (default FeO, every variant)",
+        metavar="WORD",
+        help="the test cell: [MATERIAL] [ORDERING] [VARIANT ...] (default FeO FM, every "
+        f"variant; orderings {', '.join(TEST_CELL_ORDERINGS)})",
     )
     parser.add_argument(
         "--frames",
@@ -210,16 +257,20 @@ def planned_runs(argv: list[str]) -> list[Run]:
     if args.frames is None:
         if args.variant:
             parser.error("--variant goes with --frames (the test cell takes its variants as words)")
-        words = args.test_cell
-        material = words.pop(0) if words and words[0] not in VARIANTS else "FeO"
+        words = list(args.test_cell)
+        named = set(VARIANTS) | set(TEST_CELL_ORDERINGS)
+        material = words.pop(0) if words and words[0] not in named else "FeO"
+        ordering = words.pop(0) if words and words[0] in TEST_CELL_ORDERINGS else "FM"
         unknown = [word for word in words if word not in VARIANTS]
         if unknown:
-            parser.error(f"unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})")
-        atoms = convergence_structures(material)["FM"]
+            parser.error(
+                f"unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)}; the material "
+                "and the ordering come first)"
+            )
+        atoms = convergence_structures(material)[ordering]
         labeller_start(atoms)
         return [
-            Run(f"{material}-FM-{variant}", atoms, variant, TEST_CELL_SCF_STEPS)
-            for variant in words or VARIANTS
+            Run(f"{material}-{ordering}-{variant}", atoms, variant) for variant in words or VARIANTS
         ]
     if args.test_cell:
         parser.error(f"--frames runs take no test-cell words, got {' '.join(args.test_cell)!r}")
@@ -235,12 +286,7 @@ def planned_runs(argv: list[str]) -> list[Run]:
                 labeller_start(atoms)
             except ValueError as error:
                 raise ValueError(f"{path}: {structure_id}: {error}") from None
-            runs.extend(
-                Run(
-                    f"{structure_id}-{variant}", atoms, variant, DEFAULT_PROTOCOL.max_scf_iterations
-                )
-                for variant in args.variant
-            )
+            runs.extend(Run(f"{structure_id}-{v}", atoms, v) for v in args.variant)
     return runs
 
 

@@ -7,7 +7,13 @@
 # (bias_release_study.py's filled-pulay) on an accepted CoO frame labelled with GPAW's default
 # mixer, then on the three 8-atom frames of round 1 of CoO's active-learning campaign that
 # stalled (data/studies/feo_coo_states.md, "CoO frames without a single 3-fold axis").
-# Usage: nohup bash scripts/dft_studies.sh [coo-scf | FeO/CoO RUN ...] > /dev/null 2>&1 &
+# With feo-rule: only the study that decides FeO's next rule (data/studies/feo_coo_states.md,
+# "Choosing FeO's next rule"), runs already done skipped: the a1g start released with capped
+# MSR1 (bias_release_study.py's filled-msr1) on the AFM-II test cell, which under the FeO rule
+# did not converge; if it converges, a second start (offaxis-msr1: a1g about another body
+# diagonal) on the FM and AFM-II test cells: does capped MSR1 end in one state from both?
+# Cost (logs of the FM cell's filled-msr1): ~20 min a run, at most ~65 min (300 SCF steps).
+# Usage: nohup bash scripts/dft_studies.sh [coo-scf | feo-rule | FeO/CoO RUN ...] > /dev/null 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # GPAW is built against Debian OpenMPI: call its mpiexec, not whichever one is first on PATH
@@ -21,6 +27,18 @@ if [ "${1:-}" = coo-scf ]; then
         --frames data/active_CoO/run/round_1/candidates.extxyz \
         CoO-afm3-8-AFM-III-008 CoO-cubic-8-FM-004 CoO-cubic-8-random-015 \
         >> data/studies/bias_release.log 2>&1
+    exit
+fi
+if [ "${1:-}" = feo-rule ]; then
+    log=data/studies/bias_release.log
+    run scripts/bias_release_study.py FeO AFM-II filled-msr1 >> $log 2>&1
+    if ! grep -q '"name": "FeO-AFM-II-filled-msr1", .*"converged": true' \
+        data/studies/bias_release.jsonl; then
+        echo "feo-rule: FeO-AFM-II-filled-msr1 did not converge; the second-start runs are not run" >> $log
+        exit
+    fi
+    run scripts/bias_release_study.py FeO FM offaxis-msr1 >> $log 2>&1
+    run scripts/bias_release_study.py FeO AFM-II offaxis-msr1 >> $log 2>&1
     exit
 fi
 if [ $# -gt 0 ]; then

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from ase.io import write
 
-from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 
 pytest.importorskip("gpaw")
@@ -53,7 +52,7 @@ def test_frames_are_picked_by_structure_id_in_the_order_asked(frames_file):
         )
 
 
-def test_frame_runs_are_named_by_id_and_variant_with_the_protocols_scf_limit(frames_file):
+def test_frame_runs_are_named_by_id_and_variant(frames_file):
     runs = study.planned_runs(
         ["--variant", "filled-pulay", "filled", "--frames", str(frames_file), "b", "a"]
     )
@@ -63,18 +62,54 @@ def test_frame_runs_are_named_by_id_and_variant_with_the_protocols_scf_limit(fra
         "a-filled-pulay",
         "a-filled",
     ]
-    assert {run.max_scf_steps for run in runs} == {DEFAULT_PROTOCOL.max_scf_iterations}
 
 
 def test_the_test_cell_runs_keep_the_names_of_the_recorded_lines():
-    """A rerun of the default command skips every run already in bias_release.jsonl."""
-    recorded = [json.loads(line)["name"] for line in study.OUT.read_text().splitlines()]
+    """A rerun of the default command skips every FM test-cell run already in
+    bias_release.jsonl: the FeO FM cell in every variant."""
+    recorded = {json.loads(line)["name"] for line in study.OUT.read_text().splitlines()}
     runs = study.planned_runs([])
-    assert {run.name for run in runs} == set(recorded)
-    assert {run.max_scf_steps for run in runs} == {study.TEST_CELL_SCF_STEPS}
+    assert [run.name for run in runs] == [f"FeO-FM-{variant}" for variant in study.VARIANTS]
+    assert {name for name in recorded if name.startswith("FeO-FM-")} <= {run.name for run in runs}
     assert [run.name for run in study.planned_runs(["CoO", "filled-pulay"])] == [
         "CoO-FM-filled-pulay"
     ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["FeO", "AFM-II", "filled-msr1", "offaxis-msr1"], ["AFM-II", "filled-msr1", "offaxis-msr1"]],
+)
+def test_the_afm2_test_cell_is_the_fm_cell_with_alternating_moments(argv):
+    """The AFM-II test cell: the FM cell's geometry, the two Fe moments of opposite sign, so
+    the bias targets the opposite spin channel on each."""
+    runs = study.planned_runs(argv)
+    assert [run.name for run in runs] == ["FeO-AFM-II-filled-msr1", "FeO-AFM-II-offaxis-msr1"]
+    fm = study.planned_runs(["FeO", "FM", "filled"])[0].atoms
+    for run in runs:
+        atoms = run.atoms
+        np.testing.assert_allclose(atoms.cell.array, fm.cell.array, atol=1e-12)
+        np.testing.assert_allclose(atoms.positions, fm.positions, atol=1e-12)
+        moments = atoms.get_initial_magnetic_moments()
+        iron = [a for a, symbol in enumerate(atoms.get_chemical_symbols()) if symbol == "Fe"]
+        assert len(iron) == 2 and moments[iron[0]] == -moments[iron[1]] != 0.0
+        np.testing.assert_allclose(np.abs(moments), fm.get_initial_magnetic_moments())
+        _, bias = study.labeller_start(atoms)
+        assert sorted(target.spin for target in bias.targets.values()) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["FeO", "filled-msr1", "AFM-II"],
+        ["FeO", "AFM-I", "filled"],
+        ["AFM-II", "FeO", "filled"],
+    ],
+)
+def test_a_test_cell_command_line_out_of_order_is_refused(argv):
+    with pytest.raises(SystemExit) as stopped:
+        study.planned_runs(argv)
+    assert stopped.value.code == 2
 
 
 @pytest.mark.parametrize(
@@ -105,3 +140,30 @@ def test_an_id_given_to_two_frames_is_refused(tmp_path, frames_file):
     twice.write_text(frames_file.read_text() * 2)
     with pytest.raises(ValueError, match="2 frames with structure_id 'a'"):
         study.file_frames(twice, ["a"])
+
+
+@pytest.mark.parametrize("ordering", ["FM", "AFM-II"])
+def test_the_off_axis_start_biases_the_a1g_of_another_body_diagonal(ordering):
+    """offaxis-msr1 biases the same spins, about a body diagonal n' other than the frame's
+    axis n: its a1g holds |P2(n·n')|² = 1/9 of the frame's a1g, the rest lies in e_g'."""
+    work, labeller_bias = study.labeller_start(
+        study.planned_runs(["FeO", ordering, "filled"])[0].atoms
+    )
+    axis, own = study.variant_bias(work, study.VARIANTS["filled-msr1"])
+    other, bias = study.variant_bias(work, study.VARIANTS["offaxis-msr1"])
+    np.testing.assert_allclose(np.abs(3.0 * other), np.sqrt(3.0))
+    assert abs(float(other @ axis)) == pytest.approx(1.0 / 3.0)
+    assert bias.targets.keys() == own.targets.keys() == labeller_bias.targets.keys()
+    for a, target in bias.targets.items():
+        mine = labeller_bias.targets[a]
+        assert target.spin == own.targets[a].spin == mine.spin
+        np.testing.assert_allclose(own.targets[a].projector, mine.projector, atol=1e-12)
+        legendre = (3.0 * float(other @ axis) ** 2 - 1.0) / 2.0
+        assert np.trace(target.projector @ mine.projector) == pytest.approx(legendre**2)
+        assert legendre**2 == pytest.approx(1.0 / 9.0)
+
+
+def test_other_axis_is_never_the_axis_itself():
+    for n in study.BODY_DIAGONALS:
+        for sign in (1.0, -1.0):
+            assert abs(float(study.other_axis(sign * n) @ n)) == pytest.approx(1.0 / 3.0)
