@@ -3,16 +3,18 @@
 # restarts first (the MnO/NiO reference data itself is scripts/dft_queue.sh).
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
-#   1. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's mixer and eigensolver settings
+#   1. FeO's rule study (scripts/dft_studies.sh feo-rule: capped-MSR1 release on the AFM-II
+#      test cell that did not converge under FeO's rule, then a second start about another
+#      axis; data/studies/feo_coo_states.md), which decides FeO's rule: no FeO frame is
+#      labelled until then
+#   2. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's mixer and eigensolver settings
 #      on an accepted CoO frame and on the 8-atom frames that stalled), which decides CoO's
 #      rule for frames without a single 3-fold axis; the CoO campaign
-#      (scripts/active_learning.sh CoO) waits for that rule. FeO waits too: its rattled
-#      AFM-II convergence frame did not converge under its rule
-#      (data/studies/feo_coo_states.md)
-#   2. corundum reference data (docs/corundum_data.md)
-#   3. the rest of the corundum convergence entries
-#   4. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   5. the rest of the FeO/CoO state study and the corundum stress check
+#      (scripts/active_learning.sh CoO) waits for that rule
+#   3. corundum reference data (docs/corundum_data.md)
+#   4. the rest of the corundum convergence entries
+#   5. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   6. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
@@ -28,6 +30,7 @@ step() {
         echo "$(date -u +%FT%TZ) failed ($code): $*" >> data/queue.log
     fi
 }
+step bash scripts/dft_studies.sh feo-rule
 step bash scripts/dft_studies.sh coo-scf
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
