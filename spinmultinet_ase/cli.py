@@ -286,9 +286,14 @@ def _add_yardsticks(sub: argparse._SubParsersAction) -> None:
 
 
 def _calculator(args: argparse.Namespace):
+    """The calculator of a structure command (``--model``, ``--dtype``), with a warning when
+    ``target`` names a material the model records it was not trained on."""
     from spinmultinet_ase.calculator import SpinMultiNetCalculator
+    from spinmultinet_ase.workflows.inputs import warn_if_untrained
 
-    return SpinMultiNetCalculator(args.model, dtype=args.dtype)
+    calc = SpinMultiNetCalculator(args.model, dtype=args.dtype)
+    warn_if_untrained(args.target, calc)
+    return calc
 
 
 def _add_optimizer_options(p: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ import torch
 from spinmultinet_ase import keys
 from spinmultinet_ase.checkpoint import load_checkpoint
 from spinmultinet_ase.export import ModelFileError, load_model
+from spinmultinet_ase.materials import recorded_materials
 from spinmultinet_ase.model import ModelConfig, SpinMultiNet
 from spinmultinet_ase.train.dataset import Dataset
 
@@ -36,13 +37,15 @@ class Source:
     section of the config it was trained with (None if the file records none) and how it split
     each file of that section's ``replay_paths`` (records of
     :func:`~spinmultinet_ase.train.replay.replay_split_rules`, as the file holds them; None if
-    it records none)."""
+    it records none) and the materials it was trained on
+    (:func:`~spinmultinet_ase.materials.trained_materials`; None if it records none)."""
 
     path: str
     config: dict
     weights: dict[str, torch.Tensor]
     data: dict | None = None
     replay_rules: Any = None
+    materials: dict[str, int] | None = None
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -81,6 +84,7 @@ def load_source(path: str | Path) -> Source:
             loaded.module.state_dict(),
             loaded.metadata.get("train_config", {}).get("data"),
             loaded.metadata.get("replay_split_rules"),
+            recorded_materials(loaded.metadata),
         )
     except ModelFileError:
         pass
@@ -96,6 +100,7 @@ def load_source(path: str | Path) -> Source:
         content["model_state"],
         content.get("train_config", {}).get("data"),
         content.get("replay_split_rules"),
+        content.get("trained_materials"),
     )
 
 

@@ -39,6 +39,7 @@ from spinmultinet_ase import keys
 from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
 from spinmultinet_ase.data.graph import closest_contacts, collate, moment_sizes
 from spinmultinet_ase.export import DTYPES, export_model
+from spinmultinet_ase.materials import trained_materials
 from spinmultinet_ase.model import SpinMultiNet
 from spinmultinet_ase.outputs import atomic_path, is_temporary, writable_folder, write_text_atomic
 from spinmultinet_ase.train import distributed
@@ -104,6 +105,18 @@ def training_contacts(train: Dataset, species: Sequence[str]) -> dict[str, float
         for pair, length in closest_contacts(sample, species).items():
             shortest[pair] = min(length, shortest.get(pair, np.inf))
     return dict(sorted(shortest.items()))
+
+
+def materials_learned(train: Dataset, source: Source | None) -> dict[str, int] | None:
+    """Frame count per reduced formula of the training frames (replayed ones included), plus
+    the counts the ``source`` model records (:func:`~spinmultinet_ase.materials.trained_materials`).
+
+    None when fine-tuned from a source that records no materials: what it learned is unknown,
+    and a list of this run's materials alone would call the source's own materials untrained.
+    """
+    if source is not None and source.materials is None:
+        return None
+    return trained_materials(train.frames, source.materials if source else None)
 
 
 def _mean_neighbours(train: Dataset) -> float:
@@ -214,6 +227,7 @@ class Trainer:
                 model_config.spin_mode,
             )
         self.data_fingerprint = data_fingerprint(self.data)
+        self.trained_materials = materials_learned(self.data["train"], source)
         self.model, self.scales = initial_model(config, self.data["train"], source)
         if overwrite:  # only now: bad data or a bad source leaves the old run as it was
             _on_main(lambda: _clear_run_files(self.output))
@@ -254,6 +268,7 @@ class Trainer:
             "scales": self.scales,
             "data_fingerprint": self.data_fingerprint,
             "replay_split_rules": self.replay_records or None,
+            "trained_materials": self.trained_materials,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -326,6 +341,7 @@ class Trainer:
                 best_loss=self.best_loss,
                 data_fingerprint=self.data_fingerprint,
                 replay_split_rules=self.replay_records or None,
+                trained_materials=self.trained_materials,
             )
 
     # ---- loop ----------------------------------------------------------------------------
@@ -482,6 +498,7 @@ class Trainer:
             "target_scales": self.scales,
             "guess_ranges_muB": guess_ranges(self.data["train"], self.config.data.guess_rescale),
             "closest_contacts_A": training_contacts(self.data["train"], best.config.species),
+            "trained_materials": self.trained_materials,
             "metrics": results,
         }
         with atomic_path(self.output / "model.pt") as temporary:

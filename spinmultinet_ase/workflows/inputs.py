@@ -10,7 +10,9 @@ rhombohedral reference cell in its observed ground state and then follows the pa
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
@@ -27,7 +29,11 @@ from spinmultinet_ase.magnetism.rocksalt import (
     rocksalt_ordered,
 )
 from spinmultinet_ase.magnetism.sites import guessed_moments
+from spinmultinet_ase.materials import untrained_warning
 from spinmultinet_ase.spin import SpinMode
+
+if TYPE_CHECKING:
+    from spinmultinet_ase.calculator import SpinMultiNetCalculator
 
 
 def check_number(
@@ -93,6 +99,25 @@ def parse_supercell(values: list[int] | None, what: str = "--supercell") -> np.n
             "determinant)"
         )
     return matrix
+
+
+def is_material_name(target: str) -> bool:
+    """Whether ``target`` names a built-in material (a rocksalt or corundum formula), which
+    the workflows take before a file of that name."""
+    return target in ROCKSALT_LATTICE_CONSTANTS or target in CORUNDUM_PARAMETERS
+
+
+def warn_if_untrained(target: str, calc: SpinMultiNetCalculator) -> None:
+    """Warn (``UserWarning``, one line) when ``target`` names a built-in material that the
+    calculator's model (for a committee: any member) records it was not trained on; quiet for
+    structure files and for models that record no trained materials
+    (:mod:`spinmultinet_ase.materials`)."""
+    if not is_material_name(target):
+        return
+    labels = [record["path"] or f"model {n}" for n, record in enumerate(calc.model_files, 1)]
+    message = untrained_warning(target, calc.models, labels)
+    if message:
+        warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def read_structure(path: str) -> Atoms:
