@@ -34,6 +34,7 @@ mno_nio=0
 ablation_configs=()
 [ "$mno_nio" = 0 ] ||
     ablation_configs=(configs/ablation_no_spin.yaml configs/ablation_no_moment_loss.yaml)
+all_ablations=("${ablation_configs[@]}")  # --fresh clears their runs with their shipped models
 ablation_names=("no spin input, no moment loss" "spin input, no moment loss")
 frames=""
 fresh=0
@@ -62,7 +63,7 @@ shipped_dir() {  # where the model of config $1 is committed
     if [ "$1" = "$config" ]; then echo "$target"; else echo "$target/ablations/$(basename "$1" .yaml)"; fi
 }
 if [ "$fresh" = 1 ]; then
-    for c in "${configs[@]}"; do rm -rf "$(run_dir_of "$c")"; done
+    for c in "$config" "${all_ablations[@]}"; do rm -rf "$(run_dir_of "$c")"; done
     rm -rf "$snapshot" "$target/ablations" "$target/model.pt" "$target/training_summary.json"
 fi
 steps freeze "$config" "$snapshot" ${frames:+--frames "$frames"}

@@ -28,6 +28,7 @@ ROOT = Path(__file__).parents[1]
 REFERENCE = ROOT / "data" / "reference.extxyz"
 CORUNDUM = ROOT / "data" / "reference_Cr2O3_Fe2O3.extxyz"
 SHIPPED = ROOT / "models" / "spinmultinet-mno-nio" / "model.pt"
+ABLATED = ("default_mno_nio", "ablation_no_spin", "ablation_no_moment_loss")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
@@ -193,3 +194,20 @@ def test_a_run_resumes_with_other_materials_to_report(tmp_path):
     more = dataclasses.replace(config.data, materials=("MnO", "FeO"))
     summary = Trainer(dataclasses.replace(config, data=more), resume=True, progress=False).run()
     assert summary["epochs"] == 2
+
+
+def test_fresh_without_ablations_still_clears_the_ablation_runs(tmp_path):
+    """``--fresh --no-ablations`` deletes the committed ablations, so it must delete their runs
+    too: a later run with ablations would otherwise resume checkpoints of the old data."""
+    for name in ("scripts/train_default_model.sh", *(f"configs/{c}.yaml" for c in ABLATED)):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    for run in ("default_mno_nio", "ablation_no_spin", "ablation_no_moment_loss"):
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        (tmp_path / "runs" / run / "last.ckpt").write_text("")
+    script = tmp_path / "scripts" / "train_default_model.sh"
+    run = subprocess.run(
+        ["bash", str(script), "--fresh", "--no-ablations"], capture_output=True, text=True, env=ENV
+    )
+    assert run.returncode == 2 and "data/reference.extxyz" in run.stderr  # no data here
+    assert not list((tmp_path / "runs").iterdir())
