@@ -17,8 +17,10 @@ the bias released and the SCF driven by one of these variants:
                       3-fold axis (for FeO the a1g orbital of that diagonal: 1/9 of it in the
                       frame's own a1g, 8/9 in its e_g' pair): a second start, as in occupation
                       matrix control, to see whether capped MSR1 ends in the same state
-The state check and the recorded target filling are those of the labeller (the frame's own
-axis) in every variant. On one of two kinds of frame:
+The calculator is the labeller's (``label.frame_calculator``) with the variant's SCF keywords
+in place of the material's; the state check (``state_problem``, and ``status``: the labeller's
+verdict, a wrong magnetic state first) and the recorded target filling are those of the
+labeller (the frame's own axis) in every variant. On one of two kinds of frame:
     the test cell     the convergence study's 4-atom cell of MATERIAL (FeO unless given;
                       rattled 0.06 Å, strained; ``convergence_structures``) in ORDERING (FM
                       unless given, or AFM-II: the same geometry); run name
@@ -52,9 +54,11 @@ from ase import Atoms
 from ase.formula import Formula
 from ase.io import read
 
-from spinmultinet_ase.dft.label import STRUCTURE_ID, gpaw_calculator, start_bias
+from spinmultinet_ase.dft.label import STRUCTURE_ID, frame_calculator, frame_status, start_bias
 from spinmultinet_ase.dft.orbital_bias import (
     BODY_DIAGONALS,
+    MAX_BIAS_STEPS,
+    RELEASE_DENSITY,
     SCF_KEYWORDS,
     OrbitalBias,
     bias_targets,
@@ -78,7 +82,8 @@ class Variant(NamedTuple):
         release_density: release only once the biased SCF's density error (electrons per
             valence electron) is below this as well (None: as soon as the targets are filled).
         max_bias_steps: most biased SCF steps.
-        keywords: GPAW keywords besides the protocol's.
+        keywords: GPAW SCF keywords (mixer, eigensolver) in place of the material's
+            (``orbital_bias.SCF_KEYWORDS``).
         off_axis: bias about :func:`other_axis` instead of the frame's 3-fold axis.
     """
 
@@ -93,12 +98,12 @@ CAPPED_MSR1 = {
     "eigensolver": {"name": "ppcg", "niter": 4, "min_niter": 2},
 }
 VARIANTS = {
-    "filled": Variant(None, 20, {}),
+    "filled": Variant(RELEASE_DENSITY, MAX_BIAS_STEPS, {}),
     "settled": Variant(1e-3, 40, {}),
     "settled-beta0.02": Variant(1e-3, 40, {"mixer": {"beta": 0.02}}),
-    "filled-pulay": Variant(None, 20, SCF_KEYWORDS["FeO"]),
-    "filled-msr1": Variant(None, 20, CAPPED_MSR1),
-    "offaxis-msr1": Variant(None, 20, CAPPED_MSR1, off_axis=True),
+    "filled-pulay": Variant(RELEASE_DENSITY, MAX_BIAS_STEPS, SCF_KEYWORDS["FeO"]),
+    "filled-msr1": Variant(RELEASE_DENSITY, MAX_BIAS_STEPS, CAPPED_MSR1),
+    "offaxis-msr1": Variant(RELEASE_DENSITY, MAX_BIAS_STEPS, CAPPED_MSR1, off_axis=True),
 }
 # The orderings of the test cell (keys of ``convergence_structures`` for a rocksalt monoxide).
 TEST_CELL_ORDERINGS = ("FM", "AFM-II")
@@ -173,8 +178,8 @@ def run(planned: Run) -> dict:
     variant = VARIANTS[planned.variant]
     work, labeller_bias = labeller_start(planned.atoms)
     axis, bias = variant_bias(work, variant)
-    extra = {"symmetry": {"point_group": False}, "extensions": [bias], **variant.keywords}
-    work.calc = gpaw_calculator(work, DEFAULT_PROTOCOL, LOGS / f"{planned.name}.txt", **extra)
+    log = LOGS / f"{planned.name}.txt"
+    work.calc = frame_calculator(work, DEFAULT_PROTOCOL, log, bias, variant.keywords)
     start = time.perf_counter()
     biased = run_biased_start(
         work.calc, work, bias, variant.max_bias_steps, variant.release_density
@@ -197,6 +202,7 @@ def run(planned: Run) -> dict:
     gap = band_gap(work.calc)
     occupations = minority_d_occupations(work.calc, magmoms)
     filling = current_target_occupations(work.calc.dft, labeller_bias.targets)
+    problem = state_problem(str(formula), gap, occupations, filling)
     return summary | {
         "converged": True,
         "energy_per_fu_ev": energy / formula_units,
@@ -206,7 +212,8 @@ def run(planned: Run) -> dict:
             str(a): [round(float(x), 3) for x in o] for a, o in occupations.items()
         },
         "target_filling": {str(a): round(n, 3) for a, n in filling.items()},
-        "state_problem": state_problem(str(formula), gap, occupations, filling),
+        "state_problem": problem,
+        "status": frame_status(planned.atoms, magmoms, problem),
         "free_scf_steps": work.calc.get_number_of_iterations(),
         "wall_s": time.perf_counter() - start,
     }

@@ -625,3 +625,38 @@ def test_feo_frames_of_another_start_rule_are_not_resumed(tmp_path):
     coo.info.update(dft_start=ORBITAL_BIAS_START, dft_bias_strength_ev=STRENGTH_EV)
     coo.info[STRUCTURE_ID] = "CoO-0"
     assert protocol_mismatch([coo], CHEAP) == ""  # CoO keeps GPAW's default mixer
+
+
+def test_frame_status_puts_a_wrong_magnetic_state_before_a_wrong_electronic_one():
+    from spinmultinet_ase.dft.label import frame_status
+
+    atoms = rocksalt_ordered("NiO", "AFM-II")
+    initial = atoms.get_initial_magnetic_moments()
+    kept, flipped = 0.9 * initial, 0.9 * np.abs(initial)
+    assert frame_status(atoms, kept) == STATUS_OK
+    assert frame_status(atoms, kept, "band gap 0.10 eV below 0.5 eV") == (
+        "wrong electronic state: band gap 0.10 eV below 0.5 eV"
+    )
+    status = frame_status(atoms, flipped, "band gap 0.10 eV below 0.5 eV")
+    assert status.startswith("wrong magnetic state: ") and "flipped sign" in status
+
+
+def test_frame_calculator_takes_other_scf_settings_in_place_of_the_materials(tmp_path):
+    """What a study of other SCF settings (scripts/bias_release_study.py) runs: the labeller's
+    calculator with only the mixer and eigensolver replaced."""
+    pytest.importorskip("gpaw")
+    from spinmultinet_ase.dft.label import canonical_rotation, frame_calculator, start_bias
+
+    atoms = rocksalt_ordered("FeO", "AFM-II")
+    work = rotated(atoms, canonical_rotation(atoms))
+    bias = start_bias(work)
+    own = frame_calculator(work, CHEAP, tmp_path / "own.txt", bias)
+    other = frame_calculator(work, CHEAP, tmp_path / "other.txt", bias, {"mixer": {"beta": 0.02}})
+    plain = frame_calculator(work, CHEAP, tmp_path / "plain.txt", bias, {})
+    assert own.params.mixer.name == "pulay"  # FeO's SCF_KEYWORDS
+    assert other.params.mixer.mixer_params["beta"] == 0.02 and other.params.mixer.name != "pulay"
+    assert plain.params.mixer.name != "pulay"
+    for calc in (other, plain):
+        assert calc.params.extensions == [bias]
+        for name in ("symmetry", "kpts", "mode", "setups", "occupations", "maxiter"):
+            assert repr(getattr(calc.params, name)) == repr(getattr(own.params, name)), name

@@ -131,14 +131,21 @@ def start_bias(work: Atoms) -> OrbitalBias | None:
     return OrbitalBias(bias_targets(work, three_fold_axis(work)))
 
 
-def frame_calculator(work: Atoms, protocol: DFTProtocol, txt: str | Path, bias: OrbitalBias | None):
+def frame_calculator(
+    work: Atoms,
+    protocol: DFTProtocol,
+    txt: str | Path,
+    bias: OrbitalBias | None,
+    scf: dict | None = None,
+):
     """The GPAW calculator the labeller runs ``work`` with, started with ``bias``
     (:func:`start_bias`).
 
     With a bias, GPAW's point-group symmetry is off (time reversal kept): the frames are
     strained, rattled or supercells of any ordering, whose symmetry operations would not in
     general keep the bias (``orbital_bias.check_symmetric``); the material's mixer and
-    eigensolver settings (:data:`~spinmultinet_ase.dft.orbital_bias.SCF_KEYWORDS`) apply.
+    eigensolver settings (:data:`~spinmultinet_ase.dft.orbital_bias.SCF_KEYWORDS`) apply, or
+    ``scf`` (GPAW keywords) in their place when given (a study of other SCF settings).
     """
     if bias is None:
         return gpaw_calculator(work, protocol, txt)
@@ -151,8 +158,23 @@ def frame_calculator(work: Atoms, protocol: DFTProtocol, txt: str | Path, bias: 
         txt,
         symmetry={"point_group": False},
         extensions=[bias],
-        **SCF_KEYWORDS.get(formula, {}),
+        **(SCF_KEYWORDS.get(formula, {}) if scf is None else scf),
     )
+
+
+def frame_status(atoms: Atoms, magmoms: np.ndarray, electronic_problem: str = "") -> str:
+    """The labeller's verdict (``info[dft_status]``) on a converged run of ``atoms`` that ended
+    with the moments ``magmoms``: a wrong magnetic state (:func:`magnetic_state_problem`)
+    first, else ``electronic_problem`` (``states.state_problem``; '' for a plain start), else
+    :data:`STATUS_OK`."""
+    problem = magnetic_state_problem(
+        atoms.get_chemical_symbols(), atoms.get_initial_magnetic_moments(), magmoms
+    )
+    if problem:
+        return f"wrong magnetic state: {problem}"
+    if electronic_problem:
+        return f"wrong electronic state: {electronic_problem}"
+    return STATUS_OK
 
 
 def _protocol_info(protocol: DFTProtocol) -> dict:
@@ -237,10 +259,7 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         return _failed(labelled, f"GPAW failed: {type(error).__name__}: {error}", start)
     labelled.info["dft_wall_s"] = time.perf_counter() - start
     labelled.info["dft_pulay_stress_gpa"] = pulay / GPa
-    problem = magnetic_state_problem(
-        atoms.get_chemical_symbols(), atoms.get_initial_magnetic_moments(), results["magmoms"]
-    )
-    labelled.info[STATUS] = f"wrong magnetic state: {problem}" if problem else STATUS_OK
+    electronic_problem = ""
     if bias is not None:
         from spinmultinet_ase.dft.orbital_bias import current_target_occupations
 
@@ -248,9 +267,8 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         labelled.info["dft_gap_ev"] = gap
         occupations = minority_d_occupations(work.calc, results["magmoms"])
         filling = current_target_occupations(work.calc.dft, bias.targets)
-        problem = state_problem(str(formula), gap, occupations, filling)
-        if problem and labelled.info[STATUS] == STATUS_OK:
-            labelled.info[STATUS] = f"wrong electronic state: {problem}"
+        electronic_problem = state_problem(str(formula), gap, occupations, filling)
+    labelled.info[STATUS] = frame_status(atoms, results["magmoms"], electronic_problem)
     labelled.calc = SinglePointCalculator(labelled, **results)
     return labelled
 
