@@ -21,7 +21,7 @@
 # they see the same frames while a DFT job keeps appending. Test-split frames labelled later
 # are added to the copy on every rerun (without --frames): rerunning after the last held-out
 # frames are labelled re-evaluates the finished models on them. A data file that does not
-# exist yet stops the script with one line (exit 2).
+# exist yet stops the script with one line (exit 2), before --fresh deletes anything.
 # Usage: nohup bash scripts/train_default_model.sh [CONFIG] [--no-ablations] [--fresh] \
 #     [--frames N] [--model-dir DIR] > runs/train_default.log 2>&1 &
 set -euo pipefail

@@ -205,9 +205,27 @@ def test_fresh_without_ablations_still_clears_the_ablation_runs(tmp_path):
     for run in ("default_mno_nio", "ablation_no_spin", "ablation_no_moment_loss"):
         (tmp_path / "runs" / run).mkdir(parents=True)
         (tmp_path / "runs" / run / "last.ckpt").write_text("")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "reference.extxyz").write_text("not extxyz\n")  # stops after --fresh
     script = tmp_path / "scripts" / "train_default_model.sh"
     run = subprocess.run(
         ["bash", str(script), "--fresh", "--no-ablations"], capture_output=True, text=True, env=ENV
     )
-    assert run.returncode == 2 and "data/reference.extxyz" in run.stderr  # no data here
+    assert run.returncode == 2 and "cannot read labelled frames" in run.stderr
     assert not list((tmp_path / "runs").iterdir())
+
+
+def test_a_missing_data_file_stops_fresh_before_it_deletes_anything(tmp_path):
+    data = tmp_path / "labelled.extxyz"
+    write(data, read(REFERENCE, index=":2"))
+    config = _config_file(tmp_path, [str(data), str(tmp_path / "reference_FeO.extxyz")])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.ckpt").write_text("")
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "model.pt").write_text("")
+    script = ROOT / "scripts" / "train_default_model.sh"
+    command = ["bash", str(script), str(config), "--fresh", "--model-dir", str(shipped)]
+    run = subprocess.run(command, capture_output=True, text=True, env=ENV)
+    assert run.returncode == 2 and "do not exist (not labelled yet?)" in run.stderr
+    assert (tmp_path / "run" / "last.ckpt").exists() and (shipped / "model.pt").exists()

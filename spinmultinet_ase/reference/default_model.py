@@ -81,6 +81,7 @@ def freeze(data: DataConfig, snapshot: str | Path, frames: int | None = None) ->
 
 def _paths(args: argparse.Namespace) -> None:
     config = load_config(args.config)
+    check_data_files(config.data)  # before the script deletes anything (--fresh)
     values = {
         "run_dir": config.output_dir,
         "snapshot": snapshot_path(config),
@@ -107,7 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one step; user errors are one line on stderr and exit code 2."""
     parser = argparse.ArgumentParser(prog="default_model", description=__doc__)
     sub = parser.add_subparsers(dest="step", required=True)
-    p = sub.add_parser("paths", help="the run folder, frozen data and model folder (shell)")
+    p = sub.add_parser(
+        "paths",
+        help="the run folder, frozen data and model folder (shell); every data file must exist",
+    )
     p.add_argument("config")
     p.add_argument("--model-dir", help="ship the model here instead of models/spinmultinet-*")
     p.set_defaults(run=_paths)
