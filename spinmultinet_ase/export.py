@@ -17,6 +17,7 @@ import io
 import json
 import warnings
 import zipfile
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,7 +331,10 @@ def _load(
 
 
 def reexport_model(
-    source: str | Path, target: str | Path, dtype: torch.dtype | None = None
+    source: str | Path,
+    target: str | Path,
+    dtype: torch.dtype | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> None:
     """Write the model of ``source`` again with this version's export code.
 
@@ -344,6 +348,12 @@ def reexport_model(
             version.
         target: the file to write (``*.pt2``: an AOTInductor package of the same model); to
             replace ``source``, write to :func:`spinmultinet_ase.outputs.atomic_path` of it.
+        training: entries to add to the training summary (``metadata["training"]``): records
+            the file predates, such as ``trained_materials``.
+
+    Raises:
+        ModelFileError: ``source`` is an AOTInductor package, or its training summary already
+            has an entry of ``training`` (added, never replaced).
     """
     if is_aoti_path(source):
         raise ModelFileError(
@@ -354,4 +364,10 @@ def reexport_model(
     model = model_from_state(loaded.metadata["model_config"], loaded.module.state_dict())
     renewed = model_metadata(model)
     kept = {key: value for key, value in loaded.metadata.items() if key not in renewed}
+    if training:
+        summary = kept.get("training", {})
+        present = sorted(set(training) & set(summary))
+        if present:
+            raise ModelFileError(f"{source}: its training summary has {', '.join(present)} already")
+        kept["training"] = {**summary, **training}
     export_model(model, target, kept)

@@ -153,3 +153,12 @@ def test_reexport_renews_an_old_file(eager_model, tmp_path, nio_afm2):
     new = evaluate(SpinMultiNetCalculator(tmp_path / "new.pt"), nio_afm2)
     for key, value in old.items():
         assert np.array_equal(value, new[key]), key
+
+
+def test_reexport_adds_training_records_but_replaces_none(eager_model, tmp_path):
+    export_model(eager_model, tmp_path / "m.pt", extra={"training": {"epochs": 3}})
+    reexport_model(tmp_path / "m.pt", tmp_path / "new.pt", training={"trained_materials": {}})
+    training = load_model(tmp_path / "new.pt").metadata["training"]
+    assert training == {"epochs": 3, "trained_materials": {}}
+    with pytest.raises(ModelFileError, match="has epochs already"):
+        reexport_model(tmp_path / "m.pt", tmp_path / "again.pt", training={"epochs": 4})

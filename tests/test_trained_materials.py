@@ -5,18 +5,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from ase.formula import Formula
 from ase.io import read, write
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.cli import main
-from spinmultinet_ase.export import load_model
+from spinmultinet_ase.export import export_model, load_model
 from spinmultinet_ase.materials import untrained_warning
 from spinmultinet_ase.testing.models import TINY_CONFIG, as_loaded, random_model
 from spinmultinet_ase.train.config import config_from_dict
-from spinmultinet_ase.train.trainer import Trainer
+from spinmultinet_ase.train.dataset import split_of
+from spinmultinet_ase.train.trainer import Trainer, split_materials
 from spinmultinet_ase.workflows.inputs import warn_if_untrained
 
 ROOT = Path(__file__).parents[1]
@@ -80,9 +83,45 @@ def test_a_fine_tuned_model_lists_its_source_materials_too(frames, mno_model, tm
     assert trainer.trained_materials == {"MnO": 2 * frames["Mn"][1], "NiO": frames["Ni"][1]}
 
 
-def test_a_source_without_a_record_leaves_none(frames, tmp_path):
-    config = _config(frames["Ni"][0], tmp_path / "run", init_from=str(SHIPPED))
+@pytest.fixture(scope="module")
+def unrecorded_model(tmp_path_factory):
+    """A model file exported without a training summary, as files before the record were."""
+    path = tmp_path_factory.mktemp("unrecorded") / "model.pt"
+    export_model(random_model(), path)
+    return path
+
+
+def test_a_source_without_a_record_leaves_none(frames, unrecorded_model, tmp_path):
+    config = _config(frames["Ni"][0], tmp_path / "run", init_from=str(unrecorded_model))
     assert Trainer(config_from_dict(config), progress=False).trained_materials is None
+
+
+def test_the_shipped_model_records_the_train_split_of_its_own_config():
+    """Its record counts, by reduced formula, the frames of the reference data that its
+    recorded config's split sends to training."""
+    metadata = load_model(SHIPPED).metadata
+    data = config_from_dict(metadata["train_config"]).data
+    train = [a for a in read(REFERENCE, index=":") if split_of(a, data) == "train"]
+    counts = Counter(Formula(a.get_chemical_formula()).reduce()[0].format("metal") for a in train)
+    assert metadata["training"]["trained_materials"] == dict(counts)
+    assert sum(counts.values()) == metadata["training"]["num_frames"]["train"]
+
+
+def test_the_record_is_not_rebuilt_from_other_data(tmp_path):
+    """Data whose training frames differ from the model's (one missing) give no record."""
+    every = read(REFERENCE, index=":")
+    data = config_from_dict(load_model(SHIPPED).metadata["train_config"]).data
+    dropped = next(i for i, a in enumerate(every) if split_of(a, data) == "train")
+    write(tmp_path / "fewer.extxyz", every[:dropped] + every[dropped + 1 :])
+    with pytest.raises(ValueError, match="not the data the model was trained on"):
+        split_materials(load_model(SHIPPED).metadata, [tmp_path / "fewer.extxyz"])
+
+
+def test_a_model_fine_tuned_from_the_shipped_one_lists_its_materials(frames, tmp_path):
+    shipped = load_model(SHIPPED).metadata["training"]["trained_materials"]
+    config = _config(frames["Ni"][0], tmp_path / "run", init_from=str(SHIPPED))
+    learned = Trainer(config_from_dict(config), progress=False).trained_materials
+    assert learned == {"MnO": shipped["MnO"], "NiO": shipped["NiO"] + frames["Ni"][1]}
 
 
 def _relax_stderr(material: str, model: Path, folder: Path, capsys) -> str:
@@ -102,9 +141,9 @@ def test_a_named_material_outside_the_record_is_named_once_on_stderr(mno_model, 
     assert "not trained on" not in _relax_stderr("MnO", mno_model[0], tmp_path, capsys)
 
 
-def test_a_model_without_the_record_stays_quiet(tmp_path, capsys):
-    assert "trained_materials" not in load_model(SHIPPED).metadata.get("training", {})
-    assert "not trained on" not in _relax_stderr("NiO", SHIPPED, tmp_path, capsys)
+def test_a_model_without_the_record_stays_quiet(unrecorded_model, tmp_path, capsys):
+    assert "training" not in load_model(unrecorded_model).metadata
+    assert "not trained on" not in _relax_stderr("FeO", unrecorded_model, tmp_path, capsys)
 
 
 def test_a_structure_file_is_not_checked_by_name(mno_model, tmp_path):

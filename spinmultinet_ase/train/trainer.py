@@ -26,7 +26,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from spinmultinet_ase.materials import trained_materials
 from spinmultinet_ase.model import SpinMultiNet
 from spinmultinet_ase.outputs import atomic_path, is_temporary, writable_folder, write_text_atomic
 from spinmultinet_ase.train import distributed
-from spinmultinet_ase.train.config import TrainConfig
+from spinmultinet_ase.train.config import TrainConfig, config_from_dict
 from spinmultinet_ase.train.dataset import (
     Dataset,
     build_datasets,
@@ -117,6 +117,42 @@ def materials_learned(train: Dataset, source: Source | None) -> dict[str, int] |
     if source is not None and source.materials is None:
         return None
     return trained_materials(train.frames, source.materials if source else None)
+
+
+def split_materials(metadata: Mapping[str, Any], paths: Sequence[str | Path]) -> dict[str, int]:
+    """The trained materials of a model file that predates the record, rebuilt from its own
+    train split: the split of its recorded config (``train_config``) of the data files
+    ``paths`` (the files it was trained on, or files grown from them by appending).
+
+    Raises:
+        ValueError: the model was fine-tuned or replayed earlier data (its record would need
+            its source's or the replayed frames), or the training and validation frames of
+            ``paths`` do not give its recorded data fingerprint and train frame count (not the
+            data it learned from).
+    """
+    config = config_from_dict(metadata["train_config"])
+    if config.init_from or config.data.replay_paths:
+        raise ValueError(
+            "a fine-tuned model also learned its source's materials and a replaying run its "
+            "replayed frames' (data.path alone does not give them)"
+        )
+    data = dataclasses.replace(config.data, path=tuple(str(path) for path in paths))
+    model = config.model
+    datasets = build_datasets(
+        data, model.species, model.cutoff, DTYPES[config.dtype], model.spin_mode
+    )
+    recorded = metadata["training"]
+    fingerprint = data_fingerprint(datasets)
+    if (fingerprint, len(datasets["train"])) != (
+        recorded["data"]["fingerprint"],
+        recorded["num_frames"]["train"],
+    ):
+        raise ValueError(
+            f"{', '.join(data.paths)}: not the data the model was trained on (fingerprint "
+            f"{fingerprint[:16]}, {len(datasets['train'])} train frames; the model records "
+            f"{recorded['data']['fingerprint'][:16]}, {recorded['num_frames']['train']})"
+        )
+    return trained_materials(datasets["train"].frames)
 
 
 def _mean_neighbours(train: Dataset) -> float:
