@@ -206,3 +206,20 @@ def test_stages_reproduce_forward(spin_mode, chain, tmp_path):
     for key, value in got.items():
         want = expected[key].detach().numpy().reshape(value.shape)
         assert np.allclose(value, want, rtol=0, atol=1e-10), key
+
+
+@pytest.mark.parametrize("chain", [staged_results, recomputed_results])
+def test_shipped_model_stages_reproduce_forward(chain):
+    """The stage code stored in the shipped model file (what the LAMMPS pair style runs) gives
+    its ``forward``'s results, to the round-off of its dtype."""
+    from spinmultinet_ase.export import default_model_path
+
+    loaded = load_model(default_model_path())
+    dtype = getattr(torch, loaded.metadata["dtype"])
+    graph = atoms_to_graph(structure("collinear"), loaded.species, loaded.cutoff, dtype=dtype)
+    expected = loaded.module(dict(graph))
+    got = chain(loaded.module, graph, loaded.metadata["model_config"]["num_layers"])
+    for key, value in got.items():
+        want = expected[key].detach().numpy().reshape(value.shape)
+        scale = max(1.0, float(np.abs(want).max())) if want.size else 1.0
+        assert np.allclose(value, want, rtol=0, atol=100 * torch.finfo(dtype).eps * scale), key
