@@ -12,6 +12,8 @@
 # MSR1 (bias_release_study.py's filled-msr1) on the AFM-II test cell, which under the FeO rule
 # did not converge; if it converges, a second start (offaxis-msr1: a1g about another body
 # diagonal) on the FM and AFM-II test cells: does capped MSR1 end in one state from both?
+# Then both starts on the ideal AFM-II and FM yardstick cells (a1g is stationary there by
+# symmetry): do the yardsticks land in the state family of the rattled frames?
 # Cost (logs of the FM cell's filled-msr1): ~20 min a run, at most ~65 min (300 SCF steps).
 # Usage: nohup bash scripts/dft_studies.sh [coo-scf | feo-rule | FeO/CoO RUN ...] > /dev/null 2>&1 &
 set -euo pipefail
@@ -39,6 +41,9 @@ if [ "${1:-}" = feo-rule ]; then
     fi
     run scripts/bias_release_study.py FeO FM offaxis-msr1 >> $log 2>&1
     run scripts/bias_release_study.py FeO AFM-II offaxis-msr1 >> $log 2>&1
+    run scripts/bias_release_study.py --variant filled-msr1 offaxis-msr1 --frames \
+        data/structures_FeO.extxyz FeO-yardstick-afm2-4-AFM-II-rh+0.000 \
+        FeO-yardstick-afm2-4-FM-rh+0.000 >> $log 2>&1
     exit
 fi
 if [ $# -gt 0 ]; then
