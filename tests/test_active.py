@@ -828,3 +828,17 @@ def test_bad_source_configs_are_one_line_and_exit_2(tmp_path, committee, source,
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and message in error, error
         assert not Path(values["output_dir"]).exists()
+
+
+@pytest.mark.parametrize(
+    "config", sorted((ROOT / "configs").glob("active_*.yaml")), ids=lambda p: p.name
+)
+def test_a_committed_campaign_still_has_the_inputs_it_was_started_with(config, monkeypatch):
+    """A campaign's committed state resumes only on its recorded inputs (the shipped source
+    model among them, byte for byte): a file rewritten under it (a re-export) stops it."""
+    monkeypatch.chdir(ROOT)  # the configs' paths are relative to the repository
+    active = load_active_config(config)
+    state = Path(active.output_dir) / "state.json"
+    if not state.is_file():
+        pytest.skip(f"{active.output_dir} holds no campaign")
+    assert input_digests(active) == json.loads(state.read_text())["inputs"]
