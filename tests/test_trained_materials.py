@@ -146,6 +146,16 @@ def test_a_model_without_the_record_stays_quiet(unrecorded_model, tmp_path, caps
     assert "not trained on" not in _relax_stderr("FeO", unrecorded_model, tmp_path, capsys)
 
 
+def test_a_material_the_model_cannot_read_gets_the_element_error_alone(tmp_path, capsys):
+    """The shipped model (O, Mn, Ni) records MnO and NiO; FeO is refused for its iron, with
+    no warning about numbers it will never give."""
+    argv = ["relax", "FeO", "--model", str(SHIPPED), "--steps", "1", "--quiet"]
+    assert main([*argv, "--output", str(tmp_path / "FeO.extxyz")]) == 2
+    error = capsys.readouterr().err
+    assert "element(s) Fe not in this model" in error
+    assert "not trained on" not in error
+
+
 def test_a_structure_file_is_not_checked_by_name(mno_model, tmp_path):
     """Only a material name is checked: a file of FeO is the user's own structure."""
     calc = SpinMultiNetCalculator(mno_model[0])

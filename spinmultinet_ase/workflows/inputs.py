@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from ase import Atoms
 from ase.build import make_supercell
+from ase.formula import Formula
 from ase.io import read
 
 from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
@@ -110,9 +111,10 @@ def is_material_name(target: str) -> bool:
 def warn_if_untrained(target: str, calc: SpinMultiNetCalculator) -> None:
     """Warn (``UserWarning``, one line) when ``target`` names a built-in material that the
     calculator's model (for a committee: any member) records it was not trained on; quiet for
-    structure files and for models that record no trained materials
+    structure files, for a material with an element the model does not read (the calculator
+    refuses it) and for models that record no trained materials
     (:mod:`spinmultinet_ase.materials`)."""
-    if not is_material_name(target):
+    if not is_material_name(target) or not set(Formula(target).count()) <= set(calc.model.species):
         return
     labels = [record["path"] or f"model {n}" for n, record in enumerate(calc.model_files, 1)]
     message = untrained_warning(target, calc.models, labels)
