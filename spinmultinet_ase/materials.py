@@ -3,9 +3,11 @@
 A model's species say which elements it can read, not which compounds it has seen: a model
 trained on Fe2O3 reads FeO too and returns numbers nothing has tested. The training summary
 (``metadata["training"]["trained_materials"]``) therefore records the reduced formula of every
-training frame with its frame count, and the by-name workflows warn when the material they
-are given by name is not among them. A model file without the record (trained before it
-existed) makes no claim and gives no warning.
+training frame with its frame count, and the ``spinmultinet`` commands given a material by
+name warn when it is not among them
+(:func:`~spinmultinet_ase.workflows.inputs.warn_if_untrained`; the Python workflow functions,
+such as ``run_scan``, do not). A model file without the record (trained before it existed)
+makes no claim and gives no warning.
 """
 
 from __future__ import annotations
