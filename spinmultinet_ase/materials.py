@@ -43,8 +43,9 @@ def trained_materials(
     replayed one) counts twice, so a count says how much training a material had, not how many
     distinct frames of it exist.
     """
-    counts = Counter({reduced_formula(name): n for name, n in (earlier or {}).items()})
-    counts.update(reduced_formula(atoms) for atoms in frames)
+    counts = Counter(reduced_formula(atoms) for atoms in frames)
+    for name, count in (earlier or {}).items():
+        counts[reduced_formula(name)] += count
     return dict(sorted(counts.items()))
 
 

@@ -15,7 +15,7 @@ from ase.io import read, write
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.export import export_model, load_model
-from spinmultinet_ase.materials import untrained_warning
+from spinmultinet_ase.materials import trained_materials, untrained_warning
 from spinmultinet_ase.testing.models import TINY_CONFIG, as_loaded, random_model
 from spinmultinet_ase.train.config import config_from_dict
 from spinmultinet_ase.train.dataset import split_of
@@ -81,6 +81,15 @@ def test_a_fine_tuned_model_lists_its_source_materials_too(frames, mno_model, tm
     config["data"].update(replay_paths=[str(frames["Mn"][0])], replay_fraction=0.5)
     trainer = Trainer(config_from_dict(config), progress=False)
     assert trainer.trained_materials == {"MnO": 2 * frames["Mn"][1], "NiO": frames["Ni"][1]}
+
+
+def test_source_counts_of_one_material_under_two_formulas_add_up(frames):
+    """A record written elsewhere may name a material unreduced (Ni2O2) beside reduced."""
+    nio = read(frames["Ni"][0], index=":")
+    assert trained_materials(nio, {"Ni2O2": 2, "NiO": 3, "Mn4O4": 1}) == {
+        "MnO": 1,
+        "NiO": 5 + len(nio),
+    }
 
 
 @pytest.fixture(scope="module")
