@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -103,6 +104,18 @@ def unrecorded_model(tmp_path_factory):
 def test_a_source_without_a_record_leaves_none(frames, unrecorded_model, tmp_path):
     config = _config(frames["Ni"][0], tmp_path / "run", init_from=str(unrecorded_model))
     assert Trainer(config_from_dict(config), progress=False).trained_materials is None
+
+
+def test_a_resumed_run_keeps_the_record_of_the_source_it_started_from(frames, mno_model, tmp_path):
+    """Its weights descend from the source it started from, whatever the init_from file holds
+    when it resumes (here a model of the same shape without a record)."""
+    source = tmp_path / "source.pt"
+    shutil.copy(mno_model[0], source)
+    config = config_from_dict(_config(frames["Ni"][0], tmp_path / "run", init_from=str(source)))
+    started = Trainer(config, progress=False).run()["trained_materials"]
+    assert started == {"MnO": frames["Mn"][1], "NiO": frames["Ni"][1]}
+    export_model(random_model(**TINY_CONFIG), source)
+    assert Trainer(config, resume=True, progress=False).trained_materials == started
 
 
 def test_the_shipped_model_records_the_train_split_of_its_own_config():

@@ -346,6 +346,8 @@ class Trainer:
         self.best_epoch = state["best_epoch"]
         self.elapsed = state["elapsed_s"]
         self.rows = list(state["metrics"])
+        if "trained_materials" in state:  # the weights descend from the source it started from
+            self.trained_materials = state["trained_materials"]
         # what a kill may have left behind is rewritten from the checkpoint
         if self.world.main:
             self._write_records(best=True)
