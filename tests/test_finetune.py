@@ -16,7 +16,7 @@ from ase.io import read, write
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
-from spinmultinet_ase.checkpoint import save_checkpoint
+from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.data.graph import collate
 from spinmultinet_ase.export import load_model
@@ -163,6 +163,55 @@ def test_cli_init_from_a_missing_file_is_one_line(frames, tmp_path, capsys):
     (tmp_path / "junk.pt").write_text("not a model")
     assert main(["train", str(config), "--init-from", str(tmp_path / "junk.pt")]) == 2
     assert "neither a SpinMultiNet model file nor a training checkpoint" in capsys.readouterr().err
+
+
+def _replace_by_another_shape(source: Path) -> None:
+    wider = {**TINY_CONFIG, "channels": 8}
+    save_checkpoint(random_model(1, species=("O", "Mn", "Ni"), **wider), source)
+
+
+@pytest.mark.parametrize("change", [_replace_by_another_shape, Path.unlink])
+def test_a_resume_takes_its_model_from_the_checkpoint_not_init_from(
+    frames, tmp_path, capsys, change
+):
+    """init_from only starts a run: replaced or deleted after the first epoch, the resumed run
+    still ends where the uninterrupted one did."""
+    import yaml
+
+    source = tmp_path / "source.ckpt"
+    save_checkpoint(random_model(0, species=("O", "Ni"), **TINY_CONFIG), source)
+    finals = []
+    for name, stops in (("uninterrupted", []), ("resumed", ["--max-epochs", "1"])):
+        config = _config(frames[1], tmp_path / name, init_from=str(source))
+        config["model"]["species"] = ["O", "Ni", "Fe"]
+        config["optim"]["max_epochs"] = 2
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        assert main(["train", str(tmp_path / f"{name}.yaml"), "--quiet", *stops]) == 0
+    change(source)
+    assert main(["train", str(tmp_path / "resumed.yaml"), "--quiet", "--resume"]) == 0
+    assert capsys.readouterr().err == ""
+    for name in ("uninterrupted", "resumed"):
+        finals.append(load_checkpoint(tmp_path / name / "last.ckpt"))
+    assert finals[0]["epoch"] == finals[1]["epoch"] == 2
+    assert finals[0]["scales"] == finals[1]["scales"]
+    for key, value in finals[0]["raw_model_state"].items():
+        assert torch.equal(value, finals[1]["raw_model_state"][key]), key
+
+
+def test_a_resume_that_would_start_fine_tuning_is_refused(frames, tmp_path, capsys):
+    import yaml
+
+    source = tmp_path / "source.ckpt"
+    save_checkpoint(random_model(0, species=("O", "Ni"), **TINY_CONFIG), source)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(_config(frames[1], tmp_path / "run")))
+    assert main(["train", str(config), "--quiet"]) == 0
+    resume = ["train", str(config), "--quiet", "--resume", "--init-from", str(source)]
+    assert main([*resume, "--max-epochs", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"spinmultinet train: error: {tmp_path / 'run'}/last.ckpt was written with another "
+        "config (init_from differ); resume with the same settings or choose a new output_dir\n"
+    )
 
 
 def test_fine_tuning_keeps_the_spin_mode(frames, tmp_path):

@@ -668,7 +668,7 @@ class ActiveLearning:
         Raises:
             ValueError: the frames differ from those recorded (a replay file changed).
         """
-        from spinmultinet_ase.train.trainer import Trainer
+        from spinmultinet_ase.train.trainer import Trainer, has_checkpoint
 
         record = self.state["trainings"][str(round_)]
         source = record["init_from"][member]
@@ -683,7 +683,7 @@ class ActiveLearning:
             seed=record["seeds"][member],
             output_dir=str(output),
         )
-        resume = any((output / name).is_file() for name in ("last.ckpt", "previous.ckpt"))
+        resume = has_checkpoint(output)
         trainer = Trainer(config, resume=resume, overwrite=not resume, progress=self.progress)
         fingerprints = record.setdefault("data_fingerprints", [None] * len(record["seeds"]))
         if fingerprints[member] is None:

@@ -121,8 +121,25 @@ def replay_split_rules(config: DataConfig, source: Source | None) -> list[dict[s
         owner = f"init_from {source.path}"
         own = split_rules(source.data)
         earlier = checked_records(source.replay_rules, source.data.get("replay_paths", ()), owner)
+    return rules_by_content(config.replay_paths, own, earlier, owner)
+
+
+def rules_by_content(
+    paths: Sequence[str],
+    own: Mapping[str, Any],
+    earlier: Sequence[Mapping[str, Any]],
+    owner: str,
+) -> list[dict[str, Any]]:
+    """Records (:func:`replay_split_rules`) of the replay files ``paths``: each split by the
+    rules ``owner`` recorded in ``earlier`` for a file of the same content, else by ``own``.
+
+    Raises:
+        FileNotFoundError: a replay file does not exist.
+        ValueError: ``owner`` recorded a file of this name whose content differs
+            (:func:`recorded_rules`; one line).
+    """
     records = []
-    for path in config.replay_paths:
+    for path in paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"no replay data at {path} (data.replay_paths)")
         digest = file_sha256(path)

@@ -13,7 +13,8 @@ exactly as an uninterrupted one would.
 Started by ``torchrun``, the ranks share each batch (:mod:`spinmultinet_ase.train.distributed`)
 and rank 0 alone writes the files. With ``init_from``, training starts from a trained model
 (:mod:`spinmultinet_ase.train.finetune`); ``data.replay_paths`` mixes earlier data into every
-batch (:mod:`spinmultinet_ase.train.replay`).
+batch (:mod:`spinmultinet_ase.train.replay`). ``init_from`` only starts a run: a resumed one
+takes its model, target scales and replay split rules from its checkpoint.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
 from spinmultinet_ase.data.graph import closest_contacts, collate, moment_sizes
 from spinmultinet_ase.export import DTYPES, export_model
 from spinmultinet_ase.materials import trained_materials
-from spinmultinet_ase.model import SpinMultiNet
+from spinmultinet_ase.model import ModelConfig, SpinMultiNet
 from spinmultinet_ase.outputs import atomic_path, is_temporary, writable_folder, write_text_atomic
 from spinmultinet_ase.train import distributed
 from spinmultinet_ase.train.config import TrainConfig, config_from_dict
@@ -56,6 +57,8 @@ from spinmultinet_ase.train.replay import (
     mixed_batch_indices,
     replay_share,
     replay_split_rules,
+    rules_by_content,
+    split_rules,
     with_replay,
 )
 
@@ -237,12 +240,16 @@ class Trainer:
         distributed.check_batch_size(config.optim.batch_size, self.world.size)
         if config.data.replay_paths:
             replay_share(config.data.replay_fraction, config.optim.batch_size)
-        source = load_source(config.init_from) if config.init_from else None
+        # init_from only starts a run: a resumed one takes its model from its checkpoint
+        starts = not (resume and has_checkpoint(self.output))
+        source = load_source(config.init_from) if config.init_from and starts else None
         checkpoint = _on_main(lambda: _prepare_run_folder(self.output, resume, overwrite))
         torch.set_num_threads(config.num_threads)
         dtype = DTYPES[config.dtype]
         model_config = config.model
-        if source is not None:
+        if checkpoint is not None:
+            model_config = ModelConfig.from_dict(checkpoint["model_config"])
+        elif source is not None:
             model_config = source.model_config(config.model.species, config.model.spin_mode)
         self.data = build_datasets(
             config.data, model_config.species, model_config.cutoff, dtype, model_config.spin_mode
@@ -252,7 +259,15 @@ class Trainer:
         # fine-tuning this model again
         self.replay_records: list[dict[str, Any]] = []
         if config.data.replay_paths:
-            self.replay_records = replay_split_rules(config.data, source)
+            if checkpoint is None:
+                self.replay_records = replay_split_rules(config.data, source)
+            else:  # the rules the run recorded, matched by content (the files may move)
+                self.replay_records = rules_by_content(
+                    config.data.replay_paths,
+                    split_rules(dataclasses.asdict(config.data)),
+                    checkpoint.get("replay_split_rules") or [],
+                    f"{self.output}/last.ckpt",
+                )
             self.data["train"], self.replay_groups = with_replay(
                 self.data["train"],
                 config.data,
@@ -264,7 +279,11 @@ class Trainer:
             )
         self.data_fingerprint = data_fingerprint(self.data)
         self.trained_materials = materials_learned(self.data["train"], source)
-        self.model, self.scales = initial_model(config, self.data["train"], source)
+        if checkpoint is None:
+            self.model, self.scales = initial_model(config, self.data["train"], source)
+        else:  # its weights are restored below
+            self.model = SpinMultiNet(model_config).to(dtype)
+            self.scales = checkpoint["scales"]
         if overwrite:  # only now: bad data or a bad source leaves the old run as it was
             _on_main(lambda: _clear_run_files(self.output))
         self.loss = MultiTaskLoss(config.loss, self.scales)
@@ -310,7 +329,8 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         # The budget (optim) may change on resume; what defines the run may not. The data files
         # may move (the fingerprint below checks their frames), so their paths are not compared,
-        # nor the materials the run's reports cover.
+        # nor the materials the run's reports cover. Nor is init_from's path (the source is not
+        # read on resume), only whether the run fine-tunes.
         if "metrics" not in state or "best_model_state" not in state:
             raise ValueError(
                 f"{self.output}/last.ckpt was written by an older spinmultinet-ase (no metrics "
@@ -320,10 +340,12 @@ class Trainer:
             {
                 **config,
                 "data": {k: v for k, v in config["data"].items() if k not in ("path", "materials")},
+                "init_from": bool(config.get("init_from")),
             }
             for config in (state["train_config"], self.config.to_dict())
         )
-        changed = [k for k in ("data", "model", "loss", "seed", "dtype") if saved[k] != current[k]]
+        defining = ("data", "model", "loss", "seed", "dtype", "init_from")
+        changed = [k for k in defining if saved[k] != current[k]]
         if changed:
             raise ValueError(
                 f"{self.output}/last.ckpt was written with another config ({', '.join(changed)} "
@@ -346,8 +368,10 @@ class Trainer:
         self.best_epoch = state["best_epoch"]
         self.elapsed = state["elapsed_s"]
         self.rows = list(state["metrics"])
-        if "trained_materials" in state:  # the weights descend from the source it started from
-            self.trained_materials = state["trained_materials"]
+        # the weights descend from the source it started from, unknown here if not recorded
+        self.trained_materials = state.get(
+            "trained_materials", None if self.config.init_from else self.trained_materials
+        )
         # what a kill may have left behind is rewritten from the checkpoint
         if self.world.main:
             self._write_records(best=True)
@@ -611,6 +635,11 @@ def _resumable_checkpoint(last: Path, previous: Path) -> dict[str, Any]:
         return content
 
 
+def has_checkpoint(output: Path) -> bool:
+    """Whether the run folder ``output`` holds a checkpoint to resume from."""
+    return any((output / name).is_file() for name in ("last.ckpt", "previous.ckpt"))
+
+
 def _prepare_run_folder(output: Path, resume: bool, overwrite: bool) -> dict[str, Any] | None:
     """Check (and create) the run folder before any work; the checkpoint to resume from.
     With ``overwrite`` the old run's files stay until :func:`_clear_run_files`, once the new
@@ -626,7 +655,7 @@ def _prepare_run_folder(output: Path, resume: bool, overwrite: bool) -> dict[str
     for stale in filter(is_temporary, output.iterdir()):  # left by a kill mid-write
         stale.unlink()
     present = sorted(p.name for p in output.iterdir())
-    if resume and {"last.ckpt", "previous.ckpt"} & set(present):
+    if resume and has_checkpoint(output):
         return _resumable_checkpoint(output / "last.ckpt", output / "previous.ckpt")
     if present and not overwrite:
         listed = ", ".join(present[:4]) + (", ..." if len(present) > 4 else "")
