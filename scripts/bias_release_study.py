@@ -8,11 +8,12 @@ the bias released and the SCF driven by one of these variants:
                       electron (at most 40 biased steps)
     settled-beta0.02  as settled, with GPAW's density mixing at beta 0.02 instead of 0.05 (in
                       GPAW's default MSR1 mixer beta sets only the first step)
-    filled-pulay      as filled, with Pulay mixing at beta 0.03 (5 densities kept) and PPCG
-                      eigensolver steps 4 per SCF step (GPAW default 2): the labeller's FeO
-                      settings (``orbital_bias.SCF_KEYWORDS``)
+    filled-pulay      as filled, with Pulay mixing at beta 0.03 (5 densities kept, metric
+                      weight 50) and PPCG eigensolver steps 4 per SCF step (GPAW default 2):
+                      FeO's settings before its rule took filled-msr1's
     filled-msr1       as filled, with MSR1 steps capped (max_A 0.15, trust_scale 0.5, 5
-                      densities kept) and PPCG steps 4
+                      densities kept) and PPCG steps 4: the labeller's FeO settings
+                      (``orbital_bias.SCF_KEYWORDS['FeO']``)
     offaxis-msr1      as filled-msr1, with the bias about another body diagonal than the frame's
                       3-fold axis (for FeO the a1g orbital of that diagonal: 1/9 of it in the
                       frame's own a1g, 8/9 in its e_g' pair): a second start, as in occupation
@@ -28,9 +29,9 @@ labeller (the frame's own axis) in every variant. On one of two kinds of frame:
     --frames          frames of an extxyz file picked by ``info['structure_id']`` (e.g. the
                       active-learning campaign's); run name ``{structure_id}-{variant}``
 One JSON line per run in data/studies/bias_release.jsonl (energy per formula unit, gap, moments,
-minority d occupations, target filling, the state check, SCF steps, wall time); GPAW logs in
-bias_release_logs/. Runs already in the file are skipped. Every frame is checked (file, ids,
-bias start) before the first run; a bad one stops the script with one line and exit status 2.
+minority d occupation eigenvalues, target filling, the state check, SCF steps, wall time); GPAW
+logs in bias_release_logs/. Runs already in the file are skipped. Every frame is checked (file,
+ids, bias start) before the first run; a bad one stops the script with one line and exit status 2.
 Run:
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 GPAW_MPI_BACKEND=cgpaw \
     OMP_NUM_THREADS=1 PYTHONPATH=$PWD nice /usr/bin/mpiexec -n 2 python \
@@ -68,7 +69,12 @@ from spinmultinet_ase.dft.orbital_bias import (
 )
 from spinmultinet_ase.dft.orientation import canonical_rotation, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
-from spinmultinet_ase.dft.states import band_gap, minority_d_occupations, state_problem
+from spinmultinet_ase.dft.states import (
+    band_gap,
+    minority_d_occupations,
+    occupation_eigenvalues,
+    state_problem,
+)
 from spinmultinet_ase.reference.convergence import convergence_structures
 
 OUT = Path(__file__).parents[1] / "data" / "studies" / "bias_release.jsonl"
@@ -93,15 +99,16 @@ class Variant(NamedTuple):
     off_axis: bool = False
 
 
-CAPPED_MSR1 = {
-    "mixer": {"name": "msr1", "max_A": 0.15, "trust_scale": 0.5, "nmaxold": 5},
+DAMPED_PULAY = {
+    "mixer": {"backend": "pulay", "beta": 0.03, "nmaxold": 5, "weight": 50},
     "eigensolver": {"name": "ppcg", "niter": 4, "min_niter": 2},
 }
+CAPPED_MSR1 = SCF_KEYWORDS["FeO"]
 VARIANTS = {
     "filled": Variant(RELEASE_DENSITY, MAX_BIAS_STEPS, {}),
     "settled": Variant(1e-3, 40, {}),
     "settled-beta0.02": Variant(1e-3, 40, {"mixer": {"beta": 0.02}}),
-    "filled-pulay": Variant(RELEASE_DENSITY, MAX_BIAS_STEPS, SCF_KEYWORDS["FeO"]),
+    "filled-pulay": Variant(RELEASE_DENSITY, MAX_BIAS_STEPS, DAMPED_PULAY),
     "filled-msr1": Variant(RELEASE_DENSITY, MAX_BIAS_STEPS, CAPPED_MSR1),
     "offaxis-msr1": Variant(RELEASE_DENSITY, MAX_BIAS_STEPS, CAPPED_MSR1, off_axis=True),
 }
@@ -209,7 +216,8 @@ def run(planned: Run) -> dict:
         "gap_ev": gap,
         "magmoms": [round(float(m), 3) for m in magmoms],
         "minority_d_occupations": {
-            str(a): [round(float(x), 3) for x in o] for a, o in occupations.items()
+            str(a): [round(float(x), 3) for x in occupation_eigenvalues(o)]
+            for a, o in occupations.items()
         },
         "target_filling": {str(a): round(n, 3) for a, n in filling.items()},
         "state_problem": problem,

@@ -292,17 +292,18 @@ def test_labelling_time_estimate_uses_the_mean_of_each_material_and_size():
 
 
 def test_state_check_rejects_the_symmetric_feo_metal_and_accepts_whole_orbitals():
-    """Numbers of real GPAW runs of ideal AFM-II FeO (data/studies/feo_coo_states.md)."""
+    """Numbers of real GPAW runs of ideal AFM-II FeO (data/studies/feo_coo_states.md), as
+    diagonal occupation matrices."""
     from spinmultinet_ase.dft.states import state_problem
 
     # The symmetric start (protocol settings): the minority electron split over two orbitals,
     # the two e_g' of the trigonal cell (half an electron in the a1g target at most).
-    split = {0: np.array([0.461, 0.461, 0.068, 0.068, 0.029])}
+    split = {0: np.diag([0.461, 0.461, 0.068, 0.068, 0.029])}
     problem = state_problem("FeO", 0.134, split, {0: 0.07})
     assert "band gap 0.13 eV" in problem and "not 1 whole orbital" in problem
-    assert "atom 0 target orbitals hold 0.07 of 1 electrons" in problem
+    assert "target orbitals" not in problem  # FeO's rule records the target filling only
     # Moments x 1.4 (protocol settings): one whole orbital, the a1g target.
-    whole = {0: np.array([0.973, 0.07, 0.07, 0.02, 0.02])}
+    whole = {0: np.diag([0.973, 0.07, 0.07, 0.02, 0.02])}
     assert state_problem("FeO", 1.91, whole, {0: 0.973}) == ""
     # The same occupations are one electron short for Co2+ (two minority t2g electrons).
     assert "not 2 whole orbital" in state_problem("CoO", 1.91, whole, {0: 1.04})
@@ -520,7 +521,7 @@ def test_feo_frames_get_the_orbital_bias_about_their_own_axis_with_point_group_s
     minority spin of its initial moment and the a1g projector about the frame's AFM-II stacking
     axis in the bond-aligned frame GPAW runs on, also where that axis is not [111]; the FM
     partner in the same cell gets the same axis; GPAW uses no point-group operation, and FeO's
-    damped Pulay mixing with four PPCG steps per SCF step."""
+    capped MSR1 mixing with four PPCG steps per SCF step."""
     pytest.importorskip("gpaw")
     from spinmultinet_ase.dft.label import canonical_rotation, frame_calculator, start_bias
     from spinmultinet_ase.dft.orbital_bias import check_symmetric, trigonal_projector
@@ -555,9 +556,10 @@ def test_feo_frames_get_the_orbital_bias_about_their_own_axis_with_point_group_s
         calc = frame_calculator(work, CHEAP, tmp_path / "gpaw.txt", bias)
         assert calc.params.extensions == [bias]
         mixer, eigensolver = calc.params.mixer, calc.params.eigensolver
-        assert mixer.name == "pulay"
-        assert mixer.mixer_params == {"beta": 0.03, "nmaxold": 5}
-        assert mixer.metric_params["weight"] == 50
+        assert mixer.name == "msr1"
+        assert {"max_A": 0.15, "trust_scale": 0.5, "nmaxold": 5}.items() <= (
+            mixer.mixer_params.items()
+        )
         assert (eigensolver.name, eigensolver.niter, eigensolver.min_niter) == ("ppcg", 4, 2)
         moments = work.get_initial_magnetic_moments()
         iron = [i for i, s in enumerate(work.get_chemical_symbols()) if s == "Fe"]
@@ -613,8 +615,18 @@ def test_feo_frames_of_another_start_rule_are_not_resumed(tmp_path):
         f"FeO-0 has dft_start=None, this run {ORBITAL_BIAS_START}"
     )
     feo.info.update(dft_start=ORBITAL_BIAS_START, dft_bias_strength_ev=STRENGTH_EV)
-    # FeO's damped mixing belongs to its rule: a frame run with GPAW's default mixer differs
+    # FeO's capped MSR1 belongs to its rule: a frame run with GPAW's default mixer differs,
     assert "dft_scf=None" in protocol_mismatch([feo], CHEAP)
+    # and so does one labelled under FeO's earlier rule (damped Pulay mixing)
+    earlier = {
+        "mixer": {"backend": "pulay", "beta": 0.03, "nmaxold": 5, "weight": 50},
+        "eigensolver": {"name": "ppcg", "niter": 4, "min_niter": 2},
+    }
+    feo.info["dft_scf"] = scf_record(earlier)
+    write(tmp_path / "earlier.extxyz", feo)
+    assert protocol_mismatch([read(tmp_path / "earlier.extxyz")], CHEAP) == (
+        f"FeO-0 has dft_scf={scf_record(earlier)}, this run {scf_record(SCF_KEYWORDS['FeO'])}"
+    )
     feo.info["dft_scf"] = scf_record(SCF_KEYWORDS["FeO"])
     assert protocol_mismatch([feo], CHEAP) == ""
     write(tmp_path / "feo.extxyz", feo)  # the record survives the output file
@@ -653,9 +665,14 @@ def test_frame_calculator_takes_other_scf_settings_in_place_of_the_materials(tmp
     own = frame_calculator(work, CHEAP, tmp_path / "own.txt", bias)
     other = frame_calculator(work, CHEAP, tmp_path / "other.txt", bias, {"mixer": {"beta": 0.02}})
     plain = frame_calculator(work, CHEAP, tmp_path / "plain.txt", bias, {})
-    assert own.params.mixer.name == "pulay"  # FeO's SCF_KEYWORDS
-    assert other.params.mixer.mixer_params["beta"] == 0.02 and other.params.mixer.name != "pulay"
-    assert plain.params.mixer.name != "pulay"
+    capped = {"max_A": 0.15, "trust_scale": 0.5, "nmaxold": 5}  # FeO's SCF_KEYWORDS
+    assert own.params.mixer.name == "msr1"
+    assert capped.items() <= own.params.mixer.mixer_params.items()
+    assert own.params.eigensolver.niter == 4
+    assert other.params.mixer.mixer_params["beta"] == 0.02
+    for calc in (other, plain):
+        assert not capped.items() & calc.params.mixer.mixer_params.items()
+        assert "niter=4" not in repr(calc.params.eigensolver)
     for calc in (other, plain):
         assert calc.params.extensions == [bias]
         for name in ("symmetry", "kpts", "mode", "setups", "occupations", "maxiter"):

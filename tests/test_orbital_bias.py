@@ -20,8 +20,9 @@ from spinmultinet_ase.dft.orbital_bias import (
 )
 from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
-from spinmultinet_ase.dft.states import state_problem
+from spinmultinet_ase.dft.states import EMPTY, FILLED, WHOLE, state_problem
 from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS, rocksalt_ordered
+from spinmultinet_ase.testing.symmetry import random_orthogonal
 
 LAMBDA_EV = 2.0
 
@@ -231,28 +232,10 @@ def _occupation(*filled: tuple[float, np.ndarray]) -> np.ndarray:
     return sum(f * np.outer(v, v) for f, v in filled)
 
 
-# Minority d occupations of the converged study runs (data/studies/feo_coo_states.md): FeO
-# AFM-II from moments x 1.4 (0.973, 0.07, 0.07, 0.02, 0.02) and CoO AFM-II (0.983, 0.983,
-# 0.101, 0.101, 0.031), with the filled orbitals the target ones or others.
-STUDY_STATES = {
-    "FeO a1g": ("FeO", [(0.973, A1G), (0.07, EG_PRIME[0]), (0.07, EG_PRIME[1])], ""),
-    "FeO xy": ("FeO", [(0.973, XY), (0.07, YZ), (0.07, ZX)], "hold 0.37 of 1 electrons"),
-    "CoO e_g'": ("CoO", [(0.983, EG_PRIME[0]), (0.983, EG_PRIME[1]), (0.031, A1G)], ""),
-    "CoO a1g + e_g'": (
-        "CoO",
-        [(0.983, A1G), (0.983, EG_PRIME[0]), (0.031, EG_PRIME[1])],
-        "hold 1.01 of 2 electrons",
-    ),
-}
-
-
-@pytest.mark.parametrize("state", list(STUDY_STATES))
-def test_state_check_accepts_the_minority_electrons_in_the_target_orbitals_only(state):
-    """The occupation eigenvalues of both fillings pass; the target check tells them apart,
-    through the labeller's own path (PAW density matrices of a real setup -> Tr(P N))."""
-    formula, filled, message = STUDY_STATES[state]
-    small = 0.02 if formula == "FeO" else 0.101
-    n_mm = _occupation(*filled, (small, EG[0]), (small, EG[1]))
+def _labeller_verdict(formula: str, n_mm: np.ndarray, gap: float = 1.9) -> tuple[str, float]:
+    """``state_problem`` of the AFM-II frame of ``formula`` whose metals all have the minority
+    d occupation matrix ``n_mm``, the target filling computed the labeller's way (PAW density
+    matrices of a real setup -> Tr(P N)); and that filling."""
     atoms = _frame(formula, "AFM-II")
     targets = bias_targets(atoms)
     setup = _setup(formula.removesuffix("O"))
@@ -264,15 +247,130 @@ def test_state_check_accepts_the_minority_electrons_in_the_target_orbitals_only(
         d[1 - target.spin][bound, bound] = np.eye(5)  # the filled majority d shell
         density[a] = d
     filling = target_occupations(density, {a: setup for a in targets}, targets)
-    eigenvalues = {a: np.sort(np.linalg.eigvalsh(n_mm))[::-1] for a in targets}
-    problem = state_problem(formula, 1.9, eigenvalues, filling)
+    assert len(set(filling.values())) == 1
+    problem = state_problem(formula, gap, {a: n_mm for a in targets}, filling)
+    return problem, filling[min(targets)]
+
+
+# Minority d occupations of the converged study runs (data/studies/feo_coo_states.md): FeO
+# AFM-II from moments x 1.4 (0.973, 0.07, 0.07, 0.02, 0.02) and CoO AFM-II (0.983, 0.983,
+# 0.101, 0.101, 0.031), with the filled orbitals the target ones or others.
+STUDY_STATES = {
+    "FeO a1g": ("FeO", [(0.973, A1G), (0.07, EG_PRIME[0]), (0.07, EG_PRIME[1])], ""),
+    "FeO xy": ("FeO", [(0.973, XY), (0.07, YZ), (0.07, ZX)], ""),
+    "CoO e_g'": ("CoO", [(0.983, EG_PRIME[0]), (0.983, EG_PRIME[1]), (0.031, A1G)], ""),
+    "CoO a1g + e_g'": (
+        "CoO",
+        [(0.983, A1G), (0.983, EG_PRIME[0]), (0.031, EG_PRIME[1])],
+        "hold 1.01 of 2 electrons",
+    ),
+}
+
+
+@pytest.mark.parametrize("state", list(STUDY_STATES))
+def test_state_check_asks_coo_for_its_target_orbitals_and_feo_for_any_whole_orbital(state):
+    """The occupation eigenvalues of every filling pass; CoO's target check tells its two
+    fillings apart, FeO's rule accepts its electron in a1g and in another whole orbital."""
+    formula, filled, message = STUDY_STATES[state]
+    small = 0.02 if formula == "FeO" else 0.101
+    problem, _ = _labeller_verdict(formula, _occupation(*filled, (small, EG[0]), (small, EG[1])))
     if message:
-        first = min(targets)
-        assert problem.startswith(f"atom {first} target orbitals {message}")
-        assert problem.count("target orbitals") == len(targets)
+        assert problem.startswith("atom 0 target orbitals " + message)
+        assert problem.count("target orbitals") == 2  # both Co
         assert "whole orbital" not in problem
     else:
         assert problem == ""
+
+
+def _turned(eigenvalues: list[float], a1g_filling: float) -> np.ndarray:
+    """An Fe minority occupation matrix with ``eigenvalues`` (descending): the whole orbital
+    turned within t2g from a1g towards e_g' until a1g holds ``a1g_filling``, the next
+    eigenvalue on its t2g partner, then the other e_g' orbital and the e_g pair."""
+    first, second, third, *eg = eigenvalues
+    share = (a1g_filling - second) / (first - second)  # cos² of the turn
+    c, s = np.sqrt(share), np.sqrt(1.0 - share)
+    return _occupation(
+        (first, c * A1G + s * EG_PRIME[0]),
+        (second, -s * A1G + c * EG_PRIME[0]),
+        (third, EG_PRIME[1]),
+        *zip(eg, EG, strict=True),
+    )
+
+
+# The FeO runs of scripts/bias_release_study.py's filled-msr1 (FeO's rule: a1g start, capped
+# MSR1), data/studies/bias_release.jsonl: gap (eV) and per Fe the minority d occupation
+# eigenvalues and the a1g filling.
+FILLED_MSR1_RUNS = {
+    "FeO-FM-filled-msr1": (
+        0.925,
+        [([0.966, 0.066, 0.055, 0.018, 0.018], 0.718), ([0.97, 0.062, 0.05, 0.019, 0.017], 0.634)],
+    ),
+    "FeO-AFM-II-filled-msr1": (
+        1.347,
+        [
+            ([0.978, 0.072, 0.059, 0.017, 0.017], 0.726),
+            ([0.978, 0.068, 0.055, 0.017, 0.016], 0.623),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("run", list(FILLED_MSR1_RUNS))
+def test_feo_check_accepts_the_turned_whole_orbitals_of_its_rule_s_runs(run):
+    gap, atoms = FILLED_MSR1_RUNS[run]
+    for eigenvalues, a1g_filling in atoms:
+        n_mm = _turned(eigenvalues, a1g_filling)
+        problem, filling = _labeller_verdict("FeO", n_mm, gap)
+        assert filling == pytest.approx(a1g_filling, abs=1e-12)
+        assert problem == ""
+        # in the cubic harmonics the turned orbital shows as a split t2g diagonal
+        assert np.diag(n_mm)[list(T2G)].max() < WHOLE
+
+
+def _shared(share: float) -> np.ndarray:
+    """The AFM-II filled-msr1 Fe occupation matrix with ``share`` of the whole orbital's
+    electron moved to its t2g partner (eigenvalues 0.978, 0.072 mixed)."""
+    top, partner = 0.978, 0.072
+    n_mm = _turned([top, partner, 0.059, 0.017, 0.017], 0.65)
+    vectors = np.linalg.eigh(n_mm)[1]
+    for old, new, v in (
+        (top, (1 - share) * top + share * partner, vectors[:, -1]),
+        (partner, share * top + (1 - share) * partner, vectors[:, -2]),
+    ):
+        n_mm = n_mm + (new - old) * np.outer(v, v)
+    return n_mm
+
+
+@pytest.mark.parametrize("share", [0.45, 0.15])
+def test_feo_check_rejects_an_electron_shared_between_two_orbitals(share):
+    """About half the electron moved (as in the symmetric metal) or 0.15 of it: both
+    rejected, the second only by FeO's whole-orbital bound (it passes CoO's FILLED, EMPTY)."""
+    n_mm = _shared(share)
+    eigenvalues = np.sort(np.linalg.eigvalsh(n_mm))[::-1]
+    problem, _ = _labeller_verdict("FeO", n_mm)
+    assert problem.count("not 1 whole orbital(s)") == 2
+    assert "target" not in problem
+    if share < 0.45:
+        assert FILLED < eigenvalues[0] < WHOLE and eigenvalues[1] < EMPTY
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_state_check_is_invariant_under_a_rotation_of_the_d_orbitals(seed):
+    """Turning the d shell (the l = 2 image of a rotation or rotation-inversion, or any
+    orthogonal change of the 5 orbitals) changes neither verdict: the check reads the
+    occupation matrix's eigenvalues."""
+    from gpaw.rotation import rotation
+
+    turned = _turned([0.966, 0.066, 0.055, 0.018, 0.018], 0.718)
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(5, 5)))
+    for turn in (rotation(2, random_orthogonal(seed, proper=seed != 1)), q):
+        assert np.allclose(turn @ turn.T, np.eye(5), atol=1e-12)
+        for n_mm in (turned, _shared(0.15), _shared(0.45)):
+            verdicts = [
+                state_problem("FeO", 1.0, {0: m}, {0: 0.1}) for m in (n_mm, turn @ n_mm @ turn.T)
+            ]
+            assert verdicts[0] == verdicts[1]
+            assert ("not 1 whole orbital" in verdicts[0]) == (n_mm is not turned)
 
 
 def test_three_fold_axis_is_the_afm2_stacking_axis_or_111_where_there_is_no_single_one():

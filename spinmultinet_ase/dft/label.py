@@ -214,9 +214,11 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     ``protocol.align_bonds``). Materials with orbitally degenerate ions (FeO, CoO) start with
     an orbital bias (:func:`start_bias`, released after the first SCF steps:
     ``info['dft_start']``, ``info['dft_bias_strength_ev']``, ``info['dft_bias_steps']``; FeO
-    with its own mixer and eigensolver settings, ``info['dft_scf']``) and
-    must land in the insulating target state (``spinmultinet_ase/dft/states.py``); their band
-    gap goes into ``info['dft_gap_ev']``.
+    with its own mixer and eigensolver settings, ``info['dft_scf']``) and must land in the
+    insulating state of their rule (``states.STATE_RULES``: CoO's minority electrons in the
+    target orbitals, FeO's in one whole orbital per Fe, whichever it is); their band gap goes
+    into ``info['dft_gap_ev']`` and the least number of electrons any metal holds in its
+    target orbitals into ``info['dft_target_filling']`` (checked for CoO, recorded for FeO).
     """
     from gpaw import KohnShamConvergenceError
     from gpaw.mpi import world
@@ -267,6 +269,7 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         labelled.info["dft_gap_ev"] = gap
         occupations = minority_d_occupations(work.calc, results["magmoms"])
         filling = current_target_occupations(work.calc.dft, bias.targets)
+        labelled.info["dft_target_filling"] = min(filling.values())
         electronic_problem = state_problem(str(formula), gap, occupations, filling)
     labelled.info[STATUS] = frame_status(atoms, results["magmoms"], electronic_problem)
     labelled.calc = SinglePointCalculator(labelled, **results)

@@ -4,15 +4,18 @@ High-spin Fe²⁺ (d⁶) and Co²⁺ (d⁷) have one and two minority-spin elect
 t2g shell, and DFT+U has several self-consistent states that differ in which t2g orbitals
 hold them (``data/studies/feo_coo_states.md``). The AFM-II order of the rocksalt lattice
 stacks ferromagnetic (111) planes, so its 3-fold axis n splits t2g into a1g (the orbital
-(n·r)² − r²/3, lobes along n) and the pair e_g' orthogonal to it. The target state is the
-trigonal one about n: FeO's minority electron in a1g, CoO's two in e_g'.
+(n·r)² − r²/3, lobes along n) and the pair e_g' orthogonal to it. The start aims at the
+trigonal state about n: FeO's minority electron in a1g, CoO's two in e_g'.
 
 During the first SCF steps of a run a potential V = −λ P is added to the minority-spin d block
 of every metal's PAW Hamiltonian (P the projector on the target orbitals, in GPAW's real
 spherical harmonics), which lowers the target orbitals by λ; it enters like GPAW's Hubbard U
 term (``gpaw/hubbard.py``). Once the target orbitals hold their electrons the +U term itself
 keeps them below the others, the bias is released and the SCF converges without it, so the
-converged state is a solution of the unbiased DFT+U functional.
+converged state is a solution of the unbiased DFT+U functional. CoO's e_g' pair stays filled;
+FeO's single minority electron stays in one whole orbital, which turns part of the way from
+a1g where a rattle or strain removes the 3-fold axis that keeps a1g stationary
+(``states.STATE_RULES`` says what each material's converged state must be).
 
 The frame is the one GPAW runs on: rocksalt bonds along the Cartesian axes
 (``dft/orientation.py``), where the AFM-II stacking axis of
@@ -35,7 +38,7 @@ from ase.units import Ha
 from gpaw.extensions import Extension
 from gpaw.hubbard import aoom
 
-from spinmultinet_ase.dft.states import FILLED, MINORITY_T2G_ELECTRONS
+from spinmultinet_ase.dft.states import FILLED, STATE_RULES
 
 # The AFM-II stacking axis of the bond-aligned rocksalt frame (unit vector).
 AFM_II_AXIS = np.ones(3) / np.sqrt(3.0)
@@ -53,12 +56,13 @@ MAX_BIAS_STEPS = 20
 # with the targets filled; None: as soon as they are filled.
 RELEASE_DENSITY: float | None = None
 # GPAW keywords of a biased run besides the protocol's, by reduced formula. FeO's single
-# minority electron can turn within t2g at little cost once the bias is released; GPAW's
-# default (MSR1) mixing lets it wander or leave the target orbital, damped Pulay mixing with
-# more eigensolver steps per SCF step keeps it (data/studies/feo_coo_states.md).
+# minority electron can turn within t2g at little cost once the bias is released, a soft
+# direction along which GPAW's default MSR1 steps (up to max_A 0.75) keep the SCF from
+# settling in rattled frames; MSR1 with its step capped and 4 eigensolver steps per SCF step
+# settles it (data/studies/feo_coo_states.md, "The rule for FeO").
 SCF_KEYWORDS: dict[str, dict[str, dict[str, object]]] = {
     "FeO": {
-        "mixer": {"backend": "pulay", "beta": 0.03, "nmaxold": 5, "weight": 50},
+        "mixer": {"name": "msr1", "max_A": 0.15, "trust_scale": 0.5, "nmaxold": 5},
         "eigensolver": {"name": "ppcg", "niter": 4, "min_niter": 2},
     }
 }
@@ -66,7 +70,7 @@ SCF_KEYWORDS: dict[str, dict[str, dict[str, object]]] = {
 
 def scf_record(keywords: Mapping[str, Mapping[str, object]]) -> str:
     """``keywords`` (:data:`SCF_KEYWORDS` of a material) as one extxyz-safe line, e.g.
-    ``eigensolver:name=ppcg,niter=4;mixer:backend=pulay,beta=0.03`` ('' for none)."""
+    ``eigensolver:name=ppcg,niter=4;mixer:max_A=0.15,name=msr1`` ('' for none)."""
     return ";".join(
         f"{name}:" + ",".join(f"{key}={value}" for key, value in sorted(options.items()))
         for name, options in sorted(keywords.items())
@@ -172,11 +176,11 @@ def bias_targets(atoms: Atoms, axis: np.ndarray = AFM_II_AXIS) -> dict[int, Bias
         axis: the trigonal axis (default :data:`AFM_II_AXIS`).
     """
     formula = str(Formula(atoms.get_chemical_formula()).reduce()[0])
-    if formula not in MINORITY_T2G_ELECTRONS:
-        known = ", ".join(sorted(MINORITY_T2G_ELECTRONS))
+    if formula not in STATE_RULES:
+        known = ", ".join(sorted(STATE_RULES))
         raise ValueError(f"no orbital bias for {formula}; known: {known}")
     metal = formula.removesuffix("O")
-    projector = trigonal_projector(MINORITY_T2G_ELECTRONS[formula], axis)
+    projector = trigonal_projector(STATE_RULES[formula].electrons, axis)
     moments = atoms.get_initial_magnetic_moments()
     targets = {}
     for a in np.flatnonzero(np.array(atoms.get_chemical_symbols()) == metal):

@@ -66,9 +66,10 @@ it after labelling more. Everything here was computed on this project's 2-core m
   entries). FeO and CoO have several DFT+U states (Fe²⁺ d⁶ and Co²⁺ d⁷ are orbitally
   degenerate); every frame starts with an orbital bias that fills the trigonal target
   orbitals (Fe a1g, Co e_g' about the AFM-II 3-fold axis), released after the first SCF
-  steps (FeO then with damped Pulay mixing), and frames that end elsewhere (gap < 0.25 eV,
-  fractional occupations, targets not filled, or 0.3 eV/f.u. above an ordering partner) are
-  rejected: `data/studies/feo_coo_states.md`, `spinmultinet_ase/dft/states.py`.
+  steps (FeO then with capped MSR1 mixing), and frames that end elsewhere (gap < 0.25 eV,
+  fractional occupations, or 0.3 eV/f.u. above an ordering partner; CoO also with its target
+  pair not filled, while FeO's electron may end in any whole orbital) are rejected:
+  `data/studies/feo_coo_states.md`, `spinmultinet_ase/dft/states.py`.
 * `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
   energies, J1/J2 and E(δ) under [111] strain, of every material labelled so far.
 * `checks/`: small DFT checks of the workflows, labelled with the same protocol, each with
