@@ -3,18 +3,18 @@
 # restarts first (the MnO/NiO reference data itself is scripts/dft_queue.sh).
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
-#   1. FeO's rule study (scripts/dft_studies.sh feo-rule: capped-MSR1 release on the AFM-II
-#      test cell that did not converge under FeO's rule, then a second start about another
-#      axis; data/studies/feo_coo_states.md), which decides FeO's rule: no FeO frame is
-#      labelled until then
-#   2. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's mixer and eigensolver settings
-#      on an accepted CoO frame and on the 8-atom frames that stalled), which decides CoO's
-#      rule for frames without a single 3-fold axis; the CoO campaign
-#      (scripts/active_learning.sh CoO) waits for that rule
-#   3. corundum reference data (docs/corundum_data.md)
-#   4. the rest of the corundum convergence entries
-#   5. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   6. the rest of the FeO/CoO state study and the corundum stress check
+#   1. the rest of FeO's rule study (scripts/dft_studies.sh feo-rule: both starts on the
+#      ideal yardstick cells; data/studies/feo_coo_states.md, rule 1)
+#   2. FeO's convergence entries under rule 1, its Pulay calibration pair first (then put the
+#      Pulay value in the library; FeO's yardstick labelling, label_reference_data.sh --until
+#      16 FeO, waits for the ideal-cell runs of step 1 to confirm the rule)
+#   3. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's old damped-Pulay settings on the
+#      8-atom frames that stalled), which decides CoO's rule for frames without a single 3-fold
+#      axis; the CoO campaign (scripts/active_learning.sh CoO) waits for that rule
+#   4. corundum reference data (docs/corundum_data.md)
+#   5. the rest of the corundum convergence entries
+#   6. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   7. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
@@ -31,6 +31,7 @@ step() {
     fi
 }
 step bash scripts/dft_studies.sh feo-rule
+step bash scripts/convergence.sh FeO
 step bash scripts/dft_studies.sh coo-scf
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
