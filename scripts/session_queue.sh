@@ -3,18 +3,16 @@
 # restarts first (the MnO/NiO reference data itself is scripts/dft_queue.sh).
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
-#   1. the rest of FeO's rule study (scripts/dft_studies.sh feo-rule: both starts on the
-#      ideal yardstick cells; data/studies/feo_coo_states.md, rule 1)
-#   2. FeO's convergence entries under rule 1, its Pulay calibration pair first (then put the
-#      Pulay value in the library; FeO's yardstick labelling, label_reference_data.sh --until
-#      16 FeO, waits for the ideal-cell runs of step 1 to confirm the rule)
-#   3. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's old damped-Pulay settings on the
+#   1. FeO's convergence entries under its rule (data/studies/feo_coo_states.md, rule 1),
+#      its Pulay calibration pair first: then put the Pulay value in the library and add
+#      FeO's 16 yardstick cells here (label_reference_data.sh --until 16 FeO)
+#   2. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's old damped-Pulay settings on the
 #      8-atom frames that stalled), which decides CoO's rule for frames without a single 3-fold
 #      axis; the CoO campaign (scripts/active_learning.sh CoO) waits for that rule
-#   4. corundum reference data (docs/corundum_data.md)
-#   5. the rest of the corundum convergence entries
-#   6. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   7. the rest of the FeO/CoO state study and the corundum stress check
+#   3. corundum reference data (docs/corundum_data.md)
+#   4. the rest of the corundum convergence entries
+#   5. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   6. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
@@ -30,7 +28,6 @@ step() {
         echo "$(date -u +%FT%TZ) failed ($code): $*" >> data/queue.log
     fi
 }
-step bash scripts/dft_studies.sh feo-rule
 step bash scripts/convergence.sh FeO
 step bash scripts/dft_studies.sh coo-scf
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
