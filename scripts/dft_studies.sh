@@ -4,9 +4,9 @@
 # study runs still missing, then the Cr2O3 stress-against-finite-differences check. With
 # FeO/CoO run names as arguments: only those runs (those already done are skipped).
 # With coo-scf: only the CoO SCF study (runs already done are skipped): FeO's SCF settings
-# (bias_release_study.py's filled-pulay) on an accepted CoO frame labelled with GPAW's default
-# mixer, then on the three 8-atom frames of round 1 of CoO's active-learning campaign that
-# stalled (data/studies/feo_coo_states.md, "CoO frames without a single 3-fold axis").
+# (rule 1, bias_release_study.py's filled-msr1) on an accepted CoO frame labelled with GPAW's
+# default mixer, then on the three 8-atom frames of round 1 of CoO's active-learning campaign
+# that stalled (data/studies/feo_coo_states.md, "CoO frames without a single 3-fold axis").
 # With feo-rule: only the study that decides FeO's next rule (data/studies/feo_coo_states.md,
 # "Choosing FeO's next rule"), runs already done skipped: the a1g start released with capped
 # MSR1 (bias_release_study.py's filled-msr1) on the AFM-II test cell, which under the FeO rule
@@ -24,7 +24,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 export GPAW_MPI_BACKEND=cgpaw PYTHONPATH=$PWD
 run() { nice /usr/bin/mpiexec -n 2 python "$@"; }
 if [ "${1:-}" = coo-scf ]; then
-    run scripts/bias_release_study.py --variant filled-pulay \
+    run scripts/bias_release_study.py --variant filled-msr1 \
         --frames data/active_CoO/test_structures.extxyz CoO-afm2-4-AFM-II-068 \
         --frames data/active_CoO/run/round_1/candidates.extxyz \
         CoO-afm3-8-AFM-III-008 CoO-cubic-8-FM-004 CoO-cubic-8-random-015 \

@@ -6,8 +6,8 @@
 #   1. FeO's convergence entries under its rule (data/studies/feo_coo_states.md, rule 1),
 #      its Pulay calibration pair first: then put the Pulay value in the library and add
 #      FeO's 16 yardstick cells here (label_reference_data.sh --until 16 FeO)
-#   2. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's old damped-Pulay settings on the
-#      8-atom frames that stalled), which decides CoO's rule for frames without a single 3-fold
+#   2. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's SCF settings, capped MSR1, on
+#      an accepted CoO frame and the 8-atom frames that stalled), which decides CoO's rule for frames without a single 3-fold
 #      axis; the CoO campaign (scripts/active_learning.sh CoO) waits for that rule
 #   3. corundum reference data (docs/corundum_data.md)
 #   4. the rest of the corundum convergence entries
