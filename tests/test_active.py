@@ -62,34 +62,36 @@ def reference() -> list:
     return every[16:20] + [a for a in every if a.get_chemical_symbols()[0] == "Ni"][16:20]
 
 
-def _oracle_scores(pool, members) -> np.ndarray:
-    """Largest per-atom force spread, from each member run on its own."""
+def _each_member(pool, members, result) -> list[list]:
+    """``result(atoms)`` of every pool structure under each member run on its own."""
     singles = [SpinMultiNetCalculator(member) for member in members]
-    scores = []
+    results = []
     for atoms in pool:
-        forces = []
+        row = []
         for single in singles:
             copy = atoms.copy()
             copy.calc = single
-            forces.append(copy.get_forces())
-        scores.append(np.linalg.norm(np.std(forces, axis=0), axis=1).max())
-    return np.array(scores)
+            row.append(result(copy))
+        results.append(row)
+    return results
+
+
+def _oracle_scores(pool, members) -> np.ndarray:
+    """Largest per-atom force spread, from each member run on its own."""
+    forces = _each_member(pool, members, lambda atoms: atoms.get_forces())
+    return np.array([np.linalg.norm(np.std(f, axis=0), axis=1).max() for f in forces])
 
 
 def _oracle_energy_spreads(pool, members) -> np.ndarray:
     """The members' energy standard deviation per atom with a nonzero initial moment (per atom
     in a structure without one), from each member run on its own."""
-    singles = [SpinMultiNetCalculator(member) for member in members]
-    spreads = []
-    for atoms in pool:
-        energies = []
-        for single in singles:
-            copy = atoms.copy()
-            copy.calc = single
-            energies.append(copy.get_potential_energy())
-        ions = np.count_nonzero(atoms.get_initial_magnetic_moments()) or len(atoms)
-        spreads.append(np.std(energies) / ions)
-    return np.array(spreads)
+    energies = _each_member(pool, members, lambda atoms: atoms.get_potential_energy())
+    return np.array(
+        [
+            np.std(e) / (np.count_nonzero(atoms.get_initial_magnetic_moments()) or len(atoms))
+            for atoms, e in zip(pool, energies, strict=True)
+        ]
+    )
 
 
 def test_energy_and_combined_scores_match_the_members_run_one_by_one(reference):

@@ -18,7 +18,7 @@ from ase.io import read, write
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.checkpoint import load_checkpoint
-from spinmultinet_ase.testing.models import TINY_CONFIG
+from spinmultinet_ase.testing.models import TINY_CONFIG, tiny_training_config
 from spinmultinet_ase.train.config import config_from_dict
 from spinmultinet_ase.train.distributed import (
     check_batch_size,
@@ -33,19 +33,9 @@ TINY_MODEL = {**TINY_CONFIG, "cutoff": 4.0}
 
 
 def _config(data: Path, output: Path) -> dict:
-    return {
-        "data": {
-            "path": str(data),
-            "test_yardsticks": False,
-            "validation_fraction": 0.0,
-            "test_fraction": 0.0,
-        },
-        "model": TINY_MODEL,
-        "optim": {"max_epochs": 2, "batch_size": 4, "learning_rate": 0.01},
-        "output_dir": str(output),
-        "dtype": "float64",
-        "num_threads": 1,
-    }
+    return tiny_training_config(
+        data, output, model=TINY_MODEL, optim={"max_epochs": 2, "learning_rate": 0.01}
+    )
 
 
 def _torchrun(*arguments: str) -> None:

@@ -20,7 +20,7 @@ from spinmultinet_ase.checkpoint import load_checkpoint, save_checkpoint
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.data.graph import collate
 from spinmultinet_ase.export import load_model
-from spinmultinet_ase.testing.models import TINY_CONFIG, random_model
+from spinmultinet_ase.testing.models import TINY_CONFIG, random_model, tiny_training_config
 from spinmultinet_ase.train.config import DataConfig, config_from_dict
 from spinmultinet_ase.train.dataset import split_of
 from spinmultinet_ase.train.evaluate import data_config_of
@@ -46,21 +46,7 @@ def frames(tmp_path_factory):
 
 
 def _config(data: Path, output: Path, **top) -> dict:
-    return {
-        "data": {
-            "path": str(data),
-            "test_yardsticks": False,
-            "validation_fraction": 0.0,
-            "test_fraction": 0.0,
-            "guess_rescale": 0.0,
-        },
-        "model": dict(TINY_CONFIG),
-        "optim": {"max_epochs": 1, "batch_size": 4},
-        "output_dir": str(output),
-        "dtype": "float64",
-        "num_threads": 1,
-        **top,
-    }
+    return tiny_training_config(data, output, data_options={"guess_rescale": 0.0}, **top)
 
 
 def _energies(model: torch.nn.Module, samples: list[dict]) -> torch.Tensor:

@@ -17,7 +17,12 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.export import export_model, load_model
 from spinmultinet_ase.materials import trained_materials, untrained_warning
-from spinmultinet_ase.testing.models import TINY_CONFIG, as_loaded, random_model
+from spinmultinet_ase.testing.models import (
+    TINY_CONFIG,
+    as_loaded,
+    random_model,
+    tiny_training_config,
+)
 from spinmultinet_ase.train.config import config_from_dict
 from spinmultinet_ase.train.dataset import split_of
 from spinmultinet_ase.train.trainer import Trainer, split_materials
@@ -29,20 +34,7 @@ SHIPPED = ROOT / "models" / "spinmultinet-mno-nio" / "model.pt"
 
 
 def _config(data: Path, output: Path, **top) -> dict:
-    return {
-        "data": {
-            "path": str(data),
-            "test_yardsticks": False,
-            "validation_fraction": 0.0,
-            "test_fraction": 0.0,
-        },
-        "model": dict(TINY_CONFIG),
-        "optim": {"max_epochs": 1, "batch_size": 4},
-        "output_dir": str(output),
-        "dtype": "float64",
-        "num_threads": 1,
-        **top,
-    }
+    return tiny_training_config(data, output, **top)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 import torch
 
 from spinmultinet_ase.export import LoadedModel, model_metadata
@@ -25,6 +29,36 @@ TINY_CONFIG = dict(
     radial_hidden=8,
     radial_group_size=4,
 )
+
+
+def tiny_training_config(
+    data: str | Path,
+    output: str | Path,
+    *,
+    data_options: Mapping[str, Any] | None = None,
+    model: Mapping[str, Any] | None = None,
+    optim: Mapping[str, Any] | None = None,
+    **top: Any,
+) -> dict:
+    """A training config (as a dict) that trains :data:`TINY_CONFIG` on every frame of
+    ``data`` for one epoch in float64 on one thread, writing to ``output``; ``data_options``
+    and ``optim`` add to their sections, ``model`` replaces the model, ``top`` replaces whole
+    sections or adds top-level keys."""
+    return {
+        "data": {
+            "path": str(data),
+            "test_yardsticks": False,
+            "validation_fraction": 0.0,
+            "test_fraction": 0.0,
+            **(data_options or {}),
+        },
+        "model": dict(model or TINY_CONFIG),
+        "optim": {"max_epochs": 1, "batch_size": 4, **(optim or {})},
+        "output_dir": str(output),
+        "dtype": "float64",
+        "num_threads": 1,
+        **top,
+    }
 
 
 def random_model(seed: int = 0, dtype: torch.dtype = torch.float64, **overrides) -> SpinMultiNet:
