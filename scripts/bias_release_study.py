@@ -55,7 +55,13 @@ from ase import Atoms
 from ase.formula import Formula
 from ase.io import read
 
-from spinmultinet_ase.dft.label import STRUCTURE_ID, frame_calculator, frame_status, start_bias
+from spinmultinet_ase.dft.label import (
+    STRUCTURE_ID,
+    electronic_state,
+    frame_calculator,
+    frame_status,
+    start_bias,
+)
 from spinmultinet_ase.dft.orbital_bias import (
     BODY_DIAGONALS,
     MAX_BIAS_STEPS,
@@ -63,18 +69,12 @@ from spinmultinet_ase.dft.orbital_bias import (
     SCF_KEYWORDS,
     OrbitalBias,
     bias_targets,
-    current_target_occupations,
     run_biased_start,
     three_fold_axis,
 )
 from spinmultinet_ase.dft.orientation import canonical_rotation, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
-from spinmultinet_ase.dft.states import (
-    band_gap,
-    minority_d_occupations,
-    occupation_eigenvalues,
-    state_problem,
-)
+from spinmultinet_ase.dft.states import occupation_eigenvalues
 from spinmultinet_ase.reference.convergence import convergence_structures
 
 OUT = Path(__file__).parents[1] / "data" / "studies" / "bias_release.jsonl"
@@ -206,22 +206,19 @@ def run(planned: Run) -> dict:
         }
     formula, formula_units = Formula(work.get_chemical_formula()).reduce()
     magmoms = work.get_magnetic_moments()
-    gap = band_gap(work.calc)
-    occupations = minority_d_occupations(work.calc, magmoms)
-    filling = current_target_occupations(work.calc.dft, labeller_bias.targets)
-    problem = state_problem(str(formula), gap, occupations, filling)
+    state = electronic_state(work.calc, str(formula), magmoms, labeller_bias.targets)
     return summary | {
         "converged": True,
         "energy_per_fu_ev": energy / formula_units,
-        "gap_ev": gap,
+        "gap_ev": state.gap,
         "magmoms": [round(float(m), 3) for m in magmoms],
         "minority_d_occupations": {
             str(a): [round(float(x), 3) for x in occupation_eigenvalues(o)]
-            for a, o in occupations.items()
+            for a, o in state.occupations.items()
         },
-        "target_filling": {str(a): round(n, 3) for a, n in filling.items()},
-        "state_problem": problem,
-        "status": frame_status(planned.atoms, magmoms, problem),
+        "target_filling": {str(a): round(n, 3) for a, n in state.filling.items()},
+        "state_problem": state.problem,
+        "status": frame_status(planned.atoms, magmoms, state.problem),
         "free_scf_steps": work.calc.get_number_of_iterations(),
         "wall_s": time.perf_counter() - start,
     }

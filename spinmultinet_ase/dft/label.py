@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from ase import Atoms
@@ -177,6 +177,31 @@ def frame_status(atoms: Atoms, magmoms: np.ndarray, electronic_problem: str = ""
     return STATUS_OK
 
 
+class ElectronicState(NamedTuple):
+    """Where a converged run from an orbital-bias start ended (:func:`electronic_state`)."""
+
+    gap: float
+    occupations: dict[int, np.ndarray]
+    filling: dict[int, float]
+    problem: str
+
+
+def electronic_state(calc, formula: str, magmoms: np.ndarray, targets) -> ElectronicState:
+    """The band gap, each metal's minority d occupation matrix, the electrons each metal holds
+    in its target orbitals ``targets`` (those of the labeller's bias) and why the material's
+    rule rejects the state ('' if it does not: ``states.state_problem``), for a converged
+    GPAW ``calc`` of the material ``formula`` (reduced) that ended with the moments
+    ``magmoms``."""
+    from spinmultinet_ase.dft.orbital_bias import current_target_occupations
+
+    gap = band_gap(calc)
+    occupations = minority_d_occupations(calc, magmoms)
+    filling = current_target_occupations(calc.dft, targets)
+    return ElectronicState(
+        gap, occupations, filling, state_problem(formula, gap, occupations, filling)
+    )
+
+
 def _protocol_info(protocol: DFTProtocol) -> dict:
     import gpaw
 
@@ -263,14 +288,10 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
     labelled.info["dft_pulay_stress_gpa"] = pulay / GPa
     electronic_problem = ""
     if bias is not None:
-        from spinmultinet_ase.dft.orbital_bias import current_target_occupations
-
-        gap = band_gap(work.calc)
-        labelled.info["dft_gap_ev"] = gap
-        occupations = minority_d_occupations(work.calc, results["magmoms"])
-        filling = current_target_occupations(work.calc.dft, bias.targets)
-        labelled.info["dft_target_filling"] = min(filling.values())
-        electronic_problem = state_problem(str(formula), gap, occupations, filling)
+        state = electronic_state(work.calc, str(formula), results["magmoms"], bias.targets)
+        labelled.info["dft_gap_ev"] = state.gap
+        labelled.info["dft_target_filling"] = min(state.filling.values())
+        electronic_problem = state.problem
     labelled.info[STATUS] = frame_status(atoms, results["magmoms"], electronic_problem)
     labelled.calc = SinglePointCalculator(labelled, **results)
     return labelled
