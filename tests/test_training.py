@@ -407,6 +407,8 @@ def test_shipped_configs_are_valid(path):
     from spinmultinet_ase.train.config import load_config
 
     if path.name.startswith("active_"):
+        if not (path.parents[1] / yaml.safe_load(path.read_text())["pool"]).is_file():
+            pytest.skip(f"{path.name}: inputs not yet written (scripts/active_split.py)")
         campaign = load_active_config(path)
         check_active_config(campaign)
         path = Path(campaign.train_config)
