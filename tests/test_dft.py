@@ -405,7 +405,7 @@ def test_labeller_moves_a_source_in_a_higher_state_than_its_partner_out_of_the_o
     energies = {"FeO-0": 2 * FEO_AFM_II_METAL, "FeO-0-as-FM": 2 * FEO_FM_A1G}
     runs = []
 
-    def study_run(atoms, protocol, txt):
+    def study_run(atoms, protocol, txt, failures=None):
         """Stands in for the hour-long GPAW run: the study's energy of this frame's state."""
         sid = atoms.info[label.STRUCTURE_ID]
         runs.append(sid)

@@ -1,7 +1,8 @@
 """The GPAW labelling queue survives kills, GPAW failures and bad input: SIGKILL a real serial
 GPAW labeller at random instants, resume, and get the uninterrupted run's output exactly; a
-frame GPAW fails on is rejected with its reason; everything checkable is checked before the
-first GPAW run."""
+frame GPAW fails on is rejected with its reason, serially at once and under ``mpiexec -n 2``
+(where the job aborts) on the resume; everything checkable is checked before the first GPAW
+run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import fcntl
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ from spinmultinet_ase.cli import main
 from spinmultinet_ase.dft.label import (
     STATUS,
     STATUS_OK,
+    failures_path,
     label_file,
     protocol_mismatch,
     read_output,
@@ -47,6 +50,7 @@ CHEAP = DFTProtocol(
     pulay_stress={"Li": 0.0},
 )
 KILLS = 2  # random kill instants: a killed run, a killed resume, then a resume to the end
+MPIEXEC = "/usr/bin/mpiexec"  # GPAW's (Debian OpenMPI), not another MPI's first on PATH
 
 
 def _structures(path: Path, crash: bool = True) -> None:
@@ -78,15 +82,27 @@ def _labeller(in_path: Path, out_path: Path, protocol: DFTProtocol = CHEAP) -> l
     return [sys.executable, "-c", code, str(in_path), str(out_path), settings]
 
 
-def _run(command: list[str], kill_after: float | None = None) -> int:
-    """Run ``command``; SIGKILL it after ``kill_after`` s if still running. Its exit code."""
+def _run(command: list[str], kill_after: float | None = None, mpi: bool = False) -> int:
+    """Run ``command`` (``mpi``: under GPAW's MPI, as the queue does); SIGKILL it and its
+    process group after ``kill_after`` s if still running. Its exit code."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     env.pop("GPAW_MPI_BACKEND", None)
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    if mpi:
+        env.update(
+            GPAW_MPI_BACKEND="cgpaw",
+            OMPI_ALLOW_RUN_AS_ROOT="1",
+            OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+        )
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         return process.wait(timeout=kill_after)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         return process.wait()
 
 
@@ -133,6 +149,38 @@ def test_a_frame_gpaw_fails_on_is_rejected_and_the_queue_goes_on(reference):
     assert rejected["info"]["structure_id"] == "Li-overlapping"
     assert rejected["info"][STATUS].startswith("GPAW failed: LinAlgError")
     assert "energy" not in rejected
+
+
+def test_an_mpi_job_gpaw_aborts_on_a_frame_resumes_to_the_serial_result(reference, tmp_path):
+    """Under ``mpiexec -n 2`` GPAW's failure aborts the job; the ranks' record of it makes the
+    resume reject that frame as the serial run did, and the queue ends (no stall)."""
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    root, duration = reference
+    _structures(tmp_path / "in.extxyz")
+    out = tmp_path / "out.extxyz"
+    command = [MPIEXEC, "-n", "2", *_labeller(tmp_path / "in.extxyz", out)]
+    timeout = 20 * duration + 120  # beside another MPI job on the same cores
+    assert _run(command, kill_after=timeout, mpi=True) not in (0, -9)  # aborted, not timed out
+    records = [json.loads(line) for line in failures_path(out).read_text().splitlines()]
+    assert {r["structure_id"] for r in records} == {"Li-overlapping"}
+    assert [r["info"]["structure_id"] for r in _frames(out)] == ["Li-0"]  # before the failure
+    assert not rejected_path(out).exists()
+    assert _run(command, kill_after=timeout, mpi=True) == 0  # the first resume ends the queue
+    assert not failures_path(out).exists()
+    accepted, expected = _frames(out), _frames(root / "out.extxyz")
+    assert [r["info"]["structure_id"] for r in accepted] == ["Li-0", "Li-1", "Li-2"]
+    for row, reference_row in zip(accepted, expected, strict=True):
+        assert row["info"] == reference_row["info"]
+        assert row["energy"] == pytest.approx(reference_row["energy"], abs=1e-4)
+    (rejected,) = _frames(rejected_path(out))
+    (serial,) = _frames(rejected_path(root / "out.extxyz"))
+    assert rejected.keys() == serial.keys()  # no results
+    status = rejected["info"].pop(STATUS)
+    assert status.startswith("GPAW failed: LinAlgError:")
+    assert status.split(":")[:2] == serial["info"].pop(STATUS).split(":")[:2]
+    assert rejected["info"] == serial["info"]
+    assert rejected["positions"] == serial["positions"]
 
 
 def test_killed_labelling_resumes_to_the_uninterrupted_result(reference):
@@ -241,12 +289,17 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
     garbled = tmp_path / "garbled.extxyz"
     garbled.write_text("3\nnot an extxyz file\n")
     (tmp_path / "a_file").write_text("")
+    (tmp_path / "f.extxyz.failures").write_text("not a record\n")
     return {
         "missing input": ([tmp_path / "missing.extxyz", tmp_path / "o.extxyz"], "no structure"),
         "unreadable input": ([garbled, tmp_path / "o.extxyz"], "cannot read structures"),
         "repeated ids": ([repeated, tmp_path / "o.extxyz"], "Li-0 is not unique"),
         "output in a file": ([good, tmp_path / "a_file" / "o.extxyz"], "a_file is a file"),
         "output a folder": ([good, tmp_path], "is a folder"),
+        "garbled failure record": (
+            [good, tmp_path / "f.extxyz"],
+            "f.extxyz.failures: line 1 is not a failure record",
+        ),
         "no calibration": (
             [good, tmp_path / "o.extxyz", None, dataclasses.replace(CHEAP, pulay_stress={})],
             "no Pulay-stress calibration for Li",
@@ -263,6 +316,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
         "repeated ids",
         "output in a file",
         "output a folder",
+        "garbled failure record",
         "no calibration",
         "negative limit",
     ],

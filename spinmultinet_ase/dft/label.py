@@ -4,15 +4,17 @@ Run on both cores with ``mpiexec -n 2 spinmultinet label IN.extxyz OUT.extxyz``.
 did not converge, whose converged moments left the magnetic state that was asked for, or (FeO,
 CoO) that landed in another electronic state (``spinmultinet_ase/dft/states.py``) go to
 ``OUT.rejected.extxyz`` with the reason, never into ``OUT``; so do frames on which GPAW failed
-(the queue goes on), and FeO and CoO frames in a higher electronic state than another frame of
-their geometry (an ordering partner), moved there from ``OUT`` if they were in it. Each frame
-is written atomically, so a kill at any instant loses at most the frame being computed (and
-frames being moved, which a rerun labels again), and a rerun resumes after the last frame
-written.
+(the queue goes on; under MPI, where the job aborts, on the next run: ``OUT.failures``), and
+FeO and CoO frames in a higher electronic state than another frame of their geometry (an
+ordering partner), moved there from ``OUT`` if they were in it. Each frame is written
+atomically, so a kill at any instant loses at most the frame being computed (and frames being
+moved, which a rerun labels again), and a rerun resumes after the last frame written.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 import warnings
@@ -63,6 +65,53 @@ COLLAPSE_FRACTION = 0.4
 def rejected_path(out_path: Path) -> Path:
     """Where frames kept out of the training set go, beside ``out_path``."""
     return out_path.with_name(out_path.stem + ".rejected" + out_path.suffix)
+
+
+def failures_path(out_path: Path) -> Path:
+    """Where the ranks of an MPI labeller record a GPAW failure before the job aborts, beside
+    ``out_path`` (:func:`record_failure`)."""
+    return out_path.with_name(out_path.name + ".failures")
+
+
+def record_failure(path: Path, failed: Atoms, rank: int) -> None:
+    """Append the failed frame ``failed``'s record to ``path``: one JSON line with its structure
+    id, ``rank`` and its ``dft_*`` info (the reason in ``info[dft_status]``), synced to disk."""
+    info = {key: value for key, value in failed.info.items() if key.startswith("dft_")}
+    line = json.dumps({STRUCTURE_ID: failed.info[STRUCTURE_ID], "rank": rank, "info": info})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, (line + "\n").encode())
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def read_failures(path: Path) -> dict[str, dict]:
+    """The ``dft_*`` info of each structure id recorded in ``path`` (:func:`record_failure`),
+    from the lowest rank that recorded it (ranks can fail at different k-points, with
+    different messages). A torn last line is left out.
+
+    Raises:
+        ValueError: a whole line is not a failure record.
+    """
+    if not path.exists():
+        return {}
+    records: dict[str, tuple[int, dict]] = {}
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for number, line in enumerate(lines, start=1):
+        if not line.endswith("\n"):
+            break
+        try:
+            record = json.loads(line)
+            sid, rank, info = record[STRUCTURE_ID], int(record["rank"]), dict(record["info"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"{path}: line {number} is not a failure record ({error}); repair or move the file"
+            ) from None
+        if sid not in records or rank < records[sid][0]:
+            records[sid] = (rank, info)
+    return {sid: info for sid, (_, info) in records.items()}
 
 
 def magnetic_state_problem(symbols: list[str], initial: np.ndarray, final: np.ndarray) -> str:
@@ -230,8 +279,15 @@ def _start_info(formula: str) -> dict:
     return start
 
 
-def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Atoms:
+def label_structure(
+    atoms: Atoms, protocol: DFTProtocol, txt: str | Path, failures: Path | None = None
+) -> Atoms:
     """One GPAW single point of ``atoms``; returns a labelled copy with ``info[dft_status]``.
+
+    When GPAW raises (other than not converging), a serial run returns the copy without
+    results, its status ``GPAW failed: Type: message``. Under MPI the exception propagates
+    (another rank may be waiting inside GPAW, and GPAW's handler aborts the job), after this
+    rank has appended that copy's record to ``failures`` (:func:`record_failure`) if given.
 
     The copy keeps ``initial_magmoms`` (the input guess) and carries energy, free_energy,
     forces, stress and the converged ``magmoms`` as its calculator results, in the frame of
@@ -281,9 +337,12 @@ def label_structure(atoms: Atoms, protocol: DFTProtocol, txt: str | Path) -> Ato
         steps = protocol.max_scf_iterations
         return _failed(labelled, f"not converged in {steps} SCF steps{detail}", start)
     except Exception as error:  # GPAW failed on this frame: reject it, the queue goes on
+        failed = _failed(labelled, f"GPAW failed: {type(error).__name__}: {error}", start)
         if world.size > 1:  # the other ranks may wait in GPAW: let GPAW's handler abort all
+            if failures is not None:
+                record_failure(failures, failed, world.rank)
             raise
-        return _failed(labelled, f"GPAW failed: {type(error).__name__}: {error}", start)
+        return failed
     labelled.info["dft_wall_s"] = time.perf_counter() - start
     labelled.info["dft_pulay_stress_gpa"] = pulay / GPa
     electronic_problem = ""
@@ -522,6 +581,12 @@ def label_file(
     One labeller at a time writes an output: rank 0 holds ``OUT.lock`` (:func:`sole_writer`)
     from before the output is read until the run ends.
 
+    A frame GPAW raised on is rejected (``GPAW failed: ...``) and the run goes on; under MPI
+    the job aborts instead, after each failing rank recorded the frame in ``OUT.failures``
+    (:func:`failures_path`), and the next run moves the recorded frames still unlabelled to
+    the rejected output, removes ``OUT.failures`` and goes on. A killed run records nothing:
+    its frame is labelled again.
+
     Args:
         in_path: extxyz of structures with ``initial_magmoms`` and a unique ``structure_id``.
         out_path: extxyz the accepted frames are appended to.
@@ -531,9 +596,9 @@ def label_file(
 
     Raises:
         ValueError: before the first GPAW run, if the structures cannot be read or lack unique
-            ids, an output cannot be written, another labeller is writing it, the output holds
-            frames of another protocol, or a material to label has no Pulay-stress
-            calibration.
+            ids, an output cannot be written, another labeller is writing it, the output or a
+            failure record holds frames of another protocol, ``OUT.failures`` holds a line
+            that is not a record, or a material to label has no Pulay-stress calibration.
     """
     from gpaw.mpi import world
 
@@ -542,7 +607,8 @@ def label_file(
     in_path, out_path = Path(in_path), Path(out_path)
     log_dir = Path(log_dir) if log_dir else out_path.with_name(out_path.stem + "_logs")
     frames = _read_structures(in_path)
-    check_outputs([out_path, rejected_path(out_path), log_dir / "log.txt"], overwrite=True)
+    outputs = [out_path, rejected_path(out_path), failures_path(out_path), log_dir / "log.txt"]
+    check_outputs(outputs, overwrite=True)
     with _sole_labeller(out_path, world):
         _label_unlabelled(frames, out_path, log_dir, protocol, limit, world)
 
@@ -568,6 +634,20 @@ def _sole_labeller(out_path: Path, world) -> Iterator[None]:
         yield
 
 
+def _recorded_failures(frames: list[Atoms], labelled: list[Atoms], path: Path) -> list[Atoms]:
+    """The frames of ``frames`` without a frame in ``labelled`` that ``path`` records as failed
+    (:func:`read_failures`), each with its recorded info: as the run that failed would have
+    rejected them."""
+    records = read_failures(path)
+    failed = []
+    for atoms in unlabelled(frames, labelled):
+        if atoms.info[STRUCTURE_ID] in records:
+            rejected = atoms.copy()
+            rejected.info.update(records[atoms.info[STRUCTURE_ID]])
+            failed.append(rejected)
+    return failed
+
+
 def _label_unlabelled(
     frames: list[Atoms],
     out_path: Path,
@@ -579,6 +659,8 @@ def _label_unlabelled(
     """The work of :func:`label_file` once its arguments are checked and its output locked."""
     outputs = {path: read_output(path) for path in (out_path, rejected_path(out_path))}
     labelled = [atoms for frames, _ in outputs.values() for atoms in frames]
+    failed = _recorded_failures(frames, labelled, failures_path(out_path))
+    labelled += failed
     mismatch = protocol_mismatch(labelled, protocol)
     if mismatch:
         raise ValueError(
@@ -588,9 +670,16 @@ def _label_unlabelled(
     pending = unlabelled(frames, labelled)
     todo = pending[:limit]
     _check_calibrated(todo, protocol)
-    if world.rank == 0:  # every check passed: tidy up after a killed run, then start
+    world.barrier()  # every rank has read the outputs before rank 0 changes them
+    if world.rank == 0:  # every check passed: tidy up after a killed or aborted run, then start
         for path, (_, size) in outputs.items():
             _tidy_output(path, size)
+        for result in failed:
+            _write_result(result, [], out_path)
+            print(
+                f"{result.info[STRUCTURE_ID]} (recorded failure): {result.info[STATUS]}", flush=True
+            )
+        failures_path(out_path).unlink(missing_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)
         print(
             f"{len(frames) - len(pending)} of {len(frames)} already labelled; {len(todo)} to do",
@@ -600,7 +689,7 @@ def _label_unlabelled(
     spent = 0.0
     for count, atoms in enumerate(todo, start=1):
         sid = atoms.info[STRUCTURE_ID]
-        result = label_structure(atoms, protocol, log_dir / f"{sid}.txt")
+        result = label_structure(atoms, protocol, log_dir / f"{sid}.txt", failures_path(out_path))
         spent += result.info["dft_wall_s"]
         moved = _check_partners(result, labelled)
         labelled.append(result)
