@@ -94,6 +94,9 @@ ablations=()
 for i in "${!ablation_configs[@]}"; do
     ablations+=(--ablation "${ablation_names[$i]}=$(run_dir_of "${ablation_configs[$i]}")")
 done
+# the card's limit on unseen orderings, until DFT labels the held-out shape (docs/ordering_data.md)
+python scripts/unseen_orderings_heisenberg.py "$run_dir/model.pt" \
+    --output "$run_dir/evaluation/unseen_orderings_heisenberg.json" > /dev/null
 spinmultinet model-card "$run_dir" "$target" "${ablations[@]}" --config "$config" --overwrite
 # the shipped MnO/NiO model against the small DFT checks (data/checks/*/comparison.md)
 if [ "$mno_nio" = 1 ]; then

@@ -5,7 +5,11 @@ A stand-in until the held-out shape is labelled (``docs/ordering_data.md``): DFT
 than two shells and non-Heisenberg terms, so this bounds nothing, but a model far from it on
 orderings DFT's own J1, J2 rank clearly is far from DFT too.
 
-Usage: python scripts/unseen_orderings_heisenberg.py [MODEL] [--materials MnO NiO]
+``--output FILE`` also writes the rows (``unseen_ordering_errors``, DFT read as this
+stand-in) as JSON, which ``spinmultinet model-card`` reads from
+``RUN_DIR/evaluation/unseen_orderings_heisenberg.json`` (``reference/model_card.py``).
+
+Usage: python scripts/unseen_orderings_heisenberg.py [MODEL] [--materials MnO NiO] [--output FILE]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.dft.ordering_structures import ORDERING_HELD_OUT_CELLS, ordering_pool
 from spinmultinet_ase.export import load_model
 from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
+from spinmultinet_ase.outputs import write_text_atomic
 from spinmultinet_ase.testing.orderings import two_shell_heisenberg_energy
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.evaluate import unseen_ordering_errors
@@ -31,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", default=ROOT / "models/spinmultinet-mno-nio/model.pt")
     parser.add_argument("--materials", nargs="+", default=["MnO", "NiO"])
+    parser.add_argument("--output", type=Path, help="JSON file for the rows")
     args = parser.parse_args()
     calc = SpinMultiNetCalculator(load_model(args.model))
     exchange = json.loads((ROOT / "data" / "yardsticks.json").read_text())
@@ -40,6 +46,7 @@ def main() -> None:
         copy.calc = calc
         return copy.get_potential_energy()
 
+    rows = []
     for material in args.materials:
         a = ROCKSALT_LATTICE_CONSTANTS[material]
         j1s2, j2s2 = exchange[material]["J1S2_meV"], exchange[material]["J2S2_meV"]
@@ -52,6 +59,7 @@ def main() -> None:
                     frames.append(atoms)
         config = DataConfig(test_cells=ORDERING_HELD_OUT_CELLS)
         for row in unseen_ordering_errors(frames, model_energy, config):
+            rows.append(row)
             print(
                 f"{material} {row['cell']}: {row['orderings']} orderings, model − Heisenberg "
                 f"MAE {row['error_mae_meV_per_fu']:.2f}, max {row['error_max_meV_per_fu']:.2f} "
@@ -61,6 +69,8 @@ def main() -> None:
             )
             for entry in row["relative_meV_per_fu"]:
                 print(f"  {entry['ordering']:<10}{entry['dft']:>9.2f}{entry['model']:>9.2f}")
+    if args.output:
+        write_text_atomic(args.output, json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -610,16 +610,24 @@ def _add_phonons(sub: argparse._SubParsersAction) -> None:
 
 
 def _data_card(args: argparse.Namespace) -> None:
-    from spinmultinet_ase.reference.data_card import write_card
+    from spinmultinet_ase.reference.data_card import CARD_CONFIG, write_card
+    from spinmultinet_ase.train.config import load_config
 
     check_outputs([Path(args.data_dir) / "README.md"], args.overwrite)
-    write_card(args.data_dir)
+    if not Path(args.data_dir).is_dir():
+        raise FileNotFoundError(f"no data folder at {args.data_dir}")
+    write_card(args.data_dir, load_config(args.config or CARD_CONFIG).data)
     print(f"wrote {args.data_dir}/README.md")
 
 
 def _add_data_card(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data-card", help="write the dataset card (README.md) of a data folder")
-    p.add_argument("data_dir", help="folder with structures.extxyz and reference.extxyz")
+    p.add_argument("data_dir", help="folder of the card, the convergence study and yardsticks")
+    p.add_argument(
+        "--config",
+        help="training config whose data.path files (paths from the working directory) and "
+        "data.materials the card reports (default: configs/default_oxides.yaml)",
+    )
     _add_overwrite(p)
     p.set_defaults(run=_data_card)
 

@@ -229,3 +229,37 @@ def test_a_missing_data_file_stops_fresh_before_it_deletes_anything(tmp_path):
     run = subprocess.run(command, capture_output=True, text=True, env=ENV)
     assert run.returncode == 2 and "do not exist (not labelled yet?)" in run.stderr
     assert (tmp_path / "run" / "last.ckpt").exists() and (shipped / "model.pt").exists()
+
+
+def test_the_cards_unseen_orderings_limit_prefers_dft_to_the_heisenberg_stand_in(tmp_path):
+    """The limit quotes the evaluation's DFT rows; without them the stand-in file of
+    scripts/unseen_orderings_heisenberg.py; without either it says the error is unmeasured."""
+    from spinmultinet_ase.reference.model_card import (
+        HEISENBERG_STAND_IN,
+        UNSEEN_ORDERING_TARGET,
+        _unseen_orderings_limit,
+    )
+
+    def row(material, largest, swapped):
+        return {
+            "material": material,
+            "cell": "conv112-16",
+            "orderings": 18,
+            "error_mae_meV_per_fu": largest / 2,
+            "error_max_meV_per_fu": largest,
+            "kendall_tau": 1.0 if swapped == 0 else 0.5,
+            "same_lowest": swapped == 0,
+            "swapped_resolved_pairs": swapped,
+        }
+
+    assert "not measured" in _unseen_orderings_limit({}, tmp_path)
+    (tmp_path / "evaluation").mkdir()
+    stand_in = [row("NiO", 21.13, 27)]
+    (tmp_path / "evaluation" / HEISENBERG_STAND_IN).write_text(json.dumps(stand_in))
+    text = _unseen_orderings_limit({"unseen_orderings": []}, tmp_path)
+    assert "two-shell Heisenberg" in text and "scripts/unseen_orderings_heisenberg.py" in text
+    assert "max 21.1 meV/f.u." in text and "another lowest ordering, 27 pairs" in text
+    assert "missed" in text
+    good = [row("MnO", UNSEEN_ORDERING_TARGET / 2, 0)]
+    text = _unseen_orderings_limit({"unseen_orderings": good}, tmp_path)
+    assert "against DFT" in text and "Heisenberg" not in text and text.endswith("met.")

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -214,9 +215,12 @@ def test_data_card_from_the_shipped_data(tmp_path):
     data = Path(__file__).parents[1] / "data"
     for name in ("structures.extxyz", "reference.extxyz", "convergence.json"):
         shutil.copy(data / name, tmp_path / name)
-    text = write_card(tmp_path)
-    labelled = len(read(tmp_path / "reference.extxyz", index=":"))
-    assert f"{labelled} of {len(read(tmp_path / 'structures.extxyz', index=':'))}" in text
+    data = DataConfig(path=str(tmp_path / "reference.extxyz"), materials=("MnO", "NiO"))
+    text = write_card(tmp_path, data)
+    labelled = Counter(a.info["material"] for a in read(tmp_path / "reference.extxyz", index=":"))
+    designed = Counter(a.info["material"] for a in read(tmp_path / "structures.extxyz", index=":"))
+    for material in ("MnO", "NiO"):
+        assert f"| {material} | {designed[material]} | {labelled[material]} | 0 |" in text
     assert "## Convergence of the protocol" in text and "Pulay correction" in text
     assert (tmp_path / "README.md").read_text() == text
 

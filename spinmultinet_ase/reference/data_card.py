@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 from ase.io import read
 from ase.units import GPa
 
-from spinmultinet_ase.dft.label import STATUS, estimated_hours, rejected_path, unlabelled
+from spinmultinet_ase.dft.label import (
+    STATUS,
+    STRUCTURE_ID,
+    estimated_hours,
+    read_output,
+    rejected_path,
+)
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
-from spinmultinet_ase.dft.structures import HELD_OUT_CELLS, HELD_OUT_ORDERINGS
+from spinmultinet_ase.materials import reduced_formula
 from spinmultinet_ase.outputs import write_text_atomic
 from spinmultinet_ase.reference.convergence import (
     summarise,
@@ -26,31 +34,57 @@ from spinmultinet_ase.reference.convergence import (
 from spinmultinet_ase.train.config import DataConfig
 from spinmultinet_ase.train.dataset import split_of
 
-INTRO = """# Reference data: rocksalt MnO and NiO, GPAW spin-polarised PBE+U
+# The training config whose ``data.path`` files the card reports on, relative to the
+# repository root: the oxide-family model's, which lists every reference file.
+CARD_CONFIG = "configs/default_oxides.yaml"
+
+INTRO = """# Reference data: MnO, FeO, CoO, NiO, Cr2O3, Fe2O3 (GPAW spin-polarised PBE+U)
+
+Rocksalt MnO, FeO, CoO, NiO and corundum Cr2O3, α-Fe2O3, with collinear spins.
 
 Written by `spinmultinet data-card data/ --overwrite` from the files in this folder; rerun
-it after labelling more. Everything here was computed on this project's 2-core machine.
+it after labelling more. The labelled files it reports on are the `data.path` list of
+`configs/default_oxides.yaml` (the oxide-family model's training data; `--config` names
+another), each with its rejected frames and the structures it was labelled from beside it;
+the tables below count them per material, a material with no labelled frame included.
+Everything here was computed on this project's 2-core machine.
 
-* `structures.extxyz`: every structure to label ({total}), with `initial_magmoms` set as a
-  user would guess them (nominal ±5 μB on Mn, ±2 μB on Ni, each off by up to ±40 %; 0 on O)
-  and `info` saying how it was made (material, cell, ordering, strains, rattle). Ordering
-  partners (`info['partner_of']`) repeat a pool frame's geometry with another ordering (FM ↔
-  AFM-II, FM ↔ AFM-I in the 4-atom cells), so each pair's energy difference is purely magnetic.
-  In labelling order: the yardsticks, the pool interleaved at random (so what is labelled at
-  any time is balanced), and last the AFM-III and 16-atom frames the split keeps out of
-  training.
-* `reference.extxyz`: the labelled frames that passed the checks: `energy`, `free_energy`
-  (eV), `forces` (eV/Å), `stress` (eV/Å³, ASE sign), `initial_magmoms` (the guess, the
-  model's input) and `magmoms` (converged DFT moments, training targets only), plus the
-  protocol and GPAW version in each frame's `info`.
-* `reference.rejected.extxyz`: runs kept out of training (not converged, converged to
-  another magnetic state than the one asked for: a flipped sign or a collapsed moment, or
-  GPAW failed on the structure), each with the reason in `info['dft_status']`.
+* `structures*.extxyz`: the structures to label, with `initial_magmoms` set as a user would
+  guess them (nominal moments, e.g. ±5 μB on Mn, ±2 μB on Ni, each off by up to ±40 %; 0 on
+  O) and `info` saying how each was made (material, cell, ordering, strains, rattle).
+  Ordering partners (`info['partner_of']`) repeat a frame's geometry with another ordering,
+  so each pair's energy difference is purely magnetic. `structures.extxyz` (MnO, NiO) is in
+  labelling order: the yardsticks, the pool interleaved at random (so what is labelled at any
+  time is balanced), and last the AFM-III and 16-atom frames the split keeps out of training.
+* `reference*.extxyz`: the labelled frames that passed the checks, one file per
+  `structures*.extxyz` (`reference.extxyz` from `structures.extxyz`, `reference_X.extxyz`
+  from `structures_X.extxyz`): `energy`, `free_energy` (eV), `forces` (eV/Å), `stress`
+  (eV/Å³, ASE sign), `initial_magmoms` (the guess, the model's input) and `magmoms`
+  (converged DFT moments, training targets only), plus the protocol and GPAW version in each
+  frame's `info`. `reference_orderings_*.extxyz`: the ordering-diversity pool of the rocksalt
+  materials (`docs/ordering_data.md`).
+* `*.rejected.extxyz`, beside each labelled file: runs kept out of training (not converged,
+  converged to another magnetic state than the one asked for: a flipped sign or a collapsed
+  moment, another electronic state, or GPAW failed on the structure), each with the reason
+  in `info['dft_status']`.
+* `active_MATERIAL/`: a prospective active-learning campaign (`docs/corundum_learning.md`):
+  `test_labelled.extxyz` from `test_structures.extxyz`, and each round's
+  `run/round_K/labelled.extxyz` from the structures its committee picked,
+  `run/round_K/candidates.extxyz`. Such a campaign labels only what its committee picks from
+  its pool, so most designed FeO and CoO structures are never meant to run.
+* FeO and CoO have several DFT+U states (Fe²⁺ d⁶ and Co²⁺ d⁷ are orbitally degenerate);
+  every frame starts with an orbital bias that fills the trigonal target orbitals (Fe a1g,
+  Co e_g' about the AFM-II 3-fold axis), released after the first SCF steps (FeO then with
+  capped MSR1 mixing), and frames that end elsewhere (gap < 0.25 eV, fractional occupations,
+  or 0.3 eV/f.u. above an ordering partner; CoO also with its target pair not filled, while
+  FeO's electron may end in any whole orbital) are rejected: `data/studies/feo_coo_states.md`,
+  `spinmultinet_ase/dft/states.py`. Corundum Cr2O3 and Fe2O3: `docs/corundum_data.md`.
 * `gpaw_logs/`: one GPAW text log per structure. `labelling.log`: the labelling progress.
 * Labelling resumes: `spinmultinet label` appends each frame atomically (a kill loses at most
   the frame being computed), skips the structure ids already in either file, and refuses to
   continue a file labelled with another protocol. Every input is checked before the first
-  GPAW run (`docs/conventions.md`, Output files).
+  GPAW run (`docs/conventions.md`, Output files). A torn last frame (a file read while a
+  frame is written) is not counted here.
 * `protocol_check_900eV.extxyz`: the first frames, labelled at 900 eV and k-point density 2.0
   before the protocol moved to 700 eV + Pulay correction and 2.5; kept as a cross-check
   (below: its spread is the FM MnO k-point error of one cell at 2.0, see the cross-cell table).
@@ -60,16 +94,6 @@ it after labelling more. Everything here was computed on this project's 2-core m
   each structure so its metal–oxygen bonds lie along the axes (the orientation check below);
   relabelled since. MnO frames from before the change are kept: MnO's energy hardly depends
   on orientation (same table).
-* `structures_MATERIALS.extxyz` → `reference_MATERIALS.extxyz`: the other materials, labelled
-  with the same protocol (`bash scripts/label_reference_data.sh MATERIAL ...`): corundum
-  Cr2O3 and Fe2O3 (`docs/corundum_data.md`), rocksalt CoO (and FeO, after its convergence
-  entries). FeO and CoO have several DFT+U states (Fe²⁺ d⁶ and Co²⁺ d⁷ are orbitally
-  degenerate); every frame starts with an orbital bias that fills the trigonal target
-  orbitals (Fe a1g, Co e_g' about the AFM-II 3-fold axis), released after the first SCF
-  steps (FeO then with capped MSR1 mixing), and frames that end elsewhere (gap < 0.25 eV,
-  fractional occupations, or 0.3 eV/f.u. above an ordering partner; CoO also with its target
-  pair not filled, while FeO's electron may end in any whole orbital) are rejected:
-  `data/studies/feo_coo_states.md`, `spinmultinet_ase/dft/states.py`.
 * `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
   energies, J1/J2 and E(δ) under [111] strain, of every material labelled so far.
 * `checks/`: small DFT checks of the workflows, labelled with the same protocol, each with
@@ -83,6 +107,10 @@ it after labelling more. Everything here was computed on this project's 2-core m
 ```bash
 spinmultinet structures data/structures.extxyz            # deterministic (seed 0)
 nohup bash scripts/dft_queue.sh > /dev/null 2>&1 &         # convergence study, then labelling
+nohup bash scripts/label_reference_data.sh Cr2O3 Fe2O3 > /dev/null 2>&1 &  # other materials
+nohup bash scripts/label_reference_data.sh --until 16 FeO > /dev/null 2>&1 &  # yardsticks
+nohup bash scripts/label_reference_data.sh --orderings MnO NiO > /dev/null 2>&1 &
+setsid nohup bash scripts/active_learning.sh CoO > /dev/null 2>&1 &  # after its yardsticks
 spinmultinet yardsticks data/reference.extxyz data/reference_CoO.extxyz \\
     data/reference_Cr2O3_Fe2O3.extxyz data/yardsticks.json --overwrite \\
     --materials MnO FeO CoO NiO Cr2O3 Fe2O3   # names those with no yardstick frames yet
@@ -247,112 +275,262 @@ def _protocol_check(frames: list, check_path: Path, other: str) -> str:
     )
 
 
-def _statistics(frames: list) -> str:
+def labelled_from(output: Path) -> Path:
+    """The structures file the labelling output ``output`` was labelled from, by the names the
+    labelling scripts give them: ``reference[_X].extxyz`` from ``structures[_X].extxyz``
+    (``scripts/label_reference_data.sh``), a campaign's ``test_labelled.extxyz`` from
+    ``test_structures.extxyz`` (``scripts/active_learning.sh``) and a round's
+    ``labelled.extxyz`` from ``candidates.extxyz`` (``train/active.py``).
+
+    Raises:
+        ValueError: ``output`` is named by none of these rules.
+    """
+    name = output.name
+    if name.startswith("reference"):
+        return output.with_name("structures" + name.removeprefix("reference"))
+    if name == "test_labelled.extxyz":
+        return output.with_name("test_structures.extxyz")
+    if name == "labelled.extxyz":
+        return output.with_name("candidates.extxyz")
+    raise ValueError(f"{output}: no rule says which structures file it was labelled from")
+
+
+@dataclass(frozen=True)
+class LabelledFile:
+    """One labelling output as it stands: its accepted and rejected frames and its inputs."""
+
+    output: Path
+    structures: Path
+    accepted: list[Atoms]
+    rejected: list[Atoms]
+    designed: list[Atoms]
+
+    @classmethod
+    def read(cls, output: Path) -> LabelledFile:
+        """Read through :func:`~spinmultinet_ase.dft.label.read_output` (a torn last frame,
+        a writer's unfinished append, is left out; a missing file has no frames)."""
+        structures = labelled_from(output)
+        return cls(
+            output,
+            structures,
+            read_output(output)[0],
+            read_output(rejected_path(output))[0],
+            read_output(structures)[0],
+        )
+
+
+def material_of(atoms: Atoms) -> str:
+    """``info['material']``, else the reduced formula."""
+    return atoms.info.get("material") or reduced_formula(atoms)
+
+
+def rejection_kind(status: str) -> str:
+    """The kind of a rejection: its ``dft_status`` up to the first colon."""
+    return status.partition(":")[0].strip()
+
+
+def _shown(path: Path, data_dir: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(data_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _by_id(frames: Iterable[Atoms]) -> dict[str, Atoms]:
+    return {atoms.info[STRUCTURE_ID]: atoms for atoms in frames}
+
+
+def _files_table(files: Sequence[LabelledFile], data_dir: Path) -> str:
+    rows = [
+        "| labelled file | labelled from | materials | accepted | rejected | structures |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in files:
+        present = f.output.exists() or rejected_path(f.output).exists()
+        materials = sorted({material_of(a) for a in f.designed + f.accepted + f.rejected})
+        rows.append(
+            f"| `{_shown(f.output, data_dir)}` | `{_shown(f.structures, data_dir)}` "
+            f"| {', '.join(materials) or '–'} "
+            f"| {len(f.accepted) if present else 'not written yet'} | {len(f.rejected)} "
+            f"| {len(f.designed) if f.structures.exists() else 'not written yet'} |"
+        )
+    return "\n".join(rows)
+
+
+def _progress(files: Sequence[LabelledFile], materials: Sequence[str], data_dir: Path) -> str:
+    """Per material: structures designed, labelled, rejected and not run, wall time, files."""
+    accepted = _by_id(a for f in files for a in f.accepted)
+    rejected = _by_id(a for f in files for a in f.rejected)
+    designed = _by_id(a for f in files for a in f.designed)
+    done = list(accepted.values()) + list(rejected.values())
+    rows = [
+        "| material | designed | labelled | rejected | not run | DFT wall time (h) "
+        "| not run, estimated (h) | files |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for material in materials:
+        mine = [a for a in done if material_of(a) == material]
+        todo = [
+            a
+            for i, a in designed.items()
+            if material_of(a) == material and i not in accepted and i not in rejected
+        ]
+        holding = [
+            f
+            for f in files
+            if any(material_of(a) == material for a in f.accepted + f.rejected + f.designed)
+        ]
+        hours = estimated_hours(done, todo) if todo else 0.0
+        wall = sum(a.info.get("dft_wall_s", 0.0) for a in mine) / 3600
+        rows.append(
+            f"| {material} | {sum(material_of(a) == material for a in designed.values())} "
+            f"| {sum(material_of(a) == material for a in accepted.values())} "
+            f"| {sum(material_of(a) == material for a in rejected.values())} | {len(todo)} "
+            f"| {wall:.1f} | {'–' if hours is None else f'{hours:.1f}'} "
+            f"| {', '.join(f'`{_shown(f.output, data_dir)}`' for f in holding) or 'none yet'} |"
+        )
+    total = sum(a.info.get("dft_wall_s", 0.0) for a in done) / 3600
+    lines = [
+        "Distinct structure ids over all the files; labelled: accepted into training data; "
+        "not run: designed, neither labelled nor rejected (an active-learning pool's "
+        "structures are designed, but only those its committee picks run). Estimates: each "
+        "structure at the mean wall time of the labelled frames of its material and size "
+        "(`dft/label.py` `estimated_hours`).\n",
+        "\n".join(rows),
+        f"\nIn all {len(accepted)} frames labelled, {len(rejected)} rejected; {total:.1f} h wall "
+        f"time on 2 MPI ranks ({2 * total:.1f} CPU-hours).",
+    ]
+    holders = Counter(i for f in files for i in _by_id(f.accepted))
+    repeated = sorted(i for i, count in holders.items() if count > 1)
+    if repeated:
+        lines.append(f"Labelled in more than one file: {', '.join(repeated)}.")
+    return "\n".join(lines)
+
+
+def _rejections(files: Sequence[LabelledFile], data_dir: Path) -> str:
+    """The rejected frames: counted by material and kind, then each with its reason."""
+    frames = [(f, a) for f in files for a in f.rejected]
+    if not frames:
+        return "None."
+    lines = [
+        _counts(
+            [a for _, a in frames],
+            lambda a: f"{material_of(a)} | {rejection_kind(a.info[STATUS])}",
+            header="| material | reason | frames |\n|---|---|---|",
+        ),
+        "",
+    ]
+    lines += [
+        f"* `{_shown(rejected_path(f.output), data_dir)}` {a.info[STRUCTURE_ID]}: "
+        f"{a.info[STATUS]}"
+        for f, a in frames
+    ]
+    return "\n".join(lines)
+
+
+def _statistics(frames: list[Atoms]) -> str:
     def row(name: str, values: np.ndarray, digits: int) -> str:
         low, mean, high = (f"{v:.{digits}f}" for v in (values.min(), values.mean(), values.max()))
         return f"| {name} | {low} | {mean} | {high} |"
 
-    energies = np.array([a.get_potential_energy() / len(a) for a in frames])
-    forces = np.concatenate([np.linalg.norm(a.get_forces(), axis=1) for a in frames])
-    stresses = np.concatenate([a.get_stress()[:3] / GPa for a in frames])
-    rows = [
-        "| quantity | min | mean | max |",
-        "|---|---|---|---|",
-        row("energy per atom (eV)", energies, 3),
-        row("force magnitude (eV/Å)", forces, 3),
-        row("normal stress (GPa)", stresses, 2),
-    ]
-    by_element: dict[str, list[float]] = {}
+    rows = ["| quantity | min | mean | max |", "|---|---|---|---|"]
+    by_material: dict[str, list[Atoms]] = {}
     for atoms in frames:
-        moments = atoms.get_magnetic_moments()
-        for symbol, moment in zip(atoms.get_chemical_symbols(), moments, strict=True):
-            by_element.setdefault(symbol, []).append(abs(moment))
-    for symbol, values in sorted(by_element.items()):
-        rows.append(row(f"converged moment magnitude, {symbol} (μB)", np.array(values), 2))
+        by_material.setdefault(material_of(atoms), []).append(atoms)
+    for material, mine in by_material.items():
+        energies = np.array([a.get_potential_energy() / len(a) for a in mine])
+        forces = np.concatenate([np.linalg.norm(a.get_forces(), axis=1) for a in mine])
+        stresses = np.concatenate([a.get_stress()[:3] / GPa for a in mine])
+        rows += [
+            row(f"{material} energy per atom (eV)", energies, 3),
+            row(f"{material} force magnitude (eV/Å)", forces, 3),
+            row(f"{material} normal stress (GPa)", stresses, 2),
+        ]
+        by_element: dict[str, list[float]] = {}
+        for atoms in mine:
+            moments = atoms.get_magnetic_moments()
+            for symbol, moment in zip(atoms.get_chemical_symbols(), moments, strict=True):
+                by_element.setdefault(symbol, []).append(abs(moment))
+        for symbol, values in sorted(by_element.items()):
+            rows.append(
+                row(f"{material} converged moment magnitude, {symbol} (μB)", np.array(values), 2)
+            )
     return "\n".join(rows)
 
 
-def _pairs(frames: list) -> int:
+def _pairs(frames: list[Atoms]) -> int:
     """How many ordering partners are labelled together with their source frame."""
-    ids = {a.info["structure_id"] for a in frames}
+    ids = {a.info[STRUCTURE_ID] for a in frames}
     return sum(a.info.get("partner_of") in ids for a in frames)
 
 
-def _counts(frames: list, key) -> str:
+def _counts(
+    frames: list[Atoms], key: Callable[[Atoms], str], header: str = "| | frames |\n|---|---|"
+) -> str:
     counter = Counter(key(a) for a in frames)
-    rows = ["| | frames |", "|---|---|"]
+    rows = [header]
     rows += [f"| {name} | {count} |" for name, count in sorted(counter.items())]
     return "\n".join(rows)
 
 
-def write_card(data_dir: str | Path) -> str:
-    """Build the card from ``data_dir`` and write it to ``data_dir/README.md``."""
+def write_card(data_dir: str | Path, data: DataConfig) -> str:
+    """Build the card of the labelled files ``data.paths`` and write it to
+    ``data_dir/README.md``.
+
+    Each file's rejected frames (``rejected_path``) and the structures it was labelled from
+    (:func:`labelled_from`) are read beside it; a file not written yet counts no frames. The
+    tables cover every material of ``data.materials`` (listed with none where the files hold
+    none) and any other material the files hold; the split follows ``data``'s rules.
+    ``data_dir`` holds the convergence study, the yardsticks and the protocol cross-checks.
+    """
     data_dir = Path(data_dir)
-    structures = read(data_dir / "structures.extxyz", index=":")
-    labelled_path = data_dir / "reference.extxyz"
-    frames = read(labelled_path, index=":") if labelled_path.exists() else []
-    rejected_file = rejected_path(labelled_path)
-    rejected = read(rejected_file, index=":") if rejected_file.exists() else []
-    wall = sum(a.info.get("dft_wall_s", 0.0) for a in frames + rejected)
-    parts = [INTRO.format(total=len(structures)), "## Protocol\n", _protocol_table()]
+    files = [LabelledFile.read(Path(p)) for p in data.paths]
+    frames = list(_by_id(a for f in files for a in f.accepted).values())
+    materials = list(data.materials)
+    for f in files:
+        for atoms in f.designed + f.accepted + f.rejected:
+            if material_of(atoms) not in materials:
+                materials.append(material_of(atoms))
+    parts = [INTRO, "## Protocol\n", _protocol_table()]
     parts += [
         "\n## Convergence of the protocol\n",
         _convergence_table(data_dir / "convergence.json"),
     ]
     parts += [
+        "\n## Files\n",
+        _files_table(files, data_dir),
         "\n## Progress\n",
-        f"{len(frames)} of {len(structures)} structures labelled and accepted, "
-        f"{len(rejected)} rejected; {wall / 3600:.1f} h wall time on 2 MPI ranks "
-        f"({2 * wall / 3600:.1f} CPU-hours).",
+        _progress(files, materials, data_dir),
+        "\n## Rejected\n",
+        _rejections(files, data_dir),
     ]
-    todo = unlabelled(structures, frames + rejected)
-    remaining = estimated_hours(frames + rejected, todo)
-    if todo and remaining is not None:
-        parts.append(
-            f"The {len(todo)} still to do need about {remaining:.1f} h more on this machine "
-            "(each at the mean wall time of the labelled frames of its material and size)."
-        )
-    for atoms in rejected:
-        parts.append(f"* rejected {atoms.info['structure_id']}: {atoms.info[STATUS]}")
     if frames:
-        config = DataConfig(
-            path=str(labelled_path),
-            test_orderings=HELD_OUT_ORDERINGS,
-            test_cells=HELD_OUT_CELLS,
-            test_yardsticks=True,
-        )
         parts += [
             "\n## Counts\n",
-            "By material:\n",
-            _counts(frames, lambda a: a.info["material"]),
-            "\nBy ordering:\n",
-            _counts(frames, lambda a: f"{a.info['material']} {a.info['ordering']}"),
-            "\nBy cell (name: atoms):\n",
-            _counts(frames, lambda a: a.info["cell_name"]),
+            "Labelled frames by material and ordering:\n",
+            _counts(frames, lambda a: f"{material_of(a)} {a.info.get('ordering', '–')}"),
+            "\nBy material and cell (name: atoms):\n",
+            _counts(frames, lambda a: f"{material_of(a)} {a.info.get('cell_name', '–')}"),
             f"\nOrdering partners labelled together with their source: {_pairs(frames)}.",
             "\n## Statistics\n",
             _statistics(frames),
             "\n## Split\n",
-            "Deterministic, by a hash of `structure_id` (stable as data is added): every "
-            "AFM-III frame, every 16-atom `prim222-16` cell and every undistorted yardstick "
-            "cell is test data (orderings and cells unseen in training); of the rest, 10 % is "
-            "test and 10 % validation, an ordering partner always in its source's split "
+            f"Deterministic, by a hash of `structure_id` (stable as data is added): every frame "
+            f"of the orderings {', '.join(data.test_orderings) or '(none)'} and of the cells "
+            f"{', '.join(data.test_cells) or '(none)'}"
+            + (", and every undistorted yardstick cell" if data.test_yardsticks else "")
+            + f", is test data (orderings and cells unseen in training); of the rest, "
+            f"{100 * data.test_fraction:g} % is test and {100 * data.validation_fraction:g} % "
+            "validation, an ordering partner always in its source's split "
             "(`spinmultinet_ase/train/dataset.py`).\n",
-            _counts(frames, lambda a: split_of(a, config)),
+            _counts(frames, lambda a: f"{material_of(a)} {split_of(a, data)}"),
         ]
-    parts.append(
-        _protocol_check(
-            frames, data_dir / "protocol_check_900eV.extxyz", "900 eV and k-point density 2.0"
-        )
-    )
-    parts.append(
-        _protocol_check(frames, data_dir / "protocol_check_mno_k2.extxyz", "k-point density 2.0")
-    )
-    parts.append(
-        _protocol_check(
-            frames, data_dir / "protocol_check_nio_unaligned.extxyz", "NiO without bond alignment"
-        )
-    )
+    for name, other in (
+        ("protocol_check_900eV.extxyz", "900 eV and k-point density 2.0"),
+        ("protocol_check_mno_k2.extxyz", "k-point density 2.0"),
+        ("protocol_check_nio_unaligned.extxyz", "NiO without bond alignment"),
+    ):
+        parts.append(_protocol_check(frames, data_dir / name, other))
     yardsticks = data_dir / "yardsticks.json"
     if yardsticks.exists():
         parts += ["\n## Yardsticks\n", "```json", yardsticks.read_text().strip(), "```"]

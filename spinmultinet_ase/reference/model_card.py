@@ -1,7 +1,8 @@
 """The model card of a trained model, written from its evaluation files.
 
 ``spinmultinet model-card RUN_DIR OUT_DIR [--ablation NAME=RUN_DIR ...] [--config CONFIG]`` reads
-``RUN_DIR/summary.json``, ``RUN_DIR/evaluation/evaluation.json`` and the model's metadata,
+``RUN_DIR/summary.json``, ``RUN_DIR/evaluation/evaluation.json`` (and, where present,
+``RUN_DIR/evaluation/unseen_orderings_heisenberg.json``) and the model's metadata,
 compares the held-out test errors and the DFT yardsticks with the accuracy targets below, and
 writes ``OUT_DIR/card.md`` plus ``metrics.json``. Every number in the card comes from those
 files (and the DFT convergence study next to the data), so rerunning training and evaluation
@@ -524,6 +525,55 @@ def _unseen_orderings_table(rows: list[dict[str, Any]], missing: Sequence[str] =
     return lines
 
 
+# Written by scripts/unseen_orderings_heisenberg.py --output into RUN_DIR/evaluation/.
+HEISENBERG_STAND_IN = "unseen_orderings_heisenberg.json"
+
+
+def _unseen_orderings_limit(evaluation: dict, run_dir: Path) -> str:
+    """The card's limit on orderings never trained on: measured against DFT (the evaluation's
+    held-out shapes), else against the two-shell Heisenberg stand-in where its file is in
+    ``run_dir/evaluation/``, else said to be unmeasured."""
+    rows = evaluation.get("unseen_orderings", [])
+    source = "DFT (the table above)"
+    stand_in = run_dir / "evaluation" / HEISENBERG_STAND_IN
+    if not rows and stand_in.exists():
+        rows = json.loads(stand_in.read_text())
+        source = (
+            "the two-shell Heisenberg model of the DFT J1 S², J2 S² (a stand-in until DFT "
+            "labels the held-out shape: `python scripts/unseen_orderings_heisenberg.py MODEL`, "
+            "`docs/ordering_data.md`)"
+        )
+    if not rows:
+        return (
+            "* Orderings never trained on (supercell shapes held out whole): not measured; "
+            "`docs/ordering_data.md` says how."
+        )
+    met = all(
+        row["error_max_meV_per_fu"] <= UNSEEN_ORDERING_TARGET and row["swapped_resolved_pairs"] == 0
+        for row in rows
+    )
+    shown = "; ".join(
+        f"{row['material']} `{row['cell']}` ({row['orderings']} orderings): MAE "
+        f"{row['error_mae_meV_per_fu']:.1f}, max {row['error_max_meV_per_fu']:.1f} meV/f.u., "
+        f"Kendall tau {row['kendall_tau']:.2f}, "
+        f"{'the same' if row['same_lowest'] else 'another'} lowest ordering, "
+        f"{row['swapped_resolved_pairs']} pairs more than {RESOLVED_ORDERING_MEV:g} meV/f.u. "
+        "apart in the other order"
+        for row in rows
+    )
+    verdict = (
+        "met."
+        if met
+        else "missed: the ranking of close orderings in a `spinmultinet scan` of a supercell "
+        "it never saw is not to be trusted; check it with DFT."
+    )
+    return (
+        "* Orderings never trained on (every ordering of a supercell shape held out whole), "
+        f"against {source}: {shown}. Target (largest error ≤ {UNSEEN_ORDERING_TARGET:g} "
+        f"meV/f.u., no pair in the other order) {verdict}"
+    )
+
+
 def _largest_errors_table(rows: list[dict[str, Any]]) -> list[str]:
     """The test frames with the largest energy errors, where the model is weakest."""
     if not rows:
@@ -737,6 +787,7 @@ def write_model_card(
         "initial moments as a user would guess them (nominal ±40 %)." + full_moment_note,
         "* Not trained on: other elements or structures, surfaces, defects, non-collinear "
         "spins, high temperature melts, moments far from the nominal ones (low-spin states).",
+        _unseen_orderings_limit(evaluation, run_dir),
         "* The DFT reference is PBE+U with Materials Project U values; the model inherits its "
         "errors (e.g. PBE+U exchange constants and Néel temperatures differ from experiment).",
     ]
