@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -230,9 +230,14 @@ def _convergence_table(path: Path) -> str:
     return "\n".join(rows)
 
 
-def ordering_kpoints_table(results: dict) -> list[str]:
-    """Markdown rows of :func:`summarise_ordering_kpoints` (none without its runs)."""
-    orderings = summarise_ordering_kpoints(results)
+def ordering_kpoints_table(results: dict, materials: Collection[str] | None = None) -> list[str]:
+    """Markdown rows of :func:`summarise_ordering_kpoints` (none without its runs), of
+    ``materials`` only if given."""
+    orderings = {
+        key: row
+        for key, row in summarise_ordering_kpoints(results).items()
+        if materials is None or key.split()[0] in materials
+    }
     if not orderings:
         return []
     rows = [
@@ -421,8 +426,7 @@ def _rejections(files: Sequence[LabelledFile], data_dir: Path) -> str:
         "",
     ]
     lines += [
-        f"* `{_shown(rejected_path(f.output), data_dir)}` {a.info[STRUCTURE_ID]}: "
-        f"{a.info[STATUS]}"
+        f"* `{_shown(rejected_path(f.output), data_dir)}` {a.info[STRUCTURE_ID]}: {a.info[STATUS]}"
         for f, a in frames
     ]
     return "\n".join(lines)

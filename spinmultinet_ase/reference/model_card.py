@@ -165,12 +165,17 @@ def _test_errors(evaluation: dict) -> dict[str, dict[str, float]]:
     }
 
 
+def _evaluated_materials(evaluation: dict) -> list[str]:
+    """The materials of every split of ``evaluation``, in alphabetical order."""
+    return sorted(
+        {group.split()[0] for groups in evaluation["errors"].values() for group in groups}
+    )
+
+
 def _materials_phrase(evaluation: dict) -> str:
     """The evaluated materials (every split, in alphabetical order) with their structure
     family, e.g. "corundum Cr2O3, rocksalt MnO and NiO"."""
-    materials = sorted(
-        {group.split()[0] for groups in evaluation["errors"].values() for group in groups}
-    )
+    materials = _evaluated_materials(evaluation)
     families: dict[str, list[str]] = {}
     for material in materials:
         if material in ROCKSALT_LATTICE_CONSTANTS:
@@ -412,7 +417,7 @@ def _dft_cell_dependence(evaluation: dict, data_path: Path) -> list[str]:
                 for name, values in named.items()
             ]
     lines += _partner_table(evaluation.get("ordering_partner_errors", []))
-    rows = ordering_kpoints_table(convergence)
+    rows = ordering_kpoints_table(convergence, _evaluated_materials(evaluation))
     if rows:
         lines += [
             "",
