@@ -30,13 +30,21 @@ def _structures(args: argparse.Namespace) -> None:
     from ase.io import write
 
     from spinmultinet_ase.dft.ordering_structures import ordering_structures
+    from spinmultinet_ase.dft.random_orderings import random_ordering_structures
     from spinmultinet_ase.dft.structures import reference_structures
     from spinmultinet_ase.workflows.inputs import check_count
 
     check_count(args.seed, "--seed", 0)
+    if args.random_orderings is not None:
+        count = check_count(args.random_orderings, "--random-orderings")
+        if args.orderings_pool:
+            raise ValueError("give --orderings-pool or --random-orderings, not both")
     check_outputs([args.output], args.overwrite)
-    recipe = ordering_structures if args.orderings_pool else reference_structures
-    frames = recipe(tuple(args.materials), seed=args.seed)
+    if args.random_orderings is not None:
+        frames = random_ordering_structures(tuple(args.materials), count, seed=args.seed)
+    else:
+        recipe = ordering_structures if args.orderings_pool else reference_structures
+        frames = recipe(tuple(args.materials), seed=args.seed)
     with atomic_path(args.output) as temporary:
         write(temporary, frames, format="extxyz")
     print(f"wrote {len(frames)} structures to {args.output}")
@@ -647,6 +655,13 @@ def _add_structures(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="the ordering-diversity pool of rocksalt oxides instead: every distinct ordering "
         "of many supercell shapes at the ideal geometry (docs/ordering_data.md)",
+    )
+    p.add_argument(
+        "--random-orderings",
+        type=int,
+        metavar="N",
+        help="candidates for active learning instead: per larger supercell shape its FM frame "
+        "and up to N distinct random orderings, partners of it (docs/ordering_data.md)",
     )
     _add_overwrite(p)
     p.set_defaults(run=_structures)

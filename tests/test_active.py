@@ -433,6 +433,35 @@ def test_an_energy_score_run_picks_by_energy_and_records_the_score_unless_forces
     assert error.count("\n") == 1 and "(score changed)" in error, error
 
 
+def test_a_picked_partner_brings_its_source_along_once_if_asked(tmp_path, committee, reference):
+    """With ``add_partner_sources`` the least disputed structure, named by the others'
+    ``partner_of``, is labelled right before the top pick (and recorded as picked); without
+    it only the top pick is; the key is among the inputs only when set."""
+    oracle = _oracle_scores(reference[:3], [str(p) for p in committee])
+    source, top = int(np.argmin(oracle)), int(np.argmax(oracle))
+    ids = [a.info["structure_id"] for a in reference[:3]]
+
+    def stop(round_: int, stage: str) -> None:
+        if stage == "labelled":
+            raise Stop
+
+    for flag, expected in ((True, [source, top]), (False, [top])):
+        name = f"partners-{flag}"
+        path = _config(tmp_path, committee, reference, name, rounds=1, add_partner_sources=flag)
+        pool = read(tmp_path / "pool.extxyz", ":")  # labelled: also the labelled_pool
+        for index, atoms in enumerate(pool):
+            if index != source:
+                atoms.info["partner_of"] = ids[source]
+        write(tmp_path / "pool.extxyz", pool)
+        with pytest.raises(Stop):
+            ActiveLearning(load_active_config(path), progress=False, hook=stop).run()
+        state = json.loads((tmp_path / name / "state.json").read_text())
+        assert state["picked"] == [ids[i] for i in expected]
+        assert ("add_partner_sources" in state["inputs"]) == flag
+        labelled = read(tmp_path / name / "round_1" / "labelled.extxyz", ":")
+        assert [a.info["structure_id"] for a in labelled] == [ids[i] for i in expected]
+
+
 def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, capsys):
     """Each refused before any work: no output folder is made."""
     path = _config(tmp_path, committee, reference, "bad")
@@ -447,6 +476,7 @@ def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, cap
         ({"per_round": 0}, "per_round"),
         ({"selection": "greedy"}, "selection must be one of disagreement, random"),
         ({"score": "stress"}, "score must be one of forces, energy, combined, got 'stress'"),
+        ({"add_partner_sources": "yes"}, "add_partner_sources must be true or false"),
         ({"pool": str(tmp_path / "missing.extxyz")}, "no file at"),
         ({"pool": [values["pool"]]}, "pool must be a path"),
         ({"test": {"path": values["test"]}}, "test must be a path"),

@@ -9,6 +9,10 @@ one finished, so a kill at any instant resumes at the stage it interrupted:
    (:func:`fingerprint`); ``round_K/candidates.extxyz``.
    With ``selection: random`` (the baseline a retrospective study compares against) they are
    taken in a random order instead, seeded by the training config's ``seed`` and the round.
+   With ``add_partner_sources``, each picked structure brings along its ordering partner's
+   source (the pool structure its ``info['partner_of']`` names, e.g. the FM frame of its
+   supercell shape) unless that was picked before (:func:`with_partner_sources`), so the
+   labelled frame's energy is fitted relative to the same geometry in another ordering.
 2. **label**: GPAW (:func:`spinmultinet_ase.dft.label.label_file`, itself resumable frame by
    frame) into ``round_K/labelled.extxyz``; or, for a retrospective study, the picked frames
    are taken from an already-labelled pool (``labelled_pool``).
@@ -104,6 +108,8 @@ class ActiveConfig:
             per-atom force spread), ``energy`` (the energy spread per magnetic ion) or
             ``combined`` (each divided by its median over the structures to pick, the larger).
         rounds: number of rounds.
+        add_partner_sources: label, with each picked structure, the pool structure its
+            ``info['partner_of']`` names if not picked before (on top of ``per_round``).
         min_distance: fingerprint distance below which two structures count as the same.
         protocol: overrides of the DFT protocol's fields (``spinmultinet_ase/dft/protocol.py``).
         dft_processes: MPI ranks of the labelling (over 1: a separate ``mpiexec -n N`` job per
@@ -125,6 +131,7 @@ class ActiveConfig:
     selection: str = "disagreement"
     score: str = "forces"
     rounds: int = 1
+    add_partner_sources: bool = False
     min_distance: float = 0.1
     protocol: dict[str, Any] = field(default_factory=dict)
     dft_processes: int = 1
@@ -223,6 +230,10 @@ def check_active_config(config: ActiveConfig) -> None:
         )
     if config.score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}, got {config.score!r}")
+    if not isinstance(config.add_partner_sources, bool):
+        raise ValueError(
+            f"add_partner_sources must be true or false, got {config.add_partner_sources!r}"
+        )
     if not isinstance(config.min_distance, int | float) or config.min_distance < 0:
         raise ValueError(f"min_distance must be a number ≥ 0, got {config.min_distance!r}")
     files = [config.pool, config.train_config, *config.committee]
@@ -258,10 +269,10 @@ def check_active_config(config: ActiveConfig) -> None:
 
 def input_digests(config: ActiveConfig) -> dict[str, str]:
     """What a run depends on, by name: the sha256 of each input file, the protocol,
-    ``per_round``, ``min_distance``, ``selection`` unless it is ``disagreement`` and ``score``
-    unless it is ``forces`` (they decide the picks; a state from before either existed thus
-    resumes) and, with ``source``, ``committee_size``. Not ``rounds``: raising it continues a
-    finished run."""
+    ``per_round``, ``min_distance``, ``selection`` unless it is ``disagreement``, ``score``
+    unless it is ``forces`` and ``add_partner_sources`` if set (they decide the picks; a state
+    from before any existed thus resumes) and, with ``source``, ``committee_size``. Not
+    ``rounds``: raising it continues a finished run."""
     files = {
         "pool": config.pool,
         "train_config": config.train_config,
@@ -283,6 +294,8 @@ def input_digests(config: ActiveConfig) -> dict[str, str]:
         digests["selection"] = config.selection
     if config.score != "forces":
         digests["score"] = config.score
+    if config.add_partner_sources:
+        digests["add_partner_sources"] = "true"
     if config.source:
         digests["committee_size"] = str(config.committee_size)
     return digests
@@ -403,6 +416,28 @@ def select(
         if all(np.linalg.norm(prints[index] - prints[p]) >= min_distance for p in picked):
             picked.append(int(index))
     return picked, scores
+
+
+def with_partner_sources(
+    chosen: Sequence[Atoms], pool: Sequence[Atoms], taken: set[str]
+) -> list[Atoms]:
+    """``chosen`` with, right before the first structure that names it, each partner source
+    (the structure of ``pool`` whose ``structure_id`` a chosen one's ``info['partner_of']``
+    is) that is neither in ``taken`` (picked in an earlier round) nor chosen itself.
+
+    A source outside the pool (e.g. in the initial data) is not added: its frame is trained on
+    anyway, and the partner group forms there.
+    """
+    by_id = {atoms.info[STRUCTURE_ID]: atoms for atoms in pool}
+    added = set(taken) | {atoms.info[STRUCTURE_ID] for atoms in chosen}
+    result: list[Atoms] = []
+    for atoms in chosen:
+        source = atoms.info.get("partner_of")
+        if source in by_id and source not in added:
+            result.append(by_id[source])
+            added.add(source)
+        result.append(atoms)
+    return result
 
 
 def _read_pool(path: str) -> list[Atoms]:
@@ -562,6 +597,8 @@ class ActiveLearning:
             rng,
         )
         chosen = [remaining[i] for i in picked]
+        if self.config.add_partner_sources:
+            chosen = with_partner_sources(chosen, self.pool, set(self.state["picked"]))
         with atomic_path(self._round_dir(round_) / "candidates.extxyz") as temporary:
             write(temporary, chosen, format="extxyz")
         ids = [a.info[STRUCTURE_ID] for a in chosen]
@@ -569,7 +606,10 @@ class ActiveLearning:
             self.config.score, (1.0, "× median")
         )
         values = ", ".join(f"{scale * scores[i]:.3f}" for i in picked)
-        self._say(f"picked {len(ids)} of {len(remaining)} (disagreement {values} {unit})")
+        sources = f" and {len(ids) - len(picked)} partner sources" if len(ids) > len(picked) else ""
+        self._say(
+            f"picked {len(picked)} of {len(remaining)} (disagreement {values} {unit}){sources}"
+        )
         self._save(stage="selected", picked=self.state["picked"] + ids)
 
     def _label(self, round_: int) -> None:
