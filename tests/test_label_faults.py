@@ -82,6 +82,20 @@ def _labeller(in_path: Path, out_path: Path, protocol: DFTProtocol = CHEAP) -> l
     return [sys.executable, "-c", code, str(in_path), str(out_path), settings]
 
 
+def _cli_labeller(in_path: Path, out_path: Path, protocol: DFTProtocol = CHEAP) -> list[str]:
+    """``spinmultinet label`` (its error handling, as the queue runs it) with ``protocol``."""
+    code = (
+        "import functools, json, sys; import spinmultinet_ase.dft.label as label; "
+        "from spinmultinet_ase.cli import main; "
+        "from spinmultinet_ase.dft.protocol import DFTProtocol; "
+        "protocol = DFTProtocol(**json.loads(sys.argv[3])); "
+        "label.label_file = functools.partial(label.label_file, protocol=protocol); "
+        "sys.exit(main(['label', sys.argv[1], sys.argv[2]]))"
+    )
+    settings = json.dumps(dataclasses.asdict(protocol))
+    return [sys.executable, "-c", code, str(in_path), str(out_path), settings]
+
+
 def _run(command: list[str], kill_after: float | None = None, mpi: bool = False) -> int:
     """Run ``command`` (``mpi``: under GPAW's MPI, as the queue does); SIGKILL it and its
     process group after ``kill_after`` s if still running. Its exit code."""
@@ -159,7 +173,7 @@ def test_an_mpi_job_gpaw_aborts_on_a_frame_resumes_to_the_serial_result(referenc
     root, duration = reference
     _structures(tmp_path / "in.extxyz")
     out = tmp_path / "out.extxyz"
-    command = [MPIEXEC, "-n", "2", *_labeller(tmp_path / "in.extxyz", out)]
+    command = [MPIEXEC, "-n", "2", *_cli_labeller(tmp_path / "in.extxyz", out)]
     timeout = 20 * duration + 120  # beside another MPI job on the same cores
     assert _run(command, kill_after=timeout, mpi=True) not in (0, -9)  # aborted, not timed out
     records = [json.loads(line) for line in failures_path(out).read_text().splitlines()]
@@ -181,6 +195,31 @@ def test_an_mpi_job_gpaw_aborts_on_a_frame_resumes_to_the_serial_result(referenc
     assert status.split(":")[:2] == serial["info"].pop(STATUS).split(":")[:2]
     assert rejected["info"] == serial["info"]
     assert rejected["positions"] == serial["positions"]
+
+
+def test_an_mpi_job_one_rank_fails_on_aborts_and_resumes(reference, tmp_path):
+    """Rank 0 alone fails (its GPAW log cannot be opened: GPAW writes it on rank 0 only) while
+    rank 1 waits in GPAW: ``spinmultinet label`` aborts the job instead of hanging, and the
+    resume rejects the frame with rank 0's reason."""
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    _, duration = reference
+    _structures(tmp_path / "in.extxyz", crash=False)
+    out = tmp_path / "out.extxyz"
+    (tmp_path / "out_logs" / "Li-1.txt").mkdir(parents=True)
+    command = [MPIEXEC, "-n", "2", *_cli_labeller(tmp_path / "in.extxyz", out)]
+    timeout = 20 * duration + 120
+    assert _run(command, kill_after=timeout, mpi=True) not in (0, -9)  # aborted, not hung
+    records = [json.loads(line) for line in failures_path(out).read_text().splitlines()]
+    assert [(r["structure_id"], r["rank"]) for r in records] == [("Li-1", 0)]
+    assert [r["info"]["structure_id"] for r in _frames(out)] == ["Li-0"]
+    (tmp_path / "out_logs" / "Li-1.txt").rmdir()
+    assert _run(command, kill_after=timeout, mpi=True) == 0
+    assert [r["info"]["structure_id"] for r in _frames(out)] == ["Li-0", "Li-2"]
+    (rejected,) = _frames(rejected_path(out))
+    assert rejected["info"]["structure_id"] == "Li-1"
+    assert rejected["info"][STATUS].startswith("GPAW failed: IsADirectoryError")
+    assert "energy" not in rejected
 
 
 def test_killed_labelling_resumes_to_the_uninterrupted_result(reference):

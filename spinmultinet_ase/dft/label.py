@@ -285,9 +285,9 @@ def label_structure(
     """One GPAW single point of ``atoms``; returns a labelled copy with ``info[dft_status]``.
 
     When GPAW raises (other than not converging), a serial run returns the copy without
-    results, its status ``GPAW failed: Type: message``. Under MPI the exception propagates
-    (another rank may be waiting inside GPAW, and GPAW's handler aborts the job), after this
-    rank has appended that copy's record to ``failures`` (:func:`record_failure`) if given.
+    results, its status ``GPAW failed: Type: message``. Under MPI this rank appends that copy's
+    record to ``failures`` (:func:`record_failure`) if given and raises a RuntimeError, which
+    GPAW's exception hook turns into an abort of every rank (another may wait inside GPAW).
 
     The copy keeps ``initial_magmoms`` (the input guess) and carries energy, free_energy,
     forces, stress and the converged ``magmoms`` as its calculator results, in the frame of
@@ -341,7 +341,11 @@ def label_structure(
         if world.size > 1:  # the other ranks may wait in GPAW: let GPAW's handler abort all
             if failures is not None:
                 record_failure(failures, failed, world.rank)
-            raise
+            # Not a user error the CLI reports and exits on (ValueError, OSError, ...): a rank
+            # that exits normally waits in MPI_Finalize for one stuck in GPAW, forever.
+            raise RuntimeError(
+                f"{atoms.info.get(STRUCTURE_ID)} on rank {world.rank}: {failed.info[STATUS]}"
+            ) from error
         return failed
     labelled.info["dft_wall_s"] = time.perf_counter() - start
     labelled.info["dft_pulay_stress_gpa"] = pulay / GPa
