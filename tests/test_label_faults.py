@@ -27,6 +27,7 @@ from spinmultinet_ase.cli import main
 from spinmultinet_ase.dft.label import (
     STATUS,
     STATUS_OK,
+    _abort_rank,
     failures_path,
     label_file,
     protocol_mismatch,
@@ -220,6 +221,16 @@ def test_an_mpi_job_one_rank_fails_on_aborts_and_resumes(reference, tmp_path):
     assert rejected["info"]["structure_id"] == "Li-1"
     assert rejected["info"][STATUS].startswith("GPAW failed: IsADirectoryError")
     assert "energy" not in rejected
+
+
+def test_a_failure_that_cannot_be_recorded_still_aborts_and_says_so(tmp_path):
+    """The record's own error (here: its path is a folder) is neither raised as a user error
+    the CLI would exit on (a hang under MPI) nor lost."""
+    failed = bulk("Li")
+    failed.info.update(structure_id="Li-0", dft_status="GPAW failed: OSError: disk full")
+    (tmp_path / "out.extxyz.failures").mkdir()
+    with pytest.raises(RuntimeError, match="Li-0 on rank 1: GPAW failed: .*not recorded in"):
+        _abort_rank(failed, tmp_path / "out.extxyz.failures", 1, OSError("disk full"))
 
 
 def test_killed_labelling_resumes_to_the_uninterrupted_result(reference):
