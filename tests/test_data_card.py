@@ -13,7 +13,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from spinmultinet_ase.dft.label import STATUS, STATUS_OK, rejected_path
-from spinmultinet_ase.reference.data_card import write_card
+from spinmultinet_ase.reference.data_card import INTRO, write_card
 from spinmultinet_ase.train.config import DataConfig
 
 HOUR = 3600.0
@@ -127,3 +127,10 @@ def test_card_counts_each_material_from_its_files(tmp_path):
         .read_text()
         .endswith(torn.getvalue()[: len(torn.getvalue()) // 2])
     )  # the card reads, never repairs
+
+
+def test_the_shipped_card_starts_with_what_write_card_writes():
+    """``data/README.md`` is written, not edited: its text above the tables is ``INTRO`` (a
+    hand edit there is lost the next time the card is written)."""
+    shipped = Path(__file__).parents[1] / "data" / "README.md"
+    assert shipped.read_text(encoding="utf-8").startswith(INTRO)

@@ -260,6 +260,11 @@ def test_the_cards_unseen_orderings_limit_prefers_dft_to_the_heisenberg_stand_in
     assert "two-shell Heisenberg" in text and "scripts/unseen_orderings_heisenberg.py" in text
     assert "max 21.1 meV/f.u." in text and "another lowest ordering, 27 pairs" in text
     assert "missed" in text
+    (tmp_path / "evaluation" / HEISENBERG_STAND_IN).write_text(
+        json.dumps([row("NiO", UNSEEN_ORDERING_TARGET / 2, 0)])
+    )
+    text = _unseen_orderings_limit({}, tmp_path)
+    assert text.endswith("met by the stand-in only, which bounds nothing against DFT.")
     good = [row("MnO", UNSEEN_ORDERING_TARGET / 2, 0)]
     text = _unseen_orderings_limit({"unseen_orderings": good}, tmp_path)
     assert "against DFT" in text and "Heisenberg" not in text and text.endswith("met.")

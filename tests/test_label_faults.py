@@ -27,6 +27,7 @@ from spinmultinet_ase.cli import main
 from spinmultinet_ase.dft.label import (
     STATUS,
     STATUS_OK,
+    _abort_rank,
     failures_path,
     label_file,
     protocol_mismatch,
@@ -77,6 +78,20 @@ def _labeller(in_path: Path, out_path: Path, protocol: DFTProtocol = CHEAP) -> l
         "import json, sys; from spinmultinet_ase.dft.label import label_file; "
         "from spinmultinet_ase.dft.protocol import DFTProtocol; "
         "label_file(sys.argv[1], sys.argv[2], protocol=DFTProtocol(**json.loads(sys.argv[3])))"
+    )
+    settings = json.dumps(dataclasses.asdict(protocol))
+    return [sys.executable, "-c", code, str(in_path), str(out_path), settings]
+
+
+def _cli_labeller(in_path: Path, out_path: Path, protocol: DFTProtocol = CHEAP) -> list[str]:
+    """``spinmultinet label`` (its error handling, as the queue runs it) with ``protocol``."""
+    code = (
+        "import functools, json, sys; import spinmultinet_ase.dft.label as label; "
+        "from spinmultinet_ase.cli import main; "
+        "from spinmultinet_ase.dft.protocol import DFTProtocol; "
+        "protocol = DFTProtocol(**json.loads(sys.argv[3])); "
+        "label.label_file = functools.partial(label.label_file, protocol=protocol); "
+        "sys.exit(main(['label', sys.argv[1], sys.argv[2]]))"
     )
     settings = json.dumps(dataclasses.asdict(protocol))
     return [sys.executable, "-c", code, str(in_path), str(out_path), settings]
@@ -159,7 +174,7 @@ def test_an_mpi_job_gpaw_aborts_on_a_frame_resumes_to_the_serial_result(referenc
     root, duration = reference
     _structures(tmp_path / "in.extxyz")
     out = tmp_path / "out.extxyz"
-    command = [MPIEXEC, "-n", "2", *_labeller(tmp_path / "in.extxyz", out)]
+    command = [MPIEXEC, "-n", "2", *_cli_labeller(tmp_path / "in.extxyz", out)]
     timeout = 20 * duration + 120  # beside another MPI job on the same cores
     assert _run(command, kill_after=timeout, mpi=True) not in (0, -9)  # aborted, not timed out
     records = [json.loads(line) for line in failures_path(out).read_text().splitlines()]
@@ -181,6 +196,41 @@ def test_an_mpi_job_gpaw_aborts_on_a_frame_resumes_to_the_serial_result(referenc
     assert status.split(":")[:2] == serial["info"].pop(STATUS).split(":")[:2]
     assert rejected["info"] == serial["info"]
     assert rejected["positions"] == serial["positions"]
+
+
+def test_an_mpi_job_one_rank_fails_on_aborts_and_resumes(reference, tmp_path):
+    """Rank 0 alone fails (its GPAW log cannot be opened: GPAW writes it on rank 0 only) while
+    rank 1 waits in GPAW: ``spinmultinet label`` aborts the job instead of hanging, and the
+    resume rejects the frame with rank 0's reason."""
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    _, duration = reference
+    _structures(tmp_path / "in.extxyz", crash=False)
+    out = tmp_path / "out.extxyz"
+    (tmp_path / "out_logs" / "Li-1.txt").mkdir(parents=True)
+    command = [MPIEXEC, "-n", "2", *_cli_labeller(tmp_path / "in.extxyz", out)]
+    timeout = 20 * duration + 120
+    assert _run(command, kill_after=timeout, mpi=True) not in (0, -9)  # aborted, not hung
+    records = [json.loads(line) for line in failures_path(out).read_text().splitlines()]
+    assert [(r["structure_id"], r["rank"]) for r in records] == [("Li-1", 0)]
+    assert [r["info"]["structure_id"] for r in _frames(out)] == ["Li-0"]
+    (tmp_path / "out_logs" / "Li-1.txt").rmdir()
+    assert _run(command, kill_after=timeout, mpi=True) == 0
+    assert [r["info"]["structure_id"] for r in _frames(out)] == ["Li-0", "Li-2"]
+    (rejected,) = _frames(rejected_path(out))
+    assert rejected["info"]["structure_id"] == "Li-1"
+    assert rejected["info"][STATUS].startswith("GPAW failed: IsADirectoryError")
+    assert "energy" not in rejected
+
+
+def test_a_failure_that_cannot_be_recorded_still_aborts_and_says_so(tmp_path):
+    """The record's own error (here: its path is a folder) is neither raised as a user error
+    the CLI would exit on (a hang under MPI) nor lost."""
+    failed = bulk("Li")
+    failed.info.update(structure_id="Li-0", dft_status="GPAW failed: OSError: disk full")
+    (tmp_path / "out.extxyz.failures").mkdir()
+    with pytest.raises(RuntimeError, match="Li-0 on rank 1: GPAW failed: .*not recorded in"):
+        _abort_rank(failed, tmp_path / "out.extxyz.failures", 1, OSError("disk full"))
 
 
 def test_killed_labelling_resumes_to_the_uninterrupted_result(reference):

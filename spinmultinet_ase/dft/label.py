@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from io import StringIO
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 import numpy as np
 from ase import Atoms
@@ -112,6 +112,26 @@ def read_failures(path: Path) -> dict[str, dict]:
         if sid not in records or rank < records[sid][0]:
             records[sid] = (rank, info)
     return {sid: info for sid, (_, info) in records.items()}
+
+
+def _abort_rank(failed: Atoms, failures: Path | None, rank: int, error: Exception) -> NoReturn:
+    """Record ``failed`` in ``failures`` if given (:func:`record_failure`) and raise a
+    RuntimeError from ``error``.
+
+    Not one of the CLI's user errors (ValueError, OSError, ...): on those a rank prints one line
+    and exits normally, and then waits in MPI_Finalize, forever, for a rank stuck in GPAW. An
+    uncaught error makes GPAW's exception hook abort every rank instead. A record that cannot
+    be written is said in the message; the frame is then labelled again on the next run.
+    """
+    unrecorded = ""
+    if failures is not None:
+        try:
+            record_failure(failures, failed, rank)
+        except (OSError, TypeError, ValueError) as record_error:
+            unrecorded = f" (not recorded in {failures}: {record_error})"
+    raise RuntimeError(
+        f"{failed.info.get(STRUCTURE_ID)} on rank {rank}: {failed.info[STATUS]}{unrecorded}"
+    ) from error
 
 
 def magnetic_state_problem(symbols: list[str], initial: np.ndarray, final: np.ndarray) -> str:
@@ -285,9 +305,9 @@ def label_structure(
     """One GPAW single point of ``atoms``; returns a labelled copy with ``info[dft_status]``.
 
     When GPAW raises (other than not converging), a serial run returns the copy without
-    results, its status ``GPAW failed: Type: message``. Under MPI the exception propagates
-    (another rank may be waiting inside GPAW, and GPAW's handler aborts the job), after this
-    rank has appended that copy's record to ``failures`` (:func:`record_failure`) if given.
+    results, its status ``GPAW failed: Type: message``. Under MPI this rank appends that copy's
+    record to ``failures`` (:func:`record_failure`) if given and raises a RuntimeError, which
+    GPAW's exception hook turns into an abort of every rank (another may wait inside GPAW).
 
     The copy keeps ``initial_magmoms`` (the input guess) and carries energy, free_energy,
     forces, stress and the converged ``magmoms`` as its calculator results, in the frame of
@@ -339,9 +359,7 @@ def label_structure(
     except Exception as error:  # GPAW failed on this frame: reject it, the queue goes on
         failed = _failed(labelled, f"GPAW failed: {type(error).__name__}: {error}", start)
         if world.size > 1:  # the other ranks may wait in GPAW: let GPAW's handler abort all
-            if failures is not None:
-                record_failure(failures, failed, world.rank)
-            raise
+            _abort_rank(failed, failures, world.rank, error)
         return failed
     labelled.info["dft_wall_s"] = time.perf_counter() - start
     labelled.info["dft_pulay_stress_gpa"] = pulay / GPa

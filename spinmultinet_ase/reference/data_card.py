@@ -81,7 +81,9 @@ Everything here was computed on this project's 2-core machine.
   `spinmultinet_ase/dft/states.py`. Corundum Cr2O3 and Fe2O3: `docs/corundum_data.md`.
 * `gpaw_logs/`: one GPAW text log per structure. `labelling.log`: the labelling progress.
 * Labelling resumes: `spinmultinet label` appends each frame atomically (a kill loses at most
-  the frame being computed), skips the structure ids already in either file, and refuses to
+  the frame being computed), skips the structure ids already in either file (a frame whose GPAW
+  failure aborted the MPI job is recorded in `reference.extxyz.failures` and moved to the
+  rejected file by the next run, which removes that record), and refuses to
   continue a file labelled with another protocol. Every input is checked before the first
   GPAW run (`docs/conventions.md`, Output files). A torn last frame (a file read while a
   frame is written) is not counted here.
