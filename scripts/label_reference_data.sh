@@ -26,14 +26,26 @@ if [ $# -eq 0 ]; then materials=(MnO NiO) suffix="$prefix"; fi
 structures=data/structures$suffix.extxyz
 [ -f "$structures" ] || spinmultinet structures "$structures" --materials "${materials[@]}" "${pool[@]}"
 output=data/reference$suffix.extxyz
-limit=()
-if [ -n "$until" ]; then
-    done=$(python -c "import sys; from pathlib import Path
-from spinmultinet_ase.dft.label import read_output, rejected_path
+# Frames of the file labelled so far, accepted or rejected (a frame GPAW failed on under MPI
+# counts once its record in OUT.failures is rejected, at the start of the next run).
+labelled_count() {
+    python -c "import sys; from pathlib import Path
+from spinmultinet_ase.dft.label import read_failures, failures_path, read_output, rejected_path
 out = Path(sys.argv[1])
-print(sum(len(read_output(p)[0]) for p in (out, rejected_path(out))))" "$output")
-    [ "$done" -lt "$until" ] || exit 0
-    limit=(--limit $((until - done)))
-fi
-nice /usr/bin/mpiexec -n 2 spinmultinet label "$structures" "$output" "${limit[@]}" \
-    --log-dir data/gpaw_logs >> data/labelling.log 2>&1
+ids = {a.info['structure_id'] for p in (out, rejected_path(out)) for a in read_output(p)[0]}
+print(len(ids | set(read_failures(failures_path(out)))))" "$output"
+}
+# A GPAW failure under MPI aborts the job after recording its frame: rerun while a record is
+# left, so the next run rejects that frame and goes on (a bounded number of times).
+for attempt in 1 2 3 4 5; do
+    limit=()
+    if [ -n "$until" ]; then
+        done=$(labelled_count)
+        [ "$done" -lt "$until" ] || exit 0
+        limit=(--limit $((until - done)))
+    fi
+    nice /usr/bin/mpiexec -n 2 spinmultinet label "$structures" "$output" "${limit[@]}" \
+        --log-dir data/gpaw_logs >> data/labelling.log 2>&1 && exit 0
+    [ -f "$output.failures" ] || exit 1
+done
+exit 1
