@@ -36,6 +36,7 @@ from spinmultinet_ase.dft.label import (
 )
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.outputs import is_temporary
+from spinmultinet_ase.train.active import _label_under_mpi
 
 pytest.importorskip("gpaw")
 
@@ -221,6 +222,27 @@ def test_an_mpi_job_one_rank_fails_on_aborts_and_resumes(reference, tmp_path):
     assert rejected["info"]["structure_id"] == "Li-1"
     assert rejected["info"][STATUS].startswith("GPAW failed: IsADirectoryError")
     assert "energy" not in rejected
+
+
+def test_an_active_learning_round_reruns_an_aborted_labelling_job(reference, tmp_path, monkeypatch):
+    """A round's ``mpiexec -n 2`` labelling job that GPAW aborted on a recorded frame is run
+    again at once, ending as the serial run did: the frame rejected, the others labelled."""
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    root, _ = reference
+    _structures(tmp_path / "candidates.extxyz")
+    for name in ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    _label_under_mpi(tmp_path, dataclasses.asdict(CHEAP), 2, MPIEXEC)
+    out = tmp_path / "labelled.extxyz"
+    assert not failures_path(out).exists()
+    accepted = [r["info"]["structure_id"] for r in _frames(out)]
+    assert accepted == [r["info"]["structure_id"] for r in _frames(root / "out.extxyz")]
+    (rejected,) = _frames(rejected_path(out))
+    assert rejected["info"]["structure_id"] == "Li-overlapping"
+    assert rejected["info"][STATUS].startswith("GPAW failed: LinAlgError")
+    assert (tmp_path / "label.log").read_text().count("already labelled") == 2  # two jobs
 
 
 def test_a_failure_that_cannot_be_recorded_still_aborts_and_says_so(tmp_path):

@@ -70,7 +70,7 @@ from ase import Atoms
 from ase.io import read, write
 from ase.neighborlist import neighbor_list
 
-from spinmultinet_ase.dft.label import STRUCTURE_ID, label_file, rejected_path
+from spinmultinet_ase.dft.label import STRUCTURE_ID, failures_path, label_file, rejected_path
 from spinmultinet_ase.dft.protocol import DFTProtocol
 from spinmultinet_ase.export import load_model
 from spinmultinet_ase.magnetism.sites import magnetic_sites
@@ -86,6 +86,8 @@ FINGERPRINT_BINS = 18  # 0.25 Å wide
 MAGNETIC_MOMENT = 1e-3  # μB: a smaller initial moment counts as none in the fingerprint
 SELECTIONS = ("disagreement", "random")
 SCORES = ("forces", "energy", "combined")
+# labelling jobs per round under MPI: each GPAW abort on a recorded frame costs one more
+MPI_LABEL_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -827,10 +829,13 @@ def _frame_count(path: Path) -> int:
 
 def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpiexec: str) -> None:
     """Label ``folder/candidates.extxyz`` into ``folder/labelled.extxyz`` with an
-    ``mpiexec -n processes`` job; its output goes to ``folder/label.log``.
+    ``mpiexec -n processes`` job; its output goes to ``folder/label.log``. A job GPAW aborted
+    after recording the frame it failed on (``labelled.extxyz.failures``) is run again: the
+    rerun rejects that frame and goes on (up to :data:`MPI_LABEL_ATTEMPTS` jobs).
 
     Raises:
-        ValueError: the job failed (the log's last line says why).
+        ValueError: the job failed without such a record, or every attempt failed (the log's
+            last line says why).
     """
     code = (
         "import json, sys; from spinmultinet_ase.dft.label import label_file; "
@@ -841,14 +846,17 @@ def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpi
     command += [str(folder / "candidates.extxyz"), str(folder / "labelled.extxyz")]
     command.append(json.dumps(protocol))
     log = folder / "label.log"
-    with log.open("a", encoding="utf-8") as stream:
-        done = subprocess.run(
-            command,
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "GPAW_MPI_BACKEND": "cgpaw"},
-            check=False,
-        )
+    for _ in range(MPI_LABEL_ATTEMPTS):
+        with log.open("a", encoding="utf-8") as stream:
+            done = subprocess.run(
+                command,
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "GPAW_MPI_BACKEND": "cgpaw"},
+                check=False,
+            )
+        if not done.returncode or not failures_path(folder / "labelled.extxyz").exists():
+            break
     if done.returncode:
         lines = log.read_text(encoding="utf-8").splitlines()
         said = [line.strip() for line in lines if any(c.isalnum() for c in line)] or [""]
