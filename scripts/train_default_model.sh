@@ -3,7 +3,11 @@
 # family: configs/default_oxides.yaml), evaluate it, and ship it in models/spinmultinet-NAME/
 # (NAME from the config's name: default_oxides -> spinmultinet-oxides) with its config and a
 # card written from the evaluation. With configs/default_mno_nio.yaml its two ablations are
-# trained and reported too, and the shipped model is compared with the small DFT checks.
+# trained and reported too, and the shipped model is compared with the small DFT checks. Any
+# other config's card is compared row by row with the shipped MnO/NiO model's metrics (its
+# "not worse" section): they are copied to TARGET/baseline/ on the first run, before this
+# model's card can overwrite them (TARGET may be their folder), and every rerun compares with
+# that copy, which is committed with the model.
 # Resumable: rerun to continue. Every trained model is committed (the ablations in
 # models/spinmultinet-mno-nio/ablations/, outside the wheel), and a rerun evaluates the
 # committed models instead of training them again: runs/ is scratch space that a fresh clone
@@ -69,6 +73,11 @@ fi
 steps freeze "$config" "$snapshot" ${frames:+--frames "$frames"}
 # Test frames labelled since the copy was made join it: they judge the models, never train them.
 [ -n "$frames" ] || steps add-test-frames "$config" "$snapshot"
+compare=()
+if [ "$mno_nio" = 0 ]; then
+    baseline=$(steps keep-baseline models/spinmultinet-mno-nio "$target")
+    compare=(--compare-to "$baseline")
+fi
 for c in "${configs[@]}"; do
     shipped=$(shipped_dir "$c")
     run=$(run_dir_of "$c")
@@ -97,7 +106,8 @@ done
 # the card's limit on unseen orderings, until DFT labels the held-out shape (docs/ordering_data.md)
 python scripts/unseen_orderings_heisenberg.py "$run_dir/model.pt" \
     --output "$run_dir/evaluation/unseen_orderings_heisenberg.json" > /dev/null
-spinmultinet model-card "$run_dir" "$target" "${ablations[@]}" --config "$config" --overwrite
+spinmultinet model-card "$run_dir" "$target" "${ablations[@]}" --config "$config" \
+    "${compare[@]}" --overwrite
 # the shipped MnO/NiO model against the small DFT checks (data/checks/*/comparison.md)
 if [ "$mno_nio" = 1 ]; then
     for check in gamma_phonons equation_of_state; do

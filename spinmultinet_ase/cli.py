@@ -240,7 +240,7 @@ def _model_card(args: argparse.Namespace) -> None:
         ablations[name] = path
     if args.config:
         _existing_file(args.config, "training config")
-    print(write_model_card(args.run_dir, args.output_dir, ablations, args.config))
+    print(write_model_card(args.run_dir, args.output_dir, ablations, args.config, args.compare_to))
 
 
 def _add_model_card(sub: argparse._SubParsersAction) -> None:
@@ -258,6 +258,12 @@ def _add_model_card(sub: argparse._SubParsersAction) -> None:
         "--config",
         help="the training config the model was trained from: its data.path files are the "
         "card's reference data (where training read a frozen copy of them)",
+    )
+    p.add_argument(
+        "--compare-to",
+        metavar="METRICS_JSON",
+        help="a baseline model's metrics.json (e.g. models/spinmultinet-mno-nio/metrics.json): "
+        "the card and metrics.json compare each of its rows with this model, not worse or not",
     )
     _add_overwrite(p)
     p.set_defaults(run=_model_card)

@@ -1,15 +1,17 @@
 """The data steps of ``scripts/train_default_model.sh``: where a default model's run, frozen
-data and shipped folder are, the frozen copy of its labelled files, and the test frames
-labelled since.
+data and shipped folder are, the frozen copy of its labelled files, the test frames labelled
+since, and the baseline model its card is compared with.
 
-``python -m spinmultinet_ase.reference.default_model {paths,freeze,add-test-frames} CONFIG``;
-a user error (a missing data file, a bad config) is one line on stderr and exit code 2.
+``python -m spinmultinet_ase.reference.default_model {paths,freeze,add-test-frames} CONFIG``,
+``... keep-baseline SOURCE_DIR TARGET_DIR``; a user error (a missing data file, a bad config
+or baseline) is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 from ase.io import read, write
 
 from spinmultinet_ase.outputs import atomic_path
+from spinmultinet_ase.reference.baseline import read_baseline
 from spinmultinet_ase.train.config import DataConfig, TrainConfig, load_config
 from spinmultinet_ase.train.dataset import add_test_frames, read_frames
 
@@ -79,6 +82,40 @@ def freeze(data: DataConfig, snapshot: str | Path, frames: int | None = None) ->
     return len(labelled)
 
 
+# A shipped model's files its comparison keeps; metrics.json last, so a copy of it marks a
+# complete one.
+BASELINE_FILES = ("card.md", "metrics.json")
+
+
+def keep_baseline(source: str | Path, target: str | Path) -> Path:
+    """The baseline metrics a default model's card is compared with: ``source``'s (a shipped
+    model's folder) ``card.md`` and ``metrics.json``, copied to ``target/baseline/`` unless a
+    copy is there already, so that reruns compare with what was shipped when the first run
+    started, even once the new card has overwritten ``source`` (when it is ``target``).
+    Returns the path of the copied ``metrics.json``.
+
+    Raises:
+        FileNotFoundError: ``source`` lacks one of the files (and no copy exists yet).
+        ValueError: its ``metrics.json`` is not a model card's.
+    """
+    kept = Path(target) / "baseline"
+    if (kept / BASELINE_FILES[-1]).is_file():
+        return kept / BASELINE_FILES[-1]
+    for name in BASELINE_FILES:
+        if not (Path(source) / name).is_file():
+            raise FileNotFoundError(f"no baseline {name} in {source}")
+    read_baseline(Path(source) / "metrics.json")
+    kept.mkdir(parents=True, exist_ok=True)
+    for name in BASELINE_FILES:
+        with atomic_path(kept / name) as temporary:
+            shutil.copyfile(Path(source) / name, temporary)
+    return kept / BASELINE_FILES[-1]
+
+
+def _keep_baseline(args: argparse.Namespace) -> None:
+    print(keep_baseline(args.source, args.target))
+
+
 def _paths(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     check_data_files(config.data)  # before the script deletes anything (--fresh)
@@ -124,12 +161,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("config")
     p.add_argument("snapshot")
     p.set_defaults(run=_add_test_frames)
+    p = sub.add_parser(
+        "keep-baseline",
+        help="copy a shipped model's card and metrics to TARGET_DIR/baseline/ unless a copy "
+        "exists; print the copied metrics.json",
+    )
+    p.add_argument("source", metavar="SOURCE_DIR")
+    p.add_argument("target", metavar="TARGET_DIR")
+    p.set_defaults(run=_keep_baseline)
     args = parser.parse_args(argv)
     try:
         args.run(args)
     except (ValueError, FileNotFoundError, OSError) as error:
         message = " ".join(str(error).split())
-        print(f"{args.config}: {message}", file=sys.stderr)
+        print(f"{getattr(args, 'config', args.step)}: {message}", file=sys.stderr)
         return 2
     return 0
 

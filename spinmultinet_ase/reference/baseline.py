@@ -1,0 +1,528 @@
+"""A model's card metrics against a baseline model's (``metrics.json``), row by row.
+
+``spinmultinet model-card RUN_DIR OUT_DIR --compare-to BASELINE/metrics.json`` adds the
+comparison to the card and to ``metrics.json``: for every row the baseline has (test MAE per
+material and target, magnetic yardsticks, guess sensitivity, orderings never seen), the
+baseline's value, the new one and a verdict, "not worse", "worse" or "missing" (the new model
+has no such row, e.g. a material it lacks), then one overall verdict.
+
+The rule: a quantity where smaller is better (a test MAE; a yardstick's error against DFT,
+both models measured against the DFT value of the new evaluation) is not worse when
+``new ≤ baseline × (1 + RELATIVE_SLACK) + floor`` (the floor of its kind below) and a card
+target the baseline met is still met. A yes/no yardstick (the lowest ordering is DFT's) is not
+worse unless the baseline had it right and the new model has not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from spinmultinet_ase.magnetism.yardsticks import exchange_keys
+from spinmultinet_ase.reference.card_targets import (
+    ERROR_TARGETS,
+    EXCHANGE_TOLERANCE,
+    ORDERING_TOLERANCE,
+    STRAIN_TOLERANCE,
+    UNSEEN_ORDERING_TARGET,
+    relative_error,
+    same_minimum,
+)
+from spinmultinet_ase.train.evaluate import RESOLVED_ORDERING_MEV
+from spinmultinet_ase.train.loss import REPORT_UNITS
+
+# Slack for the spread between retrainings (seed, data order) that a regression must exceed.
+RELATIVE_SLACK = 0.10
+# Floors (absolute, in the quantity's unit): changes below them decide no target and would
+# otherwise count float noise on rows whose errors are near zero (the ideal cells' forces
+# vanish by symmetry) as a regression.
+# Test MAE: 5 % of the card's accuracy target.
+TEST_FLOORS = {target: 0.05 * limit for target, limit in ERROR_TARGETS.items()}
+# Ordering energies, unseen-ordering errors and guess sensitivity (meV/f.u.): half the energy
+# difference the protocol's DFT resolves between orderings.
+ORDERING_FLOOR_MEV = RESOLVED_ORDERING_MEV / 2
+# J S² (meV): ordering energies divided by the neighbours that change (8 per ion between FM and
+# AFM-I in rocksalt), so an ordering change within ORDERING_FLOOR_MEV moves J S² by less.
+EXCHANGE_FLOOR_MEV = 0.1
+# The E(δ) minimum: a quarter of the δ resolution the card claims (STRAIN_TOLERANCE's floor).
+STRAIN_FLOOR = STRAIN_TOLERANCE[1] / 4
+# A count of pairs of unseen orderings in the other order than DFT's.
+PAIRS_FLOOR = 0.0
+
+NOT_WORSE, WORSE, MISSING = "not worse", "worse", "missing"
+
+
+def read_baseline(path: str | Path) -> dict[str, Any]:
+    """The baseline's ``metrics.json`` as written by the model card.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not JSON, or an entry the comparison reads is not what a card writes
+            (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no baseline metrics file at {path}")
+    try:
+        metrics = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"baseline {path} is not JSON: {error}") from None
+    where = f"baseline {path}"
+    metrics = _table(metrics, where)
+    _table(metrics.get("test_errors"), f"{where}: test_errors")
+    yardsticks = _table(metrics.get("yardsticks"), f"{where}: yardsticks")
+    _table(yardsticks.get("dft"), f"{where}: yardsticks/dft")
+    _table(yardsticks.get("model"), f"{where}: yardsticks/model")
+    try:  # reads every entry a comparison does: a bad one raises here
+        compare_metrics(metrics, {})
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return dict(metrics)
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where} is not a table of entries (got {_shown(value)})")
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where} is not a number (got {_shown(value)})")
+    return float(value)
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where} is not a name (got {_shown(value)})")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _judge(old: float, new: float | None, floor: float, old_ok: bool, new_ok: bool) -> str:
+    """The verdict on a quantity where smaller is better (see the module docstring)."""
+    if new is None:
+        return MISSING
+    within = new <= old * (1 + RELATIVE_SLACK) + floor
+    return NOT_WORSE if within and (new_ok or not old_ok) else WORSE
+
+
+def _judge_yes_no(old_right: bool, new_right: bool | None) -> str:
+    if new_right is None:
+        return MISSING
+    return NOT_WORSE if new_right or not old_right else WORSE
+
+
+def _row(section: str, subject: str, quantity: str, unit: str, **values: Any) -> dict[str, Any]:
+    return {"section": section, "subject": subject, "quantity": quantity, "unit": unit} | values
+
+
+def _test_rows(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Test MAE per row (material, or its ideal cells) and target."""
+    rows = []
+    for group, old_values in old.items():
+        where = f"baseline test_errors/{group}"
+        old_values = _table(old_values, where)
+        new_values = new.get(group, {})
+        frames = (old_values.get("frames"), new_values.get("frames"))
+        note = (
+            f"test frames {frames[0]} → {frames[1]}"
+            if None not in frames and len(set(frames)) > 1
+            else ""
+        )
+        for target, limit in ERROR_TARGETS.items():
+            if target not in old_values:
+                continue
+            before = _number(old_values[target], f"{where}/{target}")
+            after = new_values.get(target)
+            after = None if after is None else _number(after, f"test_errors/{group}/{target}")
+            verdict = _judge(
+                before,
+                after,
+                TEST_FLOORS[target],
+                before <= limit,
+                after is not None and after <= limit,
+            )
+            rows.append(
+                _row(
+                    "test errors",
+                    group,
+                    f"{target} MAE",
+                    REPORT_UNITS[target][0],
+                    dft=None,
+                    baseline=before,
+                    new=after,
+                    verdict=verdict,
+                    note=note,
+                )
+            )
+    return rows
+
+
+def _yardstick_quantities(dft: Mapping[str, Any], where: str) -> list[tuple[str, str, Any]]:
+    """The quantities of one yardstick entry: (name, unit, the path of its value in an entry;
+    ``("ground", G)`` for whether the lowest ordering is the observed ground state G)."""
+    quantities: list[tuple[str, str, Any]] = []
+    reference = dft.get("reference", "FM")
+    energies = _table(dft.get("orderings_meV_per_fu", {}), f"{where}/orderings_meV_per_fu")
+    for ordering in energies:
+        if ordering != reference:
+            quantities.append(
+                (
+                    f"E({ordering})-E({reference})",
+                    "meV/f.u.",
+                    ("orderings_meV_per_fu", ordering),
+                )
+            )
+    if "lowest" in dft:
+        quantities.append(("lowest ordering", "", ("lowest",)))
+    if "ground_state" in dft:
+        ground = _text(dft["ground_state"], f"{where}/ground_state")
+        quantities.append((f"observed ground state {ground} lowest", "", ("ground", ground)))
+    for exchange, shell in exchange_keys(dft):
+        quantities.append((f"J{shell} S²", "meV", (exchange,)))
+    curves = _table(dft.get("rhombohedral", {}), f"{where}/rhombohedral")
+    for ordering in curves:
+        quantities.append(
+            (
+                f"{ordering} E(δ) minimum strain",
+                "",
+                ("rhombohedral", ordering, "minimum", "strain"),
+            )
+        )
+    return quantities
+
+
+def _lookup(entry: Mapping[str, Any] | None, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in nested tables, None where any step is absent."""
+    value: Any = entry
+    for step in path:
+        if not isinstance(value, Mapping) or step not in value:
+            return None
+        value = value[step]
+    return value
+
+
+def _yardstick_rows(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each magnetic yardstick of the baseline: both models' errors against the new DFT."""
+    rows = []
+    old_dft, old_model = old["dft"], old["model"]
+    new_dft, new_model = new.get("dft", {}), new.get("model", {})
+    for key, dft_entry in old_dft.items():
+        where = f"baseline yardsticks/dft/{key}"
+        dft_entry = _table(dft_entry, where)
+        before_entry = _table(old_model.get(key), f"baseline yardsticks/model/{key}")
+        dft_now, after_entry = new_dft.get(key), new_model.get(key)
+        for name, unit, path in _yardstick_quantities(dft_entry, where):
+            if path[0] == "rhombohedral" and _lookup(before_entry, path) is None:
+                continue  # the baseline model has no such curve: as in its card
+            if path[0] in ("lowest", "ground"):
+                rows.append(
+                    _yes_no_row(key, name, path, dft_entry, before_entry, dft_now, after_entry)
+                )
+                continue
+            rows.append(
+                _error_row(key, name, unit, path, dft_entry, before_entry, dft_now, after_entry)
+            )
+    return rows
+
+
+def _yes_no_row(
+    key: str,
+    name: str,
+    path: tuple[str, ...],
+    dft_then: Mapping[str, Any],
+    before: Mapping[str, Any],
+    dft_now: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The lowest ordering (DFT's, per model) or whether it is the observed ground state."""
+    where = f"baseline yardsticks/model/{key}/lowest"
+    old_lowest = _text(before.get("lowest"), where)
+    new_lowest = _lookup(after, ("lowest",))
+    if path[0] == "ground":
+        truth = path[1]
+    else:
+        truth = _lookup(dft_now, ("lowest",)) or _text(dft_then["lowest"], where)
+    new_right = None if new_lowest is None else new_lowest == truth
+    return _row(
+        "yardsticks",
+        key,
+        name,
+        "",
+        dft=truth,
+        baseline=old_lowest,
+        new=new_lowest,
+        verdict=_judge_yes_no(old_lowest == truth, new_right),
+        note="",
+    )
+
+
+def _yardstick_floor(path: tuple[str, ...]) -> float:
+    if path[0] == "rhombohedral":
+        return STRAIN_FLOOR
+    return ORDERING_FLOOR_MEV if path[0] == "orderings_meV_per_fu" else EXCHANGE_FLOOR_MEV
+
+
+def _meets_yardstick(path: tuple[str, ...], dft: float, value: float) -> bool:
+    """Whether a model's yardstick number meets the card's target against DFT's."""
+    if path[0] == "rhombohedral":
+        return same_minimum(dft, value)
+    if path[0] == "orderings_meV_per_fu":
+        return relative_error(value, dft) <= ORDERING_TOLERANCE
+    return relative_error(value, dft) <= EXCHANGE_TOLERANCE
+
+
+def _error_row(
+    key: str,
+    name: str,
+    unit: str,
+    path: tuple[str, ...],
+    dft_then: Mapping[str, Any],
+    before: Mapping[str, Any],
+    dft_now: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """A yardstick number: both models' errors against the new evaluation's DFT value (the
+    baseline's where the new one lacks it), with the card's target for each."""
+    where = f"baseline yardsticks/{{}}/{key}/{'/'.join(path)}"
+    then = _number(_lookup(dft_then, path), where.format("dft"))
+    old_value = _number(_lookup(before, path), where.format("model"))
+    new_dft, new_value = _lookup(dft_now, path), _lookup(after, path)
+    dft = then if new_dft is None else _number(new_dft, f"yardsticks/dft/{key}")
+    new_value = None if new_value is None else _number(new_value, f"yardsticks/model/{key}")
+    old_error = abs(old_value - dft)
+    new_error = None if new_value is None else abs(new_value - dft)
+    verdict = _judge(
+        old_error,
+        new_error,
+        _yardstick_floor(path),
+        _meets_yardstick(path, dft, old_value),
+        new_value is not None and _meets_yardstick(path, dft, new_value),
+    )
+    same_dft = math.isclose(then, dft, rel_tol=1e-6, abs_tol=1e-9)
+    return _row(
+        "yardsticks",
+        key,
+        name,
+        unit,
+        dft=dft,
+        baseline=old_value,
+        new=new_value,
+        baseline_error=old_error,
+        new_error=new_error,
+        verdict=verdict,
+        note="" if same_dft else f"baseline's DFT {then:.4g}",
+    )
+
+
+def _sensitivity_rows(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The largest energy change of an ideal cell over the guess scales, per material."""
+    rows = []
+    for material, value in old.items():
+        before = _number(value, f"baseline guess_sensitivity_meV_per_fu/{material}")
+        after = new.get(material)
+        after = None if after is None else _number(after, f"guess sensitivity/{material}")
+        rows.append(
+            _row(
+                "guess sensitivity",
+                material,
+                "energy change over the guess scales",
+                "meV/f.u.",
+                dft=0.0,
+                baseline=before,
+                new=after,
+                verdict=_judge(before, after, ORDERING_FLOOR_MEV, True, True),
+                note="",
+            )
+        )
+    return rows
+
+
+# Per unseen-orderings row: (key, unit, floor, whether a value meets the card's target)
+_UNSEEN_NUMBERS = (
+    ("error_mae_meV_per_fu", "meV/f.u.", ORDERING_FLOOR_MEV, lambda value: True),
+    (
+        "error_max_meV_per_fu",
+        "meV/f.u.",
+        ORDERING_FLOOR_MEV,
+        lambda value: value <= UNSEEN_ORDERING_TARGET,
+    ),
+    ("swapped_resolved_pairs", "pairs", PAIRS_FLOOR, lambda value: value == 0),
+)
+
+
+def _unseen_rows(old: list[Any], new: list[Any]) -> list[dict[str, Any]]:
+    """Per material and held-out cell of the baseline: its errors on orderings never seen."""
+    by_cell = {(row.get("material"), row.get("cell")): row for row in new}
+    rows = []
+    for index, row in enumerate(old):
+        where = f"baseline unseen_orderings/{index}"
+        row = _table(row, where)
+        material = _text(row.get("material"), f"{where}/material")
+        cell = _text(row.get("cell"), f"{where}/cell")
+        ours = by_cell.get((material, cell))
+        subject = f"{material} {cell}"
+        for key, unit, floor, meets in _UNSEEN_NUMBERS:
+            before = _number(row.get(key), f"{where}/{key}")
+            after = None if ours is None else _number(ours[key], f"unseen_orderings/{key}")
+            verdict = _judge(
+                before, after, floor, meets(before), after is not None and meets(after)
+            )
+            rows.append(
+                _row(
+                    "unseen orderings",
+                    subject,
+                    key,
+                    unit,
+                    dft=None,
+                    baseline=before,
+                    new=after,
+                    verdict=verdict,
+                    note="",
+                )
+            )
+        before = row.get("same_lowest")
+        if not isinstance(before, bool):
+            raise ValueError(f"{where}/same_lowest is not true or false (got {_shown(before)})")
+        after = None if ours is None else bool(ours["same_lowest"])
+        rows.append(
+            _row(
+                "unseen orderings",
+                subject,
+                "same lowest ordering as DFT",
+                "",
+                dft=None,
+                baseline=before,
+                new=after,
+                verdict=_judge_yes_no(before, after),
+                note="",
+            )
+        )
+    return rows
+
+
+def _materials(metrics: Mapping[str, Any]) -> set[str]:
+    """The materials a metrics table has any row for."""
+    keys = [
+        *metrics.get("test_errors", {}),
+        *metrics.get("yardsticks", {}).get("dft", {}),
+        *metrics.get("guess_sensitivity_meV_per_fu", {}),
+        *(row.get("material", "") for row in metrics.get("unseen_orderings", [])),
+    ]
+    return {key.split()[0] for key in keys if key}
+
+
+def compare_metrics(baseline: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """Every row of ``baseline`` (a card's ``metrics.json``) against ``new`` (the same layout).
+
+    Returns:
+        ``rows`` (section, subject, quantity, unit, dft, baseline, new, for yardsticks the
+        errors ``baseline_error`` and ``new_error``, verdict, note), the baseline's materials
+        the new metrics lack (``materials_missing``) and the new metrics' materials the
+        baseline lacks (``materials_new``), whether the baseline's unseen-orderings rows could
+        be compared (``unseen_orderings_compared``: it has some), the tolerance, and
+        ``not_worse``: every row is.
+
+    Raises:
+        ValueError: a baseline entry that is not what a model card writes (one line).
+    """
+    unseen = baseline.get("unseen_orderings", [])
+    if not isinstance(unseen, list):
+        raise ValueError(f"baseline unseen_orderings is not a list (got {_shown(unseen)})")
+    sensitivity = _table(
+        baseline.get("guess_sensitivity_meV_per_fu", {}), "baseline guess_sensitivity_meV_per_fu"
+    )
+    rows = [
+        *_test_rows(baseline["test_errors"], new.get("test_errors", {})),
+        *_yardstick_rows(baseline["yardsticks"], new.get("yardsticks", {})),
+        *_sensitivity_rows(sensitivity, new.get("guess_sensitivity_meV_per_fu", {})),
+        *_unseen_rows(unseen, new.get("unseen_orderings", [])),
+    ]
+    old_materials, new_materials = _materials(baseline), _materials(new)
+    return {
+        "tolerance": {
+            "relative": RELATIVE_SLACK,
+            "floors": {
+                **{f"{t} MAE ({REPORT_UNITS[t][0]})": f for t, f in TEST_FLOORS.items()},
+                "ordering energies, unseen-ordering errors, guess sensitivity (meV/f.u.)": (
+                    ORDERING_FLOOR_MEV
+                ),
+                "J S² (meV)": EXCHANGE_FLOOR_MEV,
+                "E(δ) minimum strain": STRAIN_FLOOR,
+                "swapped pairs": PAIRS_FLOOR,
+            },
+        },
+        "rows": rows,
+        "materials_missing": sorted(old_materials - new_materials),
+        "materials_new": sorted(new_materials - old_materials),
+        "unseen_orderings_compared": bool(unseen),
+        "not_worse": all(row["verdict"] == NOT_WORSE for row in rows),
+    }
+
+
+def _shown_value(value: Any, error: float | None = None) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:.3g}" if isinstance(value, float) else str(value)
+    return text if error is None else f"{text} (Δ {error:.2g})"
+
+
+def comparison_lines(comparison: Mapping[str, Any], baseline: str) -> list[str]:
+    """The card's section on :func:`compare_metrics`'s result against the metrics at
+    ``baseline`` (a path as the reader should see it)."""
+    floors = comparison["tolerance"]["floors"]
+    rows = comparison["rows"]
+    lines = [
+        "",
+        "## Against the baseline model",
+        "",
+        f"Baseline: `{baseline}`. A row is not worse when this model's value (for a yardstick: "
+        "its error Δ against DFT, both models measured against the DFT value of this "
+        f"evaluation) is at most the baseline's × {1 + RELATIVE_SLACK:g} plus the floor of its "
+        "kind ("
+        + ", ".join(f"{name} {value:g}" for name, value in floors.items())
+        + ") and a target the baseline met is still met; the lowest ordering stays DFT's "
+        "where the baseline's was. A baseline row this model lacks is missing. Test MAEs are "
+        "over each model's own test split: where the frame counts differ, so do the frames.",
+        "",
+        "| row | quantity | DFT | baseline | this model | verdict | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        quantity = f"{row['quantity']} ({row['unit']})" if row["unit"] else row["quantity"]
+        lines.append(
+            f"| {row['subject']} | {quantity} | {_shown_value(row['dft'])} | "
+            f"{_shown_value(row['baseline'], row.get('baseline_error'))} | "
+            f"{_shown_value(row['new'], row.get('new_error'))} | {row['verdict']} | "
+            f"{row['note']} |"
+        )
+    if not comparison["unseen_orderings_compared"]:
+        lines += ["", "Orderings never seen: not compared, the baseline has no such rows."]
+    if comparison["materials_new"]:
+        lines += ["", f"Not in the baseline: {', '.join(comparison['materials_new'])}."]
+    worse = [r for r in rows if r["verdict"] == WORSE]
+    missing = [r for r in rows if r["verdict"] == MISSING]
+    if comparison["not_worse"]:
+        overall = f"not worse than the baseline on all {len(rows)} rows."
+    else:
+        parts = []
+        if worse:
+            named = "; ".join(f"{r['subject']} {r['quantity']}" for r in worse)
+            parts.append(f"worse on {len(worse)} of {len(rows)} rows ({named})")
+        if missing:
+            lacking = comparison["materials_missing"]
+            parts.append(
+                f"{len(missing)} rows missing"
+                + (f" (materials {', '.join(lacking)} not in this model)" if lacking else "")
+            )
+        overall = "; ".join(parts) + "."
+    lines += ["", f"**Overall: {overall}**"]
+    return lines
