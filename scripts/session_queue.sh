@@ -3,16 +3,17 @@
 # restarts first (the MnO/NiO reference data itself is scripts/dft_queue.sh).
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
-#   1. FeO's convergence entries under its rule (data/studies/feo_coo_states.md, rule 1),
-#      its Pulay calibration pair first: then put the Pulay value in the library and add
-#      FeO's 16 yardstick cells here (label_reference_data.sh --until 16 FeO)
+#   1. FeO's 16 yardstick cells (its DFT ordering energies, J1/J2 and E(δ))
 #   2. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's SCF settings, capped MSR1, on
-#      an accepted CoO frame and the 8-atom frames that stalled), which decides CoO's rule for frames without a single 3-fold
-#      axis; the CoO campaign (scripts/active_learning.sh CoO) waits for that rule
-#   3. corundum reference data (docs/corundum_data.md)
-#   4. the rest of the corundum convergence entries
+#      an accepted CoO frame and the 8-atom frames that stalled), which decides CoO's rule for
+#      frames without a single 3-fold axis; the CoO campaign (scripts/active_learning.sh CoO)
+#      waits for that rule
+#   3. the rest of FeO's convergence entries (k-point axis, ordering cells)
+#   4. FeO's active-learning campaign (its test structures, then committee-chosen rounds)
 #   5. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   6. the rest of the FeO/CoO state study and the corundum stress check
+#   6. corundum reference data (docs/corundum_data.md)
+#   7. the rest of the corundum convergence entries
+#   8. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
@@ -28,9 +29,11 @@ step() {
         echo "$(date -u +%FT%TZ) failed ($code): $*" >> data/queue.log
     fi
 }
-step bash scripts/convergence.sh FeO
+step bash scripts/label_reference_data.sh --until 16 FeO
 step bash scripts/dft_studies.sh coo-scf
+step bash scripts/convergence.sh FeO
+step bash scripts/active_learning.sh FeO
+step bash scripts/label_reference_data.sh --orderings MnO NiO
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
-step bash scripts/label_reference_data.sh --orderings MnO NiO
 step bash scripts/dft_studies.sh
