@@ -11,9 +11,11 @@
 #   3. the rest of FeO's convergence entries (k-point axis, ordering cells)
 #   4. FeO's active-learning campaign (its test structures, then committee-chosen rounds)
 #   5. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   6. corundum reference data (docs/corundum_data.md)
-#   7. the rest of the corundum convergence entries
-#   8. the rest of the FeO/CoO state study and the corundum stress check
+#   6. MnO/NiO random orderings in larger cells chosen by a committee
+#      (configs/active_orderings_MnO_NiO.yaml)
+#   7. corundum reference data (docs/corundum_data.md)
+#   8. the rest of the corundum convergence entries
+#   9. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
@@ -34,6 +36,10 @@ step bash scripts/dft_studies.sh coo-scf
 step bash scripts/convergence.sh FeO
 step bash scripts/active_learning.sh FeO
 step bash scripts/label_reference_data.sh --orderings MnO NiO
+# (active-learn's own labelling calls GPAW's mpiexec, named in the config)
+step env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 \
+    TQDM_MININTERVAL=60 PYTHONPATH="$PWD" bash -c 'nice spinmultinet active-learn \
+    configs/active_orderings_MnO_NiO.yaml >> data/active_orderings_MnO_NiO/active_learn.log 2>&1'
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
 step bash scripts/dft_studies.sh

@@ -113,9 +113,10 @@ nohup bash scripts/label_reference_data.sh Cr2O3 Fe2O3 > /dev/null 2>&1 &  # oth
 nohup bash scripts/label_reference_data.sh --until 16 FeO > /dev/null 2>&1 &  # yardsticks
 nohup bash scripts/label_reference_data.sh --orderings MnO NiO > /dev/null 2>&1 &
 setsid nohup bash scripts/active_learning.sh CoO > /dev/null 2>&1 &  # after its yardsticks
-spinmultinet yardsticks data/reference.extxyz data/reference_CoO.extxyz \\
-    data/reference_Cr2O3_Fe2O3.extxyz data/yardsticks.json --overwrite \\
-    --materials MnO FeO CoO NiO Cr2O3 Fe2O3   # names those with no yardstick frames yet
+setsid nohup bash scripts/active_learning.sh FeO > /dev/null 2>&1 &
+spinmultinet yardsticks data/reference.extxyz data/reference_FeO.extxyz \\
+    data/reference_CoO.extxyz data/reference_Cr2O3_Fe2O3.extxyz data/yardsticks.json \\
+    --overwrite --materials MnO FeO CoO NiO Cr2O3 Fe2O3  # names those with no yardstick frames yet
 spinmultinet data-card data/ --overwrite
 ```
 The labelling resumes where it stopped (frames are matched by `structure_id`) and runs under
