@@ -245,6 +245,25 @@ def test_an_active_learning_round_reruns_an_aborted_labelling_job(reference, tmp
     assert (tmp_path / "label.log").read_text().count("already labelled") == 2  # two jobs
 
 
+def test_a_round_does_not_rerun_a_job_that_recorded_no_new_failure(tmp_path, monkeypatch):
+    """A record the labeller cannot read aborts the job before GPAW and stays as it was: the
+    round fails after that one job."""
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    _structures(tmp_path / "candidates.extxyz")
+    failures = failures_path(tmp_path / "labelled.extxyz")
+    failures.write_text("not a record\n")
+    for name in ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with pytest.raises(ValueError, match="the labelling job failed"):
+        _label_under_mpi(tmp_path, dataclasses.asdict(CHEAP), 2, MPIEXEC)
+    said = (tmp_path / "label.log").read_text()
+    assert "line 1 is not a failure record" in said
+    assert said.count("MPI_ABORT was invoked") == 1  # one job
+    assert failures.read_text() == "not a record\n"
+
+
 def test_a_failure_that_cannot_be_recorded_still_aborts_and_says_so(tmp_path):
     """The record's own error (here: its path is a folder) is neither raised as a user error
     the CLI would exit on (a hang under MPI) nor lost."""
