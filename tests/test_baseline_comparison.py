@@ -216,6 +216,7 @@ def _malformed(metrics: dict) -> dict:
         ("{not json", "is not JSON"),
         ("[1, 2]", "is not a table of entries"),
         ('{"test_errors": {}}', "yardsticks is not a table of entries"),
+        ('{"test_errors": {}, "yardsticks": {"dft": {}, "model": {}}}', "has no row to"),
         (json.dumps(_malformed(_shipped())), "test_errors/NiO/energy is not a number"),
         (json.dumps({**_shipped(), "unseen_orderings": {}}), "unseen_orderings is not a list"),
     ],

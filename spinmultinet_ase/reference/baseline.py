@@ -60,8 +60,8 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: not JSON, or an entry the comparison reads is not what a card writes
-            (the message names it).
+        ValueError: not JSON, an entry the comparison reads is not what a card writes (the
+            message names it), or no row to compare with (every model would be "not worse").
     """
     path = Path(path)
     if not path.is_file():
@@ -77,9 +77,11 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
     _table(yardsticks.get("dft"), f"{where}: yardsticks/dft")
     _table(yardsticks.get("model"), f"{where}: yardsticks/model")
     try:  # reads every entry a comparison does: a bad one raises here
-        compare_metrics(metrics, {})
+        rows = compare_metrics(metrics, {})["rows"]
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
+    if not rows:
+        raise ValueError(f"baseline {path} has no row to compare with")
     return dict(metrics)
 
 
