@@ -24,11 +24,10 @@ from typing import Any
 from spinmultinet_ase.magnetism.yardsticks import exchange_keys
 from spinmultinet_ase.reference.card_targets import (
     ERROR_TARGETS,
-    EXCHANGE_TOLERANCE,
-    ORDERING_TOLERANCE,
     STRAIN_TOLERANCE,
     UNSEEN_ORDERING_TARGET,
-    relative_error,
+    exchange_met,
+    ordering_met,
     same_minimum,
 )
 from spinmultinet_ase.train.evaluate import RESOLVED_ORDERING_MEV
@@ -278,8 +277,8 @@ def _meets_yardstick(path: tuple[str, ...], dft: float, value: float) -> bool:
     if path[0] == "rhombohedral":
         return same_minimum(dft, value)
     if path[0] == "orderings_meV_per_fu":
-        return relative_error(value, dft) <= ORDERING_TOLERANCE
-    return relative_error(value, dft) <= EXCHANGE_TOLERANCE
+        return ordering_met(dft, value)
+    return exchange_met(dft, value)
 
 
 def _error_row(
