@@ -43,7 +43,7 @@ failures=$output.failures
 for attempt in 1 2 3 4 5; do
     limit=()
     if [ -n "$until" ]; then
-        done=$(labelled_count)
+        done=$(labelled_count 2>> data/labelling.log)  # e.g. a record it cannot read
         if [ "$done" -ge "$until" ] && [ ! -f "$failures" ]; then exit 0; fi
         limit=(--limit $((done < until ? until - done : 0)))
     fi
