@@ -253,6 +253,9 @@ def test_the_baseline_is_kept_from_before_the_new_card_overwrites_it(tmp_path, c
     (shipped / "metrics.json").write_text(json.dumps(_malformed(_shipped())))  # the new card
     assert keep_baseline(shipped, shipped) == kept
     assert kept.read_bytes() == SHIPPED_METRICS.read_bytes()
+    kept.write_text("[]")  # a copy spoilt since: refused before training, not after
+    with pytest.raises(ValueError, match="is not a table of entries"):
+        keep_baseline(shipped, shipped)
 
 
 @pytest.mark.parametrize(
