@@ -35,17 +35,21 @@ out = Path(sys.argv[1])
 ids = {a.info['structure_id'] for p in (out, rejected_path(out)) for a in read_output(p)[0]}
 print(len(ids | set(read_failures(failures_path(out)))))" "$output"
 }
-# A GPAW failure under MPI aborts the job after recording its frame: rerun while a record is
-# left, so the next run rejects that frame and goes on (a bounded number of times).
+# A GPAW failure under MPI aborts the job after recording its frame in OUT.failures: rerun
+# while a job ends so, and the next job rejects that frame and goes on (a bounded number of
+# times). A job that failed otherwise (another labeller at work, a record it cannot read) is
+# not rerun. A record of the last frame --until allows is rejected by a job with nothing new.
+failures=$output.failures
 for attempt in 1 2 3 4 5; do
     limit=()
     if [ -n "$until" ]; then
-        done=$(labelled_count)
-        [ "$done" -lt "$until" ] || exit 0
-        limit=(--limit $((until - done)))
+        done=$(labelled_count 2>> data/labelling.log)  # e.g. a record it cannot read
+        if [ "$done" -ge "$until" ] && [ ! -f "$failures" ]; then exit 0; fi
+        limit=(--limit $((done < until ? until - done : 0)))
     fi
+    recorded=$(cat "$failures" 2>/dev/null || true)
     nice /usr/bin/mpiexec -n 2 spinmultinet label "$structures" "$output" "${limit[@]}" \
         --log-dir data/gpaw_logs >> data/labelling.log 2>&1 && exit 0
-    [ -f "$output.failures" ] || exit 1
+    [ -f "$failures" ] && [ "$(cat "$failures")" != "$recorded" ] || exit 1
 done
 exit 1

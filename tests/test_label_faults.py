@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from spinmultinet_ase.dft.label import (
     label_file,
     protocol_mismatch,
     read_output,
+    record_failure,
     rejected_path,
 )
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
@@ -52,6 +54,7 @@ CHEAP = DFTProtocol(
     pulay_stress={"Li": 0.0},
 )
 KILLS = 2  # random kill instants: a killed run, a killed resume, then a resume to the end
+ROOT = Path(__file__).parents[1]
 MPIEXEC = "/usr/bin/mpiexec"  # GPAW's (Debian OpenMPI), not another MPI's first on PATH
 
 
@@ -243,6 +246,52 @@ def test_an_active_learning_round_reruns_an_aborted_labelling_job(reference, tmp
     assert rejected["info"]["structure_id"] == "Li-overlapping"
     assert rejected["info"][STATUS].startswith("GPAW failed: LinAlgError")
     assert (tmp_path / "label.log").read_text().count("already labelled") == 2  # two jobs
+
+
+def test_a_round_does_not_rerun_a_job_that_recorded_no_new_failure(tmp_path, monkeypatch):
+    """A record the labeller cannot read aborts the job before GPAW and stays as it was: the
+    round fails after that one job."""
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    _structures(tmp_path / "candidates.extxyz")
+    failures = failures_path(tmp_path / "labelled.extxyz")
+    failures.write_text("not a record\n")
+    for name in ("OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"):
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    jobs = tmp_path / "jobs"
+    mpiexec = tmp_path / "mpiexec"  # GPAW's, counting its jobs
+    mpiexec.write_text(f'#!/bin/sh\necho job >> {jobs}\nexec {MPIEXEC} "$@"\n')
+    mpiexec.chmod(0o755)
+    with pytest.raises(ValueError, match="the labelling job failed"):
+        _label_under_mpi(tmp_path, dataclasses.asdict(CHEAP), 2, str(mpiexec))
+    assert "line 1 is not a failure record" in (tmp_path / "label.log").read_text()
+    assert jobs.read_text() == "job\n"
+    assert failures.read_text() == "not a record\n"
+
+
+def test_the_queue_script_rejects_a_recorded_failure_of_the_last_frame_until_allows(tmp_path):
+    """``label_reference_data.sh --until N`` after a job aborted on its N-th frame: with
+    nothing new to label, a job still moves the recorded frame to the rejected output."""
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    script = tmp_path / "scripts" / "label_reference_data.sh"
+    script.parent.mkdir()
+    shutil.copyfile(ROOT / "scripts" / "label_reference_data.sh", script)
+    (tmp_path / "data").mkdir()
+    _structures(tmp_path / "data" / "structures_Li.extxyz")
+    out = tmp_path / "data" / "reference_Li.extxyz"
+    failed = read(tmp_path / "data" / "structures_Li.extxyz", index=0)
+    failed.info[STATUS] = "GPAW failed: LinAlgError (recorded by the aborted job)"
+    record_failure(failures_path(out), failed, 0)
+    run = subprocess.run(
+        ["bash", str(script), "--until", "1", "Li"], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert not failures_path(out).exists() and not out.exists()
+    (rejected,) = _frames(rejected_path(out))
+    assert rejected["info"]["structure_id"] == "Li-0"
+    assert rejected["info"][STATUS] == failed.info[STATUS]
 
 
 def test_a_failure_that_cannot_be_recorded_still_aborts_and_says_so(tmp_path):

@@ -24,11 +24,10 @@ from typing import Any
 from spinmultinet_ase.magnetism.yardsticks import exchange_keys
 from spinmultinet_ase.reference.card_targets import (
     ERROR_TARGETS,
-    EXCHANGE_TOLERANCE,
-    ORDERING_TOLERANCE,
     STRAIN_TOLERANCE,
     UNSEEN_ORDERING_TARGET,
-    relative_error,
+    exchange_met,
+    ordering_met,
     same_minimum,
 )
 from spinmultinet_ase.train.evaluate import RESOLVED_ORDERING_MEV
@@ -60,8 +59,8 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: not JSON, or an entry the comparison reads is not what a card writes
-            (the message names it).
+        ValueError: not JSON, an entry the comparison reads is not what a card writes (the
+            message names it), or no row to compare with (every model would be "not worse").
     """
     path = Path(path)
     if not path.is_file():
@@ -77,9 +76,11 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
     _table(yardsticks.get("dft"), f"{where}: yardsticks/dft")
     _table(yardsticks.get("model"), f"{where}: yardsticks/model")
     try:  # reads every entry a comparison does: a bad one raises here
-        compare_metrics(metrics, {})
+        rows = compare_metrics(metrics, {})["rows"]
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
+    if not rows:
+        raise ValueError(f"baseline {path} has no row to compare with")
     return dict(metrics)
 
 
@@ -276,8 +277,8 @@ def _meets_yardstick(path: tuple[str, ...], dft: float, value: float) -> bool:
     if path[0] == "rhombohedral":
         return same_minimum(dft, value)
     if path[0] == "orderings_meV_per_fu":
-        return relative_error(value, dft) <= ORDERING_TOLERANCE
-    return relative_error(value, dft) <= EXCHANGE_TOLERANCE
+        return ordering_met(dft, value)
+    return exchange_met(dft, value)
 
 
 def _error_row(

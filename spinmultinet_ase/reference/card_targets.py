@@ -22,6 +22,16 @@ def same_minimum(dft: float, model: float) -> bool:
     return close and same_side
 
 
-def relative_error(model: float, dft: float) -> float:
+def ordering_met(dft: float, model: float) -> bool:
+    """Whether the model's ordering energy difference is DFT's within ORDERING_TOLERANCE."""
+    return _relative_error(model, dft) <= ORDERING_TOLERANCE
+
+
+def exchange_met(dft: float, model: float) -> bool:
+    """Whether the model's exchange constant J S² is DFT's within EXCHANGE_TOLERANCE."""
+    return _relative_error(model, dft) <= EXCHANGE_TOLERANCE
+
+
+def _relative_error(model: float, dft: float) -> float:
     """|model − DFT| / |DFT| (infinite for a DFT value of 0)."""
     return abs(model - dft) / abs(dft) if dft else float("inf")

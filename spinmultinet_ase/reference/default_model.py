@@ -96,10 +96,11 @@ def keep_baseline(source: str | Path, target: str | Path) -> Path:
 
     Raises:
         FileNotFoundError: ``source`` lacks one of the files (and no copy exists yet).
-        ValueError: its ``metrics.json`` is not a model card's.
+        ValueError: the copy's ``metrics.json``, or else ``source``'s, is not a model card's.
     """
     kept = Path(target) / "baseline"
     if (kept / BASELINE_FILES[-1]).is_file():
+        read_baseline(kept / BASELINE_FILES[-1])
         return kept / BASELINE_FILES[-1]
     for name in BASELINE_FILES:
         if not (Path(source) / name).is_file():

@@ -34,7 +34,8 @@ from spinmultinet_ase.reference.card_targets import (
     ORDERING_TOLERANCE,
     STRAIN_TOLERANCE,
     UNSEEN_ORDERING_TARGET,
-    relative_error,
+    exchange_met,
+    ordering_met,
     same_minimum,
 )
 from spinmultinet_ase.reference.convergence import ORDERING_DENSITIES, yardstick_kpoint_errors
@@ -66,8 +67,8 @@ def yardstick_checks(yardsticks: dict) -> dict[str, dict[str, Any]]:
             if ordering == reference:
                 continue
             predicted = model["orderings_meV_per_fu"][ordering]
-            error = relative_error(predicted, value)
-            entry[f"E({ordering})-E({reference})"] = (value, predicted, error <= ORDERING_TOLERANCE)
+            ok = ordering_met(value, predicted)
+            entry[f"E({ordering})-E({reference})"] = (value, predicted, ok)
         if "lowest" in dft:
             entry["lowest ordering"] = (
                 dft["lowest"],
@@ -85,10 +86,7 @@ def yardstick_checks(yardsticks: dict) -> dict[str, dict[str, Any]]:
         for exchange, shell in exchange_keys(dft):
             name = f"{exchange} ({distances[shell]:.3f} Å)" if shell in distances else exchange
             predicted = model.get(exchange)
-            ok = (
-                predicted is not None
-                and relative_error(predicted, dft[exchange]) <= EXCHANGE_TOLERANCE
-            )
+            ok = predicted is not None and exchange_met(dft[exchange], predicted)
             entry[name] = (dft[exchange], predicted, ok)
         for ordering, curve in dft.get("rhombohedral", {}).items():
             ours = model["rhombohedral"].get(ordering)

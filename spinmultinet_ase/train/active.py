@@ -830,12 +830,12 @@ def _frame_count(path: Path) -> int:
 def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpiexec: str) -> None:
     """Label ``folder/candidates.extxyz`` into ``folder/labelled.extxyz`` with an
     ``mpiexec -n processes`` job; its output goes to ``folder/label.log``. A job GPAW aborted
-    after recording the frame it failed on (``labelled.extxyz.failures``) is run again: the
+    after recording the frame it failed on (in ``labelled.extxyz.failures``) is run again: the
     rerun rejects that frame and goes on (up to :data:`MPI_LABEL_ATTEMPTS` jobs).
 
     Raises:
-        ValueError: the job failed without such a record, or every attempt failed (the log's
-            last line says why).
+        ValueError: a job failed without recording a new failure (e.g. on a record it cannot
+            read), or every attempt failed (the log's last line says why).
     """
     code = (
         "import json, sys; from spinmultinet_ase.dft.label import label_file; "
@@ -846,7 +846,9 @@ def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpi
     command += [str(folder / "candidates.extxyz"), str(folder / "labelled.extxyz")]
     command.append(json.dumps(protocol))
     log = folder / "label.log"
+    failures = failures_path(folder / "labelled.extxyz")
     for _ in range(MPI_LABEL_ATTEMPTS):
+        recorded = failures.read_bytes() if failures.exists() else None
         with log.open("a", encoding="utf-8") as stream:
             done = subprocess.run(
                 command,
@@ -855,7 +857,7 @@ def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpi
                 env={**os.environ, "GPAW_MPI_BACKEND": "cgpaw"},
                 check=False,
             )
-        if not done.returncode or not failures_path(folder / "labelled.extxyz").exists():
+        if not done.returncode or not failures.exists() or failures.read_bytes() == recorded:
             break
     if done.returncode:
         lines = log.read_text(encoding="utf-8").splitlines()
