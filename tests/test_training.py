@@ -580,6 +580,19 @@ def test_yardstick_checks_apply_the_targets():
     assert not minimum_check(-0.0009, -0.0035)  # 0.0026 apart: beyond the 0.002 floor
     assert not minimum_check(0.0015, -0.0004)  # DFT resolved (expansion), model contracts
 
+    def edge_check(model_strain, model_bracketed):
+        """DFT's E(δ) falls to the end of the sampled strains (-0.03): its minimum is beyond."""
+        dft["rhombohedral"]["AFM-II"]["minimum"].update(strain=-0.03, bracketed=False)
+        model["rhombohedral"]["AFM-II"]["minimum"].update(
+            strain=model_strain, bracketed=model_bracketed
+        )
+        checks = yardstick_checks({"dft": {"NiO": dft}, "model": {"NiO": model}})["NiO"]
+        return checks["AFM-II E(δ) minimum strain (DFT's at the end of the sampled strains)"][2]
+
+    assert edge_check(-0.03, False)  # the model's falls to the same end
+    assert not edge_check(-0.028, True)  # within 20 % of -0.03, but a minimum DFT does not have
+    assert not edge_check(0.03, False)  # the other end
+
 
 def test_train_committee_script_trains_one_member_per_seed(subset, tmp_path):
     """Members differ only in seed (their weights differ, their split is one), each in the

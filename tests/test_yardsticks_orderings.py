@@ -256,6 +256,25 @@ def test_rocksalt_yardsticks_keep_their_scheme():
     assert "exchange_shells" not in entry and "ground_state" not in entry
 
 
+@pytest.mark.parametrize("centre", [-0.012, -0.045, 0.05])
+def test_an_e_delta_minimum_beyond_the_sampled_strains_is_not_called_bracketed(centre):
+    """E(δ) a parabola about ``centre``: inside the sampled strains its minimum is found there;
+    beyond them the minimum reported is the nearer end, marked as not bracketed."""
+
+    def energy(atoms: Atoms) -> float:
+        delta = atoms.info["rhombohedral_strain"]
+        return -10.0 * len(atoms) + 5.0 * (delta - centre) ** 2 * len(atoms) / 2
+
+    for curve in yardstick_table(yardstick_structures("FeO"), energy)["FeO"][
+        "rhombohedral"
+    ].values():
+        minimum, strains = curve["minimum"], curve["strains"]
+        inside = min(strains) < centre < max(strains)
+        assert minimum["bracketed"] == inside
+        expected = centre if inside else min(strains, key=lambda d: abs(d - centre))
+        assert minimum["strain"] == pytest.approx(expected, abs=1e-4)
+
+
 def test_without_the_ferromagnet_the_first_ordering_is_the_reference(frames):
     """While labelling runs, DFT and model measure against the same ordering."""
     partial = [a for a in frames if a.info["ordering"] != "uuuu"]

@@ -81,12 +81,15 @@ def _per_fu(atoms: Atoms, energy: float) -> float:
     return energy / formula_units(atoms)
 
 
-def _minimum(strains: np.ndarray, energies: np.ndarray) -> dict[str, float]:
-    """Minimum of a cubic polynomial through E(δ), within the sampled strains."""
+def _minimum(strains: np.ndarray, energies: np.ndarray) -> dict[str, float | bool]:
+    """Minimum of a cubic polynomial through E(δ), within the sampled strains; ``bracketed``
+    is False where it lies at an end of them (the curve's minimum is there or beyond)."""
     fine = np.linspace(strains.min(), strains.max(), 2001)
     fitted = np.polyval(np.polyfit(strains, energies, 3), fine)
-    best = float(fine[np.argmin(fitted)])
-    return {"strain": best, "angle_deg": pseudo_cubic_angle(best)}
+    index = int(np.argmin(fitted))
+    best = float(fine[index])
+    bracketed = 0 < index < len(fine) - 1
+    return {"strain": best, "angle_deg": pseudo_cubic_angle(best), "bracketed": bracketed}
 
 
 def _lowest(energies: Mapping[str, float]) -> str:

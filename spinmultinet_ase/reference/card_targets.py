@@ -14,8 +14,14 @@ NO_DISTORTION = 1e-3
 STRAIN_TOLERANCE = (0.2, 0.002)
 
 
-def same_minimum(dft: float, model: float) -> bool:
-    """Whether the model's E(δ) minimum is DFT's within the tolerance, on a resolved side."""
+def same_minimum(
+    dft: float, model: float, dft_bracketed: bool = True, model_bracketed: bool = True
+) -> bool:
+    """Whether the model's E(δ) minimum is DFT's within the tolerance, on a resolved side.
+    Where DFT's lies at an end of the sampled strains (not bracketed: its true minimum is
+    there or beyond), the model's must lie at that same end."""
+    if not dft_bracketed:
+        return not model_bracketed and abs(model - dft) < 1e-12
     relative, floor = STRAIN_TOLERANCE
     close = abs(model - dft) <= max(relative * abs(dft), floor)
     same_side = abs(dft) < NO_DISTORTION or (dft > 0) == (model > 0)

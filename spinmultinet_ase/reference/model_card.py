@@ -93,10 +93,14 @@ def yardstick_checks(yardsticks: dict) -> dict[str, dict[str, Any]]:
             if ours is None:
                 continue
             strain, predicted = curve["minimum"]["strain"], ours["minimum"]["strain"]
-            entry[f"{ordering} E(δ) minimum strain"] = (
+            bracketed = curve["minimum"].get("bracketed", True)
+            name = f"{ordering} E(δ) minimum strain"
+            if not bracketed:
+                name += " (DFT's at the end of the sampled strains)"
+            entry[name] = (
                 strain,
                 predicted,
-                same_minimum(strain, predicted),
+                same_minimum(strain, predicted, bracketed, ours["minimum"].get("bracketed", True)),
             )
         checks[key] = entry
     return checks
