@@ -3,7 +3,9 @@
 # restarts first (the MnO/NiO reference data itself is scripts/dft_queue.sh).
 # Every step resumes where it stopped and returns at once when it has nothing left, so after a
 # stop the same command continues the queue; a step that fails is logged and the queue goes on.
-#   1. FeO's 16 yardstick cells (its DFT ordering energies, J1/J2 and E(δ))
+#   1. FeO's 16 yardstick cells (its DFT ordering energies, J1/J2 and E(δ)), then its E(δ)
+#      series extended to δ = -0.06 (data/structures_FeO_strains.extxyz): the minimum lies
+#      beyond the reference strains' -0.03
 #   2. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's SCF settings, capped MSR1, on
 #      an accepted CoO frame and the 8-atom frames that stalled), which decides CoO's rule for
 #      frames without a single 3-fold axis; the CoO campaign (scripts/active_learning.sh CoO)
@@ -32,6 +34,8 @@ step() {
     fi
 }
 step bash scripts/label_reference_data.sh --until 16 FeO
+step bash scripts/gpaw_run.sh data/labelling.log -m spinmultinet_ase.cli label \
+    data/structures_FeO_strains.extxyz data/reference_FeO_strains.extxyz --log-dir data/gpaw_logs
 step bash scripts/dft_studies.sh coo-scf
 step bash scripts/convergence.sh FeO
 step bash scripts/active_learning.sh FeO

@@ -31,17 +31,34 @@ def _structures(args: argparse.Namespace) -> None:
 
     from spinmultinet_ase.dft.ordering_structures import ordering_structures
     from spinmultinet_ase.dft.random_orderings import random_ordering_structures
-    from spinmultinet_ase.dft.structures import reference_structures
+    from spinmultinet_ase.dft.structures import (
+        extension_strains,
+        reference_structures,
+        rhombohedral_series,
+        rocksalt_names,
+    )
     from spinmultinet_ase.workflows.inputs import check_count
 
     check_count(args.seed, "--seed", 0)
+    recipes = [
+        args.orderings_pool,
+        args.random_orderings is not None,
+        bool(args.rhombohedral_strains),
+    ]
+    if sum(recipes) > 1:
+        raise ValueError(
+            "give one of --orderings-pool, --random-orderings and --rhombohedral-strains"
+        )
     if args.random_orderings is not None:
         count = check_count(args.random_orderings, "--random-orderings")
-        if args.orderings_pool:
-            raise ValueError("give --orderings-pool or --random-orderings, not both")
+    if args.rhombohedral_strains:
+        strains = extension_strains(args.rhombohedral_strains)
+        materials = rocksalt_names(args.materials, "--rhombohedral-strains")
     check_outputs([args.output], args.overwrite)
     if args.random_orderings is not None:
         frames = random_ordering_structures(tuple(args.materials), count, seed=args.seed)
+    elif args.rhombohedral_strains:
+        frames = [a for m in materials for a in rhombohedral_series(m, strains)]
     else:
         recipe = ordering_structures if args.orderings_pool else reference_structures
         frames = recipe(tuple(args.materials), seed=args.seed)
@@ -668,6 +685,14 @@ def _add_structures(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="candidates for active learning instead: per larger supercell shape its FM frame "
         "and up to N distinct random orderings, partners of it (docs/ordering_data.md)",
+    )
+    p.add_argument(
+        "--rhombohedral-strains",
+        type=float,
+        nargs="+",
+        metavar="DELTA",
+        help="rocksalt yardstick cells (FM and AFM-II) at these [111] strains instead: the "
+        "E(δ) series extended where DFT's minimum lies beyond the reference strains",
     )
     _add_overwrite(p)
     p.set_defaults(run=_structures)

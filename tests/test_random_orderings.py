@@ -317,7 +317,7 @@ def test_cli_writes_the_candidates_and_refuses_bad_input_in_one_line(tmp_path, c
     for bad, message in (
         (["--random-orderings", "0"], "--random-orderings must be a whole number >= 1"),
         (["--random-orderings", "2", "--materials", "Al2O3"], "no random-ordering candidates"),
-        (["--random-orderings", "2", "--orderings-pool"], "not both"),
+        (["--random-orderings", "2", "--orderings-pool"], "give one of"),
         (["--random-orderings", "2", "--seed", "-1"], "--seed"),
     ):
         target = tmp_path / "bad.extxyz"

@@ -7,11 +7,18 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read
 from ase.neighborlist import neighbor_list
 
+from spinmultinet_ase.cli import main
 from spinmultinet_ase.dft.corundum_structures import corundum_yardsticks
 from spinmultinet_ase.dft.distortions import Distortion, tag
-from spinmultinet_ase.dft.structures import yardstick_structures
+from spinmultinet_ase.dft.structures import (
+    RHOMBOHEDRAL_STRAINS,
+    extension_strains,
+    rhombohedral_series,
+    yardstick_structures,
+)
 from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
 from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
 from spinmultinet_ase.magnetism.yardsticks import (
@@ -273,6 +280,50 @@ def test_an_e_delta_minimum_beyond_the_sampled_strains_is_not_called_bracketed(c
         assert minimum["bracketed"] == inside
         expected = centre if inside else min(strains, key=lambda d: abs(d - centre))
         assert minimum["strain"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_an_extended_series_brackets_a_minimum_beyond_the_reference_strains():
+    """The cells of ``rhombohedral_series`` join the yardstick cells' E(δ) curves, so a
+    minimum beyond the reference strains is bracketed and found."""
+    centre = -0.045
+
+    def energy(atoms: Atoms) -> float:
+        delta = atoms.info["rhombohedral_strain"]
+        return -10.0 * len(atoms) + 5.0 * (delta - centre) ** 2 * len(atoms) / 2
+
+    extension = rhombohedral_series("FeO", extension_strains([-0.06, -0.05, -0.04]))
+    assert not {a.info["structure_id"] for a in extension} & {
+        a.info["structure_id"] for a in yardstick_structures("FeO")
+    }
+    entry = yardstick_table(yardstick_structures("FeO") + extension, energy)["FeO"]
+    for curve in entry["rhombohedral"].values():
+        assert curve["strains"] == pytest.approx([-0.06, -0.05, -0.04, *RHOMBOHEDRAL_STRAINS])
+        assert curve["minimum"]["bracketed"]
+        assert curve["minimum"]["strain"] == pytest.approx(centre, abs=1e-4)
+
+
+def test_the_structures_command_writes_an_extension_and_refuses_bad_strains(tmp_path, capsys):
+    out = tmp_path / "strains.extxyz"
+    argv = ["structures", str(out), "--materials", "FeO", "--rhombohedral-strains"]
+    assert main([*argv, "-0.05", "-0.06"]) == 0
+    written = read(out, index=":")
+    expected = rhombohedral_series("FeO", [-0.06, -0.05])
+    assert [a.info for a in written] == [a.info for a in expected]
+    for atoms, reference in zip(written, expected, strict=True):
+        np.testing.assert_allclose(atoms.cell.array, reference.cell.array, atol=1e-9)
+    capsys.readouterr()
+    for bad, message in (
+        (["-0.03"], "none of the reference series"),
+        (["-0.05", "-0.050"], "none twice"),
+        (["0.15"], "below 0.1"),
+        (["-0.05", "--materials", "Cr2O3"], "builds rocksalt cells"),
+        (["-0.05", "--orderings-pool"], "give one of"),
+    ):
+        target = tmp_path / "bad.extxyz"
+        assert main(["structures", str(target), *argv[2:], *bad]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and message in error, error
+        assert not target.exists()
 
 
 def test_without_the_ferromagnet_the_first_ordering_is_the_reference(frames):

@@ -7,6 +7,8 @@ off by up to ±40 %, the sign from the ordering) and ``info`` describing how it 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from ase import Atoms
 
@@ -84,6 +86,8 @@ HELD_OUT_ORDERINGS: tuple[str, ...] = ("AFM-III",)
 HELD_OUT_CELLS: tuple[str, ...] = ("prim222-16", "conv112-16")
 
 RHOMBOHEDRAL_STRAINS = (-0.03, -0.02, -0.01, 0.0, 0.01, 0.02, 0.03)
+# An extended E(δ) series stays below this [111] strain (about 4° off the cubic angle).
+MAX_RHOMBOHEDRAL_STRAIN = 0.1
 
 
 def yardstick_structures(material: str) -> list[Atoms]:
@@ -93,10 +97,57 @@ def yardstick_structures(material: str) -> list[Atoms]:
     measures how well energies agree across cells), and FM and AFM-II under the rhombohedral
     strains :data:`RHOMBOHEDRAL_STRAINS` in the AFM-II cell. Moments are the nominal guesses.
     """
-    frames = []
-    rng = np.random.default_rng(0)
     cases = [("afm1-4", "AFM-I", 0.0), ("afm1-4", "FM", 0.0)]
-    cases += [("afm2-4", o, d) for d in RHOMBOHEDRAL_STRAINS for o in ("FM", "AFM-II")]
+    return _yardstick_cells(material, cases) + rhombohedral_series(material, RHOMBOHEDRAL_STRAINS)
+
+
+def rhombohedral_series(material: str, strains: Sequence[float]) -> list[Atoms]:
+    """FM and AFM-II yardstick cells (the 4-atom AFM-II cell) of ``material`` under each
+    rhombohedral strain of ``strains``: :func:`yardstick_structures`' E(δ) series, or its
+    extension where DFT's minimum lies beyond :data:`RHOMBOHEDRAL_STRAINS`."""
+    return _yardstick_cells(material, [("afm2-4", o, d) for d in strains for o in ("FM", "AFM-II")])
+
+
+def extension_strains(strains: Sequence[float]) -> list[float]:
+    """``strains`` sorted, checked as an extension of :data:`RHOMBOHEDRAL_STRAINS`.
+
+    Raises:
+        ValueError: a strain not finite, of magnitude ``MAX_RHOMBOHEDRAL_STRAIN`` or more,
+            repeated, or already in the reference series (its frame's id would repeat).
+    """
+    for delta in strains:
+        if not np.isfinite(delta) or abs(delta) >= MAX_RHOMBOHEDRAL_STRAIN:
+            raise ValueError(
+                f"--rhombohedral-strains: {delta} is not a [111] strain below "
+                f"{MAX_RHOMBOHEDRAL_STRAIN} in magnitude"
+            )
+    ids = [f"{delta:+.3f}" for delta in strains]
+    taken = {f"{delta:+.3f}" for delta in RHOMBOHEDRAL_STRAINS} | {"-0.000"}
+    if len(set(ids)) < len(ids) or taken & set(ids):
+        raise ValueError(
+            f"--rhombohedral-strains: give new strains (to 3 decimals), none twice and none of "
+            f"the reference series {', '.join(sorted(taken - {'-0.000'}))}"
+        )
+    return sorted(strains)
+
+
+def rocksalt_names(materials: Sequence[str], option: str) -> list[str]:
+    """``materials`` if every one is a rocksalt formula of ``ROCKSALT_LATTICE_CONSTANTS``.
+
+    Raises:
+        ValueError: one is not.
+    """
+    unknown = [m for m in materials if m not in ROCKSALT_LATTICE_CONSTANTS]
+    if unknown:
+        known = ", ".join(sorted(ROCKSALT_LATTICE_CONSTANTS))
+        raise ValueError(f"{option} builds rocksalt cells ({known}), not {', '.join(unknown)}")
+    return list(materials)
+
+
+def _yardstick_cells(material: str, cases: Sequence[tuple[str, str, float]]) -> list[Atoms]:
+    """One ideal yardstick frame per (cell, ordering, rhombohedral strain) of ``cases``."""
+    frames = []
+    rng = np.random.default_rng(0)  # unused: ideal cells are not rattled
     for cell, ordering, delta in cases:
         distortion = Distortion(rhombohedral_strain=delta)
         atoms = distort(rocksalt_ordered(material, ordering, CELLS[cell]), distortion, rng)
