@@ -114,8 +114,13 @@ nohup bash scripts/label_reference_data.sh --until 16 FeO > /dev/null 2>&1 &  # 
 nohup bash scripts/label_reference_data.sh --orderings MnO NiO > /dev/null 2>&1 &
 setsid nohup bash scripts/active_learning.sh CoO > /dev/null 2>&1 &  # after its yardsticks
 setsid nohup bash scripts/active_learning.sh FeO > /dev/null 2>&1 &
+spinmultinet structures data/structures_FeO_strains.extxyz --materials FeO \\
+    --rhombohedral-strains -0.06 -0.05 -0.04   # FeO's E(δ) beyond the reference strains
+mpiexec -n 2 spinmultinet label data/structures_FeO_strains.extxyz \\
+    data/reference_FeO_strains.extxyz --log-dir data/gpaw_logs
 spinmultinet yardsticks data/reference.extxyz data/reference_FeO.extxyz \\
-    data/reference_CoO.extxyz data/reference_Cr2O3_Fe2O3.extxyz data/yardsticks.json \\
+    data/reference_FeO_strains.extxyz data/reference_CoO.extxyz \\
+    data/reference_Cr2O3_Fe2O3.extxyz data/yardsticks.json \\
     --overwrite --materials MnO FeO CoO NiO Cr2O3 Fe2O3  # names those with no yardstick frames yet
 spinmultinet data-card data/ --overwrite
 ```
