@@ -93,6 +93,22 @@ def test_a_target_the_baseline_met_must_still_be_met():
     assert verdicts["NiO", "energy MAE"] == NOT_WORSE
 
 
+def test_an_e_delta_minimum_at_the_end_of_the_strains_is_judged_as_the_card_judges_it():
+    """DFT's E(δ) falls to the end of its strains: a model whose minimum falls there too meets
+    the card's target, one with a minimum just inside does not, however close."""
+    old, new = _shipped(), _shipped()
+    for metrics, strain, bracketed in ((old, -0.03, False), (new, -0.0296, True)):
+        metrics["yardsticks"]["dft"]["NiO"]["rhombohedral"]["FM"]["minimum"].update(
+            strain=-0.03, bracketed=False
+        )
+        metrics["yardsticks"]["model"]["NiO"]["rhombohedral"]["FM"]["minimum"].update(
+            strain=strain, bracketed=bracketed
+        )
+    # error 0.0004, within the 0.0005 floor of the baseline's 0: worse only by the target
+    assert _verdicts(compare_metrics(old, new))["NiO", "FM E(δ) minimum strain"] == WORSE
+    assert _verdicts(compare_metrics(new, old))["NiO", "FM E(δ) minimum strain"] == NOT_WORSE
+
+
 def test_yardstick_errors_are_measured_against_the_same_dft_value():
     """Relabelled DFT: both models' errors are taken against the new evaluation's DFT."""
     old, new = _shipped(), _shipped()

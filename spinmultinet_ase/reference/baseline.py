@@ -272,10 +272,19 @@ def _yardstick_floor(path: tuple[str, ...]) -> float:
     return ORDERING_FLOOR_MEV if path[0] == "orderings_meV_per_fu" else EXCHANGE_FLOOR_MEV
 
 
-def _meets_yardstick(path: tuple[str, ...], dft: float, value: float) -> bool:
-    """Whether a model's yardstick number meets the card's target against DFT's."""
+def _bracketed(entry: Mapping[str, Any] | None, path: tuple[str, ...]) -> bool:
+    """Whether the E(δ) minimum whose strain is at ``path`` is bracketed (an entry written
+    before the mark counts as bracketed, as in the card)."""
+    return _lookup(entry, (*path[:-1], "bracketed")) is not False
+
+
+def _meets_yardstick(
+    path: tuple[str, ...], dft: float, value: float, bracketed: tuple[bool, bool]
+) -> bool:
+    """Whether a model's yardstick number meets the card's target against DFT's;
+    ``bracketed``: whether DFT's and the model's E(δ) minima are (rhombohedral paths only)."""
     if path[0] == "rhombohedral":
-        return same_minimum(dft, value)
+        return same_minimum(dft, value, *bracketed)
     if path[0] == "orderings_meV_per_fu":
         return ordering_met(dft, value)
     return exchange_met(dft, value)
@@ -301,12 +310,14 @@ def _error_row(
     new_value = None if new_value is None else _number(new_value, f"yardsticks/model/{key}")
     old_error = abs(old_value - dft)
     new_error = None if new_value is None else abs(new_value - dft)
+    dft_bracketed = _bracketed(dft_then if new_dft is None else dft_now, path)
     verdict = _judge(
         old_error,
         new_error,
         _yardstick_floor(path),
-        _meets_yardstick(path, dft, old_value),
-        new_value is not None and _meets_yardstick(path, dft, new_value),
+        _meets_yardstick(path, dft, old_value, (dft_bracketed, _bracketed(before, path))),
+        new_value is not None
+        and _meets_yardstick(path, dft, new_value, (dft_bracketed, _bracketed(after, path))),
     )
     same_dft = math.isclose(then, dft, rel_tol=1e-6, abs_tol=1e-9)
     return _row(
