@@ -705,7 +705,8 @@ def write_model_card(
         f"rhombohedral E(δ) minimum within {100 * STRAIN_TOLERANCE[0]:.0f} % of DFT's δ (at "
         f"least {STRAIN_TOLERANCE[1]:g}) and on the same side (δ < 0: contraction along "
         f"[111]) where DFT's |δ| ≥ {NO_DISTORTION:g}; below that DFT's sign is not resolved. "
-        "Energies in meV per formula unit, J in meV.",
+        "Where DFT's minimum falls to an end of the sampled strains, the model's must fall to "
+        "the same end. Energies in meV per formula unit, J in meV.",
         "",
         "| material | quantity | DFT | model | meets target |",
         "|---|---|---|---|---|",
