@@ -314,7 +314,8 @@ def test_the_structures_command_writes_an_extension_and_refuses_bad_strains(tmp_
     capsys.readouterr()
     for bad, message in (
         (["-0.03"], "none of the reference series"),
-        (["-0.05", "-0.050"], "none twice"),
+        (["-0.05", "-0.050"], "given twice"),
+        (["-0.0004"], "none of the reference series"),
         (["0.15"], "below 0.1"),
         (["-0.05", "--materials", "Cr2O3"], "builds rocksalt cells"),
         (["-0.05", "--orderings-pool"], "give one of"),

@@ -123,10 +123,12 @@ def extension_strains(strains: Sequence[float]) -> list[float]:
             )
     ids = [f"{delta:+.3f}" for delta in strains]
     taken = {f"{delta:+.3f}" for delta in RHOMBOHEDRAL_STRAINS} | {"-0.000"}
-    if len(set(ids)) < len(ids) or taken & set(ids):
+    if len(set(ids)) < len(ids):
+        raise ValueError("--rhombohedral-strains: a strain is given twice (to 3 decimals)")
+    if taken & set(ids):
         raise ValueError(
-            f"--rhombohedral-strains: give new strains (to 3 decimals), none twice and none of "
-            f"the reference series {', '.join(sorted(taken - {'-0.000'}))}"
+            f"--rhombohedral-strains: give new strains (to 3 decimals), none of the reference "
+            f"series {', '.join(sorted(taken - {'-0.000'}))}"
         )
     return sorted(strains)
 
