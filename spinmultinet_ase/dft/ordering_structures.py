@@ -26,7 +26,12 @@ import numpy as np
 from ase import Atoms
 
 from spinmultinet_ase.dft.distortions import Distortion, imperfect_guess, random_signs, tag
-from spinmultinet_ase.dft.structures import CELLS, HELD_OUT_CELLS, HELD_OUT_ORDERINGS
+from spinmultinet_ase.dft.structures import (
+    CELLS,
+    HELD_OUT_CELLS,
+    HELD_OUT_ORDERINGS,
+    rocksalt_names,
+)
 from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
 from spinmultinet_ase.magnetism.rocksalt import (
     ROCKSALT_LATTICE_CONSTANTS,
@@ -131,9 +136,5 @@ def ordering_structures(materials: tuple[str, ...] = ("MnO", "NiO"), seed: int =
     (smallest shapes first, then the held-out shape, then the random large cells), the
     materials in turn within each line, so that wherever labelling stops every material has
     the same shapes done."""
-    unknown = [m for m in materials if m not in ROCKSALT_LATTICE_CONSTANTS]
-    if unknown:
-        known = ", ".join(sorted(ROCKSALT_LATTICE_CONSTANTS))
-        raise ValueError(f"the ordering pool is for rocksalt oxides ({known}); got {unknown}")
-    pools = [ordering_pool(material, seed) for material in materials]
+    pools = [ordering_pool(m, seed) for m in rocksalt_names(materials, "the ordering pool")]
     return [atoms for line in zip(*pools, strict=True) for group in line for atoms in group]

@@ -133,8 +133,9 @@ def extension_strains(strains: Sequence[float]) -> list[float]:
     return sorted(strains)
 
 
-def rocksalt_names(materials: Sequence[str], option: str) -> list[str]:
-    """``materials`` if every one is a rocksalt formula of ``ROCKSALT_LATTICE_CONSTANTS``.
+def rocksalt_names(materials: Sequence[str], what: str) -> list[str]:
+    """``materials`` if every one is a rocksalt formula of ``ROCKSALT_LATTICE_CONSTANTS``;
+    ``what`` (the option or recipe building them) names the refusal.
 
     Raises:
         ValueError: one is not.
@@ -142,7 +143,7 @@ def rocksalt_names(materials: Sequence[str], option: str) -> list[str]:
     unknown = [m for m in materials if m not in ROCKSALT_LATTICE_CONSTANTS]
     if unknown:
         known = ", ".join(sorted(ROCKSALT_LATTICE_CONSTANTS))
-        raise ValueError(f"{option} builds rocksalt cells ({known}), not {', '.join(unknown)}")
+        raise ValueError(f"{what} builds rocksalt cells ({known}), not {', '.join(unknown)}")
     return list(materials)
 
 
