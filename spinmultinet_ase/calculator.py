@@ -16,8 +16,9 @@ as with ASE's own calculators; asking for its stress raises ``PropertyNotImpleme
 
 Given several model files (a committee, see :mod:`spinmultinet_ase.committee`), the results
 are the members' mean and ``energy_std``, ``energies_std``, ``forces_std``, ``stress_std`` and
-``magmoms_std`` their population standard deviation (``ddof=0``); a committee has no
-``spin_latents``. One model file is the fast default: one network call per request.
+``magmoms_std`` their population standard deviation (``ddof=0``), and ``member_energies``
+each member's energy (eV); a committee has no ``spin_latents``. One model file is the fast
+default: one network call per request.
 
 A guessed moment whose size lies outside what the model saw in training (recorded in the
 model file), such as 0 on a magnetic ion because the moments were never set, gives a warning
@@ -61,7 +62,13 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 import spinmultinet_ase
 from spinmultinet_ase import __version__, keys
-from spinmultinet_ase.committee import AVERAGED, SPREADS, check_members, committee_results
+from spinmultinet_ase.committee import (
+    AVERAGED,
+    MEMBER_ENERGIES,
+    SPREADS,
+    check_members,
+    committee_results,
+)
 from spinmultinet_ase.data.graph import (
     atoms_to_graph,
     closest_contacts,
@@ -116,7 +123,7 @@ class SpinMultiNetCalculator(Calculator):
         self.model_files = tuple(_file_record(source) for source in sources)
         self.dtype = DTYPES[self.model.metadata["dtype"]]
         if len(self.models) > 1:  # an instance list: the class's stays untouched
-            self.implemented_properties = [*AVERAGED, *SPREADS.values()]
+            self.implemented_properties = [*AVERAGED, *SPREADS.values(), MEMBER_ENERGIES]
         self._warned: set[str] = set()
         self._lock = threading.RLock()
 

@@ -317,12 +317,14 @@ def _add_yardsticks(sub: argparse._SubParsersAction) -> None:
 
 
 def _calculator(args: argparse.Namespace):
-    """The calculator of a structure command (``--model``, ``--dtype``), with a warning when
-    ``target`` names a material the model records it was not trained on."""
+    """The calculator of a structure command (``--model``, ``--dtype``): one model, or a
+    committee of several files; with a warning when ``target`` names a material the model
+    records it was not trained on."""
     from spinmultinet_ase.calculator import SpinMultiNetCalculator
     from spinmultinet_ase.workflows.inputs import warn_if_untrained
 
-    calc = SpinMultiNetCalculator(args.model, dtype=args.dtype)
+    models = args.model or [None]  # None: the shipped model
+    calc = SpinMultiNetCalculator(models[0] if len(models) == 1 else models, dtype=args.dtype)
     warn_if_untrained(args.target, calc)
     return calc
 
@@ -336,7 +338,16 @@ def _add_optimizer_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_options(p: argparse.ArgumentParser, dtype: str) -> None:
-    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    p.add_argument(
+        "--model",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="model file (default: the shipped model), or several for a committee (same "
+        "species, cutoff and spin mode; give them after the structure): the results are the "
+        "members' mean, reported with their spread, the population standard deviation over "
+        "the members (fields and columns: docs/conventions.md, Committees)",
+    )
     p.add_argument(
         "--dtype",
         choices=["float32", "float64"],
@@ -395,7 +406,12 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         "Each ordering is evaluated at its ideal geometry and relaxed (positions and cell); "
         "energies are ranked per magnetic ion and per formula unit, and a Heisenberg model is "
         "fitted on the crystal's shells of magnetic neighbours. Magnetic sites are the atoms "
-        "with a nonzero initial moment in the file, else those with a default moment guess.",
+        "with a nonzero initial moment in the file, else those with a default moment guess. "
+        "With a committee (--model A.pt B.pt ...), each relative energy is followed by ± the "
+        "population std over the members of each member's own energy relative to the "
+        "ordering lowest in the committee's mean (correlated members: not the two energies' "
+        "spreads combined); the CSV and JSON add these (*_relative_*_std) and the spread of "
+        "the members' energies (ideal_energy_std, relaxed_energy_std, eV/f.u.).",
     )
     _add_structure_options(
         p,
@@ -456,6 +472,13 @@ def _md(args: argparse.Namespace) -> None:
         f"{summary.mean_temperature_K:.0f} K, total-energy drift "
         f"{summary.energy_drift_meV_per_atom_per_ps:.3g} meV/atom/ps"
     )
+    trace = summary.trace
+    if trace.energy_std_per_atom is not None:
+        print(
+            "committee spread over the sampled frames: energy up to "
+            f"{1000 * max(trace.energy_std_per_atom):.2f} meV/atom, largest per-atom force "
+            f"spread up to {max(trace.max_force_std):.4f} eV/Å (frames' info and {args.log})"
+        )
     print(f"{args.trajectory}, {args.log}, md.json (summary, time series) and md.png in {output}/")
 
 
@@ -465,6 +488,7 @@ def _relax(args: argparse.Namespace) -> None:
     from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
     from spinmultinet_ase.workflows.inputs import in_spin_mode, single_structure
     from spinmultinet_ase.workflows.relax import check_relax_options, relax, relaxation_report
+    from spinmultinet_ase.workflows.spread import spread_of, store_spread
 
     options = {
         "fmax": args.fmax,
@@ -488,11 +512,15 @@ def _relax(args: argparse.Namespace) -> None:
         trajectory=args.trajectory,
         **options,
     )
+    store_spread(relaxed, spread_of(relaxed))
     with atomic_path(args.output) as temporary:
         write(temporary, relaxed, format="extxyz")
     cubic_parent = args.target in ROCKSALT_LATTICE_CONSTANTS
     print(relaxation_report(atoms, relaxed, converged, args.fmax, cubic_parent))
-    print(f"relaxed structure with its initial_magmoms and predicted results in {args.output}")
+    spread = " and the committee's spread" if "energy_std" in relaxed.info else ""
+    print(
+        f"relaxed structure with its initial_magmoms and predicted results{spread} in {args.output}"
+    )
 
 
 def _add_relax(sub: argparse._SubParsersAction) -> None:
@@ -605,6 +633,11 @@ def _phonons(args: argparse.Namespace) -> None:
             f"{result.ordering}: optical modes of the parent Γ point (THz): {optical}; "
             f"splitting {result.parent_gamma_splitting:.3f} THz"
         )
+        if result.max_force_std is not None:
+            print(
+                f"{result.ordering}: largest per-atom force spread of the committee over the "
+                f"displaced supercells {result.max_force_std:.4f} eV/Å"
+            )
     write_phonons(results, output)
     print(f"phonons.png and phonons.json in {output}/")
 

@@ -5,6 +5,9 @@ different seeds (and data orders). Its results are the members' mean; the spread
 population standard deviation over the members (``ddof=0``), per component: ``forces_std`` has
 the shape of ``forces``, ``stress_std`` of the Voigt ``stress``, and so on. The mean forces,
 stress and magnetic forces are the derivatives of the mean energy, so they stay consistent.
+Each member's own energy is kept too (:data:`MEMBER_ENERGIES`): the spread of a difference of
+energies (an ordering energy) is the spread of the members' differences, which the spreads of
+the two energies do not give (the members' errors are correlated).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ SPREADS = {
     "stress": "stress_std",
     "magmoms": "magmoms_std",
 }
+# each member's energy (eV), shape (M,), in the order the members were given
+MEMBER_ENERGIES = "member_energies"
 # results averaged over the members (spin latents are not: each model has its own latent basis)
 AVERAGED = (
     "energy",
@@ -59,7 +64,8 @@ def check_members(models: Sequence[LoadedModel]) -> None:
 
 
 def committee_results(members: Sequence[dict]) -> dict:
-    """The members' mean results plus the spreads of :data:`SPREADS` (population std).
+    """The members' mean results, the spreads of :data:`SPREADS` (population std) and the
+    members' energies (:data:`MEMBER_ENERGIES`).
 
     Args:
         members: one calculator results dict per member (ASE units), all for one structure.
@@ -74,4 +80,11 @@ def committee_results(members: Sequence[dict]) -> dict:
         if key in SPREADS:
             spread = stacked.std(axis=0, ddof=0)
             results[SPREADS[key]] = float(spread) if spread.ndim == 0 else spread
+    results[MEMBER_ENERGIES] = np.array([float(member["energy"]) for member in members])
     return results
+
+
+def atom_force_spreads(forces_std: np.ndarray) -> np.ndarray:
+    """Each atom's force spread (eV/Å), shape (N,): the norm over x, y, z of ``forces_std``,
+    which is the root mean square over the members of ``|F_k,i − F̄_i|``."""
+    return np.linalg.norm(np.asarray(forces_std), axis=1)

@@ -1,7 +1,11 @@
 """Molecular dynamics with ASE: NVE (velocity Verlet), NVT (Langevin), NPT (MTK).
 
 The spin input stays fixed during the run (it is the user's initial guess); the predicted
-moments are written to the trajectory with every frame.
+moments are written to the trajectory with every frame. With a committee calculator each
+frame's info also carries the members' spread (:mod:`~spinmultinet_ase.workflows.spread`):
+``energy_std`` (eV) and ``max_force_std``, the largest per-atom force spread (eV/Å); the log
+gets them as two more columns and the time series as two more lists. A spread that grows
+during a run says the run has left the structures the members agree on.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import Calculator
 from ase.io.trajectory import Trajectory
 from ase.md.langevin import Langevin
+from ase.md.logger import MDLogger
 from ase.md.nose_hoover_chain import IsotropicMTKNPT
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
@@ -23,6 +28,7 @@ from tqdm import tqdm
 from spinmultinet_ase.data.graph import require_periodic
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.workflows.inputs import check_count, check_number
+from spinmultinet_ase.workflows.spread import is_committee, spread_of
 
 ENSEMBLES = ("nve", "nvt", "npt")
 
@@ -36,6 +42,9 @@ class MDTrace:
     potential_energy_per_atom: list[float] = field(default_factory=list)
     temperature_K: list[float] = field(default_factory=list)
     volume: list[float] = field(default_factory=list)
+    # a committee's spread (None for one model): energy_std per atom (eV), max_force_std (eV/Å)
+    energy_std_per_atom: list[float] | None = None
+    max_force_std: list[float] | None = None
 
 
 @dataclass
@@ -51,6 +60,26 @@ class MDSummary:
     energy_drift_meV_per_atom_per_ps: float
     final_volume: float
     trace: MDTrace
+
+
+class SpreadLogger(MDLogger):
+    """ASE's MD log with a committee's spread as two more columns: the energy's (eV) and the
+    largest per-atom force spread (eV/Å)."""
+
+    def __init__(self, dyn, atoms: Atoms, logfile: str) -> None:
+        super().__init__(dyn, atoms, logfile, header=False)
+        self.hdr += f" {'σE[eV]':>9} {'σFmax[eV/Å]':>12}"
+        self.fmt = self.fmt.removesuffix("\n") + " %9.4f %12.4f\n"
+        self.logfile.write(self.hdr + "\n")
+
+    def __call__(self) -> None:
+        epot = self.atoms.get_potential_energy()
+        ekin = self.atoms.get_kinetic_energy()
+        spread = spread_of(self.atoms)
+        time = self.dyn.get_time() / (1000 * units.fs)
+        row = (time, epot + ekin, epot, ekin, self.atoms.get_temperature())
+        self.logfile.write(self.fmt % (*row, spread.energy_std, spread.max_force_std))
+        self.logfile.flush()
 
 
 def check_md_options(
@@ -117,12 +146,14 @@ def run_md(
     if ensemble == "npt":
         require_periodic(atoms, "NPT", "use NVE or NVT")
     atoms.calc = calc
+    committee = is_committee(calc)
     rng = np.random.default_rng(seed)
     thermalize_momenta(atoms, temperature_K=temperature_K, rng=rng)
     Stationary(atoms)
     timestep = timestep_fs * units.fs
+    ase_log = None if committee else logfile  # a committee's log: SpreadLogger, below
     if ensemble == "nve":
-        dynamics = VelocityVerlet(atoms, timestep, logfile=logfile, loginterval=interval)
+        dynamics = VelocityVerlet(atoms, timestep, logfile=ase_log, loginterval=interval)
     elif ensemble == "nvt":
         dynamics = Langevin(
             atoms,
@@ -131,7 +162,7 @@ def run_md(
             friction=friction_per_fs / units.fs,
             fixcm=False,
             rng=rng,
-            logfile=logfile,
+            logfile=ase_log,
             loginterval=interval,
         )
     else:
@@ -142,13 +173,16 @@ def run_md(
             pressure_au=pressure_GPa * units.GPa,
             tdamp=100 * timestep,
             pdamp=1000 * timestep,
-            logfile=logfile,
+            logfile=ase_log,
             loginterval=interval,
         )
+    logger = SpreadLogger(dynamics, atoms, logfile) if committee and logfile else None
+    if logger:
+        dynamics.attach(logger, interval=interval)
     if trajectory:
         writer = Trajectory(trajectory, "w", atoms, properties=["energy", "forces", "magmoms"])
-        dynamics.attach(writer.write, interval=interval)
-    trace = MDTrace()
+        dynamics.attach(lambda: _write_frame(writer, atoms), interval=interval)
+    trace = MDTrace(**({"energy_std_per_atom": [], "max_force_std": []} if committee else {}))
 
     def record() -> None:
         trace.time_ps.append(dynamics.get_time() / (1000 * units.fs))
@@ -156,6 +190,10 @@ def run_md(
         trace.potential_energy_per_atom.append(atoms.get_potential_energy() / len(atoms))
         trace.temperature_K.append(atoms.get_temperature())
         trace.volume.append(atoms.get_volume() if atoms.pbc.all() else float("nan"))
+        if committee:
+            spread = spread_of(atoms)
+            trace.energy_std_per_atom.append(spread.energy_std / len(atoms))
+            trace.max_force_std.append(spread.max_force_std)
 
     dynamics.attach(record, interval=interval)
     with tqdm(total=steps, desc=f"MD {ensemble}", disable=not progress) as bar:
@@ -163,6 +201,8 @@ def run_md(
         dynamics.run(steps)
     if trajectory:
         writer.close()
+    if logger:
+        logger.close()
     energies = trace.total_energy_per_atom
     slope = np.polyfit(trace.time_ps, energies, 1)[0]
     return MDSummary(
@@ -176,6 +216,19 @@ def run_md(
         final_volume=atoms.get_volume() if atoms.pbc.all() else float("nan"),
         trace=trace,
     )
+
+
+def _write_frame(writer: Trajectory, atoms: Atoms) -> None:
+    """Write the current frame, with a committee's spread in its info (module docstring)."""
+    spread = spread_of(atoms)
+    if spread is None:
+        writer.write()
+        return
+    atoms.info.update(energy_std=spread.energy_std, max_force_std=spread.max_force_std)
+    try:
+        writer.write()
+    finally:
+        del atoms.info["energy_std"], atoms.info["max_force_std"]
 
 
 def plot_md(summary: MDSummary, path: str | Path) -> None:
@@ -211,9 +264,11 @@ def plot_md(summary: MDSummary, path: str | Path) -> None:
 
 
 def write_md(summary: MDSummary, output_dir: str | Path) -> None:
-    """``md.json`` (the summary with its time series) and ``md.png`` (:func:`plot_md`),
-    atomically."""
+    """``md.json`` (the summary with its time series; a committee's spread only with one) and
+    ``md.png`` (:func:`plot_md`), atomically."""
     output = Path(output_dir)
-    write_text_atomic(output / "md.json", json.dumps(asdict(summary), indent=2))
+    record = asdict(summary)
+    record["trace"] = {k: v for k, v in record["trace"].items() if v is not None}
+    write_text_atomic(output / "md.json", json.dumps(record, indent=2))
     with atomic_path(output / "md.png") as temporary:
         plot_md(summary, temporary)

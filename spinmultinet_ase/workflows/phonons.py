@@ -3,7 +3,9 @@
 The initial moments go into phonopy's cell as ``magnetic_moments`` where they break symmetry,
 so the symmetry phonopy uses to reduce displacements is that of the magnetic structure
 (AFM-II rocksalt is rhombohedral, not cubic). Forces come from the calculator with the
-moments carried over to every displaced supercell.
+moments carried over to every displaced supercell. With a committee calculator each result
+also gives the largest per-atom force spread over its displaced supercells
+(:mod:`~spinmultinet_ase.workflows.spread`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from spinmultinet_ase.magnetism.spacegroup import symmetry_operations
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.workflows.inputs import check_count, check_number
 from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, check_relax_options, relax
+from spinmultinet_ase.workflows.spread import spread_of
 
 if TYPE_CHECKING:  # phonopy is imported where it is used: it is slow to import
     from phonopy import Phonopy
@@ -49,6 +52,8 @@ class PhononResult:
     dos: list[float]
     gamma_frequencies: list[float]
     parent_gamma_optical: list[float] = field(default_factory=list)
+    # a committee's largest per-atom force spread over the displaced supercells (eV/Å)
+    max_force_std: float | None = None
 
     @property
     def parent_gamma_splitting(self) -> float:
@@ -256,11 +261,15 @@ def compute_phonons(
     """
     check_phonon_options(supercell, displacement, mesh, npoints)
     phonon, cells = displaced_cells(atoms, supercell, displacement)
-    forces = []
+    forces, spreads = [], []
     for cell in tqdm(cells, desc=f"phonons {ordering}", disable=not progress):
         cell.calc = calc
         forces.append(cell.get_forces())
-    return phonons_from_forces(phonon, atoms, forces, ordering, mesh, npoints)
+        spreads.append(spread_of(cell))
+    result = phonons_from_forces(phonon, atoms, forces, ordering, mesh, npoints)
+    if spreads[0] is not None:
+        result.max_force_std = max(spread.max_force_std for spread in spreads)
+    return result
 
 
 def run_phonons(
@@ -304,11 +313,16 @@ def run_phonons(
 
 
 def write_phonons(results: list[PhononResult], output_dir: str | Path) -> None:
-    """``phonons.json`` (every result) and ``phonons.png`` (:func:`plot_phonons`), atomically."""
+    """``phonons.json`` (every result; ``max_force_std`` only from a committee) and
+    ``phonons.png`` (:func:`plot_phonons`), atomically."""
     output = Path(output_dir)
     with atomic_path(output / "phonons.png") as temporary:
         plot_phonons(results, temporary)
-    write_text_atomic(output / "phonons.json", json.dumps([asdict(r) for r in results], indent=1))
+    records = [asdict(r) for r in results]
+    for record in records:
+        if record["max_force_std"] is None:
+            del record["max_force_std"]
+    write_text_atomic(output / "phonons.json", json.dumps(records, indent=1))
 
 
 def plot_phonons(results: list[PhononResult], path: str | Path) -> None:

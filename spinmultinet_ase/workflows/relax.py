@@ -11,6 +11,7 @@ from ase.units import GPa
 
 from spinmultinet_ase.data.graph import moment_sizes, require_periodic
 from spinmultinet_ase.workflows.inputs import check_count, check_number
+from spinmultinet_ase.workflows.spread import spread_of
 
 OPTIMIZERS = {"BFGS": BFGS, "FIRE": FIRE}
 # Force threshold (eV/Å; for the cell, stress × volume per atom). Tight enough for the small
@@ -86,7 +87,9 @@ def relax(
 def relaxation_report(
     start: Atoms, relaxed: Atoms, converged: bool, fmax: float, cubic_parent: bool = False
 ) -> str:
-    """A few lines on a relaxation: energy, cell and stress (if periodic), largest force, moments.
+    """A few lines on a relaxation: energy, cell and stress (if periodic), largest force, moments;
+    with a committee calculator, the energy ± its spread and the largest per-atom force spread
+    (:mod:`~spinmultinet_ase.workflows.spread`).
 
     Args:
         start: the structure before the relaxation, its calculator attached.
@@ -98,6 +101,8 @@ def relaxation_report(
     """
     n = len(relaxed)
     energy = relaxed.get_potential_energy()
+    spread = spread_of(relaxed)
+    plus_minus = "" if spread is None else f" ± {spread.energy_std:.4f}"
     moments = np.asarray(relaxed.get_magnetic_moments())
     sizes = moment_sizes(moments)
     symbols = np.array(relaxed.get_chemical_symbols())
@@ -107,7 +112,7 @@ def relaxation_report(
         f"{relaxed.get_chemical_formula()} ({n} atoms): "
         + ("converged" if converged else "NOT converged")
         + f" to fmax {fmax} eV/Å",
-        f"energy      {energy:.4f} eV ({energy / n:.4f} eV/atom), "
+        f"energy      {energy:.4f}{plus_minus} eV ({energy / n:.4f} eV/atom), "
         f"{1000 * (energy - start.get_potential_energy()) / n:+.1f} meV/atom from the start",
     ]
     if relaxed.pbc.all():
@@ -128,6 +133,11 @@ def relaxation_report(
         f"max force   {np.linalg.norm(relaxed.get_forces(), axis=1).max():.4f} eV/Å",
         f"|moment|    {per_element} μB (mean per element), total {total} μB",
     ]
+    if spread is not None:
+        lines.append(
+            f"spread      ± is the std of {len(spread.member_energies)} committee members; "
+            f"largest per-atom force spread {spread.max_force_std:.4f} eV/Å"
+        )
     return "\n".join(lines)
 
 

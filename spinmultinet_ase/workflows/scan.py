@@ -7,6 +7,14 @@ formulas (cells in the cubic frame), the pseudo-cubic angle between the deformed
 (> 90° means contraction along the body diagonal, the rhombohedral distortion of AFM-II MnO
 and NiO). The ideal-geometry energies per magnetic ion are then fitted by a Heisenberg model
 on the crystal's own shells of magnetic neighbours (:mod:`spinmultinet_ase.magnetism.exchange`).
+
+With a committee calculator every energy comes with its spread, the population standard
+deviation over the members (``ddof=0``), all at the committee's geometries: ``*_energy_std``
+that of the members' energies, and ``*_relative_*_std`` that of each member's own relative
+energy, its energy minus its energy of the ordering lowest in the committee's mean (which
+therefore has none). The latter is the uncertainty of the reported relative energy (the
+members' mean of theirs); the two energies' spreads do not give it, since the members' errors
+on two orderings are correlated.
 """
 
 from __future__ import annotations
@@ -34,8 +42,17 @@ from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.spin import SpinMode
 from spinmultinet_ase.workflows.inputs import in_spin_mode, ordered_structure, read_structure
 from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, pseudo_cubic_angles, relax
+from spinmultinet_ase.workflows.spread import Spread, spread_of, store_spread
 
 STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
+SPREAD_FIELDS = (
+    "ideal_energy_std",
+    "relaxed_energy_std",
+    "ideal_relative_meV_per_ion_std",
+    "relaxed_relative_meV_per_ion_std",
+    "ideal_relative_meV_std",
+    "relaxed_relative_meV_std",
+)
 
 
 @dataclass
@@ -104,6 +121,19 @@ class OrderingResult:
     volume_per_formula_unit: float
     pseudo_cubic_angle: float | None
     converged: bool
+    # a committee's spreads (module docstring), None for one model: eV per formula unit
+    ideal_energy_std: float | None = None
+    relaxed_energy_std: float | None = None
+    # meV per magnetic ion and per formula unit
+    ideal_relative_meV_per_ion_std: float | None = None
+    relaxed_relative_meV_per_ion_std: float | None = None
+    ideal_relative_meV_std: float | None = None
+    relaxed_relative_meV_std: float | None = None
+
+    def row(self) -> dict:
+        """The fields as a dict for CSV and JSON, without the spreads a single model lacks."""
+        row = asdict(self)
+        return {k: v for k, v in row.items() if not (k in SPREAD_FIELDS and v is None)}
 
     @property
     def ideal_energy_per_ion(self) -> float:
@@ -146,29 +176,35 @@ def scan_orderings(
 
     Returns:
         The results sorted by relaxed energy per magnetic ion, and the relaxed structures by
-        ordering name.
+        ordering name (with a committee's ``energy_std`` and ``forces_std``).
     """
     mode = scanned_mode(calc)
     if isinstance(calc, SpinMultiNetCalculator):  # a missing element fails before any work
         for atoms in structures.values():
             species_indices(atoms.get_chemical_symbols(), calc.model.species)
     results, relaxed_structures = [], {}
+    spreads: dict[str, tuple[Spread, Spread]] = {}  # ideal, relaxed
     for name, atoms in tqdm(structures.items(), desc="orderings", disable=not progress):
         n_fu = formula_units(atoms)
         sites = magnetic_sites(atoms)
         single = in_spin_mode(atoms.copy(), mode)
         single.calc = calc
         ideal_energy = single.get_potential_energy() / n_fu
+        ideal_spread = spread_of(single)
         if steps:
             relaxed, converged = relax(single, calc, fmax=fmax, steps=steps, optimizer=optimizer)
         else:
             relaxed, converged = single.copy(), False
             relaxed.calc = calc
         relaxed.get_stress()
+        relaxed_spread = spread_of(relaxed)
         # the calculator is shared between orderings: keep this structure's own results
         kept = {k: v for k, v in calc.results.items() if k in STORED_RESULTS}
         relaxed.calc = SinglePointCalculator(relaxed, **kept)
+        store_spread(relaxed, relaxed_spread)
         relaxed_structures[name] = relaxed
+        if ideal_spread is not None and relaxed_spread is not None:
+            spreads[name] = (ideal_spread, relaxed_spread)
         moments = np.asarray(relaxed.get_magnetic_moments())[sites]
         if mode.vector:  # along the axis the ordering was turned to
             moments = moments @ mode.ordering(np.ones(1))[0]
@@ -203,7 +239,32 @@ def scan_orderings(
         )
         r.ideal_relative_meV = r.ideal_relative_meV_per_ion * ions_per_fu
         r.relaxed_relative_meV = r.relaxed_relative_meV_per_ion * ions_per_fu
+    if spreads:
+        _add_spreads(results, spreads)
     return sorted(results, key=lambda r: r.relaxed_relative_meV_per_ion), relaxed_structures
+
+
+def _add_spreads(results: list[OrderingResult], spreads: dict[str, tuple[Spread, Spread]]) -> None:
+    """Fill in the committee's spreads of ``results`` (module docstring) from each ordering's
+    ideal and relaxed :class:`Spread`."""
+    per_ion = {
+        r.ordering: [spread.member_energies / r.magnetic_ions for spread in spreads[r.ordering]]
+        for r in results
+    }
+    ideal_mean = {name: energies[0].mean() for name, energies in per_ion.items()}
+    relaxed_mean = {name: energies[1].mean() for name, energies in per_ion.items()}
+    lowest_ideal = per_ion[min(ideal_mean, key=ideal_mean.get)][0]
+    lowest_relaxed = per_ion[min(relaxed_mean, key=relaxed_mean.get)][1]
+    for r in results:
+        ideal, relaxed = spreads[r.ordering]
+        ions_per_fu = r.magnetic_ions / r.formula_units
+        r.ideal_energy_std = ideal.energy_std / r.formula_units
+        r.relaxed_energy_std = relaxed.energy_std / r.formula_units
+        ideal_members, relaxed_members = per_ion[r.ordering]
+        r.ideal_relative_meV_per_ion_std = 1000 * float(np.std(ideal_members - lowest_ideal))
+        r.relaxed_relative_meV_per_ion_std = 1000 * float(np.std(relaxed_members - lowest_relaxed))
+        r.ideal_relative_meV_std = r.ideal_relative_meV_per_ion_std * ions_per_fu
+        r.relaxed_relative_meV_std = r.relaxed_relative_meV_per_ion_std * ions_per_fu
 
 
 @dataclass
@@ -327,22 +388,39 @@ def run_scan(
 
 
 def format_scan_table(results: list[OrderingResult]) -> str:
-    """The scan as a fixed-width text table."""
+    """The scan as a fixed-width text table; with a committee each relative energy is
+    followed by ± its spread, explained under the table."""
     width = max(12, 2 + max(len(r.ordering) for r in results))
+    committee = results[0].ideal_relative_meV_per_ion_std is not None
+    column = 16 if committee else 10
     header = (
-        f"{'ordering':<{width}}{'ΔE ideal':>10}{'ΔE relax':>10}{'ΔE relax':>10}{'|m| (μB)':>10}"
-        f"{'V/f.u. (Å³)':>13}{'angle (°)':>11}  converged"
+        f"{'ordering':<{width}}{'ΔE ideal':>{column}}{'ΔE relax':>{column}}"
+        f"{'ΔE relax':>{column}}{'|m| (μB)':>10}{'V/f.u. (Å³)':>13}{'angle (°)':>11}  converged"
     )
-    lines = [header, " " * width + f"{'meV/ion':>10}{'meV/ion':>10}{'meV/f.u.':>10}"]
+    units = f"{'meV/ion':>{column}}{'meV/ion':>{column}}{'meV/f.u.':>{column}}"
+    lines = [header, " " * width + units]
     for r in results:
         moment = np.mean(np.abs(r.magnetic_moments))
         angle = (
             f"{r.pseudo_cubic_angle:11.3f}" if r.pseudo_cubic_angle is not None else f"{'-':>11}"
         )
+        energies = (
+            (r.ideal_relative_meV_per_ion, r.ideal_relative_meV_per_ion_std),
+            (r.relaxed_relative_meV_per_ion, r.relaxed_relative_meV_per_ion_std),
+            (r.relaxed_relative_meV, r.relaxed_relative_meV_std),
+        )
+        cells = "".join(
+            f"{f'{value:.1f} ± {std:.1f}':>{column}}" if committee else f"{value:10.1f}"
+            for value, std in energies
+        )
         lines.append(
-            f"{r.ordering:<{width}}{r.ideal_relative_meV_per_ion:10.1f}"
-            f"{r.relaxed_relative_meV_per_ion:10.1f}{r.relaxed_relative_meV:10.1f}"
+            f"{r.ordering:<{width}}{cells}"
             f"{moment:10.2f}{r.volume_per_formula_unit:13.3f}{angle}  {r.converged}"
+        )
+    if committee:
+        lines.append(
+            "± : spread (population std) over the committee's members of each member's own "
+            "energy relative to the ordering lowest in the mean, at the committee's geometries"
         )
     return "\n".join(lines)
 
@@ -397,7 +475,7 @@ def write_scan(
     import matplotlib.pyplot as plt
 
     output = Path(output_dir)
-    rows = [asdict(r) for r in results]
+    rows = [r.row() for r in results]
 
     def write_csv(path: Path) -> None:
         with path.open("w", newline="") as handle:
@@ -412,6 +490,13 @@ def write_scan(
         "orderings": rows,
         "exchange": asdict(exchange) if exchange else None,
     }
+    if results[0].ideal_energy_std is not None:
+        summary["spread"] = (
+            "*_std: population standard deviation (ddof=0) over the committee's members, at "
+            "the committee's geometries: *_energy_std of the members' energies, "
+            "*_relative_*_std of each member's own energy relative to the ordering lowest in "
+            "the committee's mean"
+        )
     write_text_atomic(output / "scan.json", json.dumps(summary, indent=2))
     for name, atoms in relaxed.items():
         atoms.info["ordering"] = name
@@ -420,8 +505,17 @@ def write_scan(
     names = [r.ordering for r in results]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(min(1.2 * len(names) + 2, 16), 3.5))
-    ax.bar(x - 0.2, [r.ideal_relative_meV_per_ion for r in results], 0.4, label="ideal geometry")
-    ax.bar(x + 0.2, [r.relaxed_relative_meV_per_ion for r in results], 0.4, label="relaxed")
+    committee = results[0].ideal_relative_meV_per_ion_std is not None
+    for shift, stage, label in ((-0.2, "ideal", "ideal geometry"), (0.2, "relaxed", "relaxed")):
+        ax.bar(
+            x + shift,
+            [getattr(r, f"{stage}_relative_meV_per_ion") for r in results],
+            0.4,
+            yerr=[getattr(r, f"{stage}_relative_meV_per_ion_std") for r in results]
+            if committee
+            else None,
+            label=label,
+        )
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel("E − E(lowest) (meV/magnetic ion)")
     ax.legend()
