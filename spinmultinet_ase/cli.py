@@ -219,7 +219,16 @@ def _evaluate(args: argparse.Namespace) -> None:
     check_outputs([Path(args.output_dir) / "evaluation.json"], args.overwrite)
     _existing_file(args.model, "model file")
     _existing_file(args.data, "labelled data")
-    result = evaluate_model(args.model, args.data, args.output_dir, tuple(args.test_cells))
+    if args.split_of is not None:
+        _existing_file(args.split_of, "model file")
+    result = evaluate_model(
+        args.model,
+        args.data,
+        args.output_dir,
+        tuple(args.test_cells),
+        args.split_of,
+        args.known_species_only,
+    )
     print(format_report(result))
     print(f"details and parity plots in {args.output_dir}/")
 
@@ -236,6 +245,18 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         metavar="CELL",
         help="cell names the model never trained on, held out in this evaluation on top of "
         "its training config's (e.g. conv112-16 for a model trained before the ordering pool)",
+    )
+    p.add_argument(
+        "--split-of",
+        metavar="MODEL",
+        help="split the data by this other model's training config (its test frames are the "
+        "test split), e.g. a baseline model on a new model's test frames",
+    )
+    p.add_argument(
+        "--known-species-only",
+        action="store_true",
+        help="leave out the frames with an element the model lacks, counted per material in "
+        "the report and evaluation.json (without it they are an error)",
     )
     _add_overwrite(p)
     p.set_defaults(run=_evaluate)
@@ -257,7 +278,18 @@ def _model_card(args: argparse.Namespace) -> None:
         ablations[name] = path
     if args.config:
         _existing_file(args.config, "training config")
-    print(write_model_card(args.run_dir, args.output_dir, ablations, args.config, args.compare_to))
+    if args.baseline_run and not Path(args.baseline_run).is_dir():
+        raise FileNotFoundError(f"no baseline run folder at {args.baseline_run}")
+    print(
+        write_model_card(
+            args.run_dir,
+            args.output_dir,
+            ablations,
+            args.config,
+            args.compare_to,
+            args.baseline_run,
+        )
+    )
 
 
 def _add_model_card(sub: argparse._SubParsersAction) -> None:
@@ -281,6 +313,14 @@ def _add_model_card(sub: argparse._SubParsersAction) -> None:
         metavar="METRICS_JSON",
         help="a baseline model's metrics.json (e.g. models/spinmultinet-mno-nio/metrics.json): "
         "the card and metrics.json compare each of its rows with this model, not worse or not",
+    )
+    p.add_argument(
+        "--baseline-run",
+        metavar="RUN_DIR",
+        help="with --compare-to: the baseline model evaluated on this model's test frames "
+        "(RUN_DIR/evaluation/ from `spinmultinet evaluate BASELINE_MODEL DATA --split-of "
+        "THIS_MODEL --known-species-only`, and unseen_orderings_heisenberg.json): each row "
+        "then also has that like-for-like value, and its verdict is taken on it",
     )
     _add_overwrite(p)
     p.set_defaults(run=_model_card)

@@ -19,7 +19,7 @@ from spinmultinet_ase.reference.baseline import (
     compare_metrics,
     read_baseline,
 )
-from spinmultinet_ase.reference.default_model import keep_baseline
+from spinmultinet_ase.reference.default_model import BASELINE_FILES, keep_baseline
 from spinmultinet_ase.reference.default_model import main as steps
 from spinmultinet_ase.train.config import config_from_dict
 from spinmultinet_ase.train.trainer import Trainer
@@ -265,31 +265,43 @@ def test_a_bad_baseline_is_one_line_and_exit_2(text, message, tmp_path, capsys):
 
 
 def test_the_baseline_is_kept_from_before_the_new_card_overwrites_it(tmp_path, capsys):
-    """The new model shipped into the baseline's own folder: the first run's copy stays."""
+    """The new model shipped into the baseline's own folder: the first run's copy stays, the
+    baseline model with it."""
     shipped = tmp_path / "spinmultinet-mno-nio"
     shipped.mkdir()
-    for name in ("card.md", "metrics.json"):
+    for name in BASELINE_FILES:
         shutil.copyfile(SHIPPED_METRICS.with_name(name), shipped / name)
     assert steps(["keep-baseline", str(shipped), str(shipped)]) == 0
     kept = Path(capsys.readouterr().out.strip())
     assert kept == shipped / "baseline" / "metrics.json"
-    assert kept.read_bytes() == SHIPPED_METRICS.read_bytes()
-    assert (kept.parent / "card.md").read_bytes() == SHIPPED_METRICS.with_name(
-        "card.md"
-    ).read_bytes()
+    for name in BASELINE_FILES:
+        assert (kept.parent / name).read_bytes() == SHIPPED_METRICS.with_name(name).read_bytes()
     (shipped / "metrics.json").write_text(json.dumps(_malformed(_shipped())))  # the new card
+    (shipped / "model.pt").write_bytes(b"the new model")
     assert keep_baseline(shipped, shipped) == kept
     assert kept.read_bytes() == SHIPPED_METRICS.read_bytes()
+    assert (kept.parent / "model.pt").read_bytes() == SHIPPED_METRICS.with_name(
+        "model.pt"
+    ).read_bytes()
+    (kept.parent / "model.pt").unlink()  # a copy of the card and metrics only
+    with pytest.raises(FileNotFoundError, match="the kept baseline in .* lacks model.pt"):
+        keep_baseline(shipped, shipped)
+    shutil.copyfile(SHIPPED_METRICS.with_name("model.pt"), kept.parent / "model.pt")
     kept.write_text("[]")  # a copy spoilt since: refused before training, not after
     with pytest.raises(ValueError, match="is not a table of entries"):
         keep_baseline(shipped, shipped)
 
 
+_MODEL_FILES = {"model.pt": "model", "training_summary.json": "{}"}
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        ({"card.md": "# card"}, "no baseline metrics.json in"),
-        ({"card.md": "# card", "metrics.json": "[]"}, "is not a table of entries"),
+        ({"card.md": "# card"}, "no baseline model.pt in"),
+        ({"card.md": "# card", "model.pt": "model"}, "no baseline training_summary.json in"),
+        ({"card.md": "# card", **_MODEL_FILES}, "no baseline metrics.json in"),
+        ({"card.md": "# card", **_MODEL_FILES, "metrics.json": "[]"}, "is not a table of"),
     ],
 )
 def test_a_bad_shipped_baseline_is_refused_before_training(files, message, tmp_path, capsys):

@@ -1,10 +1,19 @@
-"""A model's card metrics against a baseline model's (``metrics.json``), row by row.
+"""A model's card metrics against a baseline model's, row by row.
 
 ``spinmultinet model-card RUN_DIR OUT_DIR --compare-to BASELINE/metrics.json`` adds the
 comparison to the card and to ``metrics.json``: for every row the baseline has (test MAE per
-material and target, magnetic yardsticks, guess sensitivity, orderings never seen), the
-baseline's value, the new one and a verdict, "not worse", "worse" or "missing" (the new model
-has no such row, e.g. a material it lacks), then one overall verdict.
+material and target, magnetic yardsticks, guess sensitivity, orderings never seen, against DFT
+or the Heisenberg stand-in), the baseline's value, the new one and a verdict, "not worse",
+"worse" or "missing" (the new model has no such row, e.g. a material it lacks), then one
+overall verdict.
+
+A baseline card's test MAEs are over its own test split, which need not be the new model's.
+With ``--baseline-run BASELINE_RUN`` (the baseline model evaluated on the new model's data
+split, restricted to the frames of elements it has: ``spinmultinet evaluate BASELINE/model.pt
+DATA --split-of NEW/model.pt --known-species-only``, plus the Heisenberg stand-in) every row
+also has the baseline model's value on the new model's frames, and the verdict is taken on
+that like-for-like value where the row has it, else on the card's value; the verdict against
+the card's value alone stays in the metrics and in the card's note.
 
 The rule: a quantity where smaller is better (a test MAE; a yardstick's error against DFT,
 both models measured against the DFT value of the new evaluation) is not worse when
@@ -17,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +61,10 @@ STRAIN_FLOOR = STRAIN_TOLERANCE[1] / 4
 PAIRS_FLOOR = 0.0
 
 NOT_WORSE, WORSE, MISSING = "not worse", "worse", "missing"
+# The metrics entry of the unseen-orderings rows against the two-shell Heisenberg stand-in
+# (scripts/unseen_orderings_heisenberg.py), and the comparison's section of them.
+STAND_IN = "unseen_orderings_heisenberg"
+STAND_IN_SECTION = "unseen orderings (Heisenberg stand-in)"
 
 
 def read_baseline(path: str | Path) -> dict[str, Any]:
@@ -371,28 +384,31 @@ _UNSEEN_NUMBERS = (
 )
 
 
-def _unseen_rows(old: list[Any], new: list[Any]) -> list[dict[str, Any]]:
-    """Per material and held-out cell of the baseline: its errors on orderings never seen."""
+def _unseen_rows(
+    old: list[Any], new: list[Any], section: str = "unseen orderings", key: str = "unseen_orderings"
+) -> list[dict[str, Any]]:
+    """Per material and held-out cell of the baseline: its errors on orderings never seen
+    (``section`` of the rows, ``key`` the metrics entry they come from)."""
     by_cell = {(row.get("material"), row.get("cell")): row for row in new}
     rows = []
     for index, row in enumerate(old):
-        where = f"baseline unseen_orderings/{index}"
+        where = f"baseline {key}/{index}"
         row = _table(row, where)
         material = _text(row.get("material"), f"{where}/material")
         cell = _text(row.get("cell"), f"{where}/cell")
         ours = by_cell.get((material, cell))
         subject = f"{material} {cell}"
-        for key, unit, floor, meets in _UNSEEN_NUMBERS:
-            before = _number(row.get(key), f"{where}/{key}")
-            after = None if ours is None else _number(ours[key], f"unseen_orderings/{key}")
+        for number, unit, floor, meets in _UNSEEN_NUMBERS:
+            before = _number(row.get(number), f"{where}/{number}")
+            after = None if ours is None else _number(ours[number], f"{key}/{number}")
             verdict = _judge(
                 before, after, floor, meets(before), after is not None and meets(after)
             )
             rows.append(
                 _row(
-                    "unseen orderings",
+                    section,
                     subject,
-                    key,
+                    number,
                     unit,
                     dft=None,
                     baseline=before,
@@ -407,7 +423,7 @@ def _unseen_rows(old: list[Any], new: list[Any]) -> list[dict[str, Any]]:
         after = None if ours is None else bool(ours["same_lowest"])
         rows.append(
             _row(
-                "unseen orderings",
+                section,
                 subject,
                 "same lowest ordering as DFT",
                 "",
@@ -428,8 +444,16 @@ def _materials(metrics: Mapping[str, Any]) -> set[str]:
         *metrics.get("yardsticks", {}).get("dft", {}),
         *metrics.get("guess_sensitivity_meV_per_fu", {}),
         *(row.get("material", "") for row in metrics.get("unseen_orderings", [])),
+        *(row.get("material", "") for row in metrics.get(STAND_IN, [])),
     ]
     return {key.split()[0] for key in keys if key}
+
+
+def _list(metrics: Mapping[str, Any], key: str) -> list[Any]:
+    value = metrics.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"baseline {key} is not a list (got {_shown(value)})")
+    return value
 
 
 def compare_metrics(baseline: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -446,9 +470,7 @@ def compare_metrics(baseline: Mapping[str, Any], new: Mapping[str, Any]) -> dict
     Raises:
         ValueError: a baseline entry that is not what a model card writes (one line).
     """
-    unseen = baseline.get("unseen_orderings", [])
-    if not isinstance(unseen, list):
-        raise ValueError(f"baseline unseen_orderings is not a list (got {_shown(unseen)})")
+    unseen, stand_in = _list(baseline, "unseen_orderings"), _list(baseline, STAND_IN)
     sensitivity = _table(
         baseline.get("guess_sensitivity_meV_per_fu", {}), "baseline guess_sensitivity_meV_per_fu"
     )
@@ -457,6 +479,7 @@ def compare_metrics(baseline: Mapping[str, Any], new: Mapping[str, Any]) -> dict
         *_yardstick_rows(baseline["yardsticks"], new.get("yardsticks", {})),
         *_sensitivity_rows(sensitivity, new.get("guess_sensitivity_meV_per_fu", {})),
         *_unseen_rows(unseen, new.get("unseen_orderings", [])),
+        *_unseen_rows(stand_in, new.get(STAND_IN, []), STAND_IN_SECTION, STAND_IN),
     ]
     old_materials, new_materials = _materials(baseline), _materials(new)
     return {
@@ -475,8 +498,91 @@ def compare_metrics(baseline: Mapping[str, Any], new: Mapping[str, Any]) -> dict
         "rows": rows,
         "materials_missing": sorted(old_materials - new_materials),
         "materials_new": sorted(new_materials - old_materials),
-        "unseen_orderings_compared": bool(unseen),
+        "unseen_orderings_compared": bool(unseen or stand_in),
         "not_worse": all(row["verdict"] == NOT_WORSE for row in rows),
+    }
+
+
+def _check_same_frames(here: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Raise a ValueError unless ``here``'s test rows are ``new``'s, frame for frame in
+    number, less the materials ``here`` left out for an element its model lacks."""
+    left_out = set(here["left_out"])
+    theirs, ours = here["test_errors"], new.get("test_errors", {})
+    groups = set(theirs) | {g for g in ours if g.split()[0] not in left_out}
+    for group in sorted(groups):
+        counts = (theirs.get(group, {}).get("frames", 0), ours.get(group, {}).get("frames", 0))
+        if counts[0] != counts[1]:
+            raise ValueError(
+                f"the baseline's evaluation is not on this model's test frames ({group}: "
+                f"{counts[0]} frames there, {counts[1]} here): evaluate the baseline model "
+                "with `spinmultinet evaluate ... --split-of THIS_MODEL --known-species-only`"
+            )
+
+
+def _row_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    return row["section"], row["subject"], row["quantity"]
+
+
+def compare_with_baseline(
+    card: Mapping[str, Any], new: Mapping[str, Any], here: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """:func:`compare_metrics` of ``card`` (the baseline's ``metrics.json``: each value over
+    its own test frames) with ``new``, and, given ``here`` (the baseline model's metrics on
+    ``new``'s test frames and yardsticks, in the same layout, with ``left_out``: frames per
+    material left out for an element the baseline lacks), like for like.
+
+    With ``here`` every row has both baseline values, ``baseline`` (its card's) and
+    ``baseline_here`` (on these frames), a row only ``here`` has joins, and the verdict is
+    taken on ``baseline_here`` where the row has it, else on the card's value
+    (``verdict_card``: the verdict against the card's value alone; ``card_not_worse``: every
+    row is not worse than the card). ``like_for_like`` holds the test frames compared per row
+    and the frames left out per material.
+
+    Raises:
+        ValueError: a baseline entry that is not what a model card writes, or ``here``'s
+            test frames are not ``new``'s (one line).
+    """
+    comparison = compare_metrics(card, new)
+    if here is None:
+        return comparison
+    _check_same_frames(here, new)
+    same = compare_metrics(here, new)
+    like_for_like = {_row_key(row): row for row in same["rows"]}
+    rows = []
+    for row in comparison["rows"]:
+        ours = like_for_like.pop(_row_key(row), None)
+        if ours is None:
+            rows.append(row | {"baseline_here": None, "verdict_card": row["verdict"]})
+        else:
+            rows.append(_merged(row, ours))
+    rows += [_merged(None, ours) for ours in like_for_like.values()]
+    return comparison | {
+        "rows": rows,
+        "unseen_orderings_compared": (
+            comparison["unseen_orderings_compared"] or same["unseen_orderings_compared"]
+        ),
+        "card_not_worse": comparison["not_worse"],
+        "not_worse": all(row["verdict"] == NOT_WORSE for row in rows),
+        "like_for_like": {
+            "test_frames": {g: v["frames"] for g, v in here["test_errors"].items()},
+            "left_out": dict(here["left_out"]),
+        },
+    }
+
+
+def _merged(card: dict[str, Any] | None, here: dict[str, Any]) -> dict[str, Any]:
+    """A like-for-like row (``here``) with the card's value and verdict (``card``, where the
+    card has the row)."""
+    row = dict(here) | {"baseline_here": here["baseline"], "baseline": None, "note": ""}
+    if "baseline_error" in here:
+        row["baseline_here_error"] = row.pop("baseline_error")
+    if card is None:
+        return row | {"verdict_card": None}
+    return row | {
+        "baseline": card["baseline"],
+        "baseline_error": card.get("baseline_error"),
+        "verdict_card": card["verdict"],
+        "note": card["note"],
     }
 
 
@@ -487,11 +593,45 @@ def _shown_value(value: Any, error: float | None = None) -> str:
     return text if error is None else f"{text} (Δ {error:.2g})"
 
 
-def comparison_lines(comparison: Mapping[str, Any], baseline: str) -> list[str]:
-    """The card's section on :func:`compare_metrics`'s result against the metrics at
-    ``baseline`` (a path as the reader should see it)."""
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _like_for_like_intro(comparison: Mapping[str, Any], baseline_run: str) -> str:
+    frames = comparison["like_for_like"]["test_frames"]
+    left_out = comparison["like_for_like"]["left_out"]
+    per_material: dict[str, int] = {}
+    for group, count in frames.items():
+        material = group.split()[0]
+        per_material[material] = per_material.get(material, 0) + count
+    text = (
+        f"The baseline model was also evaluated on this model's test frames and yardsticks "
+        f"(`{baseline_run}`: `spinmultinet evaluate BASELINE/model.pt DATA --split-of "
+        f"THIS_MODEL --known-species-only`, and the Heisenberg stand-in): "
+        + (
+            f"{_listed([f'{m} {n}' for m, n in sorted(per_material.items())])} test frames"
+            if per_material
+            else "no test frame"
+        )
+    )
+    if left_out:
+        text += f"; {_listed(list(left_out))}: not in the baseline (an element it lacks)"
+    return (
+        text + ". The verdict is taken on that like-for-like value where a row has it, else on "
+        "the baseline card's own value (over its own test split: where the frame counts differ, "
+        "so do the frames); the note gives the verdict against the card where it differs."
+    )
+
+
+def comparison_lines(
+    comparison: Mapping[str, Any], baseline: str, baseline_run: str | None = None
+) -> list[str]:
+    """The card's section on a comparison (:func:`compare_with_baseline`) with the metrics at
+    ``baseline`` and, where given, the baseline model's evaluation in ``baseline_run`` (paths
+    as the reader should see them)."""
     floors = comparison["tolerance"]["floors"]
     rows = comparison["rows"]
+    here = "like_for_like" in comparison
     lines = [
         "",
         "## Against the baseline model",
@@ -502,39 +642,75 @@ def comparison_lines(comparison: Mapping[str, Any], baseline: str) -> list[str]:
         "kind ("
         + ", ".join(f"{name} {value:g}" for name, value in floors.items())
         + ") and a target the baseline met is still met; the lowest ordering stays DFT's "
-        "where the baseline's was. A baseline row this model lacks is missing. Test MAEs are "
-        "over each model's own test split: where the frame counts differ, so do the frames.",
+        "where the baseline's was. A baseline row this model lacks is missing. "
+        + (
+            _like_for_like_intro(comparison, str(baseline_run))
+            if here
+            else "Test MAEs are over each model's own test split: where the frame counts "
+            "differ, so do the frames."
+        ),
         "",
-        "| row | quantity | DFT | baseline | this model | verdict | note |",
-        "|---|---|---|---|---|---|---|",
     ]
+    if here:
+        lines += [
+            "| row | quantity | DFT | baseline's card | baseline on these frames | this model "
+            "| verdict | note |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    else:
+        lines += [
+            "| row | quantity | DFT | baseline | this model | verdict | note |",
+            "|---|---|---|---|---|---|---|",
+        ]
     for row in rows:
         quantity = f"{row['quantity']} ({row['unit']})" if row["unit"] else row["quantity"]
+        if row["section"] == STAND_IN_SECTION:
+            quantity += " (Heisenberg stand-in)"
+        values = [_shown_value(row["baseline"], row.get("baseline_error"))]
+        note = row["note"]
+        if here:
+            values.append(_shown_value(row["baseline_here"], row.get("baseline_here_error")))
+            if row["verdict_card"] not in (None, row["verdict"]):
+                note = "; ".join(filter(None, [note, f"against the card: {row['verdict_card']}"]))
         lines.append(
             f"| {row['subject']} | {quantity} | {_shown_value(row['dft'])} | "
-            f"{_shown_value(row['baseline'], row.get('baseline_error'))} | "
-            f"{_shown_value(row['new'], row.get('new_error'))} | {row['verdict']} | "
-            f"{row['note']} |"
+            + " | ".join(values)
+            + f" | {_shown_value(row['new'], row.get('new_error'))} | {row['verdict']} | "
+            f"{note} |"
         )
     if not comparison["unseen_orderings_compared"]:
         lines += ["", "Orderings never seen: not compared, the baseline has no such rows."]
     if comparison["materials_new"]:
         lines += ["", f"Not in the baseline: {', '.join(comparison['materials_new'])}."]
+    lines += ["", f"**Overall: {_overall(comparison)}**"]
+    if here:
+        card_rows = [row for row in rows if row["verdict_card"] is not None]
+        against_card = _overall(
+            {
+                "rows": [row | {"verdict": row["verdict_card"]} for row in card_rows],
+                "not_worse": comparison["card_not_worse"],
+                "materials_missing": comparison["materials_missing"],
+            }
+        )
+        lines += ["", f"Against the baseline card's own values alone: {against_card}"]
+    return lines
+
+
+def _overall(comparison: Mapping[str, Any]) -> str:
+    """The overall line of a comparison: not worse on every row, or the rows that are not."""
+    rows = comparison["rows"]
+    if comparison["not_worse"]:
+        return f"not worse than the baseline on all {len(rows)} rows."
     worse = [r for r in rows if r["verdict"] == WORSE]
     missing = [r for r in rows if r["verdict"] == MISSING]
-    if comparison["not_worse"]:
-        overall = f"not worse than the baseline on all {len(rows)} rows."
-    else:
-        parts = []
-        if worse:
-            named = "; ".join(f"{r['subject']} {r['quantity']}" for r in worse)
-            parts.append(f"worse on {len(worse)} of {len(rows)} rows ({named})")
-        if missing:
-            lacking = comparison["materials_missing"]
-            parts.append(
-                f"{len(missing)} rows missing"
-                + (f" (materials {', '.join(lacking)} not in this model)" if lacking else "")
-            )
-        overall = "; ".join(parts) + "."
-    lines += ["", f"**Overall: {overall}**"]
-    return lines
+    parts = []
+    if worse:
+        named = "; ".join(f"{r['subject']} {r['quantity']}" for r in worse)
+        parts.append(f"worse on {len(worse)} of {len(rows)} rows ({named})")
+    if missing:
+        lacking = comparison["materials_missing"]
+        parts.append(
+            f"{len(missing)} rows missing"
+            + (f" (materials {', '.join(lacking)} not in this model)" if lacking else "")
+        )
+    return "; ".join(parts) + "."

@@ -1,6 +1,6 @@
 """The data steps of ``scripts/train_default_model.sh``: where a default model's run, frozen
 data and shipped folder are, the frozen copy of its labelled files, the test frames labelled
-since, and the baseline model its card is compared with.
+since, and the baseline model (its card, metrics and model file) its card is compared with.
 
 ``python -m spinmultinet_ase.reference.default_model {paths,freeze,add-test-frames} CONFIG``,
 ``... keep-baseline SOURCE_DIR TARGET_DIR``; a user error (a missing data file, a bad config
@@ -82,24 +82,32 @@ def freeze(data: DataConfig, snapshot: str | Path, frames: int | None = None) ->
     return len(labelled)
 
 
-# A shipped model's files its comparison keeps; metrics.json last, so a copy of it marks a
-# complete one.
-BASELINE_FILES = ("card.md", "metrics.json")
+# A shipped model's files its comparison keeps: its card and metrics (its values on its own
+# test frames) and the model itself (evaluated on the new model's test frames); metrics.json
+# last, so a copy of it marks a complete one.
+BASELINE_FILES = ("card.md", "model.pt", "training_summary.json", "metrics.json")
 
 
 def keep_baseline(source: str | Path, target: str | Path) -> Path:
-    """The baseline metrics a default model's card is compared with: ``source``'s (a shipped
-    model's folder) ``card.md`` and ``metrics.json``, copied to ``target/baseline/`` unless a
-    copy is there already, so that reruns compare with what was shipped when the first run
-    started, even once the new card has overwritten ``source`` (when it is ``target``).
+    """The baseline a default model's card is compared with: ``source``'s (a shipped model's
+    folder) files :data:`BASELINE_FILES`, copied to ``target/baseline/`` unless a copy is
+    there already, so that reruns compare with what was shipped when the first run started,
+    even once the new model and card have overwritten ``source`` (when it is ``target``).
     Returns the path of the copied ``metrics.json``.
 
     Raises:
-        FileNotFoundError: ``source`` lacks one of the files (and no copy exists yet).
+        FileNotFoundError: ``source`` lacks one of the files (and no copy exists yet), or the
+            copy lacks one.
         ValueError: the copy's ``metrics.json``, or else ``source``'s, is not a model card's.
     """
     kept = Path(target) / "baseline"
     if (kept / BASELINE_FILES[-1]).is_file():
+        lacking = [name for name in BASELINE_FILES if not (kept / name).is_file()]
+        if lacking:
+            raise FileNotFoundError(
+                f"the kept baseline in {kept} lacks {', '.join(lacking)}: copy the baseline "
+                "model's files there, or delete the folder to copy them from the shipped model"
+            )
         read_baseline(kept / BASELINE_FILES[-1])
         return kept / BASELINE_FILES[-1]
     for name in BASELINE_FILES:
@@ -164,8 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(run=_add_test_frames)
     p = sub.add_parser(
         "keep-baseline",
-        help="copy a shipped model's card and metrics to TARGET_DIR/baseline/ unless a copy "
-        "exists; print the copied metrics.json",
+        help="copy a shipped model's card, metrics, model and training summary to "
+        "TARGET_DIR/baseline/ unless a copy exists; print the copied metrics.json",
     )
     p.add_argument("source", metavar="SOURCE_DIR")
     p.add_argument("target", metavar="TARGET_DIR")

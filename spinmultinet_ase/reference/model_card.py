@@ -1,10 +1,12 @@
 """The model card of a trained model, written from its evaluation files.
 
-``spinmultinet model-card RUN_DIR OUT_DIR [--ablation NAME=RUN_DIR ...] [--config CONFIG]`` reads
-``RUN_DIR/summary.json``, ``RUN_DIR/evaluation/evaluation.json`` (and, where present,
+``spinmultinet model-card RUN_DIR OUT_DIR [--ablation NAME=RUN_DIR ...] [--config CONFIG]
+[--compare-to METRICS_JSON [--baseline-run BASELINE_RUN]]`` reads ``RUN_DIR/summary.json``,
+``RUN_DIR/evaluation/evaluation.json`` (and, where present,
 ``RUN_DIR/evaluation/unseen_orderings_heisenberg.json``) and the model's metadata,
 compares the held-out test errors and the DFT yardsticks with the accuracy targets below, and
-writes ``OUT_DIR/card.md`` plus ``metrics.json``. Every number in the card comes from those
+writes ``OUT_DIR/card.md`` plus ``metrics.json``; ``--compare-to`` adds the comparison with
+a baseline (``reference/baseline.py``). Every number in the card comes from those
 files (and the DFT convergence study next to the data), so rerunning training and evaluation
 regenerates it.
 """
@@ -26,7 +28,12 @@ from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS
 from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
 from spinmultinet_ase.magnetism.yardsticks import exchange_keys
 from spinmultinet_ase.outputs import write_text_atomic
-from spinmultinet_ase.reference.baseline import compare_metrics, comparison_lines, read_baseline
+from spinmultinet_ase.reference.baseline import (
+    STAND_IN,
+    compare_with_baseline,
+    comparison_lines,
+    read_baseline,
+)
 from spinmultinet_ase.reference.card_targets import (
     ERROR_TARGETS,
     EXCHANGE_TOLERANCE,
@@ -591,23 +598,69 @@ def _largest_errors_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def run_metrics(evaluation: dict, run_dir: Path) -> dict[str, Any]:
+    """The metrics a card keeps of an evaluation (``run_dir/evaluation/evaluation.json``), with
+    the Heisenberg stand-in's unseen-orderings rows where its file is next to it."""
+    metrics = {
+        "test_errors": _test_errors(evaluation),
+        "yardsticks": evaluation["yardsticks"],
+        "guess_sensitivity_meV_per_fu": evaluation["guess_sensitivity_meV_per_fu"],
+        "unseen_orderings": evaluation.get("unseen_orderings", []),
+        "missing": evaluation.get("missing", {}),
+    }
+    stand_in = run_dir / "evaluation" / HEISENBERG_STAND_IN
+    if stand_in.is_file():
+        metrics[STAND_IN] = json.loads(stand_in.read_text())
+    return metrics
+
+
+def _baseline_here(baseline_run: Path) -> dict[str, Any]:
+    """The baseline model's metrics on this model's frames, from its evaluation in
+    ``baseline_run`` (with ``left_out``: frames per material of an element it lacks).
+
+    Raises:
+        FileNotFoundError: no ``evaluation/evaluation.json`` in ``baseline_run``.
+        ValueError: that evaluation did not split the data by another model's rules.
+    """
+    path = baseline_run / "evaluation" / "evaluation.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no baseline evaluation at {path}")
+    evaluation = json.loads(path.read_text())
+    if "split_of" not in evaluation:
+        raise ValueError(
+            f"{path} is the baseline model on its own split: evaluate it with --split-of "
+            "THIS_MODEL --known-species-only"
+        )
+    left_out = evaluation.get("left_out", {}).get("frames", {})
+    return run_metrics(evaluation, baseline_run) | {"left_out": left_out}
+
+
 def write_model_card(
     run_dir: str | Path,
     out_dir: str | Path,
     ablations: dict[str, str | Path] | None = None,
     config_path: str | Path | None = None,
     compare_to: str | Path | None = None,
+    baseline_run: str | Path | None = None,
 ) -> str:
     """Write ``card.md`` and ``metrics.json`` for the model trained in ``run_dir``.
 
     ``config_path``: the training config the model was trained from (its ``data.path`` the
     labelled files, where the training itself read a frozen copy of them); named in the
     reproduce line. ``compare_to``: a baseline model's ``metrics.json``; the card and the
-    metrics then compare this model with it, row by row
-    (:func:`~spinmultinet_ase.reference.baseline.compare_metrics`).
+    metrics then compare this model with it, row by row; ``baseline_run``: with
+    ``compare_to``, the baseline model evaluated on this model's frames, compared like for
+    like (:func:`~spinmultinet_ase.reference.baseline.compare_with_baseline`).
+
+    Raises:
+        ValueError: ``baseline_run`` without ``compare_to``, a bad baseline, or a baseline
+            evaluation that is not on this model's test frames (one line).
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if baseline_run is not None and compare_to is None:
+        raise ValueError("--baseline-run needs --compare-to (the baseline's own metrics.json)")
     baseline = read_baseline(compare_to) if compare_to is not None else None
+    here = _baseline_here(Path(baseline_run)) if baseline_run is not None else None
     summary, evaluation = _read_run(run_dir)
     metadata = load_model(run_dir / "model.pt").metadata
     train_config = _train_config(metadata)
@@ -729,17 +782,15 @@ def write_model_card(
         "(DFT converges these guesses to the same state, so ideally 0): "
         + ", ".join(f"{m} {v:.1f} meV/f.u." for m, v in sensitivity.items()),
     ]
-    metrics = {
-        "test_errors": errors,
-        "yardsticks": evaluation["yardsticks"],
-        "guess_sensitivity_meV_per_fu": sensitivity,
-        "unseen_orderings": evaluation.get("unseen_orderings", []),
-        "missing": missing,
-        "ablations": {},
-    }
+    metrics = run_metrics(evaluation, run_dir) | {"ablations": {}}
     if baseline is not None:
-        metrics["comparison"] = {"baseline": str(compare_to), **compare_metrics(baseline, metrics)}
-        lines += comparison_lines(metrics["comparison"], str(compare_to))
+        compared = {"baseline": str(compare_to)}
+        if baseline_run is not None:
+            compared["baseline_run"] = str(baseline_run)
+        metrics["comparison"] = compared | compare_with_baseline(baseline, metrics, here)
+        lines += comparison_lines(
+            metrics["comparison"], str(compare_to), compared.get("baseline_run")
+        )
     if not ablations:
         lines += [
             "",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -356,25 +357,60 @@ def parity_plot(accumulator: ErrorAccumulator, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def known_species_frames(frames: list, species: Sequence[str]) -> tuple[list, dict[str, int]]:
+    """The frames whose elements are all in ``species``, and per material (:func:`material_of`)
+    how many frames were left out for an element not in it."""
+    known = set(species)
+    kept: list = []
+    left_out: Counter[str] = Counter()
+    for atoms in frames:
+        if set(atoms.get_chemical_symbols()) <= known:
+            kept.append(atoms)
+        else:
+            left_out[material_of(atoms)] += 1
+    return kept, dict(sorted(left_out.items()))
+
+
 def evaluate_model(
     model_path: str | Path,
     data_path: str | Path,
     output_dir: str | Path,
     test_cells: tuple[str, ...] = (),
+    split_model: str | Path | None = None,
+    known_species_only: bool = False,
 ) -> dict:
     """Evaluate a model file on a labelled extxyz; writes ``evaluation.json`` and PNG plots.
-    ``test_cells``: cell names held out on top of those of the model's training config."""
+
+    Args:
+        test_cells: cell names held out on top of those of the training config's.
+        split_model: another model file whose training config's split rules (and materials)
+            replace this model's (:func:`data_config_of`): its test frames are the test
+            split, e.g. to measure a baseline model on a new model's test frames.
+        known_species_only: leave out the frames with an element the model lacks (else they
+            raise); ``result["left_out"]`` names the model's species and counts them per
+            material, and those materials are not reported as missing.
+    """
     output = Path(output_dir)
     loaded = load_model(model_path)
-    config = data_config_of(loaded.metadata, data_path)
+    rules = loaded if split_model is None else load_model(split_model)
+    config = data_config_of(rules.metadata, data_path)
     config = dataclasses.replace(config, test_cells=config.test_cells + test_cells)
     dtype = DTYPES[loaded.metadata["dtype"]]
     frames = read_frames(config)
+    left_out: dict[str, int] = {}
+    if known_species_only:
+        frames, left_out = known_species_frames(frames, loaded.species)
+        materials = tuple(m for m in config.materials if m not in left_out)
+        config = dataclasses.replace(config, materials=materials)
     groups: dict[tuple[str, str], list] = {}
     for atoms in frames:
         key = (split_of(atoms, config), error_group(atoms))
         groups.setdefault(key, []).append(atoms)
     result: dict[str, Any] = {"units": {t: REPORT_UNITS[t][0] for t in TARGETS}, "errors": {}}
+    if split_model is not None:
+        result["split_of"] = str(split_model)
+    if known_species_only:
+        result["left_out"] = {"species": list(loaded.species), "frames": left_out}
     test_rows: list[dict[str, Any]] = []
     for split in SPLITS:
         split_frames = [a for (s, _), group in groups.items() if s == split for a in group]
@@ -478,6 +514,12 @@ def format_report(result: dict) -> str:
                 f"{row['error_mae_meV_per_fu']:>10.2f}{row['error_max_meV_per_fu']:>10.2f}"
                 f"{row['kendall_tau']:>8.2f}  {'yes' if row['same_order'] else 'no'}"
             )
+    if result.get("left_out", {}).get("frames"):
+        counts = result["left_out"]["frames"]
+        lines.append(
+            f"\nleft out, an element not in the model ({', '.join(result['left_out']['species'])}"
+            f"): {', '.join(f'{m} {n} frames' for m, n in counts.items())}"
+        )
     for material, lacks in result.get("missing", {}).items():
         lines.append(f"\n{material}: missing, the data has no {' and no '.join(lacks)} of it")
     dft, model = result["yardsticks"]["dft"], result["yardsticks"]["model"]
