@@ -10,8 +10,16 @@ to the source's). Both are judged per material on the held-out (test-split) fram
 new material (by the base config's split rules) and of the old data (each file by the rules
 the fine-tuned arm replays it by: the source's, or those the source recorded for a file it
 replayed itself; they keep its test frames out of the replay too): the new material
-shows what fine-tuning buys, the old ones what it costs. The table is written as JSON and
-markdown, atomically.
+shows what fine-tuning buys, the old ones what it costs.
+
+With ``--seeds``, every frame count and arm is trained once per seed (the training ``seed``:
+the start of the weights, for the fine-tuned arm those of the added elements, and the order
+of the data and of the replayed frames; the N frames and their split stay the same). The run
+of the base config's own seed keeps the folder it has without ``--seeds`` (``scratch-40``),
+another seed's gets the seed appended (``scratch-40-seed1``). The table gives per frame
+count, arm and material the mean of each error over the seeds, its smallest and largest
+value, and (in JSON) every seed's; with one seed its markdown lists the values alone. It is
+written as JSON and markdown, atomically, after each frame count.
 
 Each run's inputs (its config, the sha256 of its N frames, N, and the sha256 of the source
 model and of the replayed files; files count by content, not path) are recorded beside its
@@ -19,10 +27,10 @@ folder in ``RUN.inputs.json``. A rerun reuses a finished run, resumes a killed o
 last checkpoint, and refuses (one line) a run whose recorded inputs differ from this
 invocation's: choose another ``--output-dir``.
 
-Run (hours on a CPU; one training per row and column):
+Run (hours on a CPU; one training per frame count, arm and seed):
     python scripts/finetune_vs_scratch.py --new-data data/reference_Cr2O3_Fe2O3.extxyz \\
         --source models/spinmultinet-mno-nio/model.pt --replay data/reference.extxyz \\
-        --config configs/finetune_study_corundum.yaml --frames 10 20 40 80 \\
+        --config configs/finetune_study_corundum.yaml --frames 10 20 40 80 --seeds 0 1 2 \\
         --output-dir runs/finetune_vs_scratch
 """
 
@@ -33,6 +41,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,10 +73,17 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, nargs="+", required=True, help="frame counts N")
     parser.add_argument("--replay-fraction", type=float, default=0.5)
     parser.add_argument("--max-epochs", type=int, default=None, help="epochs of every run")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="training seeds (default: the config's)"
+    )
     parser.add_argument("--output-dir", required=True, help="runs, table.json and table.md")
     args = parser.parse_args(argv)
     if any(n < 1 for n in args.frames):
         parser.error(f"--frames must be positive whole numbers, got {args.frames}")
+    if args.seeds is not None and (
+        any(s < 0 for s in args.seeds) or len(set(args.seeds)) < len(args.seeds)
+    ):
+        parser.error(f"--seeds must be distinct whole numbers >= 0, got {args.seeds}")
     return args
 
 
@@ -87,11 +103,11 @@ def _sha256(path: str | Path) -> str:
 
 
 def run_inputs(config: TrainConfig, frames_text: str, count: int) -> dict[str, Any]:
-    """What a run's model depends on: its config (less where it is written and the paths of its
-    files), the sha256 of its training frames (extxyz text), their number, and the sha256 of
-    its source model and replayed files."""
+    """What a run's model depends on: its config (less where it is written, the paths of its
+    files and the materials evaluation reports), the sha256 of its training frames (extxyz
+    text), their number, and the sha256 of its source model and replayed files."""
     values = config.to_dict()
-    for section, key in (("data", "path"), ("data", "replay_paths")):
+    for section, key in (("data", "path"), ("data", "replay_paths"), ("data", "materials")):
         del values[section][key]
     for key in ("output_dir", "init_from"):
         del values[key]
@@ -148,6 +164,13 @@ def _train(config: TrainConfig, inputs: dict[str, Any], run: Path) -> Path:
     return run / "model.pt"
 
 
+def run_folder(output: Path, arm: str, count: int, seed: int, base_seed: int) -> Path:
+    """The folder of one run: ``scratch-40`` for the base config's seed, ``scratch-40-seed1``
+    for another (here 1)."""
+    name = f"{arm}-{count}" if seed == base_seed else f"{arm}-{count}-seed{seed}"
+    return output / name
+
+
 def _errors(model_path: Path, frames: list[Atoms], data_config: DataConfig) -> dict[str, dict]:
     """Per material: the number of frames and the model's errors on them (meV/atom, meV/Å,
     μB)."""
@@ -165,20 +188,46 @@ def _errors(model_path: Path, frames: list[Atoms], data_config: DataConfig) -> d
     return result
 
 
+def over_seeds(errors: dict[int, dict[str, dict]]) -> dict[str, dict]:
+    """Per material, from each seed's errors (as :func:`_errors` gives them): the number of
+    test frames, the mean of each error over the seeds, its ``min`` and ``max``, and each
+    seed's values (``by_seed``, keyed by the seed as text)."""
+    result = {}
+    for material, first in next(iter(errors.values())).items():
+        values = {k: [e[material][k] for e in errors.values()] for k in REPORTED}
+        result[material] = {
+            "frames": first["frames"],
+            **{k: statistics.fmean(v) for k, v in values.items()},
+            "min": {k: min(v) for k, v in values.items()},
+            "max": {k: max(v) for k, v in values.items()},
+            "by_seed": {
+                str(seed): {k: by_material[material][k] for k in REPORTED}
+                for seed, by_material in errors.items()
+            },
+        }
+    return result
+
+
 def markdown(rows: list[dict]) -> str:
-    """The table's rows as markdown, one line per frame count, arm and material."""
+    """The table's rows as markdown, one line per frame count, arm and material; with more
+    than one seed, each error as its mean over the seeds (smallest–largest)."""
+    several = any(len(row["seeds"]) > 1 for row in rows)
+    seeds_column = ("| seeds ", "|---") if several else ("", "")
     lines = [
-        "| DFT frames | start | material | test frames | energy MAE (meV/atom) "
-        "| force MAE (meV/Å) | moment MAE (μB) |",
-        "|---|---|---|---|---|---|---|",
+        f"| DFT frames | start | material | test frames {seeds_column[0]}"
+        "| energy MAE (meV/atom) | force MAE (meV/Å) | moment MAE (μB) |",
+        f"|---|---|---|---{seeds_column[1]}|---|---|---|",
     ]
     for row in rows:
         for arm in ARMS:
             for material, errors in row[arm].items():
-                values = " | ".join(f"{errors[k]:.4g}" for k in REPORTED)
-                lines.append(
-                    f"| {row['frames']} | {arm} | {material} | {errors['frames']} | {values} |"
-                )
+                cells = [str(row["frames"]), arm, material, str(errors["frames"])]
+                if several:
+                    cells.append(str(len(row["seeds"])))
+                for k in REPORTED:
+                    spread = f" ({errors['min'][k]:.4g}–{errors['max'][k]:.4g})"
+                    cells.append(f"{errors[k]:.4g}" + (spread if several else ""))
+                lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -190,9 +239,11 @@ def compare(
     frames: Sequence[int],
     replay_fraction: float,
     output: Path,
+    seeds: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """Train (or reuse) both arms at every frame count and write ``table.json`` and
-    ``table.md`` into ``output`` after each count; the table.
+    """Train (or reuse) both arms at every frame count with every seed (none given: the base
+    config's) and write ``table.json`` and ``table.md`` into ``output`` after each count; the
+    table.
 
     Raises:
         ValueError: a count exceeds the new material's training frames, the source records
@@ -214,6 +265,7 @@ def compare(
     held_out = [a for a in new if split_of(a, base.data) == "test"]
     held_out += [a for rules, frames in old for a in frames if split_of(a, rules) == "test"]
     base = with_species(base, new + [a for _, frames in old for a in frames])
+    seeds = tuple(seeds) or (base.seed,)
     output.mkdir(parents=True, exist_ok=True)
     rows = []
     for count in frames:
@@ -224,7 +276,7 @@ def compare(
         training = dataclasses.replace(
             base.data, path=str(data), replay_paths=(), replay_fraction=0.0
         )
-        configs = {
+        arms = {
             "scratch": dataclasses.replace(base, init_from="", data=training),
             "finetuned": dataclasses.replace(
                 base,
@@ -234,14 +286,20 @@ def compare(
                 ),
             ),
         }
-        inputs = {arm: run_inputs(configs[arm], text.getvalue(), count) for arm in ARMS}
-        for arm in ARMS:
-            check_reusable(output / f"{arm}-{count}", inputs[arm])
+        runs = [(seed, arm) for seed in seeds for arm in ARMS]
+        configs = {(s, a): dataclasses.replace(arms[a], seed=s) for s, a in runs}
+        inputs = {run: run_inputs(configs[run], text.getvalue(), count) for run in runs}
+        folders = {(s, a): run_folder(output, a, count, s, base.seed) for s, a in runs}
+        for run in runs:
+            check_reusable(folders[run], inputs[run])
         write_text_atomic(data, text.getvalue())
-        row: dict[str, Any] = {"frames": count}
+        errors = {
+            run: _errors(_train(configs[run], inputs[run], folders[run]), held_out, base.data)
+            for run in runs
+        }
+        row: dict[str, Any] = {"frames": count, "seeds": list(seeds)}
         for arm in ARMS:
-            model = _train(configs[arm], inputs[arm], output / f"{arm}-{count}")
-            row[arm] = _errors(model, held_out, base.data)
+            row[arm] = over_seeds({seed: errors[seed, arm] for seed in seeds})
         rows.append(row)
         table = {
             "source": source,
@@ -271,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
             args.frames,
             args.replay_fraction,
             Path(args.output_dir),
+            args.seeds or (),
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"finetune_vs_scratch: error: {error}", file=sys.stderr)

@@ -604,3 +604,114 @@ def test_the_script_stops_bad_input_with_exit_code_2(tmp_path, capsys):
     assert stop.value.code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "missing.extxyz" in error
+
+
+@pytest.fixture(scope="module")
+def seeded(study, tmp_path_factory):
+    """The study's one-seed output rerun at 2 frames with seeds 0 and 1 (0 is the base config's
+    seed); the seed-0 run files' modification times and bytes before and after."""
+    arguments = _copy(study[0], tmp_path_factory.mktemp("seeded") / "out")
+    output = arguments["output"]
+    seed0 = [output / "scratch-2.inputs.json", output / "finetuned-2.inputs.json"]
+    seed0 += sorted(p for arm in ("scratch", "finetuned") for p in (output / f"{arm}-2").iterdir())
+
+    def state():
+        return {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in seed0}
+
+    before = state()
+    table = _script().compare(**{**arguments, "frames": [2], "seeds": [0, 1]})
+    return {**arguments, "frames": [2]}, table, before, state()
+
+
+def test_more_seeds_reuse_the_one_seed_runs_and_add_their_own(seeded):
+    arguments, table, before, after = seeded
+    assert after == before
+    output = arguments["output"]
+    for arm in ("scratch", "finetuned"):
+        record, other = (
+            json.loads((output / f"{name}.inputs.json").read_text())
+            for name in (f"{arm}-2", f"{arm}-2-seed1")
+        )
+        assert _script()._differences(record, other) == ["config.seed"]
+        assert (record["config"]["seed"], other["config"]["seed"]) == (0, 1)
+        weights = [
+            load_model(output / name / "model.pt").module.state_dict()
+            for name in (f"{arm}-2", f"{arm}-2-seed1")
+        ]
+        assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert table["rows"][0]["seeds"] == [0, 1]
+    assert json.loads((output / "table.json").read_text()) == table
+
+
+def test_each_seed_gives_what_a_run_with_that_seed_alone_gives(study, seeded, tmp_path):
+    """Each seed's errors in the two-seed table: those of the one-seed study (seed 0), those of
+    a separate invocation with seed 1 alone, and those the calculator gives with its model."""
+    arguments, table, _, _ = seeded
+    alone = _script().compare(**{**arguments, "seeds": [1], "output": tmp_path / "alone"})
+    assert sorted(p.name for p in (tmp_path / "alone").iterdir() if p.is_dir()) == [
+        "finetuned-2-seed1",
+        "scratch-2-seed1",
+    ]
+    row = table["rows"][0]
+    one_seed = {"0": study[1]["rows"][0], "1": alone["rows"][0]}
+    new = [a for a in read(arguments["new_data"], index=":") if a.info.get("yardstick")]
+    for arm in ("scratch", "finetuned"):
+        for material, errors in row[arm].items():
+            for seed, other in one_seed.items():
+                expected = {k: other[arm][material][k] for k in errors["by_seed"][seed]}
+                assert errors["by_seed"][seed] == expected, (arm, material, seed)
+        for seed, name in (("0", f"{arm}-2"), ("1", f"{arm}-2-seed1")):
+            oracle = _calculator_errors(arguments["output"] / name / "model.pt", new)
+            for key, value in oracle.items():
+                reported = row[arm]["Cr2O3"]["by_seed"][seed][key]
+                assert reported == pytest.approx(value, rel=1e-6), (arm, seed, key)
+
+
+def test_the_table_gives_mean_and_range_over_the_seeds(study, seeded):
+    arguments, table, _, _ = seeded
+    row = table["rows"][0]
+    lines = (arguments["output"] / "table.md").read_text().splitlines()
+    assert lines[0].startswith("| DFT frames | start | material | test frames | seeds |")
+    for arm in ("scratch", "finetuned"):
+        for material, errors in row[arm].items():
+            assert sorted(errors["by_seed"]) == ["0", "1"]
+            cells = [f"| 2 | {arm} | {material} | {errors['frames']} | 2"]
+            for key in ("energy_mae", "forces_mae", "magmoms_mae"):
+                values = [errors["by_seed"][seed][key] for seed in ("0", "1")]
+                assert errors[key] == pytest.approx(np.mean(values), rel=1e-12)
+                assert (errors["min"][key], errors["max"][key]) == (min(values), max(values))
+                cells.append(f"{np.mean(values):.4g} ({min(values):.4g}–{max(values):.4g})")
+            assert " | ".join(cells) + " |" in lines
+    one_seed = (study[0]["output"] / "table.md").read_text().splitlines()
+    assert one_seed[:2] == [
+        "| DFT frames | start | material | test frames | energy MAE (meV/atom) "
+        "| force MAE (meV/Å) | moment MAE (μB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    cr2o3 = study[1]["rows"][0]["scratch"]["Cr2O3"]
+    assert one_seed[2].startswith(
+        f"| 2 | scratch | Cr2O3 | {cr2o3['frames']} | {cr2o3['energy_mae']:.4g} |"
+    )
+
+
+def test_the_materials_evaluation_reports_do_not_make_a_run_another(study, tmp_path):
+    """A base config naming ``data.materials`` (read by evaluation alone) reuses the runs."""
+    arguments = _copy(study[0], tmp_path / "out")
+    data = dataclasses.replace(arguments["base"].data, materials=("Cr2O3", "MnO", "NiO"))
+    base = dataclasses.replace(arguments["base"], data=data)
+    models = sorted(arguments["output"].glob("*/model.pt"))
+    before = {path: path.stat().st_mtime_ns for path in models}
+    assert _script().compare(**{**arguments, "base": base}) == study[1]
+    assert {path: path.stat().st_mtime_ns for path in models} == before
+
+
+@pytest.mark.parametrize("seeds", [["1", "1"], ["-1"]])
+def test_seeds_must_be_distinct_and_not_negative(seeds, tmp_path, capsys):
+    argv = ["--new-data", str(CORUNDUM), "--source", str(SHIPPED), "--replay", str(REFERENCE)]
+    argv += ["--config", str(ROOT / "configs" / "example.yaml"), "--frames", "2"]
+    argv += ["--seeds", *seeds, "--output-dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as stop:
+        _script().main(argv)
+    assert stop.value.code == 2
+    assert "--seeds must be distinct whole numbers >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
