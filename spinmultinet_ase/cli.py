@@ -14,6 +14,7 @@ from pathlib import Path
 from spinmultinet_ase.outputs import (
     atomic_path,
     check_outputs,
+    partial_of,
     writable_folder,
     write_text_atomic,
 )
@@ -493,19 +494,26 @@ def _md(args: argparse.Namespace) -> None:
     }
     check_md_options(**options)
     output = Path(args.output_dir)
-    names = (args.trajectory, args.log, "md.json", "md.png")
-    check_outputs([output / name for name in names], args.overwrite)
+    written = [output / name for name in (args.trajectory, args.log)]  # as the run goes
+    # an interrupted run's partial files are a result too: replaced only when asked
+    outputs = [*written, *map(partial_of, written), output / "md.json", output / "md.png"]
+    check_outputs(outputs, args.overwrite)
     atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
     calc = _calculator(args)
     writable_folder(output, "--output-dir")  # only now: a bad model leaves nothing behind
-    summary = run_md(
-        in_spin_mode(atoms, calc.model.spin_mode),
-        calc,
-        trajectory=str(output / args.trajectory),
-        logfile=str(output / args.log),
-        progress=not args.quiet,
-        **options,
-    )
+    try:
+        summary = run_md(
+            in_spin_mode(atoms, calc.model.spin_mode),
+            calc,
+            trajectory=str(written[0]),
+            logfile=str(written[1]),
+            progress=not args.quiet,
+            **options,
+        )
+    except KeyboardInterrupt:
+        partials = " and ".join(str(partial_of(path)) for path in written)
+        print(f"spinmultinet md: the frames so far are in {partials}", file=sys.stderr)
+        raise
     write_md(summary, output)
     print(
         f"{summary.ensemble.upper()}: {summary.time_ps:.3f} ps, <T> = "

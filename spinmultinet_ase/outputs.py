@@ -3,6 +3,9 @@
 A file written through :func:`atomic_path` is either the complete new file or the old one
 (or absent): it is written under a temporary name in the same folder, flushed to disk, and
 renamed over the target in one step, so a kill at any instant never leaves half a file.
+A long run that writes as it goes (an MD trajectory and log) uses :func:`partial_path`
+instead: the same final rename, but what an interrupted run wrote is kept under a visible
+``NAME.partial.SUFFIX``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 # Temporary files of atomic_path: ".NAME-XXXXXXXX.tmp.SUFFIX" (the suffix keeps tools that
 # pick a format from the name, matplotlib and ASE, writing the right format).
 TEMPORARY_MARK = ".tmp"
+# Files of partial_path, during a run and after an interrupted one: "NAME.partial.SUFFIX"
+PARTIAL_MARK = ".partial"
 
 
 def is_temporary(path: Path) -> bool:
@@ -39,12 +44,39 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary = path.with_name(f".{path.stem}-{secrets.token_hex(4)}{TEMPORARY_MARK}{path.suffix}")
     try:
         yield temporary
-        with temporary.open("rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, path)
-        _sync_folder(path.parent)
+        _commit(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def partial_of(path: str | Path) -> Path:
+    """Where :func:`partial_path` writes ``path``: ``NAME.partial.SUFFIX`` beside it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}{PARTIAL_MARK}{path.suffix}")
+
+
+@contextmanager
+def partial_path(path: str | Path) -> Iterator[Path]:
+    """The path :func:`partial_of` ``path`` for a long run to write as it goes; on leaving, it
+    replaces ``path`` atomically.
+
+    ``path``'s folder is created if needed. If the body raises (an error, Ctrl-C) or the
+    process is killed, what was written so far stays under the partial name, for inspection,
+    and ``path`` (a previous result) is untouched. A partial file left by an earlier run is
+    the body's to overwrite.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_of(path)
+    yield partial
+    _commit(partial, path)
+
+
+def _commit(written: Path, path: Path) -> None:
+    """Flush ``written`` to disk and rename it over ``path`` (:func:`replace_synced`)."""
+    with written.open("rb") as handle:
+        os.fsync(handle.fileno())
+    replace_synced(written, path)
 
 
 @contextmanager

@@ -70,6 +70,7 @@ from ase import Atoms
 from ase.io import read, write
 from ase.neighborlist import neighbor_list
 
+from spinmultinet_ase.committee import atom_force_spreads
 from spinmultinet_ase.dft.label import STRUCTURE_ID, failures_path, label_file, rejected_path
 from spinmultinet_ase.dft.protocol import DFTProtocol
 from spinmultinet_ase.export import load_model
@@ -307,19 +308,20 @@ def spreads(atoms: Atoms, calc) -> tuple[float, float]:
     """The committee's disagreement on ``atoms``: its force spread (eV/Å) and its energy
     spread per magnetic ion (eV).
 
-    The force spread is ``max_i |σ_F,i|`` with ``σ_F,i`` the members' standard deviation of
-    atom i's force (per component, then the norm over x, y, z): forces are what a potential is
-    used for, and the largest atom flags a single bad environment that a per-structure mean
-    would dilute. The energy spread is the members' standard deviation of the total energy
-    divided by :func:`magnetic_ions`: ordering energies are per formula unit, a fixed number
-    of magnetic ions, so this is the uncertainty of the quantity they are differences of,
-    comparable across cell sizes. Per atom would rank one material's cells the same but weigh
-    materials by their oxygen share.
+    The force spread is the largest per-atom one,
+    :func:`~spinmultinet_ase.committee.atom_force_spreads` (the members' standard deviation per
+    component, then the norm over x, y, z): forces are what a potential is used for, and the
+    largest atom flags a single bad environment that a per-structure mean would dilute. The
+    energy spread is the members' standard deviation of the total energy divided by
+    :func:`magnetic_ions`: ordering energies are per formula unit, a fixed number of magnetic
+    ions, so this is the uncertainty of the quantity they are differences of, comparable across
+    cell sizes. Per atom would rank one material's cells the same but weigh materials by their
+    oxygen share.
     """
     atoms = atoms.copy()
     atoms.calc = calc
     atoms.get_potential_energy()
-    force = float(np.linalg.norm(calc.results["forces_std"], axis=1).max())
+    force = float(atom_force_spreads(calc.results["forces_std"]).max())
     return force, float(calc.results["energy_std"]) / magnetic_ions(atoms)
 
 

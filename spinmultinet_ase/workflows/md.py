@@ -6,13 +6,22 @@ frame's info also carries the members' spread (:mod:`~spinmultinet_ase.workflows
 ``energy_std`` (eV) and ``max_force_std``, the largest per-atom force spread (eV/Å); the log
 gets them as two more columns and the time series as two more lists. A spread that grows
 during a run says the run has left the structures the members agree on.
+
+The log and the trajectory are written as the run goes, to ``NAME.partial.SUFFIX`` beside
+their final names (``md.partial.log``, ``md.partial.traj``), and renamed into place when the
+run ends (:func:`~spinmultinet_ase.outputs.partial_path`): a finished run replaces a previous
+log and trajectory whole (never appends to them), and a run that is interrupted (Ctrl-C, an
+error, a kill) leaves the previous ones untouched and its own frames so far, each complete,
+under the partial names, to look at or throw away.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from ase import Atoms, units
@@ -26,7 +35,7 @@ from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from spinmultinet_ase.data.graph import require_periodic
-from spinmultinet_ase.outputs import atomic_path, write_text_atomic
+from spinmultinet_ase.outputs import atomic_path, partial_path, write_text_atomic
 from spinmultinet_ase.workflows.inputs import check_count, check_number
 from spinmultinet_ase.workflows.spread import is_committee, spread_of
 
@@ -66,7 +75,7 @@ class SpreadLogger(MDLogger):
     """ASE's MD log with a committee's spread as two more columns: the energy's (eV) and the
     largest per-atom force spread (eV/Å)."""
 
-    def __init__(self, dyn, atoms: Atoms, logfile: str) -> None:
+    def __init__(self, dyn, atoms: Atoms, logfile: TextIO) -> None:
         super().__init__(dyn, atoms, logfile, header=False)
         self.hdr += f" {'σE[eV]':>9} {'σFmax[eV/Å]':>12}"
         self.fmt = self.fmt.removesuffix("\n") + " %9.4f %12.4f\n"
@@ -132,6 +141,10 @@ def run_md(
 ) -> MDSummary:
     """Run MD on ``atoms`` (changed in place) from Maxwell-Boltzmann velocities.
 
+    ``trajectory`` and ``logfile`` (file paths, each optional) get a frame and a line every
+    ``interval`` steps; they replace files of those names only when the run ends, and an
+    interrupted run leaves its frames so far in ``NAME.partial.SUFFIX`` (module docstring).
+
     The drift is the slope of a straight-line fit of the total energy per atom against time
     (at least two samples: ``steps >= interval``); it measures integration error in NVE and is
     reported (not meaningful) for NVT/NPT.
@@ -151,9 +164,8 @@ def run_md(
     thermalize_momenta(atoms, temperature_K=temperature_K, rng=rng)
     Stationary(atoms)
     timestep = timestep_fs * units.fs
-    ase_log = None if committee else logfile  # a committee's log: SpreadLogger, below
     if ensemble == "nve":
-        dynamics = VelocityVerlet(atoms, timestep, logfile=ase_log, loginterval=interval)
+        dynamics = VelocityVerlet(atoms, timestep)
     elif ensemble == "nvt":
         dynamics = Langevin(
             atoms,
@@ -162,8 +174,6 @@ def run_md(
             friction=friction_per_fs / units.fs,
             fixcm=False,
             rng=rng,
-            logfile=ase_log,
-            loginterval=interval,
         )
     else:
         dynamics = IsotropicMTKNPT(
@@ -173,15 +183,7 @@ def run_md(
             pressure_au=pressure_GPa * units.GPa,
             tdamp=100 * timestep,
             pdamp=1000 * timestep,
-            logfile=ase_log,
-            loginterval=interval,
         )
-    logger = SpreadLogger(dynamics, atoms, logfile) if committee and logfile else None
-    if logger:
-        dynamics.attach(logger, interval=interval)
-    if trajectory:
-        writer = Trajectory(trajectory, "w", atoms, properties=["energy", "forces", "magmoms"])
-        dynamics.attach(lambda: _write_frame(writer, atoms), interval=interval)
     trace = MDTrace(**({"energy_std_per_atom": [], "max_force_std": []} if committee else {}))
 
     def record() -> None:
@@ -195,14 +197,26 @@ def run_md(
             trace.energy_std_per_atom.append(spread.energy_std / len(atoms))
             trace.max_force_std.append(spread.max_force_std)
 
-    dynamics.attach(record, interval=interval)
-    with tqdm(total=steps, desc=f"MD {ensemble}", disable=not progress) as bar:
-        dynamics.attach(lambda: bar.update(min(interval, steps - bar.n)), interval=interval)
-        dynamics.run(steps)
-    if trajectory:
-        writer.close()
-    if logger:
-        logger.close()
+    # on leaving: files closed first, then renamed into place unless the run raised
+    with ExitStack() as outputs:
+        if logfile:
+            partial_log = outputs.enter_context(partial_path(logfile))
+            log = outputs.enter_context(partial_log.open("w", encoding="utf-8"))
+            logger = (SpreadLogger if committee else MDLogger)(dynamics, atoms, log)
+            dynamics.attach(logger, interval=interval)
+        if trajectory:
+            partial_trajectory = outputs.enter_context(partial_path(trajectory))
+            frames = outputs.enter_context(partial_trajectory.open("wb"))
+            writer = Trajectory(frames, "w", atoms, properties=["energy", "forces", "magmoms"])
+            dynamics.attach(lambda: _write_frame(writer, atoms), interval=interval)
+        dynamics.attach(record, interval=interval)
+        with tqdm(total=steps, desc=f"MD {ensemble}", disable=not progress) as bar:
+            dynamics.attach(lambda: bar.update(min(interval, steps - bar.n)), interval=interval)
+            dynamics.run(steps)
+        if trajectory:
+            # only now: closing a writer stopped mid-frame would append that frame half-done,
+            # while the file alone, closed, holds every frame written whole
+            writer.close()
     energies = trace.total_energy_per_atom
     slope = np.polyfit(trace.time_ps, energies, 1)[0]
     return MDSummary(

@@ -1,0 +1,136 @@
+"""`spinmultinet md` output files: `--overwrite` replaces the log and trajectory whole, a
+second run without it changes nothing, and a run stopped half-way (Ctrl-C, SIGKILL) leaves the
+previous outputs byte-identical and its own frames so far under the partial names."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from spinmultinet_ase.cli import main
+from spinmultinet_ase.export import export_model
+from spinmultinet_ase.testing.models import random_model
+
+OUTPUTS = ("md.traj", "md.log", "md.json", "md.png")
+HEADER = "Time[ps]"  # the first column of ASE's MD log header
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory) -> list[Path]:
+    """Two small random models from different seeds, exported."""
+    folder = tmp_path_factory.mktemp("members")
+    paths = [folder / f"member{seed}.pt" for seed in (41, 42)]
+    for seed, path in zip((41, 42), paths, strict=True):
+        export_model(random_model(seed=seed), path)
+    return paths
+
+
+def _md(folder: Path, models: list[Path], *options: str) -> list[str]:
+    """``spinmultinet md NiO`` (its 4-atom AFM-II cell) into ``folder``, quietly."""
+    models = [str(model) for model in models]
+    return ["md", "NiO", "--output-dir", str(folder), "--model", *models, "--quiet", *options]
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("committee", [False, True], ids=["one model", "committee"])
+def test_overwrite_replaces_the_log_and_trajectory_whole(
+    exported_path, members, tmp_path, committee
+):
+    models = members if committee else [exported_path]
+    first = ["--steps", "6", "--interval", "2", "--seed", "1"]
+    second = ["--steps", "4", "--interval", "2", "--seed", "2", "--temperature", "500"]
+    assert main(_md(tmp_path / "run", models, *first)) == 0
+    assert main(_md(tmp_path / "run", models, *second, "--overwrite")) == 0
+    assert main(_md(tmp_path / "fresh", models, *second)) == 0  # the oracle: a clean folder
+
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == sorted(OUTPUTS)
+    log = (tmp_path / "run" / "md.log").read_text(encoding="utf-8")
+    assert log.count(HEADER) == 1 and len(log.splitlines()) == 1 + 3
+    assert log == (tmp_path / "fresh" / "md.log").read_text(encoding="utf-8")
+    assert ("σE[eV]" in log) == committee
+    frames = read(tmp_path / "run" / "md.traj", ":")
+    expected = read(tmp_path / "fresh" / "md.traj", ":")
+    assert len(frames) == len(expected) == 3
+    for atoms, reference in zip(frames, expected, strict=True):
+        np.testing.assert_array_equal(atoms.positions, reference.positions)
+        assert atoms.get_potential_energy() == reference.get_potential_energy()
+
+
+def test_a_second_run_without_overwrite_changes_nothing(exported_path, tmp_path, capsys):
+    options = ["--steps", "4", "--interval", "2"]
+    assert main(_md(tmp_path, [exported_path], *options)) == 0
+    before = _contents(tmp_path)
+    capsys.readouterr()
+    assert main(_md(tmp_path, [exported_path], *options, "--seed", "3")) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "md.traj exists already" in error and "--overwrite" in error
+    assert _contents(tmp_path) == before
+
+
+def test_a_stopped_runs_partial_files_are_not_replaced_unasked(exported_path, tmp_path, capsys):
+    partial = tmp_path / "md.partial.log"
+    partial.write_text("the log of a run stopped half-way\n", encoding="utf-8")
+    assert main(_md(tmp_path, [exported_path], "--steps", "4", "--interval", "2")) == 2
+    assert "md.partial.log exists already" in capsys.readouterr().err
+    assert _contents(tmp_path) == {partial.name: b"the log of a run stopped half-way\n"}
+
+
+def _run_md(argv: list[str]) -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal
+    raise SystemExit(main(argv))
+
+
+def _stopped_after_lines(argv: list[str], log: Path, lines: int, stop: signal.Signals) -> int:
+    """Run the CLI in a forked process (imports already done) and send it ``stop`` once ``log``
+    has ``lines`` lines. Returns its exit code (negative: ended by that signal)."""
+    process = multiprocessing.get_context("fork").Process(target=_run_md, args=(argv,))
+    process.start()
+    deadline = time.monotonic() + 300
+    while not (log.is_file() and len(log.read_text(encoding="utf-8").splitlines()) >= lines):
+        assert process.is_alive() and time.monotonic() < deadline, "the run ended too early"
+        time.sleep(0.05)
+    os.kill(process.pid, stop)
+    process.join()
+    return process.exitcode
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["Ctrl-C", "SIGKILL"])
+def test_a_stopped_run_keeps_the_previous_outputs_and_its_own_frames(
+    exported_path, tmp_path, capsys, stop
+):
+    assert main(_md(tmp_path, [exported_path], "--steps", "4", "--interval", "2")) == 0
+    before = _contents(tmp_path)
+    long_run = _md(tmp_path, [exported_path], "--steps", "1000000", "--interval", "1")
+    partial_log = tmp_path / "md.partial.log"
+    code = _stopped_after_lines([*long_run, "--overwrite"], partial_log, 1 + 4, stop)
+    assert code == (130 if stop == signal.SIGINT else -signal.SIGKILL)
+
+    after = _contents(tmp_path)
+    assert sorted(after) == sorted([*OUTPUTS, "md.partial.log", "md.partial.traj"])
+    assert {name: after[name] for name in OUTPUTS} == before
+    log = partial_log.read_text(encoding="utf-8").splitlines()
+    assert log[0].split()[0] == HEADER and HEADER not in "".join(log[1:])
+    rows = np.array([[float(x) for x in line.split()] for line in log[1:]])
+    assert rows.shape[0] >= 4 and rows.shape[1] == 5
+    frames = read(tmp_path / "md.partial.traj", ":")
+    # each frame whole; the log may be a line ahead of the trajectory when the kill came
+    assert len(log) - 2 <= len(frames) <= len(log) - 1
+    for atoms, row in zip(frames, rows, strict=False):
+        assert atoms.get_potential_energy() == pytest.approx(row[2], abs=1e-4)  # Epot
+
+    short_run = _md(tmp_path, [exported_path], "--steps", "4", "--interval", "2")
+    capsys.readouterr()
+    assert main(short_run) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert main([*short_run, "--overwrite"]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(OUTPUTS)
