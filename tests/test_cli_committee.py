@@ -295,3 +295,28 @@ def test_mismatched_members_are_one_line_and_exit_code_2(
     assert len(lines) == 1 and "Traceback" not in captured.err + captured.out
     assert lines[0].startswith(f"spinmultinet {command[0]}: error: committee model 2 has cutoff")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_one_model_on_a_committees_output_carries_no_stale_spread(members, tmp_path, capsys):
+    """A structure written by a committee run, read back by a one-model run: its spread was
+    another calculator's, so neither the relaxed structure nor the MD frames keep it."""
+    committee = tmp_path / "committee.extxyz"
+    relax = ["relax", "--steps", "2", "--quiet"]
+    _run(
+        [*relax[:1], "NiO", "--ordering", "AFM-II", *relax[1:], "--output", str(committee)]
+        + ["--model", *map(str, members)]
+    )
+    assert "energy_std" in read(committee).info and "forces_std" in read(committee).arrays
+    capsys.readouterr()
+    single = tmp_path / "single.extxyz"
+    _run(
+        [*relax[:1], str(committee), *relax[1:], "--output", str(single)]
+        + ["--model", str(members[0])]
+    )
+    printed = capsys.readouterr().out
+    assert "±" not in printed and "the committee's spread" not in printed
+    alone = read(single)
+    assert "energy_std" not in alone.info and "forces_std" not in alone.arrays
+    md = ["md", str(committee), "--steps", "4", "--interval", "2", "--quiet"]
+    _run([*md, "--output-dir", str(tmp_path / "md"), "--model", str(members[0])])
+    assert all("energy_std" not in a.info for a in read(tmp_path / "md" / "md.traj", ":"))

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from spinmultinet_ase.data.graph import require_periodic
 from spinmultinet_ase.outputs import atomic_path, partial_path, write_text_atomic
 from spinmultinet_ase.workflows.inputs import check_count, check_number
-from spinmultinet_ase.workflows.spread import is_committee, spread_of
+from spinmultinet_ase.workflows.spread import drop_spread, is_committee, spread_of
 
 ENSEMBLES = ("nve", "nvt", "npt")
 
@@ -159,6 +159,7 @@ def run_md(
     if ensemble == "npt":
         require_periodic(atoms, "NPT", "use NVE or NVT")
     atoms.calc = calc
+    drop_spread(atoms)  # the frames carry this calculator's spread only
     committee = is_committee(calc)
     rng = np.random.default_rng(seed)
     thermalize_momenta(atoms, temperature_K=temperature_K, rng=rng)
