@@ -207,3 +207,49 @@ def test_a_baseline_evaluated_on_another_split_is_refused(runs, tmp_path, capsys
     assert main([*base, "--baseline-run", str(other)]) == 2  # MnO only: not the new frames
     assert "is not on this model's test frames" in capsys.readouterr().err
     assert not (tmp_path / "card").exists()
+
+
+def test_a_baseline_on_as_many_but_other_test_frames_is_refused(runs, tmp_path, capsys):
+    """The baseline evaluated on the data with its MnO frames renamed, so that the new model's
+    split rules send as many of them to the test split, but others: refused, not compared."""
+    config = runs["new_config"].data
+    frames = read(runs["data"], index=":")
+    ordinary = [
+        index
+        for index, atoms in enumerate(frames)
+        if atoms.info["material"] == "MnO" and not atoms.info.get("yardstick")
+    ]
+
+    def tested(suffix: str) -> set[int]:
+        renamed = [frames[i].copy() for i in ordinary]
+        for atoms in renamed:
+            atoms.info["structure_id"] += suffix
+        return {
+            i
+            for i, atoms in zip(ordinary, renamed, strict=True)
+            if split_of(atoms, config) == "test"
+        }
+
+    original = tested("")
+    suffix = next(
+        s
+        for s in (f"-{k}" for k in range(1000))
+        if len(tested(s)) == len(original) != 0 and tested(s) != original
+    )
+    for index in ordinary:
+        frames[index].info["structure_id"] += suffix
+    data = tmp_path / "renamed.extxyz"
+    write(data, frames)
+    other = tmp_path / "other"
+    (other / "evaluation").mkdir(parents=True)
+    command = ["evaluate", str(runs["here"] / "model.pt"), str(data), "--split-of"]
+    command += [str(runs["folder"] / "new" / "model.pt"), "--known-species-only"]
+    assert main([*command, "--output-dir", str(other / "evaluation")]) == 0
+    capsys.readouterr()
+    metrics = runs["folder"] / "baseline_card" / "metrics.json"
+    card = tmp_path / "card"
+    command = ["model-card", str(runs["folder"] / "new"), str(card), "--compare-to"]
+    assert main([*command, str(metrics), "--baseline-run", str(other)]) == 2
+    message = capsys.readouterr().err
+    assert f"MnO: {len(original)} frames in both, but other frames" in message
+    assert not card.exists()

@@ -504,19 +504,27 @@ def compare_metrics(baseline: Mapping[str, Any], new: Mapping[str, Any]) -> dict
 
 
 def _check_same_frames(here: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-    """Raise a ValueError unless ``here``'s test rows are ``new``'s, frame for frame in
-    number, less the materials ``here`` left out for an element its model lacks."""
+    """Raise a ValueError unless ``here``'s test rows are ``new``'s, less the materials
+    ``here`` left out for an element its model lacks: the same number of frames per row and,
+    where both evaluations record it, the same frames (``frames_fingerprint``)."""
     left_out = set(here["left_out"])
     theirs, ours = here["test_errors"], new.get("test_errors", {})
     groups = set(theirs) | {g for g in ours if g.split()[0] not in left_out}
     for group in sorted(groups):
-        counts = (theirs.get(group, {}).get("frames", 0), ours.get(group, {}).get("frames", 0))
+        there, mine = theirs.get(group, {}), ours.get(group, {})
+        counts = (there.get("frames", 0), mine.get("frames", 0))
+        prints = (there.get("frames_fingerprint"), mine.get("frames_fingerprint"))
         if counts[0] != counts[1]:
-            raise ValueError(
-                f"the baseline's evaluation is not on this model's test frames ({group}: "
-                f"{counts[0]} frames there, {counts[1]} here): evaluate the baseline model "
-                "with `spinmultinet evaluate ... --split-of THIS_MODEL --known-species-only`"
-            )
+            differ = f"{counts[0]} frames there, {counts[1]} here"
+        elif None not in prints and prints[0] != prints[1]:
+            differ = f"{counts[0]} frames in both, but other frames"
+        else:
+            continue
+        raise ValueError(
+            f"the baseline's evaluation is not on this model's test frames ({group}: {differ}): "
+            "evaluate the baseline model on this model's data with `spinmultinet evaluate ... "
+            "--split-of THIS_MODEL --known-species-only`"
+        )
 
 
 def _row_key(row: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -152,10 +152,11 @@ def _read_run(run_dir: Path) -> tuple[dict, dict]:
 
 def _test_errors(evaluation: dict) -> dict[str, dict[str, float]]:
     """Test-split MAE per row (material, or its ideal yardstick cells) and target (report
-    units), with the number of frames."""
+    units), with the number of frames and their fingerprint (where the evaluation has it)."""
     return {
         group: {
             "frames": errs["frames"],
+            **{k: errs[k] for k in ("frames_fingerprint",) if k in errs},
             **{t: errs[f"{t}_mae"] for t in ERROR_TARGETS if f"{t}_mae" in errs},
         }
         for group, errs in evaluation["errors"].get("test", {}).items()

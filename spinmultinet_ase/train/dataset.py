@@ -235,6 +235,13 @@ def data_fingerprint(datasets: dict[str, Dataset]) -> str:
     return digest.hexdigest()
 
 
+def frames_fingerprint(frames: Sequence[Atoms]) -> str:
+    """A hash of which frames (structure ids) ``frames`` holds, in any order: two evaluations
+    of a row are on the same frames when theirs match."""
+    ids = sorted(str(atoms.info["structure_id"]) for atoms in frames)
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
 def add_test_frames(frozen_path: str | Path, config: DataConfig) -> int:
     """Append to a frozen copy of the data files ``config.paths`` the test-split frames
     labelled in them since the copy was made; returns how many. Training and validation

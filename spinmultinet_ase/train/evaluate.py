@@ -29,6 +29,7 @@ from spinmultinet_ase.train.dataset import (
     SPLITS,
     Dataset,
     frame_to_sample,
+    frames_fingerprint,
     geometry_of,
     read_frames,
     split_of,
@@ -427,6 +428,7 @@ def evaluate_model(
                 loaded.module, Dataset(subset, samples)
             )
             per_split[material]["frames"] = len(subset)
+            per_split[material]["frames_fingerprint"] = frames_fingerprint(subset)
             if split == "test":
                 test_rows += rows
             parity_plot(
