@@ -10,11 +10,12 @@ on the crystal's own shells of magnetic neighbours (:mod:`spinmultinet_ase.magne
 
 With a committee calculator every energy comes with its spread, the population standard
 deviation over the members (``ddof=0``), all at the committee's geometries: ``*_energy_std``
-that of the members' energies, and ``*_relative_*_std`` that of each member's own relative
-energy, its energy minus its energy of the ordering lowest in the committee's mean (which
-therefore has none). The latter is the uncertainty of the reported relative energy (the
-members' mean of theirs); the two energies' spreads do not give it, since the members' errors
-on two orderings are correlated.
+that of the members' energies (eV per formula unit), and ``*_relative_*_std`` that of each
+member's own relative energy, its energy minus its energy of the ordering lowest in the
+committee's mean (per magnetic ion, and per formula unit; that ordering's is therefore 0).
+The latter is the uncertainty of the reported relative energy (the members' mean of
+theirs); the two energies' spreads do not give it, since the members' errors on two orderings
+are correlated.
 """
 
 from __future__ import annotations
