@@ -284,8 +284,13 @@ def test_the_baseline_is_kept_from_before_the_new_card_overwrites_it(tmp_path, c
         "model.pt"
     ).read_bytes()
     (kept.parent / "model.pt").unlink()  # a copy of the card and metrics only
-    with pytest.raises(FileNotFoundError, match="the kept baseline in .* lacks model.pt"):
+    with pytest.raises(FileNotFoundError, match="the kept baseline in .* lacks model.pt") as e:
         keep_baseline(shipped, shipped)
+    assert "delete" not in str(e.value)  # a fresh copy would be of the new model
+    other = tmp_path / "spinmultinet-oxides"
+    shutil.copytree(kept.parent, other / "baseline")
+    with pytest.raises(FileNotFoundError, match="or delete the folder to copy them"):
+        keep_baseline(shipped, other)
     shutil.copyfile(SHIPPED_METRICS.with_name("model.pt"), kept.parent / "model.pt")
     kept.write_text("[]")  # a copy spoilt since: refused before training, not after
     with pytest.raises(ValueError, match="is not a table of entries"):

@@ -104,9 +104,16 @@ def keep_baseline(source: str | Path, target: str | Path) -> Path:
     if (kept / BASELINE_FILES[-1]).is_file():
         lacking = [name for name in BASELINE_FILES if not (kept / name).is_file()]
         if lacking:
+            # in the baseline's own folder, its files may be the new model's by now
+            fresh_copy = Path(source).resolve() != Path(target).resolve()
             raise FileNotFoundError(
                 f"the kept baseline in {kept} lacks {', '.join(lacking)}: copy the baseline "
-                "model's files there, or delete the folder to copy them from the shipped model"
+                "model's files there"
+                + (
+                    ", or delete the folder to copy them from the shipped model"
+                    if fresh_copy
+                    else ""
+                )
             )
         read_baseline(kept / BASELINE_FILES[-1])
         return kept / BASELINE_FILES[-1]
