@@ -229,33 +229,33 @@ def scan_orderings(
                 converged=converged,
             )
         )
-    per_ion = {r.ordering: r.formula_units / r.magnetic_ions for r in results}
-    lowest_ideal = min(r.ideal_energy * per_ion[r.ordering] for r in results)
-    lowest_relaxed = min(r.relaxed_energy * per_ion[r.ordering] for r in results)
+    ideal = {r.ordering: r.ideal_energy * r.formula_units / r.magnetic_ions for r in results}
+    relaxed = {r.ordering: r.relaxed_energy * r.formula_units / r.magnetic_ions for r in results}
+    lowest = (min(ideal, key=ideal.get), min(relaxed, key=relaxed.get))  # per magnetic ion
     for r in results:
         ions_per_fu = r.magnetic_ions / r.formula_units
-        r.ideal_relative_meV_per_ion = 1000 * (r.ideal_energy * per_ion[r.ordering] - lowest_ideal)
-        r.relaxed_relative_meV_per_ion = 1000 * (
-            r.relaxed_energy * per_ion[r.ordering] - lowest_relaxed
-        )
+        r.ideal_relative_meV_per_ion = 1000 * (ideal[r.ordering] - ideal[lowest[0]])
+        r.relaxed_relative_meV_per_ion = 1000 * (relaxed[r.ordering] - relaxed[lowest[1]])
         r.ideal_relative_meV = r.ideal_relative_meV_per_ion * ions_per_fu
         r.relaxed_relative_meV = r.relaxed_relative_meV_per_ion * ions_per_fu
     if spreads:
-        _add_spreads(results, spreads)
+        _add_spreads(results, spreads, lowest)
     return sorted(results, key=lambda r: r.relaxed_relative_meV_per_ion), relaxed_structures
 
 
-def _add_spreads(results: list[OrderingResult], spreads: dict[str, tuple[Spread, Spread]]) -> None:
+def _add_spreads(
+    results: list[OrderingResult],
+    spreads: dict[str, tuple[Spread, Spread]],
+    lowest: tuple[str, str],
+) -> None:
     """Fill in the committee's spreads of ``results`` (module docstring) from each ordering's
-    ideal and relaxed :class:`Spread`."""
+    ideal and relaxed :class:`Spread`; ``lowest``: the orderings lowest in the committee's
+    mean energy per magnetic ion, ideal and relaxed, which the relative energies are from."""
     per_ion = {
         r.ordering: [spread.member_energies / r.magnetic_ions for spread in spreads[r.ordering]]
         for r in results
     }
-    ideal_mean = {name: energies[0].mean() for name, energies in per_ion.items()}
-    relaxed_mean = {name: energies[1].mean() for name, energies in per_ion.items()}
-    lowest_ideal = per_ion[min(ideal_mean, key=ideal_mean.get)][0]
-    lowest_relaxed = per_ion[min(relaxed_mean, key=relaxed_mean.get)][1]
+    lowest_ideal, lowest_relaxed = per_ion[lowest[0]][0], per_ion[lowest[1]][1]
     for r in results:
         ideal, relaxed = spreads[r.ordering]
         ions_per_fu = r.magnetic_ions / r.formula_units
