@@ -359,13 +359,21 @@ def _add_yardsticks(sub: argparse._SubParsersAction) -> None:
 
 def _calculator(args: argparse.Namespace):
     """The calculator of a structure command (``--model``, ``--dtype``): one model, or a
-    committee of several files; with a warning when ``target`` names a material the model
-    records it was not trained on."""
+    committee of several distinct files (one model twice would shrink the spread); with a
+    warning when ``target`` names a material the model records it was not trained on."""
     from spinmultinet_ase.calculator import SpinMultiNetCalculator
     from spinmultinet_ase.workflows.inputs import warn_if_untrained
 
     models = args.model or [None]  # None: the shipped model
     calc = SpinMultiNetCalculator(models[0] if len(models) == 1 else models, dtype=args.dtype)
+    seen: dict[str, int] = {}
+    for number, record in enumerate(calc.model_files, start=1):
+        first = seen.setdefault(record["sha256"], number)
+        if first != number:
+            raise ValueError(
+                f"committee model {number} ({models[number - 1]}) is model {first} again (same "
+                "content): a committee's spread needs models trained apart"
+            )
     warn_if_untrained(args.target, calc)
     return calc
 
@@ -384,10 +392,10 @@ def _add_model_options(p: argparse.ArgumentParser, dtype: str) -> None:
         nargs="+",
         default=None,
         metavar="FILE",
-        help="model file (default: the shipped model), or several for a committee (same "
-        "species, cutoff and spin mode; give them after the structure): the results are the "
-        "members' mean, reported with their spread, the population standard deviation over "
-        "the members (fields and columns: docs/conventions.md, Committees)",
+        help="model file (default: the shipped model), or several distinct ones for a "
+        "committee (same species, cutoff and spin mode; give them after the structure): the "
+        "results are the members' mean, reported with their spread, the population standard "
+        "deviation over the members (fields and columns: docs/conventions.md, Committees)",
     )
     p.add_argument(
         "--dtype",

@@ -320,3 +320,25 @@ def test_one_model_on_a_committees_output_carries_no_stale_spread(members, tmp_p
     md = ["md", str(committee), "--steps", "4", "--interval", "2", "--quiet"]
     _run([*md, "--output-dir", str(tmp_path / "md"), "--model", str(members[0])])
     assert all("energy_std" not in a.info for a in read(tmp_path / "md" / "md.traj", ":"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["scan", "NiO", "--output-dir", "out"], ["relax", "NiO", "--output", "out/relaxed.extxyz"]],
+    ids=["scan", "relax"],
+)
+def test_one_model_given_twice_is_one_line_and_exit_code_2(
+    command, members, tmp_path, monkeypatch, capsys
+):
+    """The same model twice (here under two names) would report a spread too small (zero for
+    a committee of one model): refused before any output."""
+    monkeypatch.chdir(tmp_path)
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(members[0].read_bytes())
+    argv = [*command, "--quiet", "--model", str(members[0]), str(members[1]), str(copy)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err + captured.out
+    assert f"committee model 3 ({copy}) is model 1 again" in lines[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
