@@ -23,8 +23,26 @@ from spinmultinet_ase.outputs import (
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line (and exit code 2)."""
 
+    model_files: list[str] | None = None  # what --model took, as it parses (_ModelFiles)
+
     def error(self, message: str) -> None:  # type: ignore[override]
+        if self.model_files and message.endswith("required: target"):
+            message = (
+                f"no structure given: --model takes every argument after it as a model file "
+                f"(here {' '.join(self.model_files)}); give the structure before --model "
+                f"({self.prog} NiO --model a.pt b.pt) or last, after -- (... --model a.pt b.pt -- "
+                "NiO)"
+            )
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _ModelFiles(argparse.Action):
+    """Stores ``--model``'s files and tells the parser, whose error then names them if they
+    took the structure too."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        parser.model_files = values
 
 
 def _structures(args: argparse.Namespace) -> None:
@@ -390,10 +408,12 @@ def _add_model_options(p: argparse.ArgumentParser, dtype: str) -> None:
     p.add_argument(
         "--model",
         nargs="+",
+        action=_ModelFiles,
         default=None,
         metavar="FILE",
         help="model file (default: the shipped model), or several distinct ones for a "
-        "committee (same species, cutoff and spin mode; give them after the structure): the "
+        "committee (same species, cutoff and spin mode; --model takes every argument after "
+        "it, so give the structure first, or last after --): the "
         "results are the members' mean, reported with their spread, the population standard "
         "deviation over the members (fields and columns: docs/conventions.md, Committees)",
     )
@@ -460,7 +480,10 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         "population std over the members of each member's own energy relative to the "
         "ordering lowest in the committee's mean (correlated members: not the two energies' "
         "spreads combined); the CSV and JSON add these (*_relative_*_std) and the spread of "
-        "the members' energies (ideal_energy_std, relaxed_energy_std, eV/f.u.).",
+        "the members' energies (ideal_energy_std, relaxed_energy_std, eV/f.u.). The exchange "
+        "is then fitted once more per member, to its own energies at the ideal geometries: "
+        "each J and the mean-field temperature are followed by ± the std of the members' "
+        "(JS2_meV_std, mean_field_temperature_K_std in scan.json).",
     )
     _add_structure_options(
         p,
@@ -479,7 +502,10 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--monte-carlo",
         action="store_true",
-        help="also estimate T_N by classical Monte Carlo of the fitted Heisenberg model",
+        help="also estimate T_N by classical Monte Carlo of the fitted Heisenberg model; with "
+        "a committee also of each member's fit, for the spread of T_N "
+        "(monte_carlo_neel_temperature_K_std; each member's run costs as much as the mean's, "
+        "and the spread includes the Monte Carlo's own noise: docs/tutorials/orderings.md)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_overwrite(p)

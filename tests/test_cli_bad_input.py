@@ -309,3 +309,26 @@ def test_an_empty_orderings_list_is_refused(command, tmp_path, monkeypatch, caps
     argv = [*command, "--orderings=--", "--model", str(tmp_path / "missing.pt")]
     assert main(argv) == 2
     assert "--orderings" in _one_error_line(capsys, command[0])
+
+
+@pytest.mark.parametrize("command", ["scan", "relax", "md", "phonons"])
+@pytest.mark.parametrize("models", [["a.pt"], ["a.pt", "b.pt"]], ids=["one", "committee"])
+def test_a_structure_after_the_model_files_is_one_line_naming_the_fix(
+    command, models, tmp_path, monkeypatch, capsys
+):
+    """``--model`` takes every argument after it, the structure too: the error says so and
+    how to give it, before any model is loaded or output made."""
+    monkeypatch.chdir(tmp_path)
+    assert main([command, "--model", *models, "NiO"]) == 2
+    line = _one_error_line(capsys, command)
+    assert line.startswith(f"spinmultinet {command}: error: no structure given: --model takes")
+    assert f"(here {' '.join(models)} NiO)" in line
+    assert f"(spinmultinet {command} NiO --model a.pt b.pt)" in line
+    assert "after -- (... --model a.pt b.pt -- NiO)" in line
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_structure_without_model_files_is_argparses_line(capsys):
+    assert main(["scan", "--quiet"]) == 2
+    line = _one_error_line(capsys, "scan")
+    assert "the following arguments are required: target" in line

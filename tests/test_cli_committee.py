@@ -3,7 +3,9 @@ members' mean and spread, checked against the members run or evaluated one at a 
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -15,9 +17,16 @@ from ase.io import read
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.export import export_model
+from spinmultinet_ase.magnetism.exchange import exchange_shells
 from spinmultinet_ase.testing.models import random_model
 from spinmultinet_ase.workflows.inputs import single_structure
 from spinmultinet_ase.workflows.phonons import displaced_cells
+from spinmultinet_ase.workflows.scan import (
+    ExchangeReport,
+    monte_carlo_neel_temperature,
+    run_scan,
+    scan_input,
+)
 
 SPREAD_COLUMNS = {
     "ideal_energy_std",
@@ -68,12 +77,15 @@ def _largest_force_spread(forces: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def scans(members, tmp_path_factory) -> dict[str, Path]:
-    """The scan run with the committee and with each member alone."""
+    """The scan run with the committee and with each member alone (printed: ``stdout.txt``)."""
     runs = {"committee": members, "first": members[:1], "second": members[1:]}
     folders = {}
     for name, models in runs.items():
         folders[name] = tmp_path_factory.mktemp(f"scan_{name}")
-        _run([*SCAN, "--output-dir", str(folders[name]), "--model", *map(str, models)])
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            _run([*SCAN, "--output-dir", str(folders[name]), "--model", *map(str, models)])
+        (folders[name] / "stdout.txt").write_text(printed.getvalue())
     return folders
 
 
@@ -153,10 +165,81 @@ def test_scan_relaxed_spreads_are_the_members_at_the_committees_geometry(scans, 
         assert row["relaxed_relative_meV_per_ion_std"] == pytest.approx(np.std(relative), abs=1e-4)
 
 
+def test_scan_exchange_spread_is_that_of_the_members_own_fits(scans):
+    """Each member's J's are those of the scan with that member alone (its own energies at the
+    same ideal geometries); the committee's J is the fit of the mean energies, which, the fit
+    being linear in the energies, is the members' mean J."""
+    committee = json.loads((scans["committee"] / "scan.json").read_text())["exchange"]
+    alone = [
+        json.loads((scans[n] / "scan.json").read_text())["exchange"] for n in ("first", "second")
+    ]
+    assert (
+        "exchange: JS2_meV_std"
+        in json.loads((scans["committee"] / "scan.json").read_text())["spread"]
+    )
+    printed = (scans["committee"] / "stdout.txt").read_text()
+    for k, shell in enumerate(committee["shells"]):
+        members = np.array([a["shells"][k]["JS2_meV"] for a in alone])
+        assert shell["JS2_meV"] == pytest.approx(members.mean(), abs=1e-9)
+        assert shell["JS2_meV_std"] == pytest.approx(np.std(members, ddof=0), abs=1e-9)
+        assert f"J{k + 1} S² = {shell['JS2_meV']:8.2f} ± {shell['JS2_meV_std']:.2f} meV" in printed
+    assert any(shell["JS2_meV_std"] > 1e-6 for shell in committee["shells"])
+    mean_field = np.array([a["mean_field_temperature_K"] for a in alone])
+    assert committee["mean_field_temperature_K_std"] == pytest.approx(np.std(mean_field), abs=1e-9)
+    assert (
+        f"{committee['mean_field_temperature_K']:.0f} ± "
+        f"{committee['mean_field_temperature_K_std']:.0f} K" in printed
+    )
+    assert "monte_carlo_neel_temperature_K_std" in committee  # None: no Monte Carlo asked
+    assert committee["monte_carlo_neel_temperature_K_std"] is None
+
+
+def test_scan_monte_carlo_spread_is_that_of_the_members_own_runs(members):
+    """T_N per member, run alike (same sweeps and seed), is the scan's with that member alone."""
+    options = dict(
+        orderings=["FM", "AFM-II", "AFM-I"],
+        steps=0,
+        progress=False,
+        monte_carlo=True,
+        monte_carlo_sweeps=10,
+    )
+    committee = run_scan("NiO", SpinMultiNetCalculator(members), **options).exchange
+    alone = [run_scan("NiO", SpinMultiNetCalculator(m), **options).exchange for m in members]
+    temperatures = np.array([a.monte_carlo_neel_temperature_K for a in alone])
+    assert np.std(temperatures) > 0
+    assert committee.monte_carlo_neel_temperature_K_std == pytest.approx(
+        np.std(temperatures, ddof=0), abs=1e-9
+    )
+    assert all(a.monte_carlo_neel_temperature_K_std is None for a in alone)
+
+
+def test_a_member_the_monte_carlo_cannot_follow_leaves_the_spread_out_with_a_warning():
+    shells = exchange_shells(scan_input("NiO", ["FM"]).reference, 2)
+    report = ExchangeReport(
+        shells=[{"JS2_meV": 0.5, "JS2_meV_std": 0.5}, {"JS2_meV": 5.0, "JS2_meV_std": 5.0}],
+        E0_eV_per_ion=0.0,
+        rms_residual_meV_per_ion=0.0,
+        condition=1.0,
+        degrees_of_freedom=0,
+        orderings=3,
+        mean_field_temperature_K=None,
+        member_JS2_meV=[[1.0, 10.0], [0.0, 0.0]],  # the second orders at no temperature
+    )
+    monte_carlo_neel_temperature(report, shells, sweeps=4)
+    assert report.monte_carlo_neel_temperature_K > 0
+    assert report.monte_carlo_neel_temperature_K_std is None
+    (warning,) = report.warnings
+    assert warning.startswith("no Monte Carlo T_N spread: committee member 2's model: ")
+
+
 def test_scan_of_one_model_writes_what_it_wrote_before(scans, capsys):
     for name in ("first", "second"):
         summary = json.loads((scans[name] / "scan.json").read_text())
         assert "spread" not in summary
+        exchange = summary["exchange"]
+        assert not [key for key in exchange if key.endswith("_std")]
+        assert not [key for shell in exchange["shells"] for key in shell if key.endswith("_std")]
+        assert "±" not in (scans[name] / "stdout.txt").read_text()
         assert not SPREAD_COLUMNS & set(summary["orderings"][0])
         assert not SPREAD_COLUMNS & set(_csv(scans[name])["FM"])
         for atoms in read(scans[name] / "relaxed.extxyz", ":"):
@@ -342,3 +425,10 @@ def test_one_model_given_twice_is_one_line_and_exit_code_2(
     assert len(lines) == 1 and "Traceback" not in captured.err + captured.out
     assert f"committee model 3 ({copy}) is model 1 again" in lines[0]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_structure_can_follow_the_model_files_after_a_double_dash(members, tmp_path):
+    output = tmp_path / "relaxed.extxyz"
+    argv = ["relax", "--steps", "1", "--quiet", "--output", str(output)]
+    _run([*argv, "--model", *map(str, members), "--", "NiO"])
+    assert read(output).info["energy_std"] > 0

@@ -16,6 +16,15 @@ committee's mean (per magnetic ion, and per formula unit; that ordering's is the
 The latter is the uncertainty of the reported relative energy (the members' mean of
 theirs); the two energies' spreads do not give it, since the members' errors on two orderings
 are correlated.
+
+A committee's exchange fit is made once more per member, on that member's own energies at the
+ideal geometries (the geometries of the fit, the same for every member): each shell's
+``JS2_meV_std`` is the population std of the members' J |S|². The fit is linear in the
+energies, so the reported J (the fit of the mean energies) is the members' mean J.
+``mean_field_temperature_K_std`` and, with the Monte Carlo (run once per member, with the same
+sweeps and seed), ``monte_carlo_neel_temperature_K_std`` are likewise the spreads of the
+members' own estimates, around the mean-energy model's, which is not their mean (T is not
+linear in J).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.data.graph import species_indices
 from spinmultinet_ase.magnetism.exchange import ExchangeShells, exchange_shells, fit_exchange
 from spinmultinet_ase.magnetism.heisenberg import HeisenbergLattice
+from spinmultinet_ase.magnetism.montecarlo import NeelEstimate, neel_temperature
 from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
 from spinmultinet_ase.magnetism.rocksalt import ORDERINGS, ROCKSALT_LATTICE_CONSTANTS
 from spinmultinet_ase.magnetism.sites import magnetic_sites
@@ -130,10 +140,14 @@ class OrderingResult:
     relaxed_relative_meV_per_ion_std: float | None = None
     ideal_relative_meV_std: float | None = None
     relaxed_relative_meV_std: float | None = None
+    # a committee's members' own energies at the ideal geometry (eV per formula unit, (M,)),
+    # for their exchange fits; not written out
+    ideal_member_energies: list[float] | None = None
 
     def row(self) -> dict:
         """The fields as a dict for CSV and JSON, without the spreads a single model lacks."""
         row = asdict(self)
+        del row["ideal_member_energies"]
         return {k: v for k, v in row.items() if not (k in SPREAD_FIELDS and v is None)}
 
     @property
@@ -260,6 +274,7 @@ def _add_spreads(
         ideal, relaxed = spreads[r.ordering]
         ions_per_fu = r.magnetic_ions / r.formula_units
         r.ideal_energy_std = ideal.energy_std / r.formula_units
+        r.ideal_member_energies = (ideal.member_energies / r.formula_units).tolist()
         r.relaxed_energy_std = relaxed.energy_std / r.formula_units
         ideal_members, relaxed_members = per_ion[r.ordering]
         r.ideal_relative_meV_per_ion_std = 1000 * float(np.std(ideal_members - lowest_ideal))
@@ -270,9 +285,12 @@ def _add_spreads(
 
 @dataclass
 class ExchangeReport:
-    """The Heisenberg fit of a scan: shells, J |S|² (meV) and how well the model fits."""
+    """The Heisenberg fit of a scan: shells, J |S|² (meV) and how well the model fits; with a
+    committee, the spreads of the members' own fits (module docstring)."""
 
-    shells: list[dict]  # distance (Å), symbols, coordination, JS2_meV (None: undetermined)
+    # distance (Å), symbols, coordination, JS2_meV (None: undetermined), a committee's
+    # JS2_meV_std
+    shells: list[dict]
     E0_eV_per_ion: float
     rms_residual_meV_per_ion: float
     condition: float
@@ -282,31 +300,67 @@ class ExchangeReport:
     warnings: list[str] = field(default_factory=list)
     monte_carlo_neel_temperature_K: float | None = None
     monte_carlo_method: str | None = None
+    mean_field_temperature_K_std: float | None = None
+    monte_carlo_neel_temperature_K_std: float | None = None
+    # a committee's members' own J |S|² per shell (meV; None: undetermined); not written out
+    member_JS2_meV: list[list[float | None]] | None = None
+
+    def summary(self) -> dict:
+        """The fields as a dict for JSON, without the spreads a single model lacks."""
+        summary = asdict(self)
+        del summary["member_JS2_meV"]
+        if self.member_JS2_meV is None:
+            for key in EXCHANGE_SPREAD_FIELDS:
+                del summary[key]
+        return summary
+
+
+EXCHANGE_SPREAD_FIELDS = ("mean_field_temperature_K_std", "monte_carlo_neel_temperature_K_std")
+
+
+def _mean_field_temperature(shells: ExchangeShells, JS2: list[float | None]) -> float:
+    """The mean-field ordering temperature (K) of ``J_k |S|²`` (eV; None counts as 0)."""
+    couplings = [0.0 if j is None else j for j in JS2]
+    return HeisenbergLattice.from_fit(shells, couplings).mean_field_temperature()
 
 
 def exchange_from_scan(
     scan: ScanInput, results: list[OrderingResult], shells: ExchangeShells
 ) -> ExchangeReport:
-    """Fit ``J_k |S|²`` on ``shells`` to the ideal energies per magnetic ion."""
+    """Fit ``J_k |S|²`` on ``shells`` to the ideal energies per magnetic ion; with a
+    committee (results with ``ideal_member_energies``) also to each member's own."""
     by_name = {r.ordering: r for r in results}
     names = list(scan.structures)
-    fit = fit_exchange(
-        shells,
-        [scan.structures[n] for n in names],
-        [by_name[n].ideal_energy_per_ion for n in names],
-    )
-    couplings = [j if j is not None else 0.0 for j in fit.JS2]
-    mean_field = HeisenbergLattice.from_fit(shells, couplings).mean_field_temperature()
+    structures = [scan.structures[n] for n in names]
+    fit = fit_exchange(shells, structures, [by_name[n].ideal_energy_per_ion for n in names])
+    mean_field = _mean_field_temperature(shells, fit.JS2)
+    rows = [
+        {
+            "distance": s.distance,
+            "symbols": list(s.symbols),
+            "coordination": s.coordination,
+            "JS2_meV": None if j is None else 1000 * j,
+        }
+        for s, j in zip(shells.shells, fit.JS2, strict=True)
+    ]
+    members, mean_field_std = None, None
+    if by_name[names[0]].ideal_member_energies is not None:
+        per_ion = np.array(  # (M, orderings)
+            [
+                np.array(by_name[n].ideal_member_energies)
+                * by_name[n].formula_units
+                / by_name[n].magnetic_ions
+                for n in names
+            ]
+        ).T
+        fits = [fit_exchange(shells, structures, energies).JS2 for energies in per_ion]
+        members = [[None if j is None else 1000 * j for j in JS2] for JS2 in fits]
+        for k, row in enumerate(rows):
+            determined = row["JS2_meV"] is not None
+            row["JS2_meV_std"] = float(np.std([m[k] for m in members])) if determined else None
+        mean_field_std = float(np.std([_mean_field_temperature(shells, JS2) for JS2 in fits]))
     return ExchangeReport(
-        shells=[
-            {
-                "distance": s.distance,
-                "symbols": list(s.symbols),
-                "coordination": s.coordination,
-                "JS2_meV": None if j is None else 1000 * j,
-            }
-            for s, j in zip(shells.shells, fit.JS2, strict=True)
-        ],
+        shells=rows,
         E0_eV_per_ion=fit.E0,
         rms_residual_meV_per_ion=1000 * fit.rms_residual,
         condition=fit.condition,
@@ -314,6 +368,8 @@ def exchange_from_scan(
         orderings=len(names),
         mean_field_temperature_K=mean_field,
         warnings=fit.warnings,
+        mean_field_temperature_K_std=mean_field_std,
+        member_JS2_meV=members,
     )
 
 
@@ -323,18 +379,37 @@ def monte_carlo_neel_temperature(
     sweeps: int = 600,
     seed: int = 0,
 ) -> ExchangeReport:
-    """Add the classical Monte Carlo T_N of the fitted model (Binder crossing of two sizes)."""
-    from spinmultinet_ase.magnetism.montecarlo import neel_temperature
-
-    couplings = [0.0 if s["JS2_meV"] is None else s["JS2_meV"] / 1000 for s in report.shells]
-    lattice = HeisenbergLattice.from_fit(shells, couplings)
-    smallest = max(4, 2 * int(np.abs(lattice.offset).max()) + 2)
-    estimate = neel_temperature(
-        lattice, sizes=(smallest, smallest + 4), sweeps=sweeps, equilibration=sweeps // 2, seed=seed
-    )
+    """Add the classical Monte Carlo T_N of the fitted model (Binder crossing of two sizes);
+    with a committee also the spread of the members' own T_N, each run alike (a member whose
+    model the Monte Carlo cannot follow leaves the spread out, with a warning)."""
+    estimate = _monte_carlo(shells, [s["JS2_meV"] for s in report.shells], sweeps, seed)
     report.monte_carlo_neel_temperature_K = estimate.temperature
     report.monte_carlo_method = estimate.method
+    if report.member_JS2_meV is None:
+        return report
+    temperatures = []
+    for number, JS2 in enumerate(report.member_JS2_meV, start=1):
+        try:
+            temperatures.append(_monte_carlo(shells, JS2, sweeps, seed).temperature)
+        except ValueError as error:
+            report.warnings.append(
+                f"no Monte Carlo T_N spread: committee member {number}'s model: {error}"
+            )
+            return report
+    report.monte_carlo_neel_temperature_K_std = float(np.std(temperatures))
     return report
+
+
+def _monte_carlo(
+    shells: ExchangeShells, JS2_meV: list[float | None], sweeps: int, seed: int
+) -> NeelEstimate:
+    """The Monte Carlo T_N of ``J_k |S|²`` (meV; None counts as 0) on ``shells``."""
+    couplings = [0.0 if j is None else j / 1000 for j in JS2_meV]
+    lattice = HeisenbergLattice.from_fit(shells, couplings)
+    smallest = max(4, 2 * int(np.abs(lattice.offset).max()) + 2)
+    return neel_temperature(
+        lattice, sizes=(smallest, smallest + 4), sweeps=sweeps, equilibration=sweeps // 2, seed=seed
+    )
 
 
 @dataclass
@@ -427,13 +502,23 @@ def format_scan_table(results: list[OrderingResult]) -> str:
 
 
 def format_exchange(report: ExchangeReport) -> str:
-    """The fit as text: one line per shell, then the residual, condition and warnings."""
+    """The fit as text: one line per shell, then the residual, condition and warnings; with a
+    committee each J and temperature is followed by ± its spread, explained at the end."""
+    committee = report.member_JS2_meV is not None
+
+    def spread(std: float | None, digits: int) -> str:
+        return f" ± {std:.{digits}f}" if std is not None else ""
+
     lines = [
         "Heisenberg fit E = E0 + Σ_<ij> J_ij S_i·S_j (J > 0 antiferromagnetic) to the "
         f"ideal-geometry energies per magnetic ion of {report.orderings} orderings:"
     ]
     for k, shell in enumerate(report.shells, start=1):
-        value = "undetermined" if shell["JS2_meV"] is None else f"{shell['JS2_meV']:8.2f} meV"
+        value = (
+            "undetermined"
+            if shell["JS2_meV"] is None
+            else f"{shell['JS2_meV']:8.2f}{spread(shell.get('JS2_meV_std'), 2)} meV"
+        )
         lines.append(
             f"  J{k} S² = {value}  ({'–'.join(shell['symbols'])} at {shell['distance']:.3f} Å, "
             f"{shell['coordination']:g} per ion)"
@@ -448,12 +533,19 @@ def format_exchange(report: ExchangeReport) -> str:
     if report.mean_field_temperature_K is not None:
         lines.append(
             f"mean-field ordering temperature of this model {report.mean_field_temperature_K:.0f}"
-            " K (classical mean field overestimates it)"
+            f"{spread(report.mean_field_temperature_K_std, 0)} K (classical mean field "
+            "overestimates it)"
         )
     if report.monte_carlo_neel_temperature_K is not None:
         lines.append(
-            f"classical Monte Carlo T_N = {report.monte_carlo_neel_temperature_K:.0f} K "
+            f"classical Monte Carlo T_N = {report.monte_carlo_neel_temperature_K:.0f}"
+            f"{spread(report.monte_carlo_neel_temperature_K_std, 0)} K "
             f"({report.monte_carlo_method})"
+        )
+    if committee:
+        lines.append(
+            "± : spread (population std) of the committee's members' own fits (and their "
+            "temperatures) to their own energies at the same ideal geometries"
         )
     return "\n".join(lines)
 
@@ -489,14 +581,16 @@ def write_scan(
     summary = {
         "energy_unit": "eV per formula unit (meV per magnetic ion where the key says per_ion)",
         "orderings": rows,
-        "exchange": asdict(exchange) if exchange else None,
+        "exchange": exchange.summary() if exchange else None,
     }
     if results[0].ideal_energy_std is not None:
         summary["spread"] = (
             "*_std: population standard deviation (ddof=0) over the committee's members, at "
             "the committee's geometries: *_energy_std of the members' energies, "
             "*_relative_*_std of each member's own energy relative to the ordering lowest in "
-            "the committee's mean"
+            "the committee's mean; exchange: JS2_meV_std and *_temperature_K_std of the "
+            "members' own fits to their own energies at the ideal geometries (and their "
+            "temperatures, Monte Carlo with the same sweeps and seed)"
         )
     write_text_atomic(output / "scan.json", json.dumps(summary, indent=2))
     for name, atoms in relaxed.items():
