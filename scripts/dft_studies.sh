@@ -6,7 +6,8 @@
 # With coo-scf: only the CoO SCF study (runs already done are skipped): FeO's SCF settings
 # (rule 1, bias_release_study.py's filled-msr1) on an accepted CoO frame labelled with GPAW's
 # default mixer, then on the three 8-atom frames of round 1 of CoO's active-learning campaign
-# that stalled (data/studies/feo_coo_states.md, "CoO frames without a single 3-fold axis").
+# that stalled (data/studies/feo_coo_states.md, "CoO frames without a single 3-fold axis");
+# CoO-cubic-8-FM-004, stopped unconverged after 117 SCF steps, is not run again.
 # With feo-rule: only the study that decides FeO's next rule (data/studies/feo_coo_states.md,
 # "Choosing FeO's next rule"), runs already done skipped: the a1g start released with capped
 # MSR1 (bias_release_study.py's filled-msr1) on the AFM-II test cell, which under the FeO rule
@@ -27,7 +28,7 @@ if [ "${1:-}" = coo-scf ]; then
     run scripts/bias_release_study.py --variant filled-msr1 \
         --frames data/active_CoO/test_structures.extxyz CoO-afm2-4-AFM-II-068 \
         --frames data/active_CoO/run/round_1/candidates.extxyz \
-        CoO-afm3-8-AFM-III-008 CoO-cubic-8-FM-004 CoO-cubic-8-random-015 \
+        CoO-afm3-8-AFM-III-008 CoO-cubic-8-random-015 \
         >> data/studies/bias_release.log 2>&1
     exit
 fi
