@@ -18,7 +18,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from io import StringIO
 from pathlib import Path
@@ -531,21 +531,41 @@ def unlabelled(structures: list[Atoms], labelled: list[Atoms]) -> list[Atoms]:
     return [atoms for atoms in structures if atoms.info[STRUCTURE_ID] not in done]
 
 
-def _check_partners(result: Atoms, labelled: list[Atoms]) -> list[Atoms]:
-    """Reject the frames of ``result``'s partner group in a higher electronic state.
+def wrong_states(frames: Sequence[Atoms]) -> dict[int, str]:
+    """The frames of ``frames`` in a higher electronic state than another frame of their
+    partner group: index -> the status "wrong electronic state: ...".
 
-    The group is a source and every frame whose ``partner_of`` names it (one geometry); among
-    its accepted frames in ``labelled`` and ``result``, those more than the threshold above
-    the lowest (:func:`~spinmultinet_ase.dft.states.higher_states`) get the status "wrong
-    electronic state". Only for the materials with several electronic states
-    (``needs_broken_symmetry``): the ordering energies of others, such as α-Fe2O3, can exceed
-    the threshold.
+    A partner group is a source and every frame whose ``partner_of`` names it (one geometry);
+    within each, the frames more than the threshold above the lowest are the higher ones
+    (:func:`~spinmultinet_ase.dft.states.higher_states`). Only frames of the materials with
+    several electronic states (``needs_broken_symmetry``) are judged: the ordering energies of
+    others, such as α-Fe2O3, can exceed the threshold.
+
+    Args:
+        frames: accepted frames with DFT energies.
+    """
+    groups: dict[str, list[int]] = {}
+    for index, atoms in enumerate(frames):
+        if needs_broken_symmetry(str(Formula(atoms.get_chemical_formula()).reduce()[0])):
+            groups.setdefault(_partner_group(atoms), []).append(index)
+    wrong = {}
+    for members in groups.values():
+        formula_units = Formula(frames[members[0]].get_chemical_formula()).reduce()[1]
+        energies = [frames[index].get_potential_energy() for index in members]
+        for position, problem in higher_states(energies, formula_units).items():
+            wrong[members[position]] = f"wrong electronic state: {problem}"
+    return wrong
+
+
+def _check_partners(result: Atoms, labelled: list[Atoms]) -> list[Atoms]:
+    """Reject the frames of ``result``'s partner group in a higher electronic state: among its
+    accepted frames in ``labelled`` and ``result``, those :func:`wrong_states` names get its
+    status.
 
     Returns:
         The frames of ``labelled`` rejected now (to move out of the output).
     """
-    formula, formula_units = Formula(result.get_chemical_formula()).reduce()
-    if result.info[STATUS] != STATUS_OK or not needs_broken_symmetry(str(formula)):
+    if result.info[STATUS] != STATUS_OK:
         return []
     group = _partner_group(result)
     accepted = [
@@ -554,10 +574,10 @@ def _check_partners(result: Atoms, labelled: list[Atoms]) -> list[Atoms]:
         if a.info[STATUS] == STATUS_OK and a.calc is not None and _partner_group(a) == group
     ]
     frames = [*accepted, result]
-    off = higher_states([a.get_potential_energy() for a in frames], formula_units)
-    for index, problem in off.items():
-        frames[index].info[STATUS] = f"wrong electronic state: {problem}"
-    return [accepted[index] for index in off if index < len(accepted)]
+    wrong = wrong_states(frames)
+    for index, status in wrong.items():
+        frames[index].info[STATUS] = status
+    return [accepted[index] for index in wrong if index < len(accepted)]
 
 
 def _partner_group(atoms: Atoms) -> str:

@@ -15,10 +15,23 @@ one finished, so a kill at any instant resumes at the stage it interrupted:
    labelled frame's energy is fitted relative to the same geometry in another ordering.
 2. **label**: GPAW (:func:`spinmultinet_ase.dft.label.label_file`, itself resumable frame by
    frame) into ``round_K/labelled.extxyz``; or, for a retrospective study, the picked frames
-   are taken from an already-labelled pool (``labelled_pool``).
+   are taken from an already-labelled pool (``labelled_pool``). Then the partner groups of
+   FeO and CoO (a source and the frames whose ``partner_of`` names it: one geometry) with
+   frames in this round are checked across the campaign (:meth:`ActiveLearning._check_partners`):
+   with the round's frames, the group's accepted frames in ``initial_data`` and the earlier
+   rounds' ``labelled.extxyz`` (not ``test``: its frames are never trained on, and
+   ``scripts/active_split.py`` keeps partner groups out of it), as the labeller does within
+   one file (:func:`~spinmultinet_ase.dft.label.wrong_states`). A frame of this round in a
+   higher electronic state than another of its geometry is moved to
+   ``round_K/labelled.rejected.extxyz`` with its status; an earlier frame in a higher state
+   stays in its file (the input of a finished round), is listed in ``OUTPUT/wrong_states.json``
+   with the round that found it, and is left out of the training sets of that round and all
+   later ones (one line is printed per frame). The check runs again whole on a rerun of the
+   stage, so a kill at any instant of it resumes to the same files.
 3. **train**: each committee member is fine-tuned from its previous self (its own seed) on all
-   frames labelled so far (``round_K/train.extxyz``) into ``round_K/member_M/model.pt``; a
-   member killed mid-training resumes from its last checkpoint. The training config's random
+   frames labelled so far but those ``wrong_states.json`` lists (``round_K/train.extxyz``)
+   into ``round_K/member_M/model.pt``; a member killed mid-training resumes from its last
+   checkpoint. The training config's random
    test share is set to 0 (its validation share stays), so only frames its explicit rules
    hold out (``test_orderings``, ``test_cells``, ``test_yardsticks``) are kept from training.
 
@@ -38,7 +51,8 @@ config's models, ``round_K/member_M/model.pt`` (relative to ``output_dir``) for 
 
 After each round (and once before the first) a row is added to ``OUTPUT/curve.csv``: frames
 labelled by the rounds' DFT (``dft_frames``) and rejected by it (``dft_rejected``), frames
-given to training (``training_frames``: ``initial_data`` and ``dft_frames``), structures left
+given to training (``training_frames``: ``initial_data`` and ``dft_frames``, less the frames
+``wrong_states.json`` lists by then), structures left
 to pick (``pool_left``), the committee's mean and largest force disagreement on the whole
 pool (picked structures included, so they fall only when the committee agrees more; with a
 ``score`` other than ``forces`` its energy disagreement too), and (with a test file) its
@@ -71,13 +85,22 @@ from ase.io import read, write
 from ase.neighborlist import neighbor_list
 
 from spinmultinet_ase.committee import atom_force_spreads
-from spinmultinet_ase.dft.label import STRUCTURE_ID, failures_path, label_file, rejected_path
+from spinmultinet_ase.dft.label import (
+    STATUS,
+    STRUCTURE_ID,
+    failures_path,
+    label_file,
+    read_output,
+    rejected_path,
+    wrong_states,
+)
 from spinmultinet_ase.dft.protocol import DFTProtocol
 from spinmultinet_ase.export import load_model
 from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
-from spinmultinet_ase.outputs import atomic_path, write_text_atomic
+from spinmultinet_ase.outputs import appending, atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import load_config
+from spinmultinet_ase.train.dataset import geometry_of
 from spinmultinet_ase.train.evaluate import material_of
 from spinmultinet_ase.train.finetune import load_source
 
@@ -492,6 +515,7 @@ class ActiveLearning:
         self.output = Path(config.output_dir)
         self.pool = _read_pool(config.pool)
         self.state_path = self.output / "state.json"
+        self.wrong_states_path = self.output / "wrong_states.json"
         self._committee: tuple[tuple[str, ...], Any, dict[str, tuple[float, float]]] | None = None
         inputs = input_digests(config)
         if self.state_path.is_file():
@@ -634,23 +658,75 @@ class ActiveLearning:
             _label_under_mpi(
                 folder, self.config.protocol, self.config.dft_processes, self.config.mpiexec
             )
+        self._check_partners(round_)
         self._save(stage="labelled", members_done=[])
 
+    def _labelled_files(self, round_: int) -> list[Path]:
+        """The campaign's labelled files up to round ``round_``: ``initial_data``, then each
+        round's ``labelled.extxyz``."""
+        files = [Path(self.config.initial_data)] if self.config.initial_data else []
+        return files + [self._round_dir(r) / "labelled.extxyz" for r in range(1, round_ + 1)]
+
+    def _wrong_states(self, until: int) -> dict[str, dict[str, Any]]:
+        """The frames ``wrong_states.json`` lists as found in a higher state by round
+        ``until`` or before, by ``structure_id``: each with its ``round``, ``file`` and
+        ``status``."""
+        if not self.wrong_states_path.is_file():
+            return {}
+        listed = json.loads(self.wrong_states_path.read_text(encoding="utf-8"))
+        return {sid: entry for sid, entry in listed.items() if entry["round"] <= until}
+
+    def _check_partners(self, round_: int) -> None:
+        """Check the partner groups with frames in round ``round_``'s labelled file against
+        their accepted frames in the campaign's earlier labelled files (module docstring).
+
+        The list is written first, then each frame of this round in a higher state is
+        appended to the rejected file (unless there already) and the labelled file rewritten
+        without it: a kill leaves at most a frame in both, which the rerun moves again.
+        """
+        out = self._round_dir(round_) / "labelled.extxyz"
+        new = read_output(out)[0]
+        groups = {geometry_of(atoms) for atoms in new}
+        listed = self._wrong_states(round_ - 1)
+        earlier = [
+            (path, atoms)
+            for path in self._labelled_files(round_ - 1)
+            for atoms in _read_frames(path)
+            if STRUCTURE_ID in atoms.info
+            and atoms.info[STRUCTURE_ID] not in listed
+            and geometry_of(atoms) in groups
+        ]
+        wrong = wrong_states([atoms for _, atoms in earlier] + new)
+        moved = []
+        for index, status in sorted(wrong.items()):
+            if index < len(earlier):
+                path, atoms = earlier[index]
+                sid = atoms.info[STRUCTURE_ID]
+                listed[sid] = {"round": round_, "file": str(path), "status": status}
+                self._say(f"{sid} ({path}) left out of training from now on: {status}")
+            else:
+                atoms = new[index - len(earlier)]
+                atoms.info[STATUS] = status
+                moved.append(atoms)
+                self._say(f"{atoms.info[STRUCTURE_ID]} to {rejected_path(out)}: {status}")
+        if listed or self.wrong_states_path.is_file():
+            write_text_atomic(self.wrong_states_path, json.dumps(listed, indent=2, sort_keys=True))
+        if moved:
+            _reject(moved, out)
+
     def _training_data(self, round_: int) -> Path:
-        """All frames labelled so far, in one file (rewritten atomically).
+        """All frames labelled so far but those ``wrong_states.json`` lists by this round, in
+        one file (rewritten atomically).
 
         Raises:
             ValueError: there are none, or two hold one ``structure_id`` (the training would
                 take them for one geometry).
         """
-        files = [Path(self.config.initial_data)] if self.config.initial_data else []
-        files += [self._round_dir(r) / "labelled.extxyz" for r in range(1, round_ + 1)]
+        wrong = self._wrong_states(round_)
         frames: list[Atoms] = []
         origin: dict[str, Path] = {}
-        for path in files:
-            if not path.is_file() or not path.stat().st_size:
-                continue
-            for atoms in read(path, ":"):
+        for path in self._labelled_files(round_):
+            for atoms in _read_frames(path):
                 sid = atoms.info.get(STRUCTURE_ID)
                 if sid is not None and sid in origin:
                     raise ValueError(
@@ -659,7 +735,8 @@ class ActiveLearning:
                     )
                 if sid is not None:
                     origin[sid] = path
-                frames.append(atoms)
+                if sid not in wrong:
+                    frames.append(atoms)
         if not frames:
             raise ValueError("no labelled frames to train on (every DFT run was rejected)")
         path = self._round_dir(round_) / "train.extxyz"
@@ -784,7 +861,7 @@ class ActiveLearning:
             "round": round_,
             "dft_frames": frames,
             "dft_rejected": sum(_frame_count(rejected_path(path)) for path in labelled),
-            "training_frames": initial + frames,
+            "training_frames": initial + frames - len(self._wrong_states(round_)),
             "pool_left": len(self._remaining()),
             "pool_disagreement_mean_eV_per_A": float(np.mean(pool[:, 0])),
             "pool_disagreement_max_eV_per_A": float(np.max(pool[:, 0])),
@@ -824,9 +901,30 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _read_frames(path: Path) -> list[Atoms]:
+    """The frames of the extxyz file at ``path`` (none if there is no file or it is empty)."""
+    return read(path, ":") if path.is_file() and path.stat().st_size else []
+
+
 def _frame_count(path: Path) -> int:
     """How many frames the extxyz file at ``path`` holds (0 if there is none)."""
-    return len(read(path, ":")) if path.is_file() and path.stat().st_size else 0
+    return len(_read_frames(path))
+
+
+def _reject(frames: list[Atoms], out: Path) -> None:
+    """Move ``frames`` (their status set) from the labelled file ``out`` to its rejected file:
+    appended there unless a frame of their id is there already, then ``out`` rewritten
+    without them."""
+    rejected = rejected_path(out)
+    there = {atoms.info[STRUCTURE_ID] for atoms in read_output(rejected)[0]}
+    adding = [atoms for atoms in frames if atoms.info[STRUCTURE_ID] not in there]
+    if adding:
+        with appending(rejected) as temporary:
+            write(temporary, adding, format="extxyz", append=True)
+    gone = {atoms.info[STRUCTURE_ID] for atoms in frames}
+    kept = [atoms for atoms in read_output(out)[0] if atoms.info[STRUCTURE_ID] not in gone]
+    with atomic_path(out) as temporary:
+        write(temporary, kept, format="extxyz")
 
 
 def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpiexec: str) -> None:
