@@ -12,8 +12,8 @@ the bias released and the SCF driven by one of these variants:
                       weight 50) and PPCG eigensolver steps 4 per SCF step (GPAW default 2):
                       FeO's settings before its rule took filled-msr1's
     filled-msr1       as filled, with MSR1 steps capped (max_A 0.15, trust_scale 0.5, 5
-                      densities kept) and PPCG steps 4: the labeller's FeO settings
-                      (``orbital_bias.SCF_KEYWORDS['FeO']``)
+                      densities kept) and PPCG steps 4: the labeller's FeO and CoO
+                      settings (``orbital_bias.CAPPED_MSR1``)
     offaxis-msr1      as filled-msr1, with the bias about another body diagonal than the frame's
                       3-fold axis (for FeO the a1g orbital of that diagonal: 1/9 of it in the
                       frame's own a1g, 8/9 in its e_g' pair): a second start, as in occupation
@@ -65,8 +65,8 @@ from spinmultinet_ase.dft.label import (
 from spinmultinet_ase.dft.orbital_bias import (
     BODY_DIAGONALS,
     MAX_BIAS_STEPS,
+    CAPPED_MSR1,
     RELEASE_DENSITY,
-    SCF_KEYWORDS,
     OrbitalBias,
     bias_targets,
     run_biased_start,
@@ -103,7 +103,6 @@ DAMPED_PULAY = {
     "mixer": {"backend": "pulay", "beta": 0.03, "nmaxold": 5, "weight": 50},
     "eigensolver": {"name": "ppcg", "niter": 4, "min_niter": 2},
 }
-CAPPED_MSR1 = SCF_KEYWORDS["FeO"]
 VARIANTS = {
     "filled": Variant(RELEASE_DENSITY, MAX_BIAS_STEPS, {}),
     "settled": Variant(1e-3, 40, {}),

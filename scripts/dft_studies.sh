@@ -3,11 +3,12 @@
 # rerun): one rattled, strained Cr2O3 frame end to end at the protocol, then the FeO/CoO start
 # study runs still missing, then the Cr2O3 stress-against-finite-differences check. With
 # FeO/CoO run names as arguments: only those runs (those already done are skipped).
-# With coo-scf: only the CoO SCF study (runs already done are skipped): FeO's SCF settings
-# (rule 1, bias_release_study.py's filled-msr1) on an accepted CoO frame labelled with GPAW's
-# default mixer, then on the three 8-atom frames of round 1 of CoO's active-learning campaign
-# that stalled (data/studies/feo_coo_states.md, "CoO frames without a single 3-fold axis");
-# CoO-cubic-8-FM-004, stopped unconverged after 117 SCF steps, is not run again.
+# With coo-scf: only the CoO SCF study that gave CoO its rule (runs already done are skipped):
+# FeO's SCF settings (rule 1, bias_release_study.py's filled-msr1) on an accepted CoO frame
+# labelled with GPAW's default mixer, then on the 8-atom frame of round 1 of CoO's first
+# active-learning campaign (data/studies/active_CoO_default_mixer/) that stalled
+# (data/studies/feo_coo_states.md, "The rule for CoO"; that campaign's FM-004 and random-015
+# were stopped by hand unconverged and are not run again).
 # With feo-rule: only the study that decides FeO's next rule (data/studies/feo_coo_states.md,
 # "Choosing FeO's next rule"), runs already done skipped: the a1g start released with capped
 # MSR1 (bias_release_study.py's filled-msr1) on the AFM-II test cell, which under the FeO rule
@@ -27,8 +28,8 @@ run() { nice /usr/bin/mpiexec -n 2 python "$@"; }
 if [ "${1:-}" = coo-scf ]; then
     run scripts/bias_release_study.py --variant filled-msr1 \
         --frames data/active_CoO/test_structures.extxyz CoO-afm2-4-AFM-II-068 \
-        --frames data/active_CoO/run/round_1/candidates.extxyz \
-        CoO-afm3-8-AFM-III-008 CoO-cubic-8-random-015 \
+        --frames data/studies/active_CoO_default_mixer/run/round_1/candidates.extxyz \
+        CoO-afm3-8-AFM-III-008 \
         >> data/studies/bias_release.log 2>&1
     exit
 fi

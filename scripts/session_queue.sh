@@ -6,18 +6,18 @@
 #   1. FeO's 16 yardstick cells (its DFT ordering energies, J1/J2 and E(δ)), then its E(δ)
 #      series extended to δ = -0.06 (data/structures_FeO_strains.extxyz): the minimum lies
 #      beyond the reference strains' -0.03
-#   2. CoO's SCF study (scripts/dft_studies.sh coo-scf: FeO's SCF settings, capped MSR1, on
-#      an accepted CoO frame and the 8-atom frames that stalled), which decides CoO's rule for
-#      frames without a single 3-fold axis; the CoO campaign (scripts/active_learning.sh CoO)
-#      waits for that rule
-#   3. the rest of FeO's convergence entries (k-point axis, ordering cells)
-#   4. FeO's active-learning campaign (its test structures, then committee-chosen rounds)
-#   5. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   6. MnO/NiO random orderings in larger cells chosen by a committee
+#   2. (done) CoO's SCF study (scripts/dft_studies.sh coo-scf), which gave CoO its rule
+#   3. CoO's 16 yardstick cells under that rule (data/reference_CoO.extxyz; the frames of the
+#      earlier rule are data/protocol_check_coo_default_mixer.extxyz)
+#   4. the rest of FeO's convergence entries (k-point axis, ordering cells)
+#   5. CoO's active-learning campaign, then FeO's (test structures, then committee-chosen
+#      rounds); CoO's frames cost a fraction of FeO's
+#   6. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   7. MnO/NiO random orderings in larger cells chosen by a committee
 #      (configs/active_orderings_MnO_NiO.yaml)
-#   7. corundum reference data (docs/corundum_data.md)
-#   8. the rest of the corundum convergence entries
-#   9. the rest of the FeO/CoO state study and the corundum stress check
+#   8. corundum reference data (docs/corundum_data.md)
+#   9. the rest of the corundum convergence entries
+#  10. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
@@ -36,8 +36,9 @@ step() {
 step bash scripts/label_reference_data.sh --until 16 FeO
 step bash scripts/gpaw_run.sh data/labelling.log -m spinmultinet_ase.cli label \
     data/structures_FeO_strains.extxyz data/reference_FeO_strains.extxyz --log-dir data/gpaw_logs
-step bash scripts/dft_studies.sh coo-scf
+step bash scripts/label_reference_data.sh --until 16 CoO
 step bash scripts/convergence.sh FeO
+step bash scripts/active_learning.sh CoO
 step bash scripts/active_learning.sh FeO
 step bash scripts/label_reference_data.sh --orderings MnO NiO
 # (active-learn's own labelling calls GPAW's mpiexec, named in the config)

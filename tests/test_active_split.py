@@ -16,14 +16,16 @@ SPEC = importlib.util.spec_from_file_location("active_split", ROOT / "scripts/ac
 active_split = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(active_split)
 
+# A material whose 16 yardstick cells are labelled under its current start rule.
+MATERIAL = "FeO"
 FILES = ("test_structures.extxyz", "pool.extxyz", "initial.extxyz")
 
 
 def _data(folder: Path) -> Path:
-    """A data folder holding CoO's designed structures and labelled yardstick cells."""
+    """A data folder holding a material's designed structures and labelled yardstick cells."""
     data = folder / "data"
     data.mkdir()
-    for name in ("structures_CoO.extxyz", "reference_CoO.extxyz"):
+    for name in (f"structures_{MATERIAL}.extxyz", f"reference_{MATERIAL}.extxyz"):
         shutil.copy(ROOT / "data" / name, data / name)
     return data
 
@@ -31,7 +33,7 @@ def _data(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
     data = _data(tmp_path_factory.mktemp("split"))
-    return data, active_split.split("CoO", data)
+    return data, active_split.split(MATERIAL, data)
 
 
 def _ids(path: Path) -> list[str]:
@@ -40,7 +42,7 @@ def _ids(path: Path) -> list[str]:
 
 def test_the_split_is_disjoint_complete_and_keeps_partners_out_of_the_test(split):
     data, folder = split
-    structures = read(data / "structures_CoO.extxyz", ":")
+    structures = read(data / f"structures_{MATERIAL}.extxyz", ":")
     designed = [a.info["structure_id"] for a in structures if not a.info.get("yardstick")]
     test, pool = _ids(folder / "test_structures.extxyz"), _ids(folder / "pool.extxyz")
     assert len(test) == 8 and not set(test) & set(pool)
@@ -52,7 +54,7 @@ def test_the_split_is_disjoint_complete_and_keeps_partners_out_of_the_test(split
 
 def test_the_initial_data_are_the_labelled_strained_yardstick_cells(split):
     data, folder = split
-    reference = read(data / "reference_CoO.extxyz", ":")
+    reference = read(data / f"reference_{MATERIAL}.extxyz", ":")
     wanted = [a for a in reference if a.info.get("yardstick") and a.info["rhombohedral_strain"]]
     initial = read(folder / "initial.extxyz", ":")
     assert len(initial) == 12
@@ -67,15 +69,15 @@ def test_the_split_is_deterministic_and_never_overwrites_other_content(
     split, tmp_path, monkeypatch, capsys
 ):
     _, folder = split
-    again = active_split.split("CoO", _data(tmp_path))
+    again = active_split.split(MATERIAL, _data(tmp_path))
     for name in FILES:
         assert (again / name).read_bytes() == (folder / name).read_bytes()
-    active_split.split("CoO", tmp_path / "data")  # a rerun writes the same
+    active_split.split(MATERIAL, tmp_path / "data")  # a rerun writes the same
     pool = again / "pool.extxyz"
     changed = b"".join(pool.read_bytes().splitlines(keepends=True)[3:])
     pool.write_bytes(changed)
     monkeypatch.chdir(tmp_path)
-    assert active_split.main(["CoO"]) == 1
+    assert active_split.main([MATERIAL]) == 1
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "exists with other content" in error
     assert pool.read_bytes() == changed
@@ -83,18 +85,18 @@ def test_the_split_is_deterministic_and_never_overwrites_other_content(
 
 def test_an_unlabelled_yardstick_cell_is_refused(tmp_path):
     data = _data(tmp_path)
-    reference = read(data / "reference_CoO.extxyz", ":")
-    write(data / "reference_CoO.extxyz", reference[1:])
+    reference = read(data / f"reference_{MATERIAL}.extxyz", ":")
+    write(data / f"reference_{MATERIAL}.extxyz", reference[1:])
     with pytest.raises(ValueError, match="1 of the 16 yardstick cells are not labelled"):
-        active_split.split("CoO", data)
-    assert not (data / "active_CoO" / "pool.extxyz").exists()
+        active_split.split(MATERIAL, data)
+    assert not (data / f"active_{MATERIAL}" / "pool.extxyz").exists()
 
 
 def test_the_test_file_waits_for_every_test_structure_then_holds_the_ideal_cells_first(
     tmp_path,
 ):
     data = _data(tmp_path)
-    folder = active_split.split("CoO", data)
+    folder = active_split.split(MATERIAL, data)
     structures = read(folder / "test_structures.extxyz", ":")
     labelled = []
     for number, atoms in enumerate(structures):
@@ -104,15 +106,15 @@ def test_the_test_file_waits_for_every_test_structure_then_holds_the_ideal_cells
         labelled.append(atoms)
     write(folder / "test_labelled.extxyz", labelled[:6])
     with pytest.raises(ValueError, match="2 of the 8 test structures are not labelled"):
-        active_split.write_test_file("CoO", data)
+        active_split.write_test_file(MATERIAL, data)
     write(folder / "test_labelled.rejected.extxyz", labelled[6])
     with pytest.raises(ValueError, match="1 of the 8 test structures are not labelled"):
-        active_split.write_test_file("CoO", data)
+        active_split.write_test_file(MATERIAL, data)
     write(folder / "test_labelled.extxyz", labelled[:6] + labelled[7:])
-    test = read(active_split.write_test_file("CoO", data), ":")
+    test = read(active_split.write_test_file(MATERIAL, data), ":")
     ideal = [
         a.info["structure_id"]
-        for a in read(data / "reference_CoO.extxyz", ":")
+        for a in read(data / f"reference_{MATERIAL}.extxyz", ":")
         if a.info["rhombohedral_strain"] == 0
     ]
     ids = [a.info["structure_id"] for a in structures]

@@ -169,10 +169,10 @@ def test_other_axis_is_never_the_axis_itself():
             assert abs(float(study.other_axis(sign * n) @ n)) == pytest.approx(1.0 / 3.0)
 
 
-def test_the_msr1_variants_run_the_labeller_s_feo_settings_and_pulay_its_earlier_ones():
+def test_the_msr1_variants_run_the_labeller_s_feo_and_coo_settings_and_pulay_feo_s_earlier_ones():
     from spinmultinet_ase.dft.orbital_bias import SCF_KEYWORDS
 
     for name in ("filled-msr1", "offaxis-msr1"):
-        assert study.VARIANTS[name].keywords == SCF_KEYWORDS["FeO"]
+        assert study.VARIANTS[name].keywords == SCF_KEYWORDS["FeO"] == SCF_KEYWORDS["CoO"]
     pulay = study.VARIANTS["filled-pulay"].keywords
     assert pulay["mixer"]["backend"] == "pulay" and pulay != SCF_KEYWORDS["FeO"]

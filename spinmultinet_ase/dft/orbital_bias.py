@@ -55,17 +55,16 @@ MAX_BIAS_STEPS = 20
 # Release once the biased SCF's density error (electrons per valence electron) is below this,
 # with the targets filled; None: as soon as they are filled.
 RELEASE_DENSITY: float | None = None
-# GPAW keywords of a biased run besides the protocol's, by reduced formula. FeO's single
-# minority electron can turn within t2g at little cost once the bias is released, a soft
-# direction along which GPAW's default MSR1 steps (up to max_A 0.75) keep the SCF from
-# settling in rattled frames; MSR1 with its step capped and 4 eigensolver steps per SCF step
-# settles it (data/studies/feo_coo_states.md, "The rule for FeO").
-SCF_KEYWORDS: dict[str, dict[str, dict[str, object]]] = {
-    "FeO": {
-        "mixer": {"name": "msr1", "max_A": 0.15, "trust_scale": 0.5, "nmaxold": 5},
-        "eigensolver": {"name": "ppcg", "niter": 4, "min_niter": 2},
-    }
+# GPAW keywords of a biased run besides the protocol's, by reduced formula. Once the bias is
+# released the minority electrons can turn within t2g at little cost, a soft direction along
+# which GPAW's default MSR1 steps (up to max_A 0.75) keep the SCF from settling in rattled
+# frames; MSR1 with its step capped and 4 eigensolver steps per SCF step settles it
+# (data/studies/feo_coo_states.md, "The rule for FeO" and "The rule for CoO").
+CAPPED_MSR1: dict[str, dict[str, object]] = {
+    "mixer": {"name": "msr1", "max_A": 0.15, "trust_scale": 0.5, "nmaxold": 5},
+    "eigensolver": {"name": "ppcg", "niter": 4, "min_niter": 2},
 }
+SCF_KEYWORDS: dict[str, dict[str, dict[str, object]]] = {"FeO": CAPPED_MSR1, "CoO": CAPPED_MSR1}
 
 
 def scf_record(keywords: Mapping[str, Mapping[str, object]]) -> str:

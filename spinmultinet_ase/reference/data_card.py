@@ -74,8 +74,8 @@ Everything here was computed on this project's 2-core machine.
   its pool, so most designed FeO and CoO structures are never meant to run.
 * FeO and CoO have several DFT+U states (Fe²⁺ d⁶ and Co²⁺ d⁷ are orbitally degenerate);
   every frame starts with an orbital bias that fills the trigonal target orbitals (Fe a1g,
-  Co e_g' about the AFM-II 3-fold axis), released after the first SCF steps (FeO then with
-  capped MSR1 mixing), and frames that end elsewhere (gap < 0.25 eV, fractional occupations,
+  Co e_g' about the AFM-II 3-fold axis), released after the first SCF steps (then with capped
+  MSR1 mixing), and frames that end elsewhere (gap < 0.25 eV, fractional occupations,
   or 0.3 eV/f.u. above an ordering partner; CoO also with its target pair not filled, while
   FeO's electron may end in any whole orbital) are rejected: `data/studies/feo_coo_states.md`,
   `spinmultinet_ase/dft/states.py`. Corundum Cr2O3 and Fe2O3: `docs/corundum_data.md`.
@@ -96,6 +96,9 @@ Everything here was computed on this project's 2-core machine.
   each structure so its metal–oxygen bonds lie along the axes (the orientation check below);
   relabelled since. MnO frames from before the change are kept: MnO's energy hardly depends
   on orientation (same table).
+* `protocol_check_coo_default_mixer.extxyz`: the CoO frames labelled with GPAW's default
+  mixer, before CoO took FeO's capped MSR1 (`data/studies/feo_coo_states.md`, "The rule for
+  CoO"): the yardstick cells and the campaign's test structures, relabelled since.
 * `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
   energies, J1/J2 and E(δ) under [111] strain, of every material labelled so far.
 * `checks/`: small DFT checks of the workflows, labelled with the same protocol, each with
@@ -541,6 +544,7 @@ def write_card(data_dir: str | Path, data: DataConfig) -> str:
         ("protocol_check_900eV.extxyz", "900 eV and k-point density 2.0"),
         ("protocol_check_mno_k2.extxyz", "k-point density 2.0"),
         ("protocol_check_nio_unaligned.extxyz", "NiO without bond alignment"),
+        ("protocol_check_coo_default_mixer.extxyz", "CoO with GPAW's default mixer"),
     ):
         parts.append(_protocol_check(frames, data_dir / name, other))
     yardsticks = data_dir / "yardsticks.json"
