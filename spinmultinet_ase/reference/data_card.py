@@ -114,6 +114,7 @@ spinmultinet structures data/structures.extxyz            # deterministic (seed 
 nohup bash scripts/dft_queue.sh > /dev/null 2>&1 &         # convergence study, then labelling
 nohup bash scripts/label_reference_data.sh Cr2O3 Fe2O3 > /dev/null 2>&1 &  # other materials
 nohup bash scripts/label_reference_data.sh --until 16 FeO > /dev/null 2>&1 &  # yardsticks
+nohup bash scripts/label_reference_data.sh --until 16 CoO > /dev/null 2>&1 &
 nohup bash scripts/label_reference_data.sh --orderings MnO NiO > /dev/null 2>&1 &
 setsid nohup bash scripts/active_learning.sh CoO > /dev/null 2>&1 &  # after its yardsticks
 setsid nohup bash scripts/active_learning.sh FeO > /dev/null 2>&1 &
