@@ -31,6 +31,7 @@ from ase.formula import Formula
 from ase.io import read, write
 from ase.units import GPa
 
+from spinmultinet_ase.data.partners import STRUCTURE_ID, geometry_of
 from spinmultinet_ase.dft.orientation import canonical_rotation, rotate_back, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.dft.states import (
@@ -52,7 +53,6 @@ from spinmultinet_ase.outputs import (
 if TYPE_CHECKING:
     from spinmultinet_ase.dft.orbital_bias import OrbitalBias
 
-STRUCTURE_ID = "structure_id"
 STATUS = "dft_status"
 STATUS_OK = "ok"
 # ``info['dft_start']`` of frames whose run started with an orbital bias (FeO, CoO).
@@ -547,7 +547,7 @@ def wrong_states(frames: Sequence[Atoms]) -> dict[int, str]:
     groups: dict[str, list[int]] = {}
     for index, atoms in enumerate(frames):
         if needs_broken_symmetry(str(Formula(atoms.get_chemical_formula()).reduce()[0])):
-            groups.setdefault(_partner_group(atoms), []).append(index)
+            groups.setdefault(geometry_of(atoms), []).append(index)
     wrong = {}
     for members in groups.values():
         formula_units = Formula(frames[members[0]].get_chemical_formula()).reduce()[1]
@@ -567,22 +567,17 @@ def _check_partners(result: Atoms, labelled: list[Atoms]) -> list[Atoms]:
     """
     if result.info[STATUS] != STATUS_OK:
         return []
-    group = _partner_group(result)
+    group = geometry_of(result)
     accepted = [
         a
         for a in labelled
-        if a.info[STATUS] == STATUS_OK and a.calc is not None and _partner_group(a) == group
+        if a.info[STATUS] == STATUS_OK and a.calc is not None and geometry_of(a) == group
     ]
     frames = [*accepted, result]
     wrong = wrong_states(frames)
     for index, status in wrong.items():
         frames[index].info[STATUS] = status
     return [accepted[index] for index in wrong if index < len(accepted)]
-
-
-def _partner_group(atoms: Atoms) -> str:
-    """The id of the source whose geometry ``atoms`` shares (its own id for a source)."""
-    return atoms.info.get("partner_of", atoms.info[STRUCTURE_ID])
 
 
 def _write_result(result: Atoms, moved: list[Atoms], out_path: Path) -> None:
