@@ -535,8 +535,10 @@ def wrong_states(frames: Sequence[Atoms]) -> dict[int, str]:
     """The frames of ``frames`` in a higher electronic state than another frame of their
     partner group: index -> the status "wrong electronic state: ...".
 
-    A partner group is a source and every frame whose ``partner_of`` names it (one geometry);
-    within each, the frames more than the threshold above the lowest are the higher ones
+    A partner group is a source and every frame whose ``partner_of`` names it (one geometry),
+    labelled with the same Hamiltonian (:func:`_hamiltonian`: total energies of other settings,
+    such as another U, are not comparable); within each, the frames more than the threshold
+    above the lowest are the higher ones
     (:func:`~spinmultinet_ase.dft.states.higher_states`). Only frames of the materials with
     several electronic states (``needs_broken_symmetry``) are judged: the ordering energies of
     others, such as α-Fe2O3, can exceed the threshold.
@@ -544,10 +546,10 @@ def wrong_states(frames: Sequence[Atoms]) -> dict[int, str]:
     Args:
         frames: accepted frames with DFT energies.
     """
-    groups: dict[str, list[int]] = {}
+    groups: dict[tuple, list[int]] = {}
     for index, atoms in enumerate(frames):
         if needs_broken_symmetry(str(Formula(atoms.get_chemical_formula()).reduce()[0])):
-            groups.setdefault(geometry_of(atoms), []).append(index)
+            groups.setdefault((geometry_of(atoms), _hamiltonian(atoms)), []).append(index)
     wrong = {}
     for members in groups.values():
         formula_units = Formula(frames[members[0]].get_chemical_formula()).reduce()[1]
@@ -555,6 +557,27 @@ def wrong_states(frames: Sequence[Atoms]) -> dict[int, str]:
         for position, problem in higher_states(energies, formula_units).items():
             wrong[members[position]] = f"wrong electronic state: {problem}"
     return wrong
+
+
+# The recorded settings (:func:`_protocol_info`) that change a frame's total energy.
+HAMILTONIAN_KEYS = (
+    "dft_xc",
+    "dft_ecut_ev",
+    "dft_kpoint_density",
+    "dft_smearing",
+    "dft_smearing_ev",
+    "dft_hubbard_u",
+)
+
+
+def _hamiltonian(atoms: Atoms) -> tuple:
+    """The values of :data:`HAMILTONIAN_KEYS` ``atoms`` records (None where it records none),
+    U cut down to its own elements."""
+    present = set(atoms.get_chemical_symbols())
+    values = {key: atoms.info.get(key) for key in HAMILTONIAN_KEYS}
+    if values["dft_hubbard_u"] is not None:
+        values["dft_hubbard_u"] = _hubbard_u(values["dft_hubbard_u"], present)
+    return tuple(values.values())
 
 
 def _check_partners(result: Atoms, labelled: list[Atoms]) -> list[Atoms]:
