@@ -34,9 +34,9 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
+from spinmultinet_ase.data.partners import geometry_of
 from spinmultinet_ase.dft.label import STRUCTURE_ID, read_output, rejected_path
 from spinmultinet_ase.outputs import write_text_atomic
-from spinmultinet_ase.train.dataset import geometry_of
 
 TEST_SIZE = 8
 SEED = 0

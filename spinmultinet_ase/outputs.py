@@ -185,13 +185,22 @@ def writable_folder(folder: str | Path, what: str) -> Path:
 
 def check_outputs(paths: Iterable[str | Path], overwrite: bool) -> None:
     """Before any work, creating nothing: every output's folder exists and is writable or can
-    be created, and, unless ``overwrite``, no output exists yet (a previous result is never
-    replaced unasked). :func:`atomic_path` creates the folders when writing starts.
+    be created, no two outputs are one file, and, unless ``overwrite``, no output exists yet
+    (a previous result is never replaced unasked). :func:`atomic_path` creates the folders
+    when writing starts.
 
     Raises:
-        ValueError: naming the first output that cannot be written or already exists.
+        ValueError: naming the first output that cannot be written, is another's file too or
+            already exists.
     """
-    for path in map(Path, paths):
+    paths = [Path(path) for path in paths]
+    seen: set[str] = set()
+    for path in paths:
+        name = os.path.normpath(path.absolute())
+        if name in seen:
+            raise ValueError(f"two outputs would be written to {path}; give them other names")
+        seen.add(name)
+    for path in paths:
         _check_creatable(path.parent)
         if path.is_dir():
             raise ValueError(f"output {path} is a folder; choose another file name")

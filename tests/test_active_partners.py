@@ -20,6 +20,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.dft.label import wrong_states
 from spinmultinet_ase.export import export_model
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
 from spinmultinet_ase.testing.models import TINY_CONFIG, random_model
@@ -276,3 +277,22 @@ def test_initial_data_is_checked_and_a_run_killed_at_any_write_of_the_check_resu
         sid: {**entry, "file": entry["file"].replace("whole", "killed")}
         for sid, entry in listed.items()
     }
+
+
+def test_frames_of_another_hamiltonian_are_not_compared():
+    """0.93 eV per formula unit between a geometry's two frames is a wrong state only when
+    both were labelled with one Hamiltonian: another U on Fe changes the total energy itself,
+    another U on an element the frames lack changes nothing."""
+    low = _frame("g", "AFM-II", FEO_AFM_II_INSULATOR)
+    high = _frame("g-as-FM", "FM", FEO_AFM_II_METAL, "g")
+    for atoms in (low, high):
+        atoms.info.update(dft_xc="PBE", dft_hubbard_u="Co:3.32,Fe:5.3")
+    (status,) = wrong_states([low, high]).values()
+    assert status.startswith("wrong electronic state: 0.93 eV per formula unit")
+    high.info["dft_hubbard_u"] = "Co:5.0,Fe:5.3"
+    assert list(wrong_states([low, high])) == [1]
+    high.info["dft_hubbard_u"] = "Co:3.32,Fe:4.0"
+    assert wrong_states([low, high]) == {}
+    high.info["dft_hubbard_u"] = "Co:3.32,Fe:5.3"
+    high.info["dft_xc"] = "PBEsol"
+    assert wrong_states([low, high]) == {}

@@ -134,3 +134,19 @@ def test_a_stopped_run_keeps_the_previous_outputs_and_its_own_frames(
     assert "exists already" in capsys.readouterr().err
     assert main([*short_run, "--overwrite"]) == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(OUTPUTS)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["--log", "md.traj"], ["--trajectory", "md.json"], ["--trajectory", "md.partial.log"]],
+    ids=["log is trajectory", "trajectory is summary", "trajectory is partial log"],
+)
+def test_two_outputs_of_one_name_are_one_line_and_exit_code_2(
+    exported_path, tmp_path, capsys, names
+):
+    """A log and trajectory of one name would be renamed over each other at the end."""
+    argv = _md(tmp_path / "out", [exported_path], "--steps", "2", "--interval", "1", *names)
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "two outputs would be written to" in error
+    assert not (tmp_path / "out").exists()

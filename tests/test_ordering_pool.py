@@ -19,6 +19,7 @@ from ase.io import read
 from scipy.stats import kendalltau
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.data.partners import geometry_of
 from spinmultinet_ase.dft.ordering_structures import (
     ALL,
     NEW,
@@ -44,7 +45,7 @@ from spinmultinet_ase.testing.orderings import (
     two_shell_heisenberg_energy,
 )
 from spinmultinet_ase.train.config import load_config
-from spinmultinet_ase.train.dataset import geometry_of, split_of
+from spinmultinet_ase.train.dataset import split_of
 from spinmultinet_ase.train.evaluate import unseen_ordering_errors
 
 ROOT = Path(__file__).resolve().parents[1]

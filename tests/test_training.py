@@ -21,6 +21,7 @@ from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.checkpoint import load_checkpoint
 from spinmultinet_ase.cli import main
+from spinmultinet_ase.data.partners import geometry_of
 from spinmultinet_ase.export import load_model
 from spinmultinet_ase.reference.model_card import yardstick_checks
 from spinmultinet_ase.testing.models import as_loaded, random_model
@@ -29,7 +30,6 @@ from spinmultinet_ase.train.dataset import (
     Dataset,
     add_test_frames,
     frame_to_sample,
-    geometry_of,
     split_of,
 )
 from spinmultinet_ase.train.evaluate import (

@@ -31,6 +31,7 @@ from ase.formula import Formula
 from ase.io import read, write
 from ase.units import GPa
 
+from spinmultinet_ase.data.partners import STRUCTURE_ID, geometry_of
 from spinmultinet_ase.dft.orientation import canonical_rotation, rotate_back, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.dft.states import (
@@ -52,7 +53,6 @@ from spinmultinet_ase.outputs import (
 if TYPE_CHECKING:
     from spinmultinet_ase.dft.orbital_bias import OrbitalBias
 
-STRUCTURE_ID = "structure_id"
 STATUS = "dft_status"
 STATUS_OK = "ok"
 # ``info['dft_start']`` of frames whose run started with an orbital bias (FeO, CoO).
@@ -535,8 +535,10 @@ def wrong_states(frames: Sequence[Atoms]) -> dict[int, str]:
     """The frames of ``frames`` in a higher electronic state than another frame of their
     partner group: index -> the status "wrong electronic state: ...".
 
-    A partner group is a source and every frame whose ``partner_of`` names it (one geometry);
-    within each, the frames more than the threshold above the lowest are the higher ones
+    A partner group is a source and every frame whose ``partner_of`` names it (one geometry),
+    labelled with the same Hamiltonian (:func:`_hamiltonian`: total energies of other settings,
+    such as another U, are not comparable); within each, the frames more than the threshold
+    above the lowest are the higher ones
     (:func:`~spinmultinet_ase.dft.states.higher_states`). Only frames of the materials with
     several electronic states (``needs_broken_symmetry``) are judged: the ordering energies of
     others, such as α-Fe2O3, can exceed the threshold.
@@ -544,10 +546,10 @@ def wrong_states(frames: Sequence[Atoms]) -> dict[int, str]:
     Args:
         frames: accepted frames with DFT energies.
     """
-    groups: dict[str, list[int]] = {}
+    groups: dict[tuple, list[int]] = {}
     for index, atoms in enumerate(frames):
         if needs_broken_symmetry(str(Formula(atoms.get_chemical_formula()).reduce()[0])):
-            groups.setdefault(_partner_group(atoms), []).append(index)
+            groups.setdefault((geometry_of(atoms), _hamiltonian(atoms)), []).append(index)
     wrong = {}
     for members in groups.values():
         formula_units = Formula(frames[members[0]].get_chemical_formula()).reduce()[1]
@@ -555,6 +557,27 @@ def wrong_states(frames: Sequence[Atoms]) -> dict[int, str]:
         for position, problem in higher_states(energies, formula_units).items():
             wrong[members[position]] = f"wrong electronic state: {problem}"
     return wrong
+
+
+# The recorded settings (:func:`_protocol_info`) that change a frame's total energy.
+HAMILTONIAN_KEYS = (
+    "dft_xc",
+    "dft_ecut_ev",
+    "dft_kpoint_density",
+    "dft_smearing",
+    "dft_smearing_ev",
+    "dft_hubbard_u",
+)
+
+
+def _hamiltonian(atoms: Atoms) -> tuple:
+    """The values of :data:`HAMILTONIAN_KEYS` ``atoms`` records (None where it records none),
+    U cut down to its own elements."""
+    present = set(atoms.get_chemical_symbols())
+    values = {key: atoms.info.get(key) for key in HAMILTONIAN_KEYS}
+    if values["dft_hubbard_u"] is not None:
+        values["dft_hubbard_u"] = _hubbard_u(values["dft_hubbard_u"], present)
+    return tuple(values.values())
 
 
 def _check_partners(result: Atoms, labelled: list[Atoms]) -> list[Atoms]:
@@ -567,22 +590,17 @@ def _check_partners(result: Atoms, labelled: list[Atoms]) -> list[Atoms]:
     """
     if result.info[STATUS] != STATUS_OK:
         return []
-    group = _partner_group(result)
+    group = geometry_of(result)
     accepted = [
         a
         for a in labelled
-        if a.info[STATUS] == STATUS_OK and a.calc is not None and _partner_group(a) == group
+        if a.info[STATUS] == STATUS_OK and a.calc is not None and geometry_of(a) == group
     ]
     frames = [*accepted, result]
     wrong = wrong_states(frames)
     for index, status in wrong.items():
         frames[index].info[STATUS] = status
     return [accepted[index] for index in wrong if index < len(accepted)]
-
-
-def _partner_group(atoms: Atoms) -> str:
-    """The id of the source whose geometry ``atoms`` shares (its own id for a source)."""
-    return atoms.info.get("partner_of", atoms.info[STRUCTURE_ID])
 
 
 def _write_result(result: Atoms, moved: list[Atoms], out_path: Path) -> None:

@@ -85,6 +85,7 @@ from ase.io import read, write
 from ase.neighborlist import neighbor_list
 
 from spinmultinet_ase.committee import atom_force_spreads
+from spinmultinet_ase.data.partners import geometry_of
 from spinmultinet_ase.dft.label import (
     STATUS,
     STRUCTURE_ID,
@@ -100,7 +101,6 @@ from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
 from spinmultinet_ase.outputs import appending, atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import load_config
-from spinmultinet_ase.train.dataset import geometry_of
 from spinmultinet_ase.train.evaluate import material_of
 from spinmultinet_ase.train.finetune import load_source
 

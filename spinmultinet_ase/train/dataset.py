@@ -15,6 +15,7 @@ from ase.stress import voigt_6_to_full_3x3_stress
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.data.graph import atoms_to_graph, collate
+from spinmultinet_ase.data.partners import STRUCTURE_ID, geometry_of
 from spinmultinet_ase.outputs import appending
 from spinmultinet_ase.spin import SpinMode
 from spinmultinet_ase.train.config import DataConfig
@@ -33,11 +34,6 @@ def _label(atoms: Atoms, name: str) -> np.ndarray | None:
     if name in atoms.arrays:
         return np.asarray(atoms.arrays[name])
     return None
-
-
-def geometry_of(atoms: Atoms) -> str:
-    """The id of a frame's geometry: its ordering partners (``info['partner_of']``) share it."""
-    return atoms.info.get("partner_of", atoms.info["structure_id"])
 
 
 def split_of(atoms: Atoms, config: DataConfig) -> str:
@@ -81,8 +77,8 @@ def read_frames(config: DataConfig) -> list[Atoms]:
             ) from None
         here: set[str] = set()
         for index, atoms in enumerate(read_here):
-            atoms.info.setdefault("structure_id", f"frame-{len(frames) + index}")
-            structure_id = atoms.info["structure_id"]
+            atoms.info.setdefault(STRUCTURE_ID, f"frame-{len(frames) + index}")
+            structure_id = atoms.info[STRUCTURE_ID]
             if origin.get(structure_id, number) != number:
                 raise ValueError(
                     f"{path} frame {index} has structure id {structure_id!r}, which "
@@ -238,7 +234,7 @@ def data_fingerprint(datasets: dict[str, Dataset]) -> str:
 def frames_fingerprint(frames: Sequence[Atoms]) -> str:
     """A hash of which frames (structure ids) ``frames`` holds, in any order: two evaluations
     of a row are on the same frames when theirs match."""
-    ids = sorted(str(atoms.info["structure_id"]) for atoms in frames)
+    ids = sorted(str(atoms.info[STRUCTURE_ID]) for atoms in frames)
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
@@ -247,11 +243,11 @@ def add_test_frames(frozen_path: str | Path, config: DataConfig) -> int:
     labelled in them since the copy was made; returns how many. Training and validation
     frames are left out, so a model trained on the copy still matches it
     (:func:`data_fingerprint`)."""
-    held = {atoms.info["structure_id"] for atoms in read(frozen_path, index=":")}
+    held = {atoms.info[STRUCTURE_ID] for atoms in read(frozen_path, index=":")}
     new = [
         atoms
         for atoms in read_frames(config)
-        if atoms.info["structure_id"] not in held and split_of(atoms, config) == "test"
+        if atoms.info[STRUCTURE_ID] not in held and split_of(atoms, config) == "test"
     ]
     if new:
         with appending(frozen_path) as temporary:

@@ -15,6 +15,7 @@ import torch
 
 from spinmultinet_ase import keys
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.data.partners import geometry_of
 from spinmultinet_ase.export import DTYPES, load_model
 from spinmultinet_ase.magnetism.sites import is_ferromagnetic
 from spinmultinet_ase.magnetism.yardsticks import (
@@ -30,7 +31,6 @@ from spinmultinet_ase.train.dataset import (
     Dataset,
     frame_to_sample,
     frames_fingerprint,
-    geometry_of,
     read_frames,
     split_of,
 )
