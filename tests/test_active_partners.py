@@ -20,6 +20,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
+from spinmultinet_ase.dft import label
 from spinmultinet_ase.dft.label import wrong_states
 from spinmultinet_ase.export import export_model
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered
@@ -246,8 +247,10 @@ def test_initial_data_is_checked_and_a_run_killed_at_any_write_of_the_check_resu
 
         return write_or_die
 
-    for name in ("atomic_path", "appending", "write_text_atomic"):
-        monkeypatch.setattr(active, name, killing(getattr(active, name)))
+    writers = [(active, "atomic_path"), (active, "write_text_atomic")]
+    writers += [(label, "atomic_path"), (label, "appending")]  # move_to_rejected's
+    for module, name in writers:
+        monkeypatch.setattr(module, name, killing(getattr(module, name)))
     for _ in range(30):
         learner = ActiveLearning(load_active_config(killed), progress=False)
         start.append((learner.state["round"], learner.state["stage"], 0))

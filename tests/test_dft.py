@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -397,11 +398,11 @@ def test_labeller_rejects_the_higher_frame_of_a_pair_in_two_electronic_states():
     assert metal.info[STATUS] == STATUS_OK
 
 
-def test_labeller_moves_a_source_in_a_higher_state_than_its_partner_out_of_the_output(
-    tmp_path, monkeypatch, capsys
-):
-    """A source in FeO's metallic AFM-II state, its FM partner in the insulating a1g state."""
-    pytest.importorskip("gpaw")
+def _study_labeller(monkeypatch, in_path: Path) -> list[str]:
+    """Write an FeO source (FeO-0) and its FM partner to ``in_path`` and put a stand-in for the
+    hour-long GPAW run into the labeller: the study's energy of each frame's state, the source
+    in the metallic AFM-II state, its partner in the insulating a1g state. Returns the list the
+    stand-in appends each structure id it runs to."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from spinmultinet_ase.dft import label
@@ -410,7 +411,6 @@ def test_labeller_moves_a_source_in_a_higher_state_than_its_partner_out_of_the_o
     runs = []
 
     def study_run(atoms, protocol, txt, failures=None):
-        """Stands in for the hour-long GPAW run: the study's energy of this frame's state."""
         sid = atoms.info[label.STRUCTURE_ID]
         runs.append(sid)
         result = atoms.copy()
@@ -421,7 +421,19 @@ def test_labeller_moves_a_source_in_a_higher_state_than_its_partner_out_of_the_o
 
     monkeypatch.setattr(label, "label_structure", study_run)
     source, partner = _feo_frame("FeO-0", "AFM-II"), _feo_frame("FeO-0-as-FM", "FM", None, "FeO-0")
-    write(tmp_path / "in.extxyz", [source, partner])
+    write(in_path, [source, partner])
+    return runs
+
+
+def test_labeller_moves_a_source_in_a_higher_state_than_its_partner_out_of_the_output(
+    tmp_path, monkeypatch, capsys
+):
+    """A source in FeO's metallic AFM-II state, its FM partner in the insulating a1g state."""
+    pytest.importorskip("gpaw")
+
+    from spinmultinet_ase.dft import label
+
+    runs = _study_labeller(monkeypatch, tmp_path / "in.extxyz")
     out = tmp_path / "out.extxyz"
     protocol = DFTProtocol(pulay_stress=None)
     label.label_file(tmp_path / "in.extxyz", out, protocol=protocol)
@@ -450,6 +462,65 @@ def test_labeller_moves_a_source_in_a_higher_state_than_its_partner_out_of_the_o
     label.label_file(tmp_path / "in.extxyz", out, protocol=protocol)  # resumes: nothing to do
     assert runs == []
     assert {path: path.read_bytes() for path in files} == files
+
+
+class Kill(Exception):
+    """Stands in for a kill of the labeller."""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 4])
+def test_a_labeller_killed_at_any_write_loses_no_moved_frame_and_resumes_alike(
+    tmp_path, monkeypatch, kill_at
+):
+    """Killed at the rename of each write to the output or its rejected file (source accepted;
+    after its partner's run: source to the rejected file, out of the output, partner into it),
+    then run again: only the frame being written is labelled again, a source found in both
+    files is taken out of the output, and both files end byte for byte as an uninterrupted
+    run's."""
+    pytest.importorskip("gpaw")
+    from spinmultinet_ase.dft import label
+
+    in_path = tmp_path / "in.extxyz"
+    runs = _study_labeller(monkeypatch, in_path)
+    protocol = DFTProtocol(pulay_stress=None)
+    writes: list[str] = []
+    killing = {"at": 0}  # the watched write to kill at (its number), 0 for none
+    replace = os.replace
+
+    def replace_or_die(source, target):
+        if Path(target).name in {"out.extxyz", "out.rejected.extxyz"}:
+            writes.append(Path(target).name)
+            if len(writes) == killing["at"]:
+                raise Kill
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_or_die)
+    whole = tmp_path / "whole" / "out.extxyz"
+    label.label_file(in_path, whole, protocol=protocol)
+    assert writes == ["out.extxyz", "out.rejected.extxyz", "out.extxyz", "out.extxyz"]
+
+    out = tmp_path / "killed" / "out.extxyz"
+    writes.clear()
+    killing["at"] = kill_at
+    with pytest.raises(Kill):
+        label.label_file(in_path, out, protocol=protocol)
+    held = [label.read_output(path)[0] for path in (out, rejected_path(out))]
+    ids = [[a.info[label.STRUCTURE_ID] for a in frames] for frames in held]
+    assert ids == {1: [[], []], 2: [["FeO-0"], []], 3: [["FeO-0"], ["FeO-0"]]}.get(
+        kill_at, [[], ["FeO-0"]]
+    )
+    runs.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        label.label_file(in_path, out, protocol=protocol)
+    taken_out = f"{out}: took out FeO-0, also in {rejected_path(out)}"
+    assert any(str(w.message).startswith(taken_out) for w in caught) == (kill_at == 3)
+    assert runs == (["FeO-0", "FeO-0-as-FM"] if kill_at == 1 else ["FeO-0-as-FM"])
+    for path, reference in ((out, whole), (rejected_path(out), rejected_path(whole))):
+        assert path.read_bytes() == reference.read_bytes()
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+        p.name for p in whole.parent.iterdir()
+    )
 
 
 RANK_SPLIT_DRIVER = """

@@ -6,9 +6,10 @@ CoO) that landed in another electronic state (``spinmultinet_ase/dft/states.py``
 ``OUT.rejected.extxyz`` with the reason, never into ``OUT``; so do frames on which GPAW failed
 (the queue goes on; under MPI, where the job aborts, on the next run: ``OUT.failures``), and
 FeO and CoO frames in a higher electronic state than another frame of their geometry (an
-ordering partner), moved there from ``OUT`` if they were in it. Each frame is written
-atomically, so a kill at any instant loses at most the frame being computed (and frames being
-moved, which a rerun labels again), and a rerun resumes after the last frame written.
+ordering partner), moved there from ``OUT`` if they were in it (:func:`move_to_rejected`).
+Each frame is written atomically, so a kill at any instant loses at most the frame being
+computed (a frame being moved is left in both files, and the rerun takes it out of ``OUT``),
+and a rerun resumes after the last frame written.
 """
 
 from __future__ import annotations
@@ -416,7 +417,8 @@ def read_output(path: Path) -> tuple[list[Atoms], int]:
     """The whole frames of an extxyz output and the number of bytes they fill.
 
     A torn last frame (a file cut short by a killed writer) is left out; an unreadable frame
-    before the last one is an error.
+    before the last one is an error. The calling rank reads the file itself (ASE's MPI
+    broadcast is off), so rank 0 alone may call it.
 
     Raises:
         ValueError: a frame other than the last cannot be read.
@@ -437,7 +439,7 @@ def read_output(path: Path) -> tuple[list[Atoms], int]:
         try:
             if count < 0 or len(chunk) < count + 2 or not chunk[-1].endswith(b"\n"):
                 raise ValueError("incomplete frame")
-            frames.append(read(StringIO(b"".join(chunk).decode()), format="extxyz"))
+            frames.append(read(StringIO(b"".join(chunk).decode()), format="extxyz", parallel=False))
         except Exception as error:  # ASE raises many types for a damaged frame
             if last:
                 break
@@ -603,26 +605,49 @@ def _check_partners(result: Atoms, labelled: list[Atoms]) -> list[Atoms]:
     return [accepted[index] for index in wrong if index < len(accepted)]
 
 
-def _write_result(result: Atoms, moved: list[Atoms], out_path: Path) -> None:
-    """Add ``result`` to ``out_path`` (accepted) or its rejected file, and move the frames
-    ``moved`` from ``out_path`` to the rejected file.
+def move_to_rejected(out_path: Path, frames: Sequence[Atoms]) -> None:
+    """Move ``frames`` (their status set) from ``out_path`` to its rejected file
+    (:func:`rejected_path`), by structure id.
 
-    ``out_path`` is rewritten before the rejected file grows: a kill between the two loses
-    the moved frames from both files (a rerun labels them again), never keeps one in both.
+    The rejected file grows first, by the frames whose id it does not hold yet, then
+    ``out_path`` is rewritten without their ids if it holds any, each write atomic: a kill
+    between the two leaves a frame in both files, never in neither, and a second call with
+    the same frames (as the labeller's resume makes: :func:`_interrupted_moves`)
+    finishes the move.
     """
-    accepted = [result] if result.info[STATUS] == STATUS_OK else []
-    rejected = moved + ([] if accepted else [result])
-    if moved:
-        gone = {atoms.info[STRUCTURE_ID] for atoms in moved}
-        kept = [a for a in read_output(out_path)[0] if a.info[STRUCTURE_ID] not in gone]
+    rejected = rejected_path(out_path)
+    there = {atoms.info[STRUCTURE_ID] for atoms in read_output(rejected)[0]}
+    adding = [atoms for atoms in frames if atoms.info[STRUCTURE_ID] not in there]
+    if adding:
+        with appending(rejected) as temporary:
+            write(temporary, adding, format="extxyz", append=True, parallel=False)
+    gone = {atoms.info[STRUCTURE_ID] for atoms in frames}
+    held = read_output(out_path)[0]
+    kept = [atoms for atoms in held if atoms.info[STRUCTURE_ID] not in gone]
+    if len(kept) < len(held):
         with atomic_path(out_path) as temporary:
-            write(temporary, kept + accepted, format="extxyz", parallel=False)
-    elif accepted:
+            write(temporary, kept, format="extxyz", parallel=False)
+
+
+def _interrupted_moves(accepted: list[Atoms], rejected: list[Atoms]) -> list[Atoms]:
+    """The frames of ``rejected`` (a rejected file's) whose id ``accepted`` (its output's)
+    holds too: left in both by a kill during :func:`move_to_rejected`. The rejected frame
+    wins: the labeller's resume moves them again."""
+    accepted_ids = {atoms.info[STRUCTURE_ID] for atoms in accepted}
+    return [atoms for atoms in rejected if atoms.info[STRUCTURE_ID] in accepted_ids]
+
+
+def _write_result(result: Atoms, moved: list[Atoms], out_path: Path) -> None:
+    """Move the frames ``moved`` from ``out_path`` to its rejected file
+    (:func:`move_to_rejected`), then add ``result`` to ``out_path`` (accepted) or, with them,
+    to the rejected file."""
+    if result.info[STATUS] == STATUS_OK:
+        if moved:
+            move_to_rejected(out_path, moved)
         with appending(out_path) as temporary:
-            write(temporary, accepted, format="extxyz", append=True, parallel=False)
-    if rejected:
-        with appending(rejected_path(out_path)) as temporary:
-            write(temporary, rejected, format="extxyz", append=True, parallel=False)
+            write(temporary, [result], format="extxyz", append=True, parallel=False)
+    else:
+        move_to_rejected(out_path, [*moved, result])
 
 
 def label_file(
@@ -714,7 +739,10 @@ def _label_unlabelled(
 ) -> None:
     """The work of :func:`label_file` once its arguments are checked and its output locked."""
     outputs = {path: read_output(path) for path in (out_path, rejected_path(out_path))}
-    labelled = [atoms for frames, _ in outputs.values() for atoms in frames]
+    accepted, rejected = (frames for frames, _ in outputs.values())
+    interrupted = _interrupted_moves(accepted, rejected)
+    moving = {atoms.info[STRUCTURE_ID] for atoms in interrupted}
+    labelled = [a for a in accepted if a.info[STRUCTURE_ID] not in moving] + rejected
     failed = _recorded_failures(frames, labelled, failures_path(out_path))
     labelled += failed
     mismatch = protocol_mismatch(labelled, protocol)
@@ -730,6 +758,13 @@ def _label_unlabelled(
     if world.rank == 0:  # every check passed: tidy up after a killed or aborted run, then start
         for path, (_, size) in outputs.items():
             _tidy_output(path, size)
+        if interrupted:
+            warnings.warn(
+                f"{out_path}: took out {', '.join(sorted(moving))}, also in "
+                f"{rejected_path(out_path)} (a move to the rejected file was interrupted)",
+                stacklevel=2,
+            )
+            move_to_rejected(out_path, interrupted)
         for result in failed:
             _write_result(result, [], out_path)
             print(

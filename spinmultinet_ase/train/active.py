@@ -91,6 +91,7 @@ from spinmultinet_ase.dft.label import (
     STRUCTURE_ID,
     failures_path,
     label_file,
+    move_to_rejected,
     read_output,
     rejected_path,
     wrong_states,
@@ -99,7 +100,7 @@ from spinmultinet_ase.dft.protocol import DFTProtocol
 from spinmultinet_ase.export import load_model
 from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
-from spinmultinet_ase.outputs import appending, atomic_path, write_text_atomic
+from spinmultinet_ase.outputs import atomic_path, write_text_atomic
 from spinmultinet_ase.train.config import load_config
 from spinmultinet_ase.train.evaluate import material_of
 from spinmultinet_ase.train.finetune import load_source
@@ -680,9 +681,9 @@ class ActiveLearning:
         """Check the partner groups with frames in round ``round_``'s labelled file against
         their accepted frames in the campaign's earlier labelled files (module docstring).
 
-        The list is written first, then each frame of this round in a higher state is
-        appended to the rejected file (unless there already) and the labelled file rewritten
-        without it: a kill leaves at most a frame in both, which the rerun moves again.
+        The list is written first, then the frames of this round in a higher state are moved
+        to the rejected file (:func:`~spinmultinet_ase.dft.label.move_to_rejected`): a kill
+        leaves at most a frame in both, which the rerun moves again.
         """
         out = self._round_dir(round_) / "labelled.extxyz"
         new = read_output(out)[0]
@@ -712,7 +713,7 @@ class ActiveLearning:
         if listed or self.wrong_states_path.is_file():
             write_text_atomic(self.wrong_states_path, json.dumps(listed, indent=2, sort_keys=True))
         if moved:
-            _reject(moved, out)
+            move_to_rejected(out, moved)
 
     def _training_data(self, round_: int) -> Path:
         """All frames labelled so far but those ``wrong_states.json`` lists by this round, in
@@ -909,22 +910,6 @@ def _read_frames(path: Path) -> list[Atoms]:
 def _frame_count(path: Path) -> int:
     """How many frames the extxyz file at ``path`` holds (0 if there is none)."""
     return len(_read_frames(path))
-
-
-def _reject(frames: list[Atoms], out: Path) -> None:
-    """Move ``frames`` (their status set) from the labelled file ``out`` to its rejected file:
-    appended there unless a frame of their id is there already, then ``out`` rewritten
-    without them."""
-    rejected = rejected_path(out)
-    there = {atoms.info[STRUCTURE_ID] for atoms in read_output(rejected)[0]}
-    adding = [atoms for atoms in frames if atoms.info[STRUCTURE_ID] not in there]
-    if adding:
-        with appending(rejected) as temporary:
-            write(temporary, adding, format="extxyz", append=True)
-    gone = {atoms.info[STRUCTURE_ID] for atoms in frames}
-    kept = [atoms for atoms in read_output(out)[0] if atoms.info[STRUCTURE_ID] not in gone]
-    with atomic_path(out) as temporary:
-        write(temporary, kept, format="extxyz")
 
 
 def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpiexec: str) -> None:
