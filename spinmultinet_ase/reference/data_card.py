@@ -98,7 +98,10 @@ Everything here was computed on this project's 2-core machine.
   on orientation (same table).
 * `protocol_check_coo_default_mixer.extxyz`: the CoO frames labelled with GPAW's default
   mixer, before CoO took FeO's capped MSR1 (`data/studies/feo_coo_states.md`, "The rule for
-  CoO"): the yardstick cells and the campaign's test structures, relabelled since.
+  CoO"): the yardstick cells and the campaign's test structures, relabelled under capped
+  MSR1 into `reference_CoO.extxyz` and `active_CoO/`; their GPAW logs are in
+  `protocol_check_coo_default_mixer_logs/` (yardstick cells) and
+  `studies/active_CoO_default_mixer/gpaw_logs/` (test structures).
 * `convergence.json`: the protocol convergence study; `yardsticks.json`: DFT ordering
   energies, J1/J2 and E(δ) under [111] strain, of every material labelled so far.
 * `checks/`: small DFT checks of the workflows, labelled with the same protocol, each with
