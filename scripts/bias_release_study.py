@@ -64,8 +64,8 @@ from spinmultinet_ase.dft.label import (
 )
 from spinmultinet_ase.dft.orbital_bias import (
     BODY_DIAGONALS,
-    MAX_BIAS_STEPS,
     CAPPED_MSR1,
+    MAX_BIAS_STEPS,
     RELEASE_DENSITY,
     OrbitalBias,
     bias_targets,
