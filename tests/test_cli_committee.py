@@ -18,7 +18,7 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.export import export_model
 from spinmultinet_ase.magnetism.exchange import exchange_shells
-from spinmultinet_ase.testing.models import random_model
+from spinmultinet_ase.testing.models import exported_committee, random_model
 from spinmultinet_ase.workflows.inputs import single_structure
 from spinmultinet_ase.workflows.phonons import displaced_cells
 from spinmultinet_ase.workflows.scan import (
@@ -42,11 +42,7 @@ SCAN = ["scan", "NiO", "--orderings", "FM", "AFM-II", "AFM-I", "--steps", "2", "
 @pytest.fixture(scope="module")
 def members(tmp_path_factory) -> list[Path]:
     """Two small random models from different seeds, exported."""
-    folder = tmp_path_factory.mktemp("members")
-    paths = [folder / f"member{seed}.pt" for seed in (31, 32)]
-    for seed, path in zip((31, 32), paths, strict=True):
-        export_model(random_model(seed=seed), path)
-    return paths
+    return exported_committee(tmp_path_factory.mktemp("members"), (31, 32))
 
 
 @pytest.fixture(scope="module")

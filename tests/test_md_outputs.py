@@ -15,8 +15,7 @@ import pytest
 from ase.io import read
 
 from spinmultinet_ase.cli import main
-from spinmultinet_ase.export import export_model
-from spinmultinet_ase.testing.models import random_model
+from spinmultinet_ase.testing.models import exported_committee
 
 OUTPUTS = ("md.traj", "md.log", "md.json", "md.png")
 HEADER = "Time[ps]"  # the first column of ASE's MD log header
@@ -25,11 +24,7 @@ HEADER = "Time[ps]"  # the first column of ASE's MD log header
 @pytest.fixture(scope="module")
 def members(tmp_path_factory) -> list[Path]:
     """Two small random models from different seeds, exported."""
-    folder = tmp_path_factory.mktemp("members")
-    paths = [folder / f"member{seed}.pt" for seed in (41, 42)]
-    for seed, path in zip((41, 42), paths, strict=True):
-        export_model(random_model(seed=seed), path)
-    return paths
+    return exported_committee(tmp_path_factory.mktemp("members"), (41, 42))
 
 
 def _md(folder: Path, models: list[Path], *options: str) -> list[str]:

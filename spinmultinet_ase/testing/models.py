@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from spinmultinet_ase.export import LoadedModel, model_metadata
+from spinmultinet_ase.export import LoadedModel, export_model, model_metadata
 from spinmultinet_ase.model import ModelConfig, SpinMultiNet
 
 SMALL_CONFIG = dict(
@@ -71,3 +71,11 @@ def random_model(seed: int = 0, dtype: torch.dtype = torch.float64, **overrides)
 def as_loaded(model: SpinMultiNet) -> LoadedModel:
     """An eager model wrapped like a loaded file, for the calculator."""
     return LoadedModel(module=model, metadata=model_metadata(model))
+
+
+def exported_committee(folder: Path, seeds: tuple[int, ...]) -> list[Path]:
+    """Small random models, one per seed, exported to ``folder/member{seed}.pt``."""
+    paths = [folder / f"member{seed}.pt" for seed in seeds]
+    for seed, path in zip(seeds, paths, strict=True):
+        export_model(random_model(seed=seed), path)
+    return paths
