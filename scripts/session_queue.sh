@@ -24,6 +24,10 @@
 # Usage: setsid nohup bash scripts/session_queue.sh > /dev/null 2>&1 &
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if ! [ -x /usr/bin/mpiexec ] || ! python -c "import gpaw, spinmultinet_ase" 2> /dev/null; then
+    echo "GPAW, OpenMPI or spinmultinet_ase is not installed yet: run scripts/install.sh first" >&2
+    exit 2
+fi
 step() {
     echo "$(date -u +%FT%TZ) start: $*" >> data/queue.log
     if "$@"; then
