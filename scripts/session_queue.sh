@@ -10,12 +10,13 @@
 #   3. CoO's 16 yardstick cells under that rule (data/reference_CoO.extxyz; the frames of the
 #      earlier rule are data/protocol_check_coo_default_mixer.extxyz)
 #   4. the rest of FeO's convergence entries (k-point axis, ordering cells)
-#   5. CoO's active-learning campaign, then FeO's (test structures, then committee-chosen
-#      rounds); CoO's frames cost a fraction of FeO's
-#   6. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   7. MnO/NiO random orderings in larger cells chosen by a committee
+#   5. CoO's active-learning campaign (test structures, then committee-chosen rounds);
+#      FeO's after corundum: an FeO frame costs several CoO frames
+#   6. corundum reference data (docs/corundum_data.md): the shortest way to two more of
+#      the six materials complete
+#   7. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   8. MnO/NiO random orderings in larger cells chosen by a committee
 #      (configs/active_orderings_MnO_NiO.yaml)
-#   8. corundum reference data (docs/corundum_data.md)
 #   9. the rest of the corundum convergence entries
 #  10. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
@@ -43,12 +44,12 @@ step bash scripts/gpaw_run.sh data/labelling.log -m spinmultinet_ase.cli label \
 step bash scripts/label_reference_data.sh --until 16 CoO
 step bash scripts/convergence.sh FeO
 step bash scripts/active_learning.sh CoO
+step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/active_learning.sh FeO
 step bash scripts/label_reference_data.sh --orderings MnO NiO
 # (active-learn's own labelling calls GPAW's mpiexec, named in the config)
 step env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 \
     TQDM_MININTERVAL=60 PYTHONPATH="$PWD" bash -c 'nice spinmultinet active-learn \
     configs/active_orderings_MnO_NiO.yaml >> data/active_orderings_MnO_NiO/active_learn.log 2>&1'
-step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/convergence.sh Cr2O3 Fe2O3
 step bash scripts/dft_studies.sh
