@@ -5,8 +5,9 @@
 #   1. scripts/active_split.py MATERIAL: test structures, pool and initial data into
 #      data/active_MATERIAL/ (deterministic; never overwrites other content), unless all three
 #      files are there;
-#   2. GPAW labels the test structures (2 ranks) into test_labelled.extxyz, then the test file
-#      test.extxyz is written (ideal yardstick cells + labelled test structures);
+#   2. GPAW labels the test structures (2 ranks) into test_labelled.extxyz, at the protocol's
+#      SCF limit (not the config's max_scf_steps, so the budget does not cut the test set), then
+#      the test file test.extxyz is written (ideal yardstick cells + labelled test structures);
 #   3. spinmultinet active-learn configs/active_MATERIAL.yaml (select, label, fine-tune, repeat).
 # Needs configs/active_MATERIAL.yaml (and the fine-tune config it names; CoO's as a model) and
 # the material's yardstick cells labelled in data/reference_MATERIAL.extxyz.

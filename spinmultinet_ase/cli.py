@@ -115,7 +115,13 @@ def _read_frames(path: str) -> list:
 def _label(args: argparse.Namespace) -> None:
     from spinmultinet_ase.dft.label import label_file
 
-    label_file(args.input, args.output, log_dir=args.log_dir, limit=args.limit)
+    label_file(
+        args.input,
+        args.output,
+        log_dir=args.log_dir,
+        limit=args.limit,
+        max_scf_steps=args.max_scf_steps,
+    )
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -823,6 +829,14 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-dir", default=None, help="folder of GPAW logs (default OUTPUT_logs/)")
     p.add_argument(
         "--limit", type=int, default=None, help="label at most this many frames (0 or more)"
+    )
+    p.add_argument(
+        "--max-scf-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="labelling budget: reject a frame not converged in N SCF steps, biased start "
+        "included (default: the protocol's limit; not a protocol change)",
     )
     p.set_defaults(run=_label)
 

@@ -483,6 +483,10 @@ def test_bad_configs_are_one_line_and_exit_2(tmp_path, committee, reference, cap
         ({"output_dir": 7}, "output_dir must be a path"),
         ({"mpiexec": ["mpiexec", "-n", "2"]}, "mpiexec must be a path"),
         ({"protocol": {"ecut": 300}}, "ecut"),
+        ({"max_scf_steps": 20}, "max_scf_steps (--max-scf-steps) must be a whole number from 21"),
+        ({"max_scf_steps": 301}, "to the protocol's 300, got 301"),
+        ({"max_scf_steps": 100, "protocol": {"max_scf_iterations": 80}}, "protocol's 80"),
+        ({"max_scf_steps": "120"}, "got '120'"),
         ({"round": 2}, "unknown keys"),
         (
             {"train_config": str(tmp_path / "noncollinear.yaml")},
@@ -510,8 +514,10 @@ def test_curve_and_members_data_with_initial_data_and_a_labeller_that_rejects(
     """
     write(tmp_path / "initial.extxyz", reference[4:8])
     known = {a.info["structure_id"]: a for a in reference[:3]}
+    budgets = []
 
-    def stand_in(candidates: Path, out: Path, protocol) -> None:
+    def stand_in(candidates: Path, out: Path, protocol, max_scf_steps) -> None:
+        budgets.append(max_scf_steps)
         frames = [known[a.info["structure_id"]] for a in read(candidates, ":")]
         rejecting = out.parent.name == "round_2"
         write(out.with_name("labelled.rejected.extxyz") if rejecting else out, frames)
@@ -521,9 +527,17 @@ def test_curve_and_members_data_with_initial_data_and_a_labeller_that_rejects(
     data = {"validation_fraction": 0.2, "test_fraction": 0.5, "test_cells": held_out}
     initial = str(tmp_path / "initial.extxyz")
     path = _config(
-        tmp_path, committee, reference, "curve", data, labelled_pool="", initial_data=initial
+        tmp_path,
+        committee,
+        reference,
+        "curve",
+        data,
+        labelled_pool="",
+        initial_data=initial,
+        max_scf_steps=120,
     )
     curve = ActiveLearning(load_active_config(path), progress=False).run()["curve"]
+    assert budgets == [120, 120]  # each round labels under the config's budget
     assert [r["dft_frames"] for r in curve] == [0, 1, 1]
     assert [r["dft_rejected"] for r in curve] == [0, 0, 1]
     assert [r["training_frames"] for r in curve] == [4, 5, 5]
@@ -559,7 +573,8 @@ def test_curve_and_members_data_with_initial_data_and_a_labeller_that_rejects(
 
 
 def test_labelling_under_mpiexec_gives_the_serial_labels(tmp_path, monkeypatch):
-    """The label stage's ``mpiexec -n 2`` GPAW job labels as a serial run does (cheap bcc Li)."""
+    """The label stage's ``mpiexec -n 2`` GPAW job labels as a serial run does (cheap bcc Li),
+    under the labelling budget it is given."""
     pytest.importorskip("gpaw")
     from test_label_faults import CHEAP
 
@@ -577,11 +592,13 @@ def test_labelling_under_mpiexec_gives_the_serial_labels(tmp_path, monkeypatch):
         atoms.info["structure_id"] = f"Li-{index}"
         frames.append(atoms)
     write(tmp_path / "candidates.extxyz", frames)
-    _label_under_mpi(tmp_path, dataclasses.asdict(CHEAP), 2, MPIEXEC)
+    budget = CHEAP.max_scf_iterations  # the job gets the campaign's labelling budget
+    _label_under_mpi(tmp_path, dataclasses.asdict(CHEAP), 2, MPIEXEC, budget)
     label_file(tmp_path / "candidates.extxyz", tmp_path / "serial.extxyz", protocol=CHEAP)
     parallel = read(tmp_path / "labelled.extxyz", ":")
     serial = read(tmp_path / "serial.extxyz", ":")
     assert [a.info["structure_id"] for a in parallel] == ["Li-0", "Li-1"]
+    assert [a.info.get("dft_scf_budget") for a in parallel + serial] == [budget] * 2 + [None] * 2
     for mine, theirs in zip(parallel, serial, strict=True):
         assert abs(mine.get_potential_energy() - theirs.get_potential_energy()) < 1e-4
         np.testing.assert_allclose(mine.get_stress(), theirs.get_stress(), atol=1e-5)

@@ -410,7 +410,7 @@ def _study_labeller(monkeypatch, in_path: Path) -> list[str]:
     energies = {"FeO-0": 2 * FEO_AFM_II_METAL, "FeO-0-as-FM": 2 * FEO_FM_A1G}
     runs = []
 
-    def study_run(atoms, protocol, txt, failures=None):
+    def study_run(atoms, protocol, txt, failures=None, max_scf_steps=None):
         sid = atoms.info[label.STRUCTURE_ID]
         runs.append(sid)
         result = atoms.copy()

@@ -461,6 +461,21 @@ def test_label_command_refuses_a_negative_limit(tmp_path, capsys):
     assert "\n" not in err
 
 
+@pytest.mark.parametrize("steps", ["20", "0", "301", "-5"])
+def test_label_command_refuses_a_budget_outside_the_biased_start_and_the_protocol(
+    steps, tmp_path, capsys
+):
+    _structures(tmp_path / "in.extxyz", crash=False)
+    argv = ["label", str(tmp_path / "in.extxyz"), str(tmp_path / "out.extxyz")]
+    assert main([*argv, f"--max-scf-steps={steps}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spinmultinet label: error:") and "--max-scf-steps" in err
+    assert "from 21 (above the 20 steps of a biased start)" in err
+    assert f"to the protocol's 300, got {steps}" in err
+    assert "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.extxyz"]  # nothing ran
+
+
 def test_an_output_cut_at_any_byte_reads_as_its_whole_frames(tmp_path):
     """Whatever byte a file is cut at, the frames before the cut are read and nothing else."""
     frames = []

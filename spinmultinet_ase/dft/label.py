@@ -1,15 +1,16 @@
 """Label structures with GPAW (spin-polarised PBE+U plane waves), resumably, under MPI.
 
 Run on both cores with ``mpiexec -n 2 spinmultinet label IN.extxyz OUT.extxyz``. Frames that
-did not converge, whose converged moments left the magnetic state that was asked for, or (FeO,
-CoO) that landed in another electronic state (``spinmultinet_ase/dft/states.py``) go to
-``OUT.rejected.extxyz`` with the reason, never into ``OUT``; so do frames on which GPAW failed
-(the queue goes on; under MPI, where the job aborts, on the next run: ``OUT.failures``), and
-FeO and CoO frames in a higher electronic state than another frame of their geometry (an
-ordering partner), moved there from ``OUT`` if they were in it (:func:`move_to_rejected`).
-Each frame is written atomically, so a kill at any instant loses at most the frame being
-computed (a frame being moved is left in both files, and the rerun takes it out of ``OUT``),
-and a rerun resumes after the last frame written.
+did not converge (within the protocol's SCF limit, or a lower labelling budget:
+:func:`label_structure`), whose converged moments left the magnetic state that was asked for,
+or (FeO, CoO) that landed in another electronic state (``spinmultinet_ase/dft/states.py``) go
+to ``OUT.rejected.extxyz`` with the reason, never into ``OUT``; so do frames on which GPAW
+failed (the queue goes on; under MPI, where the job aborts, on the next run: ``OUT.failures``),
+and FeO and CoO frames in a higher electronic state than another frame of their geometry (an
+ordering partner), moved there from ``OUT`` if they were in it (:func:`move_to_rejected`). Each
+frame is written atomically, so a kill at any instant loses at most the frame being computed (a
+frame being moved is left in both files, and the rerun takes it out of ``OUT``), and a rerun
+resumes after the last frame written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
 
 STATUS = "dft_status"
 STATUS_OK = "ok"
+# ``info`` key of the labelling budget (SCF steps) a frame was labelled under, if any.
+SCF_BUDGET = "dft_scf_budget"
 # ``info['dft_start']`` of frames whose run started with an orbital bias (FeO, CoO).
 ORBITAL_BIAS_START = "orbital-bias"
 
@@ -207,9 +211,11 @@ def frame_calculator(
     txt: str | Path,
     bias: OrbitalBias | None,
     scf: dict | None = None,
+    max_scf_steps: int | None = None,
 ):
     """The GPAW calculator the labeller runs ``work`` with, started with ``bias``
-    (:func:`start_bias`).
+    (:func:`start_bias`), its SCF step limit the protocol's or ``max_scf_steps`` if lower
+    (a labelling budget: :func:`check_scf_budget`).
 
     With a bias, GPAW's point-group symmetry is off (time reversal kept): the frames are
     strained, rattled or supercells of any ordering, whose symmetry operations would not in
@@ -217,6 +223,8 @@ def frame_calculator(
     eigensolver settings (:data:`~spinmultinet_ase.dft.orbital_bias.SCF_KEYWORDS`) apply, or
     ``scf`` (GPAW keywords) in their place when given (a study of other SCF settings).
     """
+    if max_scf_steps is not None and max_scf_steps < protocol.max_scf_iterations:
+        protocol = replace(protocol, max_scf_iterations=max_scf_steps)
     if bias is None:
         return gpaw_calculator(work, protocol, txt)
     from spinmultinet_ase.dft.orbital_bias import SCF_KEYWORDS
@@ -300,10 +308,42 @@ def _start_info(formula: str) -> dict:
     return start
 
 
+def check_scf_budget(max_scf_steps: int | None, protocol: DFTProtocol) -> None:
+    """Raise a one-line ValueError unless ``max_scf_steps`` is None (the protocol's limit) or
+    a labelling budget: a whole number of SCF steps, biased and free together, above the most
+    a biased start takes (:data:`~spinmultinet_ase.dft.orbital_bias.MAX_BIAS_STEPS`) and at
+    most the protocol's limit."""
+    if max_scf_steps is None:
+        return
+    from spinmultinet_ase.dft.orbital_bias import MAX_BIAS_STEPS
+
+    most = protocol.max_scf_iterations
+    if (
+        not isinstance(max_scf_steps, int)
+        or isinstance(max_scf_steps, bool)
+        or not MAX_BIAS_STEPS < max_scf_steps <= most
+    ):
+        raise ValueError(
+            f"max_scf_steps (--max-scf-steps) must be a whole number from {MAX_BIAS_STEPS + 1} "
+            f"(above the {MAX_BIAS_STEPS} steps of a biased start) to the protocol's {most}, "
+            f"got {max_scf_steps!r}"
+        )
+
+
 def label_structure(
-    atoms: Atoms, protocol: DFTProtocol, txt: str | Path, failures: Path | None = None
+    atoms: Atoms,
+    protocol: DFTProtocol,
+    txt: str | Path,
+    failures: Path | None = None,
+    max_scf_steps: int | None = None,
 ) -> Atoms:
     """One GPAW single point of ``atoms``; returns a labelled copy with ``info[dft_status]``.
+
+    With a labelling budget ``max_scf_steps`` (:func:`check_scf_budget`) the run stops after
+    that many SCF steps, biased and free together, or the protocol's limit if that comes
+    first; a frame it stops is rejected ("not converged in N SCF steps (labelling budget;
+    ...)"), and a frame that converges within it is the frame the protocol gives. The copy
+    records it in ``info['dft_scf_budget']``; it is not part of the protocol.
 
     When GPAW raises (other than not converging), a serial run returns the copy without
     results, its status ``GPAW failed: Type: message``. Under MPI this rank appends that copy's
@@ -329,6 +369,8 @@ def label_structure(
     labelled.info.update(_protocol_info(protocol))
     formula, formula_units = Formula(atoms.get_chemical_formula()).reduce()
     labelled.info.update(_start_info(str(formula)))
+    if max_scf_steps is not None:
+        labelled.info[SCF_BUDGET] = max_scf_steps
     pulay = protocol.pulay_stress_correction(str(formula), formula_units, atoms.get_volume())
     start = time.perf_counter()
     rotation = canonical_rotation(atoms) if protocol.align_bonds else np.eye(3)
@@ -337,12 +379,14 @@ def label_structure(
         bias = start_bias(work)
     except ValueError as error:  # no minority spin or no bond-aligned cell to bias
         return _failed(labelled, f"no orbital-bias start: {error}", start)
+    bias_steps = 0
     try:
-        work.calc = frame_calculator(work, protocol, txt, bias)
+        work.calc = frame_calculator(work, protocol, txt, bias, max_scf_steps=max_scf_steps)
         if bias is not None:
             from spinmultinet_ase.dft.orbital_bias import run_biased_start
 
-            biased = run_biased_start(work.calc, work, bias)
+            biased = run_biased_start(work.calc, work, bias, total_steps=max_scf_steps)
+            bias_steps = biased.steps
             labelled.info["dft_bias_steps"] = biased.steps
         results = {
             "energy": work.get_potential_energy(),
@@ -356,6 +400,9 @@ def label_structure(
     except KohnShamConvergenceError as error:
         detail = f": {error}" if str(error) else ""
         steps = protocol.max_scf_iterations
+        if max_scf_steps is not None and max_scf_steps - bias_steps < steps:
+            detail = f" (labelling budget; the protocol allows {steps}){detail}"
+            steps = max_scf_steps
         return _failed(labelled, f"not converged in {steps} SCF steps{detail}", start)
     except Exception as error:  # GPAW failed on this frame: reject it, the queue goes on
         failed = _failed(labelled, f"GPAW failed: {type(error).__name__}: {error}", start)
@@ -656,6 +703,7 @@ def label_file(
     log_dir: str | Path | None = None,
     protocol: DFTProtocol = DEFAULT_PROTOCOL,
     limit: int | None = None,
+    max_scf_steps: int | None = None,
 ) -> None:
     """Label every frame of ``in_path`` not yet in ``out_path``, appending as each finishes.
 
@@ -674,24 +722,28 @@ def label_file(
         log_dir: folder for one GPAW text log per structure (default: ``OUT_logs/``).
         protocol: the DFT settings.
         limit: stop after this many new frames (0 or more).
+        max_scf_steps: a labelling budget, SCF steps per frame (:func:`label_structure`); a
+            file may hold frames labelled with and without one.
 
     Raises:
         ValueError: before the first GPAW run, if the structures cannot be read or lack unique
-            ids, an output cannot be written, another labeller is writing it, the output or a
-            failure record holds frames of another protocol, ``OUT.failures`` holds a line
-            that is not a record, or a material to label has no Pulay-stress calibration.
+            ids, ``max_scf_steps`` is not a budget (:func:`check_scf_budget`), an output cannot
+            be written, another labeller is writing it, the output or a failure record holds
+            frames of another protocol, ``OUT.failures`` holds a line that is not a record, or
+            a material to label has no Pulay-stress calibration.
     """
     from gpaw.mpi import world
 
     if limit is not None and limit < 0:
         raise ValueError(f"limit (--limit) must be 0 or more, got {limit}")
+    check_scf_budget(max_scf_steps, protocol)
     in_path, out_path = Path(in_path), Path(out_path)
     log_dir = Path(log_dir) if log_dir else out_path.with_name(out_path.stem + "_logs")
     frames = _read_structures(in_path)
     outputs = [out_path, rejected_path(out_path), failures_path(out_path), log_dir / "log.txt"]
     check_outputs(outputs, overwrite=True)
     with _sole_labeller(out_path, world):
-        _label_unlabelled(frames, out_path, log_dir, protocol, limit, world)
+        _label_unlabelled(frames, out_path, log_dir, protocol, limit, max_scf_steps, world)
 
 
 @contextmanager
@@ -735,6 +787,7 @@ def _label_unlabelled(
     log_dir: Path,
     protocol: DFTProtocol,
     limit: int | None,
+    max_scf_steps: int | None,
     world,
 ) -> None:
     """The work of :func:`label_file` once its arguments are checked and its output locked."""
@@ -780,7 +833,9 @@ def _label_unlabelled(
     spent = 0.0
     for count, atoms in enumerate(todo, start=1):
         sid = atoms.info[STRUCTURE_ID]
-        result = label_structure(atoms, protocol, log_dir / f"{sid}.txt", failures_path(out_path))
+        result = label_structure(
+            atoms, protocol, log_dir / f"{sid}.txt", failures_path(out_path), max_scf_steps
+        )
         spent += result.info["dft_wall_s"]
         moved = _check_partners(result, labelled)
         labelled.append(result)

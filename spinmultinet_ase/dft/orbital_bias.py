@@ -312,6 +312,7 @@ def run_biased_start(
     bias: OrbitalBias,
     max_steps: int = MAX_BIAS_STEPS,
     release_density: float | None = RELEASE_DENSITY,
+    total_steps: int | None = None,
 ) -> BiasedStart:
     """Run the first SCF steps of ``atoms`` on ``calc`` with ``bias`` active, then release it.
 
@@ -323,7 +324,12 @@ def run_biased_start(
     the potential recomputed without it; the next ``atoms.get_potential_energy()`` continues
     this SCF from the same wave functions and density (GPAW's mixer and iteration count
     restart) to the unbiased solution. The stop decision is rank 0's on every MPI rank.
+    With ``total_steps`` (more than ``max_steps``), that SCF may take only the steps the
+    biased ones left of it (and no more than ``calc``'s ``maxiter``) before GPAW raises
+    KohnShamConvergenceError.
     """
+    if total_steps is not None and total_steps <= max_steps:
+        raise ValueError(f"total_steps {total_steps} leaves no SCF step after {max_steps} biased")
     calc.create_new_calculation(atoms)
     dft = calc.dft
     check_symmetric(bias.targets, dft.ibzwfs.ibz.symmetries)
@@ -342,6 +348,8 @@ def run_biased_start(
         if release[0]:
             break
     bias.active = False
+    if total_steps is not None:
+        dft.scf_loop.maxiter = min(dft.scf_loop.maxiter, total_steps - steps)
     dft.potential, dft.energies, _ = dft.pot_calc.calculate(
         dft.density, dft.ibzwfs, dft.potential.vHt_x
     )

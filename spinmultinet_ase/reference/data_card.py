@@ -64,9 +64,10 @@ Everything here was computed on this project's 2-core machine.
   frame's `info`. `reference_orderings_*.extxyz`: the ordering-diversity pool of the rocksalt
   materials (`docs/ordering_data.md`).
 * `*.rejected.extxyz`, beside each labelled file: runs kept out of training (not converged,
-  converged to another magnetic state than the one asked for: a flipped sign or a collapsed
-  moment, another electronic state, or GPAW failed on the structure), each with the reason
-  in `info['dft_status']`.
+  within the protocol's SCF limit or an active-learning campaign's labelling budget,
+  `max_scf_steps`; converged to another magnetic state than the one asked for: a flipped sign
+  or a collapsed moment, another electronic state, or GPAW failed on the structure), each
+  with the reason in `info['dft_status']`.
 * `active_MATERIAL/`: a prospective active-learning campaign (`docs/corundum_learning.md`):
   `test_labelled.extxyz` from `test_structures.extxyz`, and each round's
   `run/round_K/labelled.extxyz` from the structures its committee picked,

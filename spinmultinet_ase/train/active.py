@@ -89,6 +89,7 @@ from spinmultinet_ase.data.partners import geometry_of
 from spinmultinet_ase.dft.label import (
     STATUS,
     STRUCTURE_ID,
+    check_scf_budget,
     failures_path,
     label_file,
     move_to_rejected,
@@ -142,6 +143,10 @@ class ActiveConfig:
         dft_processes: MPI ranks of the labelling (over 1: a separate ``mpiexec -n N`` job per
             round; the selection and training stay in this single process).
         mpiexec: the ``mpiexec`` of the MPI GPAW was built with (e.g. ``/usr/bin/mpiexec``).
+        max_scf_steps: labelling budget of the rounds' DFT, SCF steps per frame (None: the
+            protocol's limit): a frame not converged within it is rejected early
+            (:func:`~spinmultinet_ase.dft.label.label_structure`). Not part of the protocol
+            nor of what the picks depend on: it may change between rounds.
         labelled_pool: extxyz already holding DFT labels of the pool (by ``structure_id``): the
             label stage takes the picked frames from it instead of running GPAW.
         initial_data: labelled frames to train on besides those of the rounds.
@@ -163,6 +168,7 @@ class ActiveConfig:
     protocol: dict[str, Any] = field(default_factory=dict)
     dft_processes: int = 1
     mpiexec: str = "mpiexec"
+    max_scf_steps: int | None = None
     labelled_pool: str = ""
     initial_data: str = ""
     test: str = ""
@@ -271,6 +277,7 @@ def check_active_config(config: ActiveConfig) -> None:
     known = {f.name for f in dataclasses.fields(DFTProtocol)}
     if not isinstance(config.protocol, dict) or set(config.protocol) - known:
         raise ValueError(f"protocol overrides must be among {sorted(known)}, got {config.protocol}")
+    check_scf_budget(config.max_scf_steps, DFTProtocol(**config.protocol))
     if config.source and not Path(config.source).is_file():
         raise FileNotFoundError(f"no model file or checkpoint at {config.source} (source)")
     if config.initial_data:
@@ -654,10 +661,19 @@ class ActiveLearning:
                 write(temporary, [known[sid] for sid in wanted], format="extxyz")
         elif self.config.dft_processes == 1:
             protocol = DFTProtocol(**self.config.protocol)
-            label_file(folder / "candidates.extxyz", out, protocol=protocol)
+            label_file(
+                folder / "candidates.extxyz",
+                out,
+                protocol=protocol,
+                max_scf_steps=self.config.max_scf_steps,
+            )
         else:
             _label_under_mpi(
-                folder, self.config.protocol, self.config.dft_processes, self.config.mpiexec
+                folder,
+                self.config.protocol,
+                self.config.dft_processes,
+                self.config.mpiexec,
+                self.config.max_scf_steps,
             )
         self._check_partners(round_)
         self._save(stage="labelled", members_done=[])
@@ -912,11 +928,18 @@ def _frame_count(path: Path) -> int:
     return len(_read_frames(path))
 
 
-def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpiexec: str) -> None:
+def _label_under_mpi(
+    folder: Path,
+    protocol: dict[str, Any],
+    processes: int,
+    mpiexec: str,
+    max_scf_steps: int | None = None,
+) -> None:
     """Label ``folder/candidates.extxyz`` into ``folder/labelled.extxyz`` with an
-    ``mpiexec -n processes`` job; its output goes to ``folder/label.log``. A job GPAW aborted
-    after recording the frame it failed on (in ``labelled.extxyz.failures``) is run again: the
-    rerun rejects that frame and goes on (up to :data:`MPI_LABEL_ATTEMPTS` jobs).
+    ``mpiexec -n processes`` job (``max_scf_steps``: its labelling budget); its output goes to
+    ``folder/label.log``. A job GPAW aborted after recording the frame it failed on (in
+    ``labelled.extxyz.failures``) is run again: the rerun rejects that frame and goes on (up
+    to :data:`MPI_LABEL_ATTEMPTS` jobs).
 
     Raises:
         ValueError: a job failed without recording a new failure (e.g. on a record it cannot
@@ -925,11 +948,12 @@ def _label_under_mpi(folder: Path, protocol: dict[str, Any], processes: int, mpi
     code = (
         "import json, sys; from spinmultinet_ase.dft.label import label_file; "
         "from spinmultinet_ase.dft.protocol import DFTProtocol; "
-        "label_file(sys.argv[1], sys.argv[2], protocol=DFTProtocol(**json.loads(sys.argv[3])))"
+        "label_file(sys.argv[1], sys.argv[2], protocol=DFTProtocol(**json.loads(sys.argv[3])), "
+        "max_scf_steps=json.loads(sys.argv[4]))"
     )
     command = [mpiexec, "-n", str(processes), sys.executable, "-c", code]
     command += [str(folder / "candidates.extxyz"), str(folder / "labelled.extxyz")]
-    command.append(json.dumps(protocol))
+    command += [json.dumps(protocol), json.dumps(max_scf_steps)]
     log = folder / "label.log"
     failures = failures_path(folder / "labelled.extxyz")
     for _ in range(MPI_LABEL_ATTEMPTS):
