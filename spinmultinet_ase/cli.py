@@ -441,6 +441,7 @@ def _orderings(args: argparse.Namespace) -> list[str] | None:
 def _scan(args: argparse.Namespace) -> None:
     from spinmultinet_ase.workflows.inputs import parse_magnitudes, parse_supercell
     from spinmultinet_ase.workflows.scan import (
+        MONTE_CARLO_SWEEPS,
         SCAN_OUTPUTS,
         format_exchange,
         format_scan_table,
@@ -448,6 +449,8 @@ def _scan(args: argparse.Namespace) -> None:
         write_scan,
     )
 
+    if args.monte_carlo_sweeps is not None and not args.monte_carlo:
+        raise ValueError("--monte-carlo-sweeps needs --monte-carlo")
     check_outputs([Path(args.output_dir) / name for name in SCAN_OUTPUTS], args.overwrite)
     orderings = _orderings(args)
     outcome = run_scan(
@@ -458,6 +461,7 @@ def _scan(args: argparse.Namespace) -> None:
         magnitudes=parse_magnitudes(args.magnitudes),
         num_shells=args.shells,
         monte_carlo=args.monte_carlo,
+        monte_carlo_sweeps=args.monte_carlo_sweeps or MONTE_CARLO_SWEEPS,
         fmax=args.fmax,
         steps=args.steps,
         optimizer=args.optimizer,
@@ -510,8 +514,17 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also estimate T_N by classical Monte Carlo of the fitted Heisenberg model; with "
         "a committee also of each member's fit, for the spread of T_N "
-        "(monte_carlo_neel_temperature_K_std; each member's run costs as much as the mean's, "
-        "and the spread includes the Monte Carlo's own noise: docs/tutorials/orderings.md)",
+        "(monte_carlo_neel_temperature_K_std; each member's run costs as much as the mean's "
+        "and has a seed of its own, so the spread includes the Monte Carlo's own noise: "
+        "docs/tutorials/orderings.md)",
+    )
+    p.add_argument(
+        "--monte-carlo-sweeps",
+        type=_positive_int,
+        metavar="N",
+        help="with --monte-carlo: measured sweeps per temperature and lattice size, after "
+        "N/2 equilibration sweeps (default 600); the run time grows as N, the seed-to-seed "
+        "scatter of T_N falls with it (docs/tutorials/orderings.md)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_overwrite(p)

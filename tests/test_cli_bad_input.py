@@ -182,6 +182,7 @@ BAD_OPTIONS = [
         r"no reference structures",
     ),
     (["train", "config.yaml"], "--max-epochs", _BAD_COUNT, r"--max-epochs"),
+    (["scan", "NiO", "--monte-carlo"], "--monte-carlo-sweeps", _BAD_COUNT, r"--monte-carlo-sweeps"),
     (["export", "missing.ckpt", "out.pt"], "--dtype", st.text("abc", max_size=4), r"--dtype"),
     (["md", "NiO"], "--steps", st.text("x.e", min_size=1, max_size=3), r"--steps"),
 ]
@@ -208,7 +209,7 @@ def test_every_command_refuses_bad_options_in_one_line(case, data, tmp_path, mon
     command, option, values, pattern = case
     monkeypatch.chdir(tmp_path)
     argv = [*command, *_as_arguments(option, data.draw(values, label=option))]
-    if command[0] in ("md", "relax", "phonons"):  # a bad option must be refused before this
+    if command[0] in ("md", "relax", "phonons", "scan"):  # a bad option is refused before this
         argv += ["--model", str(tmp_path / "missing.pt"), "--quiet"]
     capsys.readouterr()
     assert main(argv) == 2
@@ -309,6 +310,14 @@ def test_an_empty_orderings_list_is_refused(command, tmp_path, monkeypatch, caps
     argv = [*command, "--orderings=--", "--model", str(tmp_path / "missing.pt")]
     assert main(argv) == 2
     assert "--orderings" in _one_error_line(capsys, command[0])
+
+
+def test_monte_carlo_sweeps_without_the_monte_carlo_is_refused(tmp_path, monkeypatch, capsys):
+    """``--monte-carlo-sweeps`` alone would be ignored: refused before any model is loaded."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["scan", "NiO", "--monte-carlo-sweeps", "100", "--model", "missing.pt"]) == 2
+    assert "--monte-carlo-sweeps needs --monte-carlo" in _one_error_line(capsys, "scan")
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("command", ["scan", "relax", "md", "phonons"])

@@ -191,36 +191,61 @@ def test_scan_exchange_spread_is_that_of_the_members_own_fits(scans):
 
 
 def test_scan_monte_carlo_spread_is_that_of_the_members_own_runs(members):
-    """T_N per member, run alike (same sweeps and seed), is the scan's with that member alone."""
-    options = dict(
-        orderings=["FM", "AFM-II", "AFM-I"],
-        steps=0,
-        progress=False,
-        monte_carlo=True,
-        monte_carlo_sweeps=10,
-    )
-    committee = run_scan("NiO", SpinMultiNetCalculator(members), **options).exchange
-    alone = [run_scan("NiO", SpinMultiNetCalculator(m), **options).exchange for m in members]
-    temperatures = np.array([a.monte_carlo_neel_temperature_K for a in alone])
+    """T_N of member k (from 1) is the Monte Carlo of the scan's fit with that member alone,
+    run with the same sweeps and the seed k (the mean-energy model's being 0)."""
+    orderings = ["FM", "AFM-II", "AFM-I"]
+    options = dict(orderings=orderings, steps=0, progress=False)
+    committee = run_scan(
+        "NiO", SpinMultiNetCalculator(members), monte_carlo=True, monte_carlo_sweeps=10, **options
+    ).exchange
+    shells = exchange_shells(scan_input("NiO", orderings).reference, 2)
+    temperatures = []
+    for seed, member in enumerate(members, start=1):
+        alone = run_scan("NiO", SpinMultiNetCalculator(member), **options).exchange
+        monte_carlo_neel_temperature(alone, shells, sweeps=10, seed=seed)
+        assert alone.monte_carlo_neel_temperature_K_std is None
+        temperatures.append(alone.monte_carlo_neel_temperature_K)
     assert np.std(temperatures) > 0
     assert committee.monte_carlo_neel_temperature_K_std == pytest.approx(
         np.std(temperatures, ddof=0), abs=1e-9
     )
-    assert all(a.monte_carlo_neel_temperature_K_std is None for a in alone)
+    assert committee.monte_carlo_sweeps == 10
 
 
-def test_a_member_the_monte_carlo_cannot_follow_leaves_the_spread_out_with_a_warning():
-    shells = exchange_shells(scan_input("NiO", ["FM"]).reference, 2)
-    report = ExchangeReport(
-        shells=[{"JS2_meV": 0.5, "JS2_meV_std": 0.5}, {"JS2_meV": 5.0, "JS2_meV_std": 5.0}],
+def _report(JS2_meV: list[float], members: list[list[float]] | None = None) -> ExchangeReport:
+    """An exchange report of the NiO shells with the given J |S|² (meV), no Monte Carlo yet."""
+    return ExchangeReport(
+        shells=[{"JS2_meV": j} for j in JS2_meV],
         E0_eV_per_ion=0.0,
         rms_residual_meV_per_ion=0.0,
         condition=1.0,
         degrees_of_freedom=0,
         orderings=3,
         mean_field_temperature_K=None,
-        member_JS2_meV=[[1.0, 10.0], [0.0, 0.0]],  # the second orders at no temperature
+        member_JS2_meV=members,
     )
+
+
+def test_identical_members_show_the_monte_carlo_noise_in_the_spread():
+    """Members that agree exactly still spread in T_N by the Monte Carlo's own noise: each
+    member's run has a seed of its own (a shared seed would report 0 K, hiding that noise)."""
+    shells = exchange_shells(scan_input("NiO", ["FM"]).reference, 2)
+    model = [1.0, 10.0]
+    report = monte_carlo_neel_temperature(_report(model, [model] * 3), shells, sweeps=4)
+    alone = [
+        monte_carlo_neel_temperature(_report(model), shells, sweeps=4, seed=seed)
+        for seed in range(4)
+    ]
+    temperatures = [a.monte_carlo_neel_temperature_K for a in alone]
+    assert report.monte_carlo_neel_temperature_K == temperatures[0]  # seed 0: the mean's
+    assert report.monte_carlo_neel_temperature_K_std == pytest.approx(np.std(temperatures[1:]))
+    assert report.monte_carlo_neel_temperature_K_std > 0
+
+
+def test_a_member_the_monte_carlo_cannot_follow_leaves_the_spread_out_with_a_warning():
+    shells = exchange_shells(scan_input("NiO", ["FM"]).reference, 2)
+    # the second member orders at no temperature
+    report = _report([0.5, 5.0], [[1.0, 10.0], [0.0, 0.0]])
     monte_carlo_neel_temperature(report, shells, sweeps=4)
     assert report.monte_carlo_neel_temperature_K > 0
     assert report.monte_carlo_neel_temperature_K_std is None

@@ -1,7 +1,8 @@
 """The GPAW labelling queue survives kills, GPAW failures and bad input: SIGKILL a real serial
 GPAW labeller at random instants, resume, and get the uninterrupted run's output exactly; a
 frame GPAW fails on is rejected with its reason, serially at once and under ``mpiexec -n 2``
-(where the job aborts) on the resume; everything checkable is checked before the first GPAW
+(where the job aborts) on the resume; rank 0 failing to write an output stops every rank of
+the MPI job in one line, not only itself; everything checkable is checked before the first GPAW
 run."""
 
 from __future__ import annotations
@@ -101,9 +102,16 @@ def _cli_labeller(in_path: Path, out_path: Path, protocol: DFTProtocol = CHEAP) 
     return [sys.executable, "-c", code, str(in_path), str(out_path), settings]
 
 
-def _run(command: list[str], kill_after: float | None = None, mpi: bool = False) -> int:
-    """Run ``command`` (``mpi``: under GPAW's MPI, as the queue does); SIGKILL it and its
-    process group after ``kill_after`` s if still running. Its exit code."""
+def _run(
+    command: list[str], kill_after: float | None = None, mpi: bool = False, stderr=None
+) -> int:
+    """Run ``command`` (:func:`_started`); its exit code (:func:`_ended`)."""
+    return _ended(_started(command, mpi, stderr), kill_after)
+
+
+def _started(command: list[str], mpi: bool = False, stderr=None) -> subprocess.Popen:
+    """Start ``command`` (``mpi``: under GPAW's MPI, as the queue does) in a process group of
+    its own, its standard error to the file ``stderr`` if given."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     env.pop("GPAW_MPI_BACKEND", None)
     if mpi:
@@ -112,12 +120,18 @@ def _run(command: list[str], kill_after: float | None = None, mpi: bool = False)
             OMPI_ALLOW_RUN_AS_ROOT="1",
             OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
         )
-    process = subprocess.Popen(
+    return subprocess.Popen(
         command,
         env=env,
         stdout=subprocess.DEVNULL,
+        stderr=stderr,
         start_new_session=True,
     )
+
+
+def _ended(process: subprocess.Popen, kill_after: float | None = None) -> int:
+    """The exit code of ``process``; SIGKILL it and its process group after ``kill_after`` s
+    if still running."""
     try:
         return process.wait(timeout=kill_after)
     except subprocess.TimeoutExpired:
@@ -225,6 +239,67 @@ def test_an_mpi_job_one_rank_fails_on_aborts_and_resumes(reference, tmp_path):
     assert rejected["info"]["structure_id"] == "Li-1"
     assert rejected["info"][STATUS].startswith("GPAW failed: IsADirectoryError")
     assert "energy" not in rejected
+
+
+def _error_lines(stderr: Path) -> list[str]:
+    """The one-line errors ``spinmultinet label`` printed (one per rank that stopped on one)."""
+    return [line for line in stderr.read_text().splitlines() if line.startswith("spinmultinet")]
+
+
+def test_rank_0_failing_to_tidy_up_stops_every_rank_in_one_line(reference, tmp_path):
+    """Rank 0 alone tidies the outputs up before the first frame; when that fails (a folder
+    where a killed append's temporary would be), both ranks of ``mpiexec -n 2 spinmultinet
+    label`` stop at once with rank 0's one-line error and exit code 2, the output untouched."""
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    root, _ = reference
+    _structures(tmp_path / "in.extxyz", crash=False)
+    out = tmp_path / "out.extxyz"
+    out.write_bytes((root / "out.extxyz").read_bytes())  # nothing left to label
+    leftover = tmp_path / ".out-0123abcd.tmp.extxyz"
+    leftover.mkdir()
+    command = [MPIEXEC, "-n", "2", *_cli_labeller(tmp_path / "in.extxyz", out)]
+    with (tmp_path / "stderr").open("w") as stderr:
+        assert _run(command, kill_after=120, mpi=True, stderr=stderr) == 2  # not hung
+    message = f"spinmultinet label: error: Is a directory: {leftover}"
+    assert _error_lines(tmp_path / "stderr") == [message, message]
+    assert out.read_bytes() == (root / "out.extxyz").read_bytes()
+
+
+def test_rank_0_failing_to_write_a_frame_stops_every_rank_and_loses_none(reference, tmp_path):
+    """When rank 0 cannot add a labelled frame to the output (a folder has taken the output's
+    place while the frame ran), both ranks stop with rank 0's one-line error and exit code 2
+    instead of one waiting for the other; the resume labels the rest, each frame once."""
+    if not Path(MPIEXEC).exists():
+        pytest.skip(f"needs {MPIEXEC} (GPAW's MPI)")
+    root, duration = reference
+    _structures(tmp_path / "in.extxyz", crash=False)
+    out, aside = tmp_path / "out.extxyz", tmp_path / "aside.extxyz"
+    command = [MPIEXEC, "-n", "2", *_cli_labeller(tmp_path / "in.extxyz", out)]
+    timeout = 20 * duration + 120  # beside another MPI job on the same cores
+    with (tmp_path / "stderr").open("w") as stderr:
+        job = _started(command, mpi=True, stderr=stderr)
+    started = time.perf_counter()
+    while not (tmp_path / "out_logs" / "Li-1.txt").exists():  # Li-0 written, Li-1 running
+        if job.poll() is not None or time.perf_counter() - started > timeout:
+            _ended(job, 0)
+            pytest.fail("the job ended or stalled before its second frame")
+        time.sleep(0.01)
+    out.rename(aside)
+    out.mkdir()
+    assert _ended(job, timeout) == 2  # not hung
+    message = f"spinmultinet label: error: Is a directory: {out}"
+    assert _error_lines(tmp_path / "stderr") == [message, message]
+    out.rmdir()
+    aside.rename(out)
+    assert [r["info"]["structure_id"] for r in _frames(out)] == ["Li-0"]
+    assert _run(command, kill_after=timeout, mpi=True) == 0
+    accepted, expected = _frames(out), _frames(root / "out.extxyz")
+    assert [r["info"]["structure_id"] for r in accepted] == ["Li-0", "Li-1", "Li-2"]
+    for row, reference_row in zip(accepted, expected, strict=True):
+        assert row["energy"] == pytest.approx(reference_row["energy"], abs=1e-4)
+    assert not rejected_path(out).exists()
+    assert not any(is_temporary(path) for path in tmp_path.iterdir())
 
 
 def test_an_active_learning_round_reruns_an_aborted_labelling_job(reference, tmp_path, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -16,7 +18,12 @@ from spinmultinet_ase.magnetism.orderings import (
 from spinmultinet_ase.magnetism.rocksalt import rocksalt_ordered, rocksalt_primitive
 from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.testing.symmetry import evaluate
-from spinmultinet_ase.workflows.scan import scan_orderings
+from spinmultinet_ase.workflows.scan import (
+    ExchangeReport,
+    monte_carlo_neel_temperature,
+    scan_input,
+    scan_orderings,
+)
 
 CUBIC = np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]])
 
@@ -173,6 +180,20 @@ def test_scan_cli(exported_path, tmp_path, capsys):
     assert "AFM-II" in out and "J1 S²" in out and "rms departure" in out
     for name in ("scan.csv", "scan.json", "scan.png", "relaxed.extxyz"):
         assert (tmp_path / name).exists()
+
+
+def test_scan_cli_monte_carlo_runs_the_sweeps_asked_and_says_so(exported_path, tmp_path, capsys):
+    """``--monte-carlo-sweeps N``: T_N is that of the Monte Carlo of the fitted J's with N
+    measured sweeps (the library run anew on scan.json's fit), and the output says N."""
+    argv = ["scan", "NiO", "--orderings", "FM", "AFM-I", "AFM-II", "--steps", "0", "--quiet"]
+    argv += ["--monte-carlo", "--monte-carlo-sweeps", "6", "--model", str(exported_path)]
+    assert main([*argv, "--output-dir", str(tmp_path)]) == 0
+    exchange = json.loads((tmp_path / "scan.json").read_text())["exchange"]
+    assert exchange["monte_carlo_sweeps"] == 6
+    assert f"({exchange['monte_carlo_method']}, 6 sweeps)" in capsys.readouterr().out
+    shells = exchange_shells(scan_input("NiO", ["FM"]).reference, 2)
+    again = monte_carlo_neel_temperature(ExchangeReport(**exchange), shells, sweeps=6)
+    assert exchange["monte_carlo_neel_temperature_K"] == again.monte_carlo_neel_temperature_K
 
 
 def test_scan_cli_bad_target(exported_path, capsys):

@@ -37,6 +37,7 @@ from ase.units import GPa
 from spinmultinet_ase.data.partners import STRUCTURE_ID, geometry_of
 from spinmultinet_ase.dft.orientation import canonical_rotation, rotate_back, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
+from spinmultinet_ase.dft.rank0 import on_rank0
 from spinmultinet_ase.dft.states import (
     band_gap,
     higher_states,
@@ -731,6 +732,8 @@ def label_file(
             be written, another labeller is writing it, the output or a failure record holds
             frames of another protocol, ``OUT.failures`` holds a line that is not a record, or
             a material to label has no Pulay-stress calibration.
+        OSError: an output could not be written. Under MPI every rank raises rank 0's error
+            in writing (:func:`on_rank0`), so none is left waiting.
     """
     from gpaw.mpi import world
 
@@ -748,23 +751,23 @@ def label_file(
 
 @contextmanager
 def _sole_labeller(out_path: Path, world) -> Iterator[None]:
-    """Rank 0 holds the lock of ``out_path`` inside the block; if another labeller holds it,
-    every rank raises its one-line ValueError."""
-    from gpaw.mpi import broadcast
-
+    """Rank 0 holds the lock of ``out_path`` inside the block; if another labeller holds it or
+    it cannot be taken, every rank raises a one-line ValueError (:func:`on_rank0`)."""
     with ExitStack() as stack:
-        refused = ""
-        if world.rank == 0:
-            try:
-                stack.enter_context(sole_writer(out_path))
-            except ValueError as error:  # every rank stops on rank 0's refusal
-                refused = str(error)
-            except OSError as error:
-                refused = f"cannot lock {out_path} for writing: {error}"
-        refused = broadcast(refused if world.rank == 0 else None, 0, comm=world)
-        if refused:
-            raise ValueError(refused)
+        on_rank0(world, _lock, stack, out_path)
         yield
+
+
+def _lock(stack: ExitStack, out_path: Path) -> None:
+    """Enter the lock of ``out_path`` (:func:`sole_writer`) on ``stack``.
+
+    Raises:
+        ValueError: another labeller holds it, or it cannot be taken (any OSError).
+    """
+    try:
+        stack.enter_context(sole_writer(out_path))
+    except OSError as error:
+        raise ValueError(f"cannot lock {out_path} for writing: {error}") from None
 
 
 def _recorded_failures(frames: list[Atoms], labelled: list[Atoms], path: Path) -> list[Atoms]:
@@ -808,28 +811,9 @@ def _label_unlabelled(
     todo = pending[:limit]
     _check_calibrated(todo, protocol)
     world.barrier()  # every rank has read the outputs before rank 0 changes them
-    if world.rank == 0:  # every check passed: tidy up after a killed or aborted run, then start
-        for path, (_, size) in outputs.items():
-            _tidy_output(path, size)
-        if interrupted:
-            warnings.warn(
-                f"{out_path}: took out {', '.join(sorted(moving))}, also in "
-                f"{rejected_path(out_path)} (a move to the rejected file was interrupted)",
-                stacklevel=2,
-            )
-            move_to_rejected(out_path, interrupted)
-        for result in failed:
-            _write_result(result, [], out_path)
-            print(
-                f"{result.info[STRUCTURE_ID]} (recorded failure): {result.info[STATUS]}", flush=True
-            )
-        failures_path(out_path).unlink(missing_ok=True)
-        log_dir.mkdir(parents=True, exist_ok=True)
-        print(
-            f"{len(frames) - len(pending)} of {len(frames)} already labelled; {len(todo)} to do",
-            flush=True,
-        )
-    world.barrier()
+    sizes = {path: size for path, (_, size) in outputs.items()}
+    summary = f"{len(frames) - len(pending)} of {len(frames)} already labelled; {len(todo)} to do"
+    on_rank0(world, _start, out_path, log_dir, sizes, interrupted, failed, summary)
     spent = 0.0
     for count, atoms in enumerate(todo, start=1):
         sid = atoms.info[STRUCTURE_ID]
@@ -839,19 +823,51 @@ def _label_unlabelled(
         spent += result.info["dft_wall_s"]
         moved = _check_partners(result, labelled)
         labelled.append(result)
-        if world.rank == 0:
-            _write_result(result, moved, out_path)
-            eta = estimated_hours(labelled, todo[count:])
-            print(
-                f"[{count}/{len(todo)}] {sid} ({len(atoms)} atoms) "
-                f"{result.info['dft_wall_s']:.0f} s: {result.info[STATUS]} (ETA {eta:.1f} h)",
-                flush=True,
-            )
-            if moved:
-                moves = "; ".join(
-                    f"{a.info[STRUCTURE_ID]} to rejected: {a.info[STATUS]}" for a in moved
-                )
-                print(f"moved {moves}", flush=True)
-        world.barrier()
-    if world.rank == 0:
-        print(f"done: {len(todo)} frames in {spent / 3600:.2f} h", file=sys.stderr, flush=True)
+        report = (
+            f"[{count}/{len(todo)}] {sid} ({len(atoms)} atoms) "
+            f"{result.info['dft_wall_s']:.0f} s: {result.info[STATUS]} "
+            f"(ETA {estimated_hours(labelled, todo[count:]):.1f} h)"
+        )
+        on_rank0(world, _save, result, moved, out_path, report)
+    done = f"done: {len(todo)} frames in {spent / 3600:.2f} h"
+    on_rank0(world, print, done, file=sys.stderr, flush=True)
+
+
+def _start(
+    out_path: Path,
+    log_dir: Path,
+    sizes: dict[Path, int],
+    interrupted: list[Atoms],
+    failed: list[Atoms],
+    summary: str,
+) -> None:
+    """Rank 0's start of a run: tidy the outputs up after a killed or aborted run (``sizes``:
+    the bytes their whole frames fill, :func:`_tidy_output`), finish the ``interrupted`` moves
+    to the rejected file, reject the ``failed`` frames that ``OUT.failures`` records and remove
+    it, make ``log_dir`` and print ``summary``."""
+    for path, size in sizes.items():
+        _tidy_output(path, size)
+    if interrupted:
+        moving = ", ".join(sorted({atoms.info[STRUCTURE_ID] for atoms in interrupted}))
+        warnings.warn(
+            f"{out_path}: took out {moving}, also in {rejected_path(out_path)} (a move to the "
+            "rejected file was interrupted)",
+            stacklevel=2,
+        )
+        move_to_rejected(out_path, interrupted)
+    for result in failed:
+        _write_result(result, [], out_path)
+        print(f"{result.info[STRUCTURE_ID]} (recorded failure): {result.info[STATUS]}", flush=True)
+    failures_path(out_path).unlink(missing_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(summary, flush=True)
+
+
+def _save(result: Atoms, moved: list[Atoms], out_path: Path, report: str) -> None:
+    """Write ``result`` and move ``moved`` (:func:`_write_result`), then print ``report`` and
+    the moves."""
+    _write_result(result, moved, out_path)
+    print(report, flush=True)
+    if moved:
+        moves = "; ".join(f"{a.info[STRUCTURE_ID]} to rejected: {a.info[STATUS]}" for a in moved)
+        print(f"moved {moves}", flush=True)

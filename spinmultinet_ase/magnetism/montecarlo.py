@@ -107,6 +107,11 @@ def heisenberg_monte_carlo(
     """
     if size % 2:
         raise ValueError(f"size must be even (the order parameter needs it), got {size}")
+    if sweeps < 1 or equilibration < 0:
+        raise ValueError(
+            f"sweeps must be 1 or more and equilibration 0 or more, got {sweeps} and "
+            f"{equilibration}"
+        )
     if np.any(np.asarray(temperatures) <= 0):
         raise ValueError("temperatures must be positive (K)")
     rng = np.random.default_rng(seed)

@@ -22,9 +22,10 @@ ideal geometries (the geometries of the fit, the same for every member): each sh
 ``JS2_meV_std`` is the population std of the members' J |S|². The fit is linear in the
 energies, so the reported J (the fit of the mean energies) is the members' mean J.
 ``mean_field_temperature_K_std`` and, with the Monte Carlo (run once per member, with the same
-sweeps and seed), ``monte_carlo_neel_temperature_K_std`` are likewise the spreads of the
-members' own estimates, around the mean-energy model's, which is not their mean (T is not
-linear in J).
+sweeps, each member with a seed of its own), ``monte_carlo_neel_temperature_K_std`` are likewise
+the spreads of the members' own estimates, around the mean-energy model's, which is not their
+mean (T is not linear in J). The members' Monte Carlo runs being independent, that spread
+includes the Monte Carlo's statistical noise, as the mean-energy model's T_N does.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, pseudo_cubic_angles, 
 from spinmultinet_ase.workflows.spread import Spread, spread_of, store_spread
 
 STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
+# Measured sweeps per temperature and lattice size of the Monte Carlo T_N (default).
+MONTE_CARLO_SWEEPS = 600
 SPREAD_FIELDS = (
     "ideal_energy_std",
     "relaxed_energy_std",
@@ -300,6 +303,7 @@ class ExchangeReport:
     warnings: list[str] = field(default_factory=list)
     monte_carlo_neel_temperature_K: float | None = None
     monte_carlo_method: str | None = None
+    monte_carlo_sweeps: int | None = None  # measured sweeps per temperature and lattice size
     mean_field_temperature_K_std: float | None = None
     monte_carlo_neel_temperature_K_std: float | None = None
     # a committee's members' own J |S|² per shell (meV; None: undetermined); not written out
@@ -376,21 +380,25 @@ def exchange_from_scan(
 def monte_carlo_neel_temperature(
     report: ExchangeReport,
     shells: ExchangeShells,
-    sweeps: int = 600,
+    sweeps: int = MONTE_CARLO_SWEEPS,
     seed: int = 0,
 ) -> ExchangeReport:
-    """Add the classical Monte Carlo T_N of the fitted model (Binder crossing of two sizes);
-    with a committee also the spread of the members' own T_N, each run alike (a member whose
-    model the Monte Carlo cannot follow leaves the spread out, with a warning)."""
+    """Add the classical Monte Carlo T_N of the fitted model (Binder crossing of two sizes,
+    ``sweeps`` measured sweeps per temperature and size after ``sweeps // 2`` discarded);
+    with a committee also the spread of the members' own T_N, member k (from 1) run with the
+    same sweeps and the seed ``seed + k``: independent runs, whose spread includes the Monte
+    Carlo's statistical noise (a member whose model the Monte Carlo cannot follow leaves the
+    spread out, with a warning)."""
     estimate = _monte_carlo(shells, [s["JS2_meV"] for s in report.shells], sweeps, seed)
     report.monte_carlo_neel_temperature_K = estimate.temperature
     report.monte_carlo_method = estimate.method
+    report.monte_carlo_sweeps = sweeps
     if report.member_JS2_meV is None:
         return report
     temperatures = []
     for number, JS2 in enumerate(report.member_JS2_meV, start=1):
         try:
-            temperatures.append(_monte_carlo(shells, JS2, sweeps, seed).temperature)
+            temperatures.append(_monte_carlo(shells, JS2, sweeps, seed + number).temperature)
         except ValueError as error:
             report.warnings.append(
                 f"no Monte Carlo T_N spread: committee member {number}'s model: {error}"
@@ -430,7 +438,7 @@ def run_scan(
     magnitudes: dict[str, float] | None = None,
     num_shells: int = 2,
     monte_carlo: bool = False,
-    monte_carlo_sweeps: int = 600,
+    monte_carlo_sweeps: int = MONTE_CARLO_SWEEPS,
     fmax: float = DEFAULT_FMAX,
     steps: int = 500,
     optimizer: str = "BFGS",
@@ -439,7 +447,8 @@ def run_scan(
     """Scan the orderings of ``target`` (see :func:`scan_input`) and fit the exchange.
 
     With ``monte_carlo`` the fitted model's T_N is estimated by classical Monte Carlo with
-    ``monte_carlo_sweeps`` measured sweeps per temperature and size.
+    ``monte_carlo_sweeps`` measured sweeps per temperature and size
+    (:func:`monte_carlo_neel_temperature`).
     """
     scan = scan_input(target, orderings, supercell, magnitudes)
     shells = exchange_shells(scan.reference, num_shells)  # bad shells fail before relaxing
@@ -540,7 +549,7 @@ def format_exchange(report: ExchangeReport) -> str:
         lines.append(
             f"classical Monte Carlo T_N = {report.monte_carlo_neel_temperature_K:.0f}"
             f"{spread(report.monte_carlo_neel_temperature_K_std, 0)} K "
-            f"({report.monte_carlo_method})"
+            f"({report.monte_carlo_method}, {report.monte_carlo_sweeps} sweeps)"
         )
     if committee:
         lines.append(
@@ -590,7 +599,7 @@ def write_scan(
             "*_relative_*_std of each member's own energy relative to the ordering lowest in "
             "the committee's mean; exchange: JS2_meV_std and *_temperature_K_std of the "
             "members' own fits to their own energies at the ideal geometries (and their "
-            "temperatures, Monte Carlo with the same sweeps and seed)"
+            "temperatures; the Monte Carlo with the same sweeps, a seed per member)"
         )
     write_text_atomic(output / "scan.json", json.dumps(summary, indent=2))
     for name, atoms in relaxed.items():
