@@ -241,9 +241,12 @@ def test_an_mpi_job_one_rank_fails_on_aborts_and_resumes(reference, tmp_path):
     assert "energy" not in rejected
 
 
-def _error_lines(stderr: Path) -> list[str]:
-    """The one-line errors ``spinmultinet label`` printed (one per rank that stopped on one)."""
-    return [line for line in stderr.read_text().splitlines() if line.startswith("spinmultinet")]
+def _errors(stderr: Path) -> list[str]:
+    """The one-line errors ``spinmultinet label`` printed, one per rank that stopped on one
+    (split at each error's start: two ranks' lines may reach the shared stderr interleaved)."""
+    prefix = "spinmultinet label: error: "
+    text = stderr.read_text()
+    return [prefix + error.splitlines()[0] for error in text.split(prefix)[1:]]
 
 
 def test_rank_0_failing_to_tidy_up_stops_every_rank_in_one_line(reference, tmp_path):
@@ -262,7 +265,7 @@ def test_rank_0_failing_to_tidy_up_stops_every_rank_in_one_line(reference, tmp_p
     with (tmp_path / "stderr").open("w") as stderr:
         assert _run(command, kill_after=120, mpi=True, stderr=stderr) == 2  # not hung
     message = f"spinmultinet label: error: Is a directory: {leftover}"
-    assert _error_lines(tmp_path / "stderr") == [message, message]
+    assert _errors(tmp_path / "stderr") == [message, message]
     assert out.read_bytes() == (root / "out.extxyz").read_bytes()
 
 
@@ -289,7 +292,7 @@ def test_rank_0_failing_to_write_a_frame_stops_every_rank_and_loses_none(referen
     out.mkdir()
     assert _ended(job, timeout) == 2  # not hung
     message = f"spinmultinet label: error: Is a directory: {out}"
-    assert _error_lines(tmp_path / "stderr") == [message, message]
+    assert _errors(tmp_path / "stderr") == [message, message]
     out.rmdir()
     aside.rename(out)
     assert [r["info"]["structure_id"] for r in _frames(out)] == ["Li-0"]
