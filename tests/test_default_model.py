@@ -168,7 +168,8 @@ def test_the_card_reports_every_listed_material_missing_ones_included(tmp_path, 
     assert "| FeO | – | missing: no held-out shape labelled in two or more orderings |" in card
     assert "Meant also for FeO, of which its data holds no frames yet." in card
     assert f"* Reference data: `{data}` (GPAW PBE+U" in card
-    assert f"train_default_model.sh {config_path} --fresh --no-ablations" in card
+    options = f"{config_path} --fresh --no-ablations --model-dir {card_dir}`"
+    assert f"train_default_model.sh {options}" in card
     assert json.loads((card_dir / "metrics.json").read_text())["missing"] == result["missing"]
 
 

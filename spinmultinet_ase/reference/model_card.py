@@ -48,6 +48,7 @@ from spinmultinet_ase.reference.card_targets import (
 )
 from spinmultinet_ase.reference.convergence import ORDERING_DENSITIES, yardstick_kpoint_errors
 from spinmultinet_ase.reference.data_card import ordering_kpoints_table
+from spinmultinet_ase.reference.default_model import model_dir
 from spinmultinet_ase.train.config import (
     LOSS_WEIGHTS,
     DataConfig,
@@ -263,18 +264,26 @@ def _data_status(
 
 
 def _reproduce_line(
-    frames: int, provisional: bool, with_ablations: bool, config_path: str | None = None
+    frames: int,
+    provisional: bool,
+    with_ablations: bool,
+    config_path: str | None = None,
+    out_dir: Path | None = None,
 ) -> str:
     """The command that retrains this model on the same frames (the first ``frames`` of the
     growing data file for a provisional model trained on one file; the data as it is then,
     for several), with or without the ablations, from the training config at ``config_path``
-    (None: the script's default config)."""
+    (None: the script's default config), shipping it to ``out_dir`` where that is not the
+    config's own model folder (:func:`~spinmultinet_ase.reference.default_model.model_dir`,
+    from the current folder: the repository's, where the script writes the card)."""
     options = [config_path] if config_path else []
     options.append("--fresh")
     if not with_ablations:
         options.append("--no-ablations")
     if provisional:
         options.append(f"--frames {frames}")
+    if config_path and out_dir and out_dir.resolve() != model_dir(config_path).resolve():
+        options.append(f"--model-dir {out_dir}")
     trains = "this model and the ablations" if with_ablations else "this model"
     return (
         f"* Reproduce: `bash scripts/train_default_model.sh {' '.join(options)}` (resumable; "
@@ -740,6 +749,7 @@ def write_model_card(
             provisional and len(sources) == 1,
             with_ablations=bool(ablations),
             config_path=str(config_path) if config_path else None,
+            out_dir=out_dir,
         ),
         "",
         "## Accuracy on the held-out test split (MAE)",
