@@ -32,9 +32,15 @@
 # Usage: nohup bash scripts/train_default_model.sh [CONFIG] [--no-ablations] [--fresh] \
 #     [--frames N] [--model-dir DIR] > runs/train_default.log 2>&1 &
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# CONFIG and DIR are paths from where the script is started (kept relative to the repository
+# when inside it, as the card quotes them); the steps run in the repository, where the
+# config's own paths (data.path, output_dir, init_from) are read.
+here=$PWD
+root=$(cd "$(dirname "$0")/.." && pwd -P)
+from_here() { (cd "$here" && realpath -m --relative-base="$root" "$1"); }
 config=configs/default_mno_nio.yaml
-if [ $# -gt 0 ] && [[ "$1" != --* ]]; then config=$1; shift; fi
+if [ $# -gt 0 ] && [[ "$1" != --* ]]; then config=$(from_here "$1"); shift; fi
+cd "$root"
 [ -f "$config" ] || { echo "no training config at $config" >&2; exit 2; }
 mno_nio=0
 [ "$(realpath "$config")" != "$(realpath configs/default_mno_nio.yaml)" ] || mno_nio=1
@@ -55,7 +61,7 @@ while [ $# -gt 0 ]; do
             frames=$2; shift ;;
         --model-dir)
             [ -n "${2:-}" ] || { echo "--model-dir needs a folder" >&2; exit 2; }
-            model_dir=(--model-dir "$2"); shift ;;
+            model_dir=(--model-dir "$(from_here "$2")"); shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift

@@ -5,18 +5,25 @@ A stand-in until the held-out shape is labelled (``docs/ordering_data.md``): DFT
 than two shells and non-Heisenberg terms, so this bounds nothing, but a model far from it on
 orderings DFT's own J1, J2 rank clearly is far from DFT too.
 
+The materials: ``--materials``, else those the model is meant for (its training config's
+``data.materials``, else the materials it records it was trained on); each that is not a
+rocksalt formula with J1 S², J2 S² in the yardsticks file is left out with one line on stderr.
 ``--output FILE`` also writes the rows (``unseen_ordering_errors``, DFT read as this
 stand-in) as JSON, which ``spinmultinet model-card`` reads from
 ``RUN_DIR/evaluation/unseen_orderings_heisenberg.json`` (``reference/model_card.py``).
 
-Usage: python scripts/unseen_orderings_heisenberg.py [MODEL] [--materials MnO NiO] [--output FILE]
+Usage: python scripts/unseen_orderings_heisenberg.py [MODEL] [--materials MnO NiO]
+    [--yardsticks data/yardsticks.json] [--output FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -24,6 +31,7 @@ from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.dft.ordering_structures import ORDERING_HELD_OUT_CELLS, ordering_pool
 from spinmultinet_ase.export import load_model
 from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
+from spinmultinet_ase.materials import recorded_materials
 from spinmultinet_ase.outputs import write_text_atomic
 from spinmultinet_ase.testing.orderings import two_shell_heisenberg_energy
 from spinmultinet_ase.train.config import DataConfig
@@ -32,14 +40,38 @@ from spinmultinet_ase.train.evaluate import unseen_ordering_errors
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def meant_for(metadata: Mapping[str, Any]) -> list[str]:
+    """The materials a model is meant for: its training config's ``data.materials``, else
+    those it records it was trained on (none for a file with neither)."""
+    listed = metadata.get("train_config", {}).get("data", {}).get("materials")
+    return list(listed or recorded_materials(metadata) or [])
+
+
+def with_stand_in(materials: list[str], exchange: Mapping[str, Any]) -> list[str]:
+    """The ``materials`` the stand-in covers, printing a line on stderr for each other one:
+    rocksalt formulas whose J1 S², J2 S² the yardsticks table ``exchange`` has."""
+    covered = []
+    for material in materials:
+        if material not in ROCKSALT_LATTICE_CONSTANTS:
+            print(f"{material}: left out, not a rocksalt formula", file=sys.stderr)
+        elif "J2S2_meV" not in exchange.get(material, {}):
+            print(f"{material}: left out, no J1 S², J2 S² in the yardsticks", file=sys.stderr)
+        else:
+            covered.append(material)
+    return covered
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", default=ROOT / "models/spinmultinet-mno-nio/model.pt")
-    parser.add_argument("--materials", nargs="+", default=["MnO", "NiO"])
+    parser.add_argument("--materials", nargs="+", help="default: those the model is meant for")
+    parser.add_argument("--yardsticks", type=Path, default=ROOT / "data" / "yardsticks.json")
     parser.add_argument("--output", type=Path, help="JSON file for the rows")
     args = parser.parse_args()
-    calc = SpinMultiNetCalculator(load_model(args.model))
-    exchange = json.loads((ROOT / "data" / "yardsticks.json").read_text())
+    loaded = load_model(args.model)
+    calc = SpinMultiNetCalculator(loaded)
+    exchange = json.loads(args.yardsticks.read_text())
+    materials = with_stand_in(args.materials or meant_for(loaded.metadata), exchange)
 
     def model_energy(atoms):
         copy = atoms.copy()
@@ -47,7 +79,7 @@ def main() -> None:
         return copy.get_potential_energy()
 
     rows = []
-    for material in args.materials:
+    for material in materials:
         a = ROCKSALT_LATTICE_CONSTANTS[material]
         j1s2, j2s2 = exchange[material]["J1S2_meV"], exchange[material]["J2S2_meV"]
         frames = []

@@ -17,8 +17,9 @@ from ase.io import read, write
 from spinmultinet_ase.cli import main
 from spinmultinet_ase.dft.corundum_structures import CORUNDUM_HELD_OUT_CELLS
 from spinmultinet_ase.dft.structures import HELD_OUT_CELLS, HELD_OUT_ORDERINGS
-from spinmultinet_ase.export import load_model
+from spinmultinet_ase.export import export_model, load_model
 from spinmultinet_ase.reference.default_model import freeze, model_dir, snapshot_path
+from spinmultinet_ase.testing.models import random_model, tiny_training_config
 from spinmultinet_ase.train.config import config_from_dict, load_config
 from spinmultinet_ase.train.dataset import split_of
 from spinmultinet_ase.train.evaluate import data_config_of, missing_materials
@@ -167,7 +168,8 @@ def test_the_card_reports_every_listed_material_missing_ones_included(tmp_path, 
     assert "| FeO | – | missing: no held-out shape labelled in two or more orderings |" in card
     assert "Meant also for FeO, of which its data holds no frames yet." in card
     assert f"* Reference data: `{data}` (GPAW PBE+U" in card
-    assert f"train_default_model.sh {config_path} --fresh --no-ablations" in card
+    options = f"{config_path} --fresh --no-ablations --model-dir {card_dir}`"
+    assert f"train_default_model.sh {options}" in card
     assert json.loads((card_dir / "metrics.json").read_text())["missing"] == result["missing"]
 
 
@@ -268,3 +270,68 @@ def test_the_cards_unseen_orderings_limit_prefers_dft_to_the_heisenberg_stand_in
     good = [row("MnO", UNSEEN_ORDERING_TARGET / 2, 0)]
     text = _unseen_orderings_limit({"unseen_orderings": good}, tmp_path)
     assert "against DFT" in text and "Heisenberg" not in text and text.endswith("met.")
+
+
+def test_the_script_reads_config_and_model_dir_from_where_it_is_started(tmp_path):
+    """``cd TRIAL && bash .../train_default_model.sh config.yaml --model-dir model`` means the
+    files in TRIAL, not in the repository the script moves to."""
+    (tmp_path / "labelled.extxyz").write_text("not extxyz\n")  # stops after --fresh
+    config = _config_file(tmp_path, [str(tmp_path / "labelled.extxyz")])
+    shipped = tmp_path / "trial_model"
+    shipped.mkdir()
+    (shipped / "model.pt").write_text("")
+    script = ROOT / "scripts" / "train_default_model.sh"
+    command = ["bash", str(script), config.name, "--fresh", "--model-dir", shipped.name]
+    run = subprocess.run(command, capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    assert run.returncode == 2 and "cannot read labelled frames" in run.stderr
+    assert not (shipped / "model.pt").exists()  # --fresh cleared the folder named from here
+    assert not (ROOT / shipped.name).exists()
+
+
+def test_the_card_names_the_materials_it_never_trained_on(tmp_path):
+    """FeO only in yardstick cells (all held out): the card must not present the model as
+    one for FeO."""
+    data = tmp_path / "reference.extxyz"
+    write(
+        data,
+        read(REFERENCE, index="16:24") + read(ROOT / "data" / "reference_FeO.extxyz", index=":"),
+    )
+    values = tiny_training_config(
+        data, tmp_path / "run", data_options={"test_yardsticks": True, "materials": ["MnO", "FeO"]}
+    )
+    values["model"]["species"] = ["O", "Mn", "Fe"]
+    Trainer(config_from_dict(values), progress=False).run()
+    run = tmp_path / "run"
+    evaluation = ["evaluate", str(run / "model.pt"), str(data), "--output-dir"]
+    assert main([*evaluation, str(run / "evaluation")]) == 0
+    assert main(["model-card", str(run), str(tmp_path / "card")]) == 0
+    card = (tmp_path / "card" / "card.md").read_text()
+    assert "SpinMultiNet potential for rocksalt MnO (collinear spin input)" in card
+    assert "Its data also holds FeO, never trained on" in card
+    assert "* Rocksalt MnO near their equilibrium volume" in card
+    assert "| FeO ideal cells |" in card  # still evaluated
+
+
+def test_the_heisenberg_stand_in_covers_the_materials_the_model_is_meant_for(tmp_path):
+    """By default the rocksalt materials of the model's config with J's in the yardsticks;
+    the others are named, and the card's limit says they are not measured."""
+    from spinmultinet_ase.reference.model_card import HEISENBERG_STAND_IN, _unseen_orderings_limit
+
+    model = tmp_path / "model.pt"
+    meant = {"data": {"materials": ["MnO", "NiO", "Cr2O3"]}}
+    species = ["O", "Cr", "Mn", "Ni"]
+    export_model(random_model(species=species), model, {"train_config": meant})
+    yardsticks = json.loads((ROOT / "data" / "yardsticks.json").read_text())
+    only_mno = tmp_path / "yardsticks.json"
+    only_mno.write_text(json.dumps({"MnO": yardsticks["MnO"]}))
+    (tmp_path / "evaluation").mkdir()
+    rows = tmp_path / "evaluation" / HEISENBERG_STAND_IN
+    script = ROOT / "scripts" / "unseen_orderings_heisenberg.py"
+    command = [sys.executable, str(script), str(model), "--yardsticks", str(only_mno)]
+    run = subprocess.run([*command, "--output", str(rows)], capture_output=True, text=True, env=ENV)
+    assert run.returncode == 0, run.stderr
+    assert "NiO: left out, no J1 S², J2 S² in the yardsticks" in run.stderr
+    assert "Cr2O3: left out, not a rocksalt formula" in run.stderr
+    assert {row["material"] for row in json.loads(rows.read_text())} == {"MnO"}
+    limit = _unseen_orderings_limit({}, tmp_path, meant["data"]["materials"])
+    assert "MnO `conv112-16`" in limit and limit.endswith(" Not measured for NiO, Cr2O3.")

@@ -27,6 +27,7 @@ from spinmultinet_ase.export import load_model
 from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS
 from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS
 from spinmultinet_ase.magnetism.yardsticks import exchange_keys
+from spinmultinet_ase.materials import recorded_materials, reduced_formula
 from spinmultinet_ase.outputs import write_text_atomic
 from spinmultinet_ase.reference.baseline import (
     STAND_IN,
@@ -47,6 +48,7 @@ from spinmultinet_ase.reference.card_targets import (
 )
 from spinmultinet_ase.reference.convergence import ORDERING_DENSITIES, yardstick_kpoint_errors
 from spinmultinet_ase.reference.data_card import ordering_kpoints_table
+from spinmultinet_ase.reference.default_model import model_dir
 from spinmultinet_ase.train.config import (
     LOSS_WEIGHTS,
     DataConfig,
@@ -170,10 +172,9 @@ def _evaluated_materials(evaluation: dict) -> list[str]:
     )
 
 
-def _materials_phrase(evaluation: dict) -> str:
-    """The evaluated materials (every split, in alphabetical order) with their structure
-    family, e.g. "corundum Cr2O3, rocksalt MnO and NiO"."""
-    materials = _evaluated_materials(evaluation)
+def _materials_phrase(materials: Sequence[str]) -> str:
+    """``materials`` with their structure family, e.g. "corundum Cr2O3, rocksalt MnO and
+    NiO"."""
     families: dict[str, list[str]] = {}
     for material in materials:
         if material in ROCKSALT_LATTICE_CONSTANTS:
@@ -188,6 +189,16 @@ def _materials_phrase(evaluation: dict) -> str:
         listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
         parts.append(listed if family == "other" else f"{family} {listed}")
     return ", ".join(parts)
+
+
+def _untrained(materials: Sequence[str], metadata: dict) -> list[str]:
+    """The ``materials`` the model records it was never trained on (none when it records no
+    trained materials): evaluated on held-out frames only, or not at all."""
+    trained = recorded_materials(metadata)
+    if trained is None:
+        return []
+    learned = {reduced_formula(name) for name in trained}
+    return [m for m in materials if reduced_formula(m) not in learned]
 
 
 def _train_config(metadata: dict) -> TrainConfig:
@@ -253,18 +264,26 @@ def _data_status(
 
 
 def _reproduce_line(
-    frames: int, provisional: bool, with_ablations: bool, config_path: str | None = None
+    frames: int,
+    provisional: bool,
+    with_ablations: bool,
+    config_path: str | None = None,
+    out_dir: Path | None = None,
 ) -> str:
     """The command that retrains this model on the same frames (the first ``frames`` of the
     growing data file for a provisional model trained on one file; the data as it is then,
     for several), with or without the ablations, from the training config at ``config_path``
-    (None: the script's default config)."""
+    (None: the script's default config), shipping it to ``out_dir`` where that is not the
+    config's own model folder (:func:`~spinmultinet_ase.reference.default_model.model_dir`,
+    from the current folder: the repository's, where the script writes the card)."""
     options = [config_path] if config_path else []
     options.append("--fresh")
     if not with_ablations:
         options.append("--no-ablations")
     if provisional:
         options.append(f"--frames {frames}")
+    if config_path and out_dir and out_dir.resolve() != model_dir(config_path).resolve():
+        options.append(f"--model-dir {out_dir}")
     trains = "this model and the ablations" if with_ablations else "this model"
     return (
         f"* Reproduce: `bash scripts/train_default_model.sh {' '.join(options)}` (resumable; "
@@ -532,10 +551,11 @@ def _unseen_orderings_table(rows: list[dict[str, Any]], missing: Sequence[str] =
 HEISENBERG_STAND_IN = "unseen_orderings_heisenberg.json"
 
 
-def _unseen_orderings_limit(evaluation: dict, run_dir: Path) -> str:
+def _unseen_orderings_limit(evaluation: dict, run_dir: Path, materials: Sequence[str] = ()) -> str:
     """The card's limit on orderings never trained on: measured against DFT (the evaluation's
     held-out shapes), else against the two-shell Heisenberg stand-in where its file is in
-    ``run_dir/evaluation/``, else said to be unmeasured."""
+    ``run_dir/evaluation/``, else said to be unmeasured; naming the ``materials`` (those the
+    model is meant for) that the rows do not cover, whose verdict is open."""
     rows = evaluation.get("unseen_orderings", [])
     source = "DFT (the table above)"
     stand_in = run_dir / "evaluation" / HEISENBERG_STAND_IN
@@ -571,10 +591,13 @@ def _unseen_orderings_limit(evaluation: dict, run_dir: Path) -> str:
         else "missed: the ranking of close orderings in a `spinmultinet scan` of a supercell "
         "it never saw is not to be trusted; check it with DFT."
     )
+    covered = {row["material"] for row in rows}
+    uncovered = [material for material in materials if material not in covered]
     return (
         "* Orderings never trained on (every ordering of a supercell shape held out whole), "
         f"against {source}: {shown}. Target (largest error ≤ {UNSEEN_ORDERING_TARGET:g} "
         f"meV/f.u., no pair in the other order) {verdict}"
+        + (f" Not measured for {', '.join(uncovered)}." if uncovered else "")
     )
 
 
@@ -675,9 +698,11 @@ def write_model_card(
     data_status, provisional = _data_status(
         train_config.data, summary, tested, sources if config_path else ()
     )
-    materials = _materials_phrase(evaluation)
-    evaluated = {group.split()[0] for groups in evaluation["errors"].values() for group in groups}
+    evaluated = _evaluated_materials(evaluation)
     absent = [m for m in train_config.data.materials if m not in evaluated]
+    untrained = _untrained(evaluated, metadata)
+    # what the card calls the model's materials: those it learned (all, if it learned none)
+    materials = _materials_phrase([m for m in evaluated if m not in untrained] or evaluated)
     lines = [
         f"# Model card: {out_dir.name}",
         "",
@@ -687,6 +712,12 @@ def write_model_card(
         + (
             f" Meant also for {', '.join(absent)}, of which its data holds no frames yet."
             if absent
+            else ""
+        )
+        + (
+            f" Its data also holds {', '.join(untrained)}, never trained on (every frame of "
+            "them is held out for testing or validation): its numbers for them are untested."
+            if untrained
             else ""
         ),
         "",
@@ -718,6 +749,7 @@ def write_model_card(
             provisional and len(sources) == 1,
             with_ablations=bool(ablations),
             config_path=str(config_path) if config_path else None,
+            out_dir=out_dir,
         ),
         "",
         "## Accuracy on the held-out test split (MAE)",
@@ -838,12 +870,13 @@ def write_model_card(
         "",
         "## Intended use and limits",
         "",
-        f"* {materials[0].upper()}{materials[1:]} near their equilibrium volume (±5 %), rattles "
+        f"* {materials[0].upper()}{materials[1:]} near their equilibrium volume (±5 %), "
+        "rattles "
         "up to ~0.15 Å, strains of a few percent, collinear FM/AFM/random orderings, with "
         "initial moments as a user would guess them (nominal ±40 %)." + full_moment_note,
         "* Not trained on: other elements or structures, surfaces, defects, non-collinear "
         "spins, high temperature melts, moments far from the nominal ones (low-spin states).",
-        _unseen_orderings_limit(evaluation, run_dir),
+        _unseen_orderings_limit(evaluation, run_dir, train_config.data.materials),
         "* The DFT reference is PBE+U with Materials Project U values; the model inherits its "
         "errors (e.g. PBE+U exchange constants and Néel temperatures differ from experiment).",
     ]
