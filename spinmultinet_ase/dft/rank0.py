@@ -15,8 +15,9 @@ def on_rank0(world, action: Callable[..., object], *args, **kwargs) -> None:
     other ranks wait for it to end; if it raises, every rank raises its error (rank 0 the
     error itself, the others a copy), so no rank is left waiting for one that stopped.
 
-    An error that cannot be copied (pickled, then unpickled) ends in a pickling error instead,
-    which GPAW's exception hook turns into an abort of every rank.
+    An error that cannot be copied ends in another error where the copy fails (pickling on
+    rank 0, unpickling on the others), not one of the CLI's user errors, so GPAW's exception
+    hook aborts every rank.
     """
     from gpaw.mpi import broadcast
 

@@ -146,7 +146,8 @@ class ActiveConfig:
         max_scf_steps: labelling budget of the rounds' DFT, SCF steps per frame (None: the
             protocol's limit): a frame not converged within it is rejected early
             (:func:`~spinmultinet_ase.dft.label.label_structure`). Not part of the protocol
-            nor of what the picks depend on: it may change between rounds.
+            nor of :func:`input_digests`: it may change between rounds (frames already
+            labelled keep their verdicts).
         labelled_pool: extxyz already holding DFT labels of the pool (by ``structure_id``): the
             label stage takes the picked frames from it instead of running GPAW.
         initial_data: labelled frames to train on besides those of the rounds.
