@@ -486,6 +486,8 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         "energies are ranked per magnetic ion and per formula unit, and a Heisenberg model is "
         "fitted on the crystal's shells of magnetic neighbours. Magnetic sites are the atoms "
         "with a nonzero initial moment in the file, else those with a default moment guess. "
+        "A material given by name (a rocksalt or corundum formula) has its observed ground "
+        "state marked * in the table (observed_ground_state in scan.csv and scan.json). "
         "With a committee (--model A.pt B.pt ...), each relative energy is followed by ± the "
         "population std over the members of each member's own energy relative to the "
         "ordering lowest in the committee's mean (correlated members: not the two energies' "

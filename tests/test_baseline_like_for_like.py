@@ -160,6 +160,24 @@ def test_only_the_baselines_materials_are_compared_and_the_others_reported(runs,
     assert "not in this model, which knows only O, Mn" in capsys.readouterr().err
 
 
+def test_the_stand_in_rows_say_what_they_are_compared_with(runs):
+    """The card's rows of the Heisenberg stand-in name it in readable words, never DFT, and
+    no row is labelled with a raw metrics key."""
+    section = runs["card"].split("\n## Against the baseline model\n")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| MnO ")]
+    stand_in = [line for line in rows if "Heisenberg" in line]
+    against = "against the two-shell Heisenberg stand-in"
+    assert {line.split(" | ")[1] for line in stand_in} == {
+        f"ordering-energy MAE {against} (meV/f.u.)",
+        f"largest ordering-energy error {against} (meV/f.u.)",
+        "pairs in the other order than the two-shell Heisenberg stand-in (more than 1 meV/f.u. "
+        "apart there)",
+        "same lowest ordering as the two-shell Heisenberg stand-in",
+    }
+    assert rows and not any("_meV" in line or "_pairs" in line for line in rows)
+    assert not any("DFT" in line for line in stand_in)
+
+
 def test_the_verdict_is_taken_on_the_same_frames(runs):
     """The new model made worse on the shared frames, by hand, just past the tolerance of the
     like-for-like value: worse, though still within that of the baseline card's value."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ SPECIES = ("O", "Cr", "Mn", "Fe", "Ni", "Zn", "Sr")
 # a tiny random model and one relaxation step: the mechanics, not the physics
 TINY = dict(channels=4, spin_channels=4, lmax=1, num_layers=1, cutoff=3.0, radial_hidden=8)
 FAST = dict(steps=1, fmax=0.05, progress=False)
+TINY_WIDE = TINY | {"cutoff": 4.5}
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +143,9 @@ def test_scan_and_relax_take_a_corundum_formula_by_name(model, tmp_path, capsys)
     out = capsys.readouterr().out
     expected = {a.info["ordering"] for a in enumerate_collinear_orderings(corundum_cell("Cr2O3"))}
     assert len(expected) == 5 and all(pattern in out for pattern in expected)
+    rows = json.loads((tmp_path / "scan" / "scan.json").read_text())["orderings"]
+    assert [row["ordering"] for row in rows if row["observed_ground_state"]] == ["udud"]
+    assert "\nudud *" in out and "* : the observed ground state (experiment)" in out
     fe2o3 = single_structure("Fe2O3")
     metals = fe2o3.symbols == "Fe"
     assert np.array_equal(np.sign(fe2o3.get_initial_magnetic_moments()[metals]), [1, -1, -1, 1])
@@ -174,6 +179,25 @@ def test_structure_help_is_true_for_both_formula_families(command, capsys):
         moments = single_structure(formula).get_initial_magnetic_moments()
         pattern = "".join("u" if m > 0 else "d" for m in moments if m != 0)
         assert pattern == parameters.ground_state
+
+
+@pytest.mark.parametrize(
+    ("formula", "observed", "supercell"),
+    [("Cr2O3", "udud", [2, 1, 1]), ("Fe2O3", "uddu", [2, 1, 1]), ("NiO", "AFM-II", [2, 2, 2])],
+)
+def test_a_scan_by_name_flags_the_observed_ground_state(formula, observed, supercell):
+    """Cr2O3 + − + −, α-Fe2O3 + − − + along the 3-fold axis (the metals of the 10-atom cell in
+    height order), the monoxides AFM-II: flagged in the material's own cell, and in a
+    supercell of it on one ordering, with the same energy per formula unit (the same state,
+    tiled)."""
+    calc = SpinMultiNetCalculator(as_loaded(random_model(seed=2, species=SPECIES, **TINY_WIDE)))
+    primitive = run_scan(formula, calc, steps=0, progress=False).results
+    assert [r.ordering for r in primitive if r.observed_ground_state] == [observed]
+    ground = next(r for r in primitive if r.ordering == observed).ideal_energy
+    larger = run_scan(formula, calc, supercell=np.diag(supercell), steps=0, progress=False)
+    (flagged,) = [r for r in larger.results if r.observed_ground_state]
+    assert flagged.ideal_energy == pytest.approx(ground, abs=1e-9)
+    assert any(abs(r.ideal_energy - ground) > 1e-6 for r in larger.results)  # not spin-blind
 
 
 def test_scan_with_monte_carlo_runs(calc):

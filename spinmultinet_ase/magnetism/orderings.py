@@ -106,11 +106,36 @@ def enumerate_collinear_orderings(cell: Atoms, symprec: float = 1e-4) -> list[At
     for pattern in patterns:
         if pattern.tobytes() in seen:
             continue
-        images = pattern[permutations]
-        images = np.vstack([images, -images])
-        seen.update(image.tobytes() for image in images)
-        found.append("".join("u" if s > 0 else "d" for s in pattern))
+        seen.update(image.tobytes() for image in _images(pattern, permutations))
+        found.append(_letters(pattern))
     return [with_pattern(unsigned, pattern) for pattern in found]
+
+
+def _images(signs: np.ndarray, permutations: np.ndarray) -> np.ndarray:
+    """The sign patterns the symmetry ``permutations`` and the global flip map ``signs`` to."""
+    images = signs[permutations]
+    return np.vstack([images, -images])
+
+
+def _letters(signs: np.ndarray) -> str:
+    return "".join("u" if s > 0 else "d" for s in signs)
+
+
+def pattern_of(ordered: Atoms) -> str:
+    """The up/down pattern of the collinear moments of the magnetic sites, in index order."""
+    return _letters(ordered.get_initial_magnetic_moments()[magnetic_sites(ordered)])
+
+
+def equivalent_patterns(ordered: Atoms, symprec: float = 1e-4) -> set[str]:
+    """The patterns (:func:`pattern_of`) of the orderings of ``ordered``'s cell that are its
+    own ordering: its images under the space group of the non-magnetic cell and their global
+    flips, as :func:`enumerate_collinear_orderings` counts them."""
+    sites = magnetic_sites(ordered)
+    unsigned = ordered.copy()
+    unsigned.set_initial_magnetic_moments(np.abs(ordered.get_initial_magnetic_moments()))
+    signs = np.sign(ordered.get_initial_magnetic_moments()[sites]).astype(np.int8)
+    images = _images(signs, site_permutations(unsigned, sites, symprec))
+    return {_letters(image) for image in images}
 
 
 def repeats_with(ordered: Atoms, lattice: np.ndarray, tolerance: float = 1e-3) -> bool:

@@ -2,10 +2,11 @@
 
 ``spinmultinet model-card RUN_DIR OUT_DIR --compare-to BASELINE/metrics.json`` adds the
 comparison to the card and to ``metrics.json``: for every row the baseline has (test MAE per
-material and target, magnetic yardsticks, guess sensitivity, orderings never seen, against DFT
-or the Heisenberg stand-in), the baseline's value, the new one and a verdict, "not worse",
-"worse" or "missing" (the new model has no such row, e.g. a material it lacks), then one
-overall verdict.
+material and target, magnetic yardsticks, orderings never seen, against DFT or the
+Heisenberg stand-in), the baseline's value, the new one and a verdict, "not worse", "worse" or
+"missing" (the new model has no such row, e.g. a material it lacks), then one overall verdict.
+Entries of a baseline's ``metrics.json`` that are not rows (such as the
+``guess_sensitivity_meV_per_fu`` of older cards) are ignored.
 
 A baseline card's test MAEs are over its own test split, which need not be the new model's.
 With ``--baseline-run BASELINE_RUN`` (the baseline model evaluated on the new model's data
@@ -49,8 +50,8 @@ RELATIVE_SLACK = 0.10
 # vanish by symmetry) as a regression.
 # Test MAE: 5 % of the card's accuracy target.
 TEST_FLOORS = {target: 0.05 * limit for target, limit in ERROR_TARGETS.items()}
-# Ordering energies, unseen-ordering errors and guess sensitivity (meV/f.u.): half the energy
-# difference the protocol's DFT resolves between orderings.
+# Ordering energies and unseen-ordering errors (meV/f.u.): half the energy difference the
+# protocol's DFT resolves between orderings.
 ORDERING_FLOOR_MEV = RESOLVED_ORDERING_MEV / 2
 # J S² (meV): ordering energies divided by the neighbours that change (8 per ion between FM and
 # AFM-I in rocksalt), so an ordering change within ORDERING_FLOOR_MEV moves J S² by less.
@@ -65,6 +66,9 @@ NOT_WORSE, WORSE, MISSING = "not worse", "worse", "missing"
 # (scripts/unseen_orderings_heisenberg.py), and the comparison's section of them.
 STAND_IN = "unseen_orderings_heisenberg"
 STAND_IN_SECTION = "unseen orderings (Heisenberg stand-in)"
+STAND_IN_NAME = "the two-shell Heisenberg stand-in"
+# The metrics entry of the unseen-orderings rows against DFT, and the comparison's section.
+UNSEEN, UNSEEN_SECTION = "unseen_orderings", "unseen orderings"
 
 
 def read_baseline(path: str | Path) -> dict[str, Any]:
@@ -348,47 +352,40 @@ def _error_row(
     )
 
 
-def _sensitivity_rows(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The largest energy change of an ideal cell over the guess scales, per material."""
-    rows = []
-    for material, value in old.items():
-        before = _number(value, f"baseline guess_sensitivity_meV_per_fu/{material}")
-        after = new.get(material)
-        after = None if after is None else _number(after, f"guess sensitivity/{material}")
-        rows.append(
-            _row(
-                "guess sensitivity",
-                material,
-                "energy change over the guess scales",
-                "meV/f.u.",
-                dft=0.0,
-                baseline=before,
-                new=after,
-                verdict=_judge(before, after, ORDERING_FLOOR_MEV, True, True),
-                note="",
-            )
-        )
-    return rows
-
-
-# Per unseen-orderings row: (key, unit, floor, whether a value meets the card's target)
+# Per unseen-orderings row: (key, label given what the model is compared with, unit, floor,
+# whether a value meets the card's target)
 _UNSEEN_NUMBERS = (
-    ("error_mae_meV_per_fu", "meV/f.u.", ORDERING_FLOOR_MEV, lambda value: True),
+    (
+        "error_mae_meV_per_fu",
+        "ordering-energy MAE against {}",
+        "meV/f.u.",
+        ORDERING_FLOOR_MEV,
+        lambda value: True,
+    ),
     (
         "error_max_meV_per_fu",
+        "largest ordering-energy error against {}",
         "meV/f.u.",
         ORDERING_FLOOR_MEV,
         lambda value: value <= UNSEEN_ORDERING_TARGET,
     ),
-    ("swapped_resolved_pairs", "pairs", PAIRS_FLOOR, lambda value: value == 0),
+    (
+        "swapped_resolved_pairs",
+        f"pairs in the other order than {{}} (more than {RESOLVED_ORDERING_MEV:g} meV/f.u. apart "
+        "there)",
+        "",
+        PAIRS_FLOOR,
+        lambda value: value == 0,
+    ),
 )
 
 
 def _unseen_rows(
-    old: list[Any], new: list[Any], section: str = "unseen orderings", key: str = "unseen_orderings"
+    old: list[Any], new: list[Any], section: str, key: str, against: str
 ) -> list[dict[str, Any]]:
     """Per material and held-out cell of the baseline: its errors on orderings never seen
-    (``section`` of the rows, ``key`` the metrics entry they come from)."""
+    (``section`` of the rows, ``key`` the metrics entry they come from, ``against`` what
+    the models are compared with there)."""
     by_cell = {(row.get("material"), row.get("cell")): row for row in new}
     rows = []
     for index, row in enumerate(old):
@@ -398,7 +395,7 @@ def _unseen_rows(
         cell = _text(row.get("cell"), f"{where}/cell")
         ours = by_cell.get((material, cell))
         subject = f"{material} {cell}"
-        for number, unit, floor, meets in _UNSEEN_NUMBERS:
+        for number, label, unit, floor, meets in _UNSEEN_NUMBERS:
             before = _number(row.get(number), f"{where}/{number}")
             after = None if ours is None else _number(ours[number], f"{key}/{number}")
             verdict = _judge(
@@ -408,7 +405,7 @@ def _unseen_rows(
                 _row(
                     section,
                     subject,
-                    number,
+                    label.format(against),
                     unit,
                     dft=None,
                     baseline=before,
@@ -425,7 +422,7 @@ def _unseen_rows(
             _row(
                 section,
                 subject,
-                "same lowest ordering as DFT",
+                f"same lowest ordering as {against}",
                 "",
                 dft=None,
                 baseline=before,
@@ -442,7 +439,6 @@ def _materials(metrics: Mapping[str, Any]) -> set[str]:
     keys = [
         *metrics.get("test_errors", {}),
         *metrics.get("yardsticks", {}).get("dft", {}),
-        *metrics.get("guess_sensitivity_meV_per_fu", {}),
         *(row.get("material", "") for row in metrics.get("unseen_orderings", [])),
         *(row.get("material", "") for row in metrics.get(STAND_IN, [])),
     ]
@@ -470,16 +466,12 @@ def compare_metrics(baseline: Mapping[str, Any], new: Mapping[str, Any]) -> dict
     Raises:
         ValueError: a baseline entry that is not what a model card writes (one line).
     """
-    unseen, stand_in = _list(baseline, "unseen_orderings"), _list(baseline, STAND_IN)
-    sensitivity = _table(
-        baseline.get("guess_sensitivity_meV_per_fu", {}), "baseline guess_sensitivity_meV_per_fu"
-    )
+    unseen, stand_in = _list(baseline, UNSEEN), _list(baseline, STAND_IN)
     rows = [
         *_test_rows(baseline["test_errors"], new.get("test_errors", {})),
         *_yardstick_rows(baseline["yardsticks"], new.get("yardsticks", {})),
-        *_sensitivity_rows(sensitivity, new.get("guess_sensitivity_meV_per_fu", {})),
-        *_unseen_rows(unseen, new.get("unseen_orderings", [])),
-        *_unseen_rows(stand_in, new.get(STAND_IN, []), STAND_IN_SECTION, STAND_IN),
+        *_unseen_rows(unseen, new.get(UNSEEN, []), UNSEEN_SECTION, UNSEEN, "DFT"),
+        *_unseen_rows(stand_in, new.get(STAND_IN, []), STAND_IN_SECTION, STAND_IN, STAND_IN_NAME),
     ]
     old_materials, new_materials = _materials(baseline), _materials(new)
     return {
@@ -487,9 +479,7 @@ def compare_metrics(baseline: Mapping[str, Any], new: Mapping[str, Any]) -> dict
             "relative": RELATIVE_SLACK,
             "floors": {
                 **{f"{t} MAE ({REPORT_UNITS[t][0]})": f for t, f in TEST_FLOORS.items()},
-                "ordering energies, unseen-ordering errors, guess sensitivity (meV/f.u.)": (
-                    ORDERING_FLOOR_MEV
-                ),
+                "ordering energies, unseen-ordering errors (meV/f.u.)": ORDERING_FLOOR_MEV,
                 "J S² (meV)": EXCHANGE_FLOOR_MEV,
                 "E(δ) minimum strain": STRAIN_FLOOR,
                 "swapped pairs": PAIRS_FLOOR,
@@ -672,8 +662,6 @@ def comparison_lines(
         ]
     for row in rows:
         quantity = f"{row['quantity']} ({row['unit']})" if row["unit"] else row["quantity"]
-        if row["section"] == STAND_IN_SECTION:
-            quantity += " (Heisenberg stand-in)"
         values = [_shown_value(row["baseline"], row.get("baseline_error"))]
         note = row["note"]
         if here:

@@ -58,7 +58,7 @@ from spinmultinet_ase.train.config import (
     load_config,
 )
 from spinmultinet_ase.train.dataset import TRAINING_SPLITS, split_of
-from spinmultinet_ase.train.evaluate import GUESS_SCALES, IDEAL_CELLS, RESOLVED_ORDERING_MEV
+from spinmultinet_ase.train.evaluate import IDEAL_CELLS, RESOLVED_ORDERING_MEV
 
 
 def yardstick_checks(yardsticks: dict) -> dict[str, dict[str, Any]]:
@@ -357,25 +357,44 @@ def _ablation_tables(
             lines.append(f"| {name} | {group} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Ordering energies of the yardstick cells (meV/f.u., fixed lattice) and the spread "
-        f"of the energy over guesses ×{min(GUESS_SCALES)}–{max(GUESS_SCALES)}:",
+        "Ordering energies of the yardstick cells (meV/f.u., fixed lattice):",
         "",
-        "| model | material | ordering energies | lowest | guess spread |",
-        "|---|---|---|---|---|",
+        "| model | material | ordering energies | lowest |",
+        "|---|---|---|---|",
     ]
     first = next(iter(runs.values()))[1]["yardsticks"]["dft"]
     for material, dft in first.items():
-        lines.append(
-            f"| DFT | {material} | {_ordering_energies(dft)} | {dft.get('lowest', '–')} | 0 |"
-        )
+        lines.append(f"| DFT | {material} | {_ordering_energies(dft)} | {dft.get('lowest', '–')} |")
     for name, (_, evaluation) in runs.items():
-        spreads = evaluation["guess_sensitivity_meV_per_fu"]
         for material, model in evaluation["yardsticks"]["model"].items():
             lines.append(
                 f"| {name} | {material} | {_ordering_energies(model)} | "
-                f"{model.get('lowest', '–')} | {spreads.get(material, float('nan')):.1f} |"
+                f"{model.get('lowest', '–')} |"
             )
     return lines
+
+
+def _guess_note(metadata: dict) -> str:
+    """What the size of a guessed moment does to the model's prediction, from the saturation
+    moment ``m_c`` the model was built with (:mod:`spinmultinet_ase.nn.embedding`) and the
+    guess sizes its training saw per element (empty for a model that records no ``m_c``)."""
+    full = metadata["model_config"].get("full_moment")
+    if not full:
+        return ""
+    ranges = metadata.get("training", {}).get("guess_ranges_muB")
+    below = {s: low for s, (low, high) in (ranges or {}).items() if high > 0 and low < full}
+    if ranges is None:
+        tail = "below m_c its size enters"
+    elif below:
+        seen = ", ".join(f"{s} {low:.2g} μB" for s, low in below.items())
+        tail = f"below m_c its size enters (the smallest guesses training saw: {seen})"
+    else:
+        tail = "guesses below m_c are outside the training data"
+    return (
+        f" The guess enters through its direction, saturated at m_c = {full:g} μB: any guess "
+        "of at least m_c on an atom gives the same prediction, by construction, so a guess "
+        f"off in size changes nothing while it stays at or above m_c; {tail}."
+    )
 
 
 def _ordering_energies(entry: dict) -> str:
@@ -628,7 +647,6 @@ def run_metrics(evaluation: dict, run_dir: Path) -> dict[str, Any]:
     metrics = {
         "test_errors": _test_errors(evaluation),
         "yardsticks": evaluation["yardsticks"],
-        "guess_sensitivity_meV_per_fu": evaluation["guess_sensitivity_meV_per_fu"],
         "unseen_orderings": evaluation.get("unseen_orderings", []),
         "missing": evaluation.get("missing", {}),
     }
@@ -807,14 +825,6 @@ def write_model_card(
             lines.append(f"| {material} | DFT yardsticks | missing (none labelled) | – | ✗ |")
     lines += _exchange_shell_lines(evaluation["yardsticks"]["dft"])
     lines += _dft_cell_dependence(evaluation, Path(sources[0]))
-    sensitivity = evaluation["guess_sensitivity_meV_per_fu"]
-    lines += [
-        "",
-        "Sensitivity to the guess: the largest change of the energy of an undistorted yardstick "
-        f"cell when every guessed moment is scaled by {min(GUESS_SCALES)}–{max(GUESS_SCALES)} "
-        "(DFT converges these guesses to the same state, so ideally 0): "
-        + ", ".join(f"{m} {v:.1f} meV/f.u." for m, v in sensitivity.items()),
-    ]
     metrics = run_metrics(evaluation, run_dir) | {"ablations": {}}
     if baseline is not None:
         compared = {"baseline": str(compare_to)}
@@ -856,16 +866,7 @@ def write_model_card(
                 metrics["ablations"][name] = {
                     "test_errors": _test_errors(ablation_eval),
                     "yardsticks": ablation_eval["yardsticks"],
-                    "guess_sensitivity_meV_per_fu": ablation_eval["guess_sensitivity_meV_per_fu"],
                 }
-    # models made before the embedding saturated exactly have no full_moment
-    full_moment = metadata["model_config"].get("full_moment")
-    full_moment_note = (
-        f" Guesses of {full_moment:g} μB or more count alike: only their direction matters, "
-        "as in DFT."
-        if full_moment
-        else ""
-    )
     lines += [
         "",
         "## Intended use and limits",
@@ -873,7 +874,7 @@ def write_model_card(
         f"* {materials[0].upper()}{materials[1:]} near their equilibrium volume (±5 %), "
         "rattles "
         "up to ~0.15 Å, strains of a few percent, collinear FM/AFM/random orderings, with "
-        "initial moments as a user would guess them (nominal ±40 %)." + full_moment_note,
+        "initial moments as a user would guess them (nominal ±40 %)." + _guess_note(metadata),
         "* Not trained on: other elements or structures, surfaces, defects, non-collinear "
         "spins, high temperature melts, moments far from the nominal ones (low-spin states).",
         _unseen_orderings_limit(evaluation, run_dir, train_config.data.materials),

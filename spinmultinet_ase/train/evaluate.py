@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +20,6 @@ from spinmultinet_ase.magnetism.sites import is_ferromagnetic
 from spinmultinet_ase.magnetism.yardsticks import (
     exchange_keys,
     formula_units,
-    yardstick_key,
     yardstick_table,
 )
 from spinmultinet_ase.outputs import atomic_path, write_text_atomic
@@ -37,9 +35,6 @@ from spinmultinet_ase.train.dataset import (
 from spinmultinet_ase.train.loss import REPORT_UNITS, TARGETS, ErrorAccumulator, errors
 from spinmultinet_ase.train.replay import checked_records, file_sha256, recorded_rules, split_by
 
-# Factors applied to the guessed moment sizes of the yardstick cells to measure how much the
-# model's energy depends on the guess (DFT converges all of them to the same state).
-GUESS_SCALES = (0.6, 0.8, 1.0, 1.2, 1.4)
 IDEAL_CELLS = "ideal cells"
 LARGEST_ERRORS_SHOWN = 5
 # DFT energy differences of orderings (meV/f.u.) below this are not resolved by the protocol's
@@ -55,27 +50,6 @@ def _undistorted_yardsticks(frames: list) -> list:
         for atoms in frames
         if atoms.info.get("yardstick") and atoms.info["rhombohedral_strain"] == 0.0
     ]
-
-
-def guess_sensitivity(frames: list, calc: SpinMultiNetCalculator) -> dict[str, float]:
-    """Per yardstick table entry (:func:`yardstick_key`: a material, or a material and
-    cell): the largest spread (meV per formula unit) of the model energy of an undistorted
-    yardstick cell when all its guessed moments are scaled by :data:`GUESS_SCALES`."""
-    spreads: dict[str, float] = {}
-    for atoms in _undistorted_yardsticks(frames):
-        copy = atoms.copy()
-        copy.calc = calc  # recomputes whenever the moments change (check_state)
-        guess = atoms.get_initial_magnetic_moments()
-        energies = []
-        for scale in GUESS_SCALES:
-            copy.set_initial_magnetic_moments(scale * guess)
-            with warnings.catch_warnings():  # probing guesses outside the training range is
-                warnings.simplefilter("ignore", UserWarning)  # the point here
-                energies.append(copy.get_potential_energy())
-        spread = 1000 * (max(energies) - min(energies)) / formula_units(atoms)
-        key = yardstick_key(atoms.info["material"], atoms.info["cell_name"])
-        spreads[key] = max(spreads.get(key, 0.0), spread)
-    return spreads
 
 
 def ideal_cell_errors(
@@ -458,7 +432,6 @@ def evaluate_model(
         result["yardsticks"]["dft"],
         result["unseen_orderings"],
     )
-    result["guess_sensitivity_meV_per_fu"] = guess_sensitivity(frames, calc)
     write_text_atomic(output / "evaluation.json", json.dumps(result, indent=2))
     return result
 
@@ -527,11 +500,6 @@ def format_report(result: dict) -> str:
     dft, model = result["yardsticks"]["dft"], result["yardsticks"]["model"]
     for key in dft:
         lines += _yardstick_lines(key, dft[key], model[key])
-    for key, spread in result["guess_sensitivity_meV_per_fu"].items():
-        lines.append(
-            f"\n{key}: energy spread over guesses ×{min(GUESS_SCALES)}–{max(GUESS_SCALES)} "
-            f"(undistorted yardstick cells): {spread:.1f} meV/f.u. (DFT: 0)"
-        )
     return "\n".join(lines)
 
 

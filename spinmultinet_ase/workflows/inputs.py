@@ -21,6 +21,7 @@ from ase.formula import Formula
 from ase.io import read
 
 from spinmultinet_ase.magnetism.corundum import CORUNDUM_PARAMETERS, corundum_cell
+from spinmultinet_ase.magnetism.ground_states import OBSERVED_GROUND_STATES
 from spinmultinet_ase.magnetism.orderings import magnetic_cell, with_pattern
 from spinmultinet_ase.magnetism.rocksalt import (
     ORDERINGS,
@@ -126,7 +127,7 @@ def read_structure(path: str) -> Atoms:
     """One structure from a file ASE can read, or a corundum formula's reference cell in its
     ground state, with a clear error otherwise."""
     if path in CORUNDUM_PARAMETERS:
-        return with_pattern(corundum_cell(path), CORUNDUM_PARAMETERS[path].ground_state)
+        return with_pattern(corundum_cell(path), OBSERVED_GROUND_STATES[path])
     if not Path(path).is_file():
         rocksalt = ", ".join(sorted(ROCKSALT_LATTICE_CONSTANTS))
         corundum = ", ".join(sorted(CORUNDUM_PARAMETERS))
@@ -172,7 +173,9 @@ def single_structure(
             "one letter u/d per magnetic site of the supercell"
         )
     if target in ROCKSALT_LATTICE_CONSTANTS:
-        return ordered_structure(target, ordering or "AFM-II", matrix, moments)
+        return ordered_structure(
+            target, ordering or OBSERVED_GROUND_STATES[target], matrix, moments
+        )
     atoms = read_structure(target)
     if ordering is not None:
         return ordered_structure(atoms, ordering, matrix, moments)

@@ -2,7 +2,9 @@
 
 For each ordering the scan reports the energy at the ideal (given) geometry and after relaxing
 positions and cell, per magnetic ion and per formula unit, relative to the lowest ordering;
-the predicted moments, the relaxed lattice and volume per formula unit and, for rocksalt
+the predicted moments, the relaxed lattice and volume per formula unit, whether the ordering
+is the observed ground state (a material given by name whose ground state the scan holds:
+:mod:`~spinmultinet_ase.magnetism.ground_states`) and, for rocksalt
 formulas (cells in the cubic frame), the pseudo-cubic angle between the deformed cubic axes
 (> 90° means contraction along the body diagonal, the rhombohedral distortion of AFM-II MnO
 and NiO). The ideal-geometry energies per magnetic ion are then fitted by a Heisenberg model
@@ -44,9 +46,14 @@ from tqdm import tqdm
 from spinmultinet_ase.calculator import SpinMultiNetCalculator
 from spinmultinet_ase.data.graph import species_indices
 from spinmultinet_ase.magnetism.exchange import ExchangeShells, exchange_shells, fit_exchange
+from spinmultinet_ase.magnetism.ground_states import OBSERVED_GROUND_STATES
 from spinmultinet_ase.magnetism.heisenberg import HeisenbergLattice
 from spinmultinet_ase.magnetism.montecarlo import NeelEstimate, neel_temperature
-from spinmultinet_ase.magnetism.orderings import enumerate_collinear_orderings
+from spinmultinet_ase.magnetism.orderings import (
+    enumerate_collinear_orderings,
+    equivalent_patterns,
+    pattern_of,
+)
 from spinmultinet_ase.magnetism.rocksalt import ORDERINGS, ROCKSALT_LATTICE_CONSTANTS
 from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.magnetism.yardsticks import formula_units
@@ -76,6 +83,7 @@ class ScanInput:
     reference: Atoms  # a cell of the ideal crystal, its moments marking the magnetic sites
     structures: dict[str, Atoms]  # ideal cells, one per ordering
     cubic: bool  # cells in the cubic frame of a rocksalt parent (pseudo-cubic angles apply)
+    observed: str | None = None  # the ordering that is the material's observed ground state
 
 
 def scan_input(
@@ -110,10 +118,41 @@ def scan_input(
     reference = ordered_structure(source, magnitudes=magnitudes)
     if orderings is None:
         cell = ordered_structure(source, matrix=supercell, magnitudes=magnitudes)
-        found = enumerate_collinear_orderings(cell)
-        return ScanInput(reference, {a.info["ordering"]: a for a in found}, cubic=rocksalt)
-    structures = {n: ordered_structure(source, n, supercell, magnitudes) for n in orderings}
-    return ScanInput(reference, structures, cubic=rocksalt)
+        structures = {a.info["ordering"]: a for a in enumerate_collinear_orderings(cell)}
+    else:
+        structures = {n: ordered_structure(source, n, supercell, magnitudes) for n in orderings}
+    observed = observed_ordering(target, structures, supercell)
+    return ScanInput(reference, structures, cubic=rocksalt, observed=observed)
+
+
+def observed_ordering(
+    target: str | Atoms, structures: dict[str, Atoms], supercell: np.ndarray | None
+) -> str | None:
+    """The name in ``structures`` of the observed ground state of ``target``, a material by
+    name (:data:`OBSERVED_GROUND_STATES`): that name itself, else, for orderings of one
+    cell (``supercell``), the ordering the ground state is by symmetry in that cell. None for
+    a structure, or where the scan does not hold the ground state."""
+    ground = OBSERVED_GROUND_STATES.get(target) if isinstance(target, str) else None
+    if ground is None or ground in structures:
+        return ground
+    try:  # the ground state in the supercell of the material's given cell
+        if target in ROCKSALT_LATTICE_CONSTANTS:
+            in_cell = ordered_structure(target, ground, supercell)
+        else:
+            in_cell = ordered_structure(ordered_structure(target, ground), matrix=supercell)
+    except ValueError:  # it does not fit that supercell
+        return None
+    patterns = equivalent_patterns(in_cell)
+    return next(
+        (
+            name
+            for name, atoms in structures.items()
+            if np.allclose(atoms.cell.array, in_cell.cell.array)
+            and np.allclose(atoms.positions, in_cell.positions)
+            and pattern_of(atoms) in patterns
+        ),
+        None,
+    )
 
 
 @dataclass
@@ -135,6 +174,7 @@ class OrderingResult:
     volume_per_formula_unit: float
     pseudo_cubic_angle: float | None
     converged: bool
+    observed_ground_state: bool = False  # the material's observed ground state (ScanInput)
     # a committee's spreads (module docstring), None for one model: eV per formula unit
     ideal_energy_std: float | None = None
     relaxed_energy_std: float | None = None
@@ -461,6 +501,8 @@ def run_scan(
         cubic_parent=scan.cubic,
         progress=progress,
     )
+    for r in results:
+        r.observed_ground_state = r.ordering == scan.observed
     try:
         exchange = exchange_from_scan(scan, results, shells)
     except ValueError as error:
@@ -473,9 +515,9 @@ def run_scan(
 
 
 def format_scan_table(results: list[OrderingResult]) -> str:
-    """The scan as a fixed-width text table; with a committee each relative energy is
-    followed by ± its spread, explained under the table."""
-    width = max(12, 2 + max(len(r.ordering) for r in results))
+    """The scan as a fixed-width text table, the observed ground state marked ``*``; with a
+    committee each relative energy is followed by ± its spread, explained under the table."""
+    width = max(12, 4 + max(len(r.ordering) for r in results))
     committee = results[0].ideal_relative_meV_per_ion_std is not None
     column = 16 if committee else 10
     header = (
@@ -498,10 +540,13 @@ def format_scan_table(results: list[OrderingResult]) -> str:
             f"{f'{value:.1f} ± {std:.1f}':>{column}}" if committee else f"{value:10.1f}"
             for value, std in energies
         )
+        name = f"{r.ordering} *" if r.observed_ground_state else r.ordering
         lines.append(
-            f"{r.ordering:<{width}}{cells}"
+            f"{name:<{width}}{cells}"
             f"{moment:10.2f}{r.volume_per_formula_unit:13.3f}{angle}  {r.converged}"
         )
+    if any(r.observed_ground_state for r in results):
+        lines.append("* : the observed ground state (experiment)")
     if committee:
         lines.append(
             "± : spread (population std) over the committee's members of each member's own "
