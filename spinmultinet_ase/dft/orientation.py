@@ -109,17 +109,22 @@ def _reference_bonds(formula: str) -> np.ndarray:
 
 
 def _fit(
-    bonds: np.ndarray, targets: np.ndarray, rotation: np.ndarray, iterations: int
-) -> tuple[np.ndarray, float]:
-    """Kabsch refinement of ``rotation`` with each bond matched to its nearest target; the
-    rotation and its mean squared residual."""
+    bonds: np.ndarray, targets: np.ndarray, rotations: np.ndarray, iterations: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kabsch refinement of each of ``rotations`` (S, 3, 3) with each bond matched to its
+    nearest target; the rotations and their mean squared residuals (S,)."""
+
+    def nearest(rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        turned = np.einsum("bk,sjk->sbj", bonds, rotations)
+        return turned, targets[np.argmax(turned @ targets.T, axis=2)]
+
     for _ in range(iterations):
-        nearest = targets[np.argmax(bonds @ rotation.T @ targets.T, axis=1)]
-        u, _, vt = np.linalg.svd(nearest.T @ bonds)
-        rotation = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
-    turned = bonds @ rotation.T
-    nearest = targets[np.argmax(turned @ targets.T, axis=1)]
-    return rotation, float(np.mean(np.sum((turned - nearest) ** 2, axis=1)))
+        _, matched = nearest(rotations)
+        u, _, vt = np.linalg.svd(np.einsum("sbi,bj->sij", matched, bonds))
+        u[:, :, 2] *= np.sign(np.linalg.det(u @ vt))[:, None]
+        rotations = u @ vt
+    turned, matched = nearest(rotations)
+    return rotations, np.mean(np.sum((turned - matched) ** 2, axis=2), axis=1)
 
 
 def reference_bond_rotation(
@@ -128,28 +133,30 @@ def reference_bond_rotation(
     """The proper rotation R that best fits the metal–oxygen bonds onto the unit vectors
     ``targets`` (each bond onto its nearest target, least squares).
 
-    Starts: the first bond and the bond most nearly perpendicular to it put onto every pair
-    of targets at the same angle (within ``tolerance_deg``); each start refined (Kabsch). The
-    residual cannot tell apart fits related by a rotation that maps ``targets`` onto itself;
-    of those (residuals equal to 1e-9) the one whose bonds' second-moment tensor
-    ``Σ (R b)(R b)ᵀ`` has the largest xx, then xy, then yy component is taken, a choice made
-    by the structure alone.
+    Starts: every bond and the bond most nearly perpendicular to it put onto every pair of
+    targets at the same angle (within ``tolerance_deg``); each start refined (Kabsch). Starting
+    from every bond, not one, makes the search independent of the order the bonds come in: a
+    rattled frame's fit from one bond's starts can end in a local minimum. The residual cannot
+    tell apart fits related by a rotation that maps ``targets`` onto itself; of those
+    (residuals equal to 1e-9) the one whose bonds' second-moment tensor ``Σ (R b)(R b)ᵀ`` has
+    the largest xx, then xy, then yy component is taken, a choice made by the structure alone.
 
     Returns:
         R (3, 3): rotated positions are ``positions @ R.T``.
     """
     bonds = _metal_oxygen_bonds(atoms)
-    first = bonds[0]
-    second = bonds[np.argmin(np.abs(bonds @ first))]
-    angle = np.arccos(np.clip(first @ second, -1.0, 1.0))
     angles = np.arccos(np.clip(targets @ targets.T, -1.0, 1.0))
-    starts = np.argwhere(np.abs(angles - angle) < np.radians(tolerance_deg))
-    fits = [
-        _fit(bonds, targets, _frame(targets[i], targets[j]).T @ _frame(first, second), iterations)
-        for i, j in starts
-    ]
-    smallest = min(residual for _, residual in fits)
-    tied = [rotation for rotation, residual in fits if residual < smallest + 1e-9]
+    fits = []
+    for first in bonds:  # one batch of starts per bond keeps the arrays small
+        second = bonds[np.argmin(np.abs(bonds @ first))]
+        angle = np.arccos(np.clip(first @ second, -1.0, 1.0))
+        frame = _frame(first, second)
+        pairs = np.argwhere(np.abs(angles - angle) < np.radians(tolerance_deg))
+        starts = np.array([_frame(targets[i], targets[j]).T @ frame for i, j in pairs])
+        fits.append(_fit(bonds, targets, starts.reshape(-1, 3, 3), iterations))
+    rotations = np.concatenate([rotation for rotation, _ in fits])
+    residuals = np.concatenate([residual for _, residual in fits])
+    tied = rotations[residuals < residuals.min() + 1e-9]
 
     def key(rotation: np.ndarray) -> tuple[float, ...]:
         moments = rotation @ bonds.T @ bonds @ rotation.T
