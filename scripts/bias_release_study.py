@@ -65,7 +65,6 @@ from spinmultinet_ase.dft.label import (
 from spinmultinet_ase.dft.orbital_bias import (
     BODY_DIAGONALS,
     CAPPED_MSR1,
-    MAX_BIAS_STEPS,
     RELEASE_DENSITY,
     OrbitalBias,
     bias_targets,
@@ -74,6 +73,7 @@ from spinmultinet_ase.dft.orbital_bias import (
 )
 from spinmultinet_ase.dft.orientation import canonical_rotation, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
+from spinmultinet_ase.dft.scf_budget import MAX_BIAS_STEPS
 from spinmultinet_ase.dft.states import occupation_eigenvalues
 from spinmultinet_ase.reference.convergence import convergence_structures
 

@@ -41,14 +41,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
-import sys
 import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import ase
 import numpy as np
 import torch
 from ase import Atoms
@@ -60,7 +57,6 @@ from ase.calculators.calculator import (
 )
 from ase.stress import full_3x3_to_voigt_6_stress
 
-import spinmultinet_ase
 from spinmultinet_ase import __version__, keys
 from spinmultinet_ase.committee import (
     AVERAGED,
@@ -76,13 +72,10 @@ from spinmultinet_ase.data.graph import (
     moment_sizes,
 )
 from spinmultinet_ase.export import DTYPES, LoadedModel, default_model_path, load_model
+from spinmultinet_ase.stacklevel import user_stacklevel
 
 GUESS_RANGE_SLACK = 0.05  # μB beyond the training range of guessed moment sizes before a warning
 CONTACT_SLACK = 0.05  # Å below the shortest training distance of an element pair before a warning
-# Code whose frames a warning skips to reach the user's line.
-LIBRARY_FOLDERS = tuple(
-    str(Path(package.__file__).parent) + os.sep for package in (spinmultinet_ase, ase)
-)
 
 ModelSource = str | Path | LoadedModel
 
@@ -244,7 +237,7 @@ class SpinMultiNetCalculator(Calculator):
                     "the results are extrapolated; set the moments you would give a DFT run "
                     "(atoms.set_initial_magnetic_moments)",
                     UserWarning,
-                    stacklevel=_user_stacklevel(),
+                    stacklevel=user_stacklevel(),
                 )
 
     def _too_close(self, graph: dict) -> dict[str, tuple[float, float]]:
@@ -269,7 +262,7 @@ class SpinMultiNetCalculator(Calculator):
                 f"this model was trained on ({trained:.2f} Å), so the results are "
                 "extrapolated; check the structure",
                 UserWarning,
-                stacklevel=_user_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
 
     def _check_finite(self, results: dict, graph: dict, model: LoadedModel) -> None:
@@ -339,12 +332,3 @@ def _file_record(source: ModelSource | None) -> dict[str, str | None]:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return {"path": str(path), "sha256": digest.hexdigest()}
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` for a warning issued by the caller of this function that names the
-    first frame outside this package and ASE: the user's line."""
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(LIBRARY_FOLDERS):
-        frame, level = frame.f_back, level + 1
-    return level

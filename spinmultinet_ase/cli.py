@@ -439,9 +439,9 @@ def _orderings(args: argparse.Namespace) -> list[str] | None:
 
 
 def _scan(args: argparse.Namespace) -> None:
+    from spinmultinet_ase.magnetism.montecarlo import MONTE_CARLO_SWEEPS
     from spinmultinet_ase.workflows.inputs import parse_magnitudes, parse_supercell
     from spinmultinet_ase.workflows.scan import (
-        MONTE_CARLO_SWEEPS,
         SCAN_OUTPUTS,
         format_exchange,
         format_scan_table,
@@ -477,6 +477,8 @@ def _scan(args: argparse.Namespace) -> None:
 
 
 def _add_scan(sub: argparse._SubParsersAction) -> None:
+    from spinmultinet_ase.magnetism.montecarlo import MONTE_CARLO_SWEEPS
+
     p = sub.add_parser(
         "scan",
         help="rank collinear orderings: single points, relaxations, exchange constants, T_N",
@@ -525,8 +527,8 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
         type=_positive_int,
         metavar="N",
         help="with --monte-carlo: measured sweeps per temperature and lattice size, after "
-        "N/2 equilibration sweeps (default 600); the run time grows as N, the seed-to-seed "
-        "scatter of T_N falls with it (docs/tutorials/orderings.md)",
+        f"N/2 equilibration sweeps (default {MONTE_CARLO_SWEEPS}); the run time grows as N, the "
+        "seed-to-seed scatter of T_N falls with it (docs/tutorials/orderings.md)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_overwrite(p)
@@ -536,7 +538,7 @@ def _add_scan(sub: argparse._SubParsersAction) -> None:
 
 def _md(args: argparse.Namespace) -> None:
     from spinmultinet_ase.workflows.inputs import in_spin_mode, single_structure
-    from spinmultinet_ase.workflows.md import check_md_options, run_md, write_md
+    from spinmultinet_ase.workflows.md import SUMMARY_FILES, check_md_options, run_md
 
     options = {
         "ensemble": args.ensemble,
@@ -551,7 +553,7 @@ def _md(args: argparse.Namespace) -> None:
     output = Path(args.output_dir)
     written = [output / name for name in (args.trajectory, args.log)]  # as the run goes
     # an interrupted run's partial files are a result too: replaced only when asked
-    outputs = [*written, *map(partial_of, written), output / "md.json", output / "md.png"]
+    outputs = [*written, *map(partial_of, written), *(output / name for name in SUMMARY_FILES)]
     check_outputs(outputs, args.overwrite)
     atoms = single_structure(args.target, args.ordering, args.supercell, args.magnitudes)
     calc = _calculator(args)
@@ -563,13 +565,13 @@ def _md(args: argparse.Namespace) -> None:
             trajectory=str(written[0]),
             logfile=str(written[1]),
             progress=not args.quiet,
+            summary_dir=output,
             **options,
         )
     except KeyboardInterrupt:
         partials = " and ".join(str(partial_of(path)) for path in written)
         print(f"spinmultinet md: the frames so far are in {partials}", file=sys.stderr)
         raise
-    write_md(summary, output)
     print(
         f"{summary.ensemble.upper()}: {summary.time_ps:.3f} ps, <T> = "
         f"{summary.mean_temperature_K:.0f} K, total-energy drift "

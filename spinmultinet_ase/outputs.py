@@ -3,9 +3,10 @@
 A file written through :func:`atomic_path` is either the complete new file or the old one
 (or absent): it is written under a temporary name in the same folder, flushed to disk, and
 renamed over the target in one step, so a kill at any instant never leaves half a file.
-A long run that writes as it goes (an MD trajectory and log) uses :func:`partial_path`
-instead: the same final rename, but what an interrupted run wrote is kept under a visible
-``NAME.partial.SUFFIX``.
+A long run that writes a set of files as it goes (an MD trajectory and log) uses
+:func:`partial_paths` instead: the same final renames, but what an interrupted run wrote is
+kept under visible ``NAME.partial.SUFFIX`` names, and the previous run's whole set is removed
+before the first rename, so the files left are never one run's beside another's.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 # Temporary files of atomic_path: ".NAME-XXXXXXXX.tmp.SUFFIX" (the suffix keeps tools that
 # pick a format from the name, matplotlib and ASE, writing the right format).
 TEMPORARY_MARK = ".tmp"
-# Files of partial_path, during a run and after an interrupted one: "NAME.partial.SUFFIX"
+# Files of partial_paths, during a run and after an interrupted one: "NAME.partial.SUFFIX"
 PARTIAL_MARK = ".partial"
 
 
@@ -50,32 +51,52 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def partial_of(path: str | Path) -> Path:
-    """Where :func:`partial_path` writes ``path``: ``NAME.partial.SUFFIX`` beside it."""
+    """Where :func:`partial_paths` writes ``path``: ``NAME.partial.SUFFIX`` beside it."""
     path = Path(path)
     return path.with_name(f"{path.stem}{PARTIAL_MARK}{path.suffix}")
 
 
 @contextmanager
-def partial_path(path: str | Path) -> Iterator[Path]:
-    """The path :func:`partial_of` ``path`` for a long run to write as it goes; on leaving, it
-    replaces ``path`` atomically.
+def partial_paths(
+    paths: Sequence[str | Path], retired: Iterable[str | Path] = ()
+) -> Iterator[list[Path]]:
+    """The paths :func:`partial_of` ``paths``, for a long run to write as it goes; on leaving,
+    they replace ``paths`` as one set.
 
-    ``path``'s folder is created if needed. If the body raises (an error, Ctrl-C) or the
-    process is killed, what was written so far stays under the partial name, for inspection,
-    and ``path`` (a previous result) is untouched. A partial file left by an earlier run is
-    the body's to overwrite.
+    ``paths``' folders are created if needed. On leaving, the partial files are flushed to
+    disk, then every file of ``paths`` and ``retired`` (the rest of a previous run's set, that
+    the caller writes afterwards) is removed, and only then is each partial file renamed into
+    place: a kill at any instant leaves the previous set, part of it, or part of the new one,
+    never files of both. If the body raises (an error, Ctrl-C) or the process is killed
+    before, what was written so far stays under the partial names, for inspection, and the
+    previous set is untouched. A partial file left by an earlier run is the body's to
+    overwrite.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_of(path)
-    yield partial
-    _commit(partial, path)
+    paths = [Path(path) for path in paths]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    partials = [partial_of(path) for path in paths]
+    yield partials
+    for partial in partials:
+        _flush(partial)
+    removed = [path for path in [*paths, *map(Path, retired)] if path.exists()]
+    for path in removed:
+        path.unlink()
+    for folder in {path.parent for path in removed}:
+        _sync_folder(folder)
+    for partial, path in zip(partials, paths, strict=True):
+        replace_synced(partial, path)
+
+
+def _flush(path: Path) -> None:
+    """Flush the file ``path`` to disk."""
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def _commit(written: Path, path: Path) -> None:
     """Flush ``written`` to disk and rename it over ``path`` (:func:`replace_synced`)."""
-    with written.open("rb") as handle:
-        os.fsync(handle.fileno())
+    _flush(written)
     replace_synced(written, path)
 
 

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -409,6 +410,24 @@ def test_a_torn_last_frame_is_dropped_and_labelled_again(reference, tmp_path):
         label_file(tmp_path / "in.extxyz", out, protocol=CHEAP)
     _assert_same(_frames(out), _frames(root / "out.extxyz"))
     assert not leftover.exists()
+
+
+def test_the_start_warnings_name_the_line_that_called_the_labeller(tmp_path):
+    """Rank 0's start (run through :func:`on_rank0`) warns of a torn last frame and of an
+    interrupted move to the rejected file; each warning points at this file's call."""
+    _structures(tmp_path / "in.extxyz", crash=False)
+    frames = read(tmp_path / "in.extxyz", ":")
+    out = tmp_path / "out.extxyz"
+    write(out, frames[:2], format="extxyz")
+    out.write_bytes(out.read_bytes()[:-40])  # the last frame (Li-1) cut short, as by a kill
+    write(rejected_path(out), frames[:1], format="extxyz")  # Li-0 in both: a move cut short
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        label_file(tmp_path / "in.extxyz", out, protocol=CHEAP, limit=0)  # no GPAW run
+    messages = [str(warning.message) for warning in caught]
+    assert len(caught) == 2, messages
+    assert "torn last frame" in messages[0] and "took out Li-0" in messages[1]
+    assert [warning.filename for warning in caught] == [__file__] * 2
 
 
 def test_a_second_labeller_of_a_locked_output_stops_before_reading_it(tmp_path):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from ase.build import bulk
 
 from spinmultinet_ase.cli import main
+from spinmultinet_ase.magnetism import montecarlo
 from spinmultinet_ase.magnetism.exchange import exchange_shells, fit_exchange
 from spinmultinet_ase.magnetism.orderings import (
     enumerate_collinear_orderings,
@@ -194,6 +198,20 @@ def test_scan_cli_monte_carlo_runs_the_sweeps_asked_and_says_so(exported_path, t
     shells = exchange_shells(scan_input("NiO", ["FM"]).reference, 2)
     again = monte_carlo_neel_temperature(ExchangeReport(**exchange), shells, sweeps=6)
     assert exchange["monte_carlo_neel_temperature_K"] == again.monte_carlo_neel_temperature_K
+
+
+def test_scan_help_gives_the_default_sweeps_the_scan_runs_with(monkeypatch, capsys):
+    """The help's default is the constant itself (a changed one shows), read from a module
+    that does not import torch, as the CLI's startup reads it."""
+    monkeypatch.setattr(montecarlo, "MONTE_CARLO_SWEEPS", 1234)
+    assert main(["scan", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--monte-carlo-sweeps N with --monte-carlo:" in text
+    assert "N/2 equilibration sweeps (default 1234);" in text
+    check = "import sys, spinmultinet_ase.magnetism.montecarlo; print('torch' in sys.modules)"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    imported = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True)
+    assert imported.stdout.decode().strip() == "False", imported.stderr.decode()
 
 
 def test_scan_cli_bad_target(exported_path, capsys):

@@ -1,12 +1,14 @@
 """`spinmultinet md` output files: `--overwrite` replaces the log and trajectory whole, a
-second run without it changes nothing, and a run stopped half-way (Ctrl-C, SIGKILL) leaves the
-previous outputs byte-identical and its own frames so far under the partial names."""
+second run without it changes nothing, a run stopped half-way (Ctrl-C, SIGKILL) leaves the
+previous outputs byte-identical and its own frames so far under the partial names, and a run
+killed while its outputs take the previous ones' places never leaves files of both runs."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -129,6 +131,53 @@ def test_a_stopped_run_keeps_the_previous_outputs_and_its_own_frames(
     assert "exists already" in capsys.readouterr().err
     assert main([*short_run, "--overwrite"]) == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(OUTPUTS)
+
+
+def _killed_at_change(argv: list[str], change: int) -> None:
+    """Run the CLI and SIGKILL this process just before the ``change``-th (from 1) removal of
+    a file named as one of :data:`OUTPUTS` or rename onto one (an audit hook: the real file
+    system, a real kill)."""
+    changes = 0
+
+    def hook(event: str, args: tuple) -> None:
+        nonlocal changes
+        if event not in ("os.remove", "os.rename"):
+            return
+        target = args[1] if event == "os.rename" else args[0]
+        if Path(os.fsdecode(target)).name in OUTPUTS:
+            changes += 1
+            if changes == change:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    sys.addaudithook(hook)
+    raise SystemExit(main(argv))
+
+
+@pytest.mark.parametrize("change", range(1, 2 * len(OUTPUTS) + 1))
+def test_a_run_killed_while_replacing_the_previous_outputs_never_mixes_the_two(
+    exported_path, tmp_path, change
+):
+    """Each of the previous set's files removed, then each of the new set's put in place: a
+    kill before any of these changes leaves the previous run's files only, or the new run's
+    only (whole), never some of each."""
+    assert main(_md(tmp_path, [exported_path], "--steps", "4", "--interval", "2")) == 0
+    before = _contents(tmp_path)
+    argv = _md(tmp_path, [exported_path], "--steps", "6", "--interval", "2", "--seed", "2")
+    process = multiprocessing.get_context("fork").Process(
+        target=_killed_at_change, args=([*argv, "--overwrite"], change)
+    )
+    process.start()
+    process.join()
+    assert process.exitcode == -signal.SIGKILL  # killed at that change, not after the run
+
+    after = _contents(tmp_path)
+    previous = [name for name in OUTPUTS if after.get(name, b"") == before[name]]
+    new = [name for name in OUTPUTS if after.get(name, before[name]) != before[name]]
+    assert not (previous and new), f"previous {previous} beside new {new}"
+    assert len(previous) == max(0, len(OUTPUTS) + 1 - change)
+    assert len(new) == max(0, change - 1 - len(OUTPUTS))
+    if "md.log" in new:
+        assert len(after["md.log"].decode().splitlines()) == 1 + 4  # the new run's, whole
 
 
 @pytest.mark.parametrize(

@@ -14,12 +14,14 @@ from spinmultinet_ase.dft.orbital_bias import (
     a1g_vector,
     bias_targets,
     check_symmetric,
+    run_biased_start,
     target_occupations,
     three_fold_axis,
     trigonal_projector,
 )
 from spinmultinet_ase.dft.orientation import bond_alignment_rotation, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL
+from spinmultinet_ase.dft.scf_budget import check_scf_budget
 from spinmultinet_ase.dft.states import EMPTY, FILLED, WHOLE, state_problem
 from spinmultinet_ase.magnetism.rocksalt import ROCKSALT_LATTICE_CONSTANTS, rocksalt_ordered
 from spinmultinet_ase.testing.symmetry import random_orthogonal
@@ -116,6 +118,28 @@ def test_released_or_untargeted_bias_adds_nothing(fe_setup):
     bias.active = False
     assert bias.update_non_local_hamiltonian(density, fe_setup, 0, dh) == 0.0
     assert np.array_equal(dh, before)
+
+
+@pytest.mark.parametrize("total_steps", [0, 5, 9.0, True])
+def test_a_biased_start_refuses_a_budget_as_the_labeller_does(total_steps):
+    """``run_biased_start(total_steps=...)`` runs the labeller's budget check, with its biased
+    steps: the labeller's one-line error, before any GPAW work (no calculator is touched)."""
+    bias = OrbitalBias({0: BiasTarget(spin=1, projector=trigonal_projector(1))}, LAMBDA_EV)
+    with pytest.raises(ValueError) as raised:
+        run_biased_start(None, _frame("CoO", "AFM-II"), bias, max_steps=5, total_steps=total_steps)
+    assert str(raised.value) == (
+        "max_scf_steps (--max-scf-steps) must be a whole number from 6 (above the 5 steps of a "
+        f"biased start), got {total_steps!r}"
+    )
+
+
+def test_the_budget_check_takes_the_steps_above_the_biased_ones_up_to_the_limit():
+    for budget in (None, 21, 300):
+        check_scf_budget(budget, 300)
+    check_scf_budget(1000, biased=5)  # no limit given: any budget above the biased steps
+    for budget in (20, 301, 30.0, "120"):
+        with pytest.raises(ValueError, match=f"to the protocol's 300, got {budget!r}$"):
+            check_scf_budget(budget, 300)
 
 
 @pytest.mark.parametrize("diagonal", [(1, 1, 1), (1, -1, 1), (-1, 1, 1)])

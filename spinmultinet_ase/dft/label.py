@@ -38,6 +38,7 @@ from spinmultinet_ase.data.partners import STRUCTURE_ID, geometry_of
 from spinmultinet_ase.dft.orientation import canonical_rotation, rotate_back, rotated
 from spinmultinet_ase.dft.protocol import DEFAULT_PROTOCOL, DFTProtocol
 from spinmultinet_ase.dft.rank0 import on_rank0
+from spinmultinet_ase.dft.scf_budget import check_scf_budget
 from spinmultinet_ase.dft.states import (
     band_gap,
     higher_states,
@@ -53,6 +54,7 @@ from spinmultinet_ase.outputs import (
     sole_writer,
     temporaries_of,
 )
+from spinmultinet_ase.stacklevel import user_stacklevel
 
 if TYPE_CHECKING:
     from spinmultinet_ase.dft.orbital_bias import OrbitalBias
@@ -216,7 +218,7 @@ def frame_calculator(
 ):
     """The GPAW calculator the labeller runs ``work`` with, started with ``bias``
     (:func:`start_bias`), its SCF step limit the protocol's or ``max_scf_steps`` if lower
-    (a labelling budget: :func:`check_scf_budget`).
+    (a labelling budget: :func:`~spinmultinet_ase.dft.scf_budget.check_scf_budget`).
 
     With a bias, GPAW's point-group symmetry is off (time reversal kept): the frames are
     strained, rattled or supercells of any ordering, whose symmetry operations would not in
@@ -309,28 +311,6 @@ def _start_info(formula: str) -> dict:
     return start
 
 
-def check_scf_budget(max_scf_steps: int | None, protocol: DFTProtocol) -> None:
-    """Raise a one-line ValueError unless ``max_scf_steps`` is None (the protocol's limit) or
-    a labelling budget: a whole number of SCF steps, biased and free together, above the most
-    a biased start takes (:data:`~spinmultinet_ase.dft.orbital_bias.MAX_BIAS_STEPS`) and at
-    most the protocol's limit."""
-    if max_scf_steps is None:
-        return
-    from spinmultinet_ase.dft.orbital_bias import MAX_BIAS_STEPS
-
-    most = protocol.max_scf_iterations
-    if (
-        not isinstance(max_scf_steps, int)
-        or isinstance(max_scf_steps, bool)
-        or not MAX_BIAS_STEPS < max_scf_steps <= most
-    ):
-        raise ValueError(
-            f"max_scf_steps (--max-scf-steps) must be a whole number from {MAX_BIAS_STEPS + 1} "
-            f"(above the {MAX_BIAS_STEPS} steps of a biased start) to the protocol's {most}, "
-            f"got {max_scf_steps!r}"
-        )
-
-
 def label_structure(
     atoms: Atoms,
     protocol: DFTProtocol,
@@ -340,7 +320,8 @@ def label_structure(
 ) -> Atoms:
     """One GPAW single point of ``atoms``; returns a labelled copy with ``info[dft_status]``.
 
-    With a labelling budget ``max_scf_steps`` (:func:`check_scf_budget`) the run stops after
+    With a labelling budget ``max_scf_steps``
+    (:func:`~spinmultinet_ase.dft.scf_budget.check_scf_budget`) the run stops after
     that many SCF steps, biased and free together, or the protocol's limit if that comes
     first; a frame it stops is rejected ("not converged in N SCF steps (labelling budget;
     ...)"), and a frame that converges within it is the frame the protocol gives. The copy
@@ -508,7 +489,7 @@ def _tidy_output(path: Path, size: int) -> None:
         warnings.warn(
             f"{path}: dropped a torn last frame left by an interrupted write; its structure "
             "is labelled again",
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
         with atomic_path(path) as temporary:
             temporary.write_bytes(path.read_bytes()[:size])
@@ -728,8 +709,9 @@ def label_file(
 
     Raises:
         ValueError: before the first GPAW run, if the structures cannot be read or lack unique
-            ids, ``max_scf_steps`` is not a budget (:func:`check_scf_budget`), an output cannot
-            be written, another labeller is writing it, the output or a failure record holds
+            ids, ``max_scf_steps`` is not a budget
+            (:func:`~spinmultinet_ase.dft.scf_budget.check_scf_budget`), an output cannot be
+            written, another labeller is writing it, the output or a failure record holds
             frames of another protocol, ``OUT.failures`` holds a line that is not a record, or
             a material to label has no Pulay-stress calibration.
         OSError: an output could not be written. Under MPI every rank raises rank 0's error
@@ -739,7 +721,7 @@ def label_file(
 
     if limit is not None and limit < 0:
         raise ValueError(f"limit (--limit) must be 0 or more, got {limit}")
-    check_scf_budget(max_scf_steps, protocol)
+    check_scf_budget(max_scf_steps, protocol.max_scf_iterations)
     in_path, out_path = Path(in_path), Path(out_path)
     log_dir = Path(log_dir) if log_dir else out_path.with_name(out_path.stem + "_logs")
     frames = _read_structures(in_path)
@@ -852,7 +834,7 @@ def _start(
         warnings.warn(
             f"{out_path}: took out {moving}, also in {rejected_path(out_path)} (a move to the "
             "rejected file was interrupted)",
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
         move_to_rejected(out_path, interrupted)
     for result in failed:

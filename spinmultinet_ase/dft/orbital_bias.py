@@ -38,6 +38,7 @@ from ase.units import Ha
 from gpaw.extensions import Extension
 from gpaw.hubbard import aoom
 
+from spinmultinet_ase.dft.scf_budget import MAX_BIAS_STEPS, check_scf_budget
 from spinmultinet_ase.dft.states import FILLED, STATE_RULES
 
 # The AFM-II stacking axis of the bond-aligned rocksalt frame (unit vector).
@@ -50,8 +51,6 @@ T2G = (0, 1, 3)
 # Bias strength λ (eV): above the trigonal crystal-field and band preferences of the t2g shell
 # (tenths of an eV), below U (Fe 5.3, Co 3.32 eV), whose splitting holds the order once formed.
 STRENGTH_EV = 2.0
-# Most SCF steps run with the bias before it is released regardless.
-MAX_BIAS_STEPS = 20
 # Release once the biased SCF's density error (electrons per valence electron) is below this,
 # with the targets filled; None: as soon as they are filled.
 RELEASE_DENSITY: float | None = None
@@ -324,12 +323,12 @@ def run_biased_start(
     the potential recomputed without it; the next ``atoms.get_potential_energy()`` continues
     this SCF from the same wave functions and density (GPAW's mixer and iteration count
     restart) to the unbiased solution. The stop decision is rank 0's on every MPI rank.
-    With ``total_steps`` (more than ``max_steps``), that SCF may take only the steps the
-    biased ones left of it (and no more than ``calc``'s ``maxiter``) before GPAW raises
+    With ``total_steps`` (a budget above ``max_steps``:
+    :func:`~spinmultinet_ase.dft.scf_budget.check_scf_budget`), that SCF may take only the steps
+    the biased ones left of it (and no more than ``calc``'s ``maxiter``) before GPAW raises
     KohnShamConvergenceError.
     """
-    if total_steps is not None and total_steps <= max_steps:
-        raise ValueError(f"total_steps {total_steps} leaves no SCF step after {max_steps} biased")
+    check_scf_budget(total_steps, biased=max_steps)
     calc.create_new_calculation(atoms)
     dft = calc.dft
     check_symmetric(bias.targets, dft.ibzwfs.ibz.symmetries)

@@ -18,11 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase.units import kB
 
-from spinmultinet_ase.magnetism.heisenberg import HeisenbergLattice
+if TYPE_CHECKING:  # heisenberg imports torch; the CLI's parser reads MONTE_CARLO_SWEEPS
+    from spinmultinet_ase.magnetism.heisenberg import HeisenbergLattice
+
+# Measured sweeps per temperature and lattice size of a T_N estimate (default).
+MONTE_CARLO_SWEEPS = 600
 
 
 @dataclass
@@ -190,7 +195,7 @@ def neel_temperature(
     lattice: HeisenbergLattice,
     temperatures: Sequence[float] | None = None,
     sizes: tuple[int, int] = (4, 8),
-    sweeps: int = 600,
+    sweeps: int = MONTE_CARLO_SWEEPS,
     equilibration: int = 300,
     seed: int = 0,
 ) -> NeelEstimate:

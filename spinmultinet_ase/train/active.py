@@ -89,7 +89,6 @@ from spinmultinet_ase.data.partners import geometry_of
 from spinmultinet_ase.dft.label import (
     STATUS,
     STRUCTURE_ID,
-    check_scf_budget,
     failures_path,
     label_file,
     move_to_rejected,
@@ -98,6 +97,7 @@ from spinmultinet_ase.dft.label import (
     wrong_states,
 )
 from spinmultinet_ase.dft.protocol import DFTProtocol
+from spinmultinet_ase.dft.scf_budget import check_scf_budget
 from spinmultinet_ase.export import load_model
 from spinmultinet_ase.magnetism.sites import magnetic_sites
 from spinmultinet_ase.magnetism.yardsticks import yardstick_table
@@ -278,7 +278,7 @@ def check_active_config(config: ActiveConfig) -> None:
     known = {f.name for f in dataclasses.fields(DFTProtocol)}
     if not isinstance(config.protocol, dict) or set(config.protocol) - known:
         raise ValueError(f"protocol overrides must be among {sorted(known)}, got {config.protocol}")
-    check_scf_budget(config.max_scf_steps, DFTProtocol(**config.protocol))
+    check_scf_budget(config.max_scf_steps, DFTProtocol(**config.protocol).max_scf_iterations)
     if config.source and not Path(config.source).is_file():
         raise FileNotFoundError(f"no model file or checkpoint at {config.source} (source)")
     if config.initial_data:

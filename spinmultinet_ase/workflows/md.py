@@ -7,12 +7,17 @@ frame's info also carries the members' spread (:mod:`~spinmultinet_ase.workflows
 gets them as two more columns and the time series as two more lists. A spread that grows
 during a run says the run has left the structures the members agree on.
 
-The log and the trajectory are written as the run goes, to ``NAME.partial.SUFFIX`` beside
-their final names (``md.partial.log``, ``md.partial.traj``), and renamed into place when the
-run ends (:func:`~spinmultinet_ase.outputs.partial_path`): a finished run replaces a previous
-log and trajectory whole (never appends to them), and a run that is interrupted (Ctrl-C, an
-error, a kill) leaves the previous ones untouched and its own frames so far, each complete,
-under the partial names, to look at or throw away.
+One run's outputs are a set: the log, the trajectory and, in a summary folder, ``md.json``
+(the summary with its time series) and ``md.png`` (:func:`plot_md`). The log and the trajectory
+are written as the run goes, to ``NAME.partial.SUFFIX`` beside their final names
+(``md.partial.log``, ``md.partial.traj``). When the run ends, every file of the previous set
+is removed, the two partial files are renamed into place
+(:func:`~spinmultinet_ase.outputs.partial_paths`) and the summary is written last, each file
+atomically. A set is never mixed with a previous run's: a kill at any instant leaves the
+previous set (or part of it) or part of the new one, and an ``md.json`` is there only beside
+its own run's log and trajectory. A run that is interrupted (Ctrl-C, an error, a kill) before
+it ends leaves the previous set untouched and its own frames so far, each complete, under the
+partial names, to look at or throw away.
 """
 
 from __future__ import annotations
@@ -35,11 +40,13 @@ from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from spinmultinet_ase.data.graph import require_periodic
-from spinmultinet_ase.outputs import atomic_path, partial_path, write_text_atomic
+from spinmultinet_ase.outputs import atomic_path, partial_paths, write_text_atomic
 from spinmultinet_ase.workflows.inputs import check_count, check_number
 from spinmultinet_ase.workflows.spread import drop_spread, is_committee, spread_of
 
 ENSEMBLES = ("nve", "nvt", "npt")
+# The summary files of a run, in its summary folder (module docstring)
+SUMMARY_FILES = ("md.json", "md.png")
 
 
 @dataclass
@@ -138,11 +145,13 @@ def run_md(
     interval: int = 10,
     seed: int = 0,
     progress: bool = True,
+    summary_dir: str | Path | None = None,
 ) -> MDSummary:
     """Run MD on ``atoms`` (changed in place) from Maxwell-Boltzmann velocities.
 
     ``trajectory`` and ``logfile`` (file paths, each optional) get a frame and a line every
-    ``interval`` steps; they replace files of those names only when the run ends, and an
+    ``interval`` steps, and ``summary_dir`` (optional) the summary files
+    :data:`SUMMARY_FILES`; they replace the previous run's set only when the run ends, and an
     interrupted run leaves its frames so far in ``NAME.partial.SUFFIX`` (module docstring).
 
     The drift is the slope of a straight-line fit of the total energy per atom against time
@@ -198,16 +207,17 @@ def run_md(
             trace.energy_std_per_atom.append(spread.energy_std / len(atoms))
             trace.max_force_std.append(spread.max_force_std)
 
-    # on leaving: files closed first, then renamed into place unless the run raised
-    with ExitStack() as outputs:
+    written = [path for path in (logfile, trajectory) if path]
+    retired = [Path(summary_dir) / name for name in SUMMARY_FILES] if summary_dir else []
+    # on leaving: files closed first, then the set renamed into place unless the run raised
+    with partial_paths(written, retired) as partials, ExitStack() as files:
+        partial = iter(partials)
         if logfile:
-            partial_log = outputs.enter_context(partial_path(logfile))
-            log = outputs.enter_context(partial_log.open("w", encoding="utf-8"))
+            log = files.enter_context(next(partial).open("w", encoding="utf-8"))
             logger = (SpreadLogger if committee else MDLogger)(dynamics, atoms, log)
             dynamics.attach(logger, interval=interval)
         if trajectory:
-            partial_trajectory = outputs.enter_context(partial_path(trajectory))
-            frames = outputs.enter_context(partial_trajectory.open("wb"))
+            frames = files.enter_context(next(partial).open("wb"))
             writer = Trajectory(frames, "w", atoms, properties=["energy", "forces", "magmoms"])
             dynamics.attach(lambda: _write_frame(writer, atoms), interval=interval)
         dynamics.attach(record, interval=interval)
@@ -220,7 +230,7 @@ def run_md(
             writer.close()
     energies = trace.total_energy_per_atom
     slope = np.polyfit(trace.time_ps, energies, 1)[0]
-    return MDSummary(
+    summary = MDSummary(
         ensemble=ensemble,
         steps=steps,
         time_ps=steps * timestep_fs / 1000,
@@ -231,6 +241,9 @@ def run_md(
         final_volume=atoms.get_volume() if atoms.pbc.all() else float("nan"),
         trace=trace,
     )
+    if summary_dir:
+        _write_summary(summary, summary_dir)
+    return summary
 
 
 def _write_frame(writer: Trajectory, atoms: Atoms) -> None:
@@ -278,12 +291,13 @@ def plot_md(summary: MDSummary, path: str | Path) -> None:
     plt.close(fig)
 
 
-def write_md(summary: MDSummary, output_dir: str | Path) -> None:
-    """``md.json`` (the summary with its time series; a committee's spread only with one) and
-    ``md.png`` (:func:`plot_md`), atomically."""
+def _write_summary(summary: MDSummary, output_dir: str | Path) -> None:
+    """:data:`SUMMARY_FILES` in ``output_dir``, each atomically: ``md.json`` (the summary with
+    its time series; a committee's spread only with one) and ``md.png`` (:func:`plot_md`)."""
     output = Path(output_dir)
     record = asdict(summary)
     record["trace"] = {k: v for k, v in record["trace"].items() if v is not None}
-    write_text_atomic(output / "md.json", json.dumps(record, indent=2))
-    with atomic_path(output / "md.png") as temporary:
+    json_name, plot_name = SUMMARY_FILES
+    write_text_atomic(output / json_name, json.dumps(record, indent=2))
+    with atomic_path(output / plot_name) as temporary:
         plot_md(summary, temporary)

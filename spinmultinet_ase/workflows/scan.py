@@ -48,7 +48,11 @@ from spinmultinet_ase.data.graph import species_indices
 from spinmultinet_ase.magnetism.exchange import ExchangeShells, exchange_shells, fit_exchange
 from spinmultinet_ase.magnetism.ground_states import OBSERVED_GROUND_STATES
 from spinmultinet_ase.magnetism.heisenberg import HeisenbergLattice
-from spinmultinet_ase.magnetism.montecarlo import NeelEstimate, neel_temperature
+from spinmultinet_ase.magnetism.montecarlo import (
+    MONTE_CARLO_SWEEPS,
+    NeelEstimate,
+    neel_temperature,
+)
 from spinmultinet_ase.magnetism.orderings import (
     enumerate_collinear_orderings,
     equivalent_patterns,
@@ -64,8 +68,6 @@ from spinmultinet_ase.workflows.relax import DEFAULT_FMAX, pseudo_cubic_angles, 
 from spinmultinet_ase.workflows.spread import Spread, spread_of, store_spread
 
 STORED_RESULTS = ("energy", "free_energy", "forces", "stress", "magmoms")
-# Measured sweeps per temperature and lattice size of the Monte Carlo T_N (default).
-MONTE_CARLO_SWEEPS = 600
 SPREAD_FIELDS = (
     "ideal_energy_std",
     "relaxed_energy_std",
