@@ -569,8 +569,10 @@ def _md(args: argparse.Namespace) -> None:
             **options,
         )
     except KeyboardInterrupt:
-        partials = " and ".join(str(partial_of(path)) for path in written)
-        print(f"spinmultinet md: the frames so far are in {partials}", file=sys.stderr)
+        # only those still there: after the run's end they are renamed to the final names
+        kept = " and ".join(str(path) for path in map(partial_of, written) if path.exists())
+        if kept:
+            print(f"spinmultinet md: the frames so far are in {kept}", file=sys.stderr)
         raise
     print(
         f"{summary.ensemble.upper()}: {summary.time_ps:.3f} ps, <T> = "

@@ -180,6 +180,39 @@ def test_a_run_killed_while_replacing_the_previous_outputs_never_mixes_the_two(
         assert len(after["md.log"].decode().splitlines()) == 1 + 4  # the new run's, whole
 
 
+def _interrupted_at_summary(argv: list[str]) -> None:
+    """Run the CLI and send this process SIGINT (Ctrl-C) as the finished run's ``md.json``
+    takes its place: after the log and trajectory have taken theirs."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "os.rename" and Path(os.fsdecode(args[1])).name == "md.json":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sys.addaudithook(hook)
+    raise SystemExit(main(argv))
+
+
+def test_ctrl_c_while_the_summary_is_written_names_no_file_that_is_not_there(
+    exported_path, tmp_path, capfd
+):
+    """Stopped after the run's end, the log and trajectory are in place under their own names;
+    the message on stopping names only files that exist."""
+    argv = _md(tmp_path, [exported_path], "--steps", "4", "--interval", "2")
+    process = multiprocessing.get_context("fork").Process(
+        target=_interrupted_at_summary, args=(argv,)
+    )
+    process.start()
+    process.join()
+    assert process.exitcode == 130
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["md.log", "md.traj"]
+    error = capfd.readouterr().err
+    assert error.rstrip().endswith("spinmultinet md: interrupted"), error
+    named = [word.strip(",;") for word in error.split() if str(tmp_path) in word]
+    assert all(Path(name).exists() for name in named), error
+
+
 @pytest.mark.parametrize(
     "names",
     [["--log", "md.traj"], ["--trajectory", "md.json"], ["--trajectory", "md.partial.log"]],
