@@ -9,16 +9,16 @@
 #   2. (done) CoO's SCF study (scripts/dft_studies.sh coo-scf), which gave CoO its rule
 #   3. CoO's 16 yardstick cells under that rule (data/reference_CoO.extxyz; the frames of the
 #      earlier rule are data/protocol_check_coo_default_mixer.extxyz)
-#   4. the rest of FeO's convergence entries (k-point axis, ordering cells)
-#   5. CoO's active-learning campaign (test structures, then committee-chosen rounds);
+#   4. CoO's active-learning campaign (test structures, then committee-chosen rounds);
 #      FeO's after corundum: an FeO frame costs several CoO frames
-#   6. corundum reference data (docs/corundum_data.md): the shortest way to two more of
+#   5. corundum reference data (docs/corundum_data.md): the shortest way to two more of
 #      the six materials complete
-#   7. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
-#   8. MnO/NiO random orderings in larger cells chosen by a committee
+#   6. the MnO/NiO ordering-diversity pool (docs/ordering_data.md)
+#   7. MnO/NiO random orderings in larger cells chosen by a committee
 #      (configs/active_orderings_MnO_NiO.yaml)
-#   9. the rest of the corundum convergence entries
-#  10. the rest of the FeO/CoO state study and the corundum stress check
+#   8. the rest of the corundum convergence entries, then FeO's (its k-point axis at 3.0 and
+#      the ordering cells at two meshes: its k 2.0 and 2.5 already agree, so they wait)
+#   9. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
@@ -42,7 +42,6 @@ step bash scripts/label_reference_data.sh --until 16 FeO
 step bash scripts/gpaw_run.sh data/labelling.log -m spinmultinet_ase.cli label \
     data/structures_FeO_strains.extxyz data/reference_FeO_strains.extxyz --log-dir data/gpaw_logs
 step bash scripts/label_reference_data.sh --until 16 CoO
-step bash scripts/convergence.sh FeO
 step bash scripts/active_learning.sh CoO
 step bash scripts/label_reference_data.sh Cr2O3 Fe2O3
 step bash scripts/active_learning.sh FeO
@@ -51,5 +50,5 @@ step bash scripts/label_reference_data.sh --orderings MnO NiO
 step env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 \
     TQDM_MININTERVAL=60 PYTHONPATH="$PWD" bash -c 'nice spinmultinet active-learn \
     configs/active_orderings_MnO_NiO.yaml >> data/active_orderings_MnO_NiO/active_learn.log 2>&1'
-step bash scripts/convergence.sh Cr2O3 Fe2O3
+step bash scripts/convergence.sh Cr2O3 Fe2O3 FeO
 step bash scripts/dft_studies.sh
