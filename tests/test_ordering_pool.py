@@ -46,7 +46,7 @@ from spinmultinet_ase.testing.orderings import (
 )
 from spinmultinet_ase.train.config import load_config
 from spinmultinet_ase.train.dataset import split_of
-from spinmultinet_ase.train.evaluate import unseen_ordering_errors
+from spinmultinet_ase.train.evaluate import kendall_tau, unseen_ordering_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 A_NIO = ROCKSALT_LATTICE_CONSTANTS["NiO"]
@@ -248,6 +248,17 @@ def test_unseen_orderings_of_a_model_against_itself_and_a_known_perturbation(hel
     reordered = (gap > 0) & (gap < 4.0 - 1.0)
     assert row["swapped_resolved_pairs"] == int(reordered.sum()) > 0
     assert row["same_order"] == (not np.any((gap > 1e-6) & (gap < 4.0)))
+
+
+def test_kendall_tau_takes_a_rounding_difference_for_a_tie():
+    """Orderings the two-shell Heisenberg stand-in makes equal come out of its sums a rounding
+    error apart: the rank correlation is that of the exact ties (scipy's tau-b)."""
+    exact = np.array([0.0, 4.2, 8.3, 8.3, 12.5, 12.5, 16.5])
+    rounded = exact + np.array([0.0, 0.0, 0.0, 2e-14, 0.0, -2e-14, 0.0])
+    other = np.random.default_rng(0).permutation(len(exact)).astype(float)
+    expected = kendalltau(exact, other).statistic
+    assert kendall_tau(rounded, other) == pytest.approx(expected, abs=1e-12)
+    assert kendall_tau(other, rounded) == pytest.approx(expected, abs=1e-12)
 
 
 def test_the_card_marks_the_unseen_ordering_target(held_out_group):

@@ -117,10 +117,16 @@ def ordering_partner_errors(
 
 
 def kendall_tau(first: np.ndarray, second: np.ndarray) -> float:
-    """Kendall's rank correlation of two sequences (tau-b, which allows for ties): 1 for the
-    same order, −1 for the reverse."""
+    """Kendall's rank correlation of two sequences of energies (meV/f.u.; tau-b, which allows
+    for ties, differences up to :data:`TIED_MEV` counting as ties): 1 for the same order, −1
+    for the reverse."""
     i, j = np.triu_indices(len(first), k=1)
-    a, b = np.sign(first[i] - first[j]), np.sign(second[i] - second[j])
+
+    def signs(values: np.ndarray) -> np.ndarray:
+        differences = values[i] - values[j]
+        return np.where(np.abs(differences) > TIED_MEV, np.sign(differences), 0.0)
+
+    a, b = signs(first), signs(second)
     norm = np.sqrt(np.count_nonzero(a) * np.count_nonzero(b))
     return float((a * b).sum() / norm) if norm else 1.0
 
