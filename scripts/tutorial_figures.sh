@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the figures and numbers in docs/tutorials/ with the shipped default model
-# (or MODEL.pt given as the first argument). About 10 minutes on 2 cores with nothing else running.
+# (or MODEL.pt given as the first argument). About 10 minutes on 2 cores with nothing else
+# running, about an hour beside a 2-rank DFT job.
 # Usage: bash scripts/tutorial_figures.sh [MODEL.pt]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,4 +42,4 @@ spinmultinet md NiO --supercell 6 0 0 3 3 0 3 0 3 --ensemble npt --temperature 3
     "${model[@]}" --output-dir "$work/md_npt" --quiet | report "$out/md_NiO_npt.txt"
 cp "$work/md_npt/md.png" "$out/md_NiO_npt.png"
 rm -rf "$work"
-echo "figures in $out/ ($(uname -m), $(nproc) cores, $(date -u +%F))"
+echo "figures in $out/ ($(uname -m), $(nproc --all) cores, $(date -u +%F))"

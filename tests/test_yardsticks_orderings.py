@@ -382,3 +382,12 @@ def test_ordering_partners_of_corundum_are_measured_against_ferromagnet_or_sourc
         error = 1000 * (model_offset[ordering] - model_offset[reference])
         assert row["dft_mean_meV_per_fu"] == pytest.approx(dft, abs=1e-6)
         assert row["error_mean_meV_per_fu"] == pytest.approx(error, abs=1e-6)
+
+
+def test_the_lowest_line_keeps_a_long_model_answer_apart_from_dft(frames):
+    """A spin-blind model's lowest ordering, ``none (all equal)``, is wider than its column."""
+    dft = yardstick_table(labelled(frames, heisenberg(EXCHANGE)))
+    key = KEYS["Cr2O3"]
+    blind = {**dft[key], "lowest": "none (all equal)"}
+    (line,) = [line for line in _yardstick_lines(key, dft[key], blind) if "lowest" in line]
+    assert line.split(maxsplit=2) == ["lowest", dft[key]["lowest"], "none (all equal)"]

@@ -517,7 +517,7 @@ def _yardstick_lines(key: str, dft: dict, model: dict) -> list[str]:
         predicted = model["orderings_meV_per_fu"].get(ordering, np.nan)
         lines.append(f"  {ordering:<8}{value:>10.1f}{predicted:>10.1f}")
     if "lowest" in dft:
-        lines.append(f"  {'lowest':<8}{dft['lowest']:>10}{model.get('lowest', '–'):>10}")
+        lines.append(f"  {'lowest':<8}{dft['lowest']:>10} {model.get('lowest', '–'):>9}")
     if "ground_state" in dft:
         lines.append(f"  observed ground state: {dft['ground_state']}")
     shells = {s["shell"]: s for s in dft.get("exchange_shells", [])}
