@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -99,6 +100,22 @@ def test_training_lowers_loss_and_exports(subset, tmp_path):
     atoms.set_initial_magnetic_moments(None)  # forgot to set them: 0 on the metal
     with pytest.warns(UserWarning, match=f"guessed moments on {metal} span 0.00"):
         atoms.get_potential_energy()
+
+
+def test_progress_bar_redraws_no_more_often_than_tqdm_mininterval(subset, tmp_path):
+    """A long job's log (the campaign scripts set ``TQDM_MININTERVAL``) gets the bar's first
+    and last state, not one line per epoch."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(_config(subset, tmp_path / "run", epochs=6).to_dict()))
+    done = subprocess.run(
+        [sys.executable, "-m", "spinmultinet_ase.cli", "train", str(config)],
+        env={**os.environ, "TQDM_MININTERVAL": "3600", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "6/6" in done.stderr
+    assert 1 <= done.stderr.count("epochs:") <= 3
 
 
 def test_atoms_closer_than_in_training_warn(subset, tmp_path):

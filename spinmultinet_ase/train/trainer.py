@@ -531,13 +531,15 @@ class Trainer:
                 }
             )
             self._save(best=improved)
-            bar.update(1)
+            # no forced refresh: the bar redraws at most every tqdm mininterval (TQDM_MININTERVAL)
             bar.set_postfix(
                 loss=f"{metrics['loss']:.3g}",
                 E=f"{metrics.get('energy_mae', 0):.2f}",
                 F=f"{metrics.get('forces_mae', 0):.0f}",
                 M=f"{metrics.get('magmoms_mae', 0):.3f}",
+                refresh=False,
             )
+            bar.update(1)
             reason = self._stop_reason()
         bar.close()
         return _on_main(lambda: self._finish(reason))
