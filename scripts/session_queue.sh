@@ -20,6 +20,8 @@
 #      the ordering cells at two meshes: its k 2.0 and 2.5 already agree, so they wait)
 #   9. the rest of the FeO/CoO state study and the corundum stress check
 #      (scripts/dft_studies.sh)
+#  10. the FeO/CoO ordering-diversity pool (configs/default_oxides.yaml trains on it; an FeO
+#      frame takes about 100 SCF steps, so it comes last)
 # Logs: data/labelling.log, data/convergence.log, data/studies/*.log; this file's own
 # progress in data/queue.log.
 # Usage: setsid nohup bash scripts/session_queue.sh > /dev/null 2>&1 &
@@ -52,3 +54,4 @@ step env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREA
     configs/active_orderings_MnO_NiO.yaml >> data/active_orderings_MnO_NiO/active_learn.log 2>&1'
 step bash scripts/convergence.sh Cr2O3 Fe2O3 FeO
 step bash scripts/dft_studies.sh
+step bash scripts/label_reference_data.sh --orderings FeO CoO
