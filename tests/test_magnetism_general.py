@@ -383,3 +383,17 @@ def test_simple_cubic_neel_temperature():
     estimate = neel_temperature(_simple_cubic(j), temperatures, (6, 10), sweeps=600)
     assert estimate.method.startswith("Binder")
     assert estimate.temperature * kB / j == pytest.approx(1.443, rel=0.04)
+
+
+def test_neel_temperature_equilibrates_for_half_its_sweeps_by_default():
+    """The rule the scan's --monte-carlo-sweeps help states: N measured, N/2 discarded."""
+    from ase.units import kB
+
+    from spinmultinet_ase.magnetism.montecarlo import neel_temperature
+
+    j = 0.01
+    temperatures = np.linspace(1.2, 1.7, 3) * j / kB
+    run = [_simple_cubic(j), temperatures, (4, 6)]
+    default = neel_temperature(*run, sweeps=12).temperature
+    assert default == neel_temperature(*run, sweeps=12, equilibration=6).temperature
+    assert default != neel_temperature(*run, sweeps=12, equilibration=0).temperature

@@ -196,7 +196,7 @@ def neel_temperature(
     temperatures: Sequence[float] | None = None,
     sizes: tuple[int, int] = (4, 8),
     sweeps: int = MONTE_CARLO_SWEEPS,
-    equilibration: int = 300,
+    equilibration: int | None = None,
     seed: int = 0,
 ) -> NeelEstimate:
     """T_N (K) from the Binder-cumulant crossing of two lattice sizes.
@@ -206,7 +206,8 @@ def neel_temperature(
         temperatures: temperatures (K) to simulate; default 12 between 0.45 and 1.0 times the
             mean-field temperature.
         sizes: two even supercell sizes (reference cells per side), smaller first.
-        sweeps, equilibration, seed: see :func:`heisenberg_monte_carlo`.
+        sweeps, equilibration, seed: see :func:`heisenberg_monte_carlo`; equilibration
+            defaults to half the sweeps.
 
     Falls back to the susceptibility peak of the larger size when the cumulants do not cross
     in the temperature range (then widen it).
@@ -216,6 +217,8 @@ def neel_temperature(
         if mean_field <= 0:
             raise ValueError("the fitted exchange orders at no temperature (mean field 0 K)")
         temperatures = np.linspace(0.45, 1.0, 12) * mean_field
+    if equilibration is None:
+        equilibration = sweeps // 2
     small, large = sorted(sizes)
     runs = [
         heisenberg_monte_carlo(lattice, temperatures, size, sweeps, equilibration, seed)

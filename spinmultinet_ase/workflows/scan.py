@@ -457,9 +457,7 @@ def _monte_carlo(
     couplings = [0.0 if j is None else j / 1000 for j in JS2_meV]
     lattice = HeisenbergLattice.from_fit(shells, couplings)
     smallest = max(4, 2 * int(np.abs(lattice.offset).max()) + 2)
-    return neel_temperature(
-        lattice, sizes=(smallest, smallest + 4), sweeps=sweeps, equilibration=sweeps // 2, seed=seed
-    )
+    return neel_temperature(lattice, sizes=(smallest, smallest + 4), sweeps=sweeps, seed=seed)
 
 
 @dataclass
